@@ -1,0 +1,229 @@
+"""Records shared by every stage: candidates, rejections, admissions and results.
+
+They are frozen and flow forward: each stage returns new records. No I/O here, and
+no torch: the main process builds and reads these without loading it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NewType
+
+__all__ = [
+    "FAILURE_KINDS",
+    "Admission",
+    "Candidate",
+    "FailureKind",
+    "Hash",
+    "Rejection",
+    "Score",
+    "TaskResult",
+    "TaskScore",
+]
+
+Hash = NewType("Hash", str)
+
+FailureKind = Literal[
+    "invalid",  # static validation refused the source (never executed)
+    "error",  # the function raised an exception when called
+    "bad_output",  # not a tensor, or shape/dtype/device changed, or the input was mutated
+    "nonfinite",  # NaN/inf on the probe range, or a non-finite training/test loss
+    "not_pointwise",  # output i depends on inputs other than i
+    "too_costly",  # over the lab's FLOP budget relative to GELU
+    "timeout",  # the worker ran past its wall-clock limit and was killed
+    "crashed",  # the worker process died (segfault, out of memory, ...)
+]
+FAILURE_KINDS: tuple[FailureKind, ...] = (
+    "invalid",
+    "error",
+    "bad_output",
+    "nonfinite",
+    "not_pointwise",
+    "too_costly",
+    "timeout",
+    "crashed",
+)
+
+
+def failure_kind(text: str) -> FailureKind:
+    """Returns `text` as a FailureKind, or raises ValueError naming the known kinds."""
+    for kind in FAILURE_KINDS:
+        if kind == text:
+            return kind
+    raise ValueError(f"unknown failure kind {text!r}; known: {', '.join(FAILURE_KINDS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An activation function that passed static validation, not yet run.
+
+    Attributes:
+        source: normalised `def activation(x):` source (canonical aliases, no comments,
+            docstrings or annotations); this text is what the worker executes.
+        code_hash: sha256 of `source`.
+        name: a label for tables (seed name, file stem), not part of the identity.
+        parent: code hash of the candidate this one was derived from, if any.
+    """
+
+    source: str
+    code_hash: Hash
+    name: str = ""
+    parent: Hash | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Source text that failed static validation, with the reason."""
+
+    reason: str
+    name: str = ""
+    status: FailureKind = "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The worker's verdict on a candidate before training: behaviour hash or a failure.
+
+    Attributes:
+        status: "ok" or a failure kind.
+        behaviour_hash: hash of f and f' on the probe grid (None when not admitted).
+        cost: elementwise operations per input element, relative to GELU.
+    """
+
+    status: str
+    reason: str = ""
+    behaviour_hash: Hash | None = None
+    cost: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Returns whether the candidate may be trained."""
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-safe dict."""
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "behaviour_hash": self.behaviour_hash,
+            "cost": self.cost,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Admission:
+        """Builds an Admission from `to_dict` output; raises ValueError/KeyError/TypeError."""
+        status = str(d["status"])
+        if status != "ok":
+            failure_kind(status)
+        bh = d.get("behaviour_hash")
+        cost = d.get("cost")
+        return cls(
+            status=status,
+            reason=str(d.get("reason", "")),
+            behaviour_hash=Hash(str(bh)) if bh is not None else None,
+            cost=float(cost) if cost is not None else None,
+        )
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"expected a list of numbers, got {type(values).__name__}")
+    return tuple(float(v) for v in values)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """One candidate trained on one task: a loss per seed, or a failure.
+
+    Attributes:
+        ood: OOD mean squared error per seed (standardised targets).
+        id: in-distribution test MSE per seed.
+        seconds: training wall time attributed to this (candidate, task).
+    """
+
+    status: str
+    reason: str = ""
+    ood: tuple[float, ...] = ()
+    id: tuple[float, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Returns whether every seed trained to finite losses."""
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-safe dict."""
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "ood": list(self.ood),
+            "id": list(self.id),
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TaskResult:
+        """Builds a TaskResult from `to_dict` output; raises on malformed input."""
+        status = str(d["status"])
+        ood, id_ = _floats(d.get("ood", [])), _floats(d.get("id", []))
+        if status == "ok":
+            if not ood or len(ood) != len(id_):
+                raise ValueError("an ok result needs one OOD and one ID loss per seed")
+            if not all(math.isfinite(v) for v in (*ood, *id_)):
+                raise ValueError("an ok result has finite losses only")
+        else:
+            failure_kind(status)
+        return cls(status, str(d.get("reason", "")), ood, id_, float(d.get("seconds", 0.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskScore:
+    """A candidate's summary on one task, as the ranking shows it.
+
+    Attributes:
+        ood_loss: median OOD MSE over seeds.
+        id_loss: median ID MSE over seeds.
+        ood_spread: (max - min) / 2 of the per-seed OOD MSE.
+        log_ratio: log(ood_loss / reference's ood_loss); negative beats the reference.
+    """
+
+    ood_loss: float
+    id_loss: float
+    ood_spread: float
+    log_ratio: float
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """A candidate's outcome on a lab: fitness and per-task scores, or a failure.
+
+    Attributes:
+        fitness: the lab's selection score (lower is better; 0 = reference), or None.
+        fitness_spread: standard deviation of the per-seed fitness.
+        mean_ood_mse: plain mean over tasks of the median OOD MSE.
+        cached: True when no training ran for it in this call.
+    """
+
+    name: str
+    code_hash: Hash | None
+    source: str
+    status: str
+    reason: str = ""
+    behaviour_hash: Hash | None = None
+    fitness: float | None = None
+    fitness_spread: float | None = None
+    mean_ood_mse: float | None = None
+    tasks: Mapping[str, TaskScore] = field(default_factory=dict)
+    cost: float | None = None
+    cached: bool = False
+    baseline: bool = False
+    parent: Hash | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Returns whether the candidate has a fitness."""
+        return self.status == "ok"

@@ -1,0 +1,102 @@
+"""The ranking document (ranking.json, `score --json`): scores in, plain JSON data out.
+
+Field names are a contract (design.md §3): keep them stable once landed. Successful
+candidates come first, best fitness first, equal fitness sharing a rank; failures
+follow with `rank` null, `status` naming the failure kind and `reason` saying why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import minact
+from minact.candidate import Rejection, Score
+from minact.fitness import family_means
+from minact.tasks import Lab
+
+__all__ = ["ranked", "ranking_document", "rejection_score"]
+
+
+def ranked(scores: Sequence[Score]) -> list[tuple[int | None, Score]]:
+    """Returns (rank, score) pairs: ok scores by fitness (ties share a rank), then failures."""
+    ok = sorted((s for s in scores if s.ok), key=lambda s: (s.fitness, s.name, s.code_hash or ""))
+    out: list[tuple[int | None, Score]] = []
+    for i, s in enumerate(ok):
+        tie = i > 0 and ok[i - 1].fitness == s.fitness
+        out.append((out[-1][0] if tie else i + 1, s))
+    failed = sorted((s for s in scores if not s.ok), key=lambda s: (s.status, s.name))
+    out.extend((None, s) for s in failed)
+    return out
+
+
+def _num(v: float | None) -> float | None:
+    # JSON has no NaN/inf; a missing number is null.
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _entry(rank: int | None, s: Score, families: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "rank": rank,
+        "name": s.name,
+        "code_hash": s.code_hash,
+        "behaviour_hash": s.behaviour_hash,
+        "source": s.source,
+        "status": s.status,
+        "reason": s.reason,
+        "fitness": _num(s.fitness),
+        "fitness_spread": _num(s.fitness_spread),
+        "mean_ood_mse": _num(s.mean_ood_mse),
+        "families": {f: _num(v) for f, v in family_means(s.tasks, families).items()},
+        "tasks": {
+            name: {
+                "ood_loss": _num(t.ood_loss),
+                "id_loss": _num(t.id_loss),
+                "ood_spread": _num(t.ood_spread),
+                "log_ratio": _num(t.log_ratio),
+            }
+            for name, t in s.tasks.items()
+        },
+        "cost": s.cost,
+        "baseline": s.baseline,
+        "parent": s.parent,
+        "cached": s.cached,
+        "seconds": round(s.seconds, 3),
+    }
+
+
+def rejection_score(r: Rejection, source: str) -> Score:
+    """Returns a Score recording a candidate that static validation refused."""
+    return Score(
+        name=r.name, code_hash=None, source=source, status=r.status, reason=r.reason, cached=True
+    )
+
+
+def ranking_document(
+    scores: Sequence[Score], lab: Lab, run: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Returns the ranking as JSON-ready data, best first."""
+    families = {t.name: t.family for t in lab.tasks}
+    return {
+        "minact": minact.__version__,
+        "run": dict(run) if run is not None else None,
+        "lab": {
+            "path": str(lab.path),
+            "digest": lab.digest(),
+            "reference": lab.reference,
+            "fitness": lab.fitness,
+            "families": list(lab.families()),
+        },
+        "tasks": [
+            {
+                "name": t.name,
+                "family": t.family,
+                "target": t.target.source,
+                "variables": list(t.variables),
+                "digest": t.digest(),
+            }
+            for t in lab.tasks
+        ],
+        "candidates": [_entry(rank, s, families) for rank, s in ranked(scores)],
+    }
