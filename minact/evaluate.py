@@ -65,6 +65,7 @@ class EvaluatorConfig:
         device: "auto" (CUDA when available), "cpu" or "cuda".
         compile: "auto" (torch.compile on CUDA only), "on" or "off".
         batch_size: candidates trained together in one worker request.
+        admit_timeout: seconds for the worker to probe one chunk of candidates.
         threads: torch threads in the worker (0: torch's default, all cores).
         memory_bytes: address-space cap of a CPU worker (0: half the machine's memory).
     """
@@ -72,6 +73,7 @@ class EvaluatorConfig:
     device: str = "auto"
     compile: str = "auto"
     batch_size: int = 8
+    admit_timeout: float = ADMIT_SECONDS
     threads: int = 0
     memory_bytes: int = field(default_factory=_default_memory_bytes)
 
@@ -141,7 +143,7 @@ class Evaluator:
         if bad is not None:
             raise EvaluationError(f"reference {self.lab.reference} failed on the lab: {bad[1]}")
         return [
-            self._score(c, admissions[c.code_hash], results, reference, trained | probed)
+            self._score(c, admissions[c.code_hash], results, reference, trained, probed)
             for c in unique.values()
         ]
 
@@ -174,7 +176,7 @@ class Evaluator:
             "items": [{"source": c.source} for c in chunk],
         }
         try:
-            reply = self._ask(msg, ADMIT_SECONDS)
+            reply = self._ask(msg, self.config.admit_timeout)
             return [Admission.from_dict(d) for d in reply["results"]]
         except (WorkerTimeout, WorkerCrashed, KeyError, TypeError, ValueError) as e:
             if len(chunk) == 1:
@@ -277,9 +279,10 @@ class Evaluator:
         adm: Admission,
         results: dict[Hash, dict[str, TaskResult]],
         reference: dict[str, TaskResult],
-        fresh: set[Hash],
+        trained: set[Hash],
+        probed: set[Hash],
     ) -> Score:
-        """Returns `c`'s Score; `fresh` holds what was computed in this call (consumed)."""
+        """Returns `c`'s Score; `trained` (behaviours trained in this call) is consumed."""
         common: dict[str, Any] = {
             "name": c.name,
             "code_hash": c.code_hash,
@@ -289,14 +292,15 @@ class Evaluator:
             "cost": adm.cost,
         }
         if not adm.ok or adm.behaviour_hash is None:
-            cached = c.code_hash not in fresh
+            cached = c.code_hash not in probed
             return Score(status=adm.status, reason=adm.reason, cached=cached, **common)
         bh = adm.behaviour_hash
         by_task = [(t.name, results[bh][t.digest()]) for t in self.lab.tasks]
-        seconds = sum(r.seconds for _, r in by_task) if bh in fresh else 0.0
-        # A behaviour trained in this call counts as computed for its first candidate only.
-        cached = bh not in fresh
-        fresh.discard(bh)
+        # A behaviour trained in this call counts as computed for its first candidate only;
+        # later ones with the same behaviour were answered without training ("cached").
+        cached = bh not in trained
+        seconds = 0.0 if cached else sum(r.seconds for _, r in by_task)
+        trained.discard(bh)
         bad = first_failure(by_task)
         if bad is not None:
             return Score(

@@ -30,6 +30,8 @@ from minact.tasks import Settings, Task, TaskData, sample
 
 __all__ = ["Job", "Trainer"]
 
+_Forward = Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -63,8 +65,12 @@ def _init_seed(task: Task, seed: int) -> int:
 class Trainer:
     """Trains batches of jobs on one device; keeps task data and initial weights warm."""
 
-    def __init__(self, device: str = "cpu", compile_mode: str | None = None) -> None:
+    def __init__(
+        self, device: str = "cpu", compile_backend: str | None = None, compile_mode: str = "default"
+    ) -> None:
+        """Trains on `device`; with a `compile_backend` ("inductor"), under torch.compile."""
         self.device = torch.device(device)
+        self.compile_backend = compile_backend
         self.compile_mode = compile_mode
         self._data: dict[str, TaskData] = {}
         self._init: dict[tuple[str, int, int], list[torch.Tensor]] = {}
@@ -131,36 +137,44 @@ class Trainer:
         ]
         return _Tensors(t("xt"), t("yt"), t("xi"), t("yi"), t("xo"), t("yo"), params)
 
+    def _fit(self, forward: _Forward, tensors: _Tensors, steps: int, lr: float) -> None:
+        params = tensors.params
+        opt = _Adam(params, lr)
+        for _ in range(steps):
+            for p in params:
+                p.grad = None
+            pred = forward(tensors.x_train, params)
+            loss = ((pred - tensors.y_train) ** 2).mean(dim=(1, 2)).sum()
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+
     def _train_group(self, jobs: Sequence[Job]) -> list[TaskResult]:
         start = time.perf_counter()
         s = jobs[0].task.settings
-        # Consecutive jobs of the same candidate share one call of its activation.
-        segments: list[tuple[int, int, Activation]] = []
-        pos = 0
-        for job in jobs:
-            n = job.task.settings.seeds
-            if segments and segments[-1][2] is job.fn and segments[-1][1] == pos:
-                segments[-1] = (segments[-1][0], pos + n, job.fn)
-            else:
-                segments.append((pos, pos + n, job.fn))
-            pos += n
         tensors = self._stack(jobs)
-        forward = _make_forward(segments)
-        if self.compile_mode is not None:
-            forward = torch.compile(forward, mode=self.compile_mode, dynamic=False)
-        params = tensors.params
-        fused = self.device.type in ("cuda", "cpu")
-        opt = torch.optim.Adam(params, lr=s.lr, fused=fused)
-        for _ in range(s.steps):
-            pred = forward(tensors.x_train, params)
-            loss = ((pred - tensors.y_train) ** 2).mean(dim=(1, 2)).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
+        eager = _make_forward(_segments(jobs))
+        forward = eager
+        if self.compile_backend is not None:
+            # A fresh graph per group: each batch brings new activations, and dynamo would
+            # otherwise hit its recompile limit and silently fall back to eager.
+            torch._dynamo.reset()
+            mode = None if self.compile_backend != "inductor" else self.compile_mode
+            forward = torch.compile(eager, backend=self.compile_backend, mode=mode, dynamic=False)
+        try:
+            self._fit(forward, tensors, s.steps, s.lr)
+        except Exception:
+            if forward is eager:
+                raise
+            # What dynamo cannot trace still trains, eagerly, from the same initial weights.
+            torch._dynamo.reset()
+            tensors = self._stack(jobs)
+            self._fit(eager, tensors, s.steps, s.lr)
+        # Scored eagerly: three calls do not repay a recompile for no-grad mode.
         with torch.no_grad():
-            train_mse = ((forward(tensors.x_train, params) - tensors.y_train) ** 2).mean(dim=(1, 2))
-            id_mse = ((forward(tensors.x_id, params) - tensors.y_id) ** 2).mean(dim=(1, 2))
-            ood_mse = ((forward(tensors.x_ood, params) - tensors.y_ood) ** 2).mean(dim=(1, 2))
+            p = tensors.params
+            train_mse = ((eager(tensors.x_train, p) - tensors.y_train) ** 2).mean(dim=(1, 2))
+            id_mse = ((eager(tensors.x_id, p) - tensors.y_id) ** 2).mean(dim=(1, 2))
+            ood_mse = ((eager(tensors.x_ood, p) - tensors.y_ood) ** 2).mean(dim=(1, 2))
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = (time.perf_counter() - start) / len(jobs)
@@ -176,6 +190,53 @@ class Trainer:
         return out
 
 
+class _Adam:
+    """Adam (Kingma & Ba 2015, bias-corrected) written with exactly rounded elementwise ops.
+
+    torch.optim.Adam's fused and foreach kernels take vectorised paths (with FMA) for the
+    bulk of a tensor and scalar paths for its tail, so a network's update depended on its
+    position in the batch by an ulp, which 400 steps amplify into visible score changes.
+    Multiply, add, divide and sqrt round the same on either path, so here a network's
+    numbers are the same whatever else shares its batch.
+    """
+
+    def __init__(self, params: list[torch.Tensor], lr: float) -> None:
+        self.params = params
+        self.lr = lr
+        self.beta1, self.beta2, self.eps = 0.9, 0.999, 1e-8
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        c1 = 1 - self.beta1**self.t
+        c2 = 1 - self.beta2**self.t
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            g = p.grad
+            if g is None:
+                continue
+            m.mul_(self.beta1).add_(g * (1 - self.beta1))
+            v.mul_(self.beta2).add_(g * g * (1 - self.beta2))
+            denom = (v / c2).sqrt_().add_(self.eps)
+            p.sub_(m / denom * (self.lr / c1))
+
+
+def _segments(jobs: Sequence[Job]) -> list[tuple[int, int, Activation]]:
+    """Returns (first, end, activation) network ranges; a candidate's jobs share one call."""
+    segments: list[tuple[int, int, Activation]] = []
+    pos = 0
+    for job in jobs:
+        n = job.task.settings.seeds
+        if segments and segments[-1][2] is job.fn and segments[-1][1] == pos:
+            segments[-1] = (segments[-1][0], pos + n, job.fn)
+        else:
+            segments.append((pos, pos + n, job.fn))
+        pos += n
+    return segments
+
+
 def _result(train: list[float], id_: list[float], ood: list[float], seconds: float) -> TaskResult:
     for what, values in (("training", train), ("ID test", id_), ("OOD test", ood)):
         bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
@@ -185,9 +246,7 @@ def _result(train: list[float], id_: list[float], ood: list[float], seconds: flo
     return TaskResult("ok", "", tuple(ood), tuple(id_), seconds)
 
 
-def _make_forward(
-    segments: Sequence[tuple[int, int, Activation]],
-) -> Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]:
+def _make_forward(segments: Sequence[tuple[int, int, Activation]]) -> _Forward:
     """Returns forward(x, params) applying each segment's activation to its networks."""
 
     def act(z: torch.Tensor) -> torch.Tensor:

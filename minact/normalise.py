@@ -63,6 +63,9 @@ class Normaliser:
                 "activation must take exactly one argument, `x`, with no defaults"
             )
         self._name_ok(params[0].arg, f.lineno)
+        if params[0].arg in self.aliases or params[0].arg in primitives.BUILTINS:
+            # Normalising would rename the module it shadows and change the meaning.
+            raise ValidationError(f"the argument of activation cannot be named `{params[0].arg}`")
         self.locals.add(params[0].arg)
         body = self._block(f.body, loop_budget=1, top=True)
         # Keep the node (and its Python-version-specific fields); replace what we normalise.
@@ -221,6 +224,16 @@ class Normaliser:
         )
 
     def _call(self, e: ast.Call, line: int) -> ast.Call:
+        if (
+            isinstance(e.func, ast.Name)
+            and e.func.id in ("min", "max")
+            and e.func.id not in self.locals
+            and (len(e.args) < 2 or e.keywords)
+        ):
+            # One-argument min/max iterate over a tensor: a reduction, not elementwise.
+            raise ValidationError(
+                f"line {line}: {e.func.id}() needs two or more arguments; use torch.{e.func.id}imum"
+            )
         for k in e.keywords:
             if k.arg is None:
                 raise ValidationError(f"line {line}: `**kwargs` in calls is not allowed")
@@ -340,12 +353,16 @@ def _check_power(e: ast.BinOp, line: int) -> None:
     r = e.right
     if isinstance(r, ast.UnaryOp) and isinstance(r.op, ast.USub):
         r = r.operand
-    if not (isinstance(r, ast.Constant) and isinstance(r.value, (int, float))) or (
-        abs(r.value) > MAX_CONST_EXPONENT
+    # Powers in the base compound: ((((10 ** 18) ** 64) ** 64) ** 64) ** 64 has 3e8 digits.
+    nested = any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) for n in ast.walk(e.left))
+    if (
+        nested
+        or not (isinstance(r, ast.Constant) and isinstance(r.value, (int, float)))
+        or abs(r.value) > MAX_CONST_EXPONENT
     ):
         raise ValidationError(
             f"line {line}: a constant raised to a power needs a literal exponent "
-            f"<= {MAX_CONST_EXPONENT}"
+            f"<= {MAX_CONST_EXPONENT} and a base without **"
         )
 
 

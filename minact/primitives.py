@@ -30,7 +30,7 @@ exp exp2 expm1 floor frac fmax fmin fmod heaviside hypot lerp lgamma digamma log
 log1p log2 logaddexp logaddexp2 logit maximum minimum mul multiply add sub subtract div
 divide true_divide neg negative positive pow float_power reciprocal remainder round rsqrt
 sigmoid sign sgn sin sinc sinh sqrt square tan tanh trunc fix where xlogy copysign
-nan_to_num gt ge lt le eq ne greater greater_equal less less_equal equal not_equal
+nan_to_num gt ge lt le eq ne greater greater_equal less less_equal not_equal
 logical_and logical_or logical_not logical_xor zeros_like ones_like full_like relu selu
 celu i0
 """.split()

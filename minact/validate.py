@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import warnings
 
 from minact import primitives
 from minact.candidate import Candidate, Hash, Rejection
@@ -33,6 +34,10 @@ __all__ = [
 MAX_SOURCE_CHARS = 8000
 MAX_NODES = 1500
 MAX_DEPTH = 48  # nesting of AST nodes; deeper sources are refused before recursion hurts
+
+# The names the worker binds. They need no import, so a normalised source validates to
+# itself, and no local may take one (normalising would rename a module onto it).
+_CANONICAL = {"torch": "torch", "F": "F", "math": "math"}
 
 
 def code_hash(normalised_source: str) -> Hash:
@@ -65,7 +70,9 @@ def _normalise(source: str) -> str:
             f"source is {len(source)} characters; the limit is {MAX_SOURCE_CHARS}"
         )
     try:
-        tree = ast.parse(source)
+        with warnings.catch_warnings():  # e.g. "\s" in a docstring: same verdict under -W error
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
     except SyntaxError as e:
         raise ValidationError(f"syntax error at line {e.lineno}: {e.msg}") from None
     except (ValueError, RecursionError, MemoryError) as e:
@@ -75,7 +82,16 @@ def _normalise(source: str) -> str:
         raise ValidationError(f"source has {nodes} syntax nodes; the limit is {MAX_NODES}")
     _check_depth(tree, 0)
     aliases, func = _split_module(tree)
-    return ast.unparse(ast.fix_missing_locations(Normaliser(aliases, func).run()))
+    normalised = ast.unparse(ast.fix_missing_locations(Normaliser(aliases, func).run()))
+    try:  # compiling runs nothing; it catches what parsing does not, e.g. `break` outside a loop
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(normalised, "<candidate>", "exec", dont_inherit=True)
+    except SyntaxError as e:
+        raise ValidationError(f"activation does not compile: {e.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as e:
+        raise ValidationError(f"activation does not compile: {type(e).__name__}: {e}") from None
+    return normalised
 
 
 def _check_depth(node: ast.AST, depth: int) -> None:
@@ -138,7 +154,7 @@ def _check_module(module: str) -> None:
 
 def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
     """Returns the import aliases and the single `activation` def of a module."""
-    aliases: dict[str, str] = {}
+    aliases: dict[str, str] = dict(_CANONICAL)
     funcs: list[ast.FunctionDef] = []
     for i, stmt in enumerate(tree.body):
         if isinstance(stmt, (ast.Import, ast.ImportFrom)):

@@ -63,7 +63,8 @@ class _Session:
         # On CPU, compiling each new activation costs seconds and saves less than that
         # (bench/evaluator.py measures it), so "auto" compiles only on CUDA.
         use_compile = comp == "on" or (comp == "auto" and self.device == "cuda")
-        self.trainer = Trainer(self.device, "default" if use_compile else None)
+        mode = str(req.get("compile_mode", "default"))
+        self.trainer = Trainer(self.device, "inductor" if use_compile else None, mode)
         name = torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu"
         return {
             "ok": True,

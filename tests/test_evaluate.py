@@ -1,0 +1,217 @@
+"""Tests for minact.evaluate and minact.process: the real worker process, cache, faults."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from minact import seeds
+from minact.cache import FitnessCache
+from minact.candidate import Candidate, Score
+from minact.errors import EvaluationError
+from minact.evaluate import Evaluator, EvaluatorConfig
+from minact.process import WorkerProcess, worker_environment
+from minact.tasks import Lab
+from minact.validate import validate
+
+
+def _cand(body: str, name: str = "") -> Candidate:
+    c = validate(
+        f"import math\nimport torch\nimport torch.nn.functional as F\ndef activation(x):\n"
+        f"    return {body}\n",
+        name=name,
+    )
+    assert isinstance(c, Candidate), c
+    return c
+
+
+def _seed(name: str) -> Candidate:
+    c = validate(seeds.seed_source(name), name=name)
+    assert isinstance(c, Candidate)
+    return c
+
+
+def _by_name(scores: list[Score]) -> dict[str, Score]:
+    return {s.name: s for s in scores}
+
+
+def _longer(lab: Lab, steps: int) -> Lab:
+    tasks = tuple(
+        dataclasses.replace(t, settings=dataclasses.replace(t.settings, steps=steps))
+        for t in lab.tasks
+    )
+    return dataclasses.replace(lab, tasks=tasks)
+
+
+def test_scores_seeds_then_answers_from_the_cache(tiny_lab: Lab, cache: FitnessCache) -> None:
+    with Evaluator(tiny_lab, cache) as ev:
+        first = _by_name(ev.score([_seed("gelu"), _seed("silu")]))
+        assert ev.info["device"] == "cpu"
+    assert set(first) == {"relu", "gelu", "silu"}
+    assert first["relu"].fitness == 0.0 and first["relu"].baseline
+    assert all(s.ok and not s.cached for s in first.values())
+    assert set(first["gelu"].tasks) == {"sine", "product"}
+    with Evaluator(tiny_lab, cache) as ev:
+        again = _by_name(ev.score([_seed("gelu"), _seed("silu")]))
+        assert ev.info == {}, "all cached: the worker never started"
+    assert all(s.cached for s in again.values())
+    assert again["gelu"].fitness == first["gelu"].fitness
+
+
+def test_equal_behaviour_is_trained_once(tiny_lab: Lab, cache: FitnessCache) -> None:
+    with Evaluator(tiny_lab, cache) as ev:
+        out = _by_name(
+            ev.score([_cand("F.silu(x)", "silu"), _cand("x * torch.sigmoid(x)", "xsig")])
+        )
+    assert out["silu"].code_hash != out["xsig"].code_hash
+    assert out["silu"].behaviour_hash == out["xsig"].behaviour_hash
+    assert out["silu"].fitness == out["xsig"].fitness
+    assert [out["silu"].cached, out["xsig"].cached] == [False, True]
+    assert out["xsig"].seconds == 0.0
+
+
+def test_batch_composition_does_not_change_scores(tiny_lab: Lab, tmp_path: Path) -> None:
+    cands = [_seed("gelu"), _seed("tanh"), _seed("snake")]
+    fitness = []
+    for size in (1, 4):
+        with FitnessCache(tmp_path / f"c{size}", "t") as cache:
+            with Evaluator(tiny_lab, cache, EvaluatorConfig(batch_size=size)) as ev:
+                fitness.append({s.name: s.fitness for s in ev.score(cands)})
+    for name, value in fitness[0].items():
+        assert fitness[1][name] == value
+
+
+def test_failures_are_results_and_nothing_is_written_elsewhere(
+    tiny_lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    bad = {
+        "log": (_cand("torch.log(x)", "log"), "nonfinite"),
+        "inplace": (
+            validate("def activation(x):\n    x += 1\n    return x", name="inplace"),
+            "bad_output",
+        ),
+        "scalar": (_cand("float(x)", "scalar"), "error"),
+        "costly": (
+            _cand(" + ".join(f"torch.sin({i} * x)" for i in range(1, 12)), "costly"),
+            "too_costly",
+        ),
+        "tuple": (_cand("torch.where(x > 0)", "tuple"), "bad_output"),
+    }
+    with FitnessCache(tmp_path / "cache", "t") as cache, Evaluator(tiny_lab, cache) as ev:
+        out = _by_name(ev.score([c for c, _ in bad.values() if isinstance(c, Candidate)]))
+    for name, (_, kind) in bad.items():
+        assert out[name].status == kind, (name, out[name].reason)
+        assert out[name].reason and out[name].fitness is None
+    assert out["relu"].ok
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "work"]
+
+
+def test_a_timeout_kills_the_worker_and_fails_only_the_candidate(
+    tiny_lab: Lab, cache: FitnessCache
+) -> None:
+    slow = _longer(tiny_lab, 1500)
+    with Evaluator(slow, cache) as ev:
+        ev.score([])  # the reference is now cached (the timeout is not part of any key)
+    hasty = dataclasses.replace(slow, timeout=0.2)
+    started = time.monotonic()
+    with Evaluator(hasty, cache, EvaluatorConfig(batch_size=4)) as ev:
+        out = _by_name(ev.score([_seed("gelu"), _seed("tanh")]))
+        assert not ev._worker.running
+    assert time.monotonic() - started < 60
+    for name in ("gelu", "tanh"):  # retried alone, each timed out on its own
+        assert out[name].status == "timeout" and "did not finish within" in out[name].reason
+    assert out["relu"].ok
+
+
+def test_a_hanging_candidate_times_out_while_probed(tiny_lab: Lab, cache: FitnessCache) -> None:
+    # Python integer arithmetic through a local escapes the static checks and the FLOP
+    # count; only the wall-clock limit stops it.
+    hang = validate("def activation(x):\n    n = 10 ** 8\n    return x * 10 ** n\n", name="hang")
+    assert isinstance(hang, Candidate)
+    config = EvaluatorConfig(admit_timeout=3.0)
+    started = time.monotonic()
+    with Evaluator(tiny_lab, cache, config) as ev:
+        out = _by_name(ev.score([hang, _seed("gelu")]))
+    assert out["hang"].status == "timeout" and "probing" in out["hang"].reason
+    assert out["gelu"].ok and out["relu"].ok
+    assert time.monotonic() - started < 90
+
+
+def test_a_worker_killed_mid_batch_is_survived(tiny_lab: Lab, tmp_path: Path) -> None:
+    lab = _longer(tiny_lab, 400)
+    cands = [_seed("gelu"), _seed("tanh"), _seed("silu")]
+    with FitnessCache(tmp_path / "calm", "t") as cache, Evaluator(lab, cache) as ev:
+        calm = {s.name: s.fitness for s in ev.score(cands)}
+    with FitnessCache(tmp_path / "rough", "t") as cache:
+        killed: list[int] = []
+        ev = Evaluator(lab, cache, EvaluatorConfig(batch_size=8))
+
+        def kill_soon(stage: str, done: int, total: int) -> None:
+            if stage == "train" and done == 0 and not killed:
+                pid = ev._worker._proc.pid  # type: ignore[union-attr]
+                killed.append(pid)
+                threading.Timer(0.3, os.killpg, (pid, signal.SIGKILL)).start()
+
+        ev.progress = kill_soon
+        with ev:
+            rough = {s.name: s.fitness for s in ev.score(cands)}
+    assert killed
+    # Retried one candidate at a time, every candidate still gets its (deterministic) score.
+    for name, value in calm.items():
+        assert rough[name] == value
+
+
+def test_the_worker_environment_holds_no_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINACT_API_KEY", "sk-minact-secret")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
+    env = worker_environment(tmp_path, threads=2)
+    assert not any("secret" in v for v in env.values())
+    worker = WorkerProcess(tmp_path / "w", threads=1)
+    worker.start()
+    try:
+        proc = worker._proc
+        assert proc is not None
+        seen = Path(f"/proc/{proc.pid}/environ").read_bytes()
+        assert b"secret" not in seen
+        assert b"HOME=" + str(tmp_path / "w").encode() in seen
+    finally:
+        worker.stop()
+    assert not worker.running
+
+
+def test_cuda_without_cuda_is_a_clear_error(tiny_lab: Lab, cache: FitnessCache) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with Evaluator(tiny_lab, cache, EvaluatorConfig(device="cuda")) as ev:
+        with pytest.raises(EvaluationError, match="CUDA is not available"):
+            ev.score([_seed("gelu")])
+
+
+@pytest.mark.gpu
+def test_cuda_scores_agree_with_cpu(tiny_lab: Lab, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    out = {}
+    for device in ("cpu", "cuda"):
+        with FitnessCache(tmp_path / device, "t") as cache:
+            with Evaluator(tiny_lab, cache, EvaluatorConfig(device=device)) as ev:
+                out[device] = {s.name: s for s in ev.score([_seed("gelu"), _seed("gsp")])}
+    for name, s in out["cpu"].items():
+        assert out["cuda"][name].ok
+        for task, score in s.tasks.items():
+            assert out["cuda"][name].tasks[task].id_loss == pytest.approx(score.id_loss, rel=0.2)
