@@ -89,7 +89,7 @@ def seeds() -> None:
             " (reference)" if s.name == REFERENCE and "reference" not in s.note else ""
         )
         table.add_row(s.name, s.formula, s.body, note)
-    Console().print(table)
+    _stdout().print(table)
 
 
 def _read_sources(srcs: list[str]) -> tuple[list[Candidate], list[Score]]:
@@ -161,7 +161,9 @@ def score(
     device: DeviceOpt = "auto",
     compile_: CompileOpt = "auto",
     cache_dir: CacheOpt = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Candidates trained together.")] = 8,
+    batch_size: Annotated[
+        int, typer.Option(min=0, help="Candidates trained together (0: 1 on CPU, 32 on CUDA).")
+    ] = 0,
     threads: Annotated[int, typer.Option(min=0, help="Worker torch threads (0: all cores).")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -229,7 +231,12 @@ def _print_ranking(doc: dict[str, Any]) -> None:
             "hit" if c["cached"] else "new",
             (c["code_hash"] or "")[:10],
         )
-    Console().print(table)
+    _stdout().print(table)
+
+
+def _stdout() -> Console:
+    # Piped output gets a wide table rather than rich's 80-column default.
+    return Console() if sys.stdout.isatty() else Console(width=180)
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ EVALUATOR_VERSION = "1"
 
 ADMIT_CHUNK = 32
 ADMIT_SECONDS = 60.0  # per admission chunk; probing one candidate takes milliseconds
+CUDA_BATCH = 32  # candidates per batch on CUDA when batch_size is 0
 START_SECONDS = 300.0  # interpreter start, torch import and CUDA initialisation
 
 Progress = Callable[[str, int, int], None]
@@ -64,7 +65,9 @@ class EvaluatorConfig:
     Attributes:
         device: "auto" (CUDA when available), "cpu" or "cuda".
         compile: "auto" (torch.compile on CUDA only), "on" or "off".
-        batch_size: candidates trained together in one worker request.
+        batch_size: candidates trained together in one worker request; 0 picks by device
+            (bench/evaluator.py: on CPU one at a time is as fast as any batch and answers
+            sooner; on CUDA large batches amortise kernel launches).
         admit_timeout: seconds for the worker to probe one chunk of candidates.
         threads: torch threads in the worker (0: torch's default, all cores).
         memory_bytes: address-space cap of a CPU worker (0: half the machine's memory).
@@ -72,7 +75,7 @@ class EvaluatorConfig:
 
     device: str = "auto"
     compile: str = "auto"
-    batch_size: int = 8
+    batch_size: int = 0
     admit_timeout: float = ADMIT_SECONDS
     threads: int = 0
     memory_bytes: int = field(default_factory=_default_memory_bytes)
@@ -123,8 +126,11 @@ class Evaluator:
     def __enter__(self) -> Evaluator:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # interrupted or failed: do not wait for a batch in flight
+            self._worker.kill()
 
     def score(self, candidates: Sequence[Candidate]) -> list[Score]:
         """Returns a Score for the reference and each distinct candidate, in input order."""
@@ -206,7 +212,9 @@ class Evaluator:
                     have[task.digest()] = r
             if missing:
                 units.append(_Unit(adm.behaviour_hash, c.source, missing))
-        size = max(1, self.config.batch_size)
+        if units and not self._worker.running:
+            self._start()
+        size = self.config.batch_size or (CUDA_BATCH if self.info.get("device") == "cuda" else 1)
         for start in range(0, len(units), size):
             self.progress("train", start, len(units))
             batch = units[start : start + size]
