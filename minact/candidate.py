@@ -227,3 +227,57 @@ class Score:
     def ok(self) -> bool:
         """Returns whether the candidate has a fitness."""
         return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-safe dict from which `Score.from_dict` rebuilds this score."""
+        return {
+            "name": self.name,
+            "code_hash": self.code_hash,
+            "source": self.source,
+            "status": self.status,
+            "reason": self.reason,
+            "behaviour_hash": self.behaviour_hash,
+            "fitness": self.fitness,
+            "fitness_spread": self.fitness_spread,
+            "mean_ood_mse": self.mean_ood_mse,
+            "tasks": {
+                name: [t.ood_loss, t.id_loss, t.ood_spread, t.log_ratio]
+                for name, t in self.tasks.items()
+            },
+            "cost": self.cost,
+            "cached": self.cached,
+            "baseline": self.baseline,
+            "parent": self.parent,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Score:
+        """Builds a Score from `to_dict` output; raises KeyError/TypeError/ValueError."""
+
+        def opt(key: str) -> float | None:
+            v = d.get(key)
+            return None if v is None else float(v)
+
+        def opt_hash(key: str) -> Hash | None:
+            v = d.get(key)
+            return None if v is None else Hash(str(v))
+
+        tasks = {str(k): TaskScore(*(float(x) for x in v)) for k, v in d.get("tasks", {}).items()}
+        return cls(
+            name=str(d["name"]),
+            code_hash=opt_hash("code_hash"),
+            source=str(d["source"]),
+            status=str(d["status"]),
+            reason=str(d.get("reason", "")),
+            behaviour_hash=opt_hash("behaviour_hash"),
+            fitness=opt("fitness"),
+            fitness_spread=opt("fitness_spread"),
+            mean_ood_mse=opt("mean_ood_mse"),
+            tasks=tasks,
+            cost=opt("cost"),
+            cached=bool(d.get("cached", False)),
+            baseline=bool(d.get("baseline", False)),
+            parent=opt_hash("parent"),
+            seconds=float(d.get("seconds", 0.0)),
+        )

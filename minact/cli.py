@@ -54,7 +54,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 
 
 def _fail(e: MinactError) -> NoReturn:
-    err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+    err.print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(code=e.exit_code)
 
 
@@ -242,3 +242,13 @@ def _stdout() -> Console:
 def main() -> None:
     """Runs the app (for `python -m minact`)."""
     app()
+
+
+def _register() -> None:
+    # The evolve command lives in its own module to keep this one small.
+    from minact.cli_evolve import evolve
+
+    app.command()(evolve)
+
+
+_register()

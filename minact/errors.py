@@ -6,11 +6,12 @@ The hierarchy:
   + ConfigError          a tasks file, flag or setting is invalid
   + CacheError           the cache directory cannot be opened
   + EvaluationError      the evaluator itself is broken (not a candidate's fault)
+  + LLMError             the LLM server could not be used (after retries, or at once)
 """
 
 from __future__ import annotations
 
-__all__ = ["CacheError", "ConfigError", "EvaluationError", "MinactError"]
+__all__ = ["CacheError", "ConfigError", "EvaluationError", "LLMError", "MinactError"]
 
 
 class MinactError(Exception):
@@ -29,3 +30,7 @@ class CacheError(MinactError):
 
 class EvaluationError(MinactError):
     """The evaluator could not run (worker cannot start, device unavailable)."""
+
+
+class LLMError(MinactError):
+    """The LLM server could not be used (after retries, or a non-retryable error)."""

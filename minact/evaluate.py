@@ -105,6 +105,7 @@ class Evaluator:
         self.config = config or EvaluatorConfig()
         self.progress = progress or (lambda stage, done, total: None)
         self.info: dict[str, Any] = {}
+        self._interrupted = False
         self._worker = WorkerProcess(cache.directory / "worker", self.config.threads)
         self._lab_digest = lab.digest()
         try:
@@ -122,6 +123,17 @@ class Evaluator:
     def close(self) -> None:
         """Stops the worker process."""
         self._worker.stop()
+
+    def preferred_batch(self) -> int:
+        """Returns how many candidates one `score` call should bring for full batches."""
+        if self.config.batch_size:
+            return self.config.batch_size
+        return CUDA_BATCH if self.info.get("device") == "cuda" else 1
+
+    def interrupt(self) -> None:
+        """Stops evaluation from another thread: kills the worker, later calls fail fast."""
+        self._interrupted = True
+        self._worker.kill()
 
     def __enter__(self) -> Evaluator:
         return self
@@ -214,7 +226,7 @@ class Evaluator:
                 units.append(_Unit(adm.behaviour_hash, c.source, missing))
         if units and not self._worker.running:
             self._start()
-        size = self.config.batch_size or (CUDA_BATCH if self.info.get("device") == "cuda" else 1)
+        size = self.preferred_batch()
         for start in range(0, len(units), size):
             self.progress("train", start, len(units))
             batch = units[start : start + size]
@@ -251,6 +263,8 @@ class Evaluator:
     def _ask(
         self, msg: dict[str, Any], timeout: float, allow_retry: bool = False
     ) -> dict[str, Any]:
+        if self._interrupted:
+            raise EvaluationError("evaluation interrupted")
         if not self._worker.running:
             self._start()
         reply = self._worker.request(msg, timeout)
@@ -259,6 +273,8 @@ class Evaluator:
         return reply
 
     def _start(self) -> None:
+        if self._interrupted:
+            raise EvaluationError("evaluation interrupted")
         hello = {
             "op": "hello",
             "device": self.config.device,

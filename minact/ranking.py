@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import minact
-from minact.candidate import Rejection, Score
+from minact.candidate import Hash, Rejection, Score
 from minact.fitness import family_means
 from minact.tasks import Lab
 
@@ -74,10 +74,14 @@ def rejection_score(r: Rejection, source: str) -> Score:
 
 
 def ranking_document(
-    scores: Sequence[Score], lab: Lab, run: Mapping[str, Any] | None = None
+    scores: Sequence[Score],
+    lab: Lab,
+    run: Mapping[str, Any] | None = None,
+    extra: Mapping[Hash, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Returns the ranking as JSON-ready data, best first."""
+    """Returns the ranking as JSON-ready data, best first; `extra` adds fields by code hash."""
     families = {t.name: t.family for t in lab.tasks}
+    extra = extra or {}
     return {
         "minact": minact.__version__,
         "run": dict(run) if run is not None else None,
@@ -98,5 +102,8 @@ def ranking_document(
             }
             for t in lab.tasks
         ],
-        "candidates": [_entry(rank, s, families) for rank, s in ranked(scores)],
+        "candidates": [
+            {**_entry(rank, s, families), **(extra.get(s.code_hash, {}) if s.code_hash else {})}
+            for rank, s in ranked(scores)
+        ],
     }

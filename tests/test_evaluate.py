@@ -119,10 +119,10 @@ def test_failures_are_results_and_nothing_is_written_elsewhere(
 def test_a_timeout_kills_the_worker_and_fails_only_the_candidate(
     tiny_lab: Lab, cache: FitnessCache
 ) -> None:
-    slow = _longer(tiny_lab, 1500)
+    slow = _longer(tiny_lab, 600)
     with Evaluator(slow, cache) as ev:
         ev.score([])  # the reference is now cached (the timeout is not part of any key)
-    hasty = dataclasses.replace(slow, timeout=0.2)
+    hasty = dataclasses.replace(slow, timeout=0.05)
     started = time.monotonic()
     with Evaluator(hasty, cache, EvaluatorConfig(batch_size=4)) as ev:
         out = _by_name(ev.score([_seed("gelu"), _seed("tanh")]))

@@ -1,0 +1,117 @@
+"""Benchmark: does the search loop overlap LLM latency with evaluation?
+
+A local OpenAI-compatible test server answers every request after a fixed latency L
+with a fresh, valid candidate; the real evaluator scores them on a small lab. The wall
+time of a search with budget N at concurrency C is compared with the ideal
+max(N * L / C, N * E), where E is the evaluation time per candidate measured in the
+same run. A ratio near 1 means neither side waits for the other.
+
+    python bench/pipeline.py                       # N=24, L=0.5 s, C=4, tests' tiny lab
+    python bench/pipeline.py --latency 2 --concurrency 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from llm_server import LLMServer, Reply  # noqa: E402
+
+from minact import llm, search  # noqa: E402
+from minact.cache import FitnessCache  # noqa: E402
+from minact.candidate import Candidate  # noqa: E402
+from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig  # noqa: E402
+from minact.labfile import load_lab  # noqa: E402
+from minact.proposers import LLMProposer  # noqa: E402
+from minact.validate import validate  # noqa: E402
+
+TERMS = ["torch.sin", "torch.cos", "torch.tanh", "torch.sigmoid", "torch.erf", "F.softsign"]
+
+
+def _body(k: int) -> str:
+    term = TERMS[k % len(TERMS)]
+    return f"F.gelu(x) + {0.01 * (k + 1):.2f} * {term}({1 + k // len(TERMS)} * x)"
+
+
+def _responder() -> Any:
+    counter = itertools.count(1000)  # distinct from the candidates timed directly
+    lock = threading.Lock()
+
+    def respond(body: dict[str, Any]) -> Reply:
+        with lock:
+            k = next(counter)
+        return Reply(
+            f"```python\nimport torch\nimport torch.nn.functional as F\n"
+            f"def activation(x):\n    return {_body(k)}\n```"
+        )
+
+    return respond
+
+
+def main() -> int:
+    """Runs the benchmark and prints the wall time against the ideal."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--budget", type=int, default=24)
+    p.add_argument("--latency", type=float, default=0.5, help="seconds per reply")
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--tasks", type=Path, default=ROOT / "tests" / "assets" / "tiny_tasks.toml")
+    args = p.parse_args()
+    lab = load_lab(args.tasks)
+    with tempfile.TemporaryDirectory() as tmp, FitnessCache(Path(tmp), EVALUATOR_VERSION) as cache:
+        with Evaluator(lab, cache, EvaluatorConfig()) as evaluator:
+            seeds = [
+                validate(search.seeds_lib.seed_source(n), name=n)
+                for n in search.SearchConfig(budget=1).seed_names
+            ]
+            evaluator.score([c for c in seeds if isinstance(c, Candidate)])  # warm, cached
+            probe = [
+                validate(
+                    f"import torch\nimport torch.nn.functional as F\n"
+                    f"def activation(x):\n    return {_body(k)}\n"
+                )
+                for k in range(8)
+            ]
+            start = time.perf_counter()
+            evaluator.score([c for c in probe if isinstance(c, Candidate)])
+            per_candidate = (time.perf_counter() - start) / len(probe)
+            with LLMServer(_responder(), latency=args.latency) as server:
+                config = search.SearchConfig(budget=args.budget, concurrency=args.concurrency)
+                llm_config = llm.LLMConfig(url=server.url, model="bench")
+
+                async def run() -> search.Summary:
+                    async with llm.http_client() as http:
+                        proposer = LLMProposer(llm.LLMClient(http, llm_config))
+                        return await search.run(config, lab, proposer, evaluator, lambda e: None)
+
+                start = time.perf_counter()
+                summary = asyncio.run(run())
+                wall = time.perf_counter() - start
+    n = summary.counters.evaluated
+    ideal = max(n * args.latency / args.concurrency, n * per_candidate)
+    print(
+        f"lab {lab.path.name}; budget {args.budget}; latency {args.latency} s; "
+        f"concurrency {args.concurrency}; status {summary.status}"
+    )
+    print(f"evaluation per candidate E: {per_candidate:.3f} s (measured in this run)")
+    print(f"LLM-bound ideal N*L/C:      {n * args.latency / args.concurrency:.2f} s")
+    print(f"evaluation-bound ideal N*E: {n * per_candidate:.2f} s")
+    print(
+        f"search wall time:           {wall:.2f} s for {n} candidates "
+        f"({summary.counters.proposals} proposals)"
+    )
+    print(f"ratio wall/ideal: {wall / ideal:.2f}  (1.00 = perfect overlap)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
