@@ -1,16 +1,15 @@
 """Streaming chat client for OpenAI-compatible servers: retries, deadlines, early stop.
 
-The only module that imports httpx. It never reads the environment, and the API key never
-appears in reprs, reasons or errors. docs/llm-protocol.md says why each rule exists.
+The only module that imports httpx; minact.sse turns the bytes it reads into replies. It
+never reads the environment, and the API key never appears in reprs, reasons or errors.
+docs/llm-protocol.md says why each rule exists.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import random
-import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
@@ -21,16 +20,13 @@ from typing import Any, cast
 
 import httpx
 
+from minact import sse
 from minact.errors import LLMError
 
 __all__ = ["Completion", "LLMClient", "LLMConfig", "Message", "http_client", "server_model"]
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
 
-# A fence (```python, ```py or bare ```) whose body holds the activation, then a closing fence.
-_CODE_BLOCK = re.compile(
-    r"```(?i:python3?|py)?[ \t]*\r?\n(?:(?!```).)*?def activation(?:(?!```).)*?```", re.DOTALL
-)
 _HINTS = {401: "check the API key", 403: "check the API key",
           404: "check the URL (the base, ending in /v1) and the model name"}  # fmt: skip
 
@@ -70,100 +66,6 @@ class Completion:
     retry_reasons: tuple[str, ...]  # why each failed attempt failed
 
 
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    """Why one attempt failed, whether another may help, and any wait the server asked for."""
-
-    reason: str
-    retryable: bool = True
-    retry_after: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    """A usable reply from one attempt."""
-
-    text: str
-    finish_reason: str
-    usage: tuple[int, int] | None
-    first_token: float | None
-
-
-class _EventReader:
-    """Splits SSE bytes into the data of whole events (lines end in \\n or \\r\\n)."""
-
-    def __init__(self) -> None:
-        self._partial = b""
-        self._data: list[str] = []
-        self.pending = 0  # bytes held for an unfinished event; the caller bounds it
-
-    def feed(self, chunk: bytes) -> list[str]:
-        """Returns the data of the events that `chunk` completes."""
-        *lines, self._partial = (self._partial + chunk).split(b"\n")
-        events = [data for line in lines if (data := self._line(line)) is not None]
-        self.pending = len(self._partial) + sum(map(len, self._data))
-        return events
-
-    def close(self) -> list[str]:
-        """Returns the last event when the server closed without its blank line."""
-        if self._partial:
-            self._line(self._partial)
-        self._partial = b""
-        return [data] if (data := self._line(b"")) is not None else []
-
-    def _line(self, raw: bytes) -> str | None:
-        line = raw.removesuffix(b"\r").decode("utf-8", "replace")
-        if not line:  # a blank line ends the event
-            data, self._data = self._data, []
-            return "\n".join(data) if data else None
-        name, _, value = line.partition(":")
-        if name == "data":  # ":" lines are comments (keep-alive pings); other fields are unused
-            self._data.append(value.removeprefix(" "))
-        return None
-
-
-def _error_text(error: Any) -> str:
-    """Returns an error's message (and its code, int or str), cut to 300 characters."""
-    if isinstance(error, dict):
-        code = f" (code {error['code']})" if error.get("code") is not None else ""
-        error = f"{error.get('message') or json.dumps(error)}{code}"
-    text = error if isinstance(error, str) else json.dumps(error)
-    return text if len(text) <= 300 else text[:300] + "…"
-
-
-def _json(body: bytes | str) -> dict[str, Any] | None:
-    try:
-        obj = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def _error_message(body: bytes) -> str:
-    """Returns the message of an HTTP error body: nested, flat (old vLLM) or plain text."""
-    obj = _json(body) or {}
-    for key in ("error", "message", "detail"):  # OpenAI, old vLLM, FastAPI
-        if obj.get(key):
-            return _error_text(obj[key])
-    return _error_text(body.decode("utf-8", "replace").strip() or "(empty body)")
-
-
-def _first_choice(obj: dict[str, Any]) -> dict[str, Any]:
-    # The usage chunk has choices [], null or no key at all, depending on the server.
-    choices = obj.get("choices")
-    first = choices[0] if isinstance(choices, list) and choices else None
-    return first if isinstance(first, dict) else {}
-
-
-def _usage(obj: dict[str, Any]) -> tuple[int, int] | None:
-    usage = obj.get("usage")
-    if not isinstance(usage, dict):  # spec: null on every chunk but the last
-        return None
-    counts = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    ok = all(isinstance(n, int) and not isinstance(n, bool) for n in counts)
-    return cast(tuple[int, int], counts) if ok else None
-
-
 def _retry_after(headers: httpx.Headers) -> float | None:
     """Returns how many seconds the server asked us to wait, if it said."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
@@ -182,14 +84,14 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def _http_failure(status: int, headers: httpx.Headers, body: bytes) -> _Failure:
+def _http_failure(status: int, headers: httpx.Headers, body: bytes) -> sse.Failure:
     """Returns why an HTTP error status failed the attempt, and whether to retry."""
-    reason = f"{status} {httpx.codes.get_reason_phrase(status)}: {_error_message(body)}"
+    reason = f"{status} {httpx.codes.get_reason_phrase(status)}: {sse.error_message(body)}"
     reason += f" ({_HINTS[status]})" if status in _HINTS else ""
     retryable = status in (408, 409, 429) or status >= 500  # as openai-python does
     flag = headers.get("x-should-retry", "").strip().lower()
     retryable = flag == "true" if flag in ("true", "false") else retryable
-    return _Failure(reason, retryable, _retry_after(headers) if retryable else None)
+    return sse.Failure(reason, retryable, _retry_after(headers) if retryable else None)
 
 
 def _scrub(key: str | None, text: str) -> str:
@@ -211,69 +113,6 @@ async def _read_some(response: httpx.Response, limit: int) -> bytes:
             if len(body) >= limit:
                 break
     return bytes(body[:limit])
-
-
-@dataclass(slots=True)
-class _Stream:
-    """What one attempt's stream has delivered so far; decides when the attempt is over."""
-
-    cap: int
-    stop_at_code: bool
-    started: float = field(default_factory=time.monotonic)
-    streaming: bool = False  # a 200 with text/event-stream arrived
-    events: int = 0  # before [DONE]
-    invalid: int = 0  # events whose data was not a JSON object
-    parts: list[str] = field(default_factory=list)
-    length: int = 0
-    finish_reason: str | None = None
-    usage: tuple[int, int] | None = None
-    first_token: float | None = None
-
-    def take(self, data: str) -> _Reply | _Failure | None:
-        """Applies one event; returns the attempt's outcome once it is decided."""
-        if data.strip() == "[DONE]":
-            return self.end()
-        self.events += 1
-        obj = _json(data)
-        if obj is None:
-            self.invalid += 1
-            return None
-        if obj.get("error"):
-            return _Failure(f"error event in the stream: {_error_text(obj['error'])}")
-        self.usage = _usage(obj) or self.usage
-        choice = _first_choice(obj)
-        if isinstance(finish := choice.get("finish_reason"), str) and finish:
-            self.finish_reason = finish
-        delta = choice.get("delta")
-        content = delta.get("content") if isinstance(delta, dict) else None
-        return self._add(content) if isinstance(content, str) and content else None
-
-    def _add(self, content: str) -> _Reply | None:
-        if self.first_token is None:
-            self.first_token = time.monotonic() - self.started
-        self.parts.append(content)
-        self.length += len(content)
-        # Only a chunk with a backtick can close a fence, so the text is rarely rescanned.
-        if self.stop_at_code and "`" in content:
-            text = "".join(self.parts)[: self.cap]
-            if match := _CODE_BLOCK.search(text):
-                return _Reply(text[: match.end()], "code_complete", self.usage, self.first_token)
-        if self.length >= self.cap:
-            return _Reply("".join(self.parts)[: self.cap], "cap", self.usage, self.first_token)
-        return None
-
-    def end(self, why: str = "stream cut before the reply finished") -> _Reply | _Failure:
-        """Returns the outcome once the stream stopped ([DONE], EOF, a timeout, a cut)."""
-        text = "".join(self.parts)
-        if self.invalid and not text:
-            return _Failure("invalid JSON in stream")
-        if self.finish_reason is not None:
-            return _Reply(text, self.finish_reason, self.usage, self.first_token)
-        # No finish_reason means truncated, even after [DONE] (llama-cpp-python's interrupt).
-        if _CODE_BLOCK.search(text):
-            return _Reply(text, "truncated", self.usage, self.first_token)
-        # llama-cpp-python sends an empty 200 stream when the prompt exceeds its context.
-        return _Failure(why + ("" if self.events else " (no events: prompt too long?)"))
 
 
 class LLMClient:
@@ -308,7 +147,7 @@ class LLMClient:
                 "max_tokens": cfg.max_tokens, "temperature": cfg.temperature}  # fmt: skip
         for attempt in range(cfg.retries + 1):
             outcome = await self._attempt(body)
-            if isinstance(outcome, _Reply):
+            if isinstance(outcome, sse.Reply):
                 return self._completion(outcome, messages, start, reasons)
             reasons.append(_scrub(cfg.api_key, outcome.reason))
             if not outcome.retryable:
@@ -318,10 +157,10 @@ class LLMClient:
         last = "; ".join(reasons[-3:])
         raise LLMError(f"LLM server {cfg.url} failed {len(reasons)} attempts; last: {last}")
 
-    async def _attempt(self, body: dict[str, Any]) -> _Reply | _Failure:
+    async def _attempt(self, body: dict[str, Any]) -> sse.Reply | sse.Failure:
         """Makes one request within the deadline; returns the reply or why it failed."""
         cfg = self._config
-        stream = _Stream(cfg.max_reply_chars, cfg.stop_at_code_end)
+        stream = sse.Stream(cfg.max_reply_chars, cfg.stop_at_code_end)
         # CancelledError is not caught: it closes the response on its way out to the caller.
         try:
             return await asyncio.wait_for(self._request(body, stream), cfg.deadline)
@@ -332,16 +171,16 @@ class LLMClient:
         except httpx.ReadTimeout:
             why = f"read timeout: no data for {cfg.read_timeout:g} s"
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:
-            return _Failure(f"invalid URL {self._endpoint!r}: {e}", retryable=False)
+            return sse.Failure(f"invalid URL {self._endpoint!r}: {e}", retryable=False)
         except httpx.ConnectError as e:
             why = f"cannot connect: {e}"
         except (httpx.TransportError, httpx.DecodingError) as e:
             why = f"connection error ({type(e).__name__}): {e}"
         if stream.streaming:
             return stream.end(f"stream cut before the reply finished: {why}")
-        return _Failure(why)
+        return sse.Failure(why)
 
-    async def _request(self, body: dict[str, Any], stream: _Stream) -> _Reply | _Failure:
+    async def _request(self, body: dict[str, Any], stream: sse.Stream) -> sse.Reply | sse.Failure:
         """Sends the request and reads the response according to its status and type."""
         async with self._http.stream(
             "POST", self._endpoint, json=body, headers=self._headers,
@@ -353,13 +192,17 @@ class LLMClient:
             if not 200 <= status < 300:
                 return _http_failure(status, response.headers, await _read_some(response, 65536))
             if "text/event-stream" not in content_type.lower():
-                return await self._plain(response, content_type, stream)
+                # Some servers ignore stream=true and send the whole completion.
+                whole = await _read_some(response, 4 * stream.cap + 65536)
+                return stream.plain(whole, content_type)
             stream.streaming = True
             return await self._read_events(response, stream)
 
-    async def _read_events(self, response: httpx.Response, stream: _Stream) -> _Reply | _Failure:
+    async def _read_events(
+        self, response: httpx.Response, stream: sse.Stream
+    ) -> sse.Reply | sse.Failure:
         """Reads SSE events until [DONE], EOF, a whole code block or the cap."""
-        reader = _EventReader()
+        reader = sse.EventReader()
         limit = 4 * self._config.max_reply_chars + 65536  # JSON escapes can quadruple text
         async with _chunks(response) as chunks:
             async for chunk in chunks:
@@ -367,40 +210,22 @@ class LLMClient:
                     if (outcome := stream.take(data)) is not None:
                         return outcome
                 if reader.pending > limit:
-                    return _Failure(f"an SSE event longer than {limit} bytes")
+                    return sse.Failure(f"an SSE event longer than {limit} bytes")
         for data in reader.close():
             if (outcome := stream.take(data)) is not None:
                 return outcome
         return stream.end()
 
-    async def _plain(
-        self, response: httpx.Response, content_type: str, stream: _Stream
-    ) -> _Reply | _Failure:
-        """Accepts a non-streamed completion (some servers ignore stream=true)."""
-        obj = _json(await _read_some(response, 4 * stream.cap + 65536)) or {}
-        if obj.get("error"):
-            return _Failure(f"error from the server: {_error_text(obj['error'])}")
-        choice = _first_choice(obj)
-        message = choice.get("message")
-        text = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(text, str):
-            return _Failure(f"unexpected content type {content_type or '(none)'}")
-        finish = choice.get("finish_reason")
-        finish = finish if isinstance(finish, str) and finish else "stop"
-        first = time.monotonic() - stream.started if text else None
-        capped = len(text) > stream.cap
-        return _Reply(text[: stream.cap], "cap" if capped else finish, _usage(obj), first)
-
-    def _redirect(self, response: httpx.Response) -> _Failure:
+    def _redirect(self, response: httpx.Response) -> sse.Failure:
         """Refuses a redirect: following one could send the prompt and key to another host."""
         target = str(response.request.url.join(response.headers.get("location", "")))
         base = target.removesuffix("/chat/completions")
         code = response.status_code
-        return _Failure(
+        return sse.Failure(
             f"{code} redirect to {target}, not followed: set --llm-url to {base}", False
         )
 
-    def _delay(self, failure: _Failure, attempt: int) -> float:
+    def _delay(self, failure: sse.Failure, attempt: int) -> float:
         """Returns how long to wait before the next attempt."""
         cfg = self._config
         if failure.retry_after is None:
@@ -415,7 +240,7 @@ class LLMClient:
         return failure.retry_after
 
     def _completion(
-        self, reply: _Reply, messages: Sequence[Message], start: float, reasons: list[str]
+        self, reply: sse.Reply, messages: Sequence[Message], start: float, reasons: list[str]
     ) -> Completion:
         """Returns the Completion for `reply`, estimating token counts the server left out."""
         if reply.usage is not None:
@@ -447,10 +272,10 @@ async def server_model(http: httpx.AsyncClient, config: LLMConfig) -> str:
     except (httpx.HTTPError, httpx.InvalidURL) as e:
         why = f"cannot list the models at {url} ({type(e).__name__}: {e})"
         raise LLMError(_scrub(config.api_key, why)) from None
-    models = (_json(response.content) or {}).get("data")
+    models = (sse.json_object(response.content) or {}).get("data")
     first = models[0] if isinstance(models, list) and models else None
     if response.status_code != 200 or not isinstance(first, dict) or "id" not in first:
         why = f"GET {url} named no model ({response.status_code}: "
-        why += f"{_error_message(response.content)}); pass the model name"
+        why += f"{sse.error_message(response.content)}); pass the model name"
         raise LLMError(_scrub(config.api_key, why))
     return str(first["id"])

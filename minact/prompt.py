@@ -162,6 +162,22 @@ def _apply_diff(parent: str, blocks: list[tuple[str, str]]) -> str | ParseFailur
     return child
 
 
+_ONE_DEF = re.compile(r"^def ([A-Za-z_][A-Za-z0-9_]*)\(\s*[A-Za-z_][A-Za-z0-9_]*\s*\)", re.M)
+
+
+def _renamed_block(text: str) -> str | None:
+    """Returns the last python block with exactly one one-argument def, renamed to activation."""
+    for lang, code in reversed(_FENCE.findall(text)):
+        if lang.lower() not in _CODE_LANGS:
+            continue
+        defs = _ONE_DEF.findall(code)
+        if len(defs) == 1 and code.count("def ") == 1:
+            # Models often name the function after what it does (`def gelu_sine(x)`).
+            name = defs[0]
+            return re.sub(rf"\b{name}\b", "activation", str(code)).strip("\n") + "\n"
+    return None
+
+
 def parse_reply(text: str, parent_source: str) -> str | ParseFailure:
     """Returns the candidate source in an LLM reply, or a ParseFailure saying why not."""
     if not text.strip():
@@ -176,6 +192,9 @@ def parse_reply(text: str, parent_source: str) -> str | ParseFailure:
     ]
     if blocks:
         return blocks[-1].strip("\n") + "\n"  # the last block is the answer, not the quote
+    renamed = _renamed_block(text)
+    if renamed is not None:
+        return renamed
     at = text.find("def activation")
     if at < 0:
         return ParseFailure("no ```python block with `def activation(x)` in the reply")

@@ -1,11 +1,12 @@
 """The search loop: one asyncio loop that proposes, validates, evaluates and selects.
 
-Up to `concurrency` proposals are in flight at once (LLM replies streaming, or offline
-mutations); validated candidates queue for the evaluator, which runs on one worker
-thread in batches as soon as candidates arrive, so evaluation and replies overlap.
-Outcomes are applied to the population strictly in proposal order, and proposal k is
-issued right after outcome k - concurrency has been applied, with its own random
-generator seeded by (seed, k). The population a proposal sees therefore does not
+Up to `concurrency` LLM requests stream at once; validated candidates queue for the
+evaluator, which runs on one worker thread in batches as soon as candidates arrive, so
+evaluation and replies overlap. Outcomes are applied to the population strictly in
+proposal order, and proposal k is built (parents chosen, prompt written) right after
+outcome k - window has been applied, with its own random generator seeded by
+(seed, k); the window (2 x concurrency by default) lets the next requests stream
+while earlier replies are evaluated. The population a proposal sees therefore does not
 depend on timing: a run replayed from its recorded replies (or resumed from its event
 log) makes the same choices and reaches the same result. The price is head-of-line
 blocking: one slow reply holds back later proposals' application, not their work.
@@ -61,6 +62,7 @@ class SearchConfig:
 
     budget: int
     concurrency: int = 4
+    window: int = 0  # proposals built ahead of the applied outcomes; 0: 2 * concurrency
     seed: int = 0
     islands: int = 4
     max_calls: int = 0  # 0: 4 * budget + concurrency
@@ -68,6 +70,11 @@ class SearchConfig:
     prompt_chars: int = 8000
     max_consecutive_errors: int = 8
     seed_names: tuple[str, ...] = tuple(seeds_lib.SEEDS)
+
+    @property
+    def lookahead(self) -> int:
+        """Returns how many proposals may be pending (built, not yet applied)."""
+        return self.window or 2 * self.concurrency
 
     @property
     def call_cap(self) -> int:
@@ -209,6 +216,7 @@ class Loop:
         self.errors_in_a_row = 0
         self.last_error = ""
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="minact-eval")
+        self.slots = asyncio.Semaphore(config.concurrency)
 
     # the loop ---------------------------------------------------------------------------
 
@@ -260,8 +268,8 @@ class Loop:
     def _cancel(self) -> None:
         for task in self.inflight:
             task.cancel()
-        if self.evaluating is not None:
-            self.evaluator.interrupt()
+        # Also while the seeds are scored: the worker thread must not start a new worker.
+        self.evaluator.interrupt()
 
     # proposals --------------------------------------------------------------------------
 
@@ -269,7 +277,7 @@ class Loop:
         pending = self.next_index - self.applied
         return (
             self.stop is None
-            and pending < self.config.concurrency
+            and pending < self.config.lookahead
             and self.counters.evaluated + pending < self.config.budget
         )
 
@@ -329,8 +337,13 @@ class Loop:
         if k in self.history.replies:
             task = asyncio.ensure_future(_immediate(self.history.replies[k]))
         else:
-            task = asyncio.ensure_future(self.proposer.propose(request))
+            task = asyncio.ensure_future(self._limited(request))
         self.inflight[task] = k
+
+    async def _limited(self, request: ProposalRequest) -> Reply:
+        # When a request is sent does not change what it asks: it was built already.
+        async with self.slots:
+            return await self.proposer.propose(request)
 
     def _replied(self, task: asyncio.Task[Reply]) -> None:
         k = self.inflight.pop(task)

@@ -228,6 +228,40 @@ def test_sigkill_then_resume_completes_the_budget(tmp_path: Path) -> None:
     ]
 
 
+def test_ctrl_c_writes_the_report_and_exits_130(tmp_path: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "minact",
+        "evolve",
+        "--tasks",
+        str(TINY_TASKS),
+        "--budget",
+        "50",
+        "--cache-dir",
+        str(CACHE[-1]),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--run-id",
+        "r",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events = tmp_path / "runs" / "r" / "events.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if events.exists() and events.read_text().count('"outcome"') >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    meta = json.loads((tmp_path / "runs" / "r" / "run.json").read_text())
+    assert meta["status"] == "interrupted" and meta["counters"]["evaluated"] >= 1
+    assert (tmp_path / "runs" / "r" / "report.md").exists()
+    doc = json.loads((tmp_path / "runs" / "r" / "ranking.json").read_text())
+    assert len([c for c in doc["candidates"] if not c["baseline"]]) >= 1
+
+
 @pytest.mark.parametrize("flag", [["--budget", "0"], ["--device", "tpu"], ["--concurrency", "0"]])
 def test_bad_flags_are_usage_errors(tmp_path: Path, flag: list[str]) -> None:
     assert _evolve(tmp_path, *flag).exit_code == 2

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minact import llm
+from minact import llm, sse
 from minact.errors import LLMError, MinactError
 from minact.llm import Completion, LLMClient, LLMConfig, Message
 from tests.llm_server import (
@@ -201,7 +201,7 @@ def test_code_complete_stops_reading_and_server_stays_usable(server: LLMServer) 
     ],
 )
 def test_code_block_detection(text: str, complete_block: bool) -> None:
-    assert bool(llm._CODE_BLOCK.search(text)) is complete_block
+    assert bool(sse._CODE_BLOCK.search(text)) is complete_block
 
 
 def test_huge_reply_is_capped_quickly(server: LLMServer) -> None:
@@ -481,7 +481,7 @@ def test_api_key_never_leaks(server: LLMServer) -> None:
 
 
 def test_event_reader_handles_line_ends_comments_and_fields() -> None:
-    reader = llm._EventReader()
+    reader = sse.EventReader()
     stream = (
         b": ping - 2025-01-01\r\n\r\n"
         b"data: one\r\n\r\n"
@@ -498,7 +498,7 @@ def test_event_reader_does_not_depend_on_chunking(cuts: list[int]) -> None:
     stream = b'data: {"a": 1}\r\n\r\n: ping\n\ndata: x\ndata: y\n\ndata: [DONE]\n\n' * 2
     points = sorted({min(c, len(stream)) for c in cuts})
     pieces = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
-    reader = llm._EventReader()
+    reader = sse.EventReader()
     events = [e for piece in pieces for e in reader.feed(piece)] + reader.close()
     assert events == ['{"a": 1}', "x\ny", "[DONE]"] * 2
 
@@ -522,7 +522,7 @@ def test_retry_after_parsing(headers: dict[str, str], expected: float | None) ->
 def test_usage_chunk_with_null_or_missing_choices() -> None:
     for chunk in ('{"choices": null, "usage": {"prompt_tokens": 3, "completion_tokens": 4}}',
                   '{"usage": {"prompt_tokens": 3, "completion_tokens": 4}}'):  # fmt: skip
-        stream = llm._Stream(cap=100, stop_at_code=True)
+        stream = sse.Stream(cap=100, stop_at_code=True)
         assert stream.take(chunk) is None and stream.usage == (3, 4)
 
 
@@ -552,8 +552,8 @@ def test_server_model_failure_is_an_llm_error(server: LLMServer, reachable: bool
 
 
 def test_a_stream_cut_after_its_finish_reason_is_complete() -> None:
-    stream = llm._Stream(cap=100, stop_at_code=True)
+    stream = sse.Stream(cap=100, stop_at_code=True)
     assert stream.take('{"choices": [{"delta": {"content": "hi"}, "finish_reason": null}]}') is None
     assert stream.take('{"choices": [{"delta": {}, "finish_reason": "stop"}]}') is None
     reply = stream.end("stream cut before the reply finished: connection reset")
-    assert reply == llm._Reply("hi", "stop", None, stream.first_token)
+    assert reply == sse.Reply("hi", "stop", None, stream.first_token)

@@ -62,6 +62,11 @@ def test_messages_respect_the_character_budget(tiny_lab: Lab) -> None:
             "```python\ndef activation(x):\n    return x * 3\n",
             "def activation(x):\n    return x * 3\n",
         ),
+        # One function under another name is taken as the activation.
+        (
+            "```python\nimport torch\ndef gelu_sine(x):\n    return torch.sin(x)\n```",
+            "import torch\ndef activation(x):\n    return torch.sin(x)\n",
+        ),
         # No fences at all.
         (
             "import torch\ndef activation(x):\n    return torch.tanh(x)\nThis is smooth.",
@@ -94,6 +99,7 @@ def test_search_replace_diffs_apply_to_the_parent() -> None:
         ("   \n", "empty reply"),
         ("I would use GELU with a sine.", "no ```python block"),
         ("```python\nprint('hello')\n```", "no ```python block"),
+        ("```python\ndef f(x):\n    return x\ndef g(x):\n    return f(x)\n```", "no ```python"),
         ("def activation(x) return x", "not valid Python"),
         ("Écrivez une fonction d'activation: 这是一个回复", "no ```python block"),
     ],

