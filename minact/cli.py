@@ -204,34 +204,40 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
 
 def _print_ranking(doc: dict[str, Any]) -> None:
     lab = doc["lab"]
+    console = _stdout()
+    # On a narrow terminal, columns go (code, then families) so the numbers keep their room.
+    wide = console.width >= 120
+    families = list(lab["families"]) if console.width >= 100 else []
     table = Table(
         title=f"ranking on {lab['path']} ({len(doc['tasks'])} tasks; {lab['fitness']}, "
         f"lower is better, {lab['reference']} = 0)"
     )
-    table.add_column("#", justify="right")
-    table.add_column("name")
-    table.add_column("fitness", justify="right")
-    table.add_column("± seed sd", justify="right")
-    for f in lab["families"]:
-        table.add_column(f, justify="right")
-    table.add_column("mean OOD MSE", justify="right")
-    table.add_column("status")
-    table.add_column("cache")
-    table.add_column("code")
+    number = {"justify": "right", "no_wrap": True, "min_width": 6}
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("name", overflow="fold", min_width=8)
+    table.add_column("fitness", **number)  # type: ignore[arg-type]
+    table.add_column("±sd", **number)  # type: ignore[arg-type]
+    for f in families:
+        table.add_column(f if wide else f[:4], **number)  # type: ignore[arg-type]
+    table.add_column("mean OOD MSE" if wide else "OOD MSE", **number)  # type: ignore[arg-type]
+    table.add_column("status", overflow="fold")
+    table.add_column("cache", no_wrap=True)
+    if wide:
+        table.add_column("code", no_wrap=True)
     for c in doc["candidates"]:
         status = c["status"] if c["status"] == "ok" else f"{c['status']}: {c['reason']}"
-        table.add_row(
+        row = [
             str(c["rank"] or "—"),
             c["name"] or "?",
             _fmt(c["fitness"], "+.3f"),
             _fmt(c["fitness_spread"]),
-            *(_fmt(c["families"].get(f), "+.3f") for f in lab["families"]),
+            *(_fmt(c["families"].get(f), "+.3f") for f in families),
             _fmt(c["mean_ood_mse"], ".4g"),
             status,
             "hit" if c["cached"] else "new",
-            (c["code_hash"] or "")[:10],
-        )
-    _stdout().print(table)
+        ]
+        table.add_row(*row, *([(c["code_hash"] or "")[:10]] if wide else []))
+    console.print(table)
 
 
 def _stdout() -> Console:

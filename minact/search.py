@@ -22,13 +22,14 @@ import asyncio
 import concurrent.futures
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from minact import seeds as seeds_lib
-from minact.candidate import Candidate, Hash, Score
+from minact.candidate import Candidate, Score
 from minact.errors import EvaluationError
+from minact.outcome import Counters, History, Outcome, from_event, to_event
 from minact.population import Member, Population
 from minact.prompt import ParseFailure, build_messages, parse_reply
 from minact.proposers import ProposalRequest, Proposer, Reply
@@ -36,8 +37,6 @@ from minact.tasks import Lab
 from minact.validate import validate
 
 __all__ = ["Counters", "Evaluator", "History", "Loop", "SearchConfig", "Summary", "run"]
-
-OUTCOME_KINDS = ("evaluated", "parse_failure", "rejected", "duplicate", "llm_error")
 
 
 class Evaluator(Protocol):
@@ -80,75 +79,6 @@ class SearchConfig:
     def call_cap(self) -> int:
         """Returns the most proposals the run may request."""
         return self.max_calls or 4 * self.budget + self.concurrency
-
-
-@dataclass(slots=True)
-class Counters:
-    """What happened to the proposals of a run."""
-
-    proposals: int = 0
-    evaluated: int = 0
-    cache_hits: int = 0
-    parse_failures: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    llm_errors: int = 0
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    tokens_estimated: bool = False
-    llm_seconds: float = 0.0
-    retries: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Returns a JSON-safe dict."""
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-@dataclass(slots=True)
-class _Outcome:
-    index: int
-    kind: str  # "scored" until applied, then one of OUTCOME_KINDS
-    reason: str = ""
-    score: Score | None = None
-    island: int = 0
-    parent: Hash | None = None
-    other: Hash | None = None
-    note: str = ""
-    origin: str = ""
-    source: str = ""
-    logged: bool = False
-
-
-@dataclass(slots=True)
-class History:
-    """What a run's event log already holds: seeds, replies and applied outcomes."""
-
-    seeds: list[Score] = field(default_factory=list)
-    replies: dict[int, Reply] = field(default_factory=dict)
-    outcomes: dict[int, dict[str, Any]] = field(default_factory=dict)
-
-    @classmethod
-    def from_events(cls, events: Sequence[Mapping[str, Any]]) -> History:
-        """Returns the history in a run's events (malformed events are skipped)."""
-        h = cls()
-        for e in events:
-            try:
-                if e["event"] == "seed":
-                    h.seeds.append(Score.from_dict(e["score"]))
-                elif e["event"] == "reply":
-                    h.replies[int(e["index"])] = Reply.from_dict(e["reply"])
-                elif e["event"] == "outcome" and e.get("kind") in OUTCOME_KINDS:
-                    h.outcomes[int(e["index"])] = dict(e)
-            except (KeyError, TypeError, ValueError):
-                continue
-        # Only a gap-free prefix of outcomes can be replayed in order.
-        n = 0
-        while n in h.outcomes:
-            n += 1
-        h.outcomes = {k: v for k, v in h.outcomes.items() if k < n}
-        return h
 
 
 @dataclass(slots=True)
@@ -206,9 +136,9 @@ class Loop:
         self.next_index = 0
         self.applied = 0
         self.inflight: dict[asyncio.Task[Reply], int] = {}
-        self.meta: dict[int, _Outcome] = {}
+        self.meta: dict[int, Outcome] = {}
         self.queue: dict[int, Candidate] = {}
-        self.ready: dict[int, _Outcome] = {}
+        self.ready: dict[int, Outcome] = {}
         self.evaluating: tuple[asyncio.Future[list[Score]], list[int], list[Candidate]] | None = (
             None
         )
@@ -293,7 +223,7 @@ class Loop:
             self.next_index += 1
             self.counters.proposals += 1
             if recorded is not None:
-                self.ready[k] = _from_event(recorded)
+                self.ready[k] = from_event(recorded)
                 continue
             self._propose(k)
 
@@ -301,7 +231,7 @@ class Loop:
         rng = random.Random(f"{self.config.seed}:{k}")
         island = k % self.config.islands
         parent, other = self.population.select(island, rng)
-        meta = _Outcome(
+        meta = Outcome(
             k,
             "",
             island=island,
@@ -412,14 +342,14 @@ class Loop:
                 o = self._classify(o)
             self._count(o)
             if not o.logged:
-                self.record(_to_event(o))
+                self.record(to_event(o))
             self.population.outcome_applied()
             self.applied += 1
             self.meta.pop(o.index, None)
             self._issue()
             self.progress(self)
 
-    def _classify(self, o: _Outcome) -> _Outcome:
+    def _classify(self, o: Outcome) -> Outcome:
         s = o.score
         assert s is not None
         dup = self.population.knows_code(s.code_hash) or self.population.knows_behaviour(
@@ -429,7 +359,7 @@ class Loop:
             return replace(o, kind="duplicate", reason=f"same behaviour as {dup.score.name}")
         return replace(o, kind="evaluated")
 
-    def _count(self, o: _Outcome) -> None:
+    def _count(self, o: Outcome) -> None:
         c = self.counters
         if o.kind == "evaluated" and o.score is not None:
             c.evaluated += 1
@@ -492,36 +422,3 @@ class Loop:
 
 async def _immediate(reply: Reply) -> Reply:
     return reply
-
-
-def _to_event(o: _Outcome) -> dict[str, Any]:
-    return {
-        "event": "outcome",
-        "index": o.index,
-        "kind": o.kind,
-        "reason": o.reason,
-        "island": o.island,
-        "parent": o.parent,
-        "other": o.other,
-        "origin": o.origin,
-        "note": o.note,
-        "source": o.source if o.score is None else "",
-        "score": o.score.to_dict() if o.score is not None else None,
-    }
-
-
-def _from_event(e: Mapping[str, Any]) -> _Outcome:
-    score = Score.from_dict(e["score"]) if e.get("score") else None
-    return _Outcome(
-        int(e["index"]),
-        str(e["kind"]),
-        str(e.get("reason", "")),
-        score,
-        int(e.get("island", 0)),
-        e.get("parent"),
-        e.get("other"),
-        str(e.get("note", "")),
-        str(e.get("origin", "")),
-        str(e.get("source", "")),
-        logged=True,
-    )
