@@ -287,6 +287,7 @@ def _evolve(
     from minact import search
     from minact.cache import FitnessCache
     from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
+    from minact.ranking import lab_summary
     from minact.runlog import RunLog
 
     log: RunLog
@@ -324,6 +325,7 @@ def _evolve(
         "tasks": str(lab.path),
         "lab_digest": lab.digest(),
         "task_digests": [t.digest() for t in lab.tasks],
+        "lab_summary": lab_summary(lab),
     }
     log.write_run(run)
     record_path = log.directory / "llm.jsonl" if record else None

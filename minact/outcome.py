@@ -84,6 +84,19 @@ class History:
         h.outcomes = {k: v for k, v in h.outcomes.items() if k < n}
         return h
 
+    def scored(self) -> list[tuple[Score, dict[str, Any]]]:
+        """Returns the seeds and evaluated candidates, each with its lineage fields."""
+        out: list[tuple[Score, dict[str, Any]]] = [
+            (s, {"index": -1, "origin": "seed", "island": None, "note": ""}) for s in self.seeds
+        ]
+        for k in sorted(self.outcomes):
+            e = self.outcomes[k]
+            if e["kind"] != "evaluated" or not e.get("score"):
+                continue
+            lineage = {key: e.get(key) for key in ("index", "origin", "island", "note")}
+            out.append((Score.from_dict(e["score"]), lineage))
+        return out
+
 
 def to_event(o: Outcome) -> dict[str, Any]:
     return {

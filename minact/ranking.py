@@ -16,7 +16,7 @@ from minact.candidate import Hash, Rejection, Score
 from minact.fitness import family_means
 from minact.tasks import Lab
 
-__all__ = ["ranked", "ranking_document", "rejection_score"]
+__all__ = ["lab_summary", "ranked", "ranking_document", "rejection_score"]
 
 
 def ranked(scores: Sequence[Score]) -> list[tuple[int | None, Score]]:
@@ -73,18 +73,9 @@ def rejection_score(r: Rejection, source: str) -> Score:
     )
 
 
-def ranking_document(
-    scores: Sequence[Score],
-    lab: Lab,
-    run: Mapping[str, Any] | None = None,
-    extra: Mapping[Hash, Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Returns the ranking as JSON-ready data, best first; `extra` adds fields by code hash."""
-    families = {t.name: t.family for t in lab.tasks}
-    extra = extra or {}
+def lab_summary(lab: Lab) -> dict[str, Any]:
+    """Returns what a ranking needs to know of a lab: {"lab": {...}, "tasks": [...]}."""
     return {
-        "minact": minact.__version__,
-        "run": dict(run) if run is not None else None,
         "lab": {
             "path": str(lab.path),
             "digest": lab.digest(),
@@ -102,6 +93,27 @@ def ranking_document(
             }
             for t in lab.tasks
         ],
+    }
+
+
+def ranking_document(
+    scores: Sequence[Score],
+    lab: Lab | Mapping[str, Any],
+    run: Mapping[str, Any] | None = None,
+    extra: Mapping[Hash, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Returns the ranking as JSON-ready data, best first; `extra` adds fields by code hash.
+
+    `lab` is a Lab, or its `lab_summary` (so a run can be re-ranked without its tasks file).
+    """
+    summary = lab_summary(lab) if isinstance(lab, Lab) else lab
+    families = {t["name"]: t["family"] for t in summary["tasks"]}
+    extra = extra or {}
+    return {
+        "minact": minact.__version__,
+        "run": dict(run) if run is not None else None,
+        "lab": dict(summary["lab"]),
+        "tasks": [dict(t) for t in summary["tasks"]],
         "candidates": [
             {**_entry(rank, s, families), **(extra.get(s.code_hash, {}) if s.code_hash else {})}
             for rank, s in ranked(scores)
