@@ -9,6 +9,8 @@ Three kinds of entries, all JSON text (never pickles written by minact):
   losses per seed, or a failure. Keyed by behaviour, so equal functions share it, and
   by task digest, so any tasks file reuses the pairs it has in common with another.
 * `src/{code_hash}`: the normalised source, so later commands can show and rescore it.
+* `crv/{version}/{code_hash}/{lo}:{hi}:{n}`: f and f' of normalised code on a grid (or
+  why they could not be computed), for the report's plots.
 
 diskcache keeps each entry in SQLite, which is safe for several processes at once. A
 corrupt or unreadable entry is a miss; a cache that cannot be opened is a CacheError.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,9 +93,39 @@ class FitnessCache:
         """Stores the normalised source of `code_hash`."""
         self._put(f"src/{code_hash}", {"source": source})
 
+    def sources(self) -> Iterator[tuple[Hash, str]]:
+        """Yields (code hash, normalised source) of every candidate the cache knows."""
+        try:
+            keys = [
+                k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith("src/")
+            ]
+        except Exception as e:  # an unreadable store lists nothing rather than crash
+            self.warnings.append(f"cannot list the cache ({type(e).__name__})")
+            return
+        for key in keys:
+            source = self.get_source(Hash(key[4:]))
+            if source is not None:
+                yield Hash(key[4:]), source
+
     def get_source(self, code_hash: Hash) -> str | None:
         """Returns the normalised source of `code_hash`, or None."""
         return self._get(f"src/{code_hash}", lambda d: str(d["source"]))
+
+    # curves -------------------------------------------------------------------------
+
+    def get_curve(self, code_hash: Hash, grid: tuple[float, float, int]) -> dict[str, Any] | None:
+        """Returns the stored curve data of `code_hash` on `grid` (lo, hi, n), or None."""
+        return self._get(self._curve_key(code_hash, grid), lambda d: d)
+
+    def put_curve(
+        self, code_hash: Hash, grid: tuple[float, float, int], data: dict[str, Any]
+    ) -> None:
+        """Stores curve data: {"x", "f", "df"} lists (null where not finite) or {"error"}."""
+        self._put(self._curve_key(code_hash, grid), data)
+
+    def _curve_key(self, code_hash: Hash, grid: tuple[float, float, int]) -> str:
+        lo, hi, n = grid
+        return f"crv/{self.version}/{code_hash}/{float(lo)!r}:{float(hi)!r}:{int(n)}"
 
     # ---------------------------------------------------------------------------------
 

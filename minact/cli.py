@@ -216,6 +216,9 @@ def _print_ranking(doc: dict[str, Any]) -> None:
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("name", overflow="fold", min_width=8)
     table.add_column("fitness", **number)  # type: ignore[arg-type]
+    before = any("original_fitness" in c for c in doc["candidates"])
+    if before:  # a rescore: the fitness on the lab the candidates came from
+        table.add_column("was", **number)  # type: ignore[arg-type]
     table.add_column("±sd", **number)  # type: ignore[arg-type]
     for f in families:
         table.add_column(f if wide else f[:4], **number)  # type: ignore[arg-type]
@@ -230,6 +233,7 @@ def _print_ranking(doc: dict[str, Any]) -> None:
             str(c["rank"] or "—"),
             c["name"] or "?",
             _fmt(c["fitness"], "+.3f"),
+            *([_fmt(c.get("original_fitness"), "+.3f")] if before else []),
             _fmt(c["fitness_spread"]),
             *(_fmt(c["families"].get(f), "+.3f") for f in families),
             _fmt(c["mean_ood_mse"], ".4g"),
@@ -252,9 +256,11 @@ def main() -> None:
 
 def _register() -> None:
     # The evolve command lives in its own module to keep this one small.
-    from minact.cli_evolve import evolve
+    from minact.cli_evolve import evolve, report
+    from minact.cli_tools import export, rescore, show
 
-    app.command()(evolve)
+    for command in (evolve, report, show, rescore, export):
+        app.command()(command)
 
 
 _register()

@@ -137,27 +137,6 @@ def _progress(enabled_live: bool) -> tuple[Callable[[Loop], None], AbstractConte
     return show, live if live is not None else nullcontext()
 
 
-def _outputs(log: RunLog, lab: Lab, run: dict[str, Any], summary: Summary) -> dict[str, Any]:
-    from minact.ranking import ranking_document
-    from minact.report import render_markdown
-
-    members = summary.population.members
-    extra = {
-        m.score.code_hash: {
-            "index": m.index,
-            "origin": m.origin,
-            "island": m.island,
-            "note": m.note,
-        }
-        for m in members
-        if m.score.code_hash
-    }
-    doc = ranking_document([m.score for m in members], lab, run, extra)
-    log.write_text("ranking.json", json.dumps(doc, indent=2) + "\n")
-    log.write_text("report.md", render_markdown(doc))
-    return doc
-
-
 def evolve(
     budget: Annotated[
         int | None, typer.Option(min=1, help="Distinct candidates to evaluate.")
@@ -255,7 +234,8 @@ def evolve(
     else:
         _print_ranking(doc)
     done = f"run {doc['run']['run_id']}: {summary.status} — {summary.message}"
-    err.print(done + f"\n  {doc['run']['directory']}/report.md", soft_wrap=True)
+    where = doc["run"]["directory"]
+    err.print(done + f"\n  {where}/report.html\n  {where}/report.md", soft_wrap=True)
     if summary.status == "interrupted":
         raise typer.Exit(code=EXIT_INTERRUPTED)
     if summary.status != "finished":
@@ -284,7 +264,7 @@ def _evolve(
     compile_: str,
     batch_size: int,
 ) -> tuple[Summary, dict[str, Any]]:
-    from minact import search
+    from minact import runreport, search
     from minact.cache import FitnessCache
     from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
     from minact.ranking import lab_summary
@@ -346,18 +326,45 @@ def _evolve(
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
         with Evaluator(lab, cache, evaluator_config) as evaluator:
             summary = asyncio.run(main(evaluator))
-        run.update(
-            status=summary.status,
-            message=summary.message,
-            counters=summary.counters.to_dict(),
-            seconds=prev.get("seconds", 0.0) + summary.seconds,
-            device=evaluator.info.get("device") or prev.get("device"),
-            worker=evaluator.info or prev.get("worker"),
-        )
-    log.append({"event": "end", "time": time.time(), "status": summary.status})
-    log.close()
-    log.write_run(run)
-    return summary, _outputs(log, lab, run, summary)
+            run.update(
+                status=summary.status,
+                message=summary.message,
+                counters=summary.counters.to_dict(),
+                seconds=prev.get("seconds", 0.0) + summary.seconds,
+                device=evaluator.info.get("device") or prev.get("device"),
+                worker=evaluator.info or prev.get("worker"),
+            )
+            log.append({"event": "end", "time": time.time(), "status": summary.status})
+            log.close()
+            log.write_run(run)
+            # The report's curves come from the worker that is already warm.
+            data = runreport.build(log.directory, lambda: nullcontext(evaluator))
+    runreport.write(log.directory, data)
+    for warning in data.warnings:
+        err.print(f"note: {warning}", soft_wrap=True)
+    return summary, data.ranking
+
+
+def report(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory.")],
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Fitness cache (default $MINACT_CACHE_DIR or ./cache).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="Where activation curves are computed.")] = "cpu",
+) -> None:
+    """(Re)write report.md, report.html and ranking.json for a run."""
+    from minact import runreport
+    from minact.cli import DEVICES, _cache_dir, _choice
+
+    _choice(device, DEVICES, "--device")
+    try:
+        factory = runreport.evaluator_factory(run_dir, _cache_dir(cache_dir), device)
+        written = runreport.write(run_dir, runreport.build(run_dir, factory))
+    except MinactError as e:
+        err.print(f"[red]error:[/red] {e}", soft_wrap=True)
+        raise typer.Exit(code=e.exit_code) from None
+    for path in written:
+        err.print(f"wrote {path}", soft_wrap=True)
 
 
 def _create_log(runs_dir: Path, run_id: str | None, seed: int) -> RunLog:

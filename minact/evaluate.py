@@ -22,8 +22,9 @@ This module does not import torch; the worker does all tensor work.
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,14 @@ from minact.process import WorkerCrashed, WorkerProcess, WorkerTimeout
 from minact.tasks import Lab, Task
 from minact.validate import validate
 
-__all__ = ["EVALUATOR_VERSION", "Evaluator", "EvaluatorConfig", "Progress"]
+__all__ = [
+    "EVALUATOR_VERSION",
+    "Curve",
+    "Evaluator",
+    "EvaluatorConfig",
+    "Progress",
+    "cached_curves",
+]
 
 # Part of every cache key: bump it whenever lab.py, fingerprint.py or the worker change
 # the numbers a candidate gets, so nothing stale is ever served.
@@ -79,6 +87,34 @@ class EvaluatorConfig:
     admit_timeout: float = ADMIT_SECONDS
     threads: int = 0
     memory_bytes: int = field(default_factory=_default_memory_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """An activation and its derivative sampled on a grid, for plots.
+
+    Attributes:
+        x: the float64 grid.  f: f(x).  df: f'(x) by autograd.  NaN where not finite.
+    """
+
+    x: tuple[float, ...]
+    f: tuple[float, ...]
+    df: tuple[float, ...]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Curve:
+        """Builds a Curve from the worker's JSON (null for non-finite); raises on bad input."""
+
+        def floats(key: str) -> tuple[float, ...]:
+            values = d[key]
+            if not isinstance(values, list):
+                raise TypeError(f"curve {key} is not a list")
+            return tuple(math.nan if v is None else float(v) for v in values)
+
+        x, f, df = floats("x"), floats("f"), floats("df")
+        if not len(x) == len(f) == len(df) or not all(math.isfinite(v) for v in x):
+            raise ValueError("curve lists differ in length or the grid is not finite")
+        return cls(x, f, df)
 
 
 @dataclass(slots=True)
@@ -201,6 +237,57 @@ class Evaluator:
                 kind = "timeout" if isinstance(e, WorkerTimeout) else "crashed"
                 return [Admission(kind, f"probing the activation: {e}")]
         return [a for c in chunk for a in self._admit_chunk([c])]
+
+    # curves --------------------------------------------------------------------------
+
+    def curves(
+        self, candidates: Sequence[Candidate], lo: float = -6.0, hi: float = 6.0, n: int = 241
+    ) -> dict[Hash, Curve | None]:
+        """Returns f and f' of each candidate on [lo, hi] (None where they cannot be had).
+
+        Answered from the cache first; the worker computes the rest. Never raises for a
+        candidate's or the worker's failure: the report simply leaves that curve out.
+        """
+        grid = (lo, hi, n)
+        out: dict[Hash, Curve | None] = {}
+        todo: list[Candidate] = []
+        for c in {c.code_hash: c for c in candidates}.values():
+            data = self.cache.get_curve(c.code_hash, grid)
+            if data is None:
+                todo.append(c)
+            else:
+                out[c.code_hash] = _parse_curve(data)
+        for start in range(0, len(todo), ADMIT_CHUNK):
+            chunk = todo[start : start + ADMIT_CHUNK]
+            try:
+                answers = self._curve_chunk(chunk, grid)
+            except EvaluationError:  # the worker cannot start, or we were interrupted
+                answers = [None] * len(chunk)
+            for c, data in zip(chunk, answers, strict=True):
+                if data is not None:  # a verdict on the code itself: worth keeping
+                    self.cache.put_curve(c.code_hash, grid, data)
+                out[c.code_hash] = _parse_curve(data) if data is not None else None
+        return out
+
+    def _curve_chunk(
+        self, chunk: list[Candidate], grid: tuple[float, float, int]
+    ) -> list[dict[str, Any] | None]:
+        lo, hi, n = grid
+        msg: dict[str, Any] = {"op": "curves", "lo": lo, "hi": hi, "n": n}
+        msg["items"] = [{"source": c.source} for c in chunk]
+        try:
+            reply = self._ask(msg, self.config.admit_timeout)
+            results = reply["results"]
+            if not isinstance(results, list) or len(results) != len(chunk):
+                raise ValueError("the worker answered for other candidates")
+            for d in results:  # check now, so that nothing malformed is cached
+                if not isinstance(d, dict) or ("error" not in d and _parse_curve(d) is None):
+                    raise ValueError("malformed curve")
+            return [dict(d) for d in results]
+        except (WorkerTimeout, WorkerCrashed, KeyError, TypeError, ValueError):
+            if len(chunk) == 1:
+                return [None]
+        return [d for c in chunk for d in self._curve_chunk([c], grid)]
 
     # training ------------------------------------------------------------------------
 
@@ -347,3 +434,28 @@ class Evaluator:
             seconds=seconds,
             **common,
         )
+
+
+def _parse_curve(data: Mapping[str, Any]) -> Curve | None:
+    """Returns the Curve in cached or worker data, or None for an error or bad data."""
+    try:
+        return None if "error" in data else Curve.from_dict(data)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def cached_curves(
+    cache: FitnessCache,
+    candidates: Sequence[Candidate],
+    lo: float = -6.0,
+    hi: float = 6.0,
+    n: int = 241,
+) -> dict[Hash, Curve]:
+    """Returns the curves the cache already holds for `candidates` (no worker is started)."""
+    out: dict[Hash, Curve] = {}
+    for c in candidates:
+        data = cache.get_curve(c.code_hash, (lo, hi, n))
+        curve = _parse_curve(data) if data is not None else None
+        if curve is not None:
+            out[c.code_hash] = curve
+    return out

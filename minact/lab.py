@@ -1,12 +1,23 @@
-"""Tiny batched MLPs: every (candidate, task, seed) network of a batch trains as one.
+"""Tiny batched networks: every (candidate, task, seed) network of a batch trains as one.
 
-Networks that share their training settings (width, depth, steps, learning rate and
-sample counts) are stacked along a leading batch dimension and trained with
-`torch.baddbmm`, one Adam step for all of them. Each network's loss is its own mean
-squared error and the optimised objective is their *sum*, so the gradient of one
-network never depends on the others: results do not depend on what else is in the
-batch. Inputs with fewer variables than the widest task are zero-padded; padded
-weights get zero gradients and stay inert.
+Networks that share their task kind and training settings (width, depth, steps, learning
+rate, sample counts and set sizes) are stacked along a leading batch dimension and trained
+with `torch.baddbmm`, one Adam step for all of them. Each network's loss is its own mean
+and the optimised objective is their *sum*, so the gradient of one network never depends
+on the others: results do not depend on what else is in the batch. On CPU they are
+bit-for-bit equal when each network's block of activations (points x width) is a multiple
+of the SIMD width and width is a multiple of 8, as in the shipped labs; otherwise the
+vectorised kernels round a network's tail elements differently by its position, and the
+results agree within float rounding (amplified by training). Inputs with fewer
+variables than the widest task are zero-padded; padded weights get zero gradients and stay
+inert.
+
+Models and losses per task kind (tasks.py):
+- regression: MLP of `depth` hidden layers of `width`, the activation after each; MSE.
+- classification: the same MLP giving a logit; binary cross-entropy with logits.
+- set (DeepSets): phi, `depth` hidden layers with the activation, applied to each element;
+  a sum over the set; rho, one hidden layer of `width` with the activation, then a linear
+  output; MSE.
 
 Initial weights depend only on (task digest, seed index), never on the candidate, so
 every candidate starts from the same networks on a task (common random numbers).
@@ -26,11 +37,13 @@ import torch
 
 from minact.candidate import TaskResult
 from minact.fingerprint import Activation
-from minact.tasks import Settings, Task, TaskData, sample
+from minact.tasks import Task, TaskData, sample
 
 __all__ = ["Job", "Trainer"]
 
 _Forward = Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]
+_GroupKey = tuple[str, int, int, int, float, int, int, int, int]
+_Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (pred, y) -> (networks,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +57,19 @@ class Job:
 
 @dataclass(slots=True)
 class _Tensors:
-    x_train: torch.Tensor  # (networks, n_train, d)
+    x_train: torch.Tensor  # (networks, n_train, d); set tasks: (networks, n_train, size, d)
     y_train: torch.Tensor  # (networks, n_train, 1)
-    x_id: torch.Tensor  # (networks, n_test, d)
+    x_id: torch.Tensor  # (networks, n_test, d); set tasks: (networks, n_test, size, d)
     y_id: torch.Tensor
     x_ood: torch.Tensor
     y_ood: torch.Tensor
     params: list[torch.Tensor]  # W1, b1, ..., W_out, b_out, each (networks, ...)
 
 
-def _group_key(s: Settings) -> tuple[int, int, int, float, int, int]:
-    return (s.width, s.depth, s.steps, s.lr, s.n_train, s.n_test)
+def _group_key(task: Task) -> _GroupKey:
+    s = task.settings
+    sizes = (task.sets.size, task.sets.test_size) if task.sets is not None else (0, 0)
+    return (task.kind, s.width, s.depth, s.steps, s.lr, s.n_train, s.n_test, *sizes)
 
 
 def _init_seed(task: Task, seed: int) -> int:
@@ -76,11 +91,11 @@ class Trainer:
         self._init: dict[tuple[str, int, int], list[torch.Tensor]] = {}
 
     def train(self, jobs: Sequence[Job]) -> list[TaskResult]:
-        """Returns one TaskResult per job, in order; trains same-settings jobs together."""
+        """Returns one TaskResult per job, in order; trains same-kind, same-settings jobs as one."""
         results: list[TaskResult | None] = [None] * len(jobs)
-        groups: dict[tuple[int, int, int, float, int, int], list[int]] = {}
+        groups: dict[_GroupKey, list[int]] = {}
         for i, job in enumerate(jobs):
-            groups.setdefault(_group_key(job.task.settings), []).append(i)
+            groups.setdefault(_group_key(job.task), []).append(i)
         for indices in groups.values():
             for i, r in zip(indices, self._train_group([jobs[i] for i in indices]), strict=True):
                 results[i] = r
@@ -100,7 +115,8 @@ class Trainer:
         if key not in self._init:
             s = task.settings
             gen = torch.Generator().manual_seed(_init_seed(task, seed))
-            sizes = [len(task.variables)] + [s.width] * s.depth + [1]
+            rho = [s.width] if task.kind == "set" else []  # rho's hidden layer
+            sizes = [len(task.variables)] + [s.width] * s.depth + rho + [1]
             params: list[torch.Tensor] = []
             for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
                 bound = 1.0 / math.sqrt(fan_in)
@@ -124,7 +140,8 @@ class Trainer:
                     ("i", data.x_id, data.y_id),
                     ("o", data.x_ood, data.y_ood),
                 ):
-                    cols["x" + k].append(np.pad(x, ((0, 0), (0, d_max - x.shape[1]))))
+                    pad = [(0, 0)] * (x.ndim - 1) + [(0, d_max - x.shape[-1])]
+                    cols["x" + k].append(np.pad(x, pad))
                     cols["y" + k].append(y.reshape(-1, 1))
                 per_param.append(self._initial_params(job.task, seed, d_max))
 
@@ -137,22 +154,23 @@ class Trainer:
         ]
         return _Tensors(t("xt"), t("yt"), t("xi"), t("yi"), t("xo"), t("yo"), params)
 
-    def _fit(self, forward: _Forward, tensors: _Tensors, steps: int, lr: float) -> None:
-        params = tensors.params
+    def _fit(self, forward: _Forward, loss_fn: _Loss, t: _Tensors, steps: int, lr: float) -> None:
+        params = t.params
         opt = _Adam(params, lr)
         for _ in range(steps):
             for p in params:
                 p.grad = None
-            pred = forward(tensors.x_train, params)
-            loss = ((pred - tensors.y_train) ** 2).mean(dim=(1, 2)).sum()
+            loss = loss_fn(forward(t.x_train, params), t.y_train).sum()
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
 
     def _train_group(self, jobs: Sequence[Job]) -> list[TaskResult]:
         start = time.perf_counter()
-        s = jobs[0].task.settings
+        task = jobs[0].task
+        s = task.settings
+        loss_fn = _bce if task.kind == "classification" else _mse
         tensors = self._stack(jobs)
-        eager = _make_forward(_segments(jobs))
+        eager = _make_forward(_segments(jobs), s.depth if task.kind == "set" else None)
         forward = eager
         if self.compile_backend is not None:
             # A fresh graph per group: each batch brings new activations, and dynamo would
@@ -161,20 +179,20 @@ class Trainer:
             mode = None if self.compile_backend != "inductor" else self.compile_mode
             forward = torch.compile(eager, backend=self.compile_backend, mode=mode, dynamic=False)
         try:
-            self._fit(forward, tensors, s.steps, s.lr)
+            self._fit(forward, loss_fn, tensors, s.steps, s.lr)
         except Exception:
             if forward is eager:
                 raise
             # What dynamo cannot trace still trains, eagerly, from the same initial weights.
             torch._dynamo.reset()
             tensors = self._stack(jobs)
-            self._fit(eager, tensors, s.steps, s.lr)
+            self._fit(eager, loss_fn, tensors, s.steps, s.lr)
         # Scored eagerly: three calls do not repay a recompile for no-grad mode.
         with torch.no_grad():
             p = tensors.params
-            train_mse = ((eager(tensors.x_train, p) - tensors.y_train) ** 2).mean(dim=(1, 2))
-            id_mse = ((eager(tensors.x_id, p) - tensors.y_id) ** 2).mean(dim=(1, 2))
-            ood_mse = ((eager(tensors.x_ood, p) - tensors.y_ood) ** 2).mean(dim=(1, 2))
+            train_loss = loss_fn(eager(tensors.x_train, p), tensors.y_train)
+            id_loss = loss_fn(eager(tensors.x_id, p), tensors.y_id)
+            ood_loss = loss_fn(eager(tensors.x_ood, p), tensors.y_ood)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = (time.perf_counter() - start) / len(jobs)
@@ -182,9 +200,9 @@ class Trainer:
         pos = 0
         for job in jobs:
             n = job.task.settings.seeds
-            tr = train_mse[pos : pos + n].tolist()
-            idl = id_mse[pos : pos + n].tolist()
-            ood = ood_mse[pos : pos + n].tolist()
+            tr = train_loss[pos : pos + n].tolist()
+            idl = id_loss[pos : pos + n].tolist()
+            ood = ood_loss[pos : pos + n].tolist()
             pos += n
             out.append(_result(tr, idl, ood, seconds))
         return out
@@ -246,17 +264,57 @@ def _result(train: list[float], id_: list[float], ood: list[float], seconds: flo
     return TaskResult("ok", "", tuple(ood), tuple(id_), seconds)
 
 
-def _make_forward(segments: Sequence[tuple[int, int, Activation]]) -> _Forward:
-    """Returns forward(x, params) applying each segment's activation to its networks."""
+def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Returns each network's mean squared error."""
+    return ((pred - y) ** 2).mean(dim=(1, 2))  # (networks,)
+
+
+def _bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Returns each network's mean binary cross-entropy of `logits` against 0/1 `labels`."""
+    # The stable softplus(z) - y*z. exp and log1p map a tensor's tail on the vector path too
+    # (F.softplus and sigmoid take a scalar path there), so a point's loss does not depend on
+    # where it sits in the batch.
+    loss = torch.relu(logits) - logits * labels + torch.log1p(torch.exp(-logits.abs()))
+    return loss.mean(dim=(1, 2))  # (networks,)
+
+
+def _sum_pool(h: torch.Tensor, n_sets: int) -> torch.Tensor:
+    """Returns the sum over each set: (networks, n_sets * k, width) -> (networks, n_sets, width)."""
+    h = h.reshape(h.shape[0], n_sets, -1, h.shape[-1])  # (networks, sets, k, width)
+    # Pairwise sums by exactly rounded adds, in an order fixed by k alone: a reduction kernel
+    # could split or vectorise its work by the tensor's total size, that is by the batch.
+    # (split, not slices: a slice's backward fills a zero tensor of h's full size.)
+    while h.shape[2] > 1:
+        half = h.shape[2] // 2
+        low, high, rest = torch.split(h, [half, half, h.shape[2] - 2 * half], dim=2)
+        h = torch.cat([low + high, rest], dim=2) if rest.shape[2] else low + high
+    return h[:, :, 0]
+
+
+def _make_forward(
+    segments: Sequence[tuple[int, int, Activation]], pool_at: int | None = None
+) -> _Forward:
+    """Returns forward(x, params) applying each segment's activation to its networks.
+
+    With `pool_at` (set tasks), x is (networks, sets, k, d) and the hidden layers before
+    index `pool_at` see each element; their outputs are summed over each set.
+    """
+
+    sizes = [b - a for a, b, _ in segments]  # the segments tile the networks in order
 
     def act(z: torch.Tensor) -> torch.Tensor:
         if len(segments) == 1:
             return segments[0][2](z)
-        return torch.cat([fn(z[a:b]) for a, b, fn in segments])
+        # split, not z[a:b]: each slice's backward fills a zero tensor of z's full size, which
+        # made a step cost grow with the square of the number of candidates in the batch.
+        parts = torch.split(z, sizes)
+        return torch.cat([fn(part) for part, (_, _, fn) in zip(parts, segments, strict=True)])
 
     def forward(x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
-        h = x  # (networks, points, d)
-        for i in range(0, len(params) - 2, 2):
+        h = x if pool_at is None else x.flatten(1, 2)  # (networks, points, d)
+        for layer, i in enumerate(range(0, len(params) - 2, 2)):
+            if layer == pool_at:
+                h = _sum_pool(h, x.shape[1])  # (networks, sets, width)
             h = act(torch.baddbmm(params[i + 1], h, params[i]))  # (networks, points, width)
         return torch.baddbmm(params[-1], h, params[-2])  # (networks, points, 1)
 

@@ -2,6 +2,11 @@
 
 `load_lab` is the only caller of tomllib. Every error names the file, the task (by name
 and position), the key and the bad value.
+
+A [[task]] may set `kind` (tasks.py describes the kinds): "regression" (the default) and
+"classification" take a `target`; "set" takes `element`, `aggregate`, `size` and `test_size`
+instead. A set task ignores the [lab] test box: its OOD sets draw their elements from the train
+box unless the task gives its own `test`, and then from that box minus the train box.
 """
 
 from __future__ import annotations
@@ -15,18 +20,34 @@ from pathlib import Path
 from typing import Any
 
 from minact.errors import ConfigError
-from minact.expression import ExpressionError, parse_expression
-from minact.tasks import FITNESS_KINDS, Box, Lab, Settings, TargetError, Task, ood_fraction, sample
+from minact.expression import Expression, ExpressionError, parse_expression
+from minact.tasks import (
+    AGGREGATES,
+    FITNESS_KINDS,
+    KINDS,
+    Box,
+    Lab,
+    SetSpec,
+    Settings,
+    TargetError,
+    Task,
+    ood_fraction,
+    sample,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
-__all__ = ["MIN_OOD_FRACTION", "default_tasks_path", "load_lab"]
+__all__ = ["MAX_SET_ELEMENTS", "MIN_OOD_FRACTION", "default_tasks_path", "load_lab"]
+__all__ += ["transfer_suite_path"]
 
 # Rejection sampling of the OOD region needs it to be a fair share of the test box.
 MIN_OOD_FRACTION = 0.01
+# Elements per network in a set task's training or OOD data: no more than a regression task
+# may have points (n_train <= 1e6), so a set network costs no more memory than the largest one.
+MAX_SET_ELEMENTS = 1_000_000
 
 # Bounds of the settings keys: (lo, hi) for integers, (lo, hi, lo excluded) for floats.
 _INT_RULES: dict[str, tuple[int, int | None]] = {
@@ -44,7 +65,8 @@ _FLOAT_RULES: dict[str, tuple[float, float | None, bool]] = {
 }
 _SETTING_KEYS = (*_INT_RULES, *_FLOAT_RULES, "train", "test")
 _LAB_KEYS = (*_SETTING_KEYS, "reference", "fitness", "max_cost", "timeout", "probe")
-_TASK_KEYS = ("name", "family", "target", "vars", *_SETTING_KEYS)
+_SET_KEYS = ("element", "aggregate", "size", "test_size")
+_TASK_KEYS = ("name", "family", "kind", "target", *_SET_KEYS, "vars", *_SETTING_KEYS)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 _FAMILY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}\Z")
 
@@ -59,6 +81,14 @@ def default_tasks_path() -> Path:
         return shipped
     # A zipped install has no real path; the user can still pass one explicitly.
     raise ConfigError(f"the packaged tasks.toml is not a file on disk ({shipped}); pass --tasks")
+
+
+def transfer_suite_path() -> Path:
+    """Returns the packaged transfer suite (minact/data/transfer.toml)."""
+    shipped = resources.files("minact").joinpath("data").joinpath("transfer.toml")
+    if isinstance(shipped, Path):
+        return shipped
+    raise ConfigError(f"the packaged transfer.toml is not a file on disk ({shipped}); pass --tasks")
 
 
 def load_lab(path: Path) -> Lab:
@@ -95,7 +125,8 @@ def load_lab(path: Path) -> Lab:
         try:
             sample(task)  # finite on both regions and not constant, checked on the real data
         except TargetError as exc:
-            raise ConfigError(f"{where}: key 'target' {task.target.source!r} {exc}") from None
+            key = "element" if task.kind == "set" else "target"
+            raise ConfigError(f"{where}: key {key!r} {task.target.source!r} {exc}") from None
         tasks.append(task)
     return Lab(path=path, tasks=tuple(tasks), **lab_wide)
 
@@ -128,36 +159,98 @@ def _parse_task(path: Path, i: int, raw: object, defaults: dict[str, Any]) -> Ta
     where = f"{path}: [[task]] #{i}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a table ([[task]]), got {raw!r}")
-    for key in ("name", "family", "target"):
+    _require(where, raw, ("name", "family"))
+    name = _identifier(where, "name", raw["name"], _NAME)
+    named = f"{path}: [[task]] {name!r} (#{i})"
+    _check_keys(named, raw, _TASK_KEYS)
+    kind = raw.get("kind", KINDS[0])
+    if kind not in KINDS:
+        kinds = ", ".join(map(repr, KINDS))
+        raise ConfigError(f"{named}: key 'kind' must be one of {kinds}, got {kind!r}")
+    own, other = ("element", "target") if kind == "set" else ("target", "element")
+    # Missing keys are reported by position, like a missing name.
+    _require(where, raw, (own, *_SET_KEYS[1:]) if kind == "set" else (own,))
+    for key in (other,) if kind == "set" else _SET_KEYS:
+        if key in raw:
+            use = "'element' for the per-element expression" if kind == "set" else "kind = 'set'"
+            raise ConfigError(
+                f"{named}: key {key!r} = {raw[key]!r} is not for kind {kind!r} tasks; use {use}"
+            )
+    family = _identifier(named, "family", raw["family"], _FAMILY)
+    target = _expression(named, own, raw[own])
+    variables = _variables(named, raw, target.variables)
+    train = _box(named, "train", raw.get("train", defaults["train"]), variables)
+    if kind == "set" and "test" not in raw:
+        test = train  # length generalisation only: OOD elements from the train box
+    else:
+        test = _box(named, "test", raw.get("test", defaults["test"]), variables)
+        _check_boxes(named, variables, train, test)
+    settings = Settings(**({k: defaults[k] for k in asdict(Settings())} | _settings(named, raw)))
+    if kind == "classification" and settings.noise:
+        source = "" if "noise" in raw else " (from [lab])"
+        raise ConfigError(
+            f"{named}: key 'noise' must be 0 for kind 'classification' tasks (labels are not "
+            f"noised), got {settings.noise!r}{source}"
+        )
+    sets = _set_spec(named, raw, settings) if kind == "set" else None
+    return Task(name, family, target, variables, train, test, settings, kind, sets)
+
+
+def _require(where: str, raw: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Raises ConfigError naming the first of `keys` that `raw` lacks."""
+    for key in keys:
         if key not in raw:
             raise ConfigError(f"{where}: key {key!r} is required; got keys {', '.join(raw)}")
-    name = _identifier(where, "name", raw["name"], _NAME)
-    where = f"{path}: [[task]] {name!r} (#{i})"
-    _check_keys(where, raw, _TASK_KEYS)
-    family = _identifier(where, "family", raw["family"], _FAMILY)
-    text = raw["target"]
+
+
+def _expression(where: str, key: str, text: Any) -> Expression:
+    """Returns the checked expression under `key`; it must have at least one variable."""
     try:
-        target = parse_expression(text)
+        expression = parse_expression(text)  # it checks that `text` is a string
     except ExpressionError as exc:
-        raise ConfigError(f"{where}: key 'target' {text!r} is not a valid target: {exc}") from None
-    if not target.variables:
-        raise ConfigError(f"{where}: key 'target' {text!r} has no variables; a task needs inputs")
-    variables = target.variables
-    if "vars" in raw:
-        given = raw["vars"]
-        if not (isinstance(given, list) and all(isinstance(v, str) for v in given)) or sorted(
-            given
-        ) != list(variables):
+        what = "target" if key == "target" else "per-element expression"
+        raise ConfigError(f"{where}: key {key!r} {text!r} is not a valid {what}: {exc}") from None
+    if not expression.variables:
+        raise ConfigError(f"{where}: key {key!r} {text!r} has no variables; a task needs inputs")
+    return expression
+
+
+def _variables(where: str, raw: dict[str, Any], variables: tuple[str, ...]) -> tuple[str, ...]:
+    """Returns the input order: `vars` if given (a permutation of `variables`), else sorted."""
+    if "vars" not in raw:
+        return variables
+    given = raw["vars"]
+    if not (isinstance(given, list) and all(isinstance(v, str) for v in given)) or sorted(
+        given
+    ) != list(variables):
+        raise ConfigError(
+            f"{where}: key 'vars' must list each of the target's variables "
+            f"({', '.join(variables)}) once, got {given!r}"
+        )
+    return tuple(given)
+
+
+def _set_spec(where: str, raw: dict[str, Any], settings: Settings) -> SetSpec:
+    """Returns the set task's aggregate and sizes, within MAX_SET_ELEMENTS per network."""
+    aggregate = raw["aggregate"]
+    if aggregate not in AGGREGATES:
+        names = ", ".join(map(repr, AGGREGATES))
+        raise ConfigError(f"{where}: key 'aggregate' must be one of {names}, got {aggregate!r}")
+    size = _int(where, "size", raw["size"], (1, MAX_SET_ELEMENTS))
+    test_size = _int(where, "test_size", raw["test_size"], (1, MAX_SET_ELEMENTS))
+    if test_size < size:
+        raise ConfigError(
+            f"{where}: key 'test_size' must be >= size ({size}): the OOD sets are the longer "
+            f"ones, got {test_size!r}"
+        )
+    for key, n, sets in (("size", size, "n_train"), ("test_size", test_size, "n_test")):
+        count = getattr(settings, sets)
+        if n * count > MAX_SET_ELEMENTS:
             raise ConfigError(
-                f"{where}: key 'vars' must list each of the target's variables "
-                f"({', '.join(variables)}) once, got {given!r}"
+                f"{where}: key {key!r} {n!r} times {sets} {count} is {n * count} elements per "
+                f"network, above {MAX_SET_ELEMENTS}: lower {key} or {sets}"
             )
-        variables = tuple(given)
-    train = _box(where, "train", raw.get("train", defaults["train"]), variables)
-    test = _box(where, "test", raw.get("test", defaults["test"]), variables)
-    _check_boxes(where, variables, train, test)
-    settings = {k: defaults[k] for k in asdict(Settings())} | _settings(where, raw)
-    return Task(name, family, target, variables, train, test, Settings(**settings))
+    return SetSpec(aggregate, size, test_size)
 
 
 def _check_keys(

@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 
 from minact.population import Failure, Member
-from minact.tasks import Lab
+from minact.tasks import Lab, Task
 
 __all__ = ["ParseFailure", "build_messages", "parse_reply"]
 
@@ -55,10 +55,21 @@ def _contract(lab: Lab) -> str:
     )
 
 
+def _task_text(t: Task) -> str:
+    if t.kind == "set" and t.sets is not None:
+        return (
+            f"y = {t.sets.aggregate} of {t.target.source} over a set of {t.sets.size} "
+            f"(tested on sets of {t.sets.test_size})"
+        )
+    if t.kind == "classification":
+        return f"classify the sign of {t.target.source}"
+    return f"y = {t.target.source}"
+
+
 def _lab_text(lab: Lab) -> str:
     by_family: dict[str, list[str]] = {}
     for t in lab.tasks:
-        by_family.setdefault(t.family, []).append(f"{t.name}: y = {t.target.source}")
+        by_family.setdefault(t.family, []).append(f"{t.name}: {_task_text(t)}")
     families = "\n".join(f"- {f}: " + "; ".join(items) for f, items in by_family.items())
     t0 = lab.tasks[0]
     train = ", ".join(

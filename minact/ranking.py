@@ -87,9 +87,11 @@ def lab_summary(lab: Lab) -> dict[str, Any]:
             {
                 "name": t.name,
                 "family": t.family,
+                "kind": t.kind,
                 "target": t.target.source,
                 "variables": list(t.variables),
                 "digest": t.digest(),
+                **({"aggregate": t.sets.aggregate} if t.sets is not None else {}),
             }
             for t in lab.tasks
         ],

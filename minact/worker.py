@@ -9,6 +9,10 @@ candidate or a library prints cannot corrupt the protocol. Requests:
      "memory_bytes": N}
     {"op": "admit", "probe": [lo, hi], "max_cost": c, "items": [{"source": ...}, ...]}
     {"op": "train", "items": [{"source": ..., "tasks": [task dict, ...]}, ...]}
+    {"op": "curves", "lo": a, "hi": b, "n": N, "items": [{"source": ...}, ...]}
+
+`curves` answers {"x": [...], "f": [...], "df": [...]} (float64, f' by autograd,
+non-finite values as null) or {"error": "..."} per item, for the report's plots.
 
 Replies carry {"ok": true, ...} or {"ok": false, "error": "..."} for requests that are
 malformed. A failure of the worker itself (crash, hang) is the parent's to handle.
@@ -17,11 +21,14 @@ malformed. A failure of the worker itself (crash, hang) is the parent's to handl
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from typing import IO, Any
 
 __all__ = ["main"]
+
+MAX_CURVE_POINTS = 10_001
 
 
 def _limit_memory(nbytes: int) -> None:
@@ -117,10 +124,51 @@ class _Session:
                 results[i][k] = r.to_dict()
         return {"ok": True, "results": results}
 
+    def curves(self, req: dict[str, Any]) -> dict[str, Any]:
+        lo, hi, n = float(req["lo"]), float(req["hi"]), int(req["n"])
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi and 2 <= n <= MAX_CURVE_POINTS):
+            return {"ok": False, "error": f"bad curve grid [{lo}, {hi}] with {n} points"}
+        return {
+            "ok": True,
+            "results": [_curve(str(item["source"]), lo, hi, n) for item in req["items"]],
+        }
+
+
+def _curve(source: str, lo: float, hi: float, n: int) -> dict[str, Any]:
+    """Returns f and f' of one candidate on a float64 grid, or {"error": ...}."""
+    import torch
+
+    from minact.fingerprint import CandidateError, load_activation
+
+    def finite(t: torch.Tensor) -> list[float | None]:
+        return [v if math.isfinite(v) else None for v in t.tolist()]
+
+    try:
+        fn = load_activation(source)
+        x = torch.linspace(lo, hi, n, dtype=torch.float64, requires_grad=True)
+        y = fn(x)
+        if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+            return {"error": "activation did not return a tensor of the input's shape"}
+        if y.requires_grad:
+            (dy,) = torch.autograd.grad(y.double().sum(), x, allow_unused=True)
+        else:
+            dy = None
+        dy = torch.zeros_like(x) if dy is None else dy
+    except CandidateError as e:
+        return {"error": e.reason}
+    except Exception as e:  # per-candidate boundary: the candidate's failure, not the worker's
+        return {"error": f"{type(e).__name__}: {e}"[:300]}
+    return {"x": x.detach().tolist(), "f": finite(y.detach().double()), "df": finite(dy)}
+
 
 def _serve(requests: IO[str], replies: IO[str]) -> None:
     session = _Session()
-    handlers = {"hello": session.hello, "admit": session.admit, "train": session.train}
+    handlers = {
+        "hello": session.hello,
+        "admit": session.admit,
+        "train": session.train,
+        "curves": session.curves,
+    }
     for line in requests:
         try:
             req = json.loads(line)

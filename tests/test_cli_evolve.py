@@ -60,7 +60,9 @@ def test_offline_evolve_writes_a_complete_run_directory(tmp_path: Path) -> None:
     run = _run_dir(tmp_path)
     assert sorted(p.name for p in run.iterdir()) == [
         "events.jsonl",
+        "plots",
         "ranking.json",
+        "report.html",
         "report.md",
         "run.json",
     ]

@@ -1,0 +1,56 @@
+"""A found activation as a standalone Python module: the function and an nn.Module.
+
+The exported file needs only torch. The function body is the candidate's normalised
+source (what was evaluated), with `activation` renamed.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import re
+
+__all__ = ["class_name", "module_text", "valid_name"]
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def valid_name(name: str) -> bool:
+    """Returns whether `name` can name the exported function."""
+    return (
+        bool(_IDENT.match(name))
+        and not keyword.iskeyword(name)
+        and name not in ("torch", "F", "math", "nn")
+    )
+
+
+def class_name(name: str) -> str:
+    """Returns the nn.Module's name for a function name: gelu_sine -> GeluSine."""
+    parts = [p for p in name.split("_") if p]
+    camel = "".join(p[:1].upper() + p[1:] for p in parts) or "Activation"
+    return camel if camel != name else camel + "Module"
+
+
+def module_text(source: str, name: str, docstring: str) -> str:
+    """Returns the module: imports, `def name(x)`, and an nn.Module calling it."""
+    tree = ast.parse(source)
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef))
+    func.name = name
+    func.args.args[0].annotation = ast.Name("torch.Tensor", ast.Load())
+    func.returns = ast.Name("torch.Tensor", ast.Load())
+    body = ast.unparse(func)
+    cls = class_name(name)
+    doc = docstring.replace('"""', "'''").rstrip()
+    return (
+        f'"""{doc}\n"""\n\n'
+        "import math\n\n"
+        "import torch\n"
+        "import torch.nn.functional as F\n"
+        "from torch import nn\n\n"
+        f'__all__ = ["{cls}", "{name}"]\n\n\n'
+        f"{body}\n\n\n"
+        f"class {cls}(nn.Module):\n"
+        f'    """`{name}` as a layer: applied elementwise, no parameters."""\n\n'
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+        f"        return {name}(x)\n"
+    )
