@@ -76,7 +76,8 @@ class EvaluatorConfig:
         batch_size: candidates trained together in one worker request; 0 picks by device
             (bench/evaluator.py: on CPU one at a time is as fast as any batch and answers
             sooner; on CUDA large batches amortise kernel launches).
-        admit_timeout: seconds for the worker to probe one chunk of candidates.
+        admit_timeout: seconds for the worker to probe one chunk of candidates (0: the lab's
+            per-candidate timeout, within 5..60 s; probing takes milliseconds).
         threads: torch threads in the worker (0: torch's default, all cores).
         memory_bytes: address-space cap of a CPU worker (0: half the machine's memory).
     """
@@ -84,7 +85,7 @@ class EvaluatorConfig:
     device: str = "auto"
     compile: str = "auto"
     batch_size: int = 0
-    admit_timeout: float = ADMIT_SECONDS
+    admit_timeout: float = 0.0
     threads: int = 0
     memory_bytes: int = field(default_factory=_default_memory_bytes)
 
@@ -160,6 +161,10 @@ class Evaluator:
         """Stops the worker process."""
         self._worker.stop()
 
+    def _admit_deadline(self) -> float:
+        # At least 5 s, so a tiny training timeout does not turn into failed probes.
+        return self.config.admit_timeout or max(5.0, min(ADMIT_SECONDS, self.lab.timeout))
+
     def preferred_batch(self) -> int:
         """Returns how many candidates one `score` call should bring for full batches."""
         if self.config.batch_size:
@@ -230,7 +235,7 @@ class Evaluator:
             "items": [{"source": c.source} for c in chunk],
         }
         try:
-            reply = self._ask(msg, self.config.admit_timeout)
+            reply = self._ask(msg, self._admit_deadline())
             return [Admission.from_dict(d) for d in reply["results"]]
         except (WorkerTimeout, WorkerCrashed, KeyError, TypeError, ValueError) as e:
             if len(chunk) == 1:
@@ -276,7 +281,7 @@ class Evaluator:
         msg: dict[str, Any] = {"op": "curves", "lo": lo, "hi": hi, "n": n}
         msg["items"] = [{"source": c.source} for c in chunk]
         try:
-            reply = self._ask(msg, self.config.admit_timeout)
+            reply = self._ask(msg, self._admit_deadline())
             results = reply["results"]
             if not isinstance(results, list) or len(results) != len(chunk):
                 raise ValueError("the worker answered for other candidates")

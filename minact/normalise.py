@@ -174,6 +174,7 @@ class Normaliser:
         if isinstance(e, ast.Attribute):
             path = self._resolve(e)
             if path is None:
+                self._expr(e.value)  # a reason about what the attribute hangs on comes first
                 raise ValidationError(
                     f"line {line}: attribute `.{e.attr}` is only allowed as a method call"
                 )

@@ -74,9 +74,11 @@ def worker_environment(home: Path, threads: int) -> dict[str, str]:
 class WorkerProcess:
     """One running worker; `request` sends a JSON message and waits for its reply."""
 
-    def __init__(self, home: Path, threads: int = 0) -> None:
+    def __init__(self, home: Path, threads: int = 0, argv: list[str] | None = None) -> None:
+        """Runs `argv` (default: `python -m minact.worker`) with its home in `home`."""
         self.home = home
         self.threads = threads
+        self.argv = argv or [sys.executable, "-m", "minact.worker"]
         self._proc: subprocess.Popen[bytes] | None = None
         self._replies: queue.Queue[bytes | None] = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
@@ -92,7 +94,7 @@ class WorkerProcess:
         self._replies = queue.Queue()
         self._stderr.clear()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "minact.worker"],
+            self.argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -204,4 +206,4 @@ class WorkerProcess:
     def _read_stderr(self, stream: IO[bytes]) -> None:
         # Drain stderr continuously (a full pipe would block the worker) and keep a tail.
         for raw in iter(lambda: stream.readline(8192), b""):
-            self._stderr.append(raw.decode("utf-8", "replace").rstrip())
+            self._stderr.append(raw.decode("utf-8", "replace").rstrip()[:400])

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import diskcache
 import pytest
 from typer.testing import CliRunner
 
@@ -182,38 +183,53 @@ def test_errors_for_bad_run_directories(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "--replay" in result.stderr
 
 
-def test_sigkill_then_resume_completes_the_budget(tmp_path: Path) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "minact",
-        "evolve",
-        "--tasks",
-        str(TINY_TASKS),
-        "--budget",
-        "10",
-        "--seed",
-        "4",
-        "--cache-dir",
-        str(CACHE[-1]),
-        "--runs-dir",
-        str(tmp_path / "runs"),
-        "--run-id",
-        "r",
-    ]
-    proc = subprocess.Popen(
+def _start(tmp: Path, run_id: str, cache: Path | None = None) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "minact", "evolve", "--tasks", str(TINY_TASKS)]
+    cmd += ["--budget", "10", "--seed", "4", "--cache-dir", str(cache or CACHE[-1])]
+    cmd += ["--runs-dir", str(tmp / "runs"), "--run-id", run_id]
+    return subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    events = tmp_path / "runs" / "r" / "events.jsonl"
-    deadline = time.monotonic() + 120
+
+
+def _wait_for(events: Path, what: str, count: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if events.exists() and events.read_text().count('"outcome"') >= 3:
-            break
-        time.sleep(0.05)
+        if events.exists() and events.read_text().count(what) >= count:
+            return
+        time.sleep(0.02)
+    text = events.read_text() if events.exists() else "(no file)"
+    raise AssertionError(f"{events}: fewer than {count} {what} within {timeout} s: {text[-500:]}")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Any]]:
+    tmp = tmp_path_factory.mktemp("whole")
+    result = _evolve(tmp, "--budget", "10", "--seed", "4", "--run-id", "whole", "--json")
+    assert result.exit_code == 0, result.stderr
+    return [(x["code_hash"], x["fitness"]) for x in json.loads(result.stdout)["candidates"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("what", "count"),
+    [
+        ('"event": "start"', 1),
+        ('"event": "seed"', 3),
+        ('"outcome"', 1),
+        ('"outcome"', 5),
+        ('"outcome"', 9),
+    ],
+    ids=["at-start", "during-seeds", "after-1", "after-5", "after-9"],
+)
+def test_sigkill_then_resume_completes_the_budget(
+    tmp_path: Path, what: str, count: int, uninterrupted: list[tuple[str, Any]]
+) -> None:
+    proc = _start(tmp_path, "r")
+    events = tmp_path / "runs" / "r" / "events.jsonl"
+    _wait_for(events, what, count)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = events.read_text().count('"kind": "evaluated"')
-    assert 0 < before < 10
     result = _evolve(tmp_path, "--resume", str(tmp_path / "runs" / "r"))
     assert result.exit_code == 0, result.stderr
     outcomes = [e for e in _events(tmp_path / "runs" / "r") if e["event"] == "outcome"]
@@ -222,12 +238,28 @@ def test_sigkill_then_resume_completes_the_budget(tmp_path: Path) -> None:
     assert len({e["index"] for e in outcomes}) == len(outcomes)  # nothing applied twice
     codes = [e["score"]["code_hash"] for e in evaluated]
     assert len(set(codes)) == len(codes)
-    # The same run without the kill reaches the same ranking.
-    whole = _evolve(tmp_path, "--budget", "10", "--seed", "4", "--run-id", "whole", "--json")
+    # The same ranking as the run that was never killed.
     doc = json.loads((tmp_path / "runs" / "r" / "ranking.json").read_text())
-    assert [(x["code_hash"], x["fitness"]) for x in doc["candidates"]] == [
-        (x["code_hash"], x["fitness"]) for x in json.loads(whole.stdout)["candidates"]
+    assert [(x["code_hash"], x["fitness"]) for x in doc["candidates"]] == uninterrupted
+
+
+@pytest.mark.slow
+def test_two_runs_share_one_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "fresh-cache"
+    first = _start(tmp_path, "a", cache)
+    _wait_for(tmp_path / "runs" / "a" / "events.jsonl", '"event": "seed"', 14)
+    second = _start(tmp_path, "b", cache)  # same seed: it proposes what the first evaluates
+    assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0
+    metas = [json.loads((tmp_path / "runs" / r / "run.json").read_text()) for r in "ab"]
+    assert all(m["status"] == "finished" and m["counters"]["evaluated"] == 10 for m in metas)
+    assert metas[1]["counters"]["cache_hits"] > 0
+    docs = [json.loads((tmp_path / "runs" / r / "ranking.json").read_text()) for r in "ab"]
+    assert [(x["code_hash"], x["fitness"]) for x in docs[0]["candidates"]] == [
+        (x["code_hash"], x["fitness"]) for x in docs[1]["candidates"]
     ]
+    with diskcache.Cache(str(cache)) as raw:  # every entry still reads back
+        for key in raw.iterkeys():
+            assert raw.get(key) is not None
 
 
 def test_ctrl_c_writes_the_report_and_exits_130(tmp_path: Path) -> None:

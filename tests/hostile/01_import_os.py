@@ -1,0 +1,7 @@
+# expect: invalid: 'os'
+import os
+
+
+def activation(x):
+    os.system('touch pwned')
+    return x

@@ -1,0 +1,8 @@
+# expect: invalid: allowed function directly
+import math
+import torch
+import torch.nn.functional as F
+
+
+def activation(x):
+    return getattr(torch, 'sa' + 've')(x, 'pwned')

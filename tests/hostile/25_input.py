@@ -1,0 +1,9 @@
+# expect: invalid: forbidden
+import math
+import torch
+import torch.nn.functional as F
+
+
+def activation(x):
+    input()
+    return x

@@ -1,0 +1,8 @@
+# expect: invalid: forbidden
+import math
+import torch
+import torch.nn.functional as F
+
+
+def activation(x):
+    return ｅｖａｌ('x')

@@ -1,0 +1,3 @@
+# expect: invalid: UTF-8
+def activation(x):
+    return x  # ÿþ

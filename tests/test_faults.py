@@ -1,0 +1,174 @@
+"""Faulty LLM servers, seen from a whole `minact evolve` run: each fault is retried,
+counted or reported; the run finishes, or stops with exit code 1 and a clear message;
+nothing evaluated is lost."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from minact.cli import app
+
+from .conftest import TINY_TASKS
+from .llm_server import (
+    Empty,
+    Huge,
+    InvalidJsonChunk,
+    LLMServer,
+    Redirect,
+    Reply,
+    Status,
+    Trickle,
+    Truncate,
+    WrongContentType,
+)
+
+runner = CliRunner()
+CACHE: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    CACHE.append(tmp_path_factory.mktemp("faults-cache"))
+    yield
+    CACHE.pop()
+
+
+def _good() -> Any:
+    counter = itertools.count(1)
+    lock = threading.Lock()
+
+    def respond(body: dict[str, Any]) -> Reply:
+        with lock:
+            k = next(counter)
+        return Reply(
+            f"```python\nimport torch\ndef activation(x):\n"
+            f"    return torch.tanh({k} * x) + 0.1 * x\n```"
+        )
+
+    return respond
+
+
+def _evolve(tmp: Path, url: str, *extra: str) -> Any:
+    return runner.invoke(
+        app,
+        [
+            "evolve",
+            "--budget",
+            "2",
+            "--concurrency",
+            "1",
+            "--llm-url",
+            url,
+            "--model",
+            "m",
+            "--tasks",
+            str(TINY_TASKS),
+            "--cache-dir",
+            str(CACHE[-1]),
+            "--runs-dir",
+            str(tmp / "runs"),
+            "--llm-retries",
+            "2",
+            "--llm-timeout",
+            "3",
+            *extra,
+        ],
+    )
+
+
+def _run_meta(tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    (run,) = list((tmp / "runs").iterdir())
+    return (
+        json.loads((run / "run.json").read_text()),
+        json.loads((run / "ranking.json").read_text()),
+    )
+
+
+TRANSIENT = {
+    "429 with Retry-After": Status(429, headers={"Retry-After": "1"}),
+    "429 without Retry-After": Status(429),
+    "500": Status(500),
+    "502 plain text": Status(502, body="Bad Gateway"),
+    "503": Status(503),
+    "stream cut mid-reply": Truncate("```python\nimport torch\ndef activation(x):\n", 30),
+    "wrong content type": WrongContentType(),
+    "trickle past the deadline": Trickle("```python\nslow", bytes_per_second=2.0),
+}
+
+
+@pytest.mark.parametrize("fault", list(TRANSIENT), ids=list(TRANSIENT))
+def test_transient_faults_are_retried_and_the_run_finishes(tmp_path: Path, fault: str) -> None:
+    with LLMServer(_good()) as server:
+        server.push(TRANSIENT[fault])
+        result = _evolve(tmp_path, server.url)
+    assert result.exit_code == 0, result.stderr
+    meta, ranking = _run_meta(tmp_path)
+    c = meta["counters"]
+    assert meta["status"] == "finished" and c["evaluated"] == 2
+    assert c["retries"] >= 1 and c["llm_errors"] == 0
+    new = [x for x in ranking["candidates"] if not x["baseline"]]
+    assert len(new) == 2  # nothing evaluated is lost
+
+
+REPLIES = {
+    "invalid JSON in a chunk": (
+        InvalidJsonChunk(
+            "```python\nimport torch\ndef activation(x):\n    return torch.sin(x) + x\n```"
+        ),
+        None,
+    ),
+    "a 10 MB reply": (Huge(megabytes=10), "no ```python block"),
+    "an empty reply": (Empty(), "empty reply"),
+    "a reply in another language": (
+        Reply("Je ne peux pas écrire de code. 我不能。"),
+        "no ```python block",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", list(REPLIES), ids=list(REPLIES))
+def test_bad_replies_are_counted_and_the_run_finishes(tmp_path: Path, fault: str) -> None:
+    behaviour, reason = REPLIES[fault]
+    with LLMServer(_good()) as server:
+        server.push(behaviour)
+        result = _evolve(tmp_path, server.url)
+    assert result.exit_code == 0, result.stderr
+    meta, _ = _run_meta(tmp_path)
+    c = meta["counters"]
+    assert meta["status"] == "finished" and c["evaluated"] == 2
+    if reason is not None:
+        assert c["parse_failures"] == 1
+        (run,) = list((tmp_path / "runs").iterdir())
+        events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+        first = next(e for e in events if e["event"] == "outcome")
+        assert first["kind"] == "parse_failure" and reason in first["reason"]
+
+
+def test_a_redirect_is_not_followed_and_stops_the_run(tmp_path: Path) -> None:
+    with LLMServer(lambda body: Redirect("http://attacker.example/v1/chat/completions")) as server:
+        result = _evolve(tmp_path, server.url)
+        chat = [r for r in server.requests if r.path.endswith("/chat/completions")]
+    assert result.exit_code == 1
+    assert "LLM failed" in result.stderr and "attacker.example" in result.stderr
+    meta, _ = _run_meta(tmp_path)
+    errors = meta["counters"]["llm_errors"]
+    assert meta["status"] == "llm_failed" and errors >= 8
+    assert len(chat) == errors  # one request per proposal: never followed, never retried
+
+
+def test_a_server_that_keeps_failing_stops_with_a_clear_message(tmp_path: Path) -> None:
+    with LLMServer(lambda body: Status(401)) as server:
+        result = _evolve(tmp_path, server.url)
+    assert result.exit_code == 1
+    assert "401" in result.stderr and "API key" in result.stderr
+    meta, ranking = _run_meta(tmp_path)
+    assert meta["status"] == "llm_failed"
+    assert all(x["baseline"] for x in ranking["candidates"])  # the seeds are still reported
