@@ -35,10 +35,11 @@ from minact import seeds
 from minact.cache import FitnessCache
 from minact.candidate import Candidate
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
-from minact.fingerprint import load_activation
-from minact.lab import Job, Trainer
-from minact.labfile import default_tasks_path, load_lab
-from minact.tasks import Lab, sample
+from minact.lab.loader import default_tasks_path, load_lab
+from minact.lab.sampling import sample
+from minact.lab.task import Lab
+from minact.sandbox.loader import load_activation
+from minact.sandbox.trainer import Job, Trainer
 from minact.validate import validate
 
 NAMES = ["gelu", "silu", "gelusine", "gsp", "snake", "mish", "gmtu", "elu"]

@@ -25,15 +25,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from llm_server import LLMServer, Reply  # noqa: E402
+from llm_server import LLMServer, Reply
 
-from minact import llm, search  # noqa: E402
-from minact.cache import FitnessCache  # noqa: E402
-from minact.candidate import Candidate  # noqa: E402
-from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig  # noqa: E402
-from minact.labfile import load_lab  # noqa: E402
-from minact.proposers import LLMProposer  # noqa: E402
-from minact.validate import validate  # noqa: E402
+from minact import seeds as seeds_lib
+from minact.cache import FitnessCache
+from minact.candidate import Candidate
+from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
+from minact.lab.loader import load_lab
+from minact.search import llm, loop
+from minact.search.proposers import LLMProposer
+from minact.validate import validate
 
 TERMS = ["torch.sin", "torch.cos", "torch.tanh", "torch.sigmoid", "torch.erf", "F.softsign"]
 
@@ -69,11 +70,7 @@ def main() -> int:
     lab = load_lab(args.tasks)
     with tempfile.TemporaryDirectory() as tmp, FitnessCache(Path(tmp), EVALUATOR_VERSION) as cache:
         with Evaluator(lab, cache, EvaluatorConfig()) as evaluator:
-            seeds = [
-                validate(search.seeds_lib.seed_source(n), name=n)
-                for n in search.SearchConfig(budget=1).seed_names
-            ]
-            evaluator.score([c for c in seeds if isinstance(c, Candidate)])  # warm, cached
+            evaluator.score(seeds_lib.seed_candidates())  # warm, cached
             probe = [
                 validate(
                     f"import torch\nimport torch.nn.functional as F\n"
@@ -85,13 +82,13 @@ def main() -> int:
             evaluator.score([c for c in probe if isinstance(c, Candidate)])
             per_candidate = (time.perf_counter() - start) / len(probe)
             with LLMServer(_responder(), latency=args.latency) as server:
-                config = search.SearchConfig(budget=args.budget, concurrency=args.concurrency)
+                config = loop.SearchConfig(budget=args.budget, concurrency=args.concurrency)
                 llm_config = llm.LLMConfig(url=server.url, model="bench")
 
-                async def run() -> search.Summary:
+                async def run() -> loop.Summary:
                     async with llm.http_client() as http:
                         proposer = LLMProposer(llm.LLMClient(http, llm_config))
-                        return await search.run(config, lab, proposer, evaluator, lambda e: None)
+                        return await loop.run(config, lab, proposer, evaluator, lambda e: None)
 
                 start = time.perf_counter()
                 summary = asyncio.run(run())

@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 
 import diskcache
 
-from minact.candidate import Admission, Hash, TaskResult
+from minact.candidate import Hash
 from minact.errors import CacheError
+from minact.score import Admission, TaskResult
 
 __all__ = ["FitnessCache"]
 

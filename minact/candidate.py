@@ -1,26 +1,24 @@
-"""Records shared by every stage: candidates, rejections, admissions and results.
+"""What a candidate is, and the closed set of ways it can fail.
 
-They are frozen and flow forward: each stage returns new records. No I/O here, and
-no torch: the main process builds and reads these without loading it.
+Records here are frozen and flow forward: each stage returns new records. No I/O, and
+no torch: the main process builds and reads these without loading it. score.py holds
+the records of what evaluating a candidate gave.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, NewType
+from dataclasses import dataclass
+from typing import Literal, NewType, cast
 
 __all__ = [
     "FAILURE_KINDS",
-    "Admission",
     "Candidate",
     "FailureKind",
     "Hash",
     "Rejection",
-    "Score",
-    "TaskResult",
-    "TaskScore",
+    "Status",
+    "failure_kind",
+    "parse_status",
 ]
 
 Hash = NewType("Hash", str)
@@ -47,12 +45,31 @@ FAILURE_KINDS: tuple[FailureKind, ...] = (
 )
 
 
+# What a scored candidate's `status` says: it trained ("ok"), or how it failed.
+Status = Literal[
+    "ok",
+    "invalid",
+    "error",
+    "bad_output",
+    "nonfinite",
+    "not_pointwise",
+    "too_costly",
+    "timeout",
+    "crashed",
+]
+
+
 def failure_kind(text: str) -> FailureKind:
     """Returns `text` as a FailureKind, or raises ValueError naming the known kinds."""
     for kind in FAILURE_KINDS:
         if kind == text:
             return kind
     raise ValueError(f"unknown failure kind {text!r}; known: {', '.join(FAILURE_KINDS)}")
+
+
+def parse_status(text: str) -> Status:
+    """Returns `text` as a Status ("ok" or a failure kind), or raises ValueError."""
+    return "ok" if text == "ok" else cast(Status, failure_kind(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,204 +97,3 @@ class Rejection:
     reason: str
     name: str = ""
     status: FailureKind = "invalid"
-
-
-@dataclass(frozen=True, slots=True)
-class Admission:
-    """The worker's verdict on a candidate before training: behaviour hash or a failure.
-
-    Attributes:
-        status: "ok" or a failure kind.
-        behaviour_hash: hash of f and f' on the probe grid (None when not admitted).
-        cost: elementwise operations per input element, relative to GELU.
-    """
-
-    status: str
-    reason: str = ""
-    behaviour_hash: Hash | None = None
-    cost: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Returns whether the candidate may be trained."""
-        return self.status == "ok"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Returns a JSON-safe dict."""
-        return {
-            "status": self.status,
-            "reason": self.reason,
-            "behaviour_hash": self.behaviour_hash,
-            "cost": self.cost,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Admission:
-        """Builds an Admission from `to_dict` output; raises ValueError/KeyError/TypeError."""
-        status = str(d["status"])
-        if status != "ok":
-            failure_kind(status)
-        bh = d.get("behaviour_hash")
-        cost = d.get("cost")
-        return cls(
-            status=status,
-            reason=str(d.get("reason", "")),
-            behaviour_hash=Hash(str(bh)) if bh is not None else None,
-            cost=float(cost) if cost is not None else None,
-        )
-
-
-def _floats(values: Any) -> tuple[float, ...]:
-    if not isinstance(values, (list, tuple)):
-        raise TypeError(f"expected a list of numbers, got {type(values).__name__}")
-    return tuple(float(v) for v in values)
-
-
-@dataclass(frozen=True, slots=True)
-class TaskResult:
-    """One candidate trained on one task: a loss per seed, or a failure.
-
-    Attributes:
-        ood: OOD mean squared error per seed (standardised targets).
-        id: in-distribution test MSE per seed.
-        seconds: training wall time attributed to this (candidate, task).
-    """
-
-    status: str
-    reason: str = ""
-    ood: tuple[float, ...] = ()
-    id: tuple[float, ...] = ()
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """Returns whether every seed trained to finite losses."""
-        return self.status == "ok"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Returns a JSON-safe dict."""
-        return {
-            "status": self.status,
-            "reason": self.reason,
-            "ood": list(self.ood),
-            "id": list(self.id),
-            "seconds": self.seconds,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TaskResult:
-        """Builds a TaskResult from `to_dict` output; raises on malformed input."""
-        status = str(d["status"])
-        ood, id_ = _floats(d.get("ood", [])), _floats(d.get("id", []))
-        if status == "ok":
-            if not ood or len(ood) != len(id_):
-                raise ValueError("an ok result needs one OOD and one ID loss per seed")
-            if not all(math.isfinite(v) for v in (*ood, *id_)):
-                raise ValueError("an ok result has finite losses only")
-        else:
-            failure_kind(status)
-        return cls(status, str(d.get("reason", "")), ood, id_, float(d.get("seconds", 0.0)))
-
-
-@dataclass(frozen=True, slots=True)
-class TaskScore:
-    """A candidate's summary on one task, as the ranking shows it.
-
-    Attributes:
-        ood_loss: median OOD MSE over seeds.
-        id_loss: median ID MSE over seeds.
-        ood_spread: (max - min) / 2 of the per-seed OOD MSE.
-        log_ratio: log(ood_loss / reference's ood_loss); negative beats the reference.
-    """
-
-    ood_loss: float
-    id_loss: float
-    ood_spread: float
-    log_ratio: float
-
-
-@dataclass(frozen=True, slots=True)
-class Score:
-    """A candidate's outcome on a lab: fitness and per-task scores, or a failure.
-
-    Attributes:
-        fitness: the lab's selection score (lower is better; 0 = reference), or None.
-        fitness_spread: standard deviation of the per-seed fitness.
-        mean_ood_mse: plain mean over tasks of the median OOD MSE.
-        cached: True when no training ran for it in this call.
-    """
-
-    name: str
-    code_hash: Hash | None
-    source: str
-    status: str
-    reason: str = ""
-    behaviour_hash: Hash | None = None
-    fitness: float | None = None
-    fitness_spread: float | None = None
-    mean_ood_mse: float | None = None
-    tasks: Mapping[str, TaskScore] = field(default_factory=dict)
-    cost: float | None = None
-    cached: bool = False
-    baseline: bool = False
-    parent: Hash | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """Returns whether the candidate has a fitness."""
-        return self.status == "ok"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Returns a JSON-safe dict from which `Score.from_dict` rebuilds this score."""
-        return {
-            "name": self.name,
-            "code_hash": self.code_hash,
-            "source": self.source,
-            "status": self.status,
-            "reason": self.reason,
-            "behaviour_hash": self.behaviour_hash,
-            "fitness": self.fitness,
-            "fitness_spread": self.fitness_spread,
-            "mean_ood_mse": self.mean_ood_mse,
-            "tasks": {
-                name: [t.ood_loss, t.id_loss, t.ood_spread, t.log_ratio]
-                for name, t in self.tasks.items()
-            },
-            "cost": self.cost,
-            "cached": self.cached,
-            "baseline": self.baseline,
-            "parent": self.parent,
-            "seconds": self.seconds,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Score:
-        """Builds a Score from `to_dict` output; raises KeyError/TypeError/ValueError."""
-
-        def opt(key: str) -> float | None:
-            v = d.get(key)
-            return None if v is None else float(v)
-
-        def opt_hash(key: str) -> Hash | None:
-            v = d.get(key)
-            return None if v is None else Hash(str(v))
-
-        tasks = {str(k): TaskScore(*(float(x) for x in v)) for k, v in d.get("tasks", {}).items()}
-        return cls(
-            name=str(d["name"]),
-            code_hash=opt_hash("code_hash"),
-            source=str(d["source"]),
-            status=str(d["status"]),
-            reason=str(d.get("reason", "")),
-            behaviour_hash=opt_hash("behaviour_hash"),
-            fitness=opt("fitness"),
-            fitness_spread=opt("fitness_spread"),
-            mean_ood_mse=opt("mean_ood_mse"),
-            tasks=tasks,
-            cost=opt("cost"),
-            cached=bool(d.get("cached", False)),
-            baseline=bool(d.get("baseline", False)),
-            parent=opt_hash("parent"),
-            seconds=float(d.get("seconds", 0.0)),
-        )

@@ -22,53 +22,41 @@ This module does not import torch; the worker does all tensor work.
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from minact import seeds
 from minact.cache import FitnessCache
-from minact.candidate import Admission, Candidate, Hash, Score, TaskResult
+from minact.candidate import Candidate, Hash
+from minact.curves import GRID, Curve, parse_curve
 from minact.errors import EvaluationError
 from minact.fitness import aggregate, first_failure
-from minact.process import WorkerCrashed, WorkerProcess, WorkerTimeout
-from minact.tasks import Lab, Task
-from minact.validate import validate
+from minact.lab.task import Lab, Task
+from minact.sandbox.client import TrainItem, WorkerClient, WorkerSettings
+from minact.score import Admission, Score, TaskResult
 
 __all__ = [
     "EVALUATOR_VERSION",
-    "Curve",
     "Evaluator",
     "EvaluatorConfig",
     "Progress",
-    "cached_curves",
 ]
 
-# Part of every cache key: bump it whenever lab.py, fingerprint.py or the worker change
+# Part of every cache key: bump it whenever the sandbox (admission, trainer, worker) changes
 # the numbers a candidate gets, so nothing stale is ever served.
 EVALUATOR_VERSION = "1"
 
 ADMIT_CHUNK = 32
 ADMIT_SECONDS = 60.0  # per admission chunk; probing one candidate takes milliseconds
 CUDA_BATCH = 32  # candidates per batch on CUDA when batch_size is 0
-START_SECONDS = 300.0  # interpreter start, torch import and CUDA initialisation
 
 Progress = Callable[[str, int, int], None]
 
 
-def _default_memory_bytes() -> int:
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 0
-    return max(4 << 30, total // 2)
-
-
 @dataclass(frozen=True, slots=True)
 class EvaluatorConfig:
-    """How the worker runs.
+    """How candidates are evaluated.
 
     Attributes:
         device: "auto" (CUDA when available), "cpu" or "cuda".
@@ -79,7 +67,7 @@ class EvaluatorConfig:
         admit_timeout: seconds for the worker to probe one chunk of candidates (0: the lab's
             per-candidate timeout, within 5..60 s; probing takes milliseconds).
         threads: torch threads in the worker (0: torch's default, all cores).
-        memory_bytes: address-space cap of a CPU worker (0: half the machine's memory).
+        memory_bytes: address-space cap of a CPU worker (None: half the machine's memory).
     """
 
     device: str = "auto"
@@ -87,35 +75,14 @@ class EvaluatorConfig:
     batch_size: int = 0
     admit_timeout: float = 0.0
     threads: int = 0
-    memory_bytes: int = field(default_factory=_default_memory_bytes)
+    memory_bytes: int | None = None
 
-
-@dataclass(frozen=True, slots=True)
-class Curve:
-    """An activation and its derivative sampled on a grid, for plots.
-
-    Attributes:
-        x: the float64 grid.  f: f(x).  df: f'(x) by autograd.  NaN where not finite.
-    """
-
-    x: tuple[float, ...]
-    f: tuple[float, ...]
-    df: tuple[float, ...]
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Curve:
-        """Builds a Curve from the worker's JSON (null for non-finite); raises on bad input."""
-
-        def floats(key: str) -> tuple[float, ...]:
-            values = d[key]
-            if not isinstance(values, list):
-                raise TypeError(f"curve {key} is not a list")
-            return tuple(math.nan if v is None else float(v) for v in values)
-
-        x, f, df = floats("x"), floats("f"), floats("df")
-        if not len(x) == len(f) == len(df) or not all(math.isfinite(v) for v in x):
-            raise ValueError("curve lists differ in length or the grid is not finite")
-        return cls(x, f, df)
+    def worker(self) -> WorkerSettings:
+        """Returns the settings of the worker process this configuration asks for."""
+        settings = WorkerSettings(self.device, self.compile, self.threads)
+        if self.memory_bytes is None:
+            return settings
+        return WorkerSettings(self.device, self.compile, self.threads, self.memory_bytes)
 
 
 @dataclass(slots=True)
@@ -124,7 +91,7 @@ class _Unit:
 
     behaviour: Hash
     source: str
-    tasks: list[Task]
+    tasks: list[Task] = field(default_factory=list)
 
 
 class Evaluator:
@@ -141,21 +108,14 @@ class Evaluator:
         self.cache = cache
         self.config = config or EvaluatorConfig()
         self.progress = progress or (lambda stage, done, total: None)
-        self.info: dict[str, Any] = {}
-        self._interrupted = False
-        self._worker = WorkerProcess(cache.directory / "worker", self.config.threads)
+        self._worker = WorkerClient(cache.directory / "worker", self.config.worker())
         self._lab_digest = lab.digest()
+        # The loader checks the name; a Lab built in code may still name an unknown one.
         try:
-            ref = validate(seeds.seed_source(lab.reference), name=lab.reference)
+            self.reference = seeds.seed_candidate(lab.reference)
         except KeyError as e:
             raise EvaluationError(f"{lab.path}: reference {e.args[0]}") from None
-        assert isinstance(ref, Candidate), "built-in seeds always validate"
-        self.reference = ref
-        self._seed_hashes = {
-            c.code_hash
-            for n in seeds.SEEDS
-            if isinstance(c := validate(seeds.seed_source(n)), Candidate)
-        }
+        self._seed_hashes = {c.code_hash for c in seeds.seed_candidates()}
 
     def close(self) -> None:
         """Stops the worker process."""
@@ -171,10 +131,14 @@ class Evaluator:
             return self.config.batch_size
         return CUDA_BATCH if self.info.get("device") == "cuda" else 1
 
+    @property
+    def info(self) -> dict[str, Any]:
+        """Returns what the worker said of itself (device, torch version...); {} before."""
+        return self._worker.info
+
     def interrupt(self) -> None:
         """Stops evaluation from another thread: kills the worker, later calls fail fast."""
-        self._interrupted = True
-        self._worker.kill()
+        self._worker.interrupt()
 
     def __enter__(self) -> Evaluator:
         return self
@@ -228,32 +192,20 @@ class Evaluator:
         return out, {c.code_hash for c in todo}
 
     def _admit_chunk(self, chunk: list[Candidate]) -> list[Admission]:
-        msg: dict[str, Any] = {
-            "op": "admit",
-            "probe": list(self.lab.probe),
-            "max_cost": self.lab.max_cost,
-            "items": [{"source": c.source} for c in chunk],
-        }
-        try:
-            reply = self._ask(msg, self._admit_deadline())
-            return [Admission.from_dict(d) for d in reply["results"]]
-        except (WorkerTimeout, WorkerCrashed, KeyError, TypeError, ValueError) as e:
-            if len(chunk) == 1:
-                kind = "timeout" if isinstance(e, WorkerTimeout) else "crashed"
-                return [Admission(kind, f"probing the activation: {e}")]
-        return [a for c in chunk for a in self._admit_chunk([c])]
+        deadline = self._admit_deadline()
+        sources = [c.source for c in chunk]
+        return self._worker.admit(sources, self.lab.probe, self.lab.max_cost, deadline)
 
     # curves --------------------------------------------------------------------------
 
     def curves(
-        self, candidates: Sequence[Candidate], lo: float = -6.0, hi: float = 6.0, n: int = 241
+        self, candidates: Sequence[Candidate], grid: tuple[float, float, int] = GRID
     ) -> dict[Hash, Curve | None]:
         """Returns f and f' of each candidate on [lo, hi] (None where they cannot be had).
 
         Answered from the cache first; the worker computes the rest. Never raises for a
         candidate's or the worker's failure: the report simply leaves that curve out.
         """
-        grid = (lo, hi, n)
         out: dict[Hash, Curve | None] = {}
         todo: list[Candidate] = []
         for c in {c.code_hash: c for c in candidates}.values():
@@ -261,38 +213,20 @@ class Evaluator:
             if data is None:
                 todo.append(c)
             else:
-                out[c.code_hash] = _parse_curve(data)
+                out[c.code_hash] = parse_curve(data)
         for start in range(0, len(todo), ADMIT_CHUNK):
             chunk = todo[start : start + ADMIT_CHUNK]
             try:
-                answers = self._curve_chunk(chunk, grid)
+                answers = self._worker.curves(
+                    [c.source for c in chunk], grid, self._admit_deadline()
+                )
             except EvaluationError:  # the worker cannot start, or we were interrupted
                 answers = [None] * len(chunk)
             for c, data in zip(chunk, answers, strict=True):
                 if data is not None:  # a verdict on the code itself: worth keeping
                     self.cache.put_curve(c.code_hash, grid, data)
-                out[c.code_hash] = _parse_curve(data) if data is not None else None
+                out[c.code_hash] = parse_curve(data) if data is not None else None
         return out
-
-    def _curve_chunk(
-        self, chunk: list[Candidate], grid: tuple[float, float, int]
-    ) -> list[dict[str, Any] | None]:
-        lo, hi, n = grid
-        msg: dict[str, Any] = {"op": "curves", "lo": lo, "hi": hi, "n": n}
-        msg["items"] = [{"source": c.source} for c in chunk]
-        try:
-            reply = self._ask(msg, self._admit_deadline())
-            results = reply["results"]
-            if not isinstance(results, list) or len(results) != len(chunk):
-                raise ValueError("the worker answered for other candidates")
-            for d in results:  # check now, so that nothing malformed is cached
-                if not isinstance(d, dict) or ("error" not in d and _parse_curve(d) is None):
-                    raise ValueError("malformed curve")
-            return [dict(d) for d in results]
-        except (WorkerTimeout, WorkerCrashed, KeyError, TypeError, ValueError):
-            if len(chunk) == 1:
-                return [None]
-        return [d for c in chunk for d in self._curve_chunk([c], grid)]
 
     # training ------------------------------------------------------------------------
 
@@ -317,7 +251,7 @@ class Evaluator:
             if missing:
                 units.append(_Unit(adm.behaviour_hash, c.source, missing))
         if units and not self._worker.running:
-            self._start()
+            self._worker.start()
         size = self.preferred_batch()
         for start in range(0, len(units), size):
             self.progress("train", start, len(units))
@@ -330,62 +264,12 @@ class Evaluator:
         return results, {u.behaviour for u in units}
 
     def _train_batch(self, batch: list[_Unit]) -> list[list[TaskResult]]:
-        share = sum(len(u.tasks) for u in batch) / max(1, len(self.lab.tasks))
-        deadline = self.lab.timeout * max(share, 1.0)
-        msg = {
-            "op": "train",
-            "items": [{"source": u.source, "tasks": [t.to_dict() for t in u.tasks]} for u in batch],
-        }
-        failure: TaskResult
-        try:
-            reply = self._ask(msg, deadline, allow_retry=True)
-            if reply.get("ok"):
-                return [[TaskResult.from_dict(d) for d in item] for item in reply["results"]]
-            failure = TaskResult("error", str(reply.get("error", "training failed"))[:500])
-        except WorkerTimeout:
-            failure = TaskResult("timeout", f"training did not finish within {deadline:.0f} s")
-        except (WorkerCrashed, KeyError, TypeError, ValueError) as e:
-            failure = TaskResult("crashed", f"training: {e}")
-        if len(batch) == 1:
-            return [[failure for _ in batch[0].tasks]]
-        return [r for u in batch for r in self._train_batch([u])]
-
-    # the worker ----------------------------------------------------------------------
-
-    def _ask(
-        self, msg: dict[str, Any], timeout: float, allow_retry: bool = False
-    ) -> dict[str, Any]:
-        if self._interrupted:
-            raise EvaluationError("evaluation interrupted")
-        if not self._worker.running:
-            self._start()
-        reply = self._worker.request(msg, timeout)
-        if not reply.get("ok") and not (allow_retry and reply.get("retry")):
-            raise WorkerCrashed(f"worker refused the request: {reply.get('error')}")
-        return reply
-
-    def _start(self) -> None:
-        if self._interrupted:
-            raise EvaluationError("evaluation interrupted")
-        hello = {
-            "op": "hello",
-            "device": self.config.device,
-            "compile": self.config.compile,
-            "threads": self.config.threads,
-            "memory_bytes": self.config.memory_bytes,
-        }
-        try:
-            self._worker.start()
-            reply = self._worker.request(hello, START_SECONDS)
-        except (WorkerTimeout, WorkerCrashed) as e:
-            tail = self._worker.stderr_tail()
-            raise EvaluationError(f"the evaluation worker did not start: {e}\n{tail}") from None
-        if not reply.get("ok"):
-            self._worker.kill()
-            raise EvaluationError(f"the evaluation worker refused to start: {reply.get('error')}")
-        self.info = {
-            k: reply.get(k) for k in ("device", "device_name", "compile", "torch", "threads")
-        }
+        per_task = self.lab.timeout / max(1, len(self.lab.tasks))
+        # A request gets the lab's timeout per candidate's worth of tasks, and never less.
+        return self._worker.train(
+            [TrainItem(u.source, tuple(u.tasks)) for u in batch],
+            lambda n: max(n * per_task, self.lab.timeout),
+        )
 
     # scores --------------------------------------------------------------------------
 
@@ -439,28 +323,3 @@ class Evaluator:
             seconds=seconds,
             **common,
         )
-
-
-def _parse_curve(data: Mapping[str, Any]) -> Curve | None:
-    """Returns the Curve in cached or worker data, or None for an error or bad data."""
-    try:
-        return None if "error" in data else Curve.from_dict(data)
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def cached_curves(
-    cache: FitnessCache,
-    candidates: Sequence[Candidate],
-    lo: float = -6.0,
-    hi: float = 6.0,
-    n: int = 241,
-) -> dict[Hash, Curve]:
-    """Returns the curves the cache already holds for `candidates` (no worker is started)."""
-    out: dict[Hash, Curve] = {}
-    for c in candidates:
-        data = cache.get_curve(c.code_hash, (lo, hi, n))
-        curve = _parse_curve(data) if data is not None else None
-        if curve is not None:
-            out[c.code_hash] = curve
-    return out

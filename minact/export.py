@@ -1,7 +1,8 @@
 """A found activation as a standalone Python module: the function and an nn.Module.
 
 The exported file needs only torch. The function body is the candidate's normalised
-source (what was evaluated), with `activation` renamed.
+source (what was evaluated), with `activation` renamed; `activation` stays bound to it, so
+`minact score FILE` accepts the file and finds the same code hash.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def module_text(source: str, name: str, docstring: str) -> str:
         "from torch import nn\n\n"
         f'__all__ = ["{cls}", "{name}"]\n\n\n'
         f"{body}\n\n\n"
+        f"activation = {name}  # the name `minact score` looks for\n\n\n"
         f"class {cls}(nn.Module):\n"
         f'    """`{name}` as a layer: applied elementwise, no parameters."""\n\n'
         "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"

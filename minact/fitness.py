@@ -19,7 +19,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from minact.candidate import TaskResult, TaskScore
+from minact.candidate import Status
+from minact.score import TaskResult, TaskScore
 
 __all__ = ["Aggregate", "aggregate", "first_failure"]
 
@@ -36,7 +37,7 @@ class Aggregate:
     tasks: dict[str, TaskScore]
 
 
-def first_failure(results: Sequence[tuple[str, TaskResult]]) -> tuple[str, str] | None:
+def first_failure(results: Sequence[tuple[str, TaskResult]]) -> tuple[Status, str] | None:
     """Returns (status, reason) of the first failed task, or None if all succeeded."""
     for name, r in results:
         if not r.ok:

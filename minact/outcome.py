@@ -1,24 +1,109 @@
-"""What happened to each proposal: outcome records, the run's counters, and the history
-(seeds, replies, applied outcomes) that an event log holds for a resume to replay.
+"""What happened to each proposal: the proposer's reply, the outcome, and the run's counters.
+
+The search loop makes these; the run directory (minact.runs) stores them as events and
+rebuilds them for a resume or a report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
-from minact.candidate import Hash, Score
-from minact.proposers import Reply
+from minact.candidate import Hash
+from minact.score import Score
 
-__all__ = ["OUTCOME_KINDS", "Counters", "History", "Outcome", "from_event", "to_event"]
+__all__ = ["OUTCOME_KINDS", "Counters", "Outcome", "OutcomeKind", "Reply", "from_event", "to_event"]
 
-OUTCOME_KINDS = ("evaluated", "parse_failure", "rejected", "duplicate", "llm_error")
+# What became of a proposal once applied, in proposal order.
+OutcomeKind = Literal["evaluated", "parse_failure", "rejected", "duplicate", "llm_error"]
+OUTCOME_KINDS: tuple[OutcomeKind, ...] = (
+    "evaluated",
+    "parse_failure",
+    "rejected",
+    "duplicate",
+    "llm_error",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A proposer's answer (or why there is none), with the cost of getting it.
+
+    Attributes:
+        text: the reply, expected to hold a ```python block.
+        note: how it was made, for lineage (the mutation, or the LLM's finish reason).
+        error: set when no reply could be had (the text is then empty).
+        prompt_tokens, completion_tokens: as the server reported them, else estimates.
+        usage_reported: whether the server sent the token counts.
+        latency: seconds for the whole call, retries and waits included.
+        attempts: 1 + retries used (0 for a proposer without a server).
+        first_token: seconds from the successful attempt's start to its first text.
+        retry_reasons: why each failed attempt failed.
+    """
+
+    text: str
+    note: str = ""
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usage_reported: bool = False
+    latency: float = 0.0
+    attempts: int = 0
+    first_token: float | None = None
+    retry_reasons: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-safe dict."""
+        d = asdict(self)
+        d["retry_reasons"] = list(self.retry_reasons)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Reply:
+        """Builds a Reply from `to_dict` output (unknown keys are ignored)."""
+        known = set(cls.__dataclass_fields__)
+        fields = {k: v for k, v in d.items() if k in known}
+        fields["retry_reasons"] = tuple(str(r) for r in fields.get("retry_reasons") or ())
+        return cls(**fields)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one proposal.
+
+    Attributes:
+        index: the proposal's number in the run.
+        kind: "scored" until the loop applies it, then one of OUTCOME_KINDS.
+        reason: why it was not evaluated, or is a duplicate.
+        score: the evaluation, for "evaluated" (and "duplicate" found after scoring).
+        island, parent, other: where it was proposed and from which parents.
+        note: how it was made (the mutation, or the LLM's finish reason).
+        origin: the proposer's kind ("offline", "llm", "replay").
+        source: the text that failed to parse or validate, or the candidate's source.
+        logged: whether it is already in the event log (replayed on a resume).
+    """
+
+    index: int
+    kind: str
+    reason: str = ""
+    score: Score | None = None
+    island: int = 0
+    parent: Hash | None = None
+    other: Hash | None = None
+    note: str = ""
+    origin: str = ""
+    source: str = ""
+    logged: bool = False
 
 
 @dataclass(slots=True)
 class Counters:
-    """What happened to the proposals of a run."""
+    """What happened to the proposals of a run.
+
+    The loop counts with `add_reply` and `add_outcome` as it goes; a report of a run that
+    never finished recounts the same way from its event log (runs.history).
+    """
 
     proposals: int = 0
     evaluated: int = 0
@@ -35,70 +120,43 @@ class Counters:
     retries: int = 0
     failures: dict[str, int] = field(default_factory=dict)
 
+    def add_reply(self, reply: Reply) -> None:
+        """Counts the tokens, time and retries one reply cost."""
+        self.prompt_tokens += reply.prompt_tokens
+        self.completion_tokens += reply.completion_tokens
+        self.tokens_estimated |= reply.attempts > 0 and not reply.usage_reported
+        self.llm_seconds += reply.latency
+        self.retries += max(0, reply.attempts - 1)
+
+    def add_outcome(self, o: Outcome) -> None:
+        """Counts one applied outcome under its kind (and its failure, if it failed)."""
+        if o.kind == "evaluated" and o.score is not None:
+            self.evaluated += 1
+            self.cache_hits += o.score.cached
+            if not o.score.ok:
+                self.failures[o.score.status] = self.failures.get(o.score.status, 0) + 1
+        elif o.kind == "duplicate":
+            self.duplicates += 1
+        elif o.kind == "parse_failure":
+            self.parse_failures += 1
+        elif o.kind == "rejected":
+            self.rejected += 1
+        elif o.kind == "llm_error":
+            self.llm_errors += 1
+
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-safe dict."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
-
-@dataclass(slots=True)
-class Outcome:
-    index: int
-    kind: str  # "scored" until applied, then one of OUTCOME_KINDS
-    reason: str = ""
-    score: Score | None = None
-    island: int = 0
-    parent: Hash | None = None
-    other: Hash | None = None
-    note: str = ""
-    origin: str = ""
-    source: str = ""
-    logged: bool = False
-
-
-@dataclass(slots=True)
-class History:
-    """What a run's event log already holds: seeds, replies and applied outcomes."""
-
-    seeds: list[Score] = field(default_factory=list)
-    replies: dict[int, Reply] = field(default_factory=dict)
-    outcomes: dict[int, dict[str, Any]] = field(default_factory=dict)
-
     @classmethod
-    def from_events(cls, events: Sequence[Mapping[str, Any]]) -> History:
-        """Returns the history in a run's events (malformed events are skipped)."""
-        h = cls()
-        for e in events:
-            try:
-                if e["event"] == "seed":
-                    h.seeds.append(Score.from_dict(e["score"]))
-                elif e["event"] == "reply":
-                    h.replies[int(e["index"])] = Reply.from_dict(e["reply"])
-                elif e["event"] == "outcome" and e.get("kind") in OUTCOME_KINDS:
-                    h.outcomes[int(e["index"])] = dict(e)
-            except (KeyError, TypeError, ValueError):
-                continue
-        # Only a gap-free prefix of outcomes can be replayed in order.
-        n = 0
-        while n in h.outcomes:
-            n += 1
-        h.outcomes = {k: v for k, v in h.outcomes.items() if k < n}
-        return h
-
-    def scored(self) -> list[tuple[Score, dict[str, Any]]]:
-        """Returns the seeds and evaluated candidates, each with its lineage fields."""
-        out: list[tuple[Score, dict[str, Any]]] = [
-            (s, {"index": -1, "origin": "seed", "island": None, "note": ""}) for s in self.seeds
-        ]
-        for k in sorted(self.outcomes):
-            e = self.outcomes[k]
-            if e["kind"] != "evaluated" or not e.get("score"):
-                continue
-            lineage = {key: e.get(key) for key in ("index", "origin", "island", "note")}
-            out.append((Score.from_dict(e["score"]), lineage))
-        return out
+    def from_dict(cls, d: Mapping[str, Any]) -> Counters:
+        """Builds Counters from `to_dict` output (unknown keys ignored, missing ones zero)."""
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def to_event(o: Outcome) -> dict[str, Any]:
+    """Returns the events.jsonl line of an applied outcome."""
     return {
         "event": "outcome",
         "index": o.index,
@@ -115,13 +173,18 @@ def to_event(o: Outcome) -> dict[str, Any]:
 
 
 def from_event(e: Mapping[str, Any]) -> Outcome:
+    """Returns the outcome an events.jsonl line records; raises on a malformed one."""
     score = Score.from_dict(e["score"]) if e.get("score") else None
+    kind = str(e["kind"])
+    if kind not in OUTCOME_KINDS:
+        raise ValueError(f"unknown outcome kind {kind!r}")
+    island = e.get("island")
     return Outcome(
         int(e["index"]),
-        str(e["kind"]),
+        kind,
         str(e.get("reason", "")),
         score,
-        int(e.get("island", 0)),
+        int(island) if isinstance(island, int) else 0,
         e.get("parent"),
         e.get("other"),
         str(e.get("note", "")),

@@ -7,9 +7,22 @@ paper's forms (normalised sinc multiplying GELU; +0.1x), which third-party code 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["ALIASES", "REFERENCE", "SEEDS", "Seed", "get_seed", "seed_source"]
+from minact.candidate import Candidate
+from minact.validate import validate
+
+__all__ = [
+    "ALIASES",
+    "REFERENCE",
+    "SEEDS",
+    "Seed",
+    "get_seed",
+    "seed_candidate",
+    "seed_candidates",
+    "seed_source",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +96,17 @@ def seed_source(name: str) -> str:
         "import math\nimport torch\nimport torch.nn.functional as F\n\n\n"
         f"def activation(x):\n{doc}    return {s.body}\n"
     )
+
+
+def seed_candidate(name: str) -> Candidate:
+    """Returns the validated Candidate of the seed called `name` (named by its canonical name)."""
+    seed = get_seed(name)
+    candidate = validate(seed_source(seed.name), name=seed.name)
+    # Checked by tests/test_seeds.py: every built-in passes static validation.
+    assert isinstance(candidate, Candidate), f"built-in {seed.name} fails validation"
+    return candidate
+
+
+def seed_candidates(names: Iterable[str] = SEEDS) -> list[Candidate]:
+    """Returns the validated Candidates of the named seeds (default: all), in order."""
+    return [seed_candidate(n) for n in names]

@@ -9,8 +9,8 @@ import pytest
 
 from minact.cache import FitnessCache
 from minact.evaluate import EVALUATOR_VERSION
-from minact.labfile import load_lab
-from minact.tasks import Lab
+from minact.lab.loader import load_lab
+from minact.lab.task import Lab
 
 ASSETS = Path(__file__).parent / "assets"
 TINY_TASKS = ASSETS / "tiny_tasks.toml"

@@ -7,8 +7,10 @@ import hashlib
 from collections.abc import Callable, Sequence
 
 from minact import seeds
-from minact.candidate import Candidate, Hash, Score, TaskScore
-from minact.proposers import ProposalRequest, Reply
+from minact.candidate import Candidate, Hash
+from minact.outcome import Reply
+from minact.score import Score, TaskScore
+from minact.search.proposers import ProposalRequest
 from minact.validate import validate
 
 

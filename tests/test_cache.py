@@ -10,8 +10,9 @@ import diskcache
 import pytest
 
 from minact.cache import FitnessCache
-from minact.candidate import Admission, Hash, TaskResult
+from minact.candidate import Hash
 from minact.errors import CacheError
+from minact.score import Admission, TaskResult
 
 H = Hash("c0de" * 16)
 B = Hash("beef" * 16)
@@ -94,7 +95,8 @@ _WRITER = """
 import sys
 from pathlib import Path
 from minact.cache import FitnessCache
-from minact.candidate import Hash, TaskResult
+from minact.candidate import Hash
+from minact.score import TaskResult
 who, directory = sys.argv[1], Path(sys.argv[2])
 with FitnessCache(directory, "1") as cache:
     for i in range(150):

@@ -13,11 +13,12 @@ import pytest
 
 from minact import seeds
 from minact.cache import FitnessCache
-from minact.candidate import Candidate, Score
+from minact.candidate import Candidate
 from minact.errors import EvaluationError
 from minact.evaluate import Evaluator, EvaluatorConfig
-from minact.process import WorkerProcess, worker_environment
-from minact.tasks import Lab
+from minact.lab.task import Lab
+from minact.sandbox.process import WorkerProcess, worker_environment
+from minact.score import Score
 from minact.validate import validate
 
 
@@ -158,7 +159,7 @@ def test_a_worker_killed_mid_batch_is_survived(tiny_lab: Lab, tmp_path: Path) ->
 
         def kill_soon(stage: str, done: int, total: int) -> None:
             if stage == "train" and done == 0 and not killed:
-                pid = ev._worker._proc.pid  # type: ignore[union-attr]
+                pid = ev._worker._process._proc.pid  # type: ignore[union-attr]
                 killed.append(pid)
                 threading.Timer(0.3, os.killpg, (pid, signal.SIGKILL)).start()
 

@@ -1,0 +1,162 @@
+"""What the commands share: consoles, error output, option types, the ranking table.
+
+Private to minact.cli: the command modules import from here, never from each other.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from minact.errors import MinactError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from minact.runs.ranking import RankingDocument
+
+# Messages carry user text ("[lab]", "[[task]]", "[lo, hi]"): never read it as rich markup.
+err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+
+EXIT_INTERRUPTED = 130
+
+
+class Device(str, Enum):
+    """Where candidates train."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Compile(str, Enum):
+    """Whether the training step runs under torch.compile."""
+
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+TasksOpt = Annotated[
+    Path | None,
+    typer.Option("--tasks", help="Lab file (default: ./tasks.toml, else the built-in lab)."),
+]
+DeviceOpt = Annotated[
+    Device, typer.Option("--device", help="Where candidates train (auto: CUDA when available).")
+]
+CompileOpt = Annotated[
+    Compile, typer.Option("--compile", help="torch.compile the training step (auto: CUDA only).")
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        envvar="MINACT_CACHE_DIR",
+        show_envvar=True,
+        help="Fitness cache folder (default: ./cache).",
+    ),
+]
+RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="Where run directories are.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def fail(e: MinactError) -> NoReturn:
+    """Prints `error: <message>` to stderr, as plain text, and exits with the error's code."""
+    err.print(Text.assemble(("error: ", "red"), str(e)))
+    raise typer.Exit(code=e.exit_code)
+
+
+def note(text: str) -> None:
+    """Prints one line to stderr, as plain text."""
+    err.print(text)
+
+
+def cache_dir(flag: Path | None) -> Path:
+    """Returns the cache folder: the flag (or $MINACT_CACHE_DIR), else ./cache."""
+    return flag if flag is not None and str(flag) else Path("cache")
+
+
+def stdout() -> Console:
+    """Returns the console for results on stdout."""
+    # Piped output gets a wide table rather than rich's 80-column default.
+    return Console(markup=False) if sys.stdout.isatty() else Console(width=180, markup=False)
+
+
+def _fmt(v: float | None, spec: str = ".3f") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def print_ranking(doc: RankingDocument) -> None:
+    """Prints a ranking document as a table that fits the terminal."""
+    lab = doc["lab"]
+    console = stdout()
+    # On a narrow terminal, columns go (code, then families) so the numbers keep their room.
+    wide = console.width >= 120
+    families = list(lab["families"]) if console.width >= 100 else []
+    table = Table(
+        title=f"ranking on {lab['path']} ({len(doc['tasks'])} tasks; {lab['fitness']}, "
+        f"lower is better, {lab['reference']} = 0)"
+    )
+    number: dict[str, Any] = {"justify": "right", "no_wrap": True, "min_width": 6}
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("name", overflow="fold", min_width=8)
+    table.add_column("fitness", **number)
+    before = any("original_fitness" in c for c in doc["candidates"])
+    if before:  # a rescore: the fitness on the lab the candidates came from
+        table.add_column("was", **number)
+    table.add_column("±sd", **number)
+    for f in families:
+        table.add_column(f if wide else f[:4], **number)
+    table.add_column("mean OOD MSE" if wide else "OOD MSE", **number)
+    table.add_column("status", overflow="fold")
+    table.add_column("cache", no_wrap=True)
+    if wide:
+        table.add_column("code", no_wrap=True)
+    for c in doc["candidates"]:
+        status = c["status"] if c["status"] == "ok" else f"{c['status']}: {c['reason']}"
+        row = [
+            str(c["rank"] or "—"),
+            c["name"] or "?",
+            _fmt(c["fitness"], "+.3f"),
+            *([_fmt(c.get("original_fitness"), "+.3f")] if before else []),
+            _fmt(c["fitness_spread"]),
+            *(_fmt(c["families"].get(f), "+.3f") for f in families),
+            _fmt(c["mean_ood_mse"], ".4g"),
+            status,
+            "hit" if c["cached"] else "new",
+        ]
+        table.add_row(*row, *([(c["code_hash"] or "")[:10]] if wide else []))
+    console.print(table)
+
+
+def evaluation_progress(enabled: bool) -> tuple[Callable[[str, int, int], None], Any]:
+    """Returns a progress callback for the evaluator and the bar to hold open around it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not enabled,
+    )
+    ids: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if total == 0:
+            return
+        if stage not in ids:
+            label = {"admit": "probing", "train": "training"}.get(stage, stage)
+            ids[stage] = bar.add_task(label, total=total)
+        bar.update(ids[stage], completed=done, total=total)
+
+    return update, bar

@@ -1,0 +1,223 @@
+"""`minact evolve`: flags in, minact.jobs.evolve runs the search, the ranking out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.live import Live
+
+from minact.cli._shared import (
+    EXIT_INTERRUPTED,
+    CacheOpt,
+    Compile,
+    Device,
+    cache_dir,
+    err,
+    fail,
+    note,
+    print_ranking,
+)
+from minact.errors import MinactError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from minact.search.loop import Loop
+
+__all__ = ["evolve"]
+
+
+def _api_key() -> str | None:
+    # The key is read from the environment only: a flag would show in `ps` and shell history.
+    for name in ("MINACT_API_KEY", "OPENAI_API_KEY"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _progress(enabled_live: bool) -> tuple[Callable[[Loop], None], AbstractContextManager[Any]]:
+    live = Live(console=err, refresh_per_second=4, transient=True) if enabled_live else None
+    last = [0.0]
+
+    def show(loop: Loop) -> None:
+        c = loop.counters
+        best = loop.population.ranked()
+        new = [m for m in best if m.origin != "seed"]
+        elapsed = time.monotonic() - loop.started
+        rate = c.evaluated / elapsed * 60 if elapsed > 0 else 0.0
+        fails = ", ".join(f"{k} {v}" for k, v in sorted(c.failures.items())) or "none"
+        text = (
+            f"evaluated {c.evaluated}/{loop.config.budget} ({rate:.1f}/min, {c.cache_hits} cached)"
+        )
+        if best:
+            text += f" · best {best[0].score.fitness:+.3f} ({best[0].score.name})"
+        if new and new[0].score.fitness is not None:
+            text += f" · best new {new[0].score.fitness:+.3f}"
+        text += (
+            f" · in flight {loop.in_flight}, evaluating {loop.waiting_for_evaluation}"
+            f" · unparsable {c.parse_failures}, rejected {c.rejected}, duplicates {c.duplicates},"
+            f" LLM errors {c.llm_errors} · failed: {fails}"
+            f" · tokens {c.prompt_tokens}+{c.completion_tokens}"
+        )
+        if live is not None:
+            live.update(text)
+        elif time.monotonic() - last[0] > 10 or c.evaluated == loop.config.budget:
+            last[0] = time.monotonic()
+            note(f"[{elapsed:6.0f}s] {text}")
+
+    return show, live if live is not None else nullcontext()
+
+
+def evolve(
+    budget: Annotated[
+        int | None,
+        typer.Option(min=1, show_default="100", help="Distinct candidates to evaluate."),
+    ] = None,
+    tasks: Annotated[
+        Path | None, typer.Option(help="Lab file (default: ./tasks.toml or built-in).")
+    ] = None,
+    llm_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MINACT_LLM_URL",
+            show_envvar=True,
+            help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MINACT_MODEL",
+            show_envvar=True,
+            help="Model name (default: the server's first).",
+        ),
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option(help="Use the offline mutator even if an LLM is configured.")
+    ] = False,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, show_default="4", help="Proposals in flight at once.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(show_default="0", help="Seed of all selection randomness.")
+    ] = None,
+    islands: Annotated[
+        int | None, typer.Option(min=1, show_default="4", help="Sub-populations.")
+    ] = None,
+    max_calls: Annotated[
+        int | None,
+        typer.Option(min=1, show_default="4 x budget + concurrency", help="Cap on proposals."),
+    ] = None,
+    prompt_chars: Annotated[
+        int | None, typer.Option(min=500, show_default="8000", help="Prompt size limit.")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(min=0.0, show_default="0.8", help="LLM sampling temperature.")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(min=16, show_default="1024", help="LLM reply token limit.")
+    ] = None,
+    llm_retries: Annotated[
+        int | None,
+        typer.Option(
+            min=0, show_default="4", help="Retries of a failed LLM request (429, 5xx, timeouts)."
+        ),
+    ] = None,
+    llm_timeout: Annotated[
+        float | None,
+        typer.Option(min=1.0, show_default="300", help="Seconds one LLM request may take."),
+    ] = None,
+    cache: CacheOpt = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
+    run_id: Annotated[str | None, typer.Option(help="Name of the run directory.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue a stopped or killed run with the settings it started with."),
+    ] = None,
+    record: Annotated[
+        bool, typer.Option(help="Store every LLM exchange in the run directory (llm.jsonl).")
+    ] = False,
+    replay: Annotated[
+        Path | None, typer.Option(help="Serve LLM replies from a --record file.")
+    ] = None,
+    device: Annotated[
+        Device | None, typer.Option(show_default="auto", help="Where candidates train.")
+    ] = None,
+    compile_: Annotated[
+        Compile | None,
+        typer.Option("--compile", show_default="auto", help="torch.compile the training step."),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=0, show_default="0: auto", help="Candidates per batch.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print only the final ranking (JSON).")
+    ] = False,
+) -> None:
+    """Search for activation functions with an LLM or the offline mutator; write a run dir.
+
+    With --resume, the run continues with the settings it was started with; only the
+    budget, the call cap, the LLM's address, retries and timeout, recording and where
+    candidates train may be changed.
+    """
+    from minact.jobs import evolve as job
+
+    given: dict[str, Any] = {
+        "budget": budget,
+        "tasks": str(tasks) if tasks is not None else None,
+        "concurrency": concurrency,
+        "seed": seed,
+        "islands": islands,
+        "max_calls": max_calls,
+        "prompt_chars": prompt_chars,
+        "offline": True if offline else None,
+        "llm_url": llm_url or None,
+        "model": model or None,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "llm_retries": llm_retries,
+        "llm_timeout": llm_timeout,
+        "replay": str(replay) if replay is not None else None,
+        "record": True if record else None,
+        "device": device.value if device is not None else None,
+        "compile": compile_.value if compile_ is not None else None,
+        "batch_size": batch_size,
+    }
+    show, live = _progress(sys.stderr.isatty() and not as_json)
+    hooks = job.Hooks(progress=show, say=note, live=live)
+    try:
+        result = asyncio.run(
+            job.run(
+                {k: v for k, v in given.items() if v is not None},
+                cache_dir=cache_dir(cache),
+                runs_dir=runs_dir,
+                run_id=run_id,
+                resume=resume,
+                api_key=_api_key(),
+                hooks=hooks,
+            )
+        )
+    except MinactError as e:
+        fail(e)
+    for warning in result.warnings:
+        note(f"note: {warning}")
+    if as_json:
+        sys.stdout.write(json.dumps(result.ranking, indent=2) + "\n")
+    else:
+        print_ranking(result.ranking)
+    summary = result.summary
+    note(f"run {result.directory.name}: {summary.status} — {summary.message}")
+    note(f"  {result.directory}/report.html\n  {result.directory}/report.md")
+    if summary.status == "interrupted":
+        raise typer.Exit(code=EXIT_INTERRUPTED)
+    if summary.status != "finished":
+        raise typer.Exit(code=1)

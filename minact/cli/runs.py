@@ -1,0 +1,175 @@
+"""`minact report`, `show`, `export` and `rescore`: reuse what runs and the cache hold."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from minact.cli._shared import (
+    CacheOpt,
+    Device,
+    DeviceOpt,
+    RunsOpt,
+    cache_dir,
+    fail,
+    note,
+    print_ranking,
+    stdout,
+)
+from minact.errors import MinactError
+
+__all__ = ["export", "report", "rescore", "show"]
+
+HashArg = Annotated[str, typer.Argument(metavar="HASH", help="Code hash or a prefix (4+ digits).")]
+RunOpt = Annotated[Path | None, typer.Option(help="Only look in this run.")]
+
+
+def _fmt(v: Any, spec: str) -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def report(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory.")],
+    cache: CacheOpt = None,
+    device: Annotated[
+        Device, typer.Option(help="Where activation curves the cache lacks are computed.")
+    ] = Device.cpu,
+) -> None:
+    """(Re)write report.md, report.html and ranking.json for a run."""
+    from minact.jobs.report import write_report
+
+    try:
+        written = write_report(run_dir, cache_dir(cache), device.value)
+    except MinactError as e:
+        fail(e)
+    for path in written:
+        note(f"wrote {path}")
+
+
+def show(
+    hash_prefix: HashArg,
+    runs_dir: RunsOpt = Path("runs"),
+    run: RunOpt = None,
+    cache: CacheOpt = None,
+) -> None:
+    """Show one candidate: code, scores per task, status, lineage."""
+    from minact.jobs.candidates import find_candidate
+
+    try:
+        found = find_candidate(hash_prefix, runs_dir, run, cache_dir(cache))
+    except MinactError as e:
+        fail(e)
+    out = stdout()
+    entry = found.entry
+    where = f"run {found.run}" if found.run else "the cache (in no run)"
+    name = entry["name"] if entry else ""
+    out.print(Text.assemble((found.code_hash, "bold"), f"  {name}  from {where}"))
+    if entry is not None:
+        origin, why = entry.get("origin", ""), entry.get("note")
+        how = f" ({origin}: {why})" if why else f" ({origin})" if origin else ""
+        out.print(f"proposal {entry.get('index')}{how}; parent {(entry['parent'] or '—')[:12]}")
+        status = entry["status"]
+        status += f": {entry['reason']}" if status != "ok" else ""
+        out.print(
+            f"status {status}; fitness {_fmt(entry['fitness'], '+.3f')} ± "
+            f"{_fmt(entry['fitness_spread'], '.3f')}; mean OOD MSE "
+            f"{_fmt(entry['mean_ood_mse'], '.4g')}; cost {_fmt(entry['cost'], '.1f')}x GELU"
+        )
+    out.print("\n" + found.source.rstrip() + "\n")
+    if entry is not None and entry["tasks"]:
+        table = Table("task", "OOD MSE", "ID MSE", "± OOD", "log-ratio vs reference")
+        for task, t in entry["tasks"].items():
+            table.add_row(
+                task,
+                _fmt(t["ood_loss"], ".4g"),
+                _fmt(t["id_loss"], ".4g"),
+                _fmt(t["ood_spread"], ".3g"),
+                _fmt(t["log_ratio"], "+.3f"),
+            )
+        out.print(table)
+    if found.lineage:
+        chain = " ← ".join(f"{a['name']} ({_fmt(a['fitness'], '+.3f')})" for a in found.lineage)
+        out.print(f"lineage: {name} ← {chain}")
+    elif entry is None:
+        out.print("no scores recorded in a run; `minact score FILE` scores a saved copy")
+
+
+def export(
+    hash_prefix: HashArg,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Function name (default act_<first 8 hash digits>).")
+    ] = None,
+    runs_dir: RunsOpt = Path("runs"),
+    run: RunOpt = None,
+    cache: CacheOpt = None,
+) -> None:
+    """Write a standalone module: the function and an nn.Module (needs only torch).
+
+    The module also binds `activation` to the function, so `minact score FILE` scores it.
+    """
+    from minact.export import valid_name
+    from minact.jobs.candidates import export as export_job
+    from minact.jobs.candidates import find_candidate
+
+    if name is not None and not valid_name(name):
+        raise typer.BadParameter(f"{name!r} is not a usable Python name", param_hint="--name")
+    try:
+        found = find_candidate(hash_prefix, runs_dir, run, cache_dir(cache))
+        target, fname = export_job(found, output, name)
+    except MinactError as e:
+        fail(e)
+    note(f"wrote {target} ({fname} and its nn.Module)")
+
+
+def rescore(
+    hashes: Annotated[
+        list[str] | None, typer.Argument(metavar="[HASH]...", help="Candidates to rescore.")
+    ] = None,
+    tasks: Annotated[Path | None, typer.Option(help="The other tasks file.")] = None,
+    suite: Annotated[str | None, typer.Option(help="A built-in suite instead: transfer.")] = None,
+    run: Annotated[Path | None, typer.Option(help="Take candidates from this run.")] = None,
+    top: Annotated[int, typer.Option(min=1, help="How many of the run's best.")] = 5,
+    all_cached: Annotated[bool, typer.Option(help="Every candidate in the cache.")] = False,
+    runs_dir: RunsOpt = Path("runs"),
+    cache: CacheOpt = None,
+    device: DeviceOpt = Device.auto,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for ranking.json and report.md (see the command's help)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Score a run's best (or given, or all cached) candidates and the baselines on other tasks.
+
+    The result goes to RUN_DIR/rescore-<lab>/ for a run's candidates (default: the latest
+    run), and to RUNS_DIR/rescore-<lab>/ for hashes or --all-cached, unless --out says.
+    """
+    from minact.jobs.rescore import rescore as rescore_job
+
+    try:
+        result = rescore_job(
+            tasks=tasks,
+            suite=suite,
+            hashes=hashes or [],
+            run=run,
+            top=top,
+            all_cached=all_cached,
+            runs_dir=runs_dir,
+            cache_dir=cache_dir(cache),
+            device=device.value,
+            out=out,
+        )
+    except MinactError as e:
+        fail(e)
+    if as_json:
+        sys.stdout.write(json.dumps(result.ranking, indent=2) + "\n")
+    else:
+        print_ranking(result.ranking)
+    note(f"rescore report: {result.directory}/report.md")

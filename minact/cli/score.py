@@ -1,0 +1,79 @@
+"""`minact score` and `minact seeds`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from minact.cli._shared import (
+    CacheOpt,
+    Compile,
+    CompileOpt,
+    Device,
+    DeviceOpt,
+    JsonOpt,
+    TasksOpt,
+    cache_dir,
+    evaluation_progress,
+    fail,
+    note,
+    print_ranking,
+    stdout,
+)
+from minact.errors import MinactError
+
+__all__ = ["score", "seeds"]
+
+
+def seeds() -> None:
+    """List the built-in reference activations with their formulas."""
+    from minact.seeds import REFERENCE, SEEDS
+
+    table = Table(title="built-in activations (use their names as SRC)")
+    for col in ("name", "formula", "source", "note"):
+        table.add_column(col)
+    for s in SEEDS.values():
+        reference = s.name == REFERENCE and "reference" not in s.note
+        table.add_row(s.name, s.formula, s.body, s.note + (" (reference)" if reference else ""))
+    stdout().print(table)
+
+
+def score(
+    srcs: Annotated[
+        list[str], typer.Argument(metavar="SRC...", help="Built-in names or .py files.")
+    ],
+    tasks: TasksOpt = None,
+    device: DeviceOpt = Device.auto,
+    compile_: CompileOpt = Compile.auto,
+    cache: CacheOpt = None,
+    batch_size: Annotated[
+        int, typer.Option(min=0, help="Candidates trained together (0: 1 on CPU, 32 on CUDA).")
+    ] = 0,
+    threads: Annotated[int, typer.Option(min=0, help="Worker torch threads (0: all cores).")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score activations on the lab and print them ranked (ReLU is the reference, fitness 0)."""
+    from minact.evaluate import EvaluatorConfig
+    from minact.jobs import score as job
+
+    config = EvaluatorConfig(
+        device=device.value, compile=compile_.value, batch_size=batch_size, threads=threads
+    )
+    update, bar = evaluation_progress(sys.stderr.isatty() and not as_json)
+    try:
+        with bar:
+            doc, warnings = job.score(
+                srcs, tasks=tasks, cache_dir=cache_dir(cache), config=config, progress=update
+            )
+    except MinactError as e:
+        fail(e)
+    for w in warnings:
+        note(f"warning: {w}")
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    print_ranking(doc)

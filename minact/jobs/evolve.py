@@ -1,0 +1,352 @@
+"""`minact evolve` as a job: options in, a finished (or stopped) run directory out.
+
+The CLI parses flags into the settings the user gave; `resolve` merges them with the
+defaults, or on `--resume` with the settings the run was started with (run.json keeps
+them), and refuses a change that would make the resumed run decide differently from the
+run it continues. `run` sets up the cache, the evaluator, the proposer and the run
+directory, runs the search, and writes the report. Ctrl-C (SIGINT) stops the search
+cleanly: the report is still written and the summary says "interrupted".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import minact
+from minact.cache import FitnessCache
+from minact.errors import ConfigError
+from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
+from minact.jobs.report import evaluator_curves
+from minact.lab.loader import default_tasks_path, load_lab
+from minact.lab.task import Lab
+from minact.report import build as report_build
+from minact.report import files as report_files
+from minact.runs.history import History
+from minact.runs.ranking import RankingDocument, lab_summary
+from minact.runs.rundir import RunExistsError, RunLog, new_run_id
+from minact.search.loop import Loop, SearchConfig, Summary
+from minact.search.proposers import (
+    OfflineProposer,
+    Proposer,
+    RecordingProposer,
+    ReplayProposer,
+    load_replay,
+)
+
+__all__ = ["FREE_ON_RESUME", "EvolveOptions", "EvolveResult", "Hooks", "resolve", "run"]
+
+# Settings a resume may change: they do not change what the search decides, only how far
+# it goes, where the model is served, and where candidates train.
+FREE_ON_RESUME = frozenset(
+    {
+        "budget",
+        "max_calls",
+        "llm_url",
+        "llm_retries",
+        "llm_timeout",
+        "record",
+        "device",
+        "compile",
+        "batch_size",
+        "tasks",  # checked apart: the lab must be the same, wherever its file now is
+    }
+)
+
+_PROMPT_SETTINGS = {"llm_url", "model", "temperature", "max_tokens", "prompt_chars"}
+
+
+@dataclass(frozen=True, slots=True)
+class EvolveOptions:
+    """Every setting of a search (`minact evolve --help` says what each does).
+
+    Stored in run.json as "options", so that `--resume` restores all of them. Paths are
+    kept as the text the user gave. The API key is never part of it.
+    """
+
+    budget: int = 100
+    tasks: str | None = None
+    concurrency: int = 4
+    seed: int = 0
+    islands: int = 4
+    max_calls: int = 0  # 0: 4 x budget + concurrency
+    prompt_chars: int = 8000
+    offline: bool = False
+    llm_url: str | None = None
+    model: str | None = None
+    temperature: float = 0.8
+    max_tokens: int = 1024
+    llm_retries: int = 4
+    llm_timeout: float = 300.0
+    replay: str | None = None
+    record: bool = False
+    device: str = "auto"
+    compile: str = "auto"
+    batch_size: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-safe dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EvolveOptions:
+        """Builds options from `to_dict` output (unknown keys ignored, missing ones default)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_run(cls, run: Mapping[str, Any]) -> EvolveOptions:
+        """Returns the options a run was started with (from a run.json of any version)."""
+        if isinstance(run.get("options"), dict):
+            return cls.from_dict(run["options"])
+        # run.json before options were stored: what it kept at top level.
+        kept = {k: run[k] for k in ("budget", "concurrency", "seed", "islands") if k in run}
+        llm = run.get("llm") or {}
+        return cls(
+            **kept,
+            tasks=run.get("tasks"),
+            offline=run.get("proposer") == "offline",
+            llm_url=llm.get("url"),
+            model=llm.get("model"),
+            replay=run.get("replay"),
+        )
+
+
+def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> EvolveOptions:
+    """Returns the options of a run: `given` over the defaults, or over `started` on a resume.
+
+    On a resume, a given setting that differs from the started one and would change what
+    the search decides raises ConfigError naming the flag: the same replies must give the
+    same run.
+    """
+    if started is None:
+        return EvolveOptions(**given)
+    # Without a model, the prompt and sampling settings steer nothing.
+    free = FREE_ON_RESUME | (_PROMPT_SETTINGS if started.offline or started.replay else set())
+    for key, value in given.items():
+        old = getattr(started, key)
+        if value != old and key not in free:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(
+                f"{flag} {value!r}: the run was started with {old!r}, and a resumed run keeps the "
+                "settings that steer the search (so that the same replies give the same run); "
+                f"leave {flag} out to continue it, or start a new run"
+            )
+    return replace(started, **given)
+
+
+@dataclass(slots=True)
+class Hooks:
+    """How the job talks to the user; the CLI supplies them (this module never prints)."""
+
+    progress: Callable[[Loop], None] = lambda _: None
+    say: Callable[[str], None] = lambda _: None
+    live: AbstractContextManager[Any] = field(default_factory=nullcontext)
+
+
+@dataclass(frozen=True, slots=True)
+class EvolveResult:
+    """A run that ended: how, its ranking, where it is, and what its report could not show."""
+
+    summary: Summary
+    ranking: RankingDocument
+    directory: Path
+    warnings: list[str]
+
+
+async def run(
+    given: Mapping[str, Any],
+    *,
+    cache_dir: Path,
+    runs_dir: Path,
+    run_id: str | None = None,
+    resume: Path | None = None,
+    api_key: str | None = None,
+    hooks: Hooks | None = None,
+) -> EvolveResult:
+    """Runs (or resumes) a search with the settings `given`, and writes its report."""
+    hooks = hooks or Hooks()
+    log: RunLog | None = RunLog.open(resume) if resume is not None else None
+    previous = log.read_run() if log is not None else {}
+    options = resolve(given, EvolveOptions.from_run(previous) if log is not None else None)
+    lab = _lab(options, previous)
+    # Keep where the lab was found, so that a resume from another folder finds it again.
+    options = replace(options, tasks=str(lab.path))
+    history = History.from_events(log.events()) if log is not None else History()
+    config = SearchConfig(
+        budget=options.budget,
+        concurrency=options.concurrency,
+        seed=options.seed,
+        islands=options.islands,
+        max_calls=options.max_calls,
+        prompt_chars=options.prompt_chars,
+    )
+    if log is None:
+        log = _create_log(runs_dir, run_id, options.seed)
+    meta: dict[str, Any] = {
+        **previous,
+        "run_id": log.directory.name,
+        "directory": str(log.directory),
+        "minact": minact.__version__,
+        "created": previous.get("created", time.time()),
+        "status": "running",
+        "message": "",
+        "options": options.to_dict(),
+        "budget": config.budget,
+        "concurrency": config.concurrency,
+        "seed": config.seed,
+        "islands": config.islands,
+        "max_calls": config.call_cap,
+        "tasks": str(lab.path),
+        "lab_digest": lab.digest(),
+        "task_digests": [t.digest() for t in lab.tasks],
+        "lab_summary": lab_summary(lab),
+    }
+    log.write_run(meta)
+    evaluator_config = EvaluatorConfig(
+        device=options.device, compile=options.compile, batch_size=options.batch_size
+    )
+    record = log.directory / "llm.jsonl" if options.record else None
+    with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
+        with Evaluator(lab, cache, evaluator_config) as evaluator:
+            async with _proposer(options, api_key, record) as (proposer, described):
+                meta.update(described)
+                hooks.say(describe(described))
+                event = "resume" if resume else "start"
+                log.append({"event": event, "time": time.time(), **described})
+                loop = Loop(config, lab, proposer, evaluator, log.append, hooks.progress, history)
+                with hooks.live:
+                    summary = await _until_interrupted(loop)
+            meta.update(
+                status=summary.status,
+                message=summary.message,
+                counters=summary.counters.to_dict(),
+                seconds=previous.get("seconds", 0.0) + summary.seconds,
+                device=evaluator.info.get("device") or previous.get("device"),
+                worker=evaluator.info or previous.get("worker"),
+            )
+            log.append({"event": "end", "time": time.time(), "status": summary.status})
+            log.close()
+            log.write_run(meta)
+            # The report's curves come from the worker that is already warm.
+            data = report_build.build(log.directory, evaluator_curves(evaluator))
+    report_files.write(log.directory, data)
+    return EvolveResult(summary, data.ranking, log.directory, data.warnings)
+
+
+async def _until_interrupted(loop: Loop) -> Summary:
+    """Runs the loop to its end; SIGINT (Ctrl-C) stops it and gives an "interrupted" summary.
+
+    The handler cancels the loop's task rather than letting KeyboardInterrupt unwind the
+    event loop, so the run ends the same way on every Python version: the work in flight is
+    dropped, what was evaluated is kept, and the caller still writes the report.
+    """
+    task = asyncio.ensure_future(loop.run())
+    interrupted = False
+
+    def interrupt() -> None:
+        nonlocal interrupted
+        interrupted = True
+        task.cancel()
+
+    with _on_sigint(interrupt):
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if not interrupted:
+                raise
+    return loop.summary(("interrupted", "interrupted; evaluated candidates are kept"))
+
+
+@contextlib.contextmanager
+def _on_sigint(handler: Callable[[], None]) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGINT, handler)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+def _lab(options: EvolveOptions, previous: Mapping[str, Any]) -> Lab:
+    """Returns the run's lab; on a resume it must be the lab the run started with."""
+    path = Path(options.tasks) if options.tasks else default_tasks_path()
+    lab = load_lab(path)
+    if previous and lab.digest() != previous.get("lab_digest"):
+        raise ConfigError(f"{lab.path}: the lab differs from the one the run started with")
+    if previous and [t.digest() for t in lab.tasks] != previous.get("task_digests"):
+        raise ConfigError(f"{lab.path}: the tasks differ from the ones the run started with")
+    return lab
+
+
+def _create_log(runs_dir: Path, run_id: str | None, seed: int) -> RunLog:
+    if run_id is not None:
+        return RunLog.create(runs_dir, run_id)
+    base = new_run_id(time.time(), seed)
+    for n in range(1, 100):
+        try:
+            return RunLog.create(runs_dir, base if n == 1 else f"{base}-{n}")
+        except RunExistsError:
+            continue  # a run started in the same second: take the next suffix
+    raise ConfigError(f"cannot create a run directory under {runs_dir}: 99 names are taken")
+
+
+@asynccontextmanager
+async def _proposer(
+    options: EvolveOptions, api_key: str | None, record: Path | None
+) -> AsyncIterator[tuple[Proposer, dict[str, Any]]]:
+    """Yields the proposer and its description for run.json; closes its HTTP client after."""
+    if options.replay is not None:
+        replies = load_replay(Path(options.replay))
+        yield ReplayProposer(replies), {"proposer": "replay", "replay": options.replay}
+        return
+    if options.offline or not options.llm_url:
+        yield OfflineProposer(), {"proposer": "offline"}
+        return
+    from minact.search import llm  # httpx: only for runs that use a server
+    from minact.search.proposers import LLMProposer
+
+    url = options.llm_url.rstrip("/")
+    host = urlsplit(url).hostname or ""
+    local = host in ("localhost", "::1") or host.startswith("127.")
+    async with llm.http_client(use_proxy_env=not local) as http:
+        config = llm.LLMConfig(
+            url=url,
+            model=options.model or "",
+            api_key=api_key,
+            temperature=options.temperature,
+            max_tokens=options.max_tokens,
+            retries=options.llm_retries,
+            deadline=options.llm_timeout,
+        )
+        if not config.model:
+            config = replace(config, model=await llm.server_model(http, config))
+        inner: Proposer = LLMProposer(llm.LLMClient(http, config))
+        if record is not None:
+            inner = RecordingProposer(inner, record)
+        yield inner, {"proposer": "llm", "llm": {"url": config.url, "model": config.model}}
+
+
+def describe(described: Mapping[str, Any]) -> str:
+    """Returns the one line that says where a run's candidates come from."""
+    kind = described["proposer"]
+    if kind == "offline":
+        return (
+            "proposer: the offline mutator (no LLM configured; set --llm-url or "
+            "MINACT_LLM_URL to use one)"
+        )
+    if kind == "replay":
+        return f"proposer: replies replayed from {described['replay']}"
+    return f"proposer: LLM {described['llm']['model']} at {described['llm']['url']}"

@@ -1,0 +1,144 @@
+"""`minact rescore` as a job: score chosen candidates and the baselines on another lab.
+
+Candidates come from a run (its K best), from hashes (found in the runs or the cache), or
+from the whole cache. The result is a ranking document with each candidate's fitness on
+the lab it came from beside the new one, written with a report.md to an output folder:
+`RUN_DIR/rescore-<lab>/` for a run's candidates, `RUNS_DIR/rescore-<lab>/` otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from minact import seeds
+from minact.cache import FitnessCache
+from minact.candidate import Candidate
+from minact.errors import ConfigError
+from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
+from minact.lab.loader import load_lab, transfer_suite_path
+from minact.report.markdown import render_markdown
+from minact.runs.catalog import all_runs, find, latest_run, run_ranking
+from minact.runs.ranking import RankingDocument, ranking_document
+from minact.runs.rundir import write_atomic
+from minact.validate import validate
+
+__all__ = ["SUITES", "Rescored", "rescore"]
+
+SUITES = ("transfer",)
+
+
+@dataclass(frozen=True, slots=True)
+class Rescored:
+    """A rescore's ranking document and the folder its files were written to."""
+
+    ranking: RankingDocument
+    directory: Path
+
+
+@dataclass(frozen=True, slots=True)
+class _Pick:
+    code_hash: str
+    name: str
+    source: str
+    fitness: float | None  # on the lab it came from, when known
+
+
+def suite_path(suite: str) -> Path:
+    """Returns the tasks file of a built-in suite; raises ConfigError for an unknown name."""
+    if suite == "transfer":
+        return transfer_suite_path()
+    raise ConfigError(f"--suite {suite!r}: the built-in suites are: {', '.join(SUITES)}")
+
+
+def rescore(
+    *,
+    tasks: Path | None,
+    suite: str | None,
+    hashes: Sequence[str] = (),
+    run: Path | None = None,
+    top: int = 5,
+    all_cached: bool = False,
+    runs_dir: Path,
+    cache_dir: Path,
+    device: str = "auto",
+    out: Path | None = None,
+) -> Rescored:
+    """Scores the chosen candidates and the 14 baselines on another lab; raises ConfigError."""
+    if (tasks is None) == (suite is None):
+        raise ConfigError(f"give exactly one of --tasks FILE or --suite ({', '.join(SUITES)})")
+    lab = load_lab(tasks if tasks is not None else suite_path(str(suite)))
+    with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
+        picks, baseline_fitness, origin, source_run = _choose(
+            hashes, run, top, all_cached, runs_dir, cache
+        )
+        original = dict(baseline_fitness)
+        chosen: list[Candidate] = []
+        for p in picks:
+            c = validate(p.source, name=p.name or p.code_hash[:10])
+            if isinstance(c, Candidate):
+                chosen.append(c)
+                original[c.code_hash] = p.fitness
+        if not chosen and not all_cached:
+            raise ConfigError(f"no candidates to rescore from {origin}")
+        with Evaluator(lab, cache, EvaluatorConfig(device=device)) as evaluator:
+            scores = evaluator.score([*seeds.seed_candidates(), *chosen])
+    meta = {
+        "command": "rescore",
+        "from": origin,
+        "time": time.time(),
+        "device": evaluator.info.get("device"),
+    }
+    extra = {
+        s.code_hash: {"original_fitness": original.get(s.code_hash)} for s in scores if s.code_hash
+    }
+    doc = ranking_document(scores, lab, meta, extra)
+    directory = out or (source_run or runs_dir) / f"rescore-{lab.path.stem}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(directory / "ranking.json", json.dumps(doc, indent=2) + "\n")
+        write_atomic(directory / "report.md", render_markdown(doc))
+    except OSError as e:
+        raise ConfigError(f"cannot write the rescore to {directory}: {e.strerror or e}") from None
+    return Rescored(doc, directory)
+
+
+def _choose(
+    hashes: Sequence[str],
+    run: Path | None,
+    top: int,
+    all_cached: bool,
+    runs_dir: Path,
+    cache: FitnessCache,
+) -> tuple[list[_Pick], dict[str, float | None], str, Path | None]:
+    """Returns the picks, the baselines' original fitness, a description of where they came
+    from, and the run they came from (None for hashes or the cache)."""
+    if hashes:
+        sources = list(cache.sources())
+        runs = [run] if run is not None else all_runs(runs_dir)
+        picks = []
+        for h in hashes:
+            f = find(h, runs, sources)
+            e = f.entry
+            picks.append(
+                _Pick(f.code_hash, e["name"] if e else "", f.source, e["fitness"] if e else None)
+            )
+        return picks, {}, "hashes", None
+    if all_cached:
+        return [_Pick(h, "", src, None) for h, src in cache.sources()], {}, "cache", None
+    source_run = run if run is not None else latest_run(runs_dir)
+    doc, _ = run_ranking(source_run)
+    best = [c for c in doc["candidates"] if c["status"] == "ok" and not c["baseline"]]
+    picks = [
+        _Pick(code, c["name"], c["source"], c["fitness"])
+        for c in best[:top]
+        if (code := c["code_hash"])
+    ]
+    # The baselines' fitness on the run's lab too, so the table shows whether rankings hold.
+    baselines = {
+        code: c["fitness"] for c in doc["candidates"] if c["baseline"] and (code := c["code_hash"])
+    }
+    return picks, baselines, str(source_run), source_run

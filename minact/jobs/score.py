@@ -1,0 +1,71 @@
+"""`minact score` as a job: built-in names and .py files in, a ranking document out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from minact import seeds
+from minact.cache import FitnessCache
+from minact.candidate import Candidate, Rejection
+from minact.errors import ConfigError
+from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig, Progress
+from minact.lab.loader import default_tasks_path, load_lab
+from minact.runs.ranking import RankingDocument, ranking_document, rejection_score
+from minact.score import Score
+from minact.validate import decode_source, validate
+
+__all__ = ["read_sources", "score"]
+
+
+def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
+    """Returns validated candidates and the rejections (as scores) for SRC arguments.
+
+    A SRC is a .py file (or any existing file) defining `activation`, or a built-in name.
+    Raises ConfigError for a file that cannot be read or a name that is neither.
+    """
+    candidates: list[Candidate] = []
+    rejected: list[Score] = []
+    for src in srcs:
+        path = Path(src)
+        if path.suffix == ".py" or path.exists():
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                raise ConfigError(f"cannot read candidate file {src}: {e.strerror or e}") from None
+            name, text = path.stem, decode_source(data)
+        else:
+            try:
+                name = seeds.get_seed(src).name
+            except KeyError:
+                raise ConfigError(
+                    f"SRC {src!r} is neither a .py file nor a built-in ({', '.join(seeds.SEEDS)})"
+                ) from None
+            text = seeds.seed_source(name)
+        result = validate(text, name=name) if isinstance(text, str) else text
+        if isinstance(result, Candidate):
+            candidates.append(result)
+        else:
+            shown = text if isinstance(text, str) else ""
+            rejected.append(rejection_score(Rejection(result.reason, name=name), shown))
+    return candidates, rejected
+
+
+def score(
+    srcs: Sequence[str],
+    *,
+    tasks: Path | None,
+    cache_dir: Path,
+    config: EvaluatorConfig,
+    progress: Progress | None = None,
+) -> tuple[RankingDocument, list[str]]:
+    """Scores SRCs (and the lab's reference) on a lab; returns the ranking and cache warnings."""
+    lab = load_lab(tasks if tasks is not None else default_tasks_path())
+    candidates, rejected = read_sources(srcs)
+    with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
+        with Evaluator(lab, cache, config, progress=progress) as evaluator:
+            scores = evaluator.score(candidates)
+        warnings = list(cache.warnings)
+    info = evaluator.info
+    run = {"command": "score", "device": info.get("device"), "worker": info or None}
+    return ranking_document([*scores, *rejected], lab, run), warnings

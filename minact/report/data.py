@@ -1,0 +1,196 @@
+"""What a run's report shows (ReportData): build.py assembles it, markdown.py and html.py
+render it. The helpers here word lineage and numbers the same way in both."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from minact.runs.history import Lineage
+from minact.runs.ranking import RankingDocument, RankingEntry
+
+__all__ = [
+    "FIGURES",
+    "ReportData",
+    "ancestry",
+    "display_name",
+    "fmt",
+    "made_by",
+    "partner",
+    "run_facts",
+    "uses_llm",
+]
+
+# figure name (plots/<name>.svg): caption, in the order reports show them.
+FIGURES = {
+    "activations": "f and f′ of the top candidates (solid) and baselines (grey, dashed)",
+    "tasks": "log-ratio of OOD loss to the reference's, per task (blue beats the reference)",
+    "fitness": "fitness over the run: best and median so far (lower is better, reference = 0)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    """Everything a run's report shows (build.build assembles it).
+
+    Attributes:
+        ranking: the ranking document (ranking.json); its "run" is run.json.
+        top: code hashes of the best new candidates, best first: their code, lineage
+            and curves are shown.
+        baselines: code hashes of the baselines whose curves are drawn beside them.
+        lineage: {code hash: Lineage} for every seed and evaluated candidate.
+        replies: {code hash: the reply or mutation text that made it}.
+        progress: (candidates evaluated so far, fitness or None for a failure), in order.
+        counters: the run's counters (outcome.Counters.to_dict()).
+        reasons: (kind, reason, count) for proposals that did not become a ranked
+            candidate and for evaluated candidates that failed, most frequent first.
+        latency: seconds per LLM reply: {"mean", "median", "max"} and, where the replies
+            carried it, "first_token_median"; empty without an LLM.
+        curves: {code hash: (x, f, df)}; candidates without one are not plotted.
+        tasks: the lab's tasks as `Task.to_dict` gives them, when the lab file was
+            readable; else the ranking's task summaries.
+        warnings: what the report could not show, and why.
+    """
+
+    ranking: RankingDocument
+    top: list[str]
+    baselines: list[str]
+    lineage: dict[str, Lineage]
+    replies: dict[str, str]
+    progress: list[tuple[int, float | None]]
+    counters: dict[str, Any]
+    reasons: list[tuple[str, str, int]] = field(default_factory=list)
+    latency: dict[str, float] = field(default_factory=dict)
+    curves: dict[str, tuple[list[float], list[float], list[float]]] = field(default_factory=dict)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def candidate(self, code_hash: str | None) -> RankingEntry | None:
+        """Returns the ranking entry with `code_hash`, or None."""
+        return next((c for c in self.ranking["candidates"] if c["code_hash"] == code_hash), None)
+
+    def shown(self, top: int = 30) -> list[RankingEntry]:
+        """Returns the ranking rows a report table shows: the best `top` new ones and every
+        baseline, in rank order."""
+        out: list[RankingEntry] = []
+        new = 0
+        for c in self.ranking["candidates"]:
+            if c["status"] == "ok" and (c["baseline"] or new < top):
+                out.append(c)
+                new += not c["baseline"]
+        return out
+
+    def failed(self) -> list[RankingEntry]:
+        """Returns the ranking rows of candidates that failed."""
+        return [c for c in self.ranking["candidates"] if c["status"] != "ok"]
+
+
+def fmt(v: Any, spec: str) -> str:
+    """Returns `v` formatted with `spec`, or an em dash for a missing number."""
+    return "—" if v is None else format(v, spec)
+
+
+def display_name(data: ReportData, code_hash: str | None) -> str:
+    """Returns "name (hash prefix)" of a candidate of the run, or the bare prefix."""
+    c = data.candidate(code_hash)
+    return f"{c['name']} ({str(code_hash)[:10]})" if c else str(code_hash or "—")[:10]
+
+
+def ancestry(data: ReportData, code_hash: str) -> list[str]:
+    """Returns the names from the oldest known ancestor down to `code_hash`."""
+    chain: list[str] = []
+    seen: set[str] = set()
+    h: str | None = code_hash
+    while h is not None and h not in seen and len(chain) < 12:
+        seen.add(h)
+        c = data.candidate(h)
+        chain.append(c["name"] if c else h[:10])
+        lin = data.lineage.get(h)
+        h = lin.parent if lin else None
+    return chain[::-1]
+
+
+def partner(data: ReportData, lin: Lineage | None) -> str:
+    """Returns the line naming a crossover partner, or "" when there was none."""
+    # The offline mutator is handed a second parent for crossover; an LLM's prompt is not.
+    if lin is None or lin.origin != "offline" or not lin.other:
+        return ""
+    return f"crossover partner offered: {display_name(data, lin.other)}"
+
+
+def made_by(lin: Lineage | None) -> str:
+    """Returns how a candidate was made: its proposal, proposer, island and note."""
+    if lin is None or lin.origin == "seed":
+        return "built-in seed"
+    how = {"offline": "offline mutator", "llm": "LLM", "replay": "replayed reply"}
+    text = f"proposal {lin.index} ({how.get(lin.origin, lin.origin)}"
+    text += f", island {lin.island})" if lin.island is not None else ")"
+    return text + (f": {lin.note}" if lin.note else "")
+
+
+def uses_llm(run: Mapping[str, Any]) -> bool:
+    """Returns whether a run's proposals came from a language model (its own, or replayed)."""
+    return run.get("proposer") in ("llm", "replay")
+
+
+def run_facts(data: ReportData) -> list[tuple[str, str]]:
+    """Returns (label, value) rows describing how the run went, for both reports.
+
+    A run without a language model gets no LLM rows: calls, tokens and latency would be
+    zeros that say nothing.
+    """
+    run: Mapping[str, Any] = data.ranking["run"] or {}
+    c = data.counters
+    lab = data.ranking["lab"]
+    created = run.get("created")
+    worker = run.get("worker") or {}
+    llm = run.get("llm") or {}
+    proposer = " ".join(str(v) for v in (run.get("proposer"), *llm.values()) if v)
+    facts: list[tuple[str, str]] = [
+        ("status", f"{run.get('status')} — {run.get('message', '')}"),
+        ("proposer", proposer or "—"),
+        ("budget", f"{run.get('budget')} candidates; proposals capped at {run.get('max_calls')}"),
+        ("proposals", str(c.get("proposals", 0))),
+        ("evaluated", str(c.get("evaluated", 0))),
+        ("cache hits (among the evaluated)", str(c.get("cache_hits", 0))),
+        ("duplicates", str(c.get("duplicates", 0))),
+        ("unparsable replies", str(c.get("parse_failures", 0))),
+        ("rejected by validation", str(c.get("rejected", 0))),
+        ("evaluated but failed", str(sum((c.get("failures") or {}).values()))),
+    ]
+    if uses_llm(run):
+        lat = data.latency
+        tokens = f"{c.get('prompt_tokens', 0)} prompt + {c.get('completion_tokens', 0)} completion"
+        latency = "—"
+        if lat:
+            latency = (
+                f"mean {lat['mean']:.2f} s, median {lat['median']:.2f} s, max {lat['max']:.2f} s"
+            )
+            if "first_token_median" in lat:
+                latency += f"; first token after {lat['first_token_median']:.2f} s (median)"
+        facts += [
+            ("LLM errors", str(c.get("llm_errors", 0))),
+            ("LLM calls", f"{c.get('calls', 0)} ({c.get('retries', 0)} retries)"),
+            ("tokens", tokens + (" (estimated)" if c.get("tokens_estimated") else "")),
+            ("LLM waiting", f"{c.get('llm_seconds', 0.0):.1f} s"),
+            ("LLM latency per reply", latency),
+        ]
+    device = " ".join(str(worker.get(k) or "") for k in ("device_name", "torch")).strip()
+    facts += [
+        ("wall time", f"{run.get('seconds', 0.0):.1f} s"),
+        (
+            "started",
+            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(created)) if created else "—",
+        ),
+        ("device", device or str(run.get("device"))),
+        (
+            "seed / concurrency / islands",
+            f"{run.get('seed')} / {run.get('concurrency')} / {run.get('islands')}",
+        ),
+        ("lab", f"{lab['path']} (digest {str(lab['digest'])[:12]})"),
+        ("fitness", f"{lab['fitness']}, lower is better; {lab['reference']} = 0"),
+        ("minact", f"{run.get('minact')} (report by {data.ranking['minact']})"),
+    ]
+    return facts

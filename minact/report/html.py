@@ -1,0 +1,105 @@
+"""report.html: one self-contained page (inline CSS and SVG, no scripts, nothing fetched).
+
+The page is a Jinja2 template (templates/run.html.j2) rendered with autoescape on, so
+every candidate name, source, reason and LLM reply is escaped unless marked otherwise;
+only the figures' SVG text is inserted as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from minact.report.data import (
+    FIGURES,
+    ReportData,
+    ancestry,
+    display_name,
+    fmt,
+    made_by,
+    partner,
+    run_facts,
+)
+
+__all__ = ["render_run_html"]
+
+SECTIONS = (
+    ("ranking", "Ranking"),
+    ("curves", "Activations"),
+    ("tasks", "Per task"),
+    ("progress", "Fitness over the run"),
+    ("run", "The run"),
+    ("lab", "The lab"),
+)
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    templates = resources.files("minact.report") / "templates"
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: (templates / name).read_text("utf-8")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a misspelt field fails the tests, not the page
+        trim_blocks=False,
+        keep_trailing_newline=True,
+    )
+    env.globals.update(
+        fmt=fmt, display_name=display_name, ancestry=ancestry, made_by=made_by, partner=partner
+    )
+    return env
+
+
+def _css() -> str:
+    return (resources.files("minact.report") / "templates" / "style.css").read_text("utf-8")
+
+
+def _lab_rows(data: ReportData) -> list[tuple[str, ...]]:
+    """Returns (task, family, target, train, test, net) per task of the lab."""
+    rows: list[tuple[str, ...]] = []
+    for t in data.tasks or data.ranking["tasks"]:
+        s = t.get("settings") or {}
+        train = "; ".join(f"{lo:g}…{hi:g}" for lo, hi in t.get("train", []))
+        test = "; ".join(f"{lo:g}…{hi:g}" for lo, hi in t.get("test", []))
+        net = f"{s['width']}×{s['depth']}, {s['steps']} steps, {s['seeds']} seeds" if s else ""
+        rows.append((t["name"], t["family"], t["target"], train, test, net))
+    return rows
+
+
+def render_run_html(data: ReportData, figures: Mapping[str, str]) -> str:
+    """Returns report.html for a run; `figures` maps FIGURES names to SVG text."""
+    run: Mapping[str, Any] = data.ranking["run"] or {}
+    best = next((c for h in data.top if (c := data.candidate(h))), None)
+    base = next((c for c in data.shown() if c["baseline"]), None)
+    families = list(data.ranking["lab"]["families"])
+    template = _environment().get_template("run.html.j2")
+    return template.render(
+        data=data,
+        run=run,
+        title=f"minact run {run.get('run_id', '')}",
+        css=_css(),
+        best=best,
+        base=base,
+        figures=dict(figures),
+        captions=FIGURES,
+        sections=SECTIONS,
+        families=families,
+        ranking_header=[
+            "#",
+            "name",
+            "fitness ± seed sd",
+            *families,
+            "mean OOD MSE",
+            "cost",
+            "status",
+            "cache",
+            "parent",
+        ],
+        tasks=[t["name"] for t in data.ranking["tasks"]],
+        plotted=[c for h in data.baselines if (c := data.candidate(h))],
+        facts=run_facts(data),
+        lab_tasks=_lab_rows(data),
+    )

@@ -1,0 +1,202 @@
+"""report.md: a ranking document or a run's ReportData as Markdown (pure: data in, text out).
+
+`render_markdown` renders a ranking document alone (ranking.json's shape, also what `score`
+and `rescore` produce); `render_run_markdown` renders a run's full report and links the
+figures' files. Candidate and LLM text stays inside fences and table cells.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from minact.report.data import (
+    FIGURES,
+    ReportData,
+    ancestry,
+    display_name,
+    fmt,
+    made_by,
+    partner,
+    uses_llm,
+)
+from minact.runs.ranking import RankingDocument, RankingEntry, task_value
+
+__all__ = ["render_markdown", "render_run_markdown"]
+
+MD_REPLY_LINES = 60
+
+
+def _cell(text: Any) -> str:
+    """Returns text that stays inside one Markdown table cell."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _fence(text: str, lang: str = "") -> list[str]:
+    """Returns `text` as a fenced block whose fence no backtick run inside can close."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + lang, text.rstrip(), fence]
+
+
+def _counter_lines(counters: Mapping[str, Any], llm: bool) -> list[str]:
+    failures = counters.get("failures") or {}
+    by_kind = ", ".join(f"{k} {v}" for k, v in sorted(failures.items())) or "none"
+    proposals = (
+        f"- proposals: {counters.get('proposals', 0)} = evaluated {counters.get('evaluated', 0)} "
+        f"+ unparsable {counters.get('parse_failures', 0)} + rejected "
+        f"{counters.get('rejected', 0)} + duplicates {counters.get('duplicates', 0)}"
+    )
+    lines = [
+        proposals + (f" + LLM errors {counters.get('llm_errors', 0)}" if llm else ""),
+        f"- cache hits among the evaluated: {counters.get('cache_hits', 0)}",
+        f"- evaluated candidates that failed, by kind: {by_kind}",
+    ]
+    if llm:  # an offline run has no calls, tokens or waits worth a line
+        tokens = f"{counters.get('prompt_tokens', 0)} prompt + "
+        tokens += f"{counters.get('completion_tokens', 0)} completion"
+        tokens += " (estimated)" if counters.get("tokens_estimated") else ""
+        lines.append(
+            f"- LLM: {counters.get('calls', 0)} calls, {counters.get('retries', 0)} retries, "
+            f"tokens {tokens}, {counters.get('llm_seconds', 0.0):.1f} s waiting"
+        )
+    return lines
+
+
+def _header_lines(doc: RankingDocument, counters: Mapping[str, Any] | None) -> list[str]:
+    run: Mapping[str, Any] = doc["run"] or {}
+    lab = doc["lab"]
+    lab_line = (
+        f"- lab: {lab['path']} ({len(doc['tasks'])} tasks; fitness {lab['fitness']}, lower is "
+        f"better, {lab['reference']} = 0)"
+    )
+    command = run.get("command")
+    if command in ("score", "rescore"):  # a ranking without a search behind it
+        lines = [f"# minact {command}", ""]
+        if run.get("from"):
+            lines.append(f"- candidates from: {run['from']}")
+        return [*lines, lab_line, f"- device: {run.get('device')}", ""]
+    if not run:
+        return ["# minact ranking", "", lab_line, ""]
+    lines = [
+        f"# minact run {run.get('run_id', '')}".rstrip(),
+        "",
+        f"- status: **{run.get('status')}** — {run.get('message', '')}",
+        f"- proposer: {run.get('proposer')}; budget {run.get('budget')}; seed "
+        f"{run.get('seed')}; concurrency {run.get('concurrency')}; wall time "
+        f"{run.get('seconds', 0.0):.0f} s; device {run.get('device')}",
+        lab_line,
+    ]
+    if counters:
+        lines += _counter_lines(counters, uses_llm(run))
+    return [*lines, ""]
+
+
+def _ranking_lines(doc: RankingDocument, shown: Sequence[RankingEntry]) -> list[str]:
+    families = list(doc["lab"]["families"])
+    # A rescore also shows each candidate's fitness on the lab it came from.
+    before = any("original_fitness" in c for c in doc["candidates"])
+    header = ["#", "name", "fitness", *(["was"] if before else []), "± seed sd", *families]
+    header += ["mean OOD MSE", "status", "parent"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for c in shown:
+        name = _cell(c["name"]) + (" (baseline)" if c.get("baseline") else "")
+        row = [
+            str(c["rank"] or "—"),
+            name,
+            fmt(c["fitness"], "+.3f"),
+            *([fmt(c.get("original_fitness"), "+.3f")] if before else []),
+            fmt(c["fitness_spread"], ".3f"),
+            *(fmt(c["families"].get(f), "+.3f") for f in families),
+            fmt(c["mean_ood_mse"], ".4g"),
+            _cell(c["status"]),
+            (c.get("parent") or "")[:10],
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def render_markdown(doc: RankingDocument, top: int = 30) -> str:
+    """Returns report.md for a ranking document (the shape of ranking.json)."""
+    run: Mapping[str, Any] = doc["run"] or {}
+    lines = _header_lines(doc, run.get("counters"))
+    shown = [c for c in doc["candidates"] if c["status"] == "ok"][:top]
+    shown += [c for c in doc["candidates"] if c.get("baseline") and c not in shown]
+    lines += _ranking_lines(doc, shown)
+    best = next(
+        (c for c in doc["candidates"] if c["status"] == "ok" and not c.get("baseline")), None
+    )
+    if best is not None:
+        lines += [
+            "",
+            f"## Best new candidate: {best['name']} ({(best['code_hash'] or '')[:10]})",
+            "",
+            *_fence(best["source"], "python"),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _task_table(data: ReportData, key: str, rows: Sequence[RankingEntry]) -> list[str]:
+    tasks = [t["name"] for t in data.ranking["tasks"]]
+    lines = ["| name | " + " | ".join(tasks) + " |", "|" + "---|" * (len(tasks) + 1)]
+    for c in rows:
+        values = [fmt(task_value(c, t, key), ".3g") for t in tasks]
+        lines.append(f"| {_cell(c['name'])} | " + " | ".join(values) + " |")
+    return lines
+
+
+def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
+    """Returns report.md for a run; `figures` maps FIGURES names to their files' paths."""
+    doc = data.ranking
+    lines = _header_lines(doc, data.counters)[:-1]
+    if data.latency:
+        lat = data.latency
+        lines.append(
+            f"- LLM latency per reply: mean {lat['mean']:.1f} s, median {lat['median']:.1f} s, "
+            f"max {lat['max']:.1f} s"
+        )
+    lines += [f"- warning: {w}" for w in data.warnings]
+    lines += ["", "## Ranking", "", *_ranking_lines(doc, data.shown())]
+    if figures:
+        lines += ["", "## Figures", ""]
+        lines += [f"- {FIGURES[k]}: [{p}]({p})" for k, p in figures.items() if k in FIGURES]
+    per_task = [c for h in [*data.top, *data.baselines] if (c := data.candidate(h))]
+    if per_task:
+        lines += ["", "## OOD MSE per task (median over seeds)", ""]
+        lines += _task_table(data, "ood_loss", per_task)
+        lines += ["", "## ID MSE per task", ""]
+        lines += _task_table(data, "id_loss", per_task)
+    for i, h in enumerate(data.top, 1):
+        c = data.candidate(h)
+        if c is None:
+            continue
+        lin = data.lineage.get(h)
+        lines += [
+            "",
+            f"## {i}. {c['name']} ({h[:10]}): fitness {fmt(c['fitness'], '+.3f')} ± "
+            f"{fmt(c['fitness_spread'], '.3f')}",
+            "",
+            f"- made by: {made_by(lin)}",
+            f"- parent: {display_name(data, lin.parent if lin else c.get('parent'))}"
+            + (f"; {partner(data, lin)}" if partner(data, lin) else ""),
+            f"- ancestry: {' → '.join(ancestry(data, h))}",
+            "",
+            *_fence(c["source"], "python"),
+        ]
+        reply_text = data.replies.get(h, "")
+        if lin and reply_text and lin.origin != "offline":
+            reply = reply_text.splitlines()
+            more = len(reply) - MD_REPLY_LINES
+            text = "\n".join(reply[:MD_REPLY_LINES])
+            text += f"\n… ({more} more lines in report.html)" if more > 0 else ""
+            lines += ["", "The reply that made it:", "", *_fence(text, "text")]
+    failed = data.failed()
+    if failed:
+        lines += ["", "## Failed candidates", ""]
+        lines += [f"- {_cell(c['name'])}: {c['status']} — {_cell(c['reason'])}" for c in failed]
+    if data.reasons:
+        lines += ["", "## Proposals that did not make a ranked candidate, by reason", ""]
+        lines += ["| kind | count | reason |", "|---|---|---|"]
+        lines += [f"| {_cell(k)} | {n} | {_cell(r)[:160]} |" for k, r, n in data.reasons]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,195 @@
+"""The ranking document (ranking.json, `score --json`): scores in, plain JSON data out.
+
+Field names are a contract (design.md §3): keep them stable once landed. Successful
+candidates come first, best fitness first, equal fitness sharing a rank; failures
+follow with `rank` null, `status` naming the failure kind and `reason` saying why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict, cast
+
+import minact
+from minact.candidate import Hash, Rejection
+from minact.score import Score
+from minact.fitness import family_means
+from minact.lab.task import Lab
+
+__all__ = [
+    "RankingDocument",
+    "RankingEntry",
+    "TaskEntry",
+    "lab_summary",
+    "ranked",
+    "ranking_document",
+    "rejection_score",
+    "task_value",
+]
+
+
+class TaskEntry(TypedDict):
+    """A candidate's numbers on one task (medians over seeds; standardised targets)."""
+
+    ood_loss: float | None
+    id_loss: float | None
+    ood_spread: float | None
+    log_ratio: float | None
+
+
+class _Entry(TypedDict):
+    rank: int | None
+    name: str
+    code_hash: str | None
+    behaviour_hash: str | None
+    source: str
+    status: str
+    reason: str
+    fitness: float | None
+    fitness_spread: float | None
+    mean_ood_mse: float | None
+    families: dict[str, float | None]
+    tasks: dict[str, TaskEntry]
+    cost: float | None
+    baseline: bool
+    parent: str | None
+    cached: bool
+    seconds: float
+
+
+class RankingEntry(_Entry, total=False):
+    """One row of ranking.json (design.md §3: the field names are a contract).
+
+    The required fields come from the candidate's Score; a run adds its lineage (index,
+    origin, island, note) and a rescore the fitness on the lab it came from.
+    """
+
+    index: int
+    origin: str
+    island: int | None
+    note: str
+    original_fitness: float | None
+
+
+class RankingDocument(TypedDict):
+    """ranking.json, `score --json` and `rescore --json`: the lab, its tasks, and the rows."""
+
+    minact: str
+    run: dict[str, Any] | None
+    lab: dict[str, Any]
+    tasks: list[dict[str, Any]]
+    candidates: list[RankingEntry]
+
+
+def ranked(scores: Sequence[Score]) -> list[tuple[int | None, Score]]:
+    """Returns (rank, score) pairs: ok scores by fitness (ties share a rank), then failures."""
+    ok = sorted((s for s in scores if s.ok), key=lambda s: (s.fitness, s.name, s.code_hash or ""))
+    out: list[tuple[int | None, Score]] = []
+    for i, s in enumerate(ok):
+        tie = i > 0 and ok[i - 1].fitness == s.fitness
+        out.append((out[-1][0] if tie else i + 1, s))
+    failed = sorted((s for s in scores if not s.ok), key=lambda s: (s.status, s.name))
+    out.extend((None, s) for s in failed)
+    return out
+
+
+def task_value(entry: RankingEntry, task: str, key: str) -> float | None:
+    """Returns one number of a candidate's task entry ("ood_loss", ...), None when missing."""
+    numbers = cast(Mapping[str, float | None], entry["tasks"].get(task) or {})
+    return numbers.get(key)
+
+
+def _num(v: float | None) -> float | None:
+    # JSON has no NaN/inf; a missing number is null.
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _entry(rank: int | None, s: Score, families: Mapping[str, str]) -> RankingEntry:
+    return {
+        "rank": rank,
+        "name": s.name,
+        "code_hash": s.code_hash,
+        "behaviour_hash": s.behaviour_hash,
+        "source": s.source,
+        "status": s.status,
+        "reason": s.reason,
+        "fitness": _num(s.fitness),
+        "fitness_spread": _num(s.fitness_spread),
+        "mean_ood_mse": _num(s.mean_ood_mse),
+        "families": {f: _num(v) for f, v in family_means(s.tasks, families).items()},
+        "tasks": {
+            name: {
+                "ood_loss": _num(t.ood_loss),
+                "id_loss": _num(t.id_loss),
+                "ood_spread": _num(t.ood_spread),
+                "log_ratio": _num(t.log_ratio),
+            }
+            for name, t in s.tasks.items()
+        },
+        "cost": s.cost,
+        "baseline": s.baseline,
+        "parent": s.parent,
+        "cached": s.cached,
+        "seconds": round(s.seconds, 3),
+    }
+
+
+def rejection_score(r: Rejection, source: str) -> Score:
+    """Returns a Score recording a candidate that static validation refused."""
+    return Score(
+        name=r.name, code_hash=None, source=source, status=r.status, reason=r.reason, cached=True
+    )
+
+
+def lab_summary(lab: Lab) -> dict[str, Any]:
+    """Returns what a ranking needs to know of a lab: {"lab": {...}, "tasks": [...]}."""
+    return {
+        "lab": {
+            "path": str(lab.path),
+            "digest": lab.digest(),
+            "reference": lab.reference,
+            "fitness": lab.fitness,
+            "families": list(lab.families()),
+        },
+        "tasks": [
+            {
+                "name": t.name,
+                "family": t.family,
+                "kind": t.kind,
+                "target": t.target.source,
+                "variables": list(t.variables),
+                "digest": t.digest(),
+                **({"aggregate": t.sets.aggregate} if t.sets is not None else {}),
+            }
+            for t in lab.tasks
+        ],
+    }
+
+
+def ranking_document(
+    scores: Sequence[Score],
+    lab: Lab | Mapping[str, Any],
+    run: Mapping[str, Any] | None = None,
+    extra: Mapping[Hash, Mapping[str, Any]] | None = None,
+) -> RankingDocument:
+    """Returns the ranking as JSON-ready data, best first; `extra` adds fields by code hash.
+
+    `lab` is a Lab, or its `lab_summary` (so a run can be re-ranked without its tasks file).
+    """
+    summary = lab_summary(lab) if isinstance(lab, Lab) else lab
+    families = {t["name"]: t["family"] for t in summary["tasks"]}
+    extra = extra or {}
+    return {
+        "minact": minact.__version__,
+        "run": dict(run) if run is not None else None,
+        "lab": dict(summary["lab"]),
+        "tasks": [dict(t) for t in summary["tasks"]],
+        "candidates": [
+            cast(
+                RankingEntry,
+                {**_entry(rank, s, families), **(extra.get(s.code_hash, {}) if s.code_hash else {})},
+            )
+            for rank, s in ranked(scores)
+        ],
+    }

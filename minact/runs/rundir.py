@@ -1,0 +1,150 @@
+"""The run directory: run.json, the append-only events.jsonl, and the files written at the end.
+
+events.jsonl is the source of truth for `--resume`: one JSON object per line, flushed
+as it happens, so a killed run loses at most the line being written (a truncated last
+line is skipped on reading). run.json and the reports are replaced atomically (write a
+temporary file, then rename), so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from minact.errors import ConfigError
+
+__all__ = ["RunExistsError", "RunLog", "new_run_id", "write_atomic"]
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}\Z")
+
+
+class RunExistsError(ConfigError):
+    """The run directory to create exists already."""
+
+
+def new_run_id(now: float, seed: int) -> str:
+    """Returns a run id from a timestamp and the seed, e.g. 20261128-170501-s0."""
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-s{seed}"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Writes `text` to `path` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class RunLog:
+    """One run's directory: its config, its event log and its outputs."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._events: IO[str] | None = None
+
+    @property
+    def run_json(self) -> Path:
+        """Returns the path of run.json."""
+        return self.directory / "run.json"
+
+    @property
+    def events_path(self) -> Path:
+        """Returns the path of events.jsonl."""
+        return self.directory / "events.jsonl"
+
+    @classmethod
+    def create(cls, runs_dir: Path, run_id: str) -> RunLog:
+        """Creates runs_dir/run_id; raises RunExistsError if it exists, ConfigError (with the
+        operating system's reason) if it cannot be created or the id is unusable."""
+        if not _RUN_ID.match(run_id):
+            raise ConfigError(
+                f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-' (at most 100)"
+            )
+        directory = runs_dir / run_id
+        try:
+            directory.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise RunExistsError(
+                f"run directory {directory} exists; pass --resume {directory} to continue it "
+                "or another --run-id"
+            ) from None
+        except OSError as e:
+            raise ConfigError(
+                f"cannot create run directory {directory}: {e.strerror or e}"
+            ) from None
+        return cls(directory)
+
+    @classmethod
+    def open(cls, directory: Path) -> RunLog:
+        """Opens an existing run directory; raises ConfigError if it is not one."""
+        log = cls(directory)
+        if not directory.is_dir():
+            raise ConfigError(f"{directory}: no such run directory")
+        if not log.run_json.is_file():
+            raise ConfigError(f"{directory}: not a run directory (no run.json)")
+        log.read_run()
+        return log
+
+    def read_run(self) -> dict[str, Any]:
+        """Returns run.json; raises ConfigError if it is missing or malformed."""
+        try:
+            data = json.loads(self.run_json.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise ConfigError(
+                f"{self.run_json}: unreadable ({e}); the run cannot be resumed"
+            ) from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{self.run_json}: not a JSON object")
+        return data
+
+    def write_run(self, data: dict[str, Any]) -> None:
+        """Replaces run.json."""
+        write_atomic(self.run_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def write_text(self, name: str, text: str) -> Path:
+        """Replaces a file of the run directory and returns its path."""
+        path = self.directory / name
+        write_atomic(path, text)
+        return path
+
+    def append(self, event: dict[str, Any]) -> None:
+        """Appends one event and flushes it to the operating system."""
+        if self._events is None:
+            self._events = self.events_path.open("a", encoding="utf-8")
+            self._repair_tail()
+        self._events.write(json.dumps(event, sort_keys=True, allow_nan=False) + "\n")
+        self._events.flush()
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Yields the logged events; skips a truncated or damaged line."""
+        if not self.events_path.exists():
+            return
+        with self.events_path.open("r", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # the line a killed run was writing
+                if isinstance(event, dict) and "event" in event:
+                    yield event
+
+    def close(self) -> None:
+        """Closes the event log."""
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+
+    def _repair_tail(self) -> None:
+        # A run killed mid-write leaves a line without its newline; start on a fresh line
+        # so the next event is not glued to the damaged one.
+        assert self._events is not None
+        path = self.events_path
+        if path.stat().st_size > 0:
+            with path.open("rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    self._events.write("\n")

@@ -1,0 +1,209 @@
+"""The parent's handle on the worker process: start, ask with a deadline, kill.
+
+The worker is a fresh interpreter (`python -m minact.sandbox.worker`, the spawn model: no
+forked torch state) in its own session, started with an environment built from an
+allow-list, so API keys and other secrets never reach candidate code. Its working
+directory, HOME and TMPDIR point into the cache's `worker/` folder, so stray files and
+compile caches land there. Every request has a wall-clock deadline; past it, or when
+the process dies, the whole process group is killed and the caller decides what to
+retry. Replies are JSON (never pickle), so a compromised worker cannot run code in
+the parent by what it sends back, and their size is capped.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+import minact
+
+__all__ = ["WorkerCrashed", "WorkerProcess", "WorkerTimeout", "worker_environment"]
+
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+_PASSED_THROUGH = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "CUDA_VISIBLE_DEVICES",
+    "LD_LIBRARY_PATH",
+    "CUDA_HOME",
+    "CC",
+    "CXX",
+    "SYSTEMROOT",
+)
+
+
+class WorkerTimeout(Exception):
+    """The worker did not answer within the deadline; it has been killed."""
+
+
+class WorkerCrashed(Exception):
+    """The worker exited or broke the protocol; it has been killed."""
+
+
+def worker_environment(home: Path, threads: int) -> dict[str, str]:
+    """Returns the worker's environment: an allow-list, never the parent's secrets."""
+    env = {k: os.environ[k] for k in _PASSED_THROUGH if k in os.environ}
+    package_root = str(Path(minact.__file__).resolve().parent.parent)
+    env.update(
+        {
+            "HOME": str(home),
+            "TMPDIR": str(home),
+            "PYTHONPATH": package_root,
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "TORCHINDUCTOR_CACHE_DIR": str(home / "inductor"),
+            "TRITON_CACHE_DIR": str(home / "triton"),
+        }
+    )
+    if threads > 0:
+        for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[k] = str(threads)
+    return env
+
+
+class WorkerProcess:
+    """One running worker; `request` sends a JSON message and waits for its reply."""
+
+    def __init__(self, home: Path, threads: int = 0, argv: list[str] | None = None) -> None:
+        """Runs `argv` (default: `python -m minact.sandbox.worker`) with its home in `home`."""
+        self.home = home
+        self.threads = threads
+        self.argv = argv or [sys.executable, "-m", "minact.sandbox.worker"]
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._replies: queue.Queue[bytes | None] = queue.Queue()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=40)
+
+    @property
+    def running(self) -> bool:
+        """Returns whether the process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Starts a fresh worker process."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._replies = queue.Queue()
+        self._stderr.clear()
+        self._proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self.home,
+            env=worker_environment(self.home, self.threads),
+            start_new_session=True,  # its own process group, so kill() reaches its children
+        )
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        threading.Thread(target=self._read_replies, args=(self._proc.stdout,), daemon=True).start()
+        threading.Thread(target=self._read_stderr, args=(self._proc.stderr,), daemon=True).start()
+
+    def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Returns the worker's reply to `message`; raises WorkerTimeout or WorkerCrashed."""
+        if not self.running:
+            self.start()
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        try:
+            proc.stdin.write(json.dumps(message).encode() + b"\n")
+            proc.stdin.flush()
+        except OSError:
+            self.kill()
+            raise WorkerCrashed(self._death_reason()) from None
+        try:
+            line = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise WorkerTimeout(f"no answer within {timeout:.0f} s") from None
+        if line is None:
+            self.kill()
+            raise WorkerCrashed(self._death_reason())
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            self.kill()
+            raise WorkerCrashed("the worker sent a malformed reply") from None
+        if not isinstance(reply, dict):
+            self.kill()
+            raise WorkerCrashed("the worker sent a malformed reply")
+        return reply
+
+    def stop(self) -> None:
+        """Asks the worker to exit, and kills it if it does not within a few seconds."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None and proc.stdin is not None:
+            try:
+                proc.stdin.write(b'{"op": "exit"}\n')
+                proc.stdin.close()
+                proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def kill(self) -> None:
+        """Kills the worker's whole process group and reaps it."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                proc.kill()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+    def stderr_tail(self) -> str:
+        """Returns the last lines the worker wrote to stderr."""
+        return "\n".join(self._stderr)
+
+    def _death_reason(self) -> str:
+        proc = self._proc
+        code = proc.poll() if proc is not None else None
+        if code is None and proc is not None:
+            try:
+                code = proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                code = None
+        if code is not None and code < 0:
+            try:
+                what = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                what = f"killed by signal {-code}"
+            if code == -signal.SIGKILL:
+                what += " (out of memory?)"
+        else:
+            what = f"exited with code {code}"
+        last = [ln for ln in self._stderr if ln.strip()]
+        return f"worker {what}" + (f": {last[-1][:300]}" if last else "")
+
+    def _read_replies(self, stream: IO[bytes]) -> None:
+        while True:
+            line = stream.readline(MAX_REPLY_BYTES + 1)
+            if not line or len(line) > MAX_REPLY_BYTES:
+                self._replies.put(None)
+                return
+            self._replies.put(line)
+
+    def _read_stderr(self, stream: IO[bytes]) -> None:
+        # Drain stderr continuously (a full pipe would block the worker) and keep a tail.
+        for raw in iter(lambda: stream.readline(8192), b""):
+            self._stderr.append(raw.decode("utf-8", "replace").rstrip()[:400])

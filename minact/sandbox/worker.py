@@ -1,0 +1,200 @@
+"""The evaluator's worker process: the only place candidate code runs.
+
+Started by evaluate.py as `python -m minact.sandbox.worker` with a scrubbed environment. It
+reads one JSON request per line on stdin and writes one JSON reply per line on a
+private copy of stdout; file descriptor 1 itself is pointed at stderr, so anything a
+candidate or a library prints cannot corrupt the protocol. Requests:
+
+    {"op": "hello", "device": "auto|cpu|cuda", "compile": "auto|on|off", "threads": N,
+     "memory_bytes": N}
+    {"op": "admit", "probe": [lo, hi], "max_cost": c, "items": [{"source": ...}, ...]}
+    {"op": "train", "items": [{"source": ..., "tasks": [task dict, ...]}, ...]}
+    {"op": "curves", "lo": a, "hi": b, "n": N, "items": [{"source": ...}, ...]}
+
+`curves` answers {"x": [...], "f": [...], "df": [...]} (float64, f' by autograd,
+non-finite values as null) or {"error": "..."} per item, for the report's plots.
+
+Replies carry {"ok": true, ...} or {"ok": false, "error": "..."} for requests that are
+malformed. A failure of the worker itself (crash, hang) is the parent's to handle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from typing import IO, Any
+
+__all__ = ["main"]
+
+MAX_CURVE_POINTS = 10_001
+
+
+def _limit_memory(nbytes: int) -> None:
+    try:
+        import resource
+    except ImportError:  # not on POSIX: no cap, the parent's timeout still applies
+        return
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if nbytes > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+
+
+class _Session:
+    """The worker's state between requests: device, trainer, loaded activations."""
+
+    def __init__(self) -> None:
+        self.trainer: Any = None
+        self.device = "cpu"
+
+    def hello(self, req: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        from minact.sandbox.trainer import Trainer
+
+        want = str(req.get("device", "auto"))
+        cuda = torch.cuda.is_available()
+        if want == "cuda" and not cuda:
+            return {"ok": False, "error": "device 'cuda' requested but CUDA is not available"}
+        self.device = "cuda" if want == "cuda" or (want == "auto" and cuda) else "cpu"
+        threads = int(req.get("threads", 0))
+        if threads > 0:
+            torch.set_num_threads(threads)
+        if self.device == "cpu":
+            _limit_memory(int(req.get("memory_bytes", 0)))
+        else:
+            fraction = float(req.get("memory_fraction", 0.9))
+            torch.cuda.set_per_process_memory_fraction(fraction)
+        comp = str(req.get("compile", "auto"))
+        # On CPU, compiling each new activation costs seconds and saves less than that
+        # (bench/evaluator.py measures it), so "auto" compiles only on CUDA.
+        use_compile = comp == "on" or (comp == "auto" and self.device == "cuda")
+        mode = str(req.get("compile_mode", "default"))
+        self.trainer = Trainer(self.device, "inductor" if use_compile else None, mode)
+        name = torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu"
+        return {
+            "ok": True,
+            "device": self.device,
+            "device_name": name,
+            "compile": use_compile,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        }
+
+    def admit(self, req: dict[str, Any]) -> dict[str, Any]:
+        from minact.sandbox.admission import admit
+
+        lo, hi = (float(v) for v in req["probe"])
+        max_cost = float(req["max_cost"])
+        out = [admit(str(item["source"]), (lo, hi), max_cost).to_dict() for item in req["items"]]
+        return {"ok": True, "results": out}
+
+    def train(self, req: dict[str, Any]) -> dict[str, Any]:
+        from minact.lab.task import Task
+        from minact.sandbox.loader import CandidateError, load_activation
+        from minact.sandbox.trainer import Job
+        from minact.score import TaskResult
+
+        jobs: list[Job] = []
+        results: list[list[dict[str, Any]]] = []
+        slots: list[tuple[int, int]] = []
+        for i, item in enumerate(req["items"]):
+            tasks = [Task.from_dict(t) for t in item["tasks"]]
+            results.append([{} for _ in tasks])
+            try:
+                fn = load_activation(str(item["source"]))
+            except CandidateError as e:
+                fail = TaskResult(e.kind, e.reason).to_dict()
+                results[i] = [fail for _ in tasks]
+                continue
+            for k, task in enumerate(tasks):
+                jobs.append(Job(i, fn, task))
+                slots.append((i, k))
+        if jobs:
+            try:
+                trained = self.trainer.train(jobs)
+            except Exception as e:  # per-batch boundary: the parent retries items alone
+                return {
+                    "ok": False,
+                    "error": f"training raised {type(e).__name__}: {e}"[:500],
+                    "retry": True,
+                }
+            for (i, k), r in zip(slots, trained, strict=True):
+                results[i][k] = r.to_dict()
+        return {"ok": True, "results": results}
+
+    def curves(self, req: dict[str, Any]) -> dict[str, Any]:
+        lo, hi, n = float(req["lo"]), float(req["hi"]), int(req["n"])
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi and 2 <= n <= MAX_CURVE_POINTS):
+            return {"ok": False, "error": f"bad curve grid [{lo}, {hi}] with {n} points"}
+        return {
+            "ok": True,
+            "results": [_curve(str(item["source"]), lo, hi, n) for item in req["items"]],
+        }
+
+
+def _curve(source: str, lo: float, hi: float, n: int) -> dict[str, Any]:
+    """Returns f and f' of one candidate on a float64 grid, or {"error": ...}."""
+    import torch
+
+    from minact.sandbox.loader import CandidateError, load_activation
+
+    def finite(t: torch.Tensor) -> list[float | None]:
+        return [v if math.isfinite(v) else None for v in t.tolist()]
+
+    try:
+        fn = load_activation(source)
+        x = torch.linspace(lo, hi, n, dtype=torch.float64, requires_grad=True)
+        y = fn(x)
+        if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+            return {"error": "activation did not return a tensor of the input's shape"}
+        if y.requires_grad:
+            (dy,) = torch.autograd.grad(y.double().sum(), x, allow_unused=True)
+        else:
+            dy = None
+        dy = torch.zeros_like(x) if dy is None else dy
+    except CandidateError as e:
+        return {"error": e.reason}
+    except Exception as e:  # per-candidate boundary: the candidate's failure, not the worker's
+        return {"error": f"{type(e).__name__}: {e}"[:300]}
+    return {"x": x.detach().tolist(), "f": finite(y.detach().double()), "df": finite(dy)}
+
+
+def _serve(requests: IO[str], replies: IO[str]) -> None:
+    session = _Session()
+    handlers = {
+        "hello": session.hello,
+        "admit": session.admit,
+        "train": session.train,
+        "curves": session.curves,
+    }
+    for line in requests:
+        try:
+            req = json.loads(line)
+            op = req["op"]
+        except (ValueError, KeyError, TypeError) as e:
+            reply: dict[str, Any] = {"ok": False, "error": f"malformed request: {e}"}
+        else:
+            if op == "exit":
+                return
+            handler = handlers.get(op)
+            if handler is None:
+                reply = {"ok": False, "error": f"unknown op {op!r}"}
+            else:
+                reply = handler(req)
+        replies.write(json.dumps(reply, allow_nan=True) + "\n")
+        replies.flush()
+
+
+def main() -> None:
+    """Serves requests until stdin closes or an exit request arrives."""
+    # Keep the protocol on a private descriptor; stray prints go to stderr.
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _serve(sys.stdin, replies)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Where new candidates come from: an LLM, the offline mutator, or a recorded run.
+
+Each proposer turns a ProposalRequest (parents, prompt, the proposal's own random
+generator) into a Reply: text that should hold a ```python block with
+`def activation(x)`. Expected failures (an LLM that stays unreachable after its
+retries, a replay without that proposal) are Replies with `error` set, never
+exceptions: the search counts them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from minact.errors import ConfigError, LLMError
+from minact.outcome import Reply
+from minact.search.mutate import Mutator
+from minact.search.population import Member
+
+__all__ = [
+    "LLMProposer",
+    "OfflineProposer",
+    "ProposalRequest",
+    "Proposer",
+    "RecordingProposer",
+    "ReplayProposer",
+    "load_replay",
+]
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalRequest:
+    """What a proposer gets for proposal `index`."""
+
+    index: int
+    parent: Member
+    other: Member | None
+    messages: list[Message]
+    rng: random.Random
+
+
+class Proposer(Protocol):
+    """Anything that answers proposal requests."""
+
+    kind: str
+
+    async def propose(self, request: ProposalRequest) -> Reply:
+        """Returns a reply for `request`."""
+        ...
+
+
+class OfflineProposer:
+    """Expression-level mutation and crossover of the parents; needs no server."""
+
+    kind = "offline"
+
+    async def propose(self, request: ProposalRequest) -> Reply:
+        """Returns a mutated child of the request's parent as a fenced block."""
+        # The mutator picks crossover among its operators when a second parent is given.
+        other = request.other.score.source if request.other else None
+        mutation = Mutator(request.rng).mutate(request.parent.score.source, other)
+        return Reply(f"```python\n{mutation.source}\n```", note=mutation.description)
+
+
+class Completer(Protocol):
+    """The part of llm.LLMClient the search needs (kept abstract: no httpx here)."""
+
+    async def complete(self, messages: Sequence[Message]) -> Any:
+        """Returns a completion with text, finish_reason, token counts and latency."""
+        ...
+
+
+class LLMProposer:
+    """Asks an OpenAI-compatible server (through llm.LLMClient) for a child."""
+
+    kind = "llm"
+
+    def __init__(self, client: Completer) -> None:
+        self.client = client
+
+    async def propose(self, request: ProposalRequest) -> Reply:
+        """Returns the model's reply to the request's prompt, or the error after retries."""
+        try:
+            c = await self.client.complete(request.messages)
+        except LLMError as e:
+            return Reply("", error=str(e))
+        return Reply(
+            c.text,
+            note=f"llm finish={c.finish_reason}",
+            prompt_tokens=c.prompt_tokens,
+            completion_tokens=c.completion_tokens,
+            usage_reported=c.usage_reported,
+            latency=c.latency,
+            attempts=c.attempts,
+        )
+
+
+class RecordingProposer:
+    """Wraps a proposer and appends every exchange to a JSON-lines file (`--record`)."""
+
+    def __init__(self, inner: Proposer, path: Path) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.path = path
+
+    async def propose(self, request: ProposalRequest) -> Reply:
+        """Returns the inner proposer's reply, after recording it."""
+        reply = await self.inner.propose(request)
+        record = {"index": request.index, "messages": request.messages, "reply": reply.to_dict()}
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+        return reply
+
+
+class ReplayProposer:
+    """Serves the replies of a recorded run by proposal index (`--replay`), no server."""
+
+    kind = "replay"
+
+    def __init__(self, replies: dict[int, Reply]) -> None:
+        self.replies = replies
+
+    async def propose(self, request: ProposalRequest) -> Reply:
+        """Returns the recorded reply for the request's index."""
+        reply = self.replies.get(request.index)
+        if reply is None:
+            return Reply("", error=f"the replay file has no reply for proposal {request.index}")
+        return reply
+
+
+def load_replay(path: Path) -> dict[int, Reply]:
+    """Returns {proposal index: reply} from a `--record` file; raises ConfigError."""
+    replies: dict[int, Reply] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--replay {path}: cannot read it ({e})") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            replies[int(record["index"])] = Reply.from_dict(record["reply"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(
+                f"--replay {path}: line {n} is not a recorded exchange ({e})"
+            ) from None
+    if not replies:
+        raise ConfigError(f"--replay {path}: no recorded exchanges")
+    return replies

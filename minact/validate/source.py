@@ -1,0 +1,212 @@
+"""Static validation of candidate source: allow-listed AST in, normalised Candidate out.
+
+Nothing here executes candidate code. The checks are an allow-list, not a deny-list:
+every statement, expression, name, attribute and keyword must be one minact knows.
+Passing them does not make code safe to run in-process (that is the worker's job,
+see evaluate.py); it keeps the obvious escapes and most mistakes out cheaply, and
+gives the author (often an LLM) a reason it can act on.
+
+The normalised source is `ast.unparse` of the function with canonical module names
+(`torch`, `F` for torch.nn.functional, `math`), and without imports, docstrings,
+comments and annotations, so formatting never changes `code_hash`.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import warnings
+
+from minact.candidate import Candidate, Hash, Rejection
+from minact.validate import primitives
+from minact.validate.limits import MAX_LOOP_ITERATIONS, ValidationError
+from minact.validate.normalise import Normaliser, is_docstring
+
+__all__ = [
+    "MAX_LOOP_ITERATIONS",
+    "MAX_NODES",
+    "MAX_SOURCE_CHARS",
+    "ValidationError",
+    "code_hash",
+    "decode_source",
+    "validate",
+]
+
+MAX_SOURCE_CHARS = 8000
+MAX_NODES = 1500
+MAX_DEPTH = 48  # nesting of AST nodes; deeper sources are refused before recursion hurts
+
+# The names the worker binds. They need no import, so a normalised source validates to
+# itself, and no local may take one (normalising would rename a module onto it).
+_CANONICAL = {"torch": "torch", "F": "F", "math": "math"}
+
+
+def code_hash(normalised_source: str) -> Hash:
+    """Returns the sha256 hex digest of a normalised source text."""
+    return Hash(hashlib.sha256(normalised_source.encode("utf-8")).hexdigest())
+
+
+def decode_source(data: bytes) -> str | Rejection:
+    """Returns `data` decoded as UTF-8, or a Rejection saying why it is not text."""
+    if len(data) > 4 * MAX_SOURCE_CHARS:
+        return Rejection(f"source is {len(data)} bytes; the limit is {MAX_SOURCE_CHARS} characters")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        return Rejection(f"source is not UTF-8 text ({e.reason} at byte {e.start})")
+
+
+def validate(source: str, *, name: str = "", parent: Hash | None = None) -> Candidate | Rejection:
+    """Returns a normalised Candidate for `source`, or a Rejection with the reason."""
+    try:
+        normalised = _normalise(source)
+    except ValidationError as e:
+        return Rejection(str(e), name=name)
+    return Candidate(normalised, code_hash(normalised), name=name, parent=parent)
+
+
+def _normalise(source: str) -> str:
+    if len(source) > MAX_SOURCE_CHARS:
+        raise ValidationError(
+            f"source is {len(source)} characters; the limit is {MAX_SOURCE_CHARS}"
+        )
+    try:
+        with warnings.catch_warnings():  # e.g. "\s" in a docstring: same verdict under -W error
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except SyntaxError as e:
+        raise ValidationError(f"syntax error at line {e.lineno}: {e.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as e:
+        raise ValidationError(f"source cannot be parsed: {type(e).__name__}: {e}") from None
+    nodes = sum(1 for _ in ast.walk(tree))
+    if nodes > MAX_NODES:
+        raise ValidationError(f"source has {nodes} syntax nodes; the limit is {MAX_NODES}")
+    _check_depth(tree, 0)
+    aliases, func = _split_module(tree)
+    normalised = ast.unparse(ast.fix_missing_locations(Normaliser(aliases, func).run()))
+    try:  # compiling runs nothing; it catches what parsing does not, e.g. `break` outside a loop
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(normalised, "<candidate>", "exec", dont_inherit=True)
+    except SyntaxError as e:
+        raise ValidationError(f"activation does not compile: {e.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as e:
+        raise ValidationError(f"activation does not compile: {type(e).__name__}: {e}") from None
+    return normalised
+
+
+def _check_depth(node: ast.AST, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ValidationError(f"expressions are nested more than {MAX_DEPTH} levels deep")
+    for child in ast.iter_child_nodes(node):
+        _check_depth(child, depth + 1)
+
+
+def _is_main_guard(stmt: ast.stmt) -> bool:
+    # `if __name__ == "__main__":` demo code never runs in the worker, so it is dropped.
+    if not isinstance(stmt, ast.If) or stmt.orelse:
+        return False
+    t = stmt.test
+    return (
+        isinstance(t, ast.Compare)
+        and isinstance(t.left, ast.Name)
+        and t.left.id == "__name__"
+        and len(t.ops) == 1
+        and isinstance(t.ops[0], ast.Eq)
+        and isinstance(t.comparators[0], ast.Constant)
+        and t.comparators[0].value == "__main__"
+    )
+
+
+def _import_aliases(stmt: ast.Import | ast.ImportFrom) -> dict[str, str]:
+    """Returns {local name: canonical dotted path} for an allowed import statement."""
+    out: dict[str, str] = {}
+    if isinstance(stmt, ast.Import):
+        for a in stmt.names:
+            _check_module(a.name)
+            if a.asname:
+                out[a.asname] = primitives.canonical(a.name)
+            else:  # `import torch.nn.functional` binds `torch`
+                top = a.name.split(".")[0]
+                out[top] = top
+        return out
+    if stmt.level or not stmt.module:
+        raise ValidationError(f"line {stmt.lineno}: relative imports are not allowed")
+    _check_module(stmt.module)
+    for a in stmt.names:
+        if a.name == "*":
+            raise ValidationError(
+                f"line {stmt.lineno}: `from {stmt.module} import *` is not allowed"
+            )
+        path = primitives.canonical(f"{stmt.module}.{a.name}")
+        if path not in primitives.MODULES and path not in primitives.ALLOWED:
+            raise ValidationError(
+                f"line {stmt.lineno}: `{a.name}` from {stmt.module} is not an allowed function"
+            )
+        out[a.asname or a.name] = path
+    return out
+
+
+def _check_module(module: str) -> None:
+    if primitives.canonical(module) not in primitives.MODULES:
+        allowed = "torch, torch.nn, torch.nn.functional, torch.special, math"
+        raise ValidationError(f"import of '{module}' is not allowed; only {allowed}")
+
+
+def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
+    """Returns the import aliases and the `activation` def of a module.
+
+    Besides imports and `def activation(x)`, a module may hold what `minact export` writes
+    around the function: one def bound by `activation = name`, an `__all__` list, and
+    classes. Those never run in the worker (only the normal form of the function does),
+    and the function cannot reach them: a name it does not define is refused.
+    """
+    aliases: dict[str, str] = dict(_CANONICAL)
+    funcs: list[ast.FunctionDef] = []
+    bound: str | None = None  # `activation = name`
+    for i, stmt in enumerate(tree.body):
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            aliases.update(_import_aliases(stmt))
+        elif isinstance(stmt, ast.FunctionDef):
+            funcs.append(stmt)
+        elif (i == 0 and is_docstring(stmt)) or _is_main_guard(stmt):
+            continue
+        elif isinstance(stmt, ast.ClassDef) or _assigns(stmt, "__all__"):
+            continue
+        elif (
+            isinstance(stmt, ast.Assign)
+            and _assigns(stmt, "activation")
+            and isinstance(stmt.value, ast.Name)
+            and bound is None
+        ):
+            bound = stmt.value.id
+        else:
+            raise ValidationError(
+                f"line {stmt.lineno}: only imports and one `def activation(x)` may stand at "
+                f"top level, found {type(stmt).__name__}"
+            )
+    names = [f.name for f in funcs]
+    wanted = bound if bound is not None and "activation" not in names else "activation"
+    if names != [wanted]:
+        found = ", ".join(names) if names else "none"
+        raise ValidationError(f"expected exactly one function, `def activation(x)`; found: {found}")
+    func = funcs[0]
+    func.name = "activation"
+    # Imports at the top of the body (a common LLM habit) count as module imports.
+    body = list(func.body)
+    while body and (isinstance(body[0], (ast.Import, ast.ImportFrom)) or is_docstring(body[0])):
+        stmt = body.pop(0)
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            aliases.update(_import_aliases(stmt))
+    func.body = body or [ast.Pass()]
+    return aliases, func
+
+
+def _assigns(stmt: ast.stmt, name: str) -> bool:
+    """Returns whether `stmt` is `name = ...` (one plain target)."""
+    return (
+        isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Name)
+        and stmt.targets[0].id == name
+    )

@@ -1,0 +1,153 @@
+"""Tests for `minact show`, `minact export` and `minact rescore`, driven through the CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import diskcache
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from minact.cli import app
+from minact.errors import ConfigError
+from minact.runs.catalog import find
+from minact.sandbox.loader import load_activation
+from tests.conftest import ASSETS, TINY_TASKS
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    base = tmp_path_factory.mktemp("tools")
+    result = runner.invoke(
+        app,
+        [
+            "evolve",
+            "--budget",
+            "4",
+            "--seed",
+            "2",
+            "--tasks",
+            str(TINY_TASKS),
+            "--cache-dir",
+            str(base / "cache"),
+            "--runs-dir",
+            str(base / "runs"),
+            "--run-id",
+            "r",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    yield {"base": base, "run": base / "runs" / "r", "cache": base / "cache", "runs": base / "runs"}
+
+
+def _best(paths: dict[str, Path]) -> dict[str, Any]:
+    doc = json.loads((paths["run"] / "ranking.json").read_text())
+    return next(c for c in doc["candidates"] if c["status"] == "ok" and not c["baseline"])
+
+
+def _invoke(paths: dict[str, Path], *args: str) -> Any:
+    return runner.invoke(
+        app, [*args, "--runs-dir", str(paths["runs"]), "--cache-dir", str(paths["cache"])]
+    )
+
+
+def test_show_prints_code_scores_and_lineage(finished_run: dict[str, Path]) -> None:
+    best = _best(finished_run)
+    result = _invoke(finished_run, "show", best["code_hash"][:8])
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert best["code_hash"] in out and "def activation(x):" in out
+    assert "sine" in out and "product" in out and "lineage:" in out
+    assert f"{best['fitness']:+.3f}" in out
+
+
+def test_show_unknown_and_bad_prefixes_are_clear(finished_run: dict[str, Path]) -> None:
+    result = _invoke(finished_run, "show", "ffffffffffff")
+    assert result.exit_code == 1 and "no candidate's hash starts with" in result.stderr
+    result = _invoke(finished_run, "show", "xyz")
+    assert result.exit_code == 1 and "not a hash prefix" in result.stderr
+
+
+def test_an_ambiguous_prefix_lists_the_matches() -> None:
+    sources = [
+        ("abcd1111" + "0" * 56, "def activation(x):\n    return x"),
+        ("abcd2222" + "0" * 56, "def activation(x):\n    return -x"),
+    ]
+    with pytest.raises(ConfigError, match="ambiguous: 2 candidates match"):
+        find("abcd", [], sources)
+    assert find("abcd2", [], sources).source.endswith("-x")
+
+
+def test_missing_or_corrupt_run_directories_are_clear(tmp_path: Path) -> None:
+    (tmp_path / "runs" / "broken").mkdir(parents=True)
+    (tmp_path / "runs" / "broken" / "run.json").write_text("{nope")
+    paths = {"runs": tmp_path / "runs", "cache": tmp_path / "cache"}
+    result = _invoke(paths, "show", "abcd", "--run", str(tmp_path / "runs" / "broken"))
+    assert result.exit_code == 1 and "unreadable" in result.stderr
+    result = _invoke(
+        paths, "rescore", "--tasks", str(TINY_TASKS), "--run", str(tmp_path / "missing")
+    )
+    assert result.exit_code == 1 and "no such run directory" in result.stderr
+
+
+def test_export_writes_an_importable_matching_module(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    best = _best(finished_run)
+    target = tmp_path / "my_act.py"
+    result = _invoke(
+        finished_run, "export", best["code_hash"][:10], "-o", str(target), "--name", "my_act"
+    )
+    assert result.exit_code == 0, result.stderr
+    text = target.read_text()
+    assert "minact" in text and best["code_hash"] in text and "Fitness" in text
+    spec = importlib.util.spec_from_file_location("my_act", target)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    x = torch.linspace(-6, 6, 501, dtype=torch.float64)
+    expected = load_activation(best["source"])(x)
+    assert torch.allclose(module.my_act(x), expected)
+    assert torch.allclose(module.MyAct()(x), expected)
+    bad = _invoke(finished_run, "export", best["code_hash"][:10], "--name", "class")
+    assert bad.exit_code == 2
+
+
+def _result_keys(cache: Path) -> set[str]:
+    with diskcache.Cache(str(cache)) as c:
+        return {k for k in c.iterkeys() if isinstance(k, str) and k.startswith("res/")}
+
+
+def test_rescore_reuses_cached_pairs_and_shows_old_fitness(finished_run: dict[str, Path]) -> None:
+    before = _result_keys(finished_run["cache"])
+    other = str(ASSETS / "other_tasks.toml")
+    result = _invoke(finished_run, "rescore", "--tasks", other, "--top", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    added = _result_keys(finished_run["cache"]) - before
+    cands = doc["candidates"]
+    assert len(cands) == 14 + 2
+    # Only the new task ("cube") was trained: "sine" results came from the cache.
+    assert len(added) == len({c["behaviour_hash"] for c in cands if c["behaviour_hash"]})
+    new = [c for c in cands if not c["baseline"]]
+    assert all(c["original_fitness"] is not None for c in new)
+    relu = next(c for c in cands if c["name"] == "relu")
+    assert relu["original_fitness"] == 0.0 and relu["fitness"] == 0.0
+    again = _invoke(finished_run, "rescore", "--tasks", other, "--top", "2", "--json")
+    assert all(c["cached"] for c in json.loads(again.stdout)["candidates"])
+    report = finished_run["run"] / "rescore-other_tasks" / "report.md"
+    assert "| was |" in report.read_text()
+
+
+def test_rescore_needs_exactly_one_lab(finished_run: dict[str, Path]) -> None:
+    result = _invoke(finished_run, "rescore")
+    assert result.exit_code == 1 and "exactly one of --tasks" in result.stderr
+    result = _invoke(finished_run, "rescore", "--suite", "imagenet")
+    assert result.exit_code == 1 and "built-in suites" in result.stderr

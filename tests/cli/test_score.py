@@ -1,0 +1,166 @@
+"""Tests for minact.cli, driven as a user drives it (CliRunner, and real subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from minact.cli import app
+from minact.seeds import SEEDS
+from tests.conftest import TINY_TASKS, write_candidate
+
+runner = CliRunner()
+
+
+def _score(*args: str, cache: Path) -> tuple[int, str, str]:
+    result = runner.invoke(
+        app, ["score", *args, "--tasks", str(TINY_TASKS), "--cache-dir", str(cache)]
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_seeds_lists_every_builtin() -> None:
+    result = runner.invoke(app, ["seeds"])
+    assert result.exit_code == 0
+    for name in SEEDS:
+        assert name in result.stdout
+
+
+def test_score_json_is_a_ranking_and_the_second_run_is_cached(tmp_path: Path) -> None:
+    code, out, _ = _score("gelu", "gsp", "--json", cache=tmp_path / "c")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert [t["name"] for t in doc["tasks"]] == ["sine", "product"]
+    cands = doc["candidates"]
+    assert {c["name"] for c in cands} == {"relu", "gelu", "gsp"}
+    assert [c["rank"] for c in cands] == sorted(c["rank"] for c in cands)
+    fit = [c["fitness"] for c in cands]
+    assert fit == sorted(fit)
+    relu = next(c for c in cands if c["name"] == "relu")
+    assert relu["fitness"] == 0.0 and relu["baseline"] is True
+    for c in cands:
+        assert set(c) >= {
+            "rank",
+            "name",
+            "code_hash",
+            "behaviour_hash",
+            "source",
+            "status",
+            "reason",
+            "fitness",
+            "fitness_spread",
+            "tasks",
+            "baseline",
+            "parent",
+            "cached",
+            "mean_ood_mse",
+            "families",
+        }
+        assert set(c["tasks"]["sine"]) >= {"ood_loss", "id_loss"}
+        assert c["cached"] is False
+    code, out, _ = _score("gelu", "gsp", "--json", cache=tmp_path / "c")
+    again = json.loads(out)
+    assert all(c["cached"] for c in again["candidates"])
+    assert [c["fitness"] for c in again["candidates"]] == fit
+
+
+def test_score_files_reformatted_and_equivalent(tmp_path: Path) -> None:
+    silu = write_candidate(tmp_path, "silu_file", "F.silu(x)")
+    reformatted = tmp_path / "reformatted.py"
+    reformatted.write_text(
+        '"""SiLU, reformatted."""\nimport torch.nn.functional as fn\n\n\n'
+        "def activation(x):  # a comment\n    '''doc'''\n\n    return fn.silu( x )\n"
+    )
+    xsig = write_candidate(tmp_path, "xsig", "x * torch.sigmoid(x)")
+    code, out, _ = _score(str(silu), str(reformatted), str(xsig), "--json", cache=tmp_path / "c")
+    assert code == 0
+    by = {c["name"]: c for c in json.loads(out)["candidates"]}
+    # Identical code collapses to one entry; equal behaviour shares one evaluation.
+    assert "reformatted" not in by or by["reformatted"]["code_hash"] == by["silu_file"]["code_hash"]
+    assert by["silu_file"]["behaviour_hash"] == by["xsig"]["behaviour_hash"]
+    assert by["silu_file"]["fitness"] == by["xsig"]["fitness"]
+    assert sorted([by["silu_file"]["cached"], by["xsig"]["cached"]]) == [False, True]
+
+
+def test_hostile_files_are_results_not_crashes(tmp_path: Path) -> None:
+    (tmp_path / "escape.py").write_text(
+        "import os\ndef activation(x):\n    os.system('touch pwned')\n    return x\n"
+    )
+    (tmp_path / "dunder.py").write_text(
+        "def activation(x):\n    return x.__class__.__bases__[0].__subclasses__()\n"
+    )
+    (tmp_path / "binary.py").write_bytes(b"\xff\xfe\x00def activation(x): return x")
+    write_candidate(tmp_path, "nan", "torch.log(x)")
+    files = [str(tmp_path / f) for f in ("escape.py", "dunder.py", "binary.py", "nan.py")]
+    code, out, _ = _score(*files, "--json", cache=tmp_path / "c")
+    assert code == 0
+    by = {c["name"]: c for c in json.loads(out)["candidates"]}
+    assert by["escape"]["status"] == "invalid" and "'os'" in by["escape"]["reason"]
+    assert by["dunder"]["status"] == "invalid"
+    assert by["binary"]["status"] == "invalid" and "UTF-8" in by["binary"]["reason"]
+    assert by["nan"]["status"] == "nonfinite" and by["nan"]["rank"] is None
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+
+
+def test_table_output_names_status_and_cache(tmp_path: Path) -> None:
+    code, out, _ = _score("gelu", cache=tmp_path / "c")
+    assert code == 0
+    assert "gelu" in out and "relu" in out and "new" in out
+    code, out, _ = _score("gelu", cache=tmp_path / "c")
+    assert "hit" in out and "new" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nosuchact"], "neither a .py file nor a built-in"),
+        (["missing.py"], "cannot read candidate file missing.py"),
+        (["gelu", "--tasks", "nope.toml"], "nope.toml: no such tasks file"),
+    ],
+)
+def test_errors_name_what_is_wrong(tmp_path: Path, args: list[str], message: str) -> None:
+    cmd = ["score", *args, "--cache-dir", str(tmp_path / "c")]
+    if "--tasks" not in args:
+        cmd += ["--tasks", str(TINY_TASKS)]
+    result = runner.invoke(app, cmd)
+    assert result.exit_code == 1
+    assert message in result.stderr
+
+
+def test_a_bad_tasks_file_is_exit_1_with_its_name(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[lab]\nsteps = -3\n[[task]]\nname = "a"\nfamily = "f"\ntarget = "x"\n')
+    result = runner.invoke(app, ["score", "gelu", "--tasks", str(bad)])
+    assert result.exit_code == 1
+    assert "bad.toml" in result.stderr and "steps" in result.stderr and "-3" in result.stderr
+
+
+def test_a_bad_flag_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["score", "gelu", "--device", "tpu"])
+    assert result.exit_code == 2
+
+
+def test_help_and_score_never_import_torch_in_the_main_process(tmp_path: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from minact.cli import app\n"
+        "try:\n"
+        "    app(sys.argv[1:])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code in (0, None), e.code\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n"
+    )
+    for args in (
+        ["--help"],
+        ["score", "relu", "--tasks", str(TINY_TASKS), "--cache-dir", str(tmp_path / "c")],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.strip().endswith("NO-TORCH"), proc.stderr

@@ -1,0 +1,124 @@
+"""Tests for minact.plots: SVG text that inlines in HTML, and matplotlib kept out of --help."""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import pytest
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
+
+from minact.report import plots
+
+X = [-6.0 + 0.05 * i for i in range(241)]
+
+
+def _curve(f: float) -> tuple[list[float], list[float], list[float]]:
+    return X, [math.tanh(f * x) for x in X], [f / math.cosh(f * x) ** 2 for x in X]
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _parse(svg: str) -> _Tags:
+    p = _Tags()
+    p.feed(svg)
+    return p
+
+
+def _check_inline(svg: str) -> _Tags:
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert "<?xml" not in svg and "<!DOCTYPE" not in svg and "<metadata" not in svg
+    # Nothing rasterised or embedded: no images, no fonts, no references outside the SVG.
+    assert "<image" not in svg and "@font-face" not in svg and "data:" not in svg
+    parsed = _parse(svg)
+    for _, attrs in parsed.tags:
+        for key, value in attrs.items():
+            if key.endswith("href") or key == "src":
+                assert value is not None and value.startswith("#"), (key, value)
+    assert any(tag == "text" for tag, _ in parsed.tags), "text must stay text"
+    return parsed
+
+
+def test_activation_svg_draws_both_panels_with_candidates_and_dashed_baselines() -> None:
+    svg = plots.activation_svg({"c7": _curve(2.0), "gelu": _curve(1.0)}, {"gelu"})
+    parsed = _check_inline(svg)
+    text = " ".join(parsed.text)
+    assert "f(x)" in text and "f′(x)" in text
+    assert "c7" in text and "gelu (baseline)" in text
+    assert "stroke-dasharray" in svg  # the baseline
+    assert len(svg) < 150_000
+
+
+def test_activation_svg_copes_with_gaps_blowups_and_hostile_labels() -> None:
+    x, f, df = _curve(1.0)
+    f = [math.nan if v < -0.5 else v for v in f]  # not finite there: a gap
+    df = [1e12 if abs(v) < 1e-3 else v for v in df]  # a blow-up must not flatten the rest
+    svg = plots.activation_svg({"$x<b>&": (x, f, df), "relu": _curve(3.0)}, {"relu"})
+    _check_inline(svg)
+    assert "<b>" not in svg and "&lt;b&gt;" in svg
+
+
+def test_fitness_over_run_skips_failures_and_draws_the_reference() -> None:
+    points: list[tuple[int, float | None]] = [(1, 0.4), (2, None), (3, -0.2), (4, 0.1), (5, -0.5)]
+    text = " ".join(_check_inline(plots.fitness_over_run_svg(points, best_baseline=-0.3)).text)
+    for label in ("best so far", "median so far", "reference (0)", "best baseline"):
+        assert label in text
+    assert "candidates evaluated" in text
+    _check_inline(plots.fitness_over_run_svg([]))  # a run with nothing evaluated yet
+    _check_inline(plots.fitness_over_run_svg([(1, None)]))
+
+
+def test_heatmap_is_annotated_vector_cells_centred_on_zero() -> None:
+    svg = plots.heatmap_svg(["c1", "relu"], ["sine", "product"], [[-1.25, 0.5], [0.0, None]])
+    text = " ".join(_check_inline(svg).text)
+    for label in ("-1.25", "+0.50", "+0.00", "—", "sine", "product", "c1", "relu"):
+        assert label in text
+    fills = re.findall(r"fill: (#[0-9a-f]{6})", svg)
+    centre = to_hex(colormaps["RdBu_r"](0.5))
+    assert fills.count(centre) == 1, "0 gets the middle colour"
+    with pytest.raises(ValueError, match="2 rows of 2"):
+        plots.heatmap_svg(["a", "b"], ["x", "y"], [[1.0, 2.0]])
+
+
+def test_ids_differ_between_figures_so_they_can_share_a_page() -> None:
+    a = plots.activation_svg({"c1": _curve(1.0)}, set())
+    b = plots.fitness_over_run_svg([(1, 0.1), (2, -0.1)])
+    ids_a = set(re.findall(r'\bid="([^"]+)"', a))
+    ids_b = set(re.findall(r'\bid="([^"]+)"', b))
+    assert ids_a and ids_b and not ids_a & ids_b
+    # Every internal reference points at an id of its own figure.
+    for svg, ids in ((a, ids_a), (b, ids_b)):
+        assert set(re.findall(r'href="#([^"]+)"', svg)) <= ids
+        assert set(re.findall(r"url\(#([^)]+)\)", svg)) <= ids
+    assert a == plots.activation_svg({"c1": _curve(1.0)}, set()), "same data, same SVG"
+
+
+def test_help_and_the_report_modules_do_not_import_matplotlib() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from minact.cli import app\n"
+        "import minact.report.build, minact.report.files, minact.jobs.report\n"
+        "result = CliRunner().invoke(app, ['--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in ('matplotlib', 'torch') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

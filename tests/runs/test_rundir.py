@@ -1,0 +1,51 @@
+"""Tests for minact.runlog: run directories, the append-only log, damaged tails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from minact.errors import ConfigError
+from minact.runs.rundir import RunLog
+
+
+def test_create_append_and_read_back(tmp_path: Path) -> None:
+    log = RunLog.create(tmp_path / "runs", "r1")
+    log.write_run({"budget": 3})
+    for i in range(3):
+        log.append({"event": "outcome", "index": i})
+    log.close()
+    again = RunLog.open(tmp_path / "runs" / "r1")
+    assert again.read_run() == {"budget": 3}
+    assert [e["index"] for e in again.events()] == [0, 1, 2]
+
+
+def test_a_truncated_last_line_is_skipped_and_repaired(tmp_path: Path) -> None:
+    log = RunLog.create(tmp_path, "r")
+    log.write_run({})
+    log.append({"event": "outcome", "index": 0})
+    log.close()
+    with log.events_path.open("a") as f:
+        f.write('{"event": "outcome", "ind')  # the process died here
+    assert [e["index"] for e in log.events()] == [0]
+    log.append({"event": "outcome", "index": 1})
+    log.close()
+    assert [e["index"] for e in log.events()] == [0, 1]
+
+
+def test_errors_name_the_directory(tmp_path: Path) -> None:
+    RunLog.create(tmp_path, "taken")
+    with pytest.raises(ConfigError, match="exists; pass --resume"):
+        RunLog.create(tmp_path, "taken")
+    with pytest.raises(ConfigError, match="--run-id"):
+        RunLog.create(tmp_path, "../escape")
+    with pytest.raises(ConfigError, match="no such run directory"):
+        RunLog.open(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"not a run directory \(no run.json\)"):
+        RunLog.open(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "run.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="unreadable"):
+        RunLog.open(tmp_path / "bad")

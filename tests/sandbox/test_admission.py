@@ -1,0 +1,336 @@
+"""Tests for minact.fingerprint: dynamic admission checks and the behaviour hash.
+
+These run known, literal candidate sources in the test process (the worker's job in
+production), after static validation, as `admit(validate(src).source, ...)`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from minact import seeds
+from minact.candidate import Candidate, Rejection
+from minact.sandbox import admission, loader
+from minact.sandbox.admission import admit, probe_grid
+from minact.sandbox.loader import CandidateError, load_activation
+from minact.score import Admission
+from minact.validate import validate
+
+PROBE = (-10.0, 10.0)
+MAX_COST = 16.0
+
+
+def fn(*body: str) -> str:
+    """Returns a candidate module: the usual imports and `def activation(x)` with `body`."""
+    return (
+        "import math\nimport torch\nimport torch.nn.functional as F\n\n\n"
+        "def activation(x):\n" + "".join(f"    {line}\n" for line in body)
+    )
+
+
+def check(source: str) -> Admission:
+    """Validates `source` (it must pass) and returns the admission of its normal form."""
+    candidate = validate(source)
+    assert isinstance(candidate, Candidate), candidate
+    return admit(candidate.source, PROBE, MAX_COST)
+
+
+def behaviour(source: str) -> str:
+    result = check(source)
+    assert result.ok, result
+    assert result.behaviour_hash is not None
+    return result.behaviour_hash
+
+
+# --- 1. seeds -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(seeds.SEEDS))
+def test_every_seed_is_admitted(name: str) -> None:
+    result = check(seeds.seed_source(name))
+    assert result.status == "ok" and result.ok and result.reason == ""
+    assert result.behaviour_hash is not None
+    assert re.fullmatch("[0-9a-f]{64}", result.behaviour_hash)
+    assert result.cost is not None and result.cost >= 1.0
+
+
+def test_seeds_have_distinct_behaviours() -> None:
+    hashes = {behaviour(seeds.seed_source(n)) for n in seeds.SEEDS}
+    assert len(hashes) == len(seeds.SEEDS)
+
+
+# --- 2. behaviour dedup ---------------------------------------------------------------
+
+SAME_BEHAVIOUR = {
+    "silu": ["return x * torch.sigmoid(x)", "return F.silu(x)", "return x / (1 + torch.exp(-x))"],
+    "relu": [
+        "return torch.where(x > 0, x, 0.0)",
+        "return x.clamp(min=0)",
+        "return F.relu(x)",
+        "return x.relu()",
+        "return torch.maximum(x, torch.zeros_like(x))",
+    ],
+    "zero": ["return x * 0", "return torch.zeros_like(x)", "return x - x"],
+}
+
+
+@pytest.mark.parametrize("bodies", SAME_BEHAVIOUR.values(), ids=list(SAME_BEHAVIOUR))
+def test_equal_functions_share_a_behaviour_hash(bodies: list[str]) -> None:
+    assert len({behaviour(fn(b)) for b in bodies}) == 1
+
+
+def test_different_functions_have_different_behaviour_hashes() -> None:
+    bodies = [
+        "return F.gelu(x)",
+        "return F.gelu(x, approximate='tanh')",
+        "return F.silu(x)",
+        "return F.relu(x)",
+        "return F.leaky_relu(x, negative_slope=0.01)",
+        "return x",
+        "return x + 1e-6",  # shows in 8 significant digits
+    ]
+    hashes = [behaviour(fn(b)) for b in bodies]
+    assert len(set(hashes)) == len(hashes)
+
+
+def test_the_fingerprint_rounds_values_and_covers_the_derivative() -> None:
+    x = probe_grid(*PROBE)
+    y, dy = torch.tanh(x), 1 - torch.tanh(x) ** 2
+    h = admission._fingerprint(y, dy)
+    assert re.fullmatch("[0-9a-f]{64}", h)
+    assert admission._fingerprint(y * (1 + 1e-14), dy) == h  # float noise
+    assert admission._fingerprint(y, dy * (1 + 1e-14)) == h
+    assert admission._fingerprint(y, dy + 1e-3) != h  # same values, different f'
+    assert admission._fingerprint(y * (1 + 1e-6), dy) != h
+    zero, neg_zero = torch.tensor([0.0], dtype=torch.float64), torch.tensor([-0.0])
+    assert admission._fingerprint(neg_zero, zero) == admission._fingerprint(zero, zero)
+
+
+# --- 3. dynamic failures ----------------------------------------------------------------
+
+LOOP_30 = ("y = x", "for i in range(30):", "    y = y + torch.sin(y)", "return y")
+
+# (id, body lines, failure kind, substring of the reason). Every source passes validate.
+FAILURES: list[tuple[str, tuple[str, ...], str, str]] = [
+    ("log", ("return torch.log(x)",), "nonfinite", "f(x) is not finite at x = -9.99"),
+    ("exp-x-squared", ("return torch.exp(x * x)",), "nonfinite", "not finite in float32"),
+    ("power-1000", ("return x ** 1000",), "nonfinite", "f(x) is not finite"),
+    ("inf-constant", ("return x * 1e400",), "nonfinite", "f(x) is not finite"),
+    ("augmented-assign", ("x += 1", "return x"), "bad_output", "modified its input in place"),
+    ("positional-inplace", ("return F.relu(x, True)",), "bad_output", "in place"),
+    ("threshold-inplace", ("return F.threshold(x, 0.0, 0.0, True)",), "bad_output", "in place"),
+    ("where-one-argument", ("return torch.where(x > 0)",), "bad_output", "returned tuple"),
+    ("returns-none", ("return None",), "bad_output", "returned NoneType"),
+    ("returns-number", ("return 1.0",), "bad_output", "returned float"),
+    ("float-power", ("return x.float_power(2)",), "bad_output", "changed the dtype"),
+    ("float-of-tensor", ("return float(x)",), "error", "ValueError"),
+    ("math-of-tensor", ("return math.sin(x)",), "error", "ValueError"),
+    ("full-like-tensor", ("return torch.full_like(x, x)",), "error", "TypeError"),
+    ("truth-of-tensor", ("return x if x else -x",), "error", "RuntimeError"),
+    ("zero-division", ("return x * (10 ** 18 // 0)",), "error", "ZeroDivisionError"),
+    ("math-overflow", ("return x * math.pow(10, 400)",), "error", "OverflowError"),
+    ("min-of-floats", ("return x * min(x, 1.0)",), "error", "RuntimeError"),
+    ("bad-keyword", ("return F.gelu(x, approximate=x)",), "error", "TypeError"),
+    ("heaviside", ("return torch.heaviside(x, torch.zeros_like(x))",), "error", "f'(x) cannot"),
+    # The where-NaN trap: sqrt's derivative at 0 is inf, and 0 * inf in the chain rule is NaN.
+    (
+        "derivative-nan",
+        ("return torch.where(x > 0, x, torch.sqrt(x * 0))",),
+        "nonfinite",
+        "f'(x) is not finite",
+    ),
+    ("30-sines", LOOP_30, "too_costly", "costs 60.0x GELU"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "reason"),
+    [pytest.param(b, k, r, id=i) for i, b, k, r in FAILURES],
+)
+def test_dynamic_failures(body: tuple[str, ...], kind: str, reason: str) -> None:
+    result = check(fn(*body))
+    assert result.status == kind, result
+    assert reason in result.reason
+    assert result.behaviour_hash is None and result.cost is None
+
+
+def test_a_reduction_that_slipped_past_validation_is_caught() -> None:
+    """Defence in depth: one-argument max() is refused statically, and dynamically too."""
+    raw = "def activation(x):\n    return x - max(x)\n"
+    assert isinstance(validate(raw), Rejection)
+    result = admit(raw, PROBE, MAX_COST)
+    assert result.status == "not_pointwise" and "how many inputs" in result.reason
+
+
+def test_one_over_x_is_admitted() -> None:
+    """The grid never hits 0 (2048 points and an irrational shift), so 1/x is finite on it.
+
+    The nearest points are about ±0.005, where 1/x ≈ ±200 and f' ≈ -4e4: large but finite
+    in float64 and float32. Its singularity is for training to punish, not admission.
+    """
+    x = probe_grid(*PROBE)
+    assert bool((x != 0).all()) and float(x.abs().min()) > 1e-3
+    result = check(fn("return 1 / x"))
+    assert result.ok, result
+    assert result.cost == 2.0  # the reciprocal and the multiplication by 1
+
+
+def test_the_cost_limit_is_the_admit_argument() -> None:
+    candidate = validate(fn("y = x", "for i in range(10):", "    y = y * 0.9 + x", "return y"))
+    assert isinstance(candidate, Candidate)
+    admitted = admit(candidate.source, PROBE, 25.0)
+    assert admitted.ok and admitted.cost == 20.0
+    refused = admit(candidate.source, PROBE, 19.9)
+    assert refused.status == "too_costly" and "costs 20.0x GELU" in refused.reason
+
+
+def test_cost_counts_elementwise_operations() -> None:
+    x = probe_grid(*PROBE)
+    assert admission._cost(F.gelu, x) == (1.0, x.numel())
+    assert admission._cost(lambda t: t * torch.sigmoid(t), x) == (2.0, x.numel())
+    assert admission._cost(lambda t: t, x) == (0.0, 0)
+    assert check(fn("return x * torch.sigmoid(x)")).cost == 2.0
+    assert check(seeds.seed_source("gelu")).cost == 1.0
+
+
+# Not expressible as a valid candidate (the validator refuses reductions and rolls), so
+# the pointwise checker is tested directly on Python functions.
+_N = probe_grid(*PROBE).numel()
+_S0 = float(probe_grid(*PROBE).sum())
+
+NOT_POINTWISE: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], str]] = {
+    "roll": (lambda t: torch.roll(t, 1), "reordered"),
+    "cumsum": (lambda t: torch.cumsum(t, 0), "reordered"),
+    "minus-mean": (lambda t: t - t.mean(), "how many inputs"),
+    "minus-max": (lambda t: t - t.max(), "how many inputs"),
+    "times-ndim": (lambda t: t * t.dim(), "input's shape"),
+    # Sum-dependent only at the grid's own size: blind to order, count and shape, not to bumps.
+    "plus-sum": (lambda t: t + (t.numel() == _N) * (t.sum() - _S0), "other outputs"),
+}
+
+
+@pytest.mark.parametrize(("f", "reason"), NOT_POINTWISE.values(), ids=list(NOT_POINTWISE))
+def test_the_pointwise_checker(f: Callable[[torch.Tensor], torch.Tensor], reason: str) -> None:
+    x = probe_grid(*PROBE)
+    with torch.no_grad(), pytest.raises(CandidateError) as caught:
+        admission._check_pointwise(f, x, f(x))
+    assert caught.value.kind == "not_pointwise"
+    assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize("f", [torch.sin, F.gelu, lambda t: torch.where(t > 0, t, 0.1 * t)])
+def test_the_pointwise_checker_passes_pointwise_functions(
+    f: Callable[[torch.Tensor], torch.Tensor],
+) -> None:
+    x = probe_grid(*PROBE)
+    with torch.no_grad():
+        admission._check_pointwise(f, x, f(x))
+
+
+# --- 4. load_activation: defence in depth ---------------------------------------------
+# These sources bypass the validator on purpose: they test the worker's own guard.
+
+
+def test_open_is_not_a_builtin_of_candidates(tmp_path: Path) -> None:
+    target = tmp_path / "secret"
+    target.write_text("secret")
+    act = load_activation(f"def activation(x):\n    return open({str(target)!r})\n")
+    with pytest.raises(NameError, match="open"):
+        act(torch.zeros(3))
+    result = admit(f"def activation(x):\n    return open({str(target)!r}).read()\n", PROBE, 16.0)
+    assert result.status == "error" and "NameError" in result.reason
+
+
+@pytest.mark.parametrize("name", ["eval", "exec", "getattr", "globals", "type", "print"])
+def test_dangerous_builtins_are_missing(name: str) -> None:
+    act = load_activation(f"def activation(x):\n    return {name}\n")
+    with pytest.raises(NameError):
+        act(torch.zeros(3))
+
+
+def test_only_torch_can_be_imported() -> None:
+    act = load_activation("def activation(x):\n    return __import__('os')\n")
+    with pytest.raises(ImportError, match="'os' is not available"):
+        act(torch.zeros(3))
+    act = load_activation("def activation(x):\n    import subprocess\n    return x\n")
+    with pytest.raises(ImportError, match="'subprocess'"):
+        act(torch.zeros(3))
+    with pytest.raises(ImportError):
+        loader._torch_only_import("torchvision_but_not_torch")
+    assert loader._torch_only_import("torch") is torch
+    assert loader._torch_only_import("torch.nn.functional", fromlist=["gelu"]) is F
+
+
+def test_definition_time_failures_are_the_candidates() -> None:
+    with pytest.raises(CandidateError, match="defining activation raised ImportError") as e:
+        load_activation("import os\n\ndef activation(x):\n    return x\n")
+    assert e.value.kind == "error"
+    with pytest.raises(CandidateError, match="does not define activation"):
+        load_activation("def act(x):\n    return x\n")
+    with pytest.raises(CandidateError, match="SyntaxError"):
+        load_activation("def activation(x):\n    return x +\n")
+    assert admit("activation = 3\n", PROBE, 16.0).status == "error"
+
+
+def test_the_namespace_binds_the_canonical_names() -> None:
+    act = load_activation("def activation(x):\n    return F.gelu(x) + torch.sin(x) * math.pi\n")
+    x = torch.linspace(-2, 2, 5)
+    assert torch.allclose(act(x), F.gelu(x) + torch.sin(x) * torch.pi)
+
+
+def test_deep_recursion_is_an_error() -> None:
+    result = admit("def activation(x):\n    return activation(x)\n", PROBE, 16.0)
+    assert result.status == "error" and "RecursionError" in result.reason
+
+
+# --- 5. stability -------------------------------------------------------------------------
+
+ORDERED = [seeds.seed_source(n) for n in ("gelu", "snake", "gsp")] + [
+    fn("return torch.tanh(x) - torch.sigmoid(x)"),
+    fn("return torch.log(x)"),
+    fn("return x * torch.sigmoid(x)"),
+]
+
+
+def _admit_all(sources: list[str]) -> dict[str, Admission]:
+    out = {}
+    for source in sources:
+        candidate = validate(source)
+        assert isinstance(candidate, Candidate)
+        out[source] = admit(candidate.source, PROBE, MAX_COST)
+    return out
+
+
+def test_admission_is_stable_and_independent_of_order() -> None:
+    torch.manual_seed(0)
+    forward = _admit_all(ORDERED)
+    torch.manual_seed(12345)
+    again = _admit_all(ORDERED)
+    backward = _admit_all(ORDERED[::-1])
+    assert forward == again == backward
+    assert sum(a.ok for a in forward.values()) == 5
+
+
+def test_admission_leaves_the_global_rng_alone() -> None:
+    torch.manual_seed(7)
+    state = torch.get_rng_state()
+    assert admit("def activation(x):\n    return x - max(x)\n", PROBE, MAX_COST).status == (
+        "not_pointwise"
+    )
+    assert check(seeds.seed_source("gelu")).ok
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_the_hash_depends_on_the_probe_range() -> None:
+    source = seeds.seed_source("gelu")
+    candidate = validate(source)
+    assert isinstance(candidate, Candidate)
+    wide = admit(candidate.source, (-10.0, 10.0), MAX_COST)
+    narrow = admit(candidate.source, (-3.0, 3.0), MAX_COST)
+    assert wide.ok and narrow.ok and wide.behaviour_hash != narrow.behaviour_hash

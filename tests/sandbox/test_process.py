@@ -1,0 +1,63 @@
+"""Tests for minact.process: a worker that misbehaves never takes the parent down."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from minact.cache import FitnessCache
+from minact.evaluate import Evaluator, EvaluatorConfig
+from minact.lab.task import Lab
+from minact.sandbox.process import MAX_REPLY_BYTES, WorkerCrashed, WorkerProcess, WorkerTimeout
+
+# Stand-ins for a compromised or broken worker: each reads one request, then misbehaves.
+FAKES = {
+    "huge_reply": "import sys; sys.stdin.readline(); sys.stdout.write('x' * {n}); "
+    "sys.stdout.flush()",
+    "garbage": "import sys; sys.stdin.readline(); print('not json'); sys.stdout.flush()",
+    "pickle": "import sys, pickle; sys.stdin.readline(); sys.stdout.buffer.write("
+    "pickle.dumps(object) + b'\\n'); sys.stdout.flush()",
+    "list": "import sys; sys.stdin.readline(); print('[1, 2]'); sys.stdout.flush()",
+    "exit": "import sys; sys.stdin.readline(); sys.exit(3)",
+    "segfault": "import os, signal, sys; sys.stdin.readline(); "
+    "os.kill(os.getpid(), signal.SIGSEGV)",
+    "stderr_flood": "import sys; sys.stdin.readline(); sys.stderr.write('e' * 10_000_000); "
+    "sys.exit(1)",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAKES))
+def test_a_misbehaving_worker_is_a_crash_not_a_parent_failure(tmp_path: Path, kind: str) -> None:
+    code = FAKES[kind].replace("{n}", str(MAX_REPLY_BYTES + 10))
+    worker = WorkerProcess(tmp_path, argv=[sys.executable, "-c", code])
+    worker.start()
+    with pytest.raises(WorkerCrashed) as info:
+        worker.request({"op": "hello"}, timeout=60)
+    assert not worker.running
+    if kind in ("exit", "segfault"):
+        assert ("code 3" if kind == "exit" else "SIGSEGV") in str(info.value)
+    assert len(worker.stderr_tail()) < 20_000  # the tail is bounded, whatever was written
+
+
+def test_a_silent_worker_times_out_and_is_killed(tmp_path: Path) -> None:
+    worker = WorkerProcess(tmp_path, argv=[sys.executable, "-c", "import time; time.sleep(600)"])
+    worker.start()
+    with pytest.raises(WorkerTimeout):
+        worker.request({"op": "hello"}, timeout=0.5)
+    assert not worker.running
+
+
+def test_the_worker_runs_under_resource_limits(tiny_lab: Lab, tmp_path: Path) -> None:
+    cap = 6 << 30
+    with FitnessCache(tmp_path / "c", "t") as cache:
+        with Evaluator(tiny_lab, cache, EvaluatorConfig(memory_bytes=cap)) as ev:
+            ev.score([])  # starts the worker
+            proc = ev._worker._process._proc
+            assert proc is not None
+            limits = Path(f"/proc/{proc.pid}/limits").read_text()
+    address = next(line for line in limits.splitlines() if line.startswith("Max address space"))
+    assert str(cap) in address
+    core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+    assert core.split()[4] == "0"

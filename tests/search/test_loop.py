@@ -1,0 +1,175 @@
+"""Tests for minact.search: the loop's accounting, determinism, stop conditions and resume."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import pytest
+
+from minact.lab.task import Lab
+from minact.outcome import Reply
+from minact.runs.history import History
+from minact.search.loop import Loop, SearchConfig, Summary, run
+from minact.search.proposers import OfflineProposer, ProposalRequest
+from tests.fakes import FakeEvaluator, ScriptedProposer, fenced
+
+
+def _run(
+    lab: Lab,
+    config: SearchConfig,
+    proposer: Any,
+    history: History | None = None,
+    evaluator: FakeEvaluator | None = None,
+) -> tuple[Summary, list[dict[str, Any]]]:
+    events: list[dict[str, Any]] = []
+    summary = asyncio.run(
+        run(config, lab, proposer, evaluator or FakeEvaluator(), events.append, None, history)
+    )
+    return summary, events
+
+
+def _ranking(summary: Summary) -> list[tuple[str, float | None]]:
+    return [(m.score.source, m.score.fitness) for m in summary.population.ranked()]
+
+
+def _mixed(request: ProposalRequest) -> Reply:
+    k = request.index
+    kind = k % 6
+    if kind == 0:
+        return Reply(fenced(f"torch.sin({k + 1} * x) + F.gelu(x)"))
+    if kind == 1:
+        return Reply("I cannot help with that.")  # no code
+    if kind == 2:
+        return Reply(fenced("__import__('os').system('true')"))  # rejected
+    if kind == 3:
+        return Reply(fenced("F.gelu(x)"))  # duplicate of the gelu seed (same code)
+    if kind == 4:
+        return Reply("", error="503 server busy")
+    return Reply(fenced(f"torch.tanh({k} * x) + 0 * x"))
+
+
+def test_counters_add_up(tiny_lab: Lab) -> None:
+    config = SearchConfig(budget=5, concurrency=3, seed=1)
+    summary, events = _run(tiny_lab, config, ScriptedProposer(_mixed))
+    c = summary.counters
+    assert summary.status == "finished" and c.evaluated == 5
+    assert c.proposals == c.evaluated + c.parse_failures + c.rejected + c.duplicates + c.llm_errors
+    assert c.parse_failures > 0 and c.rejected > 0 and c.duplicates > 0 and c.llm_errors > 0
+    outcomes = [e for e in events if e["event"] == "outcome"]
+    assert [e["index"] for e in outcomes] == list(range(c.proposals))
+    rejected = next(e for e in outcomes if e["kind"] == "rejected")
+    assert "not allowed" in rejected["reason"]
+    new = [m for m in summary.population.members if m.origin != "seed"]
+    assert len(new) == 5 and all(m.score.parent for m in new)
+
+
+def test_a_run_is_reproducible_whatever_the_reply_timing(tiny_lab: Lab) -> None:
+    config = SearchConfig(budget=12, concurrency=4, seed=7)
+    fast, _ = _run(tiny_lab, config, OfflineProposer())
+    # Replies arriving in a scrambled order must not change any decision.
+    scrambled = OfflineProposer()
+
+    async def slow_propose(request: ProposalRequest) -> Reply:
+        await asyncio.sleep(((request.index * 7) % 5) * 0.002)
+        return await OfflineProposer.propose(scrambled, request)
+
+    scrambled.propose = slow_propose  # type: ignore[method-assign]
+    slow, _ = _run(tiny_lab, config, scrambled)
+    assert _ranking(fast) == _ranking(slow)
+    assert fast.counters.to_dict() == slow.counters.to_dict()
+    other_seed, _ = _run(
+        tiny_lab, SearchConfig(budget=12, concurrency=4, seed=8), OfflineProposer()
+    )
+    assert _ranking(other_seed) != _ranking(fast)
+
+
+def test_a_model_that_never_writes_code_hits_the_call_cap(tiny_lab: Lab) -> None:
+    proposer = ScriptedProposer(lambda r: Reply("Sorry, no."))
+    summary, _ = _run(tiny_lab, SearchConfig(budget=5, concurrency=2, max_calls=9), proposer)
+    assert summary.status == "call_cap"
+    assert summary.counters.proposals == 9 and summary.counters.parse_failures == 9
+    assert "evaluated 0 of 5" in summary.message
+
+
+def test_an_unreachable_llm_stops_the_run(tiny_lab: Lab) -> None:
+    proposer = ScriptedProposer(lambda r: Reply("", error="connection refused"))
+    config = SearchConfig(budget=5, concurrency=2, max_consecutive_errors=4)
+    summary, _ = _run(tiny_lab, config, proposer)
+    assert summary.status == "llm_failed" and "connection refused" in summary.message
+    assert summary.counters.llm_errors >= 4
+
+
+def test_prompts_carry_parent_scores_and_failures(tiny_lab: Lab) -> None:
+    proposer = ScriptedProposer(_mixed)
+    _run(tiny_lab, SearchConfig(budget=4, concurrency=2, seed=3), proposer)
+    late = proposer.requests[-1]
+    system, user = late.messages[0]["content"], late.messages[1]["content"]
+    assert "OUT OF DISTRIBUTION" in system and "def activation(x)" in system
+    assert late.parent.score.source in user and "fitness" in user
+    assert "RECENT FAILURE" in user
+
+
+def test_a_proposer_crash_is_counted_not_fatal(tiny_lab: Lab) -> None:
+    def flaky(request: ProposalRequest) -> Reply:
+        if request.index == 1:
+            raise RuntimeError("bug in a proposer")
+        return Reply(fenced(f"torch.sin({request.index + 2} * x)"))
+
+    summary, _ = _run(tiny_lab, SearchConfig(budget=3, concurrency=2), ScriptedProposer(flaky))
+    assert summary.status == "finished" and summary.counters.llm_errors == 1
+
+
+def test_resume_replays_the_log_and_evaluates_nothing_twice(tiny_lab: Lab) -> None:
+    config = SearchConfig(budget=10, concurrency=3, seed=5)
+    whole, events = _run(tiny_lab, config, OfflineProposer())
+    # A run killed part way: the log stops mid-way (and mid-line on disk; see test_runlog).
+    cut = [e for e in events if not (e["event"] == "outcome" and e["index"] >= 4)]
+    cut = [e for e in cut if not (e["event"] in ("proposal", "reply") and e["index"] >= 6)]
+    history = History.from_events(cut)
+    assert sorted(history.outcomes) == [0, 1, 2, 3] and 5 in history.replies
+    evaluator = FakeEvaluator()
+    resumed, new_events = _run(tiny_lab, config, OfflineProposer(), history, evaluator)
+    assert _ranking(resumed) == _ranking(whole)
+    assert resumed.counters.evaluated == 10
+    evaluated_before = {
+        e["score"]["code_hash"] for e in cut if e["event"] == "outcome" and e.get("score")
+    }
+    evaluated_again = {h for call in evaluator.calls[1:] for h in call}
+    assert not evaluated_before & evaluated_again
+    assert not any(e["event"] == "seed" for e in new_events)
+
+
+def test_cancellation_stops_the_work_in_flight_and_is_not_swallowed(tiny_lab: Lab) -> None:
+    proposer = ScriptedProposer(lambda r: Reply(fenced("torch.sin(x)")), delay=lambda k: 30.0)
+    loop = Loop(
+        SearchConfig(budget=5), tiny_lab, proposer, FakeEvaluator(), lambda e: None, None, History()
+    )
+
+    async def main() -> None:
+        task = asyncio.ensure_future(loop.run())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    summary = loop.summary(("interrupted", "stopped"))
+    assert summary.status == "interrupted"
+    assert len(summary.population.members) > 0  # the seeds are kept
+
+
+def test_search_does_not_import_torch() -> None:
+    import subprocess
+
+    code = "import sys, minact.search.loop, minact.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("islands", [1, 3])
+def test_islands_and_migration_keep_running(tiny_lab: Lab, islands: int) -> None:
+    config = SearchConfig(budget=15, concurrency=2, islands=islands, migration_interval=4)
+    summary, _ = _run(tiny_lab, config, OfflineProposer())
+    assert summary.status == "finished" and summary.counters.evaluated == 15

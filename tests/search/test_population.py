@@ -1,0 +1,72 @@
+"""Tests for minact.population: selection by rank, islands, migration, lineage lookups."""
+
+from __future__ import annotations
+
+import collections
+import random
+
+import pytest
+
+from minact.candidate import Hash
+from minact.score import Score
+from minact.search.population import Member, Population
+
+
+def _m(name: str, fitness: float | None, island: int | None = 0, index: int = 0) -> Member:
+    status = "ok" if fitness is not None else "nonfinite"
+    score = Score(
+        name, Hash(f"code-{name}"), f"src {name}", status, "", Hash(f"beh-{name}"), fitness
+    )
+    return Member(score, index, island, "seed" if island is None else "llm")
+
+
+def test_rank_based_selection_favours_the_best() -> None:
+    pop = Population(islands=1)
+    for i, f in enumerate([0.5, -0.5, 0.0, 0.2, 0.9]):
+        pop.add(_m(f"m{i}", f, index=i))
+    rng = random.Random(0)
+    picks = collections.Counter(pop.select(0, rng)[0].score.name for _ in range(3000))
+    assert picks["m1"] > picks["m2"] > picks["m3"] > picks["m0"] > picks["m4"] > 0
+    parent, other = pop.select(0, rng)
+    assert other is not None and other.score.code_hash != parent.score.code_hash
+
+
+def test_seeds_join_every_island_children_their_own() -> None:
+    pop = Population(islands=3, migration_interval=1000)
+    pop.add(_m("seed", 0.0, island=None, index=-1))
+    pop.add(_m("child", -1.0, island=2, index=1))
+    rng = random.Random(1)
+    assert {pop.select(0, rng)[0].score.name for _ in range(50)} == {"seed"}
+    assert "child" in {pop.select(2, rng)[0].score.name for _ in range(50)}
+
+
+def test_migration_moves_an_island_best_to_the_next() -> None:
+    pop = Population(islands=2, migration_interval=2)
+    pop.add(_m("seed", 0.0, island=None, index=-1))
+    pop.add(_m("star", -2.0, island=0, index=1))
+    rng = random.Random(2)
+    assert "star" not in {pop.select(1, rng)[0].score.name for _ in range(100)}
+    pop.outcome_applied()
+    pop.outcome_applied()
+    assert "star" in {pop.select(1, rng)[0].score.name for _ in range(100)}
+
+
+def test_failures_are_kept_for_prompts_not_for_selection() -> None:
+    pop = Population(islands=1)
+    pop.add(_m("ok", 0.0, index=0))
+    pop.add(_m("bad", None, index=1))
+    assert pop.failures(5)[-1].kind == "nonfinite"
+    assert {m.score.name for m in pop.ranked()} == {"ok"}
+    assert pop.knows_code(Hash("code-bad")) is not None
+    assert pop.knows_behaviour(Hash("beh-ok")) is not None
+
+
+def test_capacity_and_empty_islands() -> None:
+    with pytest.raises(ValueError, match="no successful candidate"):
+        Population(islands=1).select(0, random.Random(0))
+    pop = Population(islands=1, capacity=2)
+    for i in range(5):
+        pop.add(_m(f"m{i}", float(i), index=i))
+    assert {pop.select(0, random.Random(i))[0].score.name for i in range(50)} == {"m0", "m1"}
+    assert len(pop.ranked()) == 5
+    assert [m.score.name for m in pop.top(2)] == ["m0", "m1"]
