@@ -40,6 +40,7 @@ class Reply:
         attempts: 1 + retries used (0 for a proposer without a server).
         first_token: seconds from the successful attempt's start to its first text.
         retry_reasons: why each failed attempt failed.
+        model: the model that answered ("" for a proposer without one).
     """
 
     text: str
@@ -52,6 +53,7 @@ class Reply:
     attempts: int = 0
     first_token: float | None = None
     retry_reasons: tuple[str, ...] = ()
+    model: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-safe dict."""
@@ -82,6 +84,8 @@ class Outcome:
         origin: the proposer's kind ("offline", "llm", "replay").
         source: the text that failed to parse or validate, or the candidate's source.
         logged: whether it is already in the event log (replayed on a resume).
+        model: the model whose reply it is ("" without one).
+        turns: the exchanges its conversation took (1 + follow-ups).
     """
 
     index: int
@@ -95,6 +99,8 @@ class Outcome:
     origin: str = ""
     source: str = ""
     logged: bool = False
+    model: str = ""
+    turns: int = 1
 
 
 @dataclass(slots=True)
@@ -119,14 +125,40 @@ class Counters:
     llm_seconds: float = 0.0
     retries: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    follow_ups: int = 0
+    follow_up_reasons: dict[str, int] = field(default_factory=dict)
+    models: dict[str, dict[str, float]] = field(default_factory=dict)
+    prompt_cuts: dict[str, int] = field(default_factory=dict)
 
     def add_reply(self, reply: Reply) -> None:
-        """Counts the tokens, time and retries one reply cost."""
+        """Counts one exchange: the call, and the tokens, time and retries it cost."""
+        self.calls += 1
         self.prompt_tokens += reply.prompt_tokens
         self.completion_tokens += reply.completion_tokens
         self.tokens_estimated |= reply.attempts > 0 and not reply.usage_reported
         self.llm_seconds += reply.latency
         self.retries += max(0, reply.attempts - 1)
+        if reply.model:
+            m = self._model(reply.model)
+            m["calls"] += 1
+            m["prompt_tokens"] += reply.prompt_tokens
+            m["completion_tokens"] += reply.completion_tokens
+            m["seconds"] += reply.latency
+            m["errors"] += reply.error is not None
+
+    def add_follow_up(self, kind: str) -> None:
+        """Counts a reply of `kind` that was answered with a follow-up instead of an outcome."""
+        self.follow_ups += 1
+        self.follow_up_reasons[kind] = self.follow_up_reasons.get(kind, 0) + 1
+
+    def add_prompt_cuts(self, cut: Mapping[str, int]) -> None:
+        """Counts what the prompt budget left out of one request."""
+        for section, n in cut.items():
+            self.prompt_cuts[section] = self.prompt_cuts.get(section, 0) + n
+
+    def _model(self, name: str) -> dict[str, float]:
+        keys = ("calls", "prompt_tokens", "completion_tokens", "seconds", "errors", "new_valid")
+        return self.models.setdefault(name, dict.fromkeys(keys, 0))
 
     def add_outcome(self, o: Outcome) -> None:
         """Counts one applied outcome under its kind (and its failure, if it failed)."""
@@ -135,6 +167,8 @@ class Counters:
             self.cache_hits += o.score.cached
             if not o.score.ok:
                 self.failures[o.score.status] = self.failures.get(o.score.status, 0) + 1
+            elif o.model:
+                self._model(o.model)["new_valid"] += 1
         elif o.kind == "duplicate":
             self.duplicates += 1
         elif o.kind == "parse_failure":
@@ -169,6 +203,8 @@ def to_event(o: Outcome) -> dict[str, Any]:
         "note": o.note,
         "source": o.source if o.score is None else "",
         "score": o.score.to_dict() if o.score is not None else None,
+        "model": o.model,
+        "turns": o.turns,
     }
 
 
@@ -179,6 +215,7 @@ def from_event(e: Mapping[str, Any]) -> Outcome:
     if kind not in OUTCOME_KINDS:
         raise ValueError(f"unknown outcome kind {kind!r}")
     island = e.get("island")
+    turns = e.get("turns")
     return Outcome(
         int(e["index"]),
         kind,
@@ -191,4 +228,6 @@ def from_event(e: Mapping[str, Any]) -> Outcome:
         str(e.get("origin", "")),
         str(e.get("source", "")),
         logged=True,
+        model=str(e.get("model") or ""),
+        turns=turns if isinstance(turns, int) and turns >= 1 else 1,
     )

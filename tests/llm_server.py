@@ -212,11 +212,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.owner._closed(self.connection)
 
     def do_GET(self) -> None:
-        """Answers GET /v1/models (the readiness check), else 404."""
+        """Answers GET /v1/models (the readiness check) and, if set, /props; else 404."""
         owner = self.server.owner
         owner._record(RecordedRequest("GET", self.path, self._headers(), None))
         if self.path.rstrip("/") == "/v1/models":
-            self._send(200, "application/json", json.dumps(MODELS).encode())
+            self._send(200, "application/json", json.dumps(owner.models).encode())
+        elif self.path.rstrip("/") == "/props" and owner.props is not None:
+            self._send(200, "application/json", json.dumps(owner.props).encode())
         else:
             self._send(404, "application/json", b'{"detail":"Not Found"}')
 
@@ -351,8 +353,15 @@ class LLMServer:
     """A scriptable OpenAI-compatible streaming server on a free port of 127.0.0.1."""
 
     def __init__(
-        self, responder: Callable[[dict[str, Any]], Behaviour] | None = None, latency: float = 0.0
+        self,
+        responder: Callable[[dict[str, Any]], Behaviour] | None = None,
+        latency: float = 0.0,
+        *,
+        models: Mapping[str, Any] = MODELS,
+        props: Mapping[str, Any] | None = None,
     ) -> None:
+        self.models = models  # the body of GET /v1/models (vLLM adds max_model_len)
+        self.props = props  # the body of GET /props (llama.cpp's server), or 404
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0  # replies cut short because the client closed the connection
         self.latency = latency  # seconds before the first byte of every reply

@@ -145,10 +145,11 @@ def test_bad_replies_are_counted_and_the_run_finishes(tmp_path: Path, fault: str
     c = meta["counters"]
     assert meta["status"] == "finished" and c["evaluated"] == 2
     if reason is not None:
-        assert c["parse_failures"] == 1
+        # The bad reply is answered with a follow-up (the next reply is good): one verdict.
+        assert c["parse_failures"] + c["follow_up_reasons"].get("parse_failure", 0) == 1
         (run,) = list((tmp_path / "runs").iterdir())
         events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
-        first = next(e for e in events if e["event"] == "outcome")
+        first = next(e for e in events if e["event"] in ("outcome", "follow_up"))
         assert first["kind"] == "parse_failure" and reason in first["reason"]
 
 

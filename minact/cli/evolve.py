@@ -44,6 +44,29 @@ def _api_key() -> str | None:
     return None
 
 
+def _joined(text: str | None) -> str | None:
+    """Returns a comma-separated list without spaces, or None when it is empty."""
+    from minact.search.ensemble import split
+
+    return ",".join(split(text)) or None
+
+
+def _check_models(model: str | None, weights: str | None, url: str | None, whole: bool) -> None:
+    """Raises a usage error naming the flag when the weights, models and URLs do not fit.
+
+    `whole`: the flags describe the whole ensemble (not a resume, which keeps its own).
+    """
+    from minact.search.ensemble import PlanError, parse_weights, plan
+
+    try:
+        if weights:
+            parse_weights(weights)
+        if whole and url:
+            plan(model, weights, url)
+    except PlanError as e:
+        raise typer.BadParameter(e.message, param_hint=e.flag) from None
+
+
 def _progress(enabled_live: bool) -> tuple[Callable[[Loop], None], AbstractContextManager[Any]]:
     live = Live(console=err, refresh_per_second=4, transient=True) if enabled_live else None
     last = [0.0]
@@ -65,7 +88,7 @@ def _progress(enabled_live: bool) -> tuple[Callable[[Loop], None], AbstractConte
         text += (
             f" · in flight {loop.in_flight}, evaluating {loop.waiting_for_evaluation}"
             f" · unparsable {c.parse_failures}, rejected {c.rejected}, duplicates {c.duplicates},"
-            f" LLM errors {c.llm_errors} · failed: {fails}"
+            f" LLM errors {c.llm_errors} · follow-ups {c.follow_ups} · failed: {fails}"
             f" · tokens {c.prompt_tokens}+{c.completion_tokens}"
         )
         if live is not None:
@@ -90,7 +113,8 @@ def evolve(
         typer.Option(
             envvar="MINACT_LLM_URL",
             show_envvar=True,
-            help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.",
+            help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1; for an ensemble on "
+            "several servers, one URL per --model, comma-separated, in the same order.",
         ),
     ] = None,
     model: Annotated[
@@ -98,7 +122,36 @@ def evolve(
         typer.Option(
             envvar="MINACT_MODEL",
             show_envvar=True,
-            help="Model name (default: the server's first).",
+            help="Model name (default: the server's first). An ensemble: several names, "
+            "comma-separated (--model fast,strong); each proposal draws one.",
+        ),
+    ] = None,
+    model_weights: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MINACT_MODEL_WEIGHTS",
+            show_envvar=True,
+            show_default="equal",
+            help="How often each --model is drawn, comma-separated in the same order, "
+            "e.g. 0.8,0.2.",
+        ),
+    ] = None,
+    follow_ups: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            show_default="2",
+            help="Times a reply that copies a known function, does not parse or is rejected "
+            "is answered, in the same conversation, with the reason; each is an LLM call.",
+        ),
+    ] = None,
+    context_tokens: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            show_default="0: ask the server",
+            help="The model's context in tokens, for servers that do not report it "
+            "(llama-cpp-python, Ollama); the prompt is cut to fit it.",
         ),
     ] = None,
     offline: Annotated[
@@ -168,9 +221,15 @@ def evolve(
     With --resume, the run continues with the settings it was started with; only the
     budget, the call cap, the LLM's address, retries and timeout, recording and where
     candidates train may be changed.
+
+    Ensembles: --model fast,strong --model-weights 0.8,0.2 draws a model for each
+    proposal (reproducibly, from --seed); --llm-url u1,u2 puts them on two servers. API
+    keys come from MINACT_API_KEY or OPENAI_API_KEY only.
     """
     from minact.jobs import evolve as job
 
+    whole = resume is None and not offline and replay is None
+    _check_models(model, model_weights, llm_url, whole)
     given: dict[str, Any] = {
         "budget": budget,
         "tasks": str(tasks) if tasks is not None else None,
@@ -180,8 +239,11 @@ def evolve(
         "max_calls": max_calls,
         "prompt_chars": prompt_chars,
         "offline": True if offline else None,
-        "llm_url": llm_url or None,
-        "model": model or None,
+        "llm_url": _joined(llm_url),
+        "model": _joined(model),
+        "model_weights": _joined(model_weights),
+        "follow_ups": follow_ups,
+        "context_tokens": context_tokens,
         "temperature": temperature,
         "max_tokens": max_tokens,
         "llm_retries": llm_retries,

@@ -14,17 +14,17 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import minact
 from minact.cache import FitnessCache
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
+from minact.jobs import proposing
 from minact.jobs.report import evaluator_curves
 from minact.lab.loader import default_tasks_path, load_lab
 from minact.lab.task import Lab
@@ -34,13 +34,6 @@ from minact.runs.history import History
 from minact.runs.ranking import RankingDocument, lab_summary
 from minact.runs.rundir import RunExistsError, RunLog, new_run_id
 from minact.search.loop import Loop, SearchConfig, Summary
-from minact.search.proposers import (
-    OfflineProposer,
-    Proposer,
-    RecordingProposer,
-    ReplayProposer,
-    load_replay,
-)
 
 __all__ = ["FREE_ON_RESUME", "EvolveOptions", "EvolveResult", "Hooks", "resolve", "run"]
 
@@ -61,7 +54,16 @@ FREE_ON_RESUME = frozenset(
     }
 )
 
-_PROMPT_SETTINGS = {"llm_url", "model", "temperature", "max_tokens", "prompt_chars"}
+# Settings that steer only what a model is asked (and which model): free when no model answers.
+_PROMPT_SETTINGS = {
+    "llm_url",
+    "model",
+    "model_weights",
+    "temperature",
+    "max_tokens",
+    "prompt_chars",
+    "context_tokens",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +82,11 @@ class EvolveOptions:
     max_calls: int = 0  # 0: 4 x budget + concurrency
     prompt_chars: int = 8000
     offline: bool = False
-    llm_url: str | None = None
-    model: str | None = None
+    llm_url: str | None = None  # one URL, or one per model (comma-separated)
+    model: str | None = None  # one model, or an ensemble (comma-separated)
+    model_weights: str | None = None  # how often each model is drawn (comma-separated)
+    follow_ups: int = 2
+    context_tokens: int = 0  # 0: ask the server
     temperature: float = 0.8
     max_tokens: int = 1024
     llm_retries: int = 4
@@ -188,6 +193,7 @@ async def run(
         islands=options.islands,
         max_calls=options.max_calls,
         prompt_chars=options.prompt_chars,
+        follow_ups=options.follow_ups,
     )
     if log is None:
         log = _create_log(runs_dir, run_id, options.seed)
@@ -217,9 +223,10 @@ async def run(
     record = log.directory / "llm.jsonl" if options.record else None
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
         with Evaluator(lab, cache, evaluator_config) as evaluator:
-            async with _proposer(options, api_key, record) as (proposer, described):
+            async with proposing.proposer(options, api_key, record) as (proposer, described):
+                config = proposing.fitted(config, options, described)
                 meta.update(described)
-                hooks.say(describe(described))
+                hooks.say(proposing.describe(described))
                 event = "resume" if resume else "start"
                 log.append({"event": event, "time": time.time(), **described})
                 loop = Loop(config, lab, proposer, evaluator, log.append, hooks.progress, history)
@@ -301,52 +308,3 @@ def _create_log(runs_dir: Path, run_id: str | None, seed: int) -> RunLog:
         except RunExistsError:
             continue  # a run started in the same second: take the next suffix
     raise ConfigError(f"cannot create a run directory under {runs_dir}: 99 names are taken")
-
-
-@asynccontextmanager
-async def _proposer(
-    options: EvolveOptions, api_key: str | None, record: Path | None
-) -> AsyncIterator[tuple[Proposer, dict[str, Any]]]:
-    """Yields the proposer and its description for run.json; closes its HTTP client after."""
-    if options.replay is not None:
-        replies = load_replay(Path(options.replay))
-        yield ReplayProposer(replies), {"proposer": "replay", "replay": options.replay}
-        return
-    if options.offline or not options.llm_url:
-        yield OfflineProposer(), {"proposer": "offline"}
-        return
-    from minact.search import llm  # httpx: only for runs that use a server
-    from minact.search.proposers import LLMProposer
-
-    url = options.llm_url.rstrip("/")
-    host = urlsplit(url).hostname or ""
-    local = host in ("localhost", "::1") or host.startswith("127.")
-    async with llm.http_client(use_proxy_env=not local) as http:
-        config = llm.LLMConfig(
-            url=url,
-            model=options.model or "",
-            api_key=api_key,
-            temperature=options.temperature,
-            max_tokens=options.max_tokens,
-            retries=options.llm_retries,
-            deadline=options.llm_timeout,
-        )
-        if not config.model:
-            config = replace(config, model=await llm.server_model(http, config))
-        inner: Proposer = LLMProposer(llm.LLMClient(http, config))
-        if record is not None:
-            inner = RecordingProposer(inner, record)
-        yield inner, {"proposer": "llm", "llm": {"url": config.url, "model": config.model}}
-
-
-def describe(described: Mapping[str, Any]) -> str:
-    """Returns the one line that says where a run's candidates come from."""
-    kind = described["proposer"]
-    if kind == "offline":
-        return (
-            "proposer: the offline mutator (no LLM configured; set --llm-url or "
-            "MINACT_LLM_URL to use one)"
-        )
-    if kind == "replay":
-        return f"proposer: replies replayed from {described['replay']}"
-    return f"proposer: LLM {described['llm']['model']} at {described['llm']['url']}"

@@ -135,6 +135,50 @@ def uses_llm(run: Mapping[str, Any]) -> bool:
     return run.get("proposer") in ("llm", "replay")
 
 
+def follow_ups(c: Mapping[str, Any]) -> str:
+    """Returns how many replies were answered with a follow-up, and why."""
+    reasons = c.get("follow_up_reasons") or {}
+    why = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(reasons.items()))
+    return f"{c.get('follow_ups', 0)}" + (f" ({why})" if why else "")
+
+
+def prompt_note(run: Mapping[str, Any], c: Mapping[str, Any]) -> str:
+    """Returns the prompt's budget, why, and what the budget left out of the prompts."""
+    note = str((run.get("prompt") or {}).get("note") or "—")
+    cuts = c.get("prompt_cuts") or {}
+    if cuts:
+        left = ", ".join(f"{n} {section}" for section, n in sorted(cuts.items()))
+        note += f"; left out over the run: {left}"
+    return note
+
+
+def model_rows(data: ReportData) -> list[tuple[str, ...]]:
+    """Returns (model, weight, calls, tokens, mean latency, new valid, yield) per model."""
+    run: Mapping[str, Any] = data.ranking["run"] or {}
+    per = data.counters.get("models") or {}
+    weights = {m.get("name"): m.get("weight") for m in run.get("models") or []}
+    total = sum(float(w) for w in weights.values() if w is not None) or 1.0
+    rows: list[tuple[str, ...]] = []
+    for name, m in per.items():
+        calls = int(m.get("calls", 0))
+        w = weights.get(name)
+        rows.append(
+            (
+                str(name),
+                f"{float(w) / total:.0%}" if w is not None else "—",
+                str(calls),
+                f"{int(m.get('prompt_tokens', 0))} + {int(m.get('completion_tokens', 0))}",
+                f"{m.get('seconds', 0.0) / calls:.1f} s" if calls else "—",
+                str(int(m.get("new_valid", 0))),
+                f"{m.get('new_valid', 0) / calls:.2f}" if calls else "—",
+            )
+        )
+    return rows
+
+
+MODEL_HEADER = ("model", "weight", "calls", "tokens", "latency", "new valid", "yield / call")
+
+
 def run_facts(data: ReportData) -> list[tuple[str, str]]:
     """Returns (label, value) rows describing how the run went, for both reports.
 
@@ -173,6 +217,8 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
         facts += [
             ("LLM errors", str(c.get("llm_errors", 0))),
             ("LLM calls", f"{c.get('calls', 0)} ({c.get('retries', 0)} retries)"),
+            ("follow-ups (bad replies answered with the reason)", follow_ups(c)),
+            ("prompt", prompt_note(run, c)),
             ("tokens", tokens + (" (estimated)" if c.get("tokens_estimated") else "")),
             ("LLM waiting", f"{c.get('llm_seconds', 0.0):.1f} s"),
             ("LLM latency per reply", latency),

@@ -16,11 +16,13 @@ import jinja2
 
 from minact.report.data import (
     FIGURES,
+    MODEL_HEADER,
     ReportData,
     ancestry,
     display_name,
     fmt,
     made_by,
+    model_rows,
     partner,
     run_facts,
 )
@@ -101,5 +103,7 @@ def render_run_html(data: ReportData, figures: Mapping[str, str]) -> str:
         tasks=[t["name"] for t in data.ranking["tasks"]],
         plotted=[c for h in data.baselines if (c := data.candidate(h))],
         facts=run_facts(data),
+        model_header=list(MODEL_HEADER),
+        models=model_rows(data),
         lab_tasks=_lab_rows(data),
     )

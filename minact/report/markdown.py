@@ -13,12 +13,15 @@ from typing import Any
 
 from minact.report.data import (
     FIGURES,
+    MODEL_HEADER,
     ReportData,
     ancestry,
     display_name,
     fmt,
     made_by,
+    model_rows,
     partner,
+    prompt_note,
     uses_llm,
 )
 from minact.runs.ranking import RankingDocument, RankingEntry, task_value
@@ -58,8 +61,10 @@ def _counter_lines(counters: Mapping[str, Any], llm: bool) -> list[str]:
         tokens += f"{counters.get('completion_tokens', 0)} completion"
         tokens += " (estimated)" if counters.get("tokens_estimated") else ""
         lines.append(
-            f"- LLM: {counters.get('calls', 0)} calls, {counters.get('retries', 0)} retries, "
-            f"tokens {tokens}, {counters.get('llm_seconds', 0.0):.1f} s waiting"
+            f"- LLM: {counters.get('calls', 0)} calls "
+            f"({counters.get('follow_ups', 0)} follow-ups), "
+            f"{counters.get('retries', 0)} retries, tokens {tokens}, "
+            f"{counters.get('llm_seconds', 0.0):.1f} s waiting"
         )
     return lines
 
@@ -156,7 +161,14 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
             f"- LLM latency per reply: mean {lat['mean']:.1f} s, median {lat['median']:.1f} s, "
             f"max {lat['max']:.1f} s"
         )
+    if uses_llm(doc["run"] or {}):
+        lines.append(f"- prompt: {prompt_note(doc['run'] or {}, data.counters)}")
     lines += [f"- warning: {w}" for w in data.warnings]
+    models = model_rows(data)
+    if models:
+        lines += ["", "## Models", "", "| " + " | ".join(MODEL_HEADER) + " |"]
+        lines += ["|---|" + "---:|" * (len(MODEL_HEADER) - 1)]
+        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in models]
     lines += ["", "## Ranking", "", *_ranking_lines(doc, data.shown())]
     if figures:
         lines += ["", "## Figures", ""]

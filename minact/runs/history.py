@@ -1,7 +1,10 @@
 """A run's history: what its event log holds, rebuilt for a resume or a report.
 
-events.jsonl holds one line per seed, reply and applied outcome. `History.from_events`
-keeps what can be replayed (a gap-free prefix of outcomes) and skips damaged lines.
+events.jsonl holds one line per seed, reply, follow-up and applied outcome. A proposal's
+conversation may take several exchanges: each reply carries its turn (0 for the opening
+request), and each reply answered with a follow-up has a "follow_up" line with its
+verdict. `History.from_events` keeps what can be replayed (a gap-free prefix of
+outcomes) and skips damaged lines.
 """
 
 from __future__ import annotations
@@ -50,11 +53,21 @@ SEED = Lineage(index=-1, origin="seed")
 
 @dataclass(slots=True)
 class History:
-    """What a run's event log already holds: seeds, replies and applied outcomes."""
+    """What a run's event log already holds: seeds, replies and applied outcomes.
+
+    Attributes:
+        replies: the last reply of each proposal (the one its outcome came from).
+        turns: every reply, by (proposal index, turn).
+        follow_ups: the verdict kind of each reply answered with a follow-up.
+        cuts: what the prompt budget left out of each proposal's request.
+    """
 
     seeds: list[Score] = field(default_factory=list)
     replies: dict[int, Reply] = field(default_factory=dict)
     outcomes: dict[int, Outcome] = field(default_factory=dict)
+    turns: dict[tuple[int, int], Reply] = field(default_factory=dict)
+    follow_ups: dict[tuple[int, int], str] = field(default_factory=dict)
+    cuts: dict[int, dict[str, int]] = field(default_factory=dict)
 
     @classmethod
     def from_events(cls, events: Iterable[Mapping[str, Any]]) -> History:
@@ -65,12 +78,19 @@ class History:
                 if e["event"] == "seed":
                     h.seeds.append(Score.from_dict(e["score"]))
                 elif e["event"] == "reply":
-                    h.replies[int(e["index"])] = Reply.from_dict(e["reply"])
+                    key = (int(e["index"]), int(e.get("turn", 0)))
+                    h.turns[key] = Reply.from_dict(e["reply"])
+                elif e["event"] == "proposal" and e.get("cut"):
+                    h.cuts[int(e["index"])] = {str(k): int(v) for k, v in e["cut"].items()}
+                elif e["event"] == "follow_up":
+                    h.follow_ups[(int(e["index"]), int(e["turn"]))] = str(e["kind"])
                 elif e["event"] == "outcome":
                     o = from_event(e)
                     h.outcomes[o.index] = o
             except (KeyError, TypeError, ValueError):
                 continue
+        for (index, _), reply in sorted(h.turns.items()):
+            h.replies[index] = reply  # the highest turn wins
         # Only a gap-free prefix of outcomes can be replayed in order.
         n = 0
         while n in h.outcomes:
@@ -95,11 +115,22 @@ class History:
             out.append((o.score, lineage))
         return out
 
+    def count_exchanges(self, c: Counters, index: int | None = None) -> None:
+        """Counts the logged replies, follow-ups and prompt cuts (of proposal `index` only,
+        if given) into `c`."""
+        for (k, turn), reply in sorted(self.turns.items()):
+            if index is None or k == index:
+                c.add_reply(reply)
+                if (k, turn) in self.follow_ups:
+                    c.add_follow_up(self.follow_ups[(k, turn)])
+        for k, cut in sorted(self.cuts.items()):
+            if index is None or k == index:
+                c.add_prompt_cuts(cut)
+
     def counters(self) -> Counters:
         """Returns the counters recounted from the log, as the loop counts them."""
-        c = Counters(proposals=len(self.outcomes), calls=len(self.replies))
-        for reply in self.replies.values():
-            c.add_reply(reply)
+        c = Counters(proposals=len(self.outcomes))
+        self.count_exchanges(c)
         for _, o in sorted(self.outcomes.items()):
             c.add_outcome(o)
         return c

@@ -23,7 +23,15 @@ import httpx
 from minact.errors import LLMError
 from minact.search import sse
 
-__all__ = ["Completion", "LLMClient", "LLMConfig", "Message", "http_client", "server_model"]
+__all__ = [
+    "Completion",
+    "LLMClient",
+    "LLMConfig",
+    "Message",
+    "context_length",
+    "http_client",
+    "server_model",
+]
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
 
@@ -279,3 +287,53 @@ async def server_model(http: httpx.AsyncClient, config: LLMConfig) -> str:
         why += f"{sse.error_message(response.content)}); pass the model name"
         raise LLMError(_scrub(config.api_key, why))
     return str(first["id"])
+
+
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _from_models(body: Any, model: str) -> int | None:
+    """Returns the context length a GET /models body gives for `model` (or its only one)."""
+    data = body.get("data") if isinstance(body, dict) else None
+    entries = [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
+    named = [e for e in entries if e.get("id") == model] or entries[:1]
+    for e in named:
+        meta = e.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
+        # vLLM: max_model_len; OpenRouter and others: context_length; llama-server: meta.
+        for value in (e.get("max_model_len"), e.get("context_length"), e.get("context_window"),
+                      meta.get("n_ctx"), meta.get("n_ctx_train")):  # fmt: skip
+            if (n := _positive(value)) is not None:
+                return n
+    return None
+
+
+async def context_length(http: httpx.AsyncClient, config: LLMConfig) -> tuple[int, str] | None:
+    """Returns the model's context length in tokens and where the server said it, if it does.
+
+    llama.cpp's server answers GET /props with the context of one slot (what a request
+    may use); vLLM lists `max_model_len` in GET /v1/models, llama-server its training
+    context in `meta`. Servers that say nothing (llama-cpp-python, Ollama's /v1) give None.
+    """
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    timeout = httpx.Timeout(10.0, connect=config.connect_timeout)
+    base = config.url.rstrip("/")
+    root = base.removesuffix("/v1")
+    for url in (root + "/props", base + "/models"):
+        try:
+            response = await http.get(url, headers=headers, timeout=timeout)
+        except (httpx.HTTPError, httpx.InvalidURL):
+            continue
+        if response.status_code != 200:
+            continue
+        body = sse.json_object(response.content)
+        if url.endswith("/props"):
+            settings = (body or {}).get("default_generation_settings")
+            n = _positive((settings or {}).get("n_ctx") if isinstance(settings, dict) else None)
+            n = n or _positive((body or {}).get("n_ctx"))
+        else:
+            n = _from_models(body, config.model)
+        if n is not None:
+            return n, "GET " + url.removeprefix(root)
+    return None

@@ -11,6 +11,14 @@ depend on timing: a run replayed from its recorded replies (or resumed from its 
 log) makes the same choices and reaches the same result. The price is head-of-line
 blocking: one slow reply holds back later proposals' application, not their work.
 
+A proposal is a conversation (search.conversation): a reply that does not parse, is
+rejected by validation, or copies a function the run knew when the proposal was built
+(same code or expression, or, once the worker has probed it, the same behaviour) is
+answered with the reason, up to `follow_ups` times. Every exchange is an LLM call: the
+call cap counts them all. So that the cap never depends on timing, each proposal is
+granted its exchanges when it is built (1 + follow_ups, or what is left under the cap)
+and gives back what it did not use when its outcome is applied.
+
 `--budget` counts distinct candidates evaluated (cache hits included); replies that do
 not parse, are rejected by validation, or duplicate an earlier candidate by code or
 behaviour do not consume it, and are counted apart.
@@ -20,11 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 from minact import seeds as seeds_lib
 from minact.candidate import Candidate
@@ -33,54 +40,13 @@ from minact.lab.task import Lab
 from minact.outcome import Counters, Outcome, Reply, to_event
 from minact.runs.history import History
 from minact.score import Score
+from minact.search import novelty
+from minact.search.config import Evaluator, SearchConfig
+from minact.search.conversation import Conversation, open_conversation
 from minact.search.population import Member, Population
-from minact.search.prompt import ParseFailure, build_messages, parse_reply
 from minact.search.proposers import ProposalRequest, Proposer
-from minact.validate import validate
 
 __all__ = ["Counters", "Evaluator", "History", "Loop", "SearchConfig", "Summary", "run"]
-
-
-class Evaluator(Protocol):
-    """What the loop needs from evaluate.Evaluator (kept abstract: no torch here)."""
-
-    def score(self, candidates: Sequence[Candidate]) -> list[Score]:
-        """Returns scores for the reference and each distinct candidate."""
-        ...
-
-    def preferred_batch(self) -> int:
-        """Returns how many candidates one call should bring."""
-        ...
-
-    def interrupt(self) -> None:
-        """Stops the evaluation in progress (from another thread)."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class SearchConfig:
-    """Settings of one search; see `minact evolve --help`."""
-
-    budget: int
-    concurrency: int = 4
-    window: int = 0  # proposals built ahead of the applied outcomes; 0: 2 * concurrency
-    seed: int = 0
-    islands: int = 4
-    max_calls: int = 0  # 0: 4 * budget + concurrency
-    migration_interval: int = 25
-    prompt_chars: int = 8000
-    max_consecutive_errors: int = 8
-    seed_names: tuple[str, ...] = tuple(seeds_lib.SEEDS)
-
-    @property
-    def lookahead(self) -> int:
-        """Returns how many proposals may be pending (built, not yet applied)."""
-        return self.window or 2 * self.concurrency
-
-    @property
-    def call_cap(self) -> int:
-        """Returns the most proposals the run may request."""
-        return self.max_calls or 4 * self.budget + self.concurrency
 
 
 @dataclass(slots=True)
@@ -134,11 +100,13 @@ class Loop:
         self.progress = progress or (lambda _: None)
         self.population = Population(config.islands, migration_interval=config.migration_interval)
         self.counters = Counters()
+        self.known = novelty.Known()  # grows with the population, in the same order
         self.started = time.monotonic()
         self.next_index = 0
         self.applied = 0
         self.inflight: dict[asyncio.Task[Reply], int] = {}
         self.meta: dict[int, Outcome] = {}
+        self.talks: dict[int, Conversation] = {}
         self.queue: dict[int, Candidate] = {}
         self.ready: dict[int, Outcome] = {}
         self.evaluating: tuple[asyncio.Future[list[Score]], list[int], list[Candidate]] | None = (
@@ -147,6 +115,9 @@ class Loop:
         self.stop: tuple[str, str] | None = None
         self.errors_in_a_row = 0
         self.last_error = ""
+        self.granted: dict[int, int] = {}  # exchanges granted to each pending proposal
+        self.committed = 0  # exchanges used by applied proposals + granted to pending ones
+        self.follow_ups = config.follow_ups if proposer.kind != "offline" else 0
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="minact-eval")
         self.slots = asyncio.Semaphore(config.concurrency)
 
@@ -193,7 +164,7 @@ class Loop:
             for s in scores:
                 self.record({"event": "seed", "score": s.to_dict()})
         for s in scores:
-            self.population.add(Member(s, -1, None, "seed"))
+            self._join(Member(s, -1, None, "seed"))
         if not self.population.ranked():
             raise EvaluationError("every built-in seed failed; the lab or the evaluator is broken")
         self.progress(self)
@@ -205,7 +176,7 @@ class Loop:
         # Also while the seeds are scored: the worker thread must not start a new worker.
         self.evaluator.interrupt()
 
-    # proposals --------------------------------------------------------------------------
+    # proposals ------------------------------------------------------------------------
 
     def _can_issue(self) -> bool:
         pending = self.next_index - self.applied
@@ -218,61 +189,53 @@ class Loop:
     def _issue(self) -> None:
         while self._can_issue():
             k = self.next_index
-            recorded = self.history.outcomes.get(k)
-            if recorded is None and k not in self.history.replies:
-                if self.counters.calls >= self.config.call_cap:
-                    self.stop = ("call_cap", f"reached the cap of {self.config.call_cap} proposals")
-                    return
-                self.counters.calls += 1
+            grant = min(1 + self.follow_ups, self.config.call_cap - self.committed)
+            if grant < 1:
+                if self.next_index == self.applied:  # nothing pending will give calls back
+                    self.stop = ("call_cap", f"reached the cap of {self.config.call_cap} calls")
+                return
+            self.granted[k] = grant
+            self.committed += grant
             self.next_index += 1
             self.counters.proposals += 1
+            recorded = self.history.outcomes.get(k)
             if recorded is not None:
+                self.history.count_exchanges(self.counters, k)  # a resume: the log has them
                 self.ready[k] = recorded
                 continue
             self._propose(k)
 
     def _propose(self, k: int) -> None:
-        rng = random.Random(f"{self.config.seed}:{k}")
         island = k % self.config.islands
-        parent, other = self.population.select(island, rng)
-        meta = Outcome(
+        request, opening = open_conversation(
             k,
-            "",
+            self.population,
+            self.lab,
+            seed=self.config.seed,
             island=island,
-            parent=parent.score.code_hash,
-            other=other.score.code_hash if other else None,
-            origin=self.proposer.kind,
+            prompt_chars=self.config.prompt_chars,
+            llm=self.proposer.kind != "offline",
+            models=self.config.models,
+            weights=self.config.model_weights,
         )
+        other = request.other.score.code_hash if request.other else None
+        meta = Outcome(k, "", island=island, parent=request.parent.score.code_hash, other=other,
+                       origin=self.proposer.kind)  # fmt: skip
         self.meta[k] = meta
-        messages: list[dict[str, str]] = []
-        if self.proposer.kind != "offline":
-            exclude = {h for h in (parent.score.code_hash, parent.score.behaviour_hash) if h}
-            top = self.population.top(3, exclude)
-            exclude |= {m.score.code_hash for m in top if m.score.code_hash}
-            messages = build_messages(
-                self.lab,
-                parent,
-                top,
-                self.population.diverse(2, rng, exclude),
-                self.population.failures(3),
-                self.config.prompt_chars,
-            )
-        request = ProposalRequest(k, parent, other, messages, rng)
-        self.record(
-            {
-                "event": "proposal",
-                "index": k,
-                "island": island,
-                "parent": meta.parent,
-                "other": meta.other,
-                "proposer": self.proposer.kind,
-            }
-        )
-        if k in self.history.replies:
-            task = asyncio.ensure_future(_immediate(self.history.replies[k]))
+        self.counters.add_prompt_cuts(opening.cut)
+        self.record({"event": "proposal", "index": k, "island": island, "parent": meta.parent,
+                     "other": other, "proposer": meta.origin, **opening.to_event()})  # fmt: skip
+        talk = Conversation(k, request, self.granted[k], self.known.size, self.config.seed)
+        self.talks[k] = talk
+        self._ask(talk)
+
+    def _ask(self, talk: Conversation) -> None:
+        recorded = self.history.turns.get((talk.index, talk.turn))
+        if recorded is not None:
+            task = asyncio.ensure_future(_immediate(recorded))
         else:
-            task = asyncio.ensure_future(self._limited(request))
-        self.inflight[task] = k
+            task = asyncio.ensure_future(self._limited(talk.request))
+        self.inflight[task] = talk.index
 
     async def _limited(self, request: ProposalRequest) -> Reply:
         # When a request is sent does not change what it asks: it was built already.
@@ -281,36 +244,45 @@ class Loop:
 
     def _replied(self, task: asyncio.Task[Reply]) -> None:
         k = self.inflight.pop(task)
-        meta = self.meta[k]
+        talk, meta = self.talks[k], self.meta[k]
         try:
             reply = task.result()
         except Exception as e:  # a proposer's own fault: counted, and the run goes on
             reply = Reply("", error=f"the proposer failed: {type(e).__name__}: {e}")
-        if k not in self.history.replies:
-            self.record({"event": "reply", "index": k, "reply": reply.to_dict()})
+        if (k, talk.turn) not in self.history.turns:
+            event = {"event": "reply", "index": k, "reply": reply.to_dict()}
+            self.record({**event, "turn": talk.turn} if talk.turn else event)
         self.counters.add_reply(reply)
-        meta.note = reply.note
+        meta.note, meta.model, meta.turns = reply.note, reply.model, talk.turn + 1
+        talk.said = reply.text
         if reply.error is not None:
-            self.ready[k] = replace(meta, kind="llm_error", reason=reply.error)
+            self._done(replace(meta, kind="llm_error", reason=reply.error))
             return
-        parent = self.population.knows_code(meta.parent)
-        parsed = parse_reply(reply.text, parent.score.source if parent else "")
-        if isinstance(parsed, ParseFailure):
-            self.ready[k] = replace(
-                meta, kind="parse_failure", reason=parsed.reason, source=reply.text[:2000]
+        verdict = talk.verdict(reply.text, self.known)
+        if isinstance(verdict, Candidate):
+            meta.source = verdict.source
+            self.queue[k] = verdict
+        else:
+            self._settle(talk, verdict)
+
+    def _settle(self, talk: Conversation, verdict: novelty.Verdict) -> None:
+        """Answers a reply that gave nothing new, or ends the proposal with its verdict."""
+        k = talk.index
+        if not talk.can_follow_up():
+            meta = self.meta[k]
+            self._done(
+                replace(meta, kind=verdict.kind, reason=verdict.reason, source=verdict.source)
             )
             return
-        cand = validate(parsed, name=f"c{k}", parent=meta.parent)
-        if not isinstance(cand, Candidate):
-            self.ready[k] = replace(meta, kind="rejected", reason=cand.reason, source=parsed[:2000])
-            return
-        known = self.population.knows_code(cand.code_hash)
-        if known is not None:
-            reason = f"same code as {known.score.name}"
-            self.ready[k] = replace(meta, kind="duplicate", reason=reason, source=cand.source)
-            return
-        meta.source = cand.source
-        self.queue[k] = cand
+        self.record({"event": "follow_up", "index": k, "turn": talk.turn, "kind": verdict.kind,
+                     "reason": verdict.reason, "source": verdict.source})  # fmt: skip
+        self.counters.add_follow_up(verdict.kind)
+        talk.follow_up(verdict)
+        self._ask(talk)
+
+    def _done(self, o: Outcome) -> None:
+        self.talks.pop(o.index, None)
+        self.ready[o.index] = o
 
     # evaluation -------------------------------------------------------------------------
 
@@ -330,7 +302,13 @@ class Loop:
         self.evaluating = None
         by_code = {s.code_hash: s for s in future.result()}  # EvaluationError propagates
         for k, cand in zip(indices, cands, strict=True):
-            self.ready[k] = replace(self.meta[k], kind="scored", score=by_code[cand.code_hash])
+            score, talk = by_code[cand.code_hash], self.talks[k]
+            # Probed now, the behaviour may turn out to be one the proposal was shown.
+            copy = self.known.same_behaviour(score.behaviour_hash, cand.source, talk.known)
+            if copy is not None and talk.can_follow_up():
+                self._settle(talk, copy)
+            else:
+                self._done(replace(self.meta[k], kind="scored", score=score))
 
     # application, in proposal order ----------------------------------------------------
 
@@ -340,6 +318,7 @@ class Loop:
             if o.kind == "scored":
                 o = self._classify(o)
             self._count(o)
+            self.committed -= self.granted.pop(o.index) - o.turns  # give back what it left
             if not o.logged:
                 self.record(to_event(o))
             self.population.outcome_applied()
@@ -358,10 +337,14 @@ class Loop:
             return replace(o, kind="duplicate", reason=f"same behaviour as {dup.score.name}")
         return replace(o, kind="evaluated")
 
+    def _join(self, m: Member) -> None:
+        self.population.add(m)
+        self.known.add(m)
+
     def _count(self, o: Outcome) -> None:
         self.counters.add_outcome(o)
         if o.kind == "evaluated" and o.score is not None:
-            self.population.add(Member(o.score, o.index, o.island, o.origin, o.note))
+            self._join(Member(o.score, o.index, o.island, o.origin, o.note))
         elif o.kind in ("parse_failure", "rejected"):
             self.population.note_failure(o.source, o.kind, o.reason)
         if o.kind == "llm_error":

@@ -16,9 +16,18 @@ import warnings
 from dataclasses import dataclass
 
 from minact.lab.task import Lab, Task
+from minact.search import novelty
 from minact.search.population import Failure, Member
 
-__all__ = ["ParseFailure", "build_messages", "parse_reply"]
+__all__ = [
+    "STYLES",
+    "ParseFailure",
+    "Prompt",
+    "build_messages",
+    "build_prompt",
+    "fit_to_context",
+    "parse_reply",
+]
 
 Message = dict[str, str]
 
@@ -102,6 +111,140 @@ def _block(title: str, m: Member) -> str:
     return f"{title} — {_scores(m)}\n```python\n{m.score.source}\n```"
 
 
+CHARS_PER_TOKEN = 3  # code and numbers tokenise densely: 3 characters a token is on the safe side
+FOLLOW_UP_CHARS = 1600  # a follow-up adds the reply shown back (<= 1200) and the reason
+MIN_PROMPT_CHARS = 1500  # below this the prompt cannot state the task and the contract
+
+
+def fit_to_context(asked: int, context: int, max_tokens: int, follow_ups: int) -> tuple[int, str]:
+    """Returns the prompt's character budget within a context of `context` tokens, and a note.
+
+    The context must also hold the reply (`max_tokens`) and, for each follow-up, a reply
+    shown back with the reason it was refused.
+    """
+    room = CHARS_PER_TOKEN * (context - max_tokens) - follow_ups * FOLLOW_UP_CHARS
+    if room >= asked:
+        return asked, f"{asked} characters fit the model's {context}-token context"
+    fitted = max(MIN_PROMPT_CHARS, room)
+    note = (
+        f"cut from {asked} to {fitted} characters to fit the model's {context}-token context "
+        f"with {max_tokens} reply tokens and {follow_ups} follow-ups"
+    )
+    if room < MIN_PROMPT_CHARS:
+        note += "; it may still not fit: lower --max-tokens or --follow-ups"
+    return fitted, note
+
+
+# Instructions a proposal may draw (with its own generator), so that requests vary.
+STYLES: dict[str, str] = {
+    "periodic": "Add a small periodic term (sin, cos or sinc) to the parent, or change the one "
+    "it has: its frequency, amplitude or what multiplies it.",
+    "tail": "Change how the parent behaves for large |x| (its tails: linear, bounded, "
+    "oscillating, growing), keeping its shape near 0.",
+    "gate": "Gate: multiply part of the parent by a smooth gate (sigmoid, erf, tanh of a scaled "
+    "x), or switch between two pieces with torch.where.",
+    "compose": "Compose: feed one function into another, or combine the parent with the "
+    "INSPIRATION or another candidate shown above.",
+    "simplify": "Simplify: keep the parent's idea with fewer operations or constants, then "
+    "change one thing.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """The chat messages of a request, and what the character budget left out.
+
+    Attributes:
+        messages: the system and user messages.
+        cut: {section: items left out} for the sections that did not fit.
+    """
+
+    messages: list[Message]
+    cut: dict[str, int]
+
+
+def _scored_list(catalogue: list[Member]) -> list[str]:
+    return [f"- {novelty.label(m)}" for m in catalogue]
+
+
+def build_prompt(
+    lab: Lab,
+    parent: Member,
+    top: list[Member],
+    diverse: list[Member],
+    failures: list[Failure],
+    max_chars: int = 8000,
+    *,
+    catalogue: list[Member] | None = None,
+    style: str | None = None,
+    inspiration: Member | None = None,
+) -> Prompt:
+    """Returns the messages asking for a child of `parent` within `max_chars`, and the cuts.
+
+    `catalogue` lists the other scored functions, one line each, so that the model does not
+    write them again; `style` is a key of STYLES.
+    """
+    system = (
+        "You are an expert in neural network design who invents activation functions as "
+        "short, correct PyTorch code.\n\n" + _lab_text(lab) + "\n\n" + _contract(lab)
+    )
+    head = _block("PARENT (improve this one)", parent)
+    ask = (
+        "Propose ONE new activation function that should beat the parent's fitness. Think about "
+        "which tasks it loses on."
+    )
+    if catalogue is not None:
+        ask += " It must differ from every function shown here: a copy is wasted."
+    ask_end = " Reply with the complete function in one ```python block."
+    cut: dict[str, int] = {}
+    if style is not None:
+        if len(system) + len(head) + len(ask) + len(STYLES[style]) + len(ask_end) > max_chars:
+            cut["instruction"] = 1  # the essentials first: the lab, the contract, the parent
+        else:
+            ask += " " + STYLES[style]
+    ask += ask_end
+    over = len(system) + len(head) + len(ask) + 4 - max_chars
+    if over > 0:
+        cut["characters over the budget"] = over
+    # Sections, most useful first; each is trimmed item by item from its end.
+    sections: list[tuple[str, list[str], str]] = [
+        ("top", [_block(f"TOP #{i + 1}", m) for i, m in enumerate(top)], "")
+    ]
+    if catalogue:
+        header = "ALREADY SCORED in this run (do not write any of these again):"
+        sections.append(("scored list", _scored_list(catalogue), header))
+    if inspiration is not None:
+        sections.append(("inspiration", [_block("INSPIRATION", inspiration)], ""))
+    sections.append(
+        (
+            "failures",
+            [
+                f"RECENT FAILURE ({f.kind}): {f.reason}\n```python\n{f.source[:600]}\n```"
+                for f in reversed(failures)
+            ],
+            "",
+        )
+    )
+    sections.append(("other candidates", [_block("ANOTHER CANDIDATE", m) for m in diverse], ""))
+    budget = max_chars - len(system) - len(head) - len(ask) - 4
+    kept: list[str] = []
+    for name, items, header in sections:
+        lines: list[str] = []
+        cost = len(header) + 1 if header else 0
+        for n, item in enumerate(items):
+            sep = 1 if header else 2  # list lines join with one newline, blocks with two
+            if cost + len(item) + sep > budget:
+                cut[name] = len(items) - n
+                break
+            lines.append(item)
+            cost += len(item) + sep
+        if lines:
+            kept.append("\n".join([header, *lines]) if header else "\n\n".join(lines))
+            budget -= cost + 2
+    user = "\n\n".join([head, *kept, ask])
+    return Prompt([{"role": "system", "content": system}, {"role": "user", "content": user}], cut)
+
+
 def build_messages(
     lab: Lab,
     parent: Member,
@@ -111,30 +254,7 @@ def build_messages(
     max_chars: int = 8000,
 ) -> list[Message]:
     """Returns the chat messages asking for a child of `parent`, within `max_chars`."""
-    system = (
-        "You are an expert in neural network design who invents activation functions as "
-        "short, correct PyTorch code.\n\n" + _lab_text(lab) + "\n\n" + _contract(lab)
-    )
-    head = _block("PARENT (improve this one)", parent)
-    ask = (
-        "Propose ONE new activation function that should beat the parent's fitness. Think about "
-        "which tasks it loses on. Reply with the complete function in one ```python block."
-    )
-    optional: list[str] = []  # most useful first; trimmed from the end
-    optional += [_block(f"TOP #{i + 1}", m) for i, m in enumerate(top)]
-    optional += [
-        f"RECENT FAILURE ({f.kind}): {f.reason}\n```python\n{f.source[:600]}\n```"
-        for f in reversed(failures)
-    ]
-    optional += [_block("ANOTHER CANDIDATE", m) for m in diverse]
-    budget = max_chars - len(system) - len(head) - len(ask)
-    kept: list[str] = []
-    for part in optional:
-        if len(part) + 2 <= budget:
-            kept.append(part)
-            budget -= len(part) + 2
-    user = "\n\n".join([head, *kept, ask])
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return build_prompt(lab, parent, top, diverse, failures, max_chars).messages
 
 
 def _parses(text: str) -> bool:

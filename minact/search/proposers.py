@@ -36,13 +36,20 @@ Message = dict[str, str]
 
 @dataclass(frozen=True, slots=True)
 class ProposalRequest:
-    """What a proposer gets for proposal `index`."""
+    """What a proposer gets for proposal `index`.
+
+    Attributes:
+        model: the ensemble's model drawn for this proposal (None: the only one).
+        turn: 0 for the opening request, n for the n-th follow-up in its conversation.
+    """
 
     index: int
     parent: Member
     other: Member | None
     messages: list[Message]
     rng: random.Random
+    model: str | None = None
+    turn: int = 0
 
 
 class Proposer(Protocol):
@@ -112,31 +119,38 @@ class RecordingProposer:
     async def propose(self, request: ProposalRequest) -> Reply:
         """Returns the inner proposer's reply, after recording it."""
         reply = await self.inner.propose(request)
-        record = {"index": request.index, "messages": request.messages, "reply": reply.to_dict()}
+        record = {
+            "index": request.index,
+            "turn": request.turn,
+            "messages": request.messages,
+            "reply": reply.to_dict(),
+        }
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
         return reply
 
 
 class ReplayProposer:
-    """Serves the replies of a recorded run by proposal index (`--replay`), no server."""
+    """Serves the replies of a recorded run by proposal index and turn (`--replay`)."""
 
     kind = "replay"
 
-    def __init__(self, replies: dict[int, Reply]) -> None:
+    def __init__(self, replies: dict[tuple[int, int], Reply]) -> None:
         self.replies = replies
 
     async def propose(self, request: ProposalRequest) -> Reply:
-        """Returns the recorded reply for the request's index."""
-        reply = self.replies.get(request.index)
+        """Returns the recorded reply for the request's index and turn."""
+        reply = self.replies.get((request.index, request.turn))
         if reply is None:
-            return Reply("", error=f"the replay file has no reply for proposal {request.index}")
+            where = f"proposal {request.index}"
+            where += f", follow-up {request.turn}" if request.turn else ""
+            return Reply("", error=f"the replay file has no reply for {where}")
         return reply
 
 
-def load_replay(path: Path) -> dict[int, Reply]:
-    """Returns {proposal index: reply} from a `--record` file; raises ConfigError."""
-    replies: dict[int, Reply] = {}
+def load_replay(path: Path) -> dict[tuple[int, int], Reply]:
+    """Returns {(proposal index, turn): reply} from a `--record` file; raises ConfigError."""
+    replies: dict[tuple[int, int], Reply] = {}
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -146,7 +160,8 @@ def load_replay(path: Path) -> dict[int, Reply]:
             continue
         try:
             record = json.loads(line)
-            replies[int(record["index"])] = Reply.from_dict(record["reply"])
+            key = (int(record["index"]), int(record.get("turn", 0)))
+            replies[key] = Reply.from_dict(record["reply"])
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(
                 f"--replay {path}: line {n} is not a recorded exchange ({e})"

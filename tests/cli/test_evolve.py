@@ -131,12 +131,16 @@ def test_evolve_against_a_real_server_keeps_the_key_secret(tmp_path: Path) -> No
     run = _run_dir(tmp_path)
     meta = json.loads((run / "run.json").read_text())
     c = meta["counters"]
-    assert c["evaluated"] == 4 and c["parse_failures"] >= 1 and c["rejected"] >= 1
+    # A bad reply is answered with a follow-up: its verdict is counted there.
+    answered = c["follow_up_reasons"]
+    assert c["evaluated"] == 4 and c["parse_failures"] + answered.get("parse_failure", 0) >= 1
+    assert c["rejected"] + answered.get("rejected", 0) >= 1
     assert c["proposals"] == (
         c["evaluated"] + c["parse_failures"] + c["rejected"] + c["duplicates"] + c["llm_errors"]
     )
-    outcomes = [e for e in _events(run) if e["event"] == "outcome"]
-    reasons = " ".join(e["reason"] for e in outcomes if e["kind"] == "rejected")
+    assert c["calls"] == c["proposals"] + c["follow_ups"]
+    verdicts = [e for e in _events(run) if e["event"] in ("outcome", "follow_up")]
+    reasons = " ".join(e["reason"] for e in verdicts if e["kind"] == "rejected")
     assert "'os'" in reasons or "not allowed" in reasons
     for path in [*tmp_path.rglob("*")]:
         if path.is_file():

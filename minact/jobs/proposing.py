@@ -1,0 +1,141 @@
+"""Where a run's candidates come from: the offline mutator, a replay, or LLMs (an ensemble).
+
+`proposer` builds the proposer from the options (asking each server for its model's name
+and context length where they are not given), `fitted` sets the search's models and a
+prompt budget that fits the smallest context, and `describe` writes the run's start line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from minact.errors import ConfigError
+from minact.search.loop import SearchConfig
+from minact.search.prompt import fit_to_context
+from minact.search.proposers import (
+    OfflineProposer,
+    Proposer,
+    RecordingProposer,
+    ReplayProposer,
+    load_replay,
+)
+
+if TYPE_CHECKING:
+    from minact.jobs.evolve import EvolveOptions
+
+__all__ = ["describe", "fitted", "proposer"]
+
+
+@asynccontextmanager
+async def proposer(
+    options: EvolveOptions, api_key: str | None, record: Path | None
+) -> AsyncIterator[tuple[Proposer, dict[str, Any]]]:
+    """Yields the proposer and its description for run.json; closes its HTTP client after."""
+    if options.replay is not None:
+        replies = load_replay(Path(options.replay))
+        yield ReplayProposer(replies), {"proposer": "replay", "replay": options.replay}
+        return
+    if options.offline or not options.llm_url:
+        yield OfflineProposer(), {"proposer": "offline"}
+        return
+    from minact.search import llm  # httpx: only for runs that use a server
+    from minact.search.ensemble import Ensemble, PlanError, plan
+    from minact.search.proposers import LLMProposer
+
+    try:
+        specs = plan(options.model, options.model_weights, options.llm_url)
+    except PlanError as e:
+        raise ConfigError(str(e)) from None
+    local = all(_is_local(s.url) for s in specs)
+    async with llm.http_client(use_proxy_env=not local) as http:
+        members: dict[str, Proposer] = {}
+        models: list[dict[str, Any]] = []
+        for spec in specs:
+            config = llm.LLMConfig(
+                url=spec.url.rstrip("/"),
+                model=spec.name,
+                api_key=api_key,
+                temperature=options.temperature,
+                max_tokens=options.max_tokens,
+                retries=options.llm_retries,
+                deadline=options.llm_timeout,
+            )
+            if not config.model:
+                config = replace(config, model=await llm.server_model(http, config))
+            if config.model in members:
+                raise ConfigError(f"--llm-url: two servers both serve {config.model!r}; name them")
+            members[config.model] = LLMProposer(llm.LLMClient(http, config))
+            described = {"name": config.model, "url": config.url, "weight": spec.weight}
+            if options.context_tokens:
+                described["context"] = [options.context_tokens, "--context-tokens"]
+            elif (found := await llm.context_length(http, config)) is not None:
+                described["context"] = list(found)
+            models.append(described)
+        inner: Proposer = Ensemble(members)
+        if record is not None:
+            inner = RecordingProposer(inner, record)
+        first = models[0]
+        yield (
+            inner,
+            {
+                "proposer": "llm",
+                "llm": {"url": first["url"], "model": first["name"]},
+                "models": models,
+            },
+        )
+
+
+def _is_local(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def fitted(config: SearchConfig, options: EvolveOptions, described: dict[str, Any]) -> SearchConfig:
+    """Returns the search settings for the proposer: its models, and a prompt that fits them.
+
+    Records in `described` (run.json) the prompt budget and why it is what it is.
+    """
+    models = described.get("models") or []
+    if not models:
+        return config
+    names = tuple(m["name"] for m in models)
+    weights = tuple(float(m["weight"]) for m in models)
+    config = replace(config, models=names, model_weights=weights)
+    contexts = [(m["context"][0], m["name"], m["context"][1]) for m in models if m.get("context")]
+    if not contexts:
+        note = f"{config.prompt_chars} characters (the server does not say the model's context;"
+        note += " --context-tokens tells it)"
+        described["prompt"] = {"chars": config.prompt_chars, "note": note}
+        return config
+    tokens, name, where = min(contexts)
+    chars, note = fit_to_context(config.prompt_chars, tokens, options.max_tokens, config.follow_ups)
+    described["prompt"] = {"chars": chars, "context": tokens, "note": f"{note} ({name}, {where})"}
+    return replace(config, prompt_chars=chars)
+
+
+def describe(described: Mapping[str, Any]) -> str:
+    """Returns the one line that says where a run's candidates come from."""
+    kind = described["proposer"]
+    if kind == "offline":
+        return (
+            "proposer: the offline mutator (no LLM configured; set --llm-url or "
+            "MINACT_LLM_URL to use one)"
+        )
+    if kind == "replay":
+        return f"proposer: replies replayed from {described['replay']}"
+    models = described.get("models") or [
+        {"name": described["llm"]["model"], "url": described["llm"]["url"], "weight": 1.0}
+    ]
+    if len(models) == 1:
+        line = f"proposer: LLM {models[0]['name']} at {models[0]['url']}"
+    else:
+        total = sum(m["weight"] for m in models)
+        each = ", ".join(f"{m['name']} at {m['url']} ({m['weight'] / total:.0%})" for m in models)
+        line = f"proposer: an ensemble of {len(models)} models: {each}"
+    prompt = described.get("prompt")
+    return line + (f"; prompt: {prompt['note']}" if prompt else "")

@@ -1,0 +1,58 @@
+"""The settings of a search, and what it needs from an evaluator (no torch here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from minact import seeds as seeds_lib
+from minact.candidate import Candidate
+from minact.score import Score
+
+__all__ = ["Evaluator", "SearchConfig"]
+
+
+class Evaluator(Protocol):
+    """What the loop needs from evaluate.Evaluator (kept abstract: no torch here)."""
+
+    def score(self, candidates: Sequence[Candidate]) -> list[Score]:
+        """Returns scores for the reference and each distinct candidate."""
+        ...
+
+    def preferred_batch(self) -> int:
+        """Returns how many candidates one call should bring."""
+        ...
+
+    def interrupt(self) -> None:
+        """Stops the evaluation in progress (from another thread)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SearchConfig:
+    """Settings of one search; see `minact evolve --help`."""
+
+    budget: int
+    concurrency: int = 4
+    window: int = 0  # proposals built ahead of the applied outcomes; 0: 2 * concurrency
+    seed: int = 0
+    islands: int = 4
+    max_calls: int = 0  # 0: 4 * budget + concurrency
+    migration_interval: int = 25
+    prompt_chars: int = 8000
+    max_consecutive_errors: int = 8
+    seed_names: tuple[str, ...] = tuple(seeds_lib.SEEDS)
+    follow_ups: int = 0  # answers to a bad reply, in the same conversation (LLM proposers)
+    models: tuple[str, ...] = ()  # an ensemble: each proposal draws one
+    model_weights: tuple[float, ...] = ()  # how often each is drawn (empty: equally)
+
+    @property
+    def lookahead(self) -> int:
+        """Returns how many proposals may be pending (built, not yet applied)."""
+        return self.window or 2 * self.concurrency
+
+    @property
+    def call_cap(self) -> int:
+        """Returns the most exchanges (opening requests and follow-ups) the run may make."""
+        return self.max_calls or 4 * self.budget + self.concurrency

@@ -1,0 +1,111 @@
+"""Model ensembles: several models (on one server or several), each proposal drawing one.
+
+`plan` turns the user's lists (`--model a,b`, `--model-weights 0.8,0.2`, `--llm-url`
+with one URL or one per model) into ModelSpecs, or raises PlanError naming the flag at
+fault. `Ensemble` sends each request to the proposer of the model the loop drew for it
+(search.conversation draws it with the proposal's own generator, so a run stays
+reproducible) and labels the reply with that model, for the per-model counters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from minact.outcome import Reply
+from minact.search.proposers import ProposalRequest, Proposer
+
+__all__ = ["Ensemble", "ModelSpec", "PlanError", "parse_weights", "plan", "split"]
+
+
+class PlanError(ValueError):
+    """A model list that cannot be used; `flag` names the option at fault."""
+
+    def __init__(self, flag: str, message: str) -> None:
+        super().__init__(f"{flag}: {message}")
+        self.flag = flag
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One model of the ensemble: its name ("" for the server's first), URL and weight."""
+
+    name: str
+    url: str
+    weight: float
+
+
+def split(text: str | None) -> list[str]:
+    """Returns the items of a comma-separated list, stripped, without empty ones."""
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+def parse_weights(text: str) -> list[float]:
+    """Returns the weights in `text`; raises PlanError unless they are numbers >= 0, not all 0."""
+    values: list[float] = []
+    for item in split(text):
+        try:
+            w = float(item)
+        except ValueError:
+            raise PlanError("--model-weights", f"{item!r} is not a number") from None
+        if not math.isfinite(w) or w < 0:
+            raise PlanError("--model-weights", f"{item!r}: weights must be finite and >= 0")
+        values.append(w)
+    if sum(values) <= 0:
+        raise PlanError("--model-weights", f"{text!r}: the weights are all zero")
+    return values
+
+
+def plan(models: str | None, weights: str | None, urls: str | None) -> list[ModelSpec]:
+    """Returns the ensemble the flags describe; raises PlanError naming the flag at fault.
+
+    `urls` holds one URL for every model, or one per model in the order of `models`.
+    Without `models`, each URL serves its first model (named later, by asking it).
+    """
+    names, addresses = split(models), split(urls)
+    if not addresses:
+        raise PlanError("--llm-url", "no URL given")
+    if not names:
+        names = [""] * len(addresses)
+        models_flag = f"one per --llm-url, {len(addresses)}"
+    else:
+        models_flag = f"--model {','.join(names)}"
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise PlanError("--model", f"{repeated[0]!r} is listed twice")
+    if len(addresses) == 1:
+        addresses *= len(names)
+    elif len(addresses) != len(names):
+        raise PlanError(
+            "--llm-url",
+            f"{len(addresses)} URLs for {len(names)} models ({models_flag}); give one URL "
+            "for all models or one per model, in the same order",
+        )
+    values = parse_weights(weights) if weights else [1.0] * len(names)
+    if len(values) != len(names):
+        raise PlanError(
+            "--model-weights",
+            f"{weights!r} gives {len(values)} weights for {len(names)} model(s) "
+            f"({models_flag}); give one weight per model, in the same order",
+        )
+    return [ModelSpec(n, u, w) for n, u, w in zip(names, addresses, values, strict=True)]
+
+
+class Ensemble:
+    """Sends each request to the proposer of its model and labels the reply with it."""
+
+    kind = "llm"
+
+    def __init__(self, members: Mapping[str, Proposer]) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one model")
+        self.members = dict(members)
+        self.first = next(iter(self.members))
+
+    async def propose(self, request: ProposalRequest) -> Reply:
+        """Returns the reply of the request's model (the first one when none was drawn)."""
+        name = request.model if request.model in self.members else self.first
+        reply = await self.members[name].propose(request)
+        return replace(reply, model=name)

@@ -1,0 +1,169 @@
+"""`minact evolve` with follow-ups, ensembles and the model's context, against the loopback
+OpenAI-compatible server: a copy gets a follow-up naming it, the recorded run replays
+identically, each proposal's model is drawn reproducibly, and bad weights are usage errors."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from minact.cli import app
+from tests.conftest import TINY_TASKS
+from tests.llm_server import LLMServer, Reply
+
+runner = CliRunner()
+CACHE: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One cache for the module: the seeds train once."""
+    CACHE.append(tmp_path_factory.mktemp("novelty-cache"))
+    yield
+    CACHE.pop()
+
+
+def _evolve(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    common = ["--tasks", str(TINY_TASKS), "--cache-dir", str(CACHE[-1]), "--concurrency", "2"]
+    common += ["--runs-dir", str(tmp / "runs"), "--llm-retries", "1"]
+    return runner.invoke(app, ["evolve", *common, *args], env=env)
+
+
+def _run_dir(tmp: Path) -> Path:
+    (run,) = list((tmp / "runs").iterdir())
+    return run
+
+
+def _events(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+
+
+def _copier() -> Any:
+    """The first reply of every conversation copies the gelu seed; then a new function."""
+    lock, count = threading.Lock(), [0]
+
+    def respond(body: dict[str, Any]) -> Reply:
+        with lock:
+            count[0] += 1
+            n = count[0]
+        if len(body["messages"]) == 2:  # the opening request of a proposal
+            return Reply("```python\nimport torch.nn.functional as F\ndef activation(x):\n"
+                         "    return F.gelu(x)\n```")  # fmt: skip
+        return Reply(
+            f"```python\nimport torch\ndef activation(x):\n    return torch.sin({n} * x) + x\n```"
+        )
+
+    return respond
+
+
+def test_a_copy_gets_a_follow_up_naming_it_and_the_record_replays(tmp_path: Path) -> None:
+    with LLMServer(_copier()) as server:
+        first = _evolve(tmp_path / "a", "--budget", "3", "--llm-url", server.url, "--record",
+                        "--json")  # fmt: skip
+        chat = [r.json for r in server.requests if r.path.endswith("/chat/completions")]
+    assert first.exit_code == 0, first.stderr
+    follow = [body["messages"] for body in chat if len(body["messages"]) > 2]
+    assert follow, "no follow-up was sent"
+    assistant, reason = follow[0][2], follow[0][3]
+    assert assistant["role"] == "assistant" and "F.gelu(x)" in assistant["content"]
+    assert reason["role"] == "user" and "identical to gelu = F.gelu(x)" in reason["content"]
+    run = _run_dir(tmp_path / "a")
+    meta = json.loads((run / "run.json").read_text())
+    c = meta["counters"]
+    assert c["follow_ups"] == len(follow) and c["calls"] == len(chat)
+    assert c["follow_up_reasons"] == {"duplicate": c["follow_ups"]}
+    report = (run / "report.md").read_text()
+    assert f"{c['follow_ups']} follow-ups" in report
+    again = _evolve(tmp_path / "b", "--budget", "3", "--replay", str(run / "llm.jsonl"), "--json")
+    assert again.exit_code == 0, again.stderr
+
+    def picks(out: str) -> list[tuple[str, float | None]]:
+        return [(x["code_hash"], x["fitness"]) for x in json.loads(out)["candidates"]]
+
+    def outcomes(r: Path) -> list[tuple[Any, ...]]:
+        return [
+            (e["index"], e["kind"], e["reason"], e["turns"], e["model"])
+            for e in _events(r)
+            if e["event"] == "outcome"
+        ]
+
+    assert picks(first.stdout) == picks(again.stdout)
+    assert outcomes(_run_dir(tmp_path / "b")) == outcomes(run)
+
+
+def _answer(body: dict[str, Any]) -> Reply:
+    n = sum(len(m["content"]) for m in body["messages"]) % 97
+    return Reply(
+        f"```python\nimport torch\ndef activation(x):\n    return torch.tanh({n} * x)\n```"
+    )
+
+
+def test_an_ensemble_on_two_servers_draws_models_reproducibly(tmp_path: Path) -> None:
+    seen = []
+    for name in ("a", "b"):
+        with LLMServer(_answer) as fast, LLMServer(_answer) as strong:
+            env = {"MINACT_MODEL": "fast,strong", "MINACT_MODEL_WEIGHTS": "0.75, 0.25"}
+            urls = f"{fast.url},{strong.url}"
+            result = _evolve(tmp_path / name, "--budget", "8", "--seed", "2", "--llm-url", urls,
+                             env=env)  # fmt: skip
+            asked = [
+                {r.json["model"] for r in s.requests if r.path.endswith("/completions")}
+                for s in (fast, strong)
+            ]
+        assert result.exit_code == 0, result.stderr
+        assert asked == [{"fast"}, {"strong"}]
+        assert "an ensemble of 2 models" in result.stderr and "(75%)" in result.stderr
+        run = _run_dir(tmp_path / name)
+        seen.append([e.get("model") for e in _events(run) if e["event"] == "proposal"])
+        c = json.loads((run / "run.json").read_text())["counters"]
+        assert sum(m["calls"] for m in c["models"].values()) == c["calls"]
+        assert sum(m["new_valid"] for m in c["models"].values()) == c["evaluated"]
+        report = (run / "report.md").read_text()
+        assert "| model | weight | calls |" in report and "| fast |" in report
+    assert seen[0] == seen[1] and set(seen[0]) == {"fast", "strong"}
+
+
+def test_the_prompt_fits_the_context_the_server_reports(tmp_path: Path) -> None:
+    props = {"default_generation_settings": {"n_ctx": 2048}}
+    with LLMServer(_answer, props=props) as server:
+        result = _evolve(tmp_path, "--budget", "2", "--llm-url", server.url, "--max-tokens", "128")
+        chat = [r.json for r in server.requests if r.path.endswith("/chat/completions")]
+    assert result.exit_code == 0, result.stderr
+    fitted = 3 * (2048 - 128) - 2 * 1600
+    assert f"cut from 8000 to {fitted} characters" in result.stderr
+    assert "2048-token context" in result.stderr and "GET /props" in result.stderr
+    for body in chat:  # the opening request fits; each follow-up adds at most 1600 characters
+        turns = (len(body["messages"]) - 2) // 2
+        assert sum(len(m["content"]) for m in body["messages"]) <= fitted + 1600 * turns
+    meta = json.loads((_run_dir(tmp_path) / "run.json").read_text())
+    assert meta["prompt"]["chars"] == fitted and meta["prompt"]["context"] == 2048
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["--model", "a,b", "--model-weights", "0.5"], {}, "1 weights for 2 model"),
+        (["--model", "a,b", "--model-weights", "1,-1"], {}, "finite and >= 0"),
+        (["--model", "a,b", "--model-weights", "0,0"], {}, "all zero"),
+        (["--model", "a,b", "--model-weights", "1,x"], {}, "not a number"),
+        (["--model", "a,b"], {"MINACT_MODEL_WEIGHTS": "1,2,3"}, "3 weights for 2 model"),
+        (["--model", "a,b,c", "--llm-url", "http://127.0.0.1:9/v1,http://127.0.0.1:8/v1"], {},
+         "2 URLs for 3 models"),
+    ],
+    ids=["count", "negative", "zero", "nan", "env-count", "urls"],
+)  # fmt: skip
+def test_bad_model_weights_are_usage_errors_naming_the_flag(
+    tmp_path: Path, args: list[str], env: dict[str, str], says: str
+) -> None:
+    base = {"MINACT_LLM_URL": "http://127.0.0.1:9/v1", **env}
+    result = _evolve(tmp_path, *args, env=base)
+    assert result.exit_code == 2, result.output
+    flag = "--llm-url" if "URLs" in says else "--model-weights"
+    assert flag in result.stderr and says in result.stderr
+    assert not (tmp_path / "runs").exists()
