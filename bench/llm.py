@@ -183,7 +183,7 @@ def figures(run: Path, wall: float, code: int) -> dict[str, Any]:
         "duplicates": c.get("duplicates", 0) + by_reply.get("duplicate", 0),
         "parse_failures": c.get("parse_failures", 0) + by_reply.get("parse_failure", 0),
         "rejected": c.get("rejected", 0) + by_reply.get("rejected", 0),
-        "failed_checks": sum((c.get("failures") or {}).values()),
+        "failed_checks": sum((c.get("failures") or {}).values()) + by_reply.get("failed", 0),
         "llm_errors": c.get("llm_errors", 0),
         "tokens": c.get("prompt_tokens", 0) + c.get("completion_tokens", 0),
         "tokens_estimated": bool(c.get("tokens_estimated")),
@@ -229,6 +229,7 @@ def main() -> int:
     p.add_argument("--work", type=Path, help="keep the runs here (default: a temporary folder)")
     p.add_argument("--store", type=Path, default=Path.home() / ".cache" / "minact-bench")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
+    p.add_argument("--old", action="store_true", help="for minact before follow-ups (d83fbbf)")
     args = p.parse_args(argv)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -238,6 +239,8 @@ def main() -> int:
             weights = qwen_weights(args.store) if args.model == "qwen" else smollm2_weights()
             with server(weights, args.model, args.n_ctx, args.threads, work / "server.log") as url:
                 flags = ["--llm-url", url, "--model", args.model, "--record"]
+                if not args.old:  # llama-cpp-python does not report the context: tell it
+                    flags += ["--context-tokens", str(args.n_ctx)]
                 flags += ["--max-tokens", str(args.max_tokens), "--llm-timeout", "900"]
                 rows.append(evolve(f"{args.model}-s{args.seed}", work, args, flags + extra))
         if args.only != "llm":

@@ -136,6 +136,8 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
         return EvolveOptions(**given)
     # Without a model, the prompt and sampling settings steer nothing.
     free = FREE_ON_RESUME | (_PROMPT_SETTINGS if started.offline or started.replay else set())
+    if started.offline or not (started.llm_url or started.replay):
+        free |= {"follow_ups"}  # the offline mutator is never answered
     for key, value in given.items():
         old = getattr(started, key)
         if value != old and key not in free:

@@ -118,7 +118,7 @@ def _reasons(history: History) -> list[tuple[str, str, int]]:
 
 def _latency(history: History) -> dict[str, float]:
     """Returns seconds per LLM reply and to its first token (mean, median, max)."""
-    replies = [r for r in history.replies.values() if r.attempts > 0]
+    replies = [r for r in history.turns.values() if r.attempts > 0]  # follow-ups included
     if not replies:
         return {}
     seconds = [r.latency for r in replies]

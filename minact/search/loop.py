@@ -12,12 +12,11 @@ log) makes the same choices and reaches the same result. The price is head-of-li
 blocking: one slow reply holds back later proposals' application, not their work.
 
 A proposal is a conversation (search.conversation): a reply that does not parse, is
-rejected by validation, or copies a function the run knew when the proposal was built
-(same code or expression, or, once the worker has probed it, the same behaviour) is
-answered with the reason, up to `follow_ups` times. Every exchange is an LLM call: the
-call cap counts them all. So that the cap never depends on timing, each proposal is
-granted its exchanges when it is built (1 + follow_ups, or what is left under the cap)
-and gives back what it did not use when its outcome is applied.
+rejected, copies a function known when the proposal was built (same code or expression,
+or once probed the same behaviour), or fails a check the model can fix, is answered
+with the reason up to `follow_ups` times; the last reply gives the outcome. The call
+cap counts every exchange; so that it never depends on timing, a proposal is granted
+its exchanges when built and gives back the unused ones when its outcome is applied.
 
 `--budget` counts distinct candidates evaluated (cache hits included); replies that do
 not parse, are rejected by validation, or duplicate an earlier candidate by code or
@@ -303,10 +302,12 @@ class Loop:
         by_code = {s.code_hash: s for s in future.result()}  # EvaluationError propagates
         for k, cand in zip(indices, cands, strict=True):
             score, talk = by_code[cand.code_hash], self.talks[k]
-            # Probed now, the behaviour may turn out to be one the proposal was shown.
-            copy = self.known.same_behaviour(score.behaviour_hash, cand.source, talk.known)
-            if copy is not None and talk.can_follow_up():
-                self._settle(talk, copy)
+            # Probed now, it may have failed a check, or behave as one the proposal was shown.
+            verdict = novelty.failed(score) or self.known.same_behaviour(
+                score.behaviour_hash, cand.source, talk.known
+            )
+            if verdict is not None and talk.can_follow_up():
+                self._settle(talk, verdict)
             else:
                 self._done(replace(self.meta[k], kind="scored", score=score))
 

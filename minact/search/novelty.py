@@ -18,11 +18,23 @@ import warnings
 from dataclasses import dataclass
 
 from minact.candidate import Hash
+from minact.score import Score
 from minact.search.population import Member
 
-__all__ = ["Known", "Verdict", "expression", "expression_key", "feedback", "label"]
+__all__ = [
+    "Known",
+    "Verdict",
+    "expression",
+    "expression_key",
+    "failed",
+    "feedback",
+    "label",
+]
 
 _MAX_LINE = 160
+# Failures the model can fix: the worker's checks (and training) say what went wrong.
+# A timeout or a crash says nothing the model could act on.
+_FIXABLE = {"invalid", "error", "bad_output", "nonfinite", "not_pointwise", "too_costly"}
 _COMMUTATIVE = (ast.Add, ast.Mult, ast.BitAnd, ast.BitOr)
 
 
@@ -31,7 +43,7 @@ class Verdict:
     """Why a reply gives no new candidate: its kind, the reason, and the text at fault.
 
     Attributes:
-        kind: "parse_failure", "rejected" or "duplicate".
+        kind: "parse_failure", "rejected", "duplicate" or "failed" (scored, it failed).
         reason: what the model is told (and the event log keeps).
         source: the reply's candidate source, or the reply text when it did not parse.
     """
@@ -185,8 +197,21 @@ class Known:
         return None
 
 
+def failed(score: Score) -> Verdict | None:
+    """Returns a verdict for a scored candidate that failed in a way its author can fix."""
+    if score.ok or score.status not in _FIXABLE:
+        return None
+    return Verdict("failed", f"{score.status}: {score.reason}", score.source)
+
+
 def feedback(v: Verdict) -> str:
     """Returns the follow-up message for a reply that gave no new candidate."""
+    if v.kind == "failed":
+        return (
+            f"Your function failed when it was run: {v.reason}. Fix it (on tensors use "
+            "torch functions; math only for constants such as math.pi) and reply with the "
+            "complete function in one ```python block."
+        )
     if v.kind == "duplicate":
         return (
             f"Your function is {v.reason}. A copy is wasted: it cannot improve the search. "

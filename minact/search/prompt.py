@@ -55,7 +55,8 @@ def _contract(lab: Lab) -> str:
         f"{lab.max_cost:g}x GELU in elementwise operations.\n"
         "Use only `torch`, `torch.nn.functional as F` and `math` (e.g. torch.sin, torch.cos, "
         "torch.exp, torch.tanh, torch.sigmoid, torch.sinc, torch.erf, torch.where, torch.clamp, "
-        "F.gelu, F.silu, F.softplus, F.elu, math.pi). No other imports, no while loops (only "
+        "F.gelu, F.silu, F.softplus, F.elu, math.pi); `math` functions take numbers, not "
+        "tensors: use them for constants only. No other imports, no while loops (only "
         "`for i in range(N)` with N <= 64), no I/O, no names starting with '_', no in-place "
         "changes to x.\n"
         "Reply with ONE ```python code block holding the complete function, and nothing else "
@@ -163,6 +164,13 @@ class Prompt:
     cut: dict[str, int]
 
 
+def _failure_line(f: Failure) -> str:
+    line = f"RECENT FAILURE ({f.kind}): {f.reason[:300]}"
+    if f.source.lstrip().startswith(("def ", "import ", "from ")):
+        line += f" — in: {novelty.expression(f.source)}"
+    return line
+
+
 def _scored_list(catalogue: list[Member]) -> list[str]:
     return [f"- {novelty.label(m)}" for m in catalogue]
 
@@ -215,16 +223,8 @@ def build_prompt(
         sections.append(("scored list", _scored_list(catalogue), header))
     if inspiration is not None:
         sections.append(("inspiration", [_block("INSPIRATION", inspiration)], ""))
-    sections.append(
-        (
-            "failures",
-            [
-                f"RECENT FAILURE ({f.kind}): {f.reason}\n```python\n{f.source[:600]}\n```"
-                for f in reversed(failures)
-            ],
-            "",
-        )
-    )
+    # One line each: small models copy whatever code they are shown, broken code included.
+    sections.append(("failures", [_failure_line(f) for f in reversed(failures)], ""))
     sections.append(("other candidates", [_block("ANOTHER CANDIDATE", m) for m in diverse], ""))
     budget = max_chars - len(system) - len(head) - len(ask) - 4
     kept: list[str] = []

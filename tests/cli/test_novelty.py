@@ -167,3 +167,17 @@ def test_bad_model_weights_are_usage_errors_naming_the_flag(
     flag = "--llm-url" if "URLs" in says else "--model-weights"
     assert flag in result.stderr and says in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_resume_keeps_the_follow_ups_and_the_weights(tmp_path: Path) -> None:
+    with LLMServer(_answer) as server:
+        first = _evolve(tmp_path, "--budget", "2", "--llm-url", server.url, "--run-id", "r")
+        assert first.exit_code == 0, first.stderr
+        run = str(tmp_path / "runs" / "r")
+        for flag, value in (("--follow-ups", "0"), ("--model-weights", "1")):
+            result = _evolve(tmp_path, "--resume", run, flag, value)
+            assert result.exit_code == 1 and f"{flag} " in result.stderr, result.stderr
+        again = _evolve(tmp_path, "--resume", run, "--budget", "3")
+    assert again.exit_code == 0, again.stderr
+    options = json.loads((tmp_path / "runs" / "r" / "run.json").read_text())["options"]
+    assert options["follow_ups"] == 2 and options["budget"] == 3

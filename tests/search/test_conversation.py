@@ -82,6 +82,22 @@ def test_a_copy_is_answered_in_the_same_conversation_with_what_it_copies(tiny_la
     assert first_outcome["kind"] == "evaluated" and first_outcome["turns"] == 3
 
 
+def test_a_candidate_that_fails_a_check_is_answered_with_the_failure(tiny_lab: Lab) -> None:
+    def log_first(request: ProposalRequest) -> Reply:
+        if request.turn == 0:
+            return Reply(fenced(f"torch.log({request.index + 2} * x)"))  # nonfinite (fake)
+        return Reply(fenced(f"torch.sin({request.index + 2} * x)"))
+
+    proposer = ScriptedProposer(log_first)
+    summary, _ = _run(tiny_lab, SearchConfig(budget=3, seed=1, follow_ups=1), proposer)
+    answer = next(r for r in proposer.requests if r.turn == 1).messages[-1]["content"]
+    assert "failed when it was run: nonfinite: f(x) is not finite" in answer
+    assert summary.counters.follow_up_reasons == {"failed": 3} and not summary.counters.failures
+    # With no follow-up left, the failure is the outcome, as before.
+    once, _ = _run(tiny_lab, SearchConfig(budget=3, seed=1), ScriptedProposer(log_first))
+    assert once.counters.failures == {"nonfinite": 3}
+
+
 def test_without_follow_ups_a_copy_is_a_duplicate_outcome(tiny_lab: Lab) -> None:
     summary, events = _run(tiny_lab, SearchConfig(budget=3, seed=1), ScriptedProposer(_copier))
     assert summary.counters.follow_ups == 0 and summary.counters.duplicates >= 1
