@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from minact.errors import ConfigError
 from minact.search.loop import SearchConfig
-from minact.search.prompt import fit_to_context
+from minact.search.prompt import conversation_room, fit_to_context
 from minact.search.proposers import (
     OfflineProposer,
     Proposer,
@@ -115,7 +115,8 @@ def fitted(config: SearchConfig, options: EvolveOptions, described: dict[str, An
     tokens, name, where = min(contexts)
     chars, note = fit_to_context(config.prompt_chars, tokens, options.max_tokens, config.follow_ups)
     described["prompt"] = {"chars": chars, "context": tokens, "note": f"{note} ({name}, {where})"}
-    return replace(config, prompt_chars=chars)
+    room = conversation_room(tokens, options.max_tokens)
+    return replace(config, prompt_chars=chars, context_chars=room)
 
 
 def describe(described: Mapping[str, Any]) -> str:

@@ -46,6 +46,7 @@ class SearchConfig:
     follow_ups: int = 0  # answers to a bad reply, in the same conversation (LLM proposers)
     models: tuple[str, ...] = ()  # an ensemble: each proposal draws one
     model_weights: tuple[float, ...] = ()  # how often each is drawn (empty: equally)
+    context_chars: int = 0  # what one conversation may hold (0: unknown, no limit)
 
     @property
     def lookahead(self) -> int:

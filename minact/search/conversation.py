@@ -20,13 +20,19 @@ from minact.candidate import Candidate, Hash
 from minact.lab.task import Lab
 from minact.search import novelty
 from minact.search.population import Member, Population
-from minact.search.prompt import STYLES, ParseFailure, build_prompt, parse_reply
+from minact.search.prompt import (
+    FOLLOW_UP_CHARS,
+    STYLES,
+    ParseFailure,
+    build_prompt,
+    parse_reply,
+)
 from minact.search.proposers import ProposalRequest
 from minact.validate import validate
 
 __all__ = ["Conversation", "Opening", "open_conversation"]
 
-_ASSISTANT_CHARS = 1200  # a longer reply is shown back as its code block only
+_ASSISTANT_CHARS = 600  # a longer reply is shown back as its code block only
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,7 @@ class Conversation:
         known: how many members the run knew when the proposal was built; verdicts
             compare against those only, so they never depend on reply timing.
         seed: the run's seed; follow-up turns get generators derived from it.
+        room: the characters the model's context holds for the messages (0: no limit).
         said: the text of the last reply.
     """
 
@@ -67,6 +74,7 @@ class Conversation:
     allowance: int
     known: int
     seed: int
+    room: int = 0
     said: str = ""
 
     @property
@@ -75,8 +83,11 @@ class Conversation:
         return self.request.turn
 
     def can_follow_up(self) -> bool:
-        """Returns whether one more exchange fits this proposal's allowance."""
-        return self.request.turn + 1 < self.allowance
+        """Returns whether one more exchange fits the allowance and the model's context."""
+        if self.request.turn + 1 >= self.allowance:
+            return False
+        size = sum(len(m["content"]) for m in self.request.messages)
+        return not self.room or size + FOLLOW_UP_CHARS <= self.room
 
     def verdict(self, text: str, known: novelty.Known) -> Candidate | novelty.Verdict:
         """Returns the new candidate in reply `text`, or why there is none."""

@@ -224,7 +224,8 @@ class Loop:
         self.counters.add_prompt_cuts(opening.cut)
         self.record({"event": "proposal", "index": k, "island": island, "parent": meta.parent,
                      "other": other, "proposer": meta.origin, **opening.to_event()})  # fmt: skip
-        talk = Conversation(k, request, self.granted[k], self.known.size, self.config.seed)
+        talk = Conversation(k, request, self.granted[k], self.known.size, self.config.seed,
+                            self.config.context_chars)  # fmt: skip
         self.talks[k] = talk
         self._ask(talk)
 
@@ -273,8 +274,9 @@ class Loop:
                 replace(meta, kind=verdict.kind, reason=verdict.reason, source=verdict.source)
             )
             return
-        self.record({"event": "follow_up", "index": k, "turn": talk.turn, "kind": verdict.kind,
-                     "reason": verdict.reason, "source": verdict.source})  # fmt: skip
+        if (k, talk.turn) not in self.history.follow_ups:  # a resume logged it already
+            self.record({"event": "follow_up", "index": k, "turn": talk.turn, "kind": verdict.kind,
+                         "reason": verdict.reason, "source": verdict.source})  # fmt: skip
         self.counters.add_follow_up(verdict.kind)
         talk.follow_up(verdict)
         self._ask(talk)

@@ -105,6 +105,16 @@ def test_without_follow_ups_a_copy_is_a_duplicate_outcome(tiny_lab: Lab) -> None
     assert dup["reason"].startswith("identical to gelu")
 
 
+def test_no_follow_up_is_sent_past_the_models_context(tiny_lab: Lab) -> None:
+    roomy = SearchConfig(budget=3, seed=1, follow_ups=2, context_chars=100_000)
+    tight = SearchConfig(budget=3, seed=1, follow_ups=2, context_chars=3000)  # opening only
+    asked, _ = _run(tiny_lab, roomy, ScriptedProposer(_copier))
+    proposer = ScriptedProposer(_copier)
+    cramped, _ = _run(tiny_lab, tight, proposer)
+    assert asked.counters.follow_ups > 0 and cramped.counters.follow_ups == 0
+    assert all(r.turn == 0 for r in proposer.requests)
+
+
 def test_the_call_cap_counts_follow_ups_whatever_the_timing(tiny_lab: Lab) -> None:
     def always_gelu(request: ProposalRequest) -> Reply:
         return Reply(fenced("F.gelu(x)"))
@@ -148,6 +158,8 @@ def test_resume_in_the_middle_of_a_conversation(tiny_lab: Lab) -> None:
     assert resumed.counters.to_dict() == whole.counters.to_dict()
     assert (3, 0) not in {(r.index, r.turn) for r in proposer.requests}  # not asked again
     assert _outcomes(cut + new_events) == _outcomes(events)
+    logged = [(e["index"], e["turn"]) for e in cut + new_events if e["event"] == "follow_up"]
+    assert len(logged) == len(set(logged))  # nothing logged twice
 
 
 def test_the_offline_mutator_gets_no_follow_ups(tiny_lab: Lab) -> None:
