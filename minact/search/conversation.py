@@ -163,10 +163,11 @@ def open_conversation(
     exclude |= {m.score.code_hash for m in top if m.score.code_hash}
     diverse = population.diverse(2, rng, exclude)
     style = rng.choice(sorted(STYLES))
-    inspiration = other if style == "compose" and other not in top else None
     shown = {m.score.code_hash for m in [parent, *top, *diverse] if m.score.code_hash}
-    if inspiration is not None and inspiration.score.code_hash:
-        shown.add(inspiration.score.code_hash)
+    inspiration = None
+    if style == "compose" and other is not None and other.score.code_hash not in shown:
+        inspiration = other  # the second parent, for the model to combine with the first
+        shown.add(other.score.code_hash)  # type: ignore[arg-type]
     prompt = build_prompt(
         lab,
         parent,
