@@ -248,7 +248,7 @@ class Loop:
         if self.proposer.kind != "offline":
             exclude = {h for h in (parent.score.code_hash, parent.score.behaviour_hash) if h}
             top = self.population.top(3, exclude)
-            exclude |= {m.score.code_hash for m in top if m.score.code_hash}
+            exclude |= {h for m in top for h in (m.score.code_hash, m.score.behaviour_hash) if h}
             messages = build_messages(
                 self.lab,
                 parent,

@@ -133,13 +133,13 @@ class Population:
         return out
 
     def diverse(self, k: int, rng: random.Random, exclude: set[Hash]) -> list[Member]:
-        """Returns up to k members from outside the top, drawn uniformly."""
-        ranked = [
+        """Returns up to k members drawn uniformly from those whose code and behaviour are
+        not in `exclude` (the caller excludes the parent and the top it shows)."""
+        rest = [
             m
             for m in self.ranked()
             if m.score.code_hash not in exclude and m.score.behaviour_hash not in exclude
         ]
-        rest = ranked[k:]
         return rng.sample(rest, min(k, len(rest)))
 
     def failures(self, k: int) -> list[Failure]:

@@ -145,6 +145,44 @@ def test_evolve_against_a_real_server_keeps_the_key_secret(tmp_path: Path) -> No
     assert not Path("/tmp/pwned").exists()
 
 
+def test_first_token_times_and_retry_reasons_reach_the_log_and_the_reports(
+    tmp_path: Path,
+) -> None:
+    # One proposal at a time, each answered by a 503 first and then by a reply: every
+    # reply is a retry's, with one retry reason.
+    count = itertools.count()
+    lock = threading.Lock()
+
+    def respond(body: dict[str, Any]) -> Any:
+        with lock:
+            n = next(count)
+        if n % 2 == 0:
+            return Status(503, {"error": {"message": "overloaded"}}, {"retry-after": "0"})
+        body = f"torch.tanh(x) * {1 + n / 10}"
+        return Reply(f"```python\nimport torch\ndef activation(x):\n    return {body}\n```")
+
+    with LLMServer(respond) as server:
+        result = _evolve(tmp_path, "--budget", "2", "--concurrency", "1", "--llm-url", server.url)
+    assert result.exit_code == 0, result.stderr
+    run = _run_dir(tmp_path)
+    replies = [e["reply"] for e in _events(run) if e["event"] == "reply"]
+    assert len(replies) >= 2
+    for reply in replies:
+        assert reply["attempts"] == 2
+        assert reply["retry_reasons"] == ["503 Service Unavailable: overloaded"]
+        assert isinstance(reply["first_token"], float) and reply["first_token"] >= 0
+    md = (run / "report.md").read_text()
+    html = (run / "report.html").read_text()
+    assert "first token after" in md and "first token after" in html
+    assert "## LLM attempts retried, by reason" in md
+    assert f"| {len(replies)} | 503 Service Unavailable: overloaded |" in md
+    assert "LLM attempts retried, by reason" in html
+    assert (
+        f'<tr><td class="n">{len(replies)}</td><td>503 Service Unavailable: overloaded</td></tr>'
+        in html
+    )
+
+
 def test_a_recorded_run_replays_identically_without_a_server(tmp_path: Path) -> None:
     with LLMServer(_llm_script()) as server:
         first = _evolve(

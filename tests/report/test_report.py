@@ -280,7 +280,7 @@ def test_markdown_reads_as_text_and_links_plot_files_that_exist(
     assert "- ancestry: gelu → c0 → c4" in md
     assert "- c1: nonfinite — " + BAD_REASON in md
     assert "| parse_failure | 1 | the reply holds no ```python block |" in md
-    assert "- LLM latency per reply: mean 2.2 s, median 1.0 s, max 6.0 s" in md
+    assert "- LLM latency per reply: mean 2.20 s, median 1.00 s, max 6.00 s" in md
     # The hostile reply is quoted inside a fence that its own backticks cannot close.
     block = md[md.index("The reply that made it:") :]
     assert block.split("\n")[2] == "````text" and HOSTILE in block
