@@ -146,6 +146,32 @@ def test_rescore_reuses_cached_pairs_and_shows_old_fitness(finished_run: dict[st
     assert "| was |" in report.read_text()
 
 
+def test_rescore_writes_beside_the_runs_never_into_the_current_directory(
+    finished_run: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    other = str(ASSETS / "other_tasks.toml")
+    best = _best(finished_run)["code_hash"][:10]
+    target = finished_run["runs"] / "rescore-other_tasks"
+    for args in ([best], ["--all-cached"]):
+        result = _invoke(finished_run, "rescore", *args, "--tasks", other)
+        assert result.exit_code == 0, result.stderr
+        assert f"{target}/report.md" in result.stderr
+        assert (target / "ranking.json").is_file() and (target / "report.md").is_file()
+    chosen = tmp_path / "chosen"
+    result = _invoke(finished_run, "rescore", best, "--tasks", other, "--out", str(chosen))
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in chosen.iterdir()) == ["ranking.json", "report.md"]
+    assert list(cwd.iterdir()) == []
+    # A rescore's report says what it is; it has no run status, budget or seed to show.
+    md = (target / "report.md").read_text()
+    assert md.startswith("# minact rescore\n\n- candidates from: cache\n- lab: ")
+    header = md.split("| #")[0]
+    assert "None" not in header and "status" not in header and "budget" not in header
+
+
 def test_rescore_needs_exactly_one_lab(finished_run: dict[str, Path]) -> None:
     result = _invoke(finished_run, "rescore")
     assert result.exit_code == 1 and "exactly one of --tasks" in result.stderr
