@@ -120,6 +120,24 @@ def test_export_writes_an_importable_matching_module(
     assert bad.exit_code == 2
 
 
+def test_an_exported_file_scores_as_the_same_candidate_from_the_cache(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    best = _best(finished_run)
+    target = tmp_path / "exported.py"
+    result = _invoke(finished_run, "export", best["code_hash"][:10], "-o", str(target))
+    assert result.exit_code == 0, result.stderr
+    assert f"def act_{best['code_hash'][:8]}(x" in target.read_text()
+    cache = str(finished_run["cache"])
+    scored = runner.invoke(
+        app, ["score", str(target), "--tasks", str(TINY_TASKS), "--cache-dir", cache, "--json"]
+    )
+    assert scored.exit_code == 0, scored.stderr
+    entry = next(c for c in json.loads(scored.stdout)["candidates"] if c["name"] == "exported")
+    assert (entry["status"], entry["code_hash"], entry["cached"]) == ("ok", best["code_hash"], True)
+    assert entry["fitness"] == best["fitness"]
+
+
 def _result_keys(cache: Path) -> set[str]:
     with diskcache.Cache(str(cache)) as c:
         return {k for k in c.iterkeys() if isinstance(k, str) and k.startswith("res/")}
