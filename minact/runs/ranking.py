@@ -1,6 +1,6 @@
 """The ranking document (ranking.json, `score --json`): scores in, plain JSON data out.
 
-Field names are a contract (design.md §3): keep them stable once landed. Successful
+Field names are a contract (README.md lists them): keep them stable once landed. Successful
 candidates come first, best fitness first, equal fitness sharing a rank; failures
 follow with `rank` null, `status` naming the failure kind and `reason` saying why.
 """
@@ -59,7 +59,7 @@ class _Entry(TypedDict):
 
 
 class RankingEntry(_Entry, total=False):
-    """One row of ranking.json (design.md §3: the field names are a contract).
+    """One row of ranking.json (the field names are a contract: README.md lists them).
 
     The required fields come from the candidate's Score; a run adds its lineage (index,
     origin, island, note) and a rescore the fitness on the lab it came from.

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -109,18 +110,13 @@ class WorkerProcess:
         pid = self._proc.pid
         self._replies = queue.Queue()
         self._stderr = collections.deque(maxlen=40)
-        threading.Thread(
-            target=_read_replies,
-            args=(self._proc.stdout, self._replies),
-            name=f"worker-{pid}-stdout",
-            daemon=True,
-        ).start()
-        threading.Thread(
-            target=_read_stderr,
-            args=(self._proc.stderr, self._stderr),
-            name=f"worker-{pid}-stderr",
-            daemon=True,
-        ).start()
+        readers: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [
+            ("stdout", _read_replies, (self._proc.stdout, self._replies)),
+            ("stderr", _read_stderr, (self._proc.stderr, self._stderr)),
+        ]
+        for stream, read, args in readers:
+            name = f"worker-{pid}-{stream}"
+            threading.Thread(target=read, args=args, name=name, daemon=True).start()
 
     def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Returns the worker's reply to `message`; raises WorkerTimeout or WorkerCrashed."""

@@ -7,7 +7,7 @@ for selection. Every `migration_interval` outcomes, each island's best moves to 
 next island (a ring), as in FunSearch and OpenEvolve. All randomness comes from the
 `random.Random` the caller passes in, so a run is reproducible from its seed.
 
-The loop in search.py is the only writer; nothing here needs a lock.
+The search loop (minact.search.loop) is the only writer; nothing here needs a lock.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from minact.cli import app
 from tests.conftest import TINY_TASKS
-from tests.llm_server import LLMServer, Reply, Status
+from tests.llm_server import LLMServer, Reply, Status, numbered_replies
 
 runner = CliRunner()
 SECRET = "sk-test-secret-never-written-0123456789"
@@ -206,21 +206,6 @@ def test_a_recorded_run_replays_identically_without_a_server(tmp_path: Path) -> 
     assert picks(first.stdout) == picks(again.stdout)
 
 
-def _distinct_replies() -> Any:
-    """Returns a responder whose every reply is a new candidate."""
-    count = itertools.count()
-    lock = threading.Lock()
-
-    def respond(body: dict[str, Any]) -> Any:
-        with lock:
-            n = next(count)
-        return Reply(
-            f"```python\nimport torch\ndef activation(x):\n    return torch.tanh(x) * {2 + n}\n```"
-        )
-
-    return respond
-
-
 NO_LLM_ENV: dict[str, str | None] = {"MINACT_LLM_URL": None, "MINACT_MODEL": None}
 
 
@@ -228,7 +213,7 @@ def test_resume_restores_every_setting_and_refuses_to_change_the_search(tmp_path
     started = ["--concurrency", "1", "--model", "m1", "--temperature", "0.3"]
     started += ["--max-tokens", "99", "--prompt-chars", "500", "--max-calls", "7"]
     run = tmp_path / "runs" / "r"
-    with LLMServer(_distinct_replies()) as server:
+    with LLMServer(numbered_replies(lambda k: f"torch.tanh(x) * {2 + k}")) as server:
         first = _evolve(
             tmp_path, "--budget", "2", "--llm-url", server.url, *started, "--run-id", "r",
             env=NO_LLM_ENV,
