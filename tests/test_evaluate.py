@@ -128,7 +128,10 @@ def test_a_hanging_candidate_times_out_while_probed(tiny_lab: Lab, cache: Fitnes
     # count; only the wall-clock limit stops it.
     hang = validate("def activation(x):\n    n = 10 ** 8\n    return x * 10 ** n\n", name="hang")
     assert isinstance(hang, Candidate)
-    config = EvaluatorConfig(admit_timeout=3.0)
+    # The deadline also covers a fresh worker's first request, which imports and warms up
+    # the probing code (about 2 s on a busy 2-core machine): 10 s leaves room for that, and
+    # the hang takes far longer.
+    config = EvaluatorConfig(admit_timeout=10.0)
     started = time.monotonic()
     with Evaluator(tiny_lab, cache, config) as ev:
         out = _by_name(ev.score([hang, seeds.seed_candidate("gelu")]))

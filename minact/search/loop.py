@@ -202,6 +202,10 @@ class Loop:
         """Cancels the requests in flight and interrupts the evaluation in progress."""
         for task in self.inflight:
             task.cancel()
+        # The batch being scored ends in the pool's thread, with the interruption's error:
+        # nobody waits for it any more, and a cancelled future drops it.
+        if self.evaluating is not None:
+            self.evaluating[0].cancel()
         # Also while the seeds are scored: the worker thread must not start a new worker.
         self.evaluator.interrupt()
 
