@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from minact.candidate import Hash
 from minact.score import Score
@@ -17,13 +17,7 @@ __all__ = ["OUTCOME_KINDS", "Counters", "Outcome", "OutcomeKind", "Reply", "from
 
 # What became of a proposal once applied, in proposal order.
 OutcomeKind = Literal["evaluated", "parse_failure", "rejected", "duplicate", "llm_error"]
-OUTCOME_KINDS: tuple[OutcomeKind, ...] = (
-    "evaluated",
-    "parse_failure",
-    "rejected",
-    "duplicate",
-    "llm_error",
-)
+OUTCOME_KINDS: tuple[OutcomeKind, ...] = get_args(OutcomeKind)
 
 
 @dataclass(frozen=True, slots=True)

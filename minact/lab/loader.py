@@ -3,7 +3,7 @@
 `load_lab` is the only caller of tomllib. Every error names the file, the task (by name
 and position), the key and the bad value.
 
-A [[task]] may set `kind` (tasks.py describes the kinds): "regression" (the default) and
+A [[task]] may set `kind` (minact.lab.task describes the kinds): "regression" (the default) and
 "classification" take a `target`; "set" takes `element`, `aggregate`, `size` and `test_size`
 instead. A set task ignores the [lab] test box: its OOD sets draw their elements from the train
 box unless the task gives its own `test`, and then from that box minus the train box.

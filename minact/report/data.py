@@ -17,6 +17,7 @@ __all__ = [
     "ancestry",
     "display_name",
     "fmt",
+    "latency_text",
     "made_by",
     "partner",
     "run_facts",
@@ -48,6 +49,8 @@ class ReportData:
             candidate and for evaluated candidates that failed, most frequent first.
         latency: seconds per LLM reply: {"mean", "median", "max"} and, where the replies
             carried it, "first_token_median"; empty without an LLM.
+        retries: (reason, count) of the LLM attempts that failed and were retried within
+            a call that then got its reply, most frequent first.
         curves: {code hash: (x, f, df)}; candidates without one are not plotted.
         tasks: the lab's tasks as `Task.to_dict` gives them, when the lab file was
             readable; else the ranking's task summaries.
@@ -63,6 +66,7 @@ class ReportData:
     counters: dict[str, Any]
     reasons: list[tuple[str, str, int]] = field(default_factory=list)
     latency: dict[str, float] = field(default_factory=dict)
+    retries: list[tuple[str, int]] = field(default_factory=list)
     curves: dict[str, tuple[list[float], list[float], list[float]]] = field(default_factory=dict)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -130,6 +134,19 @@ def made_by(lin: Lineage | None) -> str:
     return text + (f": {lin.note}" if lin.note else "")
 
 
+def latency_text(latency: Mapping[str, float]) -> str:
+    """Returns the seconds per LLM reply, and to its first token where known, as one line."""
+    if not latency:
+        return "—"
+    text = (
+        f"mean {latency['mean']:.2f} s, median {latency['median']:.2f} s, "
+        f"max {latency['max']:.2f} s"
+    )
+    if "first_token_median" in latency:
+        text += f"; first token after {latency['first_token_median']:.2f} s (median)"
+    return text
+
+
 def uses_llm(run: Mapping[str, Any]) -> bool:
     """Returns whether a run's proposals came from a language model (its own, or replayed)."""
     return run.get("proposer") in ("llm", "replay")
@@ -161,21 +178,13 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
         ("evaluated but failed", str(sum((c.get("failures") or {}).values()))),
     ]
     if uses_llm(run):
-        lat = data.latency
         tokens = f"{c.get('prompt_tokens', 0)} prompt + {c.get('completion_tokens', 0)} completion"
-        latency = "—"
-        if lat:
-            latency = (
-                f"mean {lat['mean']:.2f} s, median {lat['median']:.2f} s, max {lat['max']:.2f} s"
-            )
-            if "first_token_median" in lat:
-                latency += f"; first token after {lat['first_token_median']:.2f} s (median)"
         facts += [
             ("LLM errors", str(c.get("llm_errors", 0))),
             ("LLM calls", f"{c.get('calls', 0)} ({c.get('retries', 0)} retries)"),
             ("tokens", tokens + (" (estimated)" if c.get("tokens_estimated") else "")),
             ("LLM waiting", f"{c.get('llm_seconds', 0.0):.1f} s"),
-            ("LLM latency per reply", latency),
+            ("LLM latency per reply", latency_text(data.latency)),
         ]
     device = " ".join(str(worker.get(k) or "") for k in ("device_name", "torch")).strip()
     facts += [

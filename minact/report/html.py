@@ -23,6 +23,7 @@ from minact.report.data import (
     made_by,
     partner,
     run_facts,
+    uses_llm,
 )
 
 __all__ = ["render_run_html"]
@@ -101,5 +102,6 @@ def render_run_html(data: ReportData, figures: Mapping[str, str]) -> str:
         tasks=[t["name"] for t in data.ranking["tasks"]],
         plotted=[c for h in data.baselines if (c := data.candidate(h))],
         facts=run_facts(data),
+        retries=data.retries if uses_llm(run) else [],
         lab_tasks=_lab_rows(data),
     )

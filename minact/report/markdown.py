@@ -17,6 +17,7 @@ from minact.report.data import (
     ancestry,
     display_name,
     fmt,
+    latency_text,
     made_by,
     partner,
     uses_llm,
@@ -151,11 +152,7 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
     doc = data.ranking
     lines = _header_lines(doc, data.counters)[:-1]
     if data.latency:
-        lat = data.latency
-        lines.append(
-            f"- LLM latency per reply: mean {lat['mean']:.1f} s, median {lat['median']:.1f} s, "
-            f"max {lat['max']:.1f} s"
-        )
+        lines.append(f"- LLM latency per reply: {latency_text(data.latency)}")
     lines += [f"- warning: {w}" for w in data.warnings]
     lines += ["", "## Ranking", "", *_ranking_lines(doc, data.shown())]
     if figures:
@@ -199,4 +196,8 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
         lines += ["", "## Proposals that did not make a ranked candidate, by reason", ""]
         lines += ["| kind | count | reason |", "|---|---|---|"]
         lines += [f"| {_cell(k)} | {n} | {_cell(r)[:160]} |" for k, r, n in data.reasons]
+    if data.retries and uses_llm(doc["run"] or {}):
+        lines += ["", "## LLM attempts retried, by reason", ""]
+        lines += ["| count | reason |", "|---|---|"]
+        lines += [f"| {n} | {_cell(r)[:160]} |" for r, n in data.retries]
     return "\n".join(lines) + "\n"

@@ -12,7 +12,7 @@ results agree within float rounding (amplified by training). Inputs with fewer
 variables than the widest task are zero-padded; padded weights get zero gradients and stay
 inert.
 
-Models and losses per task kind (tasks.py):
+Models and losses per task kind (minact.lab.task):
 - regression: MLP of `depth` hidden layers of `width`, the activation after each; MSE.
 - classification: the same MLP giving a logit; binary cross-entropy with logits.
 - set (DeepSets): phi, `depth` hidden layers with the activation, applied to each element;

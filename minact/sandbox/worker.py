@@ -14,8 +14,9 @@ candidate or a library prints cannot corrupt the protocol. Requests:
 `curves` answers {"x": [...], "f": [...], "df": [...]} (float64, f' by autograd,
 non-finite values as null) or {"error": "..."} per item, for the report's plots.
 
-Replies carry {"ok": true, ...} or {"ok": false, "error": "..."} for requests that are
-malformed. A failure of the worker itself (crash, hang) is the parent's to handle.
+Replies carry {"ok": true, ...}, or {"ok": false, "error": "..."} for a request that is
+malformed or that its handler raised on (the worker then serves the next one). A failure of
+the worker itself (crash, hang) is the parent's to handle.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 __all__ = ["main"]
 
 MAX_CURVE_POINTS = 10_001
+
+_Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def _limit_memory(nbytes: int) -> None:
@@ -170,21 +174,31 @@ def _serve(requests: IO[str], replies: IO[str]) -> None:
         "curves": session.curves,
     }
     for line in requests:
-        try:
-            req = json.loads(line)
-            op = req["op"]
-        except (ValueError, KeyError, TypeError) as e:
-            reply: dict[str, Any] = {"ok": False, "error": f"malformed request: {e}"}
-        else:
-            if op == "exit":
-                return
-            handler = handlers.get(op)
-            if handler is None:
-                reply = {"ok": False, "error": f"unknown op {op!r}"}
-            else:
-                reply = handler(req)
+        reply = _answer(handlers, line)
+        if reply is None:
+            return
         replies.write(json.dumps(reply, allow_nan=True) + "\n")
         replies.flush()
+
+
+def _answer(handlers: Mapping[str, _Handler], line: str) -> dict[str, Any] | None:
+    """Returns the reply to one request line, or None for an exit request."""
+    try:
+        req = json.loads(line)
+        op = req["op"]
+    except (ValueError, KeyError, TypeError) as e:
+        return {"ok": False, "error": f"malformed request: {type(e).__name__}: {e}"}
+    if op == "exit":
+        return None
+    handler = handlers.get(op) if isinstance(op, str) else None
+    if handler is None:
+        return {"ok": False, "error": f"unknown op {op!r}"}
+    # A request its handler raises on (a missing or mistyped field) is answered like any
+    # malformed one, and the worker serves on; candidate code has its own boundaries inside.
+    try:
+        return handler(req)
+    except Exception as e:
+        return {"ok": False, "error": f"{op} request failed: {type(e).__name__}: {e}"[:500]}
 
 
 def main() -> None:

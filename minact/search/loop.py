@@ -202,6 +202,10 @@ class Loop:
         """Cancels the requests in flight and interrupts the evaluation in progress."""
         for task in self.inflight:
             task.cancel()
+        # The batch being scored ends in the pool's thread, with the interruption's error:
+        # nobody waits for it any more, and a cancelled future drops it.
+        if self.evaluating is not None:
+            self.evaluating[0].cancel()
         # Also while the seeds are scored: the worker thread must not start a new worker.
         self.evaluator.interrupt()
 
@@ -248,7 +252,7 @@ class Loop:
         if self.proposer.kind != "offline":
             exclude = {h for h in (parent.score.code_hash, parent.score.behaviour_hash) if h}
             top = self.population.top(3, exclude)
-            exclude |= {m.score.code_hash for m in top if m.score.code_hash}
+            exclude |= {h for m in top for h in (m.score.code_hash, m.score.behaviour_hash) if h}
             messages = build_messages(
                 self.lab,
                 parent,

@@ -316,6 +316,16 @@ def test_lab_errors_name_file_key_and_value(
     assert f"'{key}'" in message and value in message
 
 
+def test_an_unknown_reference_is_a_load_error_naming_file_and_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, f'[lab]\nreference = "swishy"\n{ONE_TASK}')
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'tasks.toml'}: [lab]: key 'reference' ")
+    assert "'swishy'" in message and "relu" in message and "gelu" in message
+    # A known name is accepted in any case, under its canonical name (the lab digest's).
+    assert _load(tmp_path, f'[lab]\nreference = "GELU"\n{ONE_TASK}').reference == "gelu"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
