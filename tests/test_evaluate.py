@@ -13,13 +13,13 @@ import pytest
 
 from minact import seeds
 from minact.cache import FitnessCache
-from minact.candidate import Candidate
+from minact.candidate import Candidate, Rejection
 from minact.errors import EvaluationError
 from minact.evaluate import Evaluator, EvaluatorConfig
 from minact.lab.task import Lab
 from minact.sandbox.process import WorkerProcess, worker_environment
 from minact.score import Score
-from minact.validate import validate
+from minact.validate import code_hash, validate
 
 
 def _cand(body: str, name: str = "") -> Candidate:
@@ -135,10 +135,11 @@ def test_a_timeout_kills_the_worker_and_fails_only_the_candidate(
 
 
 def test_a_hanging_candidate_times_out_while_probed(tiny_lab: Lab, cache: FitnessCache) -> None:
-    # Python integer arithmetic through a local escapes the static checks and the FLOP
-    # count; only the wall-clock limit stops it.
-    hang = validate("def activation(x):\n    n = 10 ** 8\n    return x * 10 ** n\n", name="hang")
-    assert isinstance(hang, Candidate)
+    # Validation refuses big-integer arithmetic now; built as if validation had missed it, this
+    # candidate tests the last line of defence, the wall-clock limit.
+    source = "def activation(x):\n    n = 10 ** 8\n    return x * 10 ** n\n"
+    assert isinstance(validate(source), Rejection)
+    hang = Candidate(source, code_hash(source), name="hang")
     config = EvaluatorConfig(admit_timeout=3.0)
     started = time.monotonic()
     with Evaluator(tiny_lab, cache, config) as ev:
