@@ -120,6 +120,7 @@ class Results:
         `to_verify` and are left out until verified.
         """
         missing: list[Task] = []
+        key = st.key
         for task in self.lab.tasks:
             d = task.digest()
             if d in st.results:
@@ -128,6 +129,8 @@ class Results:
             if stored is not None and stored.result.status not in TRANSIENT:
                 if self._usable(st, stored, to_verify):
                     st.results[d] = stored.result
+                if st.key != key:  # it collided: look again, under its own key
+                    return self._scan(st, to_verify)
                 continue
             transient = self.cache.get_transient(st.code, d, self._lab)
             if transient is not None and transient[1].final(self.lab.timeout, self._device()):
