@@ -54,16 +54,13 @@ class Resolved:
         results: by task digest.
         collision: the behaviour hash it shared with code it does not reproduce, if any.
         trained: whether it trained anything in this call.
-        verified: producers whose results it was verified to reproduce in this call.
     """
 
     candidate: Candidate
     key: Hash
     results: dict[str, TaskResult] = field(default_factory=dict)
     collision: Hash | None = None
-    collision_reason: str = ""
     trained: bool = False
-    verified: list[Hash] = field(default_factory=list)
 
     @property
     def code(self) -> Hash:
@@ -147,19 +144,22 @@ class Results:
         if producer == st.code or st.key == st.code:
             return True
         if producer is None:
-            self._collide(st, "the code that trained the shared results is unknown")
+            self._collide(st)
             return False
         verdict = self.cache.get_verdict(st.code, producer, self._lab)
         if verdict is None:
             to_verify.setdefault((st.code, producer), []).extend(stored.result.trace)
             return False
         if not verdict[0]:
-            self._collide(st, verdict[1])
+            self._collide(st)
             return False
         return True
 
-    def _collide(self, st: Resolved, reason: str) -> None:
-        """Moves st to its own key: results under its code hash, trained by itself."""
+    def _collide(self, st: Resolved) -> None:
+        """Moves st to its own key: results under its code hash, trained by itself.
+
+        (Why it did not match is kept with the verdict in the cache.)
+        """
         if st.key == st.code:
             return
         # What it trained itself (and its own transient failures) stays its own.
@@ -168,7 +168,7 @@ class Results:
             for d, r in st.results.items()
             if r.status in TRANSIENT or self._producer(st.key, d) == st.code
         }
-        st.collision, st.collision_reason, st.key, st.results = st.key, reason, st.code, kept
+        st.collision, st.key, st.results = st.key, st.code, kept
         for d, r in kept.items():
             if r.status not in TRANSIENT:
                 self.cache.put_result(st.key, d, self._lab, r, st.code)
@@ -197,8 +197,6 @@ class Results:
             pairs, self.worker.verify(items, self._verify_deadline), strict=True
         ):
             self.cache.put_verdict(code, producer, self._lab, match, reason)
-            if match:
-                states[code].verified.append(producer)
         self._progress("verify", len(items), len(items))
 
     # training -----------------------------------------------------------------------
