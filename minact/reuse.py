@@ -126,6 +126,8 @@ class Results:
             if stored is not None and stored.result.status not in TRANSIENT:
                 if self._usable(st, stored, to_verify):
                     st.results[d] = stored.result
+                    if self.cache.get_transient(st.code, d, self._lab) is not None:
+                        self.cache.drop_transient(st.code, d, self._lab)  # superseded
                 if st.key != key:  # it collided: look again, under its own key
                     return self._scan(st, to_verify)
                 continue

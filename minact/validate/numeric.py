@@ -225,17 +225,12 @@ class _Interpreter:
             return _F
         if name in _COMPARE:
             return _B
-        if path == "torch.where":
-            branches = args[1:3] + kwargs[1:]
-            if any(k.kind == BOOLS for k in branches):
-                raise ValidationError(
-                    f"line {line}: torch.where's branches must be values, not comparisons"
-                )
-            if len(branches) == 2 and all(k.kind == INT for k in branches):
-                raise ValidationError(
-                    f"line {line}: torch.where with integer branches makes an integer tensor; "
-                    "write floats (1.0, 0.0)"
-                )
+        if path == "torch.where" or (name == "where" and receiver):
+            # torch.where(condition, input, other), or input.where(condition, other)
+            named = {k.arg: v for k, v in zip(e.keywords, kwargs, strict=True)}
+            values = receiver + args[1:] if receiver else args[1:]
+            values += [named[k] for k in ("input", "other") if k in named]
+            self._where(values, line)
             return _T
         if name == "clone" and receiver:
             return receiver[0]
@@ -246,6 +241,18 @@ class _Interpreter:
                 f"`{called}`; {_BOOL_ADVICE}"
             )
         return _T
+
+    @staticmethod
+    def _where(branches: list[_Kind], line: int) -> None:
+        if any(k.kind == BOOLS for k in branches):
+            raise ValidationError(
+                f"line {line}: torch.where's branches must be values, not comparisons"
+            )
+        if len(branches) == 2 and all(k.kind == INT for k in branches):
+            raise ValidationError(
+                f"line {line}: torch.where with integer branches makes an integer tensor; "
+                "write floats (1.0, 0.0)"
+            )
 
     def _builtin(self, name: str, e: ast.Call, args: list[_Kind], line: int) -> _Kind:
         if name == "float":

@@ -25,6 +25,10 @@ REFUSED = {
     "negated-bool": (fn("return x - (-(x > 0))"), "arithmetic on a comparison"),
     "where-integer-branches": (fn("return torch.where(x > 0, 1, -1) * x"), "integer tensor"),
     "where-bool-branch": (fn("return torch.where(x > 0, x > 1, x)"), "must be values"),
+    "where-integer-keywords": (
+        fn("return x * torch.where(x > 0, input=1, other=0)"),
+        "integer tensor",
+    ),
     "floor-division": (fn("return x // 2"), "`//` on tensors is refused"),
     "floor-division-assign": (fn("y = x", "y //= 3", "return y"), "`//` on tensors"),
     "remainder-operator": (fn("return x % 2.0"), "`%` on tensors is refused"),
@@ -58,6 +62,8 @@ ACCEPTED = {
         "m = torch.logical_and(x > 0, torch.lt(x, 1))", "return torch.where(m, x, 0.0)"
     ),
     "remainder-function": fn("return torch.remainder(x, 2.0)"),
+    "where-method": fn("return x.where(x > 0, 0.1 * x)"),
+    "where-keywords": fn("return torch.where(x > 0, x, other=0.0)"),
     "python-int-arithmetic": fn(
         "y = torch.zeros_like(x)",
         "for k in range(1, 8):",
