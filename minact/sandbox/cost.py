@@ -10,7 +10,8 @@ repeats (one thread's CPU time, on CPU), and admission refuses a candidate slowe
 TIME_FACTOR x max_cost x GELU.
 Measured on a 2-core CPU, forward and backward: the 14 built-ins take 0.4-4x GELU, 60
 offline-mutator children at most 6.2x, `torch.special.i0` 10x, `i1` 22x. The factor leaves
-room for noise on a shared machine and for devices on which relative speeds differ.
+room for noise on a shared machine. Admission runs on CPU on every device, so the verdict
+does not depend on whether the worker trains on CUDA.
 """
 
 from __future__ import annotations
@@ -59,20 +60,16 @@ def count(fn: Activation, x: torch.Tensor) -> tuple[float, int]:
 
 
 def _seconds(fn: Activation, x: torch.Tensor) -> float:
-    # On CPU, this thread's CPU time (torch runs one thread while timing): time spent
-    # descheduled on a busy machine, tens of milliseconds at a stretch on a shared 2-core
-    # box, is not the candidate's, nor is a sibling thread spinning while it waits.
-    cuda = x.device.type == "cuda"
-    clock = time.perf_counter if cuda else time.thread_time
-    start = clock()
+    # This thread's CPU time (torch runs one thread while timing): time spent descheduled on
+    # a busy machine, tens of milliseconds at a stretch on a shared 2-core box, is not the
+    # candidate's, nor is a sibling thread spinning while it waits.
+    start = time.thread_time()
     value_and_slope(fn, x, "x")
-    if cuda:
-        torch.cuda.synchronize()
-    return clock() - start
+    return time.thread_time() - start
 
 
 def time_ratio(fn: Activation, lo: float, hi: float, limit: float) -> float:
-    """Returns fn's forward+backward time over GELU's on float32 points of [lo, hi].
+    """Returns fn's forward+backward time over GELU's on float32 CPU points of [lo, hi].
 
     Stops early once the candidate is clearly over `limit` (a ratio): a slow candidate
     is not timed five times over.
