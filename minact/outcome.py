@@ -13,7 +13,16 @@ from typing import Any, Literal, get_args
 from minact.candidate import Hash
 from minact.score import Score
 
-__all__ = ["OUTCOME_KINDS", "Counters", "Outcome", "OutcomeKind", "Reply", "from_event", "to_event"]
+__all__ = [
+    "OUTCOME_KINDS",
+    "Counters",
+    "Outcome",
+    "OutcomeKind",
+    "Reply",
+    "collision_event",
+    "from_event",
+    "to_event",
+]
 
 # What became of a proposal once applied, in proposal order.
 OutcomeKind = Literal["evaluated", "parse_failure", "rejected", "duplicate", "llm_error"]
@@ -102,6 +111,7 @@ class Counters:
     proposals: int = 0
     evaluated: int = 0
     cache_hits: int = 0
+    collisions: int = 0
     parse_failures: int = 0
     rejected: int = 0
     duplicates: int = 0
@@ -127,6 +137,7 @@ class Counters:
         if o.kind == "evaluated" and o.score is not None:
             self.evaluated += 1
             self.cache_hits += o.score.cached
+            self.collisions += o.score.collision is not None
             if not o.score.ok:
                 self.failures[o.score.status] = self.failures.get(o.score.status, 0) + 1
         elif o.kind == "duplicate":
@@ -163,6 +174,24 @@ def to_event(o: Outcome) -> dict[str, Any]:
         "note": o.note,
         "source": o.source if o.score is None else "",
         "score": o.score.to_dict() if o.score is not None else None,
+    }
+
+
+def collision_event(o: Outcome) -> dict[str, Any] | None:
+    """Returns the events.jsonl line recording a behaviour-hash collision, if `o` had one.
+
+    The candidate's behaviour hash matched other code whose results its own code did not
+    reproduce in the verification; it was trained under its own code hash instead.
+    """
+    s = o.score
+    if s is None or s.collision is None:
+        return None
+    return {
+        "event": "collision",
+        "index": o.index,
+        "name": s.name,
+        "code_hash": s.code_hash,
+        "behaviour_hash": s.collision,
     }
 
 

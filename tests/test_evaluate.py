@@ -13,13 +13,13 @@ import pytest
 
 from minact import seeds
 from minact.cache import FitnessCache
-from minact.candidate import Candidate
+from minact.candidate import Candidate, Rejection
 from minact.errors import EvaluationError
 from minact.evaluate import Evaluator, EvaluatorConfig
 from minact.lab.task import Lab
 from minact.sandbox.process import WorkerProcess, worker_environment
 from minact.score import Score
-from minact.validate import validate
+from minact.validate import code_hash, validate
 from tests.conftest import candidate
 
 
@@ -124,13 +124,13 @@ def test_a_timeout_kills_the_worker_and_fails_only_the_candidate(
 
 
 def test_a_hanging_candidate_times_out_while_probed(tiny_lab: Lab, cache: FitnessCache) -> None:
-    # Python integer arithmetic through a local escapes the static checks and the FLOP
-    # count; only the wall-clock limit stops it.
-    hang = validate("def activation(x):\n    n = 10 ** 8\n    return x * 10 ** n\n", name="hang")
-    assert isinstance(hang, Candidate)
+    # Validation refuses big-integer arithmetic now; built as if validation had missed it, this
+    # candidate tests the last line of defence, the wall-clock limit.
+    source = "def activation(x):\n    n = 10 ** 8\n    return x * 10 ** n\n"
+    assert isinstance(validate(source), Rejection)
+    hang = Candidate(source, code_hash(source), name="hang")
     # The deadline also covers a fresh worker's first request, which imports and warms up
-    # the probing code (about 2 s on a busy 2-core machine): 10 s leaves room for that, and
-    # the hang takes far longer.
+    # the probing code: 10 s leaves room for that, and the hang takes far longer.
     config = EvaluatorConfig(admit_timeout=10.0)
     started = time.monotonic()
     with Evaluator(tiny_lab, cache, config) as ev:

@@ -122,7 +122,7 @@ def export(
         raise typer.BadParameter(f"{name!r} is not a usable Python name", param_hint="--name")
     try:
         found = find_candidate(hash_prefix, runs_dir, run, cache_dir(cache))
-        target, fname = export_job(found, output, name)
+        target, fname = export_job(found, output, name, cache_dir(cache))
     except MinactError as e:
         fail(e)
     note(f"wrote {target} ({fname} and its nn.Module)")

@@ -172,6 +172,7 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
         ("proposals", str(c.get("proposals", 0))),
         ("evaluated", str(c.get("evaluated", 0))),
         ("cache hits (among the evaluated)", str(c.get("cache_hits", 0))),
+        ("behaviour-hash collisions (trained on their own)", str(c.get("collisions", 0))),
         ("duplicates", str(c.get("duplicates", 0))),
         ("unparsable replies", str(c.get("parse_failures", 0))),
         ("rejected by validation", str(c.get("rejected", 0))),

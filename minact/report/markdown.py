@@ -52,6 +52,7 @@ def _counter_lines(counters: Mapping[str, Any], llm: bool) -> list[str]:
     lines = [
         proposals + (f" + LLM errors {counters.get('llm_errors', 0)}" if llm else ""),
         f"- cache hits among the evaluated: {counters.get('cache_hits', 0)}",
+        f"- behaviour-hash collisions (trained on their own): {counters.get('collisions', 0)}",
         f"- evaluated candidates that failed, by kind: {by_kind}",
     ]
     if llm:  # an offline run has no calls, tokens or waits worth a line

@@ -62,7 +62,9 @@ class RankingEntry(_Entry, total=False):
     """One row of ranking.json (the field names are a contract: README.md lists them).
 
     The required fields come from the candidate's Score; a run adds its lineage (index,
-    origin, island, note) and a rescore the fitness on the lab it came from.
+    origin, island, note) and a rescore the fitness on the lab it came from. `collision`
+    names the behaviour hash the candidate shared with code that trains differently (its
+    results are then its own, under its code hash), else null.
     """
 
     index: int
@@ -70,6 +72,7 @@ class RankingEntry(_Entry, total=False):
     island: int | None
     note: str
     original_fitness: float | None
+    collision: str | None
 
 
 class RankingDocument(TypedDict):
@@ -143,6 +146,7 @@ def _entry(rank: int | None, s: Score, families: Mapping[str, str]) -> RankingEn
         "parent": s.parent,
         "cached": s.cached,
         "seconds": round(s.seconds, 3),
+        "collision": s.collision,
     }
 
 

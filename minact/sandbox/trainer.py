@@ -20,7 +20,10 @@ Models and losses per task kind (minact.lab.task):
   output; MSE.
 
 Initial weights depend only on (task digest, seed index), never on the candidate, so
-every candidate starts from the same networks on a task (common random numbers).
+every candidate starts from the same networks on a task (common random numbers). Each
+result carries a trace (trace.py): a sample of the pre-activations of the task's first
+network, which lets another code with the same behaviour hash prove it would have computed
+the same activation values before it reuses the result.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from minact.lab.sampling import TaskData, sample
 from minact.lab.task import Task
 from minact.sandbox.adam import Adam
 from minact.sandbox.loader import Activation
+from minact.sandbox.trace import Tracer
 from minact.score import TaskResult
 
 __all__ = ["Job", "Trainer"]
@@ -159,10 +163,14 @@ class Trainer:
         ]
         return _Tensors(t("xt"), t("yt"), t("xi"), t("yi"), t("xo"), t("yo"), params)
 
-    def _fit(self, forward: _Forward, loss_fn: _Loss, t: _Tensors, steps: int, lr: float) -> None:
+    def _fit(
+        self, forward: _Forward, loss_fn: _Loss, t: _Tensors, steps: int, lr: float, tracer: Tracer
+    ) -> None:
         params = t.params
         opt = Adam(params, lr)
-        for _ in range(steps):
+        for step in range(steps):
+            if step in (0, steps // 2):
+                tracer.snapshot(params, t.x_train)
             for p in params:
                 p.grad = None
             loss = loss_fn(forward(t.x_train, params), t.y_train).sum()
@@ -175,7 +183,16 @@ class Trainer:
         s = task.settings
         loss_fn = _bce if task.kind == "classification" else _mse
         tensors = self._stack(jobs)
-        eager = _make_forward(_segments(jobs), s.depth if task.kind == "set" else None)
+        pool_at = s.depth if task.kind == "set" else None
+        eager = _make_forward(_segments(jobs), pool_at)
+        firsts = list(itertools.accumulate((j.task.settings.seeds for j in jobs[:-1]), initial=0))
+
+        def tracer() -> Tracer:
+            return Tracer(
+                firsts, [j.fn for j in jobs], lambda fn: _make_forward([(0, 1, fn)], pool_at)
+            )
+
+        trace = tracer()
         forward = eager
         if self.compile_backend is not None:
             # A fresh graph per group: each batch brings new activations, and dynamo would
@@ -184,32 +201,35 @@ class Trainer:
             mode = None if self.compile_backend != "inductor" else self.compile_mode
             forward = torch.compile(eager, backend=self.compile_backend, mode=mode, dynamic=False)
         try:
-            self._fit(forward, loss_fn, tensors, s.steps, s.lr)
+            self._fit(forward, loss_fn, tensors, s.steps, s.lr, trace)
         except Exception:
             if forward is eager:
                 raise
             # What dynamo cannot trace still trains, eagerly, from the same initial weights.
             torch._dynamo.reset()
-            tensors = self._stack(jobs)
-            self._fit(eager, loss_fn, tensors, s.steps, s.lr)
+            tensors, trace = self._stack(jobs), tracer()
+            self._fit(eager, loss_fn, tensors, s.steps, s.lr, trace)
         # Scored eagerly: three calls do not repay a recompile for no-grad mode.
         with torch.no_grad():
             p = tensors.params
             train_loss = loss_fn(eager(tensors.x_train, p), tensors.y_train)
             id_loss = loss_fn(eager(tensors.x_id, p), tensors.y_id)
             ood_loss = loss_fn(eager(tensors.x_ood, p), tensors.y_ood)
+        trace.snapshot(p, tensors.x_train)
+        trace.snapshot(p, tensors.x_ood)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = (time.perf_counter() - start) / len(jobs)
         out: list[TaskResult] = []
         pos = 0
-        for job in jobs:
+        for j, job in enumerate(jobs):
             n = job.task.settings.seeds
             tr = train_loss[pos : pos + n].tolist()
             idl = id_loss[pos : pos + n].tolist()
             ood = ood_loss[pos : pos + n].tolist()
             pos += n
-            out.append(_result(tr, idl, ood, seconds))
+            points = trace.sample(j, _init_seed(job.task, 0))
+            out.append(_result(tr, idl, ood, seconds, points))
         return out
 
 
@@ -227,13 +247,15 @@ def _segments(jobs: Sequence[Job]) -> list[tuple[int, int, Activation]]:
     return segments
 
 
-def _result(train: list[float], id_: list[float], ood: list[float], seconds: float) -> TaskResult:
+def _result(
+    train: list[float], id_: list[float], ood: list[float], seconds: float, trace: tuple[float, ...]
+) -> TaskResult:
     for what, values in (("training", train), ("ID test", id_), ("OOD test", ood)):
         bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
         if bad:
             reason = f"{what} loss is {values[bad[0]]} for seed {bad[0]}"
-            return TaskResult("nonfinite", reason, seconds=seconds)
-    return TaskResult("ok", "", tuple(ood), tuple(id_), seconds)
+            return TaskResult("nonfinite", reason, seconds=seconds, trace=trace)
+    return TaskResult("ok", "", tuple(ood), tuple(id_), seconds, trace)
 
 
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

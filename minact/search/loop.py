@@ -30,7 +30,7 @@ from minact import seeds as seeds_lib
 from minact.candidate import Candidate
 from minact.errors import EvaluationError
 from minact.lab.task import Lab
-from minact.outcome import Counters, Outcome, Reply, to_event
+from minact.outcome import Counters, Outcome, Reply, collision_event, to_event
 from minact.runs.history import History
 from minact.score import Score
 from minact.search.population import Member, Population
@@ -346,6 +346,9 @@ class Loop:
             self._count(o)
             if not o.logged:
                 self.record(to_event(o))
+                collision = collision_event(o)
+                if collision is not None:
+                    self.record(collision)
             self.population.outcome_applied()
             self.applied += 1
             self.meta.pop(o.index, None)

@@ -21,6 +21,7 @@ from minact.candidate import Candidate, Hash, Rejection
 from minact.validate import primitives
 from minact.validate.limits import MAX_LOOP_ITERATIONS, ValidationError
 from minact.validate.normalise import Normaliser, is_docstring
+from minact.validate.numeric import check_numeric
 
 __all__ = [
     "MAX_LOOP_ITERATIONS",
@@ -83,7 +84,11 @@ def _normalise(source: str) -> str:
         raise ValidationError(f"source has {nodes} syntax nodes; the limit is {MAX_NODES}")
     _check_depth(tree, 0)
     aliases, func = _split_module(tree)
-    normalised = ast.unparse(ast.fix_missing_locations(Normaliser(aliases, func).run()))
+    module = Normaliser(aliases, func).run()
+    normal_def = module.body[0]
+    assert isinstance(normal_def, ast.FunctionDef)
+    check_numeric(normal_def)
+    normalised = ast.unparse(ast.fix_missing_locations(module))
     try:  # compiling runs nothing; it catches what parsing does not, e.g. `break` outside a loop
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

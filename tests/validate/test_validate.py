@@ -664,7 +664,7 @@ COMPLEX = {
         "m = (x > -1) & (x < 1) | ~(x == 0)",
         "return torch.where(m, -x, +x) * (not False)",
     ),
-    "augmented-and-annotated": fn("y: torch.Tensor = x * 2", "y **= 2", "y //= 3", "return y"),
+    "augmented-and-annotated": fn("y: torch.Tensor = x * 2", "y **= 2", "y /= 3", "return y"),
     "negative-powers": fn("return x * 2 ** -3 + (-2) ** 4 - 10 ** 18"),
     "precedence": fn("return -x ** 2 + (-x) ** 2 - (x - (x - 1)) / (2 * (x + 3))"),
     "floats": fn("return x * 1e-300 + 1e400 * 0 + 1.0000000000000002 * x"),
