@@ -13,9 +13,9 @@ from typing import Any, TypedDict, cast
 
 import minact
 from minact.candidate import Hash, Rejection
-from minact.score import Score
 from minact.fitness import family_means
 from minact.lab.task import Lab
+from minact.score import Score
 
 __all__ = [
     "RankingDocument",
@@ -188,7 +188,10 @@ def ranking_document(
         "candidates": [
             cast(
                 RankingEntry,
-                {**_entry(rank, s, families), **(extra.get(s.code_hash, {}) if s.code_hash else {})},
+                {
+                    **_entry(rank, s, families),
+                    **(extra.get(s.code_hash, {}) if s.code_hash else {}),
+                },
             )
             for rank, s in ranked(scores)
         ],
