@@ -56,6 +56,8 @@ def _contract(lab: Lab) -> str:
 
 
 def _task_text(t: Task) -> str:
+    if t.target is None:  # a graph or dataset task
+        return t.describe()
     if t.kind == "set" and t.sets is not None:
         return (
             f"y = {t.sets.aggregate} of {t.target.source} over a set of {t.sets.size} "
