@@ -20,7 +20,10 @@ per-seed OOD losses are read back and the statistics computed (minact/agreement.
   the disagreement seed noise or task dependence?
 - a lab of n tasks per family (the pool's prefix) against the fresh draw's prefix of the
   same size, with a bootstrap over tasks and a spread over seeds;
-- leave-one-family-out tau of the classic lab and of the pool.
+- leave-one-family-out tau of the classic lab and of the pool;
+- the shipped labs (--chosen, default: the default lab and `large`): their split-half and
+  per-family tau, and their agreement with a fresh draw of the same size and settings
+  (seed 2, written as fresh1.toml) and with the classic lab.
 
 Ranks use the mean over tasks of log(median OOD MSE over seeds), which ranks exactly as the
 lab's fitness does (the reference's log term is the same for every candidate). Candidates
@@ -148,11 +151,12 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=Path("cache"))
     ap.add_argument("--mutants", type=int, default=16)
     ap.add_argument("--pool", type=int, default=32, help="tasks per family, seed 1")
-    ap.add_argument("--fresh", type=int, default=20, help="tasks per family, seed 2")
+    ap.add_argument("--fresh", type=int, default=25, help="tasks per family, seed 2")
     ap.add_argument("--check", type=int, default=32, help="pool tasks retrained as classic")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--points", type=int, default=128)
+    ap.add_argument("--chosen", nargs="*", default=["default", "large"], help="built-in labs")
     ap.add_argument("--json", type=Path, help="also write the per-seed losses here")
     args = ap.parse_args()
     labs_dir = args.cache_dir / "stability-labs"
@@ -166,9 +170,18 @@ def main() -> None:
         name: _losses(lab, cands, args.cache_dir)
         for name, lab in (("classic", classic), ("pool", pool), ("fresh", fresh), ("check", check))
     }
+    chosen = {name: load_lab(suite_path(name)) for name in args.chosen}
+    for name, lab in chosen.items():
+        data[name] = _losses(lab, cands, args.cache_dir)
+    if chosen:  # a fresh draw with the settings of the first chosen lab, seed 2
+        s = next(iter(chosen.values())).tasks[0].settings
+        fresh1 = _family_lab(labs_dir / "fresh1.toml", 2, args.fresh, s.steps, s.n_train, s.seeds)
+        data["fresh1"] = _losses(fresh1, cands, args.cache_dir)
     if args.json:
         args.json.write_text(json.dumps({k: [v[0], v[1].tolist()] for k, v in data.items()}))
     _report(args, data, classic, pool, fresh, check)
+    if chosen:
+        _report_chosen(data, chosen, fresh1)
 
 
 def _report(
@@ -223,7 +236,7 @@ def _report(
         "| bootstrap over tasks | one seed vs one seed |"
     )
     print("|---:|---:|---|---:|---|---|")
-    for n in (2, 5, 10, 15, 20):
+    for n in (2, 5, 10, 15, 20, 25):
         if n > min(args.pool, args.fresh):
             break
         a = both[0][:, _prefix(pool, n)]
@@ -249,6 +262,38 @@ def _report(
         f"{args.points} points x {args.seeds} seeds against 400 steps x 256 points x 2 seeds\n"
     )
     print(f"- tau between the two rankings: {tau:.2f}; seed retest at 400 x 256: {retest}")
+
+
+def _report_chosen(
+    data: dict[str, tuple[list[str], np.ndarray]], chosen: dict[str, Lab], fresh1: Lab
+) -> None:
+    print(
+        f"\n## the shipped labs against a fresh draw ({fresh1.path.name}: "
+        f"{len(fresh1.tasks)} tasks, seed 2, the same settings)\n"
+    )
+    print(
+        "| lab | tasks | networks | split-half | each family against the rest "
+        "| tau vs fresh | bootstrap over tasks | tau vs classic |"
+    )
+    print("|---|---:|---:|---|---|---:|---|---:|")
+    for name, lab in chosen.items():
+        ood = _log_median(data[name][1], slice(None))
+        half = split_half(ood, splits=SPLITS).text()
+        fam = family_agreement(ood, [t.family for t in lab.tasks])
+        lofo = ", ".join(f"{f} {t:+.2f}" for f, t in fam.items())
+        a, b = _common(data[name], data["fresh1"])
+        tau, boot = cross_agreement(
+            _log_median(a, slice(None)), _log_median(b, slice(None)), resamples=SPLITS
+        )
+        a, c = _common(data[name], data["classic"])
+        old = kendall_tau(
+            _log_median(a, slice(None)).mean(axis=1), _log_median(c, slice(None)).mean(axis=1)
+        )
+        networks = sum(t.settings.seeds for t in lab.tasks)
+        print(
+            f"| {name} | {len(lab.tasks)} | {networks} | {half} | {lofo} | {tau:.2f} "
+            f"| {boot.text()} | {old:.2f} |"
+        )
 
 
 if __name__ == "__main__":

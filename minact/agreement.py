@@ -37,6 +37,7 @@ Matrix = npt.NDArray[np.float64]  # (candidates, tasks), lower is better
 MIN_CANDIDATES = 5
 MIN_TASKS = 6
 STABLE, WEAK = 0.6, 0.3  # median split-half tau: stable at or above STABLE, unstable below WEAK
+AGAINST = -0.1  # a family whose tau against the other tasks is below this ranks against them
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +221,7 @@ def lab_agreement(
             f"unstable: {words} {half.text()}; which tasks the lab holds decides much of this "
             "ranking, so do not trust it beyond the clear gaps"
         )
-    against = [f for f, tau in by_family.items() if math.isfinite(tau) and tau < 0]
+    against = [f for f, tau in by_family.items() if math.isfinite(tau) and tau < AGAINST]
     if against:
         verdict += f"; the {', '.join(against)} tasks rank them against the rest"
     return LabAgreement(n, t, half, by_family, verdict)

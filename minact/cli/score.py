@@ -63,7 +63,10 @@ def suites() -> None:
             what,
         )
     stdout().print(table)
-    note("s / candidate: measured on a shared 2-core CPU, one candidate alone (bench/RESULTS.md)")
+    note(
+        "s / candidate: the 14 built-in activations on a shared, loaded 2-core CPU with one "
+        "worker thread (bench/RESULTS.md); a GPU trains each candidate's networks as one batch"
+    )
 
 
 def score(

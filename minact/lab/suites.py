@@ -22,8 +22,8 @@ class Suite:
 
     Attributes:
         name: what users type.  file: under minact/lab/data/.  summary: one line.
-        cpu_seconds: measured evaluation time per candidate on a shared 2-core CPU
-        (bench/RESULTS.md), one candidate per batch; None where not measured.
+        cpu_seconds: measured evaluation time per candidate on a shared, loaded 2-core CPU,
+        one worker thread (bench/RESULTS.md); None where not measured.
         needs: an optional module the suite imports ("sklearn"), with its install hint.
     """
 
@@ -37,23 +37,26 @@ class Suite:
 SUITES: dict[str, Suite] = {
     s.name: s
     for s in (
-        Suite("default", "tasks.toml", "the default lab (./tasks.toml, when present, wins)", 4.1),
-        Suite("classic", "classic.toml", "the hand-written 10-task lab of minact 0.1", 4.1),
+        Suite("default", "tasks.toml", "the default lab (./tasks.toml, when present, wins)", 4.0),
+        Suite("classic", "classic.toml", "the hand-written 10-task lab of minact 0.1", 5.2),
+        Suite("large", "large.toml", "the default lab's families with 200 tasks: for a GPU", 9.0),
         Suite(
             "transfer",
             "transfer.toml",
             "transfer: set (length generalisation), classification and regression tasks",
-            1.8,
+            2.3,
         ),
         Suite(
             "algorithmic",
             "algorithmic.toml",
             "graph algorithms (CLRS-30 style): train on 8-node graphs, test on 32",
+            9.2,
         ),
         Suite(
             "real",
             "real.toml",
             "scikit-learn's bundled digits, diabetes and breast cancer data, shifted",
+            1.5,
             needs=("sklearn", "pip install 'minact[suites]' (or: pip install scikit-learn)"),
         ),
     )

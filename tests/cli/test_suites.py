@@ -50,7 +50,10 @@ def test_rescore_names_the_suites_it_knows(tmp_path: Path) -> None:
         ["rescore", "--suite", "nope", "--runs-dir", str(tmp_path), "--cache-dir", str(tmp_path)],
     )
     assert result.exit_code == 1
-    assert "the built-in suites are: default, classic, transfer, algorithmic, real" in result.stderr
+    assert (
+        "the built-in suites are: default, classic, large, transfer, algorithmic, real"
+        in result.stderr
+    )
 
 
 def test_score_on_a_small_lab_says_stability_cannot_be_measured(tmp_path: Path) -> None:
