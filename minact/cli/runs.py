@@ -133,7 +133,12 @@ def rescore(
         list[str] | None, typer.Argument(metavar="[HASH]...", help="Candidates to rescore.")
     ] = None,
     tasks: Annotated[Path | None, typer.Option(help="The other tasks file.")] = None,
-    suite: Annotated[str | None, typer.Option(help="A built-in suite instead: transfer.")] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help="A built-in suite instead: transfer, algorithmic, real (`minact suites`: all)."
+        ),
+    ] = None,
     run: Annotated[Path | None, typer.Option(help="Take candidates from this run.")] = None,
     top: Annotated[int, typer.Option(min=1, help="How many of the run's best.")] = 5,
     all_cached: Annotated[bool, typer.Option(help="Every candidate in the cache.")] = False,

@@ -172,7 +172,7 @@ def lab_summary(lab: Lab) -> dict[str, Any]:
                 "name": t.name,
                 "family": t.family,
                 "kind": t.kind,
-                "target": t.target.source,
+                "target": t.target.source if t.target is not None else t.describe(),
                 "variables": list(t.variables),
                 "digest": t.digest(),
                 **({"aggregate": t.sets.aggregate} if t.sets is not None else {}),
