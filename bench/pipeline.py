@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from llm_server import LLMServer, Reply
+from llm_server import LLMServer, numbered_replies
 
 from minact import seeds as seeds_lib
 from minact.cache import FitnessCache
@@ -42,21 +39,6 @@ TERMS = ["torch.sin", "torch.cos", "torch.tanh", "torch.sigmoid", "torch.erf", "
 def _body(k: int) -> str:
     term = TERMS[k % len(TERMS)]
     return f"F.gelu(x) + {0.01 * (k + 1):.2f} * {term}({1 + k // len(TERMS)} * x)"
-
-
-def _responder() -> Any:
-    counter = itertools.count(1000)  # distinct from the candidates timed directly
-    lock = threading.Lock()
-
-    def respond(body: dict[str, Any]) -> Reply:
-        with lock:
-            k = next(counter)
-        return Reply(
-            f"```python\nimport torch\nimport torch.nn.functional as F\n"
-            f"def activation(x):\n    return {_body(k)}\n```"
-        )
-
-    return respond
 
 
 def main() -> int:
@@ -81,7 +63,9 @@ def main() -> int:
             start = time.perf_counter()
             evaluator.score([c for c in probe if isinstance(c, Candidate)])
             per_candidate = (time.perf_counter() - start) / len(probe)
-            with LLMServer(_responder(), latency=args.latency) as server:
+            # Proposals from 1000 on: distinct from the candidates timed directly.
+            replies = numbered_replies(_body, start=1000)
+            with LLMServer(replies, latency=args.latency) as server:
                 config = loop.SearchConfig(budget=args.budget, concurrency=args.concurrency)
                 llm_config = llm.LLMConfig(url=server.url, model="bench")
 

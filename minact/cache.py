@@ -1,16 +1,24 @@
 """The fitness cache on disk: the only module that imports diskcache.
 
-Three kinds of entries, all JSON text (never pickles written by minact):
+Entries are JSON text (never pickles written by minact):
 
 * `adm/{version}/{lab}/{code_hash}`: the worker's admission verdict for normalised
-  code: behaviour hash and cost, or a failure with its reason. Known code is thus
-  answered without starting the worker.
-* `res/{version}/{lab}/{task}/{behaviour_hash}`: a behaviour trained on one task:
-  losses per seed, or a failure. Keyed by behaviour, so equal functions share it, and
-  by task digest, so any tasks file reuses the pairs it has in common with another.
+  code: behaviour hash and cost, or a failure with its reason (and, for a timeout or a
+  crash, the conditions it happened under). Known code is answered without the worker.
+* `res/{version}/{lab}/{task}/{key}`: results on one task (losses per seed, or a
+  deterministic failure), with the code hash that produced them and its trace. The key is
+  a behaviour hash, so equal functions share the entry, or a code hash, for code whose
+  behaviour hash collided with code that trains differently. Keyed by task digest too, so
+  any tasks file reuses the pairs it has in common with another.
+* `trn/{version}/{lab}/{task}/{code_hash}`: a transient training failure (timeout,
+  crash) of that code only, with its conditions; never shared by behaviour.
+* `vfy/{version}/{lab}/{code_hash}/{producer}`: whether code computes what `producer`
+  computed at the pre-activations of its training (minact.evaluate verifies before reuse).
 * `src/{code_hash}`: the normalised source, so later commands can show and rescore it.
 * `crv/{version}/{code_hash}/{lo}:{hi}:{n}`: f and f' of normalised code on a grid (or
   why they could not be computed), for the report's plots.
+* `meta/salt`: a random secret made once per cache, from which the probe points no source
+  can predict are drawn (`seed`). It never leaves this module: not in logs, runs or reports.
 
 diskcache keeps each entry in SQLite, which is safe for several processes at once. A
 corrupt or unreadable entry is a miss; a cache that cannot be opened is a CacheError.
@@ -18,9 +26,12 @@ corrupt or unreadable entry is a miss; a cache that cannot be opened is a CacheE
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,11 +39,20 @@ import diskcache
 
 from minact.candidate import Hash
 from minact.errors import CacheError
-from minact.score import Admission, TaskResult
+from minact.score import Admission, Conditions, TaskResult
 
-__all__ = ["FitnessCache"]
+__all__ = ["FitnessCache", "Stored"]
 
 T = TypeVar("T")
+_SALT = "meta/salt"
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A cached result and the code hash whose training produced it (None if unknown)."""
+
+    result: TaskResult
+    producer: Hash | None
 
 
 class FitnessCache:
@@ -42,6 +62,7 @@ class FitnessCache:
         self.directory = directory
         self.version = version
         self.warnings: list[str] = []
+        self._salt: str | None = None
         try:
             directory.mkdir(parents=True, exist_ok=True)
             # No eviction: a result is never dropped to make room; entries are small.
@@ -64,29 +85,124 @@ class FitnessCache:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # the secret salt ----------------------------------------------------------------
+
+    def seed(self, context: str) -> int:
+        """Returns a 63-bit seed derived from this cache's secret salt and `context`."""
+        if self._salt is None:
+            try:
+                # add() keeps the first process's salt when two create it at once.
+                self._cache.add(_SALT, secrets.token_hex(32))
+                stored = self._cache.get(_SALT)
+            except (sqlite3.Error, OSError):
+                stored = None
+            if not isinstance(stored, str) or len(stored) < 32:
+                self.warnings.append("the cache's salt is unreadable; using one for this command")
+                stored = secrets.token_hex(32)
+            self._salt = stored
+        digest = hmac.new(self._salt.encode(), context.encode(), "sha256").hexdigest()
+        return int(digest[:15], 16)
+
     # admissions ---------------------------------------------------------------------
 
     def get_admission(self, code_hash: Hash, lab_digest: str) -> Admission | None:
         """Returns the cached admission of `code_hash`, or None."""
         return self._get(f"adm/{self.version}/{lab_digest}/{code_hash}", Admission.from_dict)
 
-    def put_admission(self, code_hash: Hash, lab_digest: str, admission: Admission) -> None:
-        """Stores an admission verdict."""
-        self._put(f"adm/{self.version}/{lab_digest}/{code_hash}", admission.to_dict())
+    def get_admission_conditions(self, code_hash: Hash, lab_digest: str) -> Conditions | None:
+        """Returns the conditions of a cached transient admission failure, or None."""
+        key = f"adm/{self.version}/{lab_digest}/{code_hash}"
+        return self._get(key, lambda d: Conditions.from_dict(d["conditions"]))
+
+    def put_admission(
+        self,
+        code_hash: Hash,
+        lab_digest: str,
+        admission: Admission,
+        conditions: Conditions | None = None,
+    ) -> None:
+        """Stores an admission verdict (a transient one with its conditions)."""
+        value = admission.to_dict()
+        if conditions is not None:
+            value["conditions"] = conditions.to_dict()
+        self._put(f"adm/{self.version}/{lab_digest}/{code_hash}", value)
 
     # per-task results ---------------------------------------------------------------
 
-    def get_result(self, behaviour: Hash, task_digest: str, lab_digest: str) -> TaskResult | None:
-        """Returns the cached result of a behaviour on a task, or None."""
-        key = f"res/{self.version}/{lab_digest}/{task_digest}/{behaviour}"
-        return self._get(key, TaskResult.from_dict)
+    def get_result(self, key: Hash, task_digest: str, lab_digest: str) -> Stored | None:
+        """Returns the cached result under `key` (behaviour or code hash) on a task, or None."""
+
+        def parse(d: dict[str, Any]) -> Stored:
+            producer = d.get("producer")
+            return Stored(TaskResult.from_dict(d), Hash(str(producer)) if producer else None)
+
+        return self._get(f"res/{self.version}/{lab_digest}/{task_digest}/{key}", parse)
 
     def put_result(
-        self, behaviour: Hash, task_digest: str, lab_digest: str, result: TaskResult
+        self, key: Hash, task_digest: str, lab_digest: str, result: TaskResult, producer: Hash
     ) -> None:
-        """Stores the result of a behaviour on a task."""
-        key = f"res/{self.version}/{lab_digest}/{task_digest}/{behaviour}"
-        self._put(key, result.to_dict())
+        """Stores a result under `key` on a task, with the code hash that produced it."""
+        value = {**result.to_dict(), "producer": producer}
+        self._put(f"res/{self.version}/{lab_digest}/{task_digest}/{key}", value)
+
+    def get_transient(
+        self, code_hash: Hash, task_digest: str, lab_digest: str
+    ) -> tuple[TaskResult, Conditions] | None:
+        """Returns code's transient failure on a task and its conditions, or None."""
+        key = f"trn/{self.version}/{lab_digest}/{task_digest}/{code_hash}"
+        return self._get(
+            key, lambda d: (TaskResult.from_dict(d), Conditions.from_dict(d["conditions"]))
+        )
+
+    def put_transient(
+        self,
+        code_hash: Hash,
+        task_digest: str,
+        lab_digest: str,
+        result: TaskResult,
+        conditions: Conditions,
+    ) -> None:
+        """Stores a transient failure of one code on a task, with its conditions."""
+        value = {**result.to_dict(), "conditions": conditions.to_dict()}
+        self._put(f"trn/{self.version}/{lab_digest}/{task_digest}/{code_hash}", value)
+
+    def drop_transient(self, code_hash: Hash, task_digest: str, lab_digest: str) -> None:
+        """Forgets a transient failure (the code has since trained)."""
+        try:
+            self._cache.delete(f"trn/{self.version}/{lab_digest}/{task_digest}/{code_hash}")
+        except (sqlite3.Error, OSError) as e:
+            self.warnings.append(f"could not drop a stale failure of {code_hash[:12]}: {e}")
+
+    def crashes(self, code_hash: Hash) -> list[str]:
+        """Returns the reasons of the crashes recorded for `code_hash` and not since cleared."""
+        prefixes = (f"adm/{self.version}/", f"trn/{self.version}/")
+        try:
+            keys = [
+                k
+                for k in self._cache.iterkeys()
+                if isinstance(k, str) and k.startswith(prefixes) and k.endswith(code_hash)
+            ]
+        except Exception as e:  # an unreadable store lists nothing rather than crash
+            self.warnings.append(f"cannot list the cache ({type(e).__name__})")
+            return []
+        found = (self._get(k, lambda d: (str(d["status"]), str(d.get("reason", "")))) for k in keys)
+        return [reason for f in found if f is not None and f[0] == "crashed" for reason in [f[1]]]
+
+    # verification of reuse ----------------------------------------------------------
+
+    def get_verdict(
+        self, code_hash: Hash, producer: Hash, lab_digest: str
+    ) -> tuple[bool, str] | None:
+        """Returns whether code was verified to compute what `producer` did, and why not."""
+        key = f"vfy/{self.version}/{lab_digest}/{code_hash}/{producer}"
+        return self._get(key, lambda d: (bool(d["match"]), str(d.get("reason", ""))))
+
+    def put_verdict(
+        self, code_hash: Hash, producer: Hash, lab_digest: str, match: bool, reason: str
+    ) -> None:
+        """Stores the outcome of verifying code against `producer`'s training."""
+        key = f"vfy/{self.version}/{lab_digest}/{code_hash}/{producer}"
+        self._put(key, {"match": match, "reason": reason})
 
     # sources ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ the records of what evaluating a candidate gave.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NewType, cast
+from typing import Literal, NewType, cast, get_args
 
 __all__ = [
     "FAILURE_KINDS",
@@ -33,30 +33,10 @@ FailureKind = Literal[
     "timeout",  # the worker ran past its wall-clock limit and was killed
     "crashed",  # the worker process died (segfault, out of memory, ...)
 ]
-FAILURE_KINDS: tuple[FailureKind, ...] = (
-    "invalid",
-    "error",
-    "bad_output",
-    "nonfinite",
-    "not_pointwise",
-    "too_costly",
-    "timeout",
-    "crashed",
-)
-
+FAILURE_KINDS: tuple[FailureKind, ...] = get_args(FailureKind)
 
 # What a scored candidate's `status` says: it trained ("ok"), or how it failed.
-Status = Literal[
-    "ok",
-    "invalid",
-    "error",
-    "bad_output",
-    "nonfinite",
-    "not_pointwise",
-    "too_costly",
-    "timeout",
-    "crashed",
-]
+Status = Literal["ok", FailureKind]
 
 
 def failure_kind(text: str) -> FailureKind:

@@ -1,10 +1,14 @@
 """The evaluator: cache first, then the worker process for whatever is missing.
 
-For a list of candidates it (1) answers admission from the cache by code hash, asks
-the worker to fingerprint the rest, (2) answers each (behaviour, task) pair from the
-cache, groups the missing pairs by behaviour (so `F.silu` and `x * torch.sigmoid(x)`
-train once) and sends them to the worker in batches, (3) folds per-task losses into a
-fitness against the lab's reference activation, which is evaluated the same way.
+For a list of candidates it (1) answers admission from the cache by code hash and asks
+the worker to probe the rest (behaviour hash with probe points drawn from the cache's
+secret salt), (2) gathers each candidate's per-task results (reuse.py): from the cache,
+sharing results between codes of one behaviour hash (so `F.silu` and
+`x * torch.sigmoid(x)` train once) only after verifying that the newcomer computes the same
+activation at the pre-activations of that training, else by training in the worker in
+batches, (3) folds per-task losses into a fitness against the lab's reference activation,
+which is evaluated the same way. Timeouts and crashes, in admission or training, belong to
+the code hash and the conditions they happened under, and are retried once by a later call.
 
 Isolation, and its limits. Candidate code never runs in this process: it runs in a
 separate interpreter (process.py) with an environment built from an allow-list (no
@@ -23,7 +27,7 @@ This module does not import torch; the worker does all tensor work.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from minact import seeds
@@ -32,9 +36,10 @@ from minact.candidate import Candidate, Hash
 from minact.curves import GRID, Curve, parse_curve
 from minact.errors import EvaluationError
 from minact.fitness import aggregate, first_failure
-from minact.lab.task import Lab, Task
-from minact.sandbox.client import TrainItem, WorkerClient, WorkerSettings
-from minact.score import Admission, Score, TaskResult
+from minact.lab.task import Lab
+from minact.reuse import Resolved, Results, load_average, noted
+from minact.sandbox.client import WorkerClient, WorkerSettings
+from minact.score import TRANSIENT, Admission, Conditions, Score
 
 __all__ = [
     "EVALUATOR_VERSION",
@@ -45,7 +50,10 @@ __all__ = [
 
 # Part of every cache key: bump it whenever the sandbox (admission, trainer, worker) changes
 # the numbers a candidate gets, so nothing stale is ever served.
-EVALUATOR_VERSION = "1"
+# 2: behaviour hashes probe float32, beyond the probe range and at salted points; results
+#    record their producer and trace; timeouts and crashes are keyed by code hash. A cache
+#    written by version 1 is not read (its entries would be reused unverified).
+EVALUATOR_VERSION = "2"
 
 ADMIT_CHUNK = 32
 ADMIT_SECONDS = 60.0  # per admission chunk; probing one candidate takes milliseconds
@@ -85,15 +93,6 @@ class EvaluatorConfig:
         return WorkerSettings(self.device, self.compile, self.threads, self.memory_bytes)
 
 
-@dataclass(slots=True)
-class _Unit:
-    """One behaviour to train on the tasks it still lacks."""
-
-    behaviour: Hash
-    source: str
-    tasks: list[Task] = field(default_factory=list)
-
-
 class Evaluator:
     """Scores candidates on a lab through the cache and one worker process."""
 
@@ -116,6 +115,15 @@ class Evaluator:
         except KeyError as e:
             raise EvaluationError(f"{lab.path}: reference {e.args[0]}") from None
         self._seed_hashes = {c.code_hash for c in seeds.seed_candidates()}
+        self._results = Results(
+            lab,
+            cache,
+            self._worker,
+            self.preferred_batch,
+            self._device,
+            lambda stage, done, total: self.progress(stage, done, total),
+            self._admit_deadline(),
+        )
 
     def close(self) -> None:
         """Stops the worker process."""
@@ -124,6 +132,11 @@ class Evaluator:
     def _admit_deadline(self) -> float:
         # At least 5 s, so a tiny training timeout does not turn into failed probes.
         return self.config.admit_timeout or max(5.0, min(ADMIT_SECONDS, self.lab.timeout))
+
+    def _device(self) -> str:
+        """Returns the device evaluations run on ("" while unknown)."""
+        known = str(self.info.get("device") or "")
+        return known or (self.config.device if self.config.device in ("cpu", "cuda") else "")
 
     def preferred_batch(self) -> int:
         """Returns how many candidates one `score` call should bring for full batches."""
@@ -160,24 +173,41 @@ class Evaluator:
         ref_adm = admissions[self.reference.code_hash]
         if not ref_adm.ok or ref_adm.behaviour_hash is None:
             raise EvaluationError(f"reference {self.lab.reference} failed: {ref_adm.reason}")
-        results, trained = self._results(list(unique.values()), admissions)
-        reference = {t.name: results[ref_adm.behaviour_hash][t.digest()] for t in self.lab.tasks}
+        admitted = [
+            (c, adm.behaviour_hash)
+            for c in unique.values()
+            if (adm := admissions[c.code_hash]).ok and adm.behaviour_hash is not None
+        ]
+        resolved = self._results.gather(admitted)
+        ref = resolved[self.reference.code_hash].results
+        reference = {t.name: ref[t.digest()] for t in self.lab.tasks}
         bad = first_failure(list(reference.items()))
         if bad is not None:
             raise EvaluationError(f"reference {self.lab.reference} failed on the lab: {bad[1]}")
         return [
-            self._score(c, admissions[c.code_hash], results, reference, trained, probed)
+            self._score(c, admissions[c.code_hash], resolved.get(c.code_hash), reference, probed)
             for c in unique.values()
         ]
 
     # admission -----------------------------------------------------------------------
 
     def _admissions(self, cands: list[Candidate]) -> tuple[dict[Hash, Admission], set[Hash]]:
-        """Returns {code hash: admission} and the code hashes probed now."""
+        """Returns {code hash: admission} and the code hashes probed now.
+
+        A cached timeout or crash is probed again unless it is final (Conditions.final).
+        """
         out: dict[Hash, Admission] = {}
         todo: list[Candidate] = []
+        attempts: dict[Hash, int] = {}
         for c in cands:
             cached = self.cache.get_admission(c.code_hash, self._lab_digest)
+            if cached is not None and cached.status in TRANSIENT:
+                cond = self.cache.get_admission_conditions(c.code_hash, self._lab_digest)
+                attempts[c.code_hash] = cond.attempts if cond is not None else 1
+                if cond is None or not cond.final(self._admit_deadline(), self._device()):
+                    cached = None
+                else:
+                    cached = replace(cached, reason=noted(cached.reason, cond))
             if cached is None:
                 todo.append(c)
             else:
@@ -186,7 +216,13 @@ class Evaluator:
             self.progress("admit", start, len(todo))
             chunk = todo[start : start + ADMIT_CHUNK]
             for c, adm in zip(chunk, self._admit_chunk(chunk), strict=True):
-                self.cache.put_admission(c.code_hash, self._lab_digest, adm)
+                if adm.status in TRANSIENT:
+                    tries = attempts.get(c.code_hash, 0) + 1
+                    cond = Conditions(self._admit_deadline(), self._device(), load_average(), tries)
+                    self.cache.put_admission(c.code_hash, self._lab_digest, adm, cond)
+                    adm = replace(adm, reason=noted(adm.reason, cond))
+                else:
+                    self.cache.put_admission(c.code_hash, self._lab_digest, adm)
                 out[c.code_hash] = adm
         self.progress("admit", len(todo), len(todo))
         return out, {c.code_hash for c in todo}
@@ -194,7 +230,9 @@ class Evaluator:
     def _admit_chunk(self, chunk: list[Candidate]) -> list[Admission]:
         deadline = self._admit_deadline()
         sources = [c.source for c in chunk]
-        return self._worker.admit(sources, self.lab.probe, self.lab.max_cost, deadline)
+        # Probe points no source can predict: drawn from the cache's secret salt (per lab).
+        seed = self.cache.seed(f"probe:{self._lab_digest}")
+        return self._worker.admit(sources, self.lab.probe, self.lab.max_cost, deadline, seed)
 
     # curves --------------------------------------------------------------------------
 
@@ -228,61 +266,17 @@ class Evaluator:
                 out[c.code_hash] = parse_curve(data) if data is not None else None
         return out
 
-    # training ------------------------------------------------------------------------
-
-    def _results(
-        self, cands: list[Candidate], admissions: dict[Hash, Admission]
-    ) -> tuple[dict[Hash, dict[str, TaskResult]], set[Hash]]:
-        """Returns {behaviour: {task digest: result}} and the behaviours trained now."""
-        results: dict[Hash, dict[str, TaskResult]] = {}
-        units: list[_Unit] = []
-        for c in cands:
-            adm = admissions[c.code_hash]
-            if not adm.ok or adm.behaviour_hash is None or adm.behaviour_hash in results:
-                continue
-            have = results.setdefault(adm.behaviour_hash, {})
-            missing: list[Task] = []
-            for task in self.lab.tasks:
-                r = self.cache.get_result(adm.behaviour_hash, task.digest(), self._lab_digest)
-                if r is None:
-                    missing.append(task)
-                else:
-                    have[task.digest()] = r
-            if missing:
-                units.append(_Unit(adm.behaviour_hash, c.source, missing))
-        if units and not self._worker.running:
-            self._worker.start()
-        size = self.preferred_batch()
-        for start in range(0, len(units), size):
-            self.progress("train", start, len(units))
-            batch = units[start : start + size]
-            for unit, unit_results in zip(batch, self._train_batch(batch), strict=True):
-                for task, r in zip(unit.tasks, unit_results, strict=True):
-                    self.cache.put_result(unit.behaviour, task.digest(), self._lab_digest, r)
-                    results[unit.behaviour][task.digest()] = r
-        self.progress("train", len(units), len(units))
-        return results, {u.behaviour for u in units}
-
-    def _train_batch(self, batch: list[_Unit]) -> list[list[TaskResult]]:
-        per_task = self.lab.timeout / max(1, len(self.lab.tasks))
-        # A request gets the lab's timeout per candidate's worth of tasks, and never less.
-        return self._worker.train(
-            [TrainItem(u.source, tuple(u.tasks)) for u in batch],
-            lambda n: max(n * per_task, self.lab.timeout),
-        )
-
     # scores --------------------------------------------------------------------------
 
     def _score(
         self,
         c: Candidate,
         adm: Admission,
-        results: dict[Hash, dict[str, TaskResult]],
-        reference: dict[str, TaskResult],
-        trained: set[Hash],
+        got: Resolved | None,
+        reference: dict[str, Any],
         probed: set[Hash],
     ) -> Score:
-        """Returns `c`'s Score; `trained` (behaviours trained in this call) is consumed."""
+        """Returns `c`'s Score from its admission and its gathered results."""
         common: dict[str, Any] = {
             "name": c.name,
             "code_hash": c.code_hash,
@@ -291,35 +285,26 @@ class Evaluator:
             "baseline": c.code_hash in self._seed_hashes,
             "cost": adm.cost,
         }
-        if not adm.ok or adm.behaviour_hash is None:
-            cached = c.code_hash not in probed
-            return Score(status=adm.status, reason=adm.reason, cached=cached, **common)
-        bh = adm.behaviour_hash
-        by_task = [(t.name, results[bh][t.digest()]) for t in self.lab.tasks]
-        # A behaviour trained in this call counts as computed for its first candidate only;
-        # later ones with the same behaviour were answered without training ("cached").
-        cached = bh not in trained
-        seconds = 0.0 if cached else sum(r.seconds for _, r in by_task)
-        trained.discard(bh)
+        if got is None:
+            return Score(
+                status=adm.status, reason=adm.reason, cached=c.code_hash not in probed, **common
+            )
+        by_task = [(t.name, got.results[t.digest()]) for t in self.lab.tasks]
+        common |= {
+            "behaviour_hash": got.key,
+            "collision": got.collision,
+            "cached": not got.trained,
+            "seconds": sum(r.seconds for _, r in by_task) if got.trained else 0.0,
+        }
         bad = first_failure(by_task)
         if bad is not None:
-            return Score(
-                status=bad[0],
-                reason=bad[1],
-                behaviour_hash=bh,
-                cached=cached,
-                seconds=seconds,
-                **common,
-            )
+            return Score(status=bad[0], reason=bad[1], **common)
         agg = aggregate(by_task, reference, self.lab.fitness)
         return Score(
             status="ok",
-            behaviour_hash=bh,
             fitness=agg.fitness,
             fitness_spread=agg.fitness_spread,
             mean_ood_mse=agg.mean_ood_mse,
             tasks=agg.tasks,
-            cached=cached,
-            seconds=seconds,
             **common,
         )

@@ -41,6 +41,8 @@ def module_text(source: str, name: str, docstring: str) -> str:
     func.returns = ast.Name("torch.Tensor", ast.Load())
     body = ast.unparse(func)
     cls = class_name(name)
+    # `minact score FILE` looks for `activation`; bind it when the function has another name.
+    alias = "" if name == "activation" else f"activation = {name}\n\n\n"
     doc = docstring.replace('"""', "'''").rstrip()
     return (
         f'"""{doc}\n"""\n\n'
@@ -50,7 +52,7 @@ def module_text(source: str, name: str, docstring: str) -> str:
         "from torch import nn\n\n"
         f'__all__ = ["{cls}", "{name}"]\n\n\n'
         f"{body}\n\n\n"
-        f"activation = {name}  # the name `minact score` looks for\n\n\n"
+        f"{alias}"
         f"class {cls}(nn.Module):\n"
         f'    """`{name}` as a layer: applied elementwise, no parameters."""\n\n'
         "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"

@@ -9,7 +9,8 @@ is always reported beside the fitness so users see both.
 
 The spread is the standard deviation over seed indices of the fitness computed from
 that seed's losses alone (against the reference's medians): would the number survive
-another seed?
+another seed? With one seed per task (the default lab) there is none to compare, and the
+spread is None rather than a misleading 0.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Aggregate:
     """A candidate's fitness on a lab, with its per-task scores."""
 
     fitness: float
-    fitness_spread: float
+    fitness_spread: float | None  # None with a single seed per task
     mean_ood_mse: float
     tasks: dict[str, TaskScore]
 
@@ -81,7 +82,7 @@ def aggregate(
         raise ValueError(f"unknown fitness kind {kind!r}")
     n_seeds = min(len(s) for s in per_seed)
     seed_fitness = [statistics.fmean(s[i] for s in per_seed) for i in range(n_seeds)]
-    spread = statistics.stdev(seed_fitness) if n_seeds > 1 else 0.0
+    spread = statistics.stdev(seed_fitness) if n_seeds > 1 else None
     return Aggregate(fitness, spread, mean_ood, tasks)
 
 

@@ -8,22 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from minact.candidate import Hash
 from minact.score import Score
 
-__all__ = ["OUTCOME_KINDS", "Counters", "Outcome", "OutcomeKind", "Reply", "from_event", "to_event"]
+__all__ = [
+    "OUTCOME_KINDS",
+    "Counters",
+    "Outcome",
+    "OutcomeKind",
+    "Reply",
+    "collision_event",
+    "from_event",
+    "to_event",
+]
 
 # What became of a proposal once applied, in proposal order.
 OutcomeKind = Literal["evaluated", "parse_failure", "rejected", "duplicate", "llm_error"]
-OUTCOME_KINDS: tuple[OutcomeKind, ...] = (
-    "evaluated",
-    "parse_failure",
-    "rejected",
-    "duplicate",
-    "llm_error",
-)
+OUTCOME_KINDS: tuple[OutcomeKind, ...] = get_args(OutcomeKind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,7 @@ class Counters:
     proposals: int = 0
     evaluated: int = 0
     cache_hits: int = 0
+    collisions: int = 0
     parse_failures: int = 0
     rejected: int = 0
     duplicates: int = 0
@@ -165,6 +169,7 @@ class Counters:
         if o.kind == "evaluated" and o.score is not None:
             self.evaluated += 1
             self.cache_hits += o.score.cached
+            self.collisions += o.score.collision is not None
             if not o.score.ok:
                 self.failures[o.score.status] = self.failures.get(o.score.status, 0) + 1
             elif o.model:
@@ -205,6 +210,24 @@ def to_event(o: Outcome) -> dict[str, Any]:
         "score": o.score.to_dict() if o.score is not None else None,
         "model": o.model,
         "turns": o.turns,
+    }
+
+
+def collision_event(o: Outcome) -> dict[str, Any] | None:
+    """Returns the events.jsonl line recording a behaviour-hash collision, if `o` had one.
+
+    The candidate's behaviour hash matched other code whose results its own code did not
+    reproduce in the verification; it was trained under its own code hash instead.
+    """
+    s = o.score
+    if s is None or s.collision is None:
+        return None
+    return {
+        "event": "collision",
+        "index": o.index,
+        "name": s.name,
+        "code_hash": s.code_hash,
+        "behaviour_hash": s.collision,
     }
 
 

@@ -13,7 +13,11 @@ from typing import Any
 
 from minact.candidate import Hash, Status, parse_status
 
-__all__ = ["Admission", "Score", "TaskResult", "TaskScore"]
+__all__ = ["TRANSIENT", "Admission", "Conditions", "Score", "TaskResult", "TaskScore"]
+
+# Failures that say more about the machine than about the code: stored under the code hash
+# only, with the conditions they happened under, and retried once by a later call.
+TRANSIENT: frozenset[Status] = frozenset({"timeout", "crashed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,54 @@ class Admission:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """What a transient failure (timeout, crash) happened under.
+
+    Attributes:
+        timeout: the wall-clock limit in force, in seconds.
+        device: the worker's device ("cpu", "cuda"; "" when unknown).
+        load: the machine's 1-minute load average at the time (None where unknown).
+        attempts: how many calls have failed this way in a row.
+    """
+
+    timeout: float
+    device: str = ""
+    load: float | None = None
+    attempts: int = 1
+
+    def final(self, timeout: float, device: str) -> bool:
+        """Returns whether the failure stands: retried once already, under no longer a limit
+        and on the same device (an unknown device counts as the same)."""
+        same_device = not device or not self.device or device == self.device
+        return self.attempts >= 2 and timeout <= self.timeout and same_device
+
+    def describe(self) -> str:
+        """Returns e.g. "timeout 120 s, cpu, load 3.2"."""
+        load = f", load {self.load:.1f}" if self.load is not None else ""
+        return f"timeout {self.timeout:g} s, {self.device or 'device unknown'}{load}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-safe dict."""
+        return {
+            "timeout": self.timeout,
+            "device": self.device,
+            "load": self.load,
+            "attempts": self.attempts,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Conditions:
+        """Builds Conditions from `to_dict` output; raises KeyError/TypeError/ValueError."""
+        load = d.get("load")
+        return cls(
+            float(d["timeout"]),
+            str(d.get("device", "")),
+            float(load) if load is not None else None,
+            int(d.get("attempts", 1)),
+        )
+
+
 def _floats(values: Any) -> tuple[float, ...]:
     if not isinstance(values, (list, tuple)):
         raise TypeError(f"expected a list of numbers, got {type(values).__name__}")
@@ -73,6 +125,9 @@ class TaskResult:
         ood: OOD mean squared error per seed (standardised targets).
         id: in-distribution test MSE per seed.
         seconds: training wall time attributed to this (candidate, task).
+        trace: a sample of the pre-activations the activation saw in training (float32
+            values, seed 0), against which other code with the same behaviour hash is
+            verified before it may reuse this result (minact.sandbox.trace).
     """
 
     status: Status
@@ -80,6 +135,7 @@ class TaskResult:
     ood: tuple[float, ...] = ()
     id: tuple[float, ...] = ()
     seconds: float = 0.0
+    trace: tuple[float, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -94,6 +150,7 @@ class TaskResult:
             "ood": list(self.ood),
             "id": list(self.id),
             "seconds": self.seconds,
+            "trace": list(self.trace),
         }
 
     @classmethod
@@ -106,7 +163,9 @@ class TaskResult:
                 raise ValueError("an ok result needs one OOD and one ID loss per seed")
             if not all(math.isfinite(v) for v in (*ood, *id_)):
                 raise ValueError("an ok result has finite losses only")
-        return cls(verdict, str(d.get("reason", "")), ood, id_, float(d.get("seconds", 0.0)))
+        trace = _floats(d.get("trace", []))
+        seconds = float(d.get("seconds", 0.0))
+        return cls(verdict, str(d.get("reason", "")), ood, id_, seconds, trace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +193,12 @@ class Score:
         fitness: the lab's selection score (lower is better; 0 = reference), or None.
         fitness_spread: standard deviation of the per-seed fitness.
         mean_ood_mse: plain mean over tasks of the median OOD MSE.
+        behaviour_hash: the key its results are stored under: the behaviour hash of f and f'
+            (shared by equal functions), or its code hash after a collision.
         cached: True when no training ran for it in this call.
+        collision: set when its behaviour hash matched other code whose results its own code
+            did not reproduce (minact.evaluate verifies before reusing): that hash. Its
+            results are then its own, trained under its code hash.
     """
 
     name: str
@@ -152,6 +216,7 @@ class Score:
     baseline: bool = False
     parent: Hash | None = None
     seconds: float = 0.0
+    collision: Hash | None = None
 
     @property
     def ok(self) -> bool:
@@ -179,6 +244,7 @@ class Score:
             "baseline": self.baseline,
             "parent": self.parent,
             "seconds": self.seconds,
+            "collision": self.collision,
         }
 
     @classmethod
@@ -210,4 +276,5 @@ class Score:
             baseline=bool(d.get("baseline", False)),
             parent=opt_hash("parent"),
             seconds=float(d.get("seconds", 0.0)),
+            collision=opt_hash("collision"),
         )

@@ -1,7 +1,7 @@
 """Built-in reference activations, as source text: the first population and the baselines.
 
 They take the same path as any LLM reply (validate, fingerprint, cache, evaluate), so
-the report's baselines cost no extra code. Formulas follow lab.md; gsp and gmtu use the
+the report's baselines cost no extra code. `minact seeds` lists the formulas; gsp and gmtu use the
 paper's forms (normalised sinc multiplying GELU; +0.1x), which third-party code often gets wrong.
 """
 
@@ -102,7 +102,7 @@ def seed_candidate(name: str) -> Candidate:
     """Returns the validated Candidate of the seed called `name` (named by its canonical name)."""
     seed = get_seed(name)
     candidate = validate(seed_source(seed.name), name=seed.name)
-    # Checked by tests/test_seeds.py: every built-in passes static validation.
+    # Checked by tests/validate/test_validate.py: every built-in passes static validation.
     assert isinstance(candidate, Candidate), f"built-in {seed.name} fails validation"
     return candidate
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from minact.cache import FitnessCache
+from minact.candidate import Candidate
 from minact.evaluate import EVALUATOR_VERSION
 from minact.lab.loader import load_lab
 from minact.lab.task import Lab
+from minact.validate import validate
 
 ASSETS = Path(__file__).parent / "assets"
 TINY_TASKS = ASSETS / "tiny_tasks.toml"
@@ -29,11 +31,23 @@ def cache(tmp_path: Path) -> Iterator[FitnessCache]:
         yield c
 
 
-def write_candidate(directory: Path, name: str, body: str) -> Path:
-    """Writes `def activation(x): return <body>` to directory/name.py and returns the path."""
-    path = directory / f"{name}.py"
-    path.write_text(
+def candidate_source(body: str) -> str:
+    """Returns a candidate module: torch, F and math imported; `def activation(x): return body`."""
+    return (
         "import math\nimport torch\nimport torch.nn.functional as F\n\n\n"
         f"def activation(x):\n    return {body}\n"
     )
+
+
+def candidate(body: str, name: str = "") -> Candidate:
+    """Returns the validated Candidate of `candidate_source(body)`."""
+    c = validate(candidate_source(body), name=name)
+    assert isinstance(c, Candidate), c
+    return c
+
+
+def write_candidate(directory: Path, name: str, body: str) -> Path:
+    """Writes `candidate_source(body)` to directory/name.py and returns the path."""
+    path = directory / f"{name}.py"
+    path.write_text(candidate_source(body))
     return path

@@ -2,11 +2,12 @@
 
 Each request to POST /v1/chat/completions is answered by the next queued Behaviour (see
 `LLMServer.push`), else by the responder. The behaviours mimic what llama-cpp-python,
-llama-server, Ollama and vLLM really send (docs/llm-protocol.md), faults included.
+llama-server, Ollama and vLLM really send, faults included.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import sys
@@ -139,6 +140,24 @@ Behaviour = (
     Reply | Status | ErrorEvent | Truncate | DoneWithoutFinish | Hang | Trickle
     | InvalidJsonChunk | WrongContentType | PlainJson | Redirect | Huge | Empty | EmptyBody
 )  # fmt: skip
+Responder = Callable[[dict[str, Any]], Behaviour]  # request body -> what to answer
+
+
+def numbered_replies(body: Callable[[int], str], start: int = 0) -> Responder:
+    """Returns a responder whose k-th reply (k from `start`, in the order requests arrive)
+    is a python block with `def activation(x): return <body(k)>`."""
+    counter = itertools.count(start)
+    lock = threading.Lock()
+
+    def respond(request: dict[str, Any]) -> Behaviour:
+        with lock:
+            k = next(counter)
+        return Reply(
+            "```python\nimport torch\nimport torch.nn.functional as F\n"
+            f"def activation(x):\n    return {body(k)}\n```"
+        )
+
+    return respond
 
 
 @dataclass(frozen=True)
@@ -354,7 +373,7 @@ class LLMServer:
 
     def __init__(
         self,
-        responder: Callable[[dict[str, Any]], Behaviour] | None = None,
+        responder: Responder | None = None,
         latency: float = 0.0,
         *,
         models: Mapping[str, Any] = MODELS,

@@ -13,29 +13,14 @@ import pytest
 
 from minact import seeds
 from minact.cache import FitnessCache
-from minact.candidate import Candidate
+from minact.candidate import Candidate, Rejection
 from minact.errors import EvaluationError
 from minact.evaluate import Evaluator, EvaluatorConfig
 from minact.lab.task import Lab
 from minact.sandbox.process import WorkerProcess, worker_environment
 from minact.score import Score
-from minact.validate import validate
-
-
-def _cand(body: str, name: str = "") -> Candidate:
-    c = validate(
-        f"import math\nimport torch\nimport torch.nn.functional as F\ndef activation(x):\n"
-        f"    return {body}\n",
-        name=name,
-    )
-    assert isinstance(c, Candidate), c
-    return c
-
-
-def _seed(name: str) -> Candidate:
-    c = validate(seeds.seed_source(name), name=name)
-    assert isinstance(c, Candidate)
-    return c
+from minact.validate import code_hash, validate
+from tests.conftest import candidate
 
 
 def _by_name(scores: list[Score]) -> dict[str, Score]:
@@ -52,14 +37,14 @@ def _longer(lab: Lab, steps: int) -> Lab:
 
 def test_scores_seeds_then_answers_from_the_cache(tiny_lab: Lab, cache: FitnessCache) -> None:
     with Evaluator(tiny_lab, cache) as ev:
-        first = _by_name(ev.score([_seed("gelu"), _seed("silu")]))
+        first = _by_name(ev.score([seeds.seed_candidate("gelu"), seeds.seed_candidate("silu")]))
         assert ev.info["device"] == "cpu"
     assert set(first) == {"relu", "gelu", "silu"}
     assert first["relu"].fitness == 0.0 and first["relu"].baseline
     assert all(s.ok and not s.cached for s in first.values())
     assert set(first["gelu"].tasks) == {"sine", "product"}
     with Evaluator(tiny_lab, cache) as ev:
-        again = _by_name(ev.score([_seed("gelu"), _seed("silu")]))
+        again = _by_name(ev.score([seeds.seed_candidate("gelu"), seeds.seed_candidate("silu")]))
         assert ev.info == {}, "all cached: the worker never started"
     assert all(s.cached for s in again.values())
     assert again["gelu"].fitness == first["gelu"].fitness
@@ -68,7 +53,7 @@ def test_scores_seeds_then_answers_from_the_cache(tiny_lab: Lab, cache: FitnessC
 def test_equal_behaviour_is_trained_once(tiny_lab: Lab, cache: FitnessCache) -> None:
     with Evaluator(tiny_lab, cache) as ev:
         out = _by_name(
-            ev.score([_cand("F.silu(x)", "silu"), _cand("x * torch.sigmoid(x)", "xsig")])
+            ev.score([candidate("F.silu(x)", "silu"), candidate("x * torch.sigmoid(x)", "xsig")])
         )
     assert out["silu"].code_hash != out["xsig"].code_hash
     assert out["silu"].behaviour_hash == out["xsig"].behaviour_hash
@@ -78,7 +63,11 @@ def test_equal_behaviour_is_trained_once(tiny_lab: Lab, cache: FitnessCache) -> 
 
 
 def test_batch_composition_does_not_change_scores(tiny_lab: Lab, tmp_path: Path) -> None:
-    cands = [_seed("gelu"), _seed("tanh"), _seed("snake")]
+    cands = [
+        seeds.seed_candidate("gelu"),
+        seeds.seed_candidate("tanh"),
+        seeds.seed_candidate("snake"),
+    ]
     fitness = []
     for size in (1, 4):
         with FitnessCache(tmp_path / f"c{size}", "t") as cache:
@@ -95,17 +84,17 @@ def test_failures_are_results_and_nothing_is_written_elsewhere(
     work.mkdir()
     monkeypatch.chdir(work)
     bad = {
-        "log": (_cand("torch.log(x)", "log"), "nonfinite"),
+        "log": (candidate("torch.log(x)", "log"), "nonfinite"),
         "inplace": (
             validate("def activation(x):\n    x += 1\n    return x", name="inplace"),
             "bad_output",
         ),
-        "scalar": (_cand("float(x)", "scalar"), "error"),
+        "scalar": (candidate("float(x)", "scalar"), "error"),
         "costly": (
-            _cand(" + ".join(f"torch.sin({i} * x)" for i in range(1, 12)), "costly"),
+            candidate(" + ".join(f"torch.sin({i} * x)" for i in range(1, 12)), "costly"),
             "too_costly",
         ),
-        "tuple": (_cand("torch.where(x > 0)", "tuple"), "bad_output"),
+        "tuple": (candidate("torch.where(x > 0)", "tuple"), "bad_output"),
     }
     with FitnessCache(tmp_path / "cache", "t") as cache, Evaluator(tiny_lab, cache) as ev:
         out = _by_name(ev.score([c for c, _ in bad.values() if isinstance(c, Candidate)]))
@@ -126,7 +115,7 @@ def test_a_timeout_kills_the_worker_and_fails_only_the_candidate(
     hasty = dataclasses.replace(slow, timeout=0.05)
     started = time.monotonic()
     with Evaluator(hasty, cache, EvaluatorConfig(batch_size=4)) as ev:
-        out = _by_name(ev.score([_seed("gelu"), _seed("tanh")]))
+        out = _by_name(ev.score([seeds.seed_candidate("gelu"), seeds.seed_candidate("tanh")]))
         assert not ev._worker.running
     assert time.monotonic() - started < 60
     for name in ("gelu", "tanh"):  # retried alone, each timed out on its own
@@ -135,14 +124,17 @@ def test_a_timeout_kills_the_worker_and_fails_only_the_candidate(
 
 
 def test_a_hanging_candidate_times_out_while_probed(tiny_lab: Lab, cache: FitnessCache) -> None:
-    # Python integer arithmetic through a local escapes the static checks and the FLOP
-    # count; only the wall-clock limit stops it.
-    hang = validate("def activation(x):\n    n = 10 ** 8\n    return x * 10 ** n\n", name="hang")
-    assert isinstance(hang, Candidate)
-    config = EvaluatorConfig(admit_timeout=3.0)
+    # Validation refuses big-integer arithmetic now; built as if validation had missed it, this
+    # candidate tests the last line of defence, the wall-clock limit.
+    source = "def activation(x):\n    n = 10 ** 8\n    return x * 10 ** n\n"
+    assert isinstance(validate(source), Rejection)
+    hang = Candidate(source, code_hash(source), name="hang")
+    # The deadline also covers a fresh worker's first request, which imports and warms up
+    # the probing code: 10 s leaves room for that, and the hang takes far longer.
+    config = EvaluatorConfig(admit_timeout=10.0)
     started = time.monotonic()
     with Evaluator(tiny_lab, cache, config) as ev:
-        out = _by_name(ev.score([hang, _seed("gelu")]))
+        out = _by_name(ev.score([hang, seeds.seed_candidate("gelu")]))
     assert out["hang"].status == "timeout" and "probing" in out["hang"].reason
     assert out["gelu"].ok and out["relu"].ok
     assert time.monotonic() - started < 90
@@ -150,7 +142,11 @@ def test_a_hanging_candidate_times_out_while_probed(tiny_lab: Lab, cache: Fitnes
 
 def test_a_worker_killed_mid_batch_is_survived(tiny_lab: Lab, tmp_path: Path) -> None:
     lab = _longer(tiny_lab, 400)
-    cands = [_seed("gelu"), _seed("tanh"), _seed("silu")]
+    cands = [
+        seeds.seed_candidate("gelu"),
+        seeds.seed_candidate("tanh"),
+        seeds.seed_candidate("silu"),
+    ]
     with FitnessCache(tmp_path / "calm", "t") as cache, Evaluator(lab, cache) as ev:
         calm = {s.name: s.fitness for s in ev.score(cands)}
     with FitnessCache(tmp_path / "rough", "t") as cache:
@@ -199,7 +195,7 @@ def test_cuda_without_cuda_is_a_clear_error(tiny_lab: Lab, cache: FitnessCache) 
         pytest.skip("this machine has CUDA")
     with Evaluator(tiny_lab, cache, EvaluatorConfig(device="cuda")) as ev:
         with pytest.raises(EvaluationError, match="CUDA is not available"):
-            ev.score([_seed("gelu")])
+            ev.score([seeds.seed_candidate("gelu")])
 
 
 @pytest.mark.gpu
@@ -211,7 +207,10 @@ def test_cuda_scores_agree_with_cpu(tiny_lab: Lab, tmp_path: Path) -> None:
     for device in ("cpu", "cuda"):
         with FitnessCache(tmp_path / device, "t") as cache:
             with Evaluator(tiny_lab, cache, EvaluatorConfig(device=device)) as ev:
-                out[device] = {s.name: s for s in ev.score([_seed("gelu"), _seed("gsp")])}
+                out[device] = {
+                    s.name: s
+                    for s in ev.score([seeds.seed_candidate("gelu"), seeds.seed_candidate("gsp")])
+                }
     for name, s in out["cpu"].items():
         assert out["cuda"][name].ok
         for task, score in s.tasks.items():

@@ -4,9 +4,7 @@ nothing evaluated is lost."""
 
 from __future__ import annotations
 
-import itertools
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from .llm_server import (
     Trickle,
     Truncate,
     WrongContentType,
+    numbered_replies,
 )
 
 runner = CliRunner()
@@ -41,19 +40,8 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     CACHE.pop()
 
 
-def _good() -> Any:
-    counter = itertools.count(1)
-    lock = threading.Lock()
-
-    def respond(body: dict[str, Any]) -> Reply:
-        with lock:
-            k = next(counter)
-        return Reply(
-            f"```python\nimport torch\ndef activation(x):\n"
-            f"    return torch.tanh({k} * x) + 0.1 * x\n```"
-        )
-
-    return respond
+def _tanh(k: int) -> str:
+    return f"torch.tanh({k} * x) + 0.1 * x"
 
 
 def _evolve(tmp: Path, url: str, *extra: str) -> Any:
@@ -106,7 +94,7 @@ TRANSIENT = {
 
 @pytest.mark.parametrize("fault", list(TRANSIENT), ids=list(TRANSIENT))
 def test_transient_faults_are_retried_and_the_run_finishes(tmp_path: Path, fault: str) -> None:
-    with LLMServer(_good()) as server:
+    with LLMServer(numbered_replies(_tanh, start=1)) as server:
         server.push(TRANSIENT[fault])
         result = _evolve(tmp_path, server.url)
     assert result.exit_code == 0, result.stderr
@@ -137,7 +125,7 @@ REPLIES = {
 @pytest.mark.parametrize("fault", list(REPLIES), ids=list(REPLIES))
 def test_bad_replies_are_counted_and_the_run_finishes(tmp_path: Path, fault: str) -> None:
     behaviour, reason = REPLIES[fault]
-    with LLMServer(_good()) as server:
+    with LLMServer(numbered_replies(_tanh, start=1)) as server:
         server.push(behaviour)
         result = _evolve(tmp_path, server.url)
     assert result.exit_code == 0, result.stderr

@@ -33,7 +33,9 @@ def _expectation(path: Path) -> tuple[str, str]:
 def test_the_corpus_is_large_and_varied() -> None:
     kinds = {_expectation(p)[0] for p in CORPUS}
     assert len(CORPUS) >= 40
-    assert {"invalid", "nonfinite", "bad_output", "error", "too_costly", "timeout"} <= kinds
+    # No file times out any more: big-integer arithmetic, the last way to hang the worker past
+    # validation, is refused; test_evaluate builds such a candidate directly instead.
+    assert {"invalid", "nonfinite", "bad_output", "error", "too_costly", "ok"} <= kinds
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ for command in (
     evolve.evolve,
     score.score,
     score.seeds,
+    score.suites,
     runs.report,
     runs.show,
     runs.rescore,

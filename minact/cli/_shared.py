@@ -20,6 +20,7 @@ from minact.errors import MinactError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from minact.agreement import LabAgreement
     from minact.runs.ranking import RankingDocument
 
 # Messages carry user text ("[lab]", "[[task]]", "[lo, hi]"): never read it as rich markup.
@@ -134,6 +135,17 @@ def print_ranking(doc: RankingDocument) -> None:
         ]
         table.add_row(*row, *([(c["code_hash"] or "")[:10]] if wide else []))
     console.print(table)
+
+
+def print_agreement(agreement: LabAgreement) -> None:
+    """Prints a lab's self-agreement under a ranking: split-half verdict, then per family."""
+    console = stdout()
+    console.print(f"ranking stability: {agreement.verdict}")
+    if agreement.families:
+        parts = ", ".join(
+            f"{f} {_fmt(t if t == t else None, '+.2f')}" for f, t in agreement.families.items()
+        )
+        console.print(f"each family alone against the other tasks (Kendall tau): {parts}")
 
 
 def evaluation_progress(enabled: bool) -> tuple[Callable[[str, int, int], None], Any]:

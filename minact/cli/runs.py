@@ -122,7 +122,7 @@ def export(
         raise typer.BadParameter(f"{name!r} is not a usable Python name", param_hint="--name")
     try:
         found = find_candidate(hash_prefix, runs_dir, run, cache_dir(cache))
-        target, fname = export_job(found, output, name)
+        target, fname = export_job(found, output, name, cache_dir(cache))
     except MinactError as e:
         fail(e)
     note(f"wrote {target} ({fname} and its nn.Module)")
@@ -133,7 +133,12 @@ def rescore(
         list[str] | None, typer.Argument(metavar="[HASH]...", help="Candidates to rescore.")
     ] = None,
     tasks: Annotated[Path | None, typer.Option(help="The other tasks file.")] = None,
-    suite: Annotated[str | None, typer.Option(help="A built-in suite instead: transfer.")] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help="A built-in suite instead: transfer, algorithmic, real (`minact suites`: all)."
+        ),
+    ] = None,
     run: Annotated[Path | None, typer.Option(help="Take candidates from this run.")] = None,
     top: Annotated[int, typer.Option(min=1, help="How many of the run's best.")] = 5,
     all_cached: Annotated[bool, typer.Option(help="Every candidate in the cache.")] = False,

@@ -21,12 +21,13 @@ from minact.cli._shared import (
     evaluation_progress,
     fail,
     note,
+    print_agreement,
     print_ranking,
     stdout,
 )
 from minact.errors import MinactError
 
-__all__ = ["score", "seeds"]
+__all__ = ["score", "seeds", "suites"]
 
 
 def seeds() -> None:
@@ -40,6 +41,32 @@ def seeds() -> None:
         reference = s.name == REFERENCE and "reference" not in s.note
         table.add_row(s.name, s.formula, s.body, s.note + (" (reference)" if reference else ""))
     stdout().print(table)
+
+
+def suites() -> None:
+    """List the built-in labs and suites (names for --tasks and --suite) with size and cost."""
+    from minact.jobs.suites import list_suites
+
+    table = Table(title="built-in labs and suites (use their names for --tasks or --suite)")
+    for col in ("name", "tasks", "networks", "s / candidate", "kinds", "families", "what"):
+        table.add_column(col, justify="right" if col in ("tasks", "networks") else "left")
+    for row in list_suites():
+        cost = "—" if row.cpu_seconds is None else f"~{row.cpu_seconds:g} (CPU)"
+        what = row.summary if not row.problem else f"{row.summary}. {row.problem}"
+        table.add_row(
+            row.name,
+            "—" if row.tasks is None else str(row.tasks),
+            "—" if row.networks is None else str(row.networks),
+            cost,
+            ", ".join(row.kinds),
+            ", ".join(row.families),
+            what,
+        )
+    stdout().print(table)
+    note(
+        "s / candidate: the 14 built-in activations on a shared, loaded 2-core CPU with one "
+        "worker thread (bench/RESULTS.md); a GPU trains each candidate's networks as one batch"
+    )
 
 
 def score(
@@ -77,3 +104,4 @@ def score(
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     print_ranking(doc)
+    print_agreement(job.agreement(doc))

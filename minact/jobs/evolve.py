@@ -10,11 +10,8 @@ cleanly: the report is still written and the summary says "interrupted".
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -25,6 +22,7 @@ from minact.cache import FitnessCache
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.jobs import proposing
+from minact.jobs.interrupt import until_interrupted
 from minact.jobs.report import evaluator_curves
 from minact.lab.loader import default_tasks_path, load_lab
 from minact.lab.task import Lab
@@ -233,7 +231,13 @@ async def run(
                 log.append({"event": event, "time": time.time(), **described})
                 loop = Loop(config, lab, proposer, evaluator, log.append, hooks.progress, history)
                 with hooks.live:
-                    summary = await _until_interrupted(loop)
+                    # Ctrl-C cancels the search; what was evaluated is kept and reported.
+                    summary = await until_interrupted(
+                        loop.run(),
+                        lambda: loop.summary(
+                            ("interrupted", "interrupted; evaluated candidates are kept")
+                        ),
+                    )
             meta.update(
                 status=summary.status,
                 message=summary.message,
@@ -249,44 +253,6 @@ async def run(
             data = report_build.build(log.directory, evaluator_curves(evaluator))
     report_files.write(log.directory, data)
     return EvolveResult(summary, data.ranking, log.directory, data.warnings)
-
-
-async def _until_interrupted(loop: Loop) -> Summary:
-    """Runs the loop to its end; SIGINT (Ctrl-C) stops it and gives an "interrupted" summary.
-
-    The handler cancels the loop's task rather than letting KeyboardInterrupt unwind the
-    event loop, so the run ends the same way on every Python version: the work in flight is
-    dropped, what was evaluated is kept, and the caller still writes the report.
-    """
-    task = asyncio.ensure_future(loop.run())
-    interrupted = False
-
-    def interrupt() -> None:
-        nonlocal interrupted
-        interrupted = True
-        task.cancel()
-
-    with _on_sigint(interrupt):
-        try:
-            return await task
-        except asyncio.CancelledError:
-            if not interrupted:
-                raise
-    return loop.summary(("interrupted", "interrupted; evaluated candidates are kept"))
-
-
-@contextlib.contextmanager
-def _on_sigint(handler: Callable[[], None]) -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGINT, handler)
-    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
-        yield
-        return
-    try:
-        yield
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
 
 
 def _lab(options: EvolveOptions, previous: Mapping[str, Any]) -> Lab:

@@ -19,7 +19,8 @@ from minact.cache import FitnessCache
 from minact.candidate import Candidate
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
-from minact.lab.loader import load_lab, transfer_suite_path
+from minact.lab import suites
+from minact.lab.loader import load_lab
 from minact.report.markdown import render_markdown
 from minact.runs.catalog import all_runs, find, latest_run, run_ranking
 from minact.runs.ranking import RankingDocument, ranking_document
@@ -28,7 +29,7 @@ from minact.validate import validate
 
 __all__ = ["SUITES", "Rescored", "rescore"]
 
-SUITES = ("transfer",)
+SUITES = tuple(suites.SUITES)  # the built-in labs and suites (minact/lab/suites.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +49,14 @@ class _Pick:
 
 
 def suite_path(suite: str) -> Path:
-    """Returns the tasks file of a built-in suite; raises ConfigError for an unknown name."""
-    if suite == "transfer":
-        return transfer_suite_path()
-    raise ConfigError(f"--suite {suite!r}: the built-in suites are: {', '.join(SUITES)}")
+    """Returns the tasks file of a built-in suite; raises ConfigError for an unknown name or a
+    missing optional dependency (with the command that installs it)."""
+    if suite not in suites.SUITES:
+        raise ConfigError(f"--suite {suite!r}: the built-in suites are: {', '.join(SUITES)}")
+    try:
+        return suites.suite_path(suite)
+    except ConfigError as e:
+        raise ConfigError(f"--suite {suite!r}: {e}") from None
 
 
 def rescore(

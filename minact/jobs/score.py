@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from minact import seeds
+from minact.agreement import LabAgreement, lab_agreement, score_matrix
 from minact.cache import FitnessCache
 from minact.candidate import Candidate, Rejection
 from minact.errors import ConfigError
@@ -15,7 +16,7 @@ from minact.runs.ranking import RankingDocument, ranking_document, rejection_sco
 from minact.score import Score
 from minact.validate import decode_source, validate
 
-__all__ = ["read_sources", "score"]
+__all__ = ["agreement", "read_sources", "score"]
 
 
 def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
@@ -69,3 +70,11 @@ def score(
     info = evaluator.info
     run = {"command": "score", "device": info.get("device"), "worker": info or None}
     return ranking_document([*scores, *rejected], lab, run), warnings
+
+
+def agreement(doc: RankingDocument) -> LabAgreement:
+    """Returns how stable a ranking is under a change of its tasks (split-half, per family)."""
+    key = "log_ratio" if doc["lab"]["fitness"] == "mean_log_ratio" else "ood_loss"
+    _, tasks, matrix = score_matrix(doc["candidates"], key)
+    family = {t["name"]: t["family"] for t in doc["tasks"]}
+    return lab_agreement(matrix, [family[t] for t in tasks])

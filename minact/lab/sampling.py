@@ -33,6 +33,8 @@ class TaskData:
     Classification: the y are labels 0.0 or 1.0, not standardised (y_mean 0, y_std 1).
     Set tasks: each x is (sets, elements, d), with `size` elements in x_train and x_id and
     `test_size` in x_ood; y is one target per set.
+    Graph tasks (graphs.py): each x is (graphs, nodes, d), y (graphs, nodes) one target per
+    node, and e_train, e_id, e_ood (graphs, nodes, nodes) the edge weights (0: no edge).
     """
 
     x_train: FloatArray
@@ -43,6 +45,9 @@ class TaskData:
     y_ood: FloatArray
     y_mean: float
     y_std: float
+    e_train: FloatArray | None = None
+    e_id: FloatArray | None = None
+    e_ood: FloatArray | None = None
 
 
 class TargetError(ValueError):
@@ -62,6 +67,15 @@ def sample(task: Task) -> TaskData:
     seed_fields["settings"] = [s.data_seed, s.n_train, s.n_test, s.noise]
     # 128 bits of a hash: the same task gives the same arrays on any machine.
     rng = np.random.default_rng(int(sha256_json(seed_fields)[:32], 16))
+    # Imported here: each needs this module's records, and datasets needs scikit-learn.
+    if task.graph is not None:
+        from minact.lab.graphs import sample_graphs
+
+        return sample_graphs(task, rng)
+    if task.dataset is not None:
+        from minact.lab.datasets import sample_dataset
+
+        return sample_dataset(task, rng)
     # The draw order is part of DATA_VERSION: x_train, x_id, x_ood, then noise.
     if task.sets is None:
         x_train = _uniform(rng, task.train, s.n_train)
@@ -125,6 +139,7 @@ def _uniform_shell(rng: np.random.Generator, outer: Box, inner: Box, n: int) -> 
 
 def _target(task: Task, x: FloatArray) -> FloatArray:
     """Returns the raw target at points `x` (last axis in `task.variables` order)."""
+    assert task.target is not None  # graph and dataset tasks are sampled elsewhere
     try:
         y = task.target.evaluate({v: x[..., i] for i, v in enumerate(task.variables)})
     except ExpressionError as exc:

@@ -11,6 +11,14 @@ A task's kind says what is learned (minact.sandbox.trainer owns the matching mod
   elements of element(x), standardised; the OOD sets have `test_size` elements, drawn from the
   train box, or from the test box minus the train box when the task's test box differs from its
   train box. A DeepSets model; MSE.
+- "graph": a graph algorithm (GraphSpec; graphs.py draws the graphs and computes the exact
+  targets), one target per node, learned by a message-passing network trained on graphs of
+  `nodes` nodes and scored on graphs of `test_nodes`; MSE on standardised targets, or binary
+  cross-entropy for yes/no algorithms (BINARY_ALGORITHMS).
+
+A regression or classification task may take its data from a bundled dataset (DatasetSpec;
+datasets.py) instead of a target expression. Graph and dataset tasks have no target expression,
+no variables and no boxes: their OOD data is defined by the spec.
 """
 
 from __future__ import annotations
@@ -27,13 +35,14 @@ import numpy as np
 from minact.lab.expression import Expression, parse_expression
 
 __all__ = ["AGGREGATES", "DATA_VERSION", "FITNESS_KINDS", "KINDS", "Box", "Lab", "SetSpec"]
-__all__ += ["Settings", "Task", "sha256_json"]
+__all__ += ["BINARY_ALGORITHMS", "GRAPH_AGGREGATES", "GRAPH_ALGORITHMS", "DatasetSpec"]
+__all__ += ["GraphSpec", "Settings", "Task", "sha256_json"]
 
 # Part of every Task.digest(): bump it when sampling or standardisation changes, so fitness cached
 # on the old data is never served for the new.
 DATA_VERSION = 1
 FITNESS_KINDS = ("mean_log_ratio", "mean_ood_mse")
-KINDS = ("regression", "classification", "set")  # the first is the default
+KINDS = ("regression", "classification", "set", "graph")  # the first is the default
 # How a set task pools its per-element values (numpy reductions over the element axis).
 AGGREGATES: Mapping[str, Callable[..., Any]] = {
     "sum": np.sum,
@@ -42,6 +51,17 @@ AGGREGATES: Mapping[str, Callable[..., Any]] = {
     "min": np.min,
 }
 Box = tuple[tuple[float, float], ...]  # (lo, hi) per variable
+# What each graph algorithm computes per node, after `rounds` steps of the algorithm (graphs.py).
+GRAPH_ALGORITHMS: Mapping[str, str] = {
+    "bfs": "hop distance from the source (rounds + 1 if not reached)",
+    "bellman_ford": "weighted distance from the source (rounds + 1 if not reached)",
+    "degree": "number of neighbours",
+    "max_neighbour": "largest value among the node and its neighbours",
+    "max_reachable": "largest value within `rounds` hops",
+    "reachability": "1 if reached from the source within `rounds` hops, else 0",
+}
+BINARY_ALGORITHMS = ("reachability",)  # yes/no targets: binary cross-entropy
+GRAPH_AGGREGATES = ("sum", "max")  # how a node pools its incoming messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +101,42 @@ class SetSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class GraphSpec:
+    """What a graph task learns and on which graphs.
+
+    Attributes:
+        algorithm: one of GRAPH_ALGORITHMS.  nodes: nodes per training (and ID) graph.
+        test_nodes: nodes per OOD graph.  edge_prob: Erdős–Rényi edge probability, the same at
+        both sizes (as CLRS-30 does), so the OOD graphs are larger and denser.  rounds:
+        message-passing rounds, with weights shared across rounds.  aggregate: GRAPH_AGGREGATES.
+    """
+
+    algorithm: str
+    nodes: int
+    test_nodes: int
+    edge_prob: float
+    rounds: int
+    aggregate: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetSpec:
+    """A bundled dataset and the documented shift that makes its OOD set (datasets.py).
+
+    Attributes:
+        name: the dataset.  label: how classes become a yes/no label ("" if not needed).
+        shift: how the OOD set differs.  amount: the shift's size.  feature: the feature a
+        "top" shift sorts by ("" otherwise).
+    """
+
+    name: str
+    label: str
+    shift: str
+    amount: float
+    feature: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Task:
     """One task of the micro-lab (a regression unless `kind` says otherwise).
 
@@ -91,23 +147,60 @@ class Task:
         test: (lo, hi) per variable, the outer box; the OOD region is test minus train (a set task
         with test == train draws its OOD elements from the train box).  settings: lab defaults
         merged with overrides.  kind: one of KINDS.  sets: the set shape, for kind "set" only.
+        graph: the algorithm and graphs, for kind "graph" only.  dataset: a bundled dataset
+        instead of a target, for kinds "regression" and "classification".
     """
 
     name: str
     family: str
-    target: Expression
+    target: Expression | None
     variables: tuple[str, ...]
     train: Box
     test: Box
     settings: Settings
     kind: str = "regression"
     sets: SetSpec | None = None
+    graph: GraphSpec | None = None
+    dataset: DatasetSpec | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS or (self.kind == "set") != (self.sets is not None):
             raise ValueError(f"task kind {self.kind!r} with set spec {self.sets!r}")
+        if (self.kind == "graph") != (self.graph is not None):
+            raise ValueError(f"task kind {self.kind!r} with graph spec {self.graph!r}")
+        if self.dataset is not None and self.kind not in KINDS[:2]:
+            raise ValueError(
+                f"a dataset task must be a regression or classification, not {self.kind}"
+            )
+        if (self.target is None) != (self.graph is not None or self.dataset is not None):
+            raise ValueError("a task has a target expression unless it is a graph or dataset task")
         if self.kind == "classification" and self.settings.noise:
             raise ValueError("noise applies to real-valued targets, not classification labels")
+
+    @property
+    def loss(self) -> str:
+        """Returns "bce" for yes/no targets (binary cross-entropy on logits), else "mse"."""
+        binary = self.graph is not None and self.graph.algorithm in BINARY_ALGORITHMS
+        return "bce" if self.kind == "classification" or binary else "mse"
+
+    def describe(self) -> str:
+        """Returns one line saying what the task learns (for prompts, reports and listings)."""
+        if self.graph is not None:
+            g = self.graph
+            return (
+                f"{g.algorithm}: {GRAPH_ALGORITHMS[g.algorithm]}; {g.rounds} rounds of "
+                f"{g.aggregate} message passing, {g.nodes}-node graphs (tested on "
+                f"{g.test_nodes}), p = {g.edge_prob:g}"
+            )
+        if self.dataset is not None:
+            d = self.dataset
+            label = f", label {d.label}" if d.label else ""
+            on = f" of {d.feature}" if d.feature else ""
+            return f"{d.name}{label}; OOD: {d.shift} {d.amount:g}{on}"
+        assert self.target is not None
+        if self.sets is not None:
+            return f"{self.sets.aggregate} of {self.target.source} over a set of {self.sets.size}"
+        return self.target.source
 
     def digest(self) -> str:
         """Returns the sha256 of all that affects this task's numbers (not its name or family)."""
@@ -116,10 +209,10 @@ class Task:
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-safe dict from which `Task.from_dict` rebuilds this task."""
-        d = {
-            "name": self.name,
-            "family": self.family,
-            "target": self.target.source,
+        d: dict[str, Any] = {"name": self.name, "family": self.family}
+        if self.target is not None:
+            d["target"] = self.target.source
+        d |= {
             "variables": list(self.variables),
             "train": [list(r) for r in self.train],
             "test": [list(r) for r in self.test],
@@ -130,6 +223,10 @@ class Task:
             d["kind"] = self.kind
         if self.sets is not None:
             d |= asdict(self.sets)
+        if self.graph is not None:
+            d["graph"] = asdict(self.graph)
+        if self.dataset is not None:
+            d["dataset"] = asdict(self.dataset)
         return d
 
     @classmethod
@@ -137,12 +234,27 @@ class Task:
         """Returns the task `d` came from via `to_dict` (trusted: only the target is re-checked)."""
         train, test = (tuple((float(lo), float(hi)) for lo, hi in d[k]) for k in ("train", "test"))
         variables = tuple(str(v) for v in d["variables"])
-        target, settings = parse_expression(d["target"]), Settings(**d["settings"])
+        target = parse_expression(d["target"]) if "target" in d else None
+        settings = Settings(**d["settings"])
         sets = None
         if "aggregate" in d:
             sets = SetSpec(str(d["aggregate"]), int(d["size"]), int(d["test_size"]))
+        graph = GraphSpec(**d["graph"]) if "graph" in d else None
+        dataset = DatasetSpec(**d["dataset"]) if "dataset" in d else None
         kind = str(d.get("kind", KINDS[0]))
-        return cls(d["name"], d["family"], target, variables, train, test, settings, kind, sets)
+        return cls(
+            d["name"],
+            d["family"],
+            target,
+            variables,
+            train,
+            test,
+            settings,
+            kind,
+            sets,
+            graph,
+            dataset,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,7 @@ def build(run_dir: Path, curves: CurveSource | None = None, *, top: int = TOP) -
         counters=counters,
         reasons=_reasons(history),
         latency=_latency(history),
+        retries=_retries(history),
         curves={h: (list(c.x), list(c.f), list(c.df)) for h, c in got.items()},
         tasks=_lab_tasks(run),
         warnings=warnings,
@@ -131,6 +132,12 @@ def _latency(history: History) -> dict[str, float]:
     if first:
         out["first_token_median"] = statistics.median(first)
     return out
+
+
+def _retries(history: History) -> list[tuple[str, int]]:
+    """Returns (reason, count) of the failed attempts that LLM calls retried."""
+    counts = Counter(r[:300] for reply in history.replies.values() for r in reply.retry_reasons)
+    return counts.most_common()
 
 
 def _lab_tasks(run: dict[str, Any]) -> list[dict[str, Any]]:

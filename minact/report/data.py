@@ -17,6 +17,7 @@ __all__ = [
     "ancestry",
     "display_name",
     "fmt",
+    "latency_text",
     "made_by",
     "partner",
     "run_facts",
@@ -48,6 +49,8 @@ class ReportData:
             candidate and for evaluated candidates that failed, most frequent first.
         latency: seconds per LLM reply: {"mean", "median", "max"} and, where the replies
             carried it, "first_token_median"; empty without an LLM.
+        retries: (reason, count) of the LLM attempts that failed and were retried within
+            a call that then got its reply, most frequent first.
         curves: {code hash: (x, f, df)}; candidates without one are not plotted.
         tasks: the lab's tasks as `Task.to_dict` gives them, when the lab file was
             readable; else the ranking's task summaries.
@@ -63,6 +66,7 @@ class ReportData:
     counters: dict[str, Any]
     reasons: list[tuple[str, str, int]] = field(default_factory=list)
     latency: dict[str, float] = field(default_factory=dict)
+    retries: list[tuple[str, int]] = field(default_factory=list)
     curves: dict[str, tuple[list[float], list[float], list[float]]] = field(default_factory=dict)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -128,6 +132,19 @@ def made_by(lin: Lineage | None) -> str:
     text = f"proposal {lin.index} ({how.get(lin.origin, lin.origin)}"
     text += f", island {lin.island})" if lin.island is not None else ")"
     return text + (f": {lin.note}" if lin.note else "")
+
+
+def latency_text(latency: Mapping[str, float]) -> str:
+    """Returns the seconds per LLM reply, and to its first token where known, as one line."""
+    if not latency:
+        return "—"
+    text = (
+        f"mean {latency['mean']:.2f} s, median {latency['median']:.2f} s, "
+        f"max {latency['max']:.2f} s"
+    )
+    if "first_token_median" in latency:
+        text += f"; first token after {latency['first_token_median']:.2f} s (median)"
+    return text
 
 
 def uses_llm(run: Mapping[str, Any]) -> bool:
@@ -199,21 +216,14 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
         ("proposals", str(c.get("proposals", 0))),
         ("evaluated", str(c.get("evaluated", 0))),
         ("cache hits (among the evaluated)", str(c.get("cache_hits", 0))),
+        ("behaviour-hash collisions (trained on their own)", str(c.get("collisions", 0))),
         ("duplicates", str(c.get("duplicates", 0))),
         ("unparsable replies", str(c.get("parse_failures", 0))),
         ("rejected by validation", str(c.get("rejected", 0))),
         ("evaluated but failed", str(sum((c.get("failures") or {}).values()))),
     ]
     if uses_llm(run):
-        lat = data.latency
         tokens = f"{c.get('prompt_tokens', 0)} prompt + {c.get('completion_tokens', 0)} completion"
-        latency = "—"
-        if lat:
-            latency = (
-                f"mean {lat['mean']:.2f} s, median {lat['median']:.2f} s, max {lat['max']:.2f} s"
-            )
-            if "first_token_median" in lat:
-                latency += f"; first token after {lat['first_token_median']:.2f} s (median)"
         facts += [
             ("LLM errors", str(c.get("llm_errors", 0))),
             ("LLM calls", f"{c.get('calls', 0)} ({c.get('retries', 0)} retries)"),
@@ -221,7 +231,7 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
             ("prompt", prompt_note(run, c)),
             ("tokens", tokens + (" (estimated)" if c.get("tokens_estimated") else "")),
             ("LLM waiting", f"{c.get('llm_seconds', 0.0):.1f} s"),
-            ("LLM latency per reply", latency),
+            ("LLM latency per reply", latency_text(data.latency)),
         ]
     device = " ".join(str(worker.get(k) or "") for k in ("device_name", "torch")).strip()
     facts += [

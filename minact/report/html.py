@@ -25,6 +25,7 @@ from minact.report.data import (
     model_rows,
     partner,
     run_facts,
+    uses_llm,
 )
 
 __all__ = ["render_run_html"]
@@ -105,5 +106,6 @@ def render_run_html(data: ReportData, figures: Mapping[str, str]) -> str:
         facts=run_facts(data),
         model_header=list(MODEL_HEADER),
         models=model_rows(data),
+        retries=data.retries if uses_llm(run) else [],
         lab_tasks=_lab_rows(data),
     )

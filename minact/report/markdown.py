@@ -18,6 +18,7 @@ from minact.report.data import (
     ancestry,
     display_name,
     fmt,
+    latency_text,
     made_by,
     model_rows,
     partner,
@@ -54,6 +55,7 @@ def _counter_lines(counters: Mapping[str, Any], llm: bool) -> list[str]:
     lines = [
         proposals + (f" + LLM errors {counters.get('llm_errors', 0)}" if llm else ""),
         f"- cache hits among the evaluated: {counters.get('cache_hits', 0)}",
+        f"- behaviour-hash collisions (trained on their own): {counters.get('collisions', 0)}",
         f"- evaluated candidates that failed, by kind: {by_kind}",
     ]
     if llm:  # an offline run has no calls, tokens or waits worth a line
@@ -156,11 +158,7 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
     doc = data.ranking
     lines = _header_lines(doc, data.counters)[:-1]
     if data.latency:
-        lat = data.latency
-        lines.append(
-            f"- LLM latency per reply: mean {lat['mean']:.1f} s, median {lat['median']:.1f} s, "
-            f"max {lat['max']:.1f} s"
-        )
+        lines.append(f"- LLM latency per reply: {latency_text(data.latency)}")
     if uses_llm(doc["run"] or {}):
         lines.append(f"- prompt: {prompt_note(doc['run'] or {}, data.counters)}")
     lines += [f"- warning: {w}" for w in data.warnings]
@@ -211,4 +209,8 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
         lines += ["", "## Proposals that did not make a ranked candidate, by reason", ""]
         lines += ["| kind | count | reason |", "|---|---|---|"]
         lines += [f"| {_cell(k)} | {n} | {_cell(r)[:160]} |" for k, r, n in data.reasons]
+    if data.retries and uses_llm(doc["run"] or {}):
+        lines += ["", "## LLM attempts retried, by reason", ""]
+        lines += ["| count | reason |", "|---|---|"]
+        lines += [f"| {n} | {_cell(r)[:160]} |" for r, n in data.retries]
     return "\n".join(lines) + "\n"

@@ -27,9 +27,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from minact.curves import GRID
+
 __all__ = ["activation_svg", "fitness_over_run_svg", "heatmap_svg"]
 
-XRANGE = (-6.0, 6.0)
+XRANGE = GRID[:2]  # the curves are drawn on the grid they were computed on
 BASELINE_GREY = "#8a8a8a"
 _STYLE: dict[Any, Any] = {
     "svg.fonttype": "none",  # text as <text>, no glyph outlines embedded

@@ -1,6 +1,6 @@
 """The ranking document (ranking.json, `score --json`): scores in, plain JSON data out.
 
-Field names are a contract (design.md §3): keep them stable once landed. Successful
+Field names are a contract (README.md lists them): keep them stable once landed. Successful
 candidates come first, best fitness first, equal fitness sharing a rank; failures
 follow with `rank` null, `status` naming the failure kind and `reason` saying why.
 """
@@ -59,10 +59,12 @@ class _Entry(TypedDict):
 
 
 class RankingEntry(_Entry, total=False):
-    """One row of ranking.json (design.md §3: the field names are a contract).
+    """One row of ranking.json (the field names are a contract: README.md lists them).
 
     The required fields come from the candidate's Score; a run adds its lineage (index,
-    origin, island, note) and a rescore the fitness on the lab it came from.
+    origin, island, note) and a rescore the fitness on the lab it came from. `collision`
+    names the behaviour hash the candidate shared with code that trains differently (its
+    results are then its own, under its code hash), else null.
     """
 
     index: int
@@ -70,6 +72,7 @@ class RankingEntry(_Entry, total=False):
     island: int | None
     note: str
     original_fitness: float | None
+    collision: str | None
 
 
 class RankingDocument(TypedDict):
@@ -83,14 +86,25 @@ class RankingDocument(TypedDict):
 
 
 def ranked(scores: Sequence[Score]) -> list[tuple[int | None, Score]]:
-    """Returns (rank, score) pairs: ok scores by fitness (ties share a rank), then failures."""
-    ok = sorted((s for s in scores if s.ok), key=lambda s: (s.fitness, s.name, s.code_hash or ""))
+    """Returns (rank, score) pairs: ok scores by fitness (ties share a rank), then ok scores
+    without a finite fitness (unranked: there is nothing to compare), then failures."""
+
+    def finite(s: Score) -> bool:
+        return s.fitness is not None and math.isfinite(s.fitness)
+
+    ok = sorted(
+        (s for s in scores if s.ok and finite(s)),
+        key=lambda s: (s.fitness, s.name, s.code_hash or ""),
+    )
     out: list[tuple[int | None, Score]] = []
     for i, s in enumerate(ok):
         tie = i > 0 and ok[i - 1].fitness == s.fitness
         out.append((out[-1][0] if tie else i + 1, s))
+    unranked = sorted(
+        (s for s in scores if s.ok and not finite(s)), key=lambda s: (s.name, s.code_hash or "")
+    )
     failed = sorted((s for s in scores if not s.ok), key=lambda s: (s.status, s.name))
-    out.extend((None, s) for s in failed)
+    out.extend((None, s) for s in [*unranked, *failed])
     return out
 
 
@@ -132,6 +146,7 @@ def _entry(rank: int | None, s: Score, families: Mapping[str, str]) -> RankingEn
         "parent": s.parent,
         "cached": s.cached,
         "seconds": round(s.seconds, 3),
+        "collision": s.collision,
     }
 
 
@@ -157,7 +172,7 @@ def lab_summary(lab: Lab) -> dict[str, Any]:
                 "name": t.name,
                 "family": t.family,
                 "kind": t.kind,
-                "target": t.target.source,
+                "target": t.target.source if t.target is not None else t.describe(),
                 "variables": list(t.variables),
                 "digest": t.digest(),
                 **({"aggregate": t.sets.aggregate} if t.sets is not None else {}),

@@ -22,7 +22,7 @@ from minact.lab.task import Task
 from minact.sandbox.process import WorkerCrashed, WorkerProcess, WorkerTimeout
 from minact.score import Admission, TaskResult
 
-__all__ = ["START_SECONDS", "TrainItem", "WorkerClient", "WorkerSettings"]
+__all__ = ["START_SECONDS", "TrainItem", "VerifyItem", "WorkerClient", "WorkerSettings"]
 
 START_SECONDS = 300.0  # interpreter start, torch import and CUDA initialisation
 
@@ -61,6 +61,15 @@ class WorkerSettings:
     compile: str = "auto"
     threads: int = 0
     memory_bytes: int = field(default_factory=_default_memory_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyItem:
+    """A candidate source to check against the reference source at training's pre-activations."""
+
+    source: str
+    reference: str
+    points: tuple[float, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +136,20 @@ class WorkerClient:
     # requests ------------------------------------------------------------------------
 
     def admit(
-        self, sources: Sequence[str], probe: tuple[float, float], max_cost: float, deadline: float
+        self,
+        sources: Sequence[str],
+        probe: tuple[float, float],
+        max_cost: float,
+        deadline: float,
+        seed: int = 0,
     ) -> list[Admission]:
-        """Returns the admission verdict of each source (a failure for a batch's culprit)."""
+        """Returns the admission verdict of each source (a failure for a batch's culprit).
+
+        `seed` places the probe points no source can predict (derived from the cache's salt).
+        """
 
         def ask(batch: list[str]) -> list[Admission]:
-            msg = {"op": "admit", "probe": list(probe), "max_cost": max_cost}
+            msg = {"op": "admit", "probe": list(probe), "max_cost": max_cost, "seed": seed}
             reply = self._ask({**msg, "items": [{"source": s} for s in batch]}, deadline)
             return _exactly(batch, [Admission.from_dict(d) for d in reply["results"]])
 
@@ -173,6 +190,27 @@ class WorkerClient:
             else:
                 failure = TaskResult("crashed", f"training: {e}")
             return [failure for _ in item.tasks]
+
+        return _each_alone(list(items), ask, failed)
+
+    def verify(self, items: Sequence[VerifyItem], deadline: float) -> list[tuple[bool, str]]:
+        """Returns (match, reason) per item: does its source compute its reference's f and f'
+        at the trace points? A candidate the worker fails on does not match."""
+
+        def ask(batch: list[VerifyItem]) -> list[tuple[bool, str]]:
+            msg = {
+                "op": "verify",
+                "items": [
+                    {"source": i.source, "reference": i.reference, "points": list(i.points)}
+                    for i in batch
+                ],
+            }
+            results = _exactly(batch, self._ask(msg, deadline)["results"])
+            return [(bool(d["match"]), str(d.get("reason", ""))) for d in results]
+
+        def failed(_: VerifyItem, e: Exception) -> tuple[bool, str]:
+            kind = "timed out" if isinstance(e, WorkerTimeout) else "failed"
+            return False, f"verification {kind}: {e}"[:500]
 
         return _each_alone(list(items), ask, failed)
 

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,6 +29,7 @@ import minact
 __all__ = ["WorkerCrashed", "WorkerProcess", "WorkerTimeout", "worker_environment"]
 
 MAX_REPLY_BYTES = 64 * 1024 * 1024
+_OVERSIZED = b""  # what a reader puts for a reply line over MAX_REPLY_BYTES (a line is never empty)
 _PASSED_THROUGH = (
     "PATH",
     "LANG",
@@ -80,6 +82,9 @@ class WorkerProcess:
         self.threads = threads
         self.argv = argv or [sys.executable, "-m", "minact.sandbox.worker"]
         self._proc: subprocess.Popen[bytes] | None = None
+        # Each process gets its own reply queue and stderr tail, filled only by its own
+        # reader threads: a killed worker's reader may still report its end of stream after
+        # its successor started, and that must not reach the successor's requests.
         self._replies: queue.Queue[bytes | None] = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
 
@@ -89,10 +94,9 @@ class WorkerProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
-        """Starts a fresh worker process."""
+        """Starts a fresh worker process (killing the previous one, if it still runs)."""
+        self.kill()
         self.home.mkdir(parents=True, exist_ok=True)
-        self._replies = queue.Queue()
-        self._stderr.clear()
         self._proc = subprocess.Popen(
             self.argv,
             stdin=subprocess.PIPE,
@@ -103,8 +107,16 @@ class WorkerProcess:
             start_new_session=True,  # its own process group, so kill() reaches its children
         )
         assert self._proc.stdout is not None and self._proc.stderr is not None
-        threading.Thread(target=self._read_replies, args=(self._proc.stdout,), daemon=True).start()
-        threading.Thread(target=self._read_stderr, args=(self._proc.stderr,), daemon=True).start()
+        pid = self._proc.pid
+        self._replies = queue.Queue()
+        self._stderr = collections.deque(maxlen=40)
+        readers: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [
+            ("stdout", _read_replies, (self._proc.stdout, self._replies)),
+            ("stderr", _read_stderr, (self._proc.stderr, self._stderr)),
+        ]
+        for stream, read, args in readers:
+            name = f"worker-{pid}-{stream}"
+            threading.Thread(target=read, args=args, name=name, daemon=True).start()
 
     def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Returns the worker's reply to `message`; raises WorkerTimeout or WorkerCrashed."""
@@ -116,16 +128,23 @@ class WorkerProcess:
             proc.stdin.write(json.dumps(message).encode() + b"\n")
             proc.stdin.flush()
         except OSError:
+            reason = self._death_reason()
             self.kill()
-            raise WorkerCrashed(self._death_reason()) from None
+            raise WorkerCrashed(reason) from None
         try:
             line = self._replies.get(timeout=timeout)
         except queue.Empty:
             self.kill()
             raise WorkerTimeout(f"no answer within {timeout:.0f} s") from None
-        if line is None:
+        if line == _OVERSIZED:
             self.kill()
-            raise WorkerCrashed(self._death_reason())
+            raise WorkerCrashed(f"the worker sent a reply over {MAX_REPLY_BYTES} bytes")
+        if line is None:
+            # Its stdout ended: let it finish exiting first, so the reason is its own exit
+            # code and not the SIGKILL that kill() would send a process still on its way out.
+            reason = self._death_reason()
+            self.kill()
+            raise WorkerCrashed(reason)
         try:
             reply = json.loads(line)
         except ValueError:
@@ -151,7 +170,11 @@ class WorkerProcess:
         self.kill()
 
     def kill(self) -> None:
-        """Kills the worker's whole process group and reaps it."""
+        """Kills the worker's whole process group and reaps it.
+
+        Its stdout and stderr are closed by their reader threads at their end: closing them
+        here would wait for a read in progress, that is for every process holding the pipe.
+        """
         proc = self._proc
         if proc is None:
             return
@@ -164,12 +187,11 @@ class WorkerProcess:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+        if proc.stdin is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
 
     def stderr_tail(self) -> str:
         """Returns the last lines the worker wrote to stderr."""
@@ -190,20 +212,33 @@ class WorkerProcess:
                 what = f"killed by signal {-code}"
             if code == -signal.SIGKILL:
                 what += " (out of memory?)"
+        elif code is None:
+            what = "closed its output but did not exit"
         else:
             what = f"exited with code {code}"
         last = [ln for ln in self._stderr if ln.strip()]
         return f"worker {what}" + (f": {last[-1][:300]}" if last else "")
 
-    def _read_replies(self, stream: IO[bytes]) -> None:
+
+def _read_replies(stream: IO[bytes], replies: queue.Queue[bytes | None]) -> None:
+    """Puts each reply line of one worker process into that process's own queue, then None
+    at the end of its stream (_OVERSIZED for a line over the cap, and no more), and closes
+    the stream."""
+    with stream:
         while True:
             line = stream.readline(MAX_REPLY_BYTES + 1)
-            if not line or len(line) > MAX_REPLY_BYTES:
-                self._replies.put(None)
+            if len(line) > MAX_REPLY_BYTES:
+                replies.put(_OVERSIZED)
                 return
-            self._replies.put(line)
+            if not line:
+                replies.put(None)
+                return
+            replies.put(line)
 
-    def _read_stderr(self, stream: IO[bytes]) -> None:
-        # Drain stderr continuously (a full pipe would block the worker) and keep a tail.
+
+def _read_stderr(stream: IO[bytes], tail: collections.deque[str]) -> None:
+    """Drains one worker's stderr into its own bounded tail (a full pipe would block the
+    worker), and closes the stream at its end."""
+    with stream:
         for raw in iter(lambda: stream.readline(8192), b""):
-            self._stderr.append(raw.decode("utf-8", "replace").rstrip()[:400])
+            tail.append(raw.decode("utf-8", "replace").rstrip()[:400])

@@ -12,15 +12,21 @@ results agree within float rounding (amplified by training). Inputs with fewer
 variables than the widest task are zero-padded; padded weights get zero gradients and stay
 inert.
 
-Models and losses per task kind (tasks.py):
+Models and losses per task kind (minact.lab.task):
 - regression: MLP of `depth` hidden layers of `width`, the activation after each; MSE.
 - classification: the same MLP giving a logit; binary cross-entropy with logits.
 - set (DeepSets): phi, `depth` hidden layers with the activation, applied to each element;
   a sum over the set; rho, one hidden layer of `width` with the activation, then a linear
   output; MSE.
+- graph: a message-passing network of `width` (graph.py), `rounds` rounds; MSE per node, or
+  binary cross-entropy for yes/no algorithms (Task.loss).
+Dataset tasks train the MLP of their kind on their feature vectors.
 
 Initial weights depend only on (task digest, seed index), never on the candidate, so
-every candidate starts from the same networks on a task (common random numbers).
+every candidate starts from the same networks on a task (common random numbers). Each
+result carries a trace (trace.py): a sample of the pre-activations of the task's first
+network, which lets another code with the same behaviour hash prove it would have computed
+the same activation values before it reuses the result.
 """
 
 from __future__ import annotations
@@ -38,13 +44,15 @@ import torch
 from minact.lab.sampling import TaskData, sample
 from minact.lab.task import Task
 from minact.sandbox.adam import Adam
+from minact.sandbox.graph import graph_forward, graph_params
 from minact.sandbox.loader import Activation
+from minact.sandbox.trace import Tracer
 from minact.score import TaskResult
 
 __all__ = ["Job", "Trainer"]
 
 _Forward = Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]
-_GroupKey = tuple[str, int, int, int, float, int, int, int, int]
+_GroupKey = tuple[object, ...]
 _Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (pred, y) -> (networks,)
 
 
@@ -66,12 +74,6 @@ class _Tensors:
     x_ood: torch.Tensor
     y_ood: torch.Tensor
     params: list[torch.Tensor]  # W1, b1, ..., W_out, b_out, each (networks, ...)
-
-
-def _group_key(task: Task) -> _GroupKey:
-    s = task.settings
-    sizes = (task.sets.size, task.sets.test_size) if task.sets is not None else (0, 0)
-    return (task.kind, s.width, s.depth, s.steps, s.lr, s.n_train, s.n_test, *sizes)
 
 
 def _init_seed(task: Task, seed: int) -> int:
@@ -97,7 +99,7 @@ class Trainer:
         results: list[TaskResult | None] = [None] * len(jobs)
         groups: dict[_GroupKey, list[int]] = {}
         for i, job in enumerate(jobs):
-            groups.setdefault(_group_key(job.task), []).append(i)
+            groups.setdefault(self._group_key(job.task), []).append(i)
         for indices in groups.values():
             for i, r in zip(indices, self._train_group([jobs[i] for i in indices]), strict=True):
                 results[i] = r
@@ -114,14 +116,29 @@ class Trainer:
             self._data[key] = sample(task)
         return self._data[key]
 
+    def _group_key(self, task: Task) -> _GroupKey:
+        """Returns what networks must share to train as one: model, loss, settings, shapes."""
+        s, data, g = task.settings, self._task_data(task), task.graph
+        # The data's shapes (points, set sizes, nodes), not the settings: a dataset task has
+        # as many rows as its table gives.
+        shapes = tuple(x.shape[:-1] for x in (data.x_train, data.x_id, data.x_ood))
+        graph = (g.rounds, g.aggregate) if g is not None else ()
+        return (task.kind, task.loss, s.width, s.depth, s.steps, s.lr, *shapes, *graph)
+
+    def _features(self, task: Task) -> int:
+        return int(self._task_data(task).x_train.shape[-1])
+
     def _initial_params(self, task: Task, seed: int, d_max: int) -> list[torch.Tensor]:
         """Returns nn.Linear-style initial weights for one network, zero-padded to d_max."""
         key = (task.digest(), seed, d_max)
         if key not in self._init:
             s = task.settings
             gen = torch.Generator().manual_seed(_init_seed(task, seed))
+            if task.graph is not None:
+                self._init[key] = graph_params(gen, self._features(task), s.width, d_max)
+                return self._init[key]
             rho = [s.width] if task.kind == "set" else []  # rho's hidden layer
-            sizes = [len(task.variables)] + [s.width] * s.depth + rho + [1]
+            sizes = [self._features(task)] + [s.width] * s.depth + rho + [1]
             params: list[torch.Tensor] = []
             for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
                 bound = 1.0 / math.sqrt(fan_in)
@@ -134,19 +151,21 @@ class Trainer:
         return self._init[key]
 
     def _stack(self, jobs: Sequence[Job]) -> _Tensors:
-        d_max = max(len(j.task.variables) for j in jobs)
+        d_max = max(self._features(j.task) for j in jobs)
         cols: dict[str, list[np.ndarray]] = {k: [] for k in ("xt", "yt", "xi", "yi", "xo", "yo")}
         per_param: list[list[torch.Tensor]] = []
         for job in jobs:
             data = self._task_data(job.task)
             for seed in range(job.task.settings.seeds):
-                for k, x, y in (
-                    ("t", data.x_train, data.y_train),
-                    ("i", data.x_id, data.y_id),
-                    ("o", data.x_ood, data.y_ood),
+                for k, x, y, e in (
+                    ("t", data.x_train, data.y_train, data.e_train),
+                    ("i", data.x_id, data.y_id, data.e_id),
+                    ("o", data.x_ood, data.y_ood, data.e_ood),
                 ):
                     pad = [(0, 0)] * (x.ndim - 1) + [(0, d_max - x.shape[-1])]
-                    cols["x" + k].append(np.pad(x, pad))
+                    x = np.pad(x, pad)
+                    # Graphs: each node's features, then its row of edge weights (graph.py).
+                    cols["x" + k].append(x if e is None else np.concatenate([x, e], axis=-1))
                     cols["y" + k].append(y.reshape(-1, 1))
                 per_param.append(self._initial_params(job.task, seed, d_max))
 
@@ -159,10 +178,14 @@ class Trainer:
         ]
         return _Tensors(t("xt"), t("yt"), t("xi"), t("yi"), t("xo"), t("yo"), params)
 
-    def _fit(self, forward: _Forward, loss_fn: _Loss, t: _Tensors, steps: int, lr: float) -> None:
+    def _fit(
+        self, forward: _Forward, loss_fn: _Loss, t: _Tensors, steps: int, lr: float, tracer: Tracer
+    ) -> None:
         params = t.params
         opt = Adam(params, lr)
-        for _ in range(steps):
+        for step in range(steps):
+            if step in (0, steps // 2):
+                tracer.snapshot(params, t.x_train)
             for p in params:
                 p.grad = None
             loss = loss_fn(forward(t.x_train, params), t.y_train).sum()
@@ -173,9 +196,28 @@ class Trainer:
         start = time.perf_counter()
         task = jobs[0].task
         s = task.settings
-        loss_fn = _bce if task.kind == "classification" else _mse
+        loss_fn = _bce if task.loss == "bce" else _mse
         tensors = self._stack(jobs)
-        eager = _make_forward(_segments(jobs), s.depth if task.kind == "set" else None)
+        pool_at = s.depth if task.kind == "set" else None
+        forward_one: Callable[[Activation], _Forward]
+        if task.graph is not None:
+            rounds, aggregate = task.graph.rounds, task.graph.aggregate
+            eager = graph_forward(_segment_act(_segments(jobs)), rounds, aggregate)
+
+            def forward_one(fn: Activation) -> _Forward:
+                return graph_forward(fn, rounds, aggregate)
+        else:
+            eager = _make_forward(_segments(jobs), pool_at)
+
+            def forward_one(fn: Activation) -> _Forward:
+                return _make_forward([(0, 1, fn)], pool_at)
+
+        firsts = list(itertools.accumulate((j.task.settings.seeds for j in jobs[:-1]), initial=0))
+
+        def tracer() -> Tracer:
+            return Tracer(firsts, [j.fn for j in jobs], forward_one)
+
+        trace = tracer()
         forward = eager
         if self.compile_backend is not None:
             # A fresh graph per group: each batch brings new activations, and dynamo would
@@ -184,32 +226,35 @@ class Trainer:
             mode = None if self.compile_backend != "inductor" else self.compile_mode
             forward = torch.compile(eager, backend=self.compile_backend, mode=mode, dynamic=False)
         try:
-            self._fit(forward, loss_fn, tensors, s.steps, s.lr)
+            self._fit(forward, loss_fn, tensors, s.steps, s.lr, trace)
         except Exception:
             if forward is eager:
                 raise
             # What dynamo cannot trace still trains, eagerly, from the same initial weights.
             torch._dynamo.reset()
-            tensors = self._stack(jobs)
-            self._fit(eager, loss_fn, tensors, s.steps, s.lr)
+            tensors, trace = self._stack(jobs), tracer()
+            self._fit(eager, loss_fn, tensors, s.steps, s.lr, trace)
         # Scored eagerly: three calls do not repay a recompile for no-grad mode.
         with torch.no_grad():
             p = tensors.params
             train_loss = loss_fn(eager(tensors.x_train, p), tensors.y_train)
             id_loss = loss_fn(eager(tensors.x_id, p), tensors.y_id)
             ood_loss = loss_fn(eager(tensors.x_ood, p), tensors.y_ood)
+        trace.snapshot(p, tensors.x_train)
+        trace.snapshot(p, tensors.x_ood)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = (time.perf_counter() - start) / len(jobs)
         out: list[TaskResult] = []
         pos = 0
-        for job in jobs:
+        for j, job in enumerate(jobs):
             n = job.task.settings.seeds
             tr = train_loss[pos : pos + n].tolist()
             idl = id_loss[pos : pos + n].tolist()
             ood = ood_loss[pos : pos + n].tolist()
             pos += n
-            out.append(_result(tr, idl, ood, seconds))
+            points = trace.sample(j, _init_seed(job.task, 0))
+            out.append(_result(tr, idl, ood, seconds, points))
         return out
 
 
@@ -227,13 +272,15 @@ def _segments(jobs: Sequence[Job]) -> list[tuple[int, int, Activation]]:
     return segments
 
 
-def _result(train: list[float], id_: list[float], ood: list[float], seconds: float) -> TaskResult:
+def _result(
+    train: list[float], id_: list[float], ood: list[float], seconds: float, trace: tuple[float, ...]
+) -> TaskResult:
     for what, values in (("training", train), ("ID test", id_), ("OOD test", ood)):
         bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
         if bad:
             reason = f"{what} loss is {values[bad[0]]} for seed {bad[0]}"
-            return TaskResult("nonfinite", reason, seconds=seconds)
-    return TaskResult("ok", "", tuple(ood), tuple(id_), seconds)
+            return TaskResult("nonfinite", reason, seconds=seconds, trace=trace)
+    return TaskResult("ok", "", tuple(ood), tuple(id_), seconds, trace)
 
 
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -263,15 +310,8 @@ def _sum_pool(h: torch.Tensor, n_sets: int) -> torch.Tensor:
     return h[:, :, 0]
 
 
-def _make_forward(
-    segments: Sequence[tuple[int, int, Activation]], pool_at: int | None = None
-) -> _Forward:
-    """Returns forward(x, params) applying each segment's activation to its networks.
-
-    With `pool_at` (set tasks), x is (networks, sets, k, d) and the hidden layers before
-    index `pool_at` see each element; their outputs are summed over each set.
-    """
-
+def _segment_act(segments: Sequence[tuple[int, int, Activation]]) -> Activation:
+    """Returns act(z) applying each segment's activation to its networks (z's first axis)."""
     sizes = [b - a for a, b, _ in segments]  # the segments tile the networks in order
 
     def act(z: torch.Tensor) -> torch.Tensor:
@@ -281,6 +321,20 @@ def _make_forward(
         # made a step cost grow with the square of the number of candidates in the batch.
         parts = torch.split(z, sizes)
         return torch.cat([fn(part) for part, (_, _, fn) in zip(parts, segments, strict=True)])
+
+    return act
+
+
+def _make_forward(
+    segments: Sequence[tuple[int, int, Activation]], pool_at: int | None = None
+) -> _Forward:
+    """Returns forward(x, params) applying each segment's activation to its networks.
+
+    With `pool_at` (set tasks), x is (networks, sets, k, d) and the hidden layers before
+    index `pool_at` see each element; their outputs are summed over each set.
+    """
+
+    act = _segment_act(segments)
 
     def forward(x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
         h = x if pool_at is None else x.flatten(1, 2)  # (networks, points, d)

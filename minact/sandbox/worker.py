@@ -7,15 +7,21 @@ candidate or a library prints cannot corrupt the protocol. Requests:
 
     {"op": "hello", "device": "auto|cpu|cuda", "compile": "auto|on|off", "threads": N,
      "memory_bytes": N}
-    {"op": "admit", "probe": [lo, hi], "max_cost": c, "items": [{"source": ...}, ...]}
+    {"op": "admit", "probe": [lo, hi], "max_cost": c, "seed": s, "items": [{"source": ...}]}
     {"op": "train", "items": [{"source": ..., "tasks": [task dict, ...]}, ...]}
+    {"op": "verify", "items": [{"source": ..., "reference": ..., "points": [z, ...]}, ...]}
     {"op": "curves", "lo": a, "hi": b, "n": N, "items": [{"source": ...}, ...]}
+
+`admit`'s seed places the probe points drawn from the cache's salt. `verify` answers
+{"match": bool, "reason": ...} per item: does `source` compute `reference`'s f and f' at
+the training pre-activations `points` (minact.sandbox.verify)?
 
 `curves` answers {"x": [...], "f": [...], "df": [...]} (float64, f' by autograd,
 non-finite values as null) or {"error": "..."} per item, for the report's plots.
 
-Replies carry {"ok": true, ...} or {"ok": false, "error": "..."} for requests that are
-malformed. A failure of the worker itself (crash, hang) is the parent's to handle.
+Replies carry {"ok": true, ...}, or {"ok": false, "error": "..."} for a request that is
+malformed or that its handler raised on (the worker then serves the next one). A failure of
+the worker itself (crash, hang) is the parent's to handle.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 __all__ = ["main"]
 
 MAX_CURVE_POINTS = 10_001
+
+_Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def _limit_memory(nbytes: int) -> None:
@@ -72,6 +81,9 @@ class _Session:
         use_compile = comp == "on" or (comp == "auto" and self.device == "cuda")
         mode = str(req.get("compile_mode", "default"))
         self.trainer = Trainer(self.device, "inductor" if use_compile else None, mode)
+        from minact.sandbox.admission import warm_up
+
+        warm_up()  # torch's lazy imports now, within the start-up allowance
         name = torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu"
         return {
             "ok": True,
@@ -86,8 +98,21 @@ class _Session:
         from minact.sandbox.admission import admit
 
         lo, hi = (float(v) for v in req["probe"])
-        max_cost = float(req["max_cost"])
-        out = [admit(str(item["source"]), (lo, hi), max_cost).to_dict() for item in req["items"]]
+        max_cost, seed = float(req["max_cost"]), int(req.get("seed", 0))
+        out = [
+            admit(str(item["source"]), (lo, hi), max_cost, seed).to_dict() for item in req["items"]
+        ]
+        return {"ok": True, "results": out}
+
+    def verify(self, req: dict[str, Any]) -> dict[str, Any]:
+        from minact.sandbox.verify import verify
+
+        out = [
+            verify(
+                str(i["source"]), str(i["reference"]), [float(v) for v in i["points"]], self.device
+            )
+            for i in req["items"]
+        ]
         return {"ok": True, "results": out}
 
     def train(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -139,26 +164,19 @@ def _curve(source: str, lo: float, hi: float, n: int) -> dict[str, Any]:
     import torch
 
     from minact.sandbox.loader import CandidateError, load_activation
+    from minact.sandbox.probe import value_and_slope
 
     def finite(t: torch.Tensor) -> list[float | None]:
         return [v if math.isfinite(v) else None for v in t.tolist()]
 
+    x = torch.linspace(lo, hi, n, dtype=torch.float64)
     try:
-        fn = load_activation(source)
-        x = torch.linspace(lo, hi, n, dtype=torch.float64, requires_grad=True)
-        y = fn(x)
-        if not isinstance(y, torch.Tensor) or y.shape != x.shape:
-            return {"error": "activation did not return a tensor of the input's shape"}
-        if y.requires_grad:
-            (dy,) = torch.autograd.grad(y.double().sum(), x, allow_unused=True)
-        else:
-            dy = None
-        dy = torch.zeros_like(x) if dy is None else dy
+        y, dy = value_and_slope(load_activation(source), x, "x")
     except CandidateError as e:
         return {"error": e.reason}
     except Exception as e:  # per-candidate boundary: the candidate's failure, not the worker's
         return {"error": f"{type(e).__name__}: {e}"[:300]}
-    return {"x": x.detach().tolist(), "f": finite(y.detach().double()), "df": finite(dy)}
+    return {"x": x.tolist(), "f": finite(y), "df": finite(dy)}
 
 
 def _serve(requests: IO[str], replies: IO[str]) -> None:
@@ -167,24 +185,35 @@ def _serve(requests: IO[str], replies: IO[str]) -> None:
         "hello": session.hello,
         "admit": session.admit,
         "train": session.train,
+        "verify": session.verify,
         "curves": session.curves,
     }
     for line in requests:
-        try:
-            req = json.loads(line)
-            op = req["op"]
-        except (ValueError, KeyError, TypeError) as e:
-            reply: dict[str, Any] = {"ok": False, "error": f"malformed request: {e}"}
-        else:
-            if op == "exit":
-                return
-            handler = handlers.get(op)
-            if handler is None:
-                reply = {"ok": False, "error": f"unknown op {op!r}"}
-            else:
-                reply = handler(req)
+        reply = _answer(handlers, line)
+        if reply is None:
+            return
         replies.write(json.dumps(reply, allow_nan=True) + "\n")
         replies.flush()
+
+
+def _answer(handlers: Mapping[str, _Handler], line: str) -> dict[str, Any] | None:
+    """Returns the reply to one request line, or None for an exit request."""
+    try:
+        req = json.loads(line)
+        op = req["op"]
+    except (ValueError, KeyError, TypeError) as e:
+        return {"ok": False, "error": f"malformed request: {type(e).__name__}: {e}"}
+    if op == "exit":
+        return None
+    handler = handlers.get(op) if isinstance(op, str) else None
+    if handler is None:
+        return {"ok": False, "error": f"unknown op {op!r}"}
+    # A request its handler raises on (a missing or mistyped field) is answered like any
+    # malformed one, and the worker serves on; candidate code has its own boundaries inside.
+    try:
+        return handler(req)
+    except Exception as e:
+        return {"ok": False, "error": f"{op} request failed: {type(e).__name__}: {e}"[:500]}
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 The only module that imports httpx; minact.sse turns the bytes it reads into replies. It
 never reads the environment, and the API key never appears in reprs, reasons or errors.
-docs/llm-protocol.md says why each rule exists.
+Each rule says, where it is applied, which servers it is for.
 """
 
 from __future__ import annotations

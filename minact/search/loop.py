@@ -36,7 +36,7 @@ from minact import seeds as seeds_lib
 from minact.candidate import Candidate
 from minact.errors import EvaluationError
 from minact.lab.task import Lab
-from minact.outcome import Counters, Outcome, Reply, to_event
+from minact.outcome import Counters, Outcome, Reply, collision_event, to_event
 from minact.runs.history import History
 from minact.score import Score
 from minact.search import novelty
@@ -61,6 +61,7 @@ class Summary:
 
 Record = Callable[[dict[str, Any]], None]
 Progress = Callable[["Loop"], None]
+Batch = tuple[asyncio.Future[list[Score]], list[int], list[Candidate]]  # scores, indices, code
 
 
 async def run(
@@ -108,9 +109,7 @@ class Loop:
         self.talks: dict[int, Conversation] = {}
         self.queue: dict[int, Candidate] = {}
         self.ready: dict[int, Outcome] = {}
-        self.evaluating: tuple[asyncio.Future[list[Score]], list[int], list[Candidate]] | None = (
-            None
-        )
+        self.evaluating: Batch | None = None
         self.stop: tuple[str, str] | None = None
         self.errors_in_a_row = 0
         self.last_error = ""
@@ -172,6 +171,10 @@ class Loop:
         """Cancels the requests in flight and interrupts the evaluation in progress."""
         for task in self.inflight:
             task.cancel()
+        # The batch being scored ends in the pool's thread, with the interruption's error:
+        # nobody waits for it any more, and a cancelled future drops it.
+        if self.evaluating is not None:
+            self.evaluating[0].cancel()
         # Also while the seeds are scored: the worker thread must not start a new worker.
         self.evaluator.interrupt()
 
@@ -324,6 +327,9 @@ class Loop:
             self.committed -= self.granted.pop(o.index) - o.turns  # give back what it left
             if not o.logged:
                 self.record(to_event(o))
+                collision = collision_event(o)
+                if collision is not None:
+                    self.record(collision)
             self.population.outcome_applied()
             self.applied += 1
             self.meta.pop(o.index, None)
@@ -331,11 +337,9 @@ class Loop:
             self.progress(self)
 
     def _classify(self, o: Outcome) -> Outcome:
-        s = o.score
-        assert s is not None
-        dup = self.population.knows_code(s.code_hash) or self.population.knows_behaviour(
-            s.behaviour_hash
-        )
+        assert o.score is not None
+        p = self.population
+        dup = p.knows_code(o.score.code_hash) or p.knows_behaviour(o.score.behaviour_hash)
         if dup is not None:
             return replace(o, kind="duplicate", reason=f"same behaviour as {dup.score.name}")
         return replace(o, kind="evaluated")
@@ -366,19 +370,14 @@ class Loop:
     def summary(self, forced: tuple[str, str] | None = None) -> Summary:
         """Returns how the run stands: finished, stopped by a cap, or `forced` (status, message)."""
         c = self.counters
-        if forced is not None:
-            status, message = forced
-        elif c.evaluated >= self.config.budget:
-            status, message = "finished", f"evaluated {c.evaluated} candidates"
-        elif self.stop is not None:
+        status, message = forced or ("finished", f"evaluated {c.evaluated} candidates")
+        if forced is None and c.evaluated < self.config.budget and self.stop is not None:
             status, message = self.stop
             message += (
                 f"; evaluated {c.evaluated} of {self.config.budget} "
                 f"({c.parse_failures} unparsable, {c.rejected} rejected, "
                 f"{c.duplicates} duplicates, {c.llm_errors} LLM errors)"
             )
-        else:
-            status, message = "finished", f"evaluated {c.evaluated} candidates"
         return Summary(status, message, c, self.population, time.monotonic() - self.started)
 
     # read-only views for progress displays ---------------------------------------------

@@ -7,7 +7,7 @@ for selection. Every `migration_interval` outcomes, each island's best moves to 
 next island (a ring), as in FunSearch and OpenEvolve. All randomness comes from the
 `random.Random` the caller passes in, so a run is reproducible from its seed.
 
-The loop in search.py is the only writer; nothing here needs a lock.
+The search loop (minact.search.loop) is the only writer; nothing here needs a lock.
 """
 
 from __future__ import annotations
@@ -133,13 +133,13 @@ class Population:
         return out
 
     def diverse(self, k: int, rng: random.Random, exclude: set[Hash]) -> list[Member]:
-        """Returns up to k members from outside the top, drawn uniformly."""
-        ranked = [
+        """Returns up to k members drawn uniformly from those whose code and behaviour are
+        not in `exclude` (the caller excludes the parent and the top it shows)."""
+        rest = [
             m
             for m in self.ranked()
             if m.score.code_hash not in exclude and m.score.behaviour_hash not in exclude
         ]
-        rest = ranked[k:]
         return rng.sample(rest, min(k, len(rest)))
 
     def failures(self, k: int) -> list[Failure]:

@@ -37,6 +37,10 @@ _DIFF = re.compile(
     r"<{5,9} ?SEARCH[^\n]*\n(.*?)\n?={5,9}[^\n]*\n(.*?)\n?>{5,9} ?REPLACE", re.DOTALL
 )
 _CODE_LANGS = {"", "python", "py", "python3"}
+# A lab with more tasks is summarised: a few examples per family, the extreme per-task scores
+# (the default lab has 100 generated tasks; listing them all would fill the prompt budget).
+_LISTED = 12
+_EXAMPLES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,8 @@ def _contract(lab: Lab) -> str:
 
 
 def _task_text(t: Task) -> str:
+    if t.target is None:  # a graph or dataset task
+        return t.describe()
     if t.kind == "set" and t.sets is not None:
         return (
             f"y = {t.sets.aggregate} of {t.target.source} over a set of {t.sets.size} "
@@ -81,7 +87,13 @@ def _lab_text(lab: Lab) -> str:
     by_family: dict[str, list[str]] = {}
     for t in lab.tasks:
         by_family.setdefault(t.family, []).append(f"{t.name}: {_task_text(t)}")
-    families = "\n".join(f"- {f}: " + "; ".join(items) for f, items in by_family.items())
+    if len(lab.tasks) > _LISTED:
+        families = "\n".join(
+            f"- {f} ({len(items)} tasks), e.g. " + "; ".join(items[:_EXAMPLES])
+            for f, items in by_family.items()
+        )
+    else:
+        families = "\n".join(f"- {f}: " + "; ".join(items) for f, items in by_family.items())
     t0 = lab.tasks[0]
     train = ", ".join(
         f"{v} in [{lo:g}, {hi:g}]" for v, (lo, hi) in zip(t0.variables, t0.train, strict=True)
@@ -105,6 +117,12 @@ def _scores(m: Member) -> str:
     s = m.score
     if not s.ok or s.fitness is None:
         return f"failed: {s.status}: {s.reason}"
+    if len(s.tasks) > _LISTED:
+        by_ratio = sorted(s.tasks.items(), key=lambda kv: kv[1].log_ratio)
+        best, worst = by_ratio[:_EXAMPLES], by_ratio[::-1][:_EXAMPLES]
+        text = ", ".join(f"{name} {t.log_ratio:+.2f}" for name, t in worst)
+        text += "; best: " + ", ".join(f"{name} {t.log_ratio:+.2f}" for name, t in best)
+        return f"fitness {s.fitness:+.3f} (log-ratio over {len(s.tasks)} tasks; worst: {text})"
     per_task = ", ".join(f"{name} {t.log_ratio:+.2f}" for name, t in s.tasks.items())
     return f"fitness {s.fitness:+.3f} (per task log-ratio: {per_task})"
 

@@ -79,7 +79,8 @@ class Completer(Protocol):
     """The part of llm.LLMClient the search needs (kept abstract: no httpx here)."""
 
     async def complete(self, messages: Sequence[Message]) -> Any:
-        """Returns a completion with text, finish_reason, token counts and latency."""
+        """Returns a completion with text, finish_reason, token counts, latency, the time to
+        its first token and the reasons of the attempts that failed before it."""
         ...
 
 
@@ -105,6 +106,8 @@ class LLMProposer:
             usage_reported=c.usage_reported,
             latency=c.latency,
             attempts=c.attempts,
+            first_token=c.first_token,
+            retry_reasons=tuple(c.retry_reasons),
         )
 
 

@@ -2,7 +2,7 @@
 
 Everything here is pure: llm.py reads the bytes over httpx, feeds them to an EventReader,
 hands each event's data to a Stream, and decides on retries from the Reply or Failure it
-gets back. docs/llm-protocol.md says why each rule exists.
+gets back. Each rule says, where it is applied, which servers it is for.
 """
 
 from __future__ import annotations

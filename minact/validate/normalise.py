@@ -28,6 +28,7 @@ _FORBIDDEN_KEYWORDS = {
     "inplace": "mutates its input",
     "dtype": "changes the dtype",
     "device": "moves tensors between devices",
+    "rounding_mode": "divides as integers; write torch.floor(a / b) or torch.trunc(a / b)",
 }
 _STATEMENTS = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.If, ast.For, ast.Expr)
 _BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
@@ -167,6 +168,10 @@ class Normaliser:
     # expressions ------------------------------------------------------------------
 
     def _expr(self, e: ast.expr) -> ast.expr:
+        # Keep the author's line numbers on the normal form, for later checks' reasons.
+        return ast.copy_location(self._expr_node(e), e)
+
+    def _expr_node(self, e: ast.expr) -> ast.expr:
         line = getattr(e, "lineno", 0)
         if isinstance(e, ast.Constant):
             return check_constant(e, line)

@@ -1,6 +1,6 @@
 """The vocabulary of candidate code: allowed modules, functions, methods and builtins.
 
-Pure data, so validate.py (main process) and the worker agree on one list. Everything
+Pure data, so minact.validate (main process) and the worker agree on one list. Everything
 here is elementwise maths on tensors; anything that allocates by size, reads or writes
 files, touches devices or mixes elements (reductions, sorting, FFTs) stays out.
 """

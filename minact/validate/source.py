@@ -21,6 +21,7 @@ from minact.candidate import Candidate, Hash, Rejection
 from minact.validate import primitives
 from minact.validate.limits import MAX_LOOP_ITERATIONS, ValidationError
 from minact.validate.normalise import Normaliser, is_docstring
+from minact.validate.numeric import check_numeric
 
 __all__ = [
     "MAX_LOOP_ITERATIONS",
@@ -83,7 +84,11 @@ def _normalise(source: str) -> str:
         raise ValidationError(f"source has {nodes} syntax nodes; the limit is {MAX_NODES}")
     _check_depth(tree, 0)
     aliases, func = _split_module(tree)
-    normalised = ast.unparse(ast.fix_missing_locations(Normaliser(aliases, func).run()))
+    module = Normaliser(aliases, func).run()
+    normal_def = module.body[0]
+    assert isinstance(normal_def, ast.FunctionDef)
+    check_numeric(normal_def)
+    normalised = ast.unparse(ast.fix_missing_locations(module))
     try:  # compiling runs nothing; it catches what parsing does not, e.g. `break` outside a loop
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -157,9 +162,10 @@ def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
     """Returns the import aliases and the `activation` def of a module.
 
     Besides imports and `def activation(x)`, a module may hold what `minact export` writes
-    around the function: one def bound by `activation = name`, an `__all__` list, and
-    classes. Those never run in the worker (only the normal form of the function does),
-    and the function cannot reach them: a name it does not define is refused.
+    around the function: its one def under another name with `activation = name` after
+    it, an `__all__` list, and classes. Those never run in the worker (only the normal
+    form of the function does), and the function cannot reach them: a name it does not
+    define is refused.
     """
     aliases: dict[str, str] = dict(_CANONICAL)
     funcs: list[ast.FunctionDef] = []
@@ -171,23 +177,23 @@ def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
             funcs.append(stmt)
         elif (i == 0 and is_docstring(stmt)) or _is_main_guard(stmt):
             continue
-        elif isinstance(stmt, ast.ClassDef) or _assigns(stmt, "__all__"):
+        elif isinstance(stmt, ast.ClassDef) and stmt.name != "activation":
+            continue
+        elif _assigns(stmt, "__all__"):
             continue
         elif (
             isinstance(stmt, ast.Assign)
             and _assigns(stmt, "activation")
             and isinstance(stmt.value, ast.Name)
-            and bound is None
         ):
-            bound = stmt.value.id
+            bound = _alias_target(stmt, stmt.value.id, bound, [f.name for f in funcs])
         else:
             raise ValidationError(
                 f"line {stmt.lineno}: only imports and one `def activation(x)` may stand at "
                 f"top level, found {type(stmt).__name__}"
             )
     names = [f.name for f in funcs]
-    wanted = bound if bound is not None and "activation" not in names else "activation"
-    if names != [wanted]:
+    if names != [bound or "activation"]:
         found = ", ".join(names) if names else "none"
         raise ValidationError(f"expected exactly one function, `def activation(x)`; found: {found}")
     func = funcs[0]
@@ -200,6 +206,19 @@ def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
             aliases.update(_import_aliases(stmt))
     func.body = body or [ast.Pass()]
     return aliases, func
+
+
+def _alias_target(stmt: ast.stmt, target: str, bound: str | None, defined: list[str]) -> str:
+    """Returns the name `activation = target` binds; raises unless it names the module's
+    function, defined above it, once, under another name."""
+    where = f"line {stmt.lineno}: `activation = {target}`"
+    if bound is not None:
+        raise ValidationError(f"{where}: `activation` is already bound to {bound}")
+    if "activation" in defined or target == "activation":
+        raise ValidationError(f"{where}: the module already defines `activation`")
+    if target not in defined:
+        raise ValidationError(f"{where} must follow `def {target}(x)`, the module's function")
+    return target
 
 
 def _assigns(stmt: ast.stmt, name: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from typer.testing import CliRunner
 
 from minact.cli import app
 from tests.conftest import TINY_TASKS
-from tests.llm_server import LLMServer, Reply, Status
+from tests.llm_server import LLMServer, Reply, Status, numbered_replies
 
 runner = CliRunner()
 SECRET = "sk-test-secret-never-written-0123456789"
@@ -38,7 +39,7 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     CACHE.pop()
 
 
-def _evolve(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+def _evolve(tmp: Path, *args: str, env: dict[str, str | None] | None = None) -> Any:
     common = ["--tasks", str(TINY_TASKS), "--cache-dir", str(CACHE[-1])]
     common += ["--runs-dir", str(tmp / "runs"), "--llm-retries", "1"]
     return runner.invoke(app, ["evolve", *common, *args], env=env)
@@ -80,7 +81,12 @@ def test_offline_evolve_writes_a_complete_run_directory(tmp_path: Path) -> None:
     for x in new:
         assert x["parent"] and x["index"] >= 0 and x["origin"] == "offline" and x["note"]
         assert x["fitness"] is not None or x["status"] != "ok"
-    assert "| # | name | fitness" in (run / "report.md").read_text()
+    md, html = (run / "report.md").read_text(), (run / "report.html").read_text()
+    assert "| # | name | fitness" in md
+    # No LLM, so no LLM calls, tokens or latency (they would all be zeros).
+    for text in (md, html):
+        assert "tokens" not in text and "latency" not in text and "LLM errors" not in text
+    assert "- LLM:" not in md and "LLM calls" not in html
 
 
 def test_json_prints_only_the_ranking(tmp_path: Path) -> None:
@@ -149,6 +155,45 @@ def test_evolve_against_a_real_server_keeps_the_key_secret(tmp_path: Path) -> No
     assert not Path("/tmp/pwned").exists()
 
 
+def test_first_token_times_and_retry_reasons_reach_the_log_and_the_reports(
+    tmp_path: Path,
+) -> None:
+    # One proposal at a time, each answered by a 503 first and then by a reply: every
+    # reply is a retry's, with one retry reason.
+    count = itertools.count()
+    lock = threading.Lock()
+
+    def respond(body: dict[str, Any]) -> Any:
+        with lock:
+            n = next(count)
+        if n % 2 == 0:
+            return Status(503, {"error": {"message": "overloaded"}}, {"retry-after": "0"})
+        body = f"torch.tanh(x) * {1 + n / 10}"
+        return Reply(f"```python\nimport torch\ndef activation(x):\n    return {body}\n```")
+
+    with LLMServer(respond) as server:
+        result = _evolve(tmp_path, "--budget", "2", "--concurrency", "1", "--llm-url", server.url)
+    assert result.exit_code == 0, result.stderr
+    run = _run_dir(tmp_path)
+    replies = [e["reply"] for e in _events(run) if e["event"] == "reply"]
+    assert len(replies) >= 2
+    for reply in replies:
+        assert reply["attempts"] == 2
+        assert reply["retry_reasons"] == ["503 Service Unavailable: overloaded"]
+        assert isinstance(reply["first_token"], float) and reply["first_token"] >= 0
+    md = (run / "report.md").read_text()
+    html = (run / "report.html").read_text()
+    assert "first token after" in md and "first token after" in html
+    assert "- LLM: " in md and "LLM calls" in html and "tokens" in md and "tokens" in html
+    assert "## LLM attempts retried, by reason" in md
+    assert f"| {len(replies)} | 503 Service Unavailable: overloaded |" in md
+    assert "LLM attempts retried, by reason" in html
+    assert (
+        f'<tr><td class="n">{len(replies)}</td><td>503 Service Unavailable: overloaded</td></tr>'
+        in html
+    )
+
+
 def test_a_recorded_run_replays_identically_without_a_server(tmp_path: Path) -> None:
     with LLMServer(_llm_script()) as server:
         first = _evolve(
@@ -163,6 +208,46 @@ def test_a_recorded_run_replays_identically_without_a_server(tmp_path: Path) -> 
         return [(x["code_hash"], x["fitness"]) for x in json.loads(out)["candidates"]]
 
     assert picks(first.stdout) == picks(again.stdout)
+
+
+NO_LLM_ENV: dict[str, str | None] = {"MINACT_LLM_URL": None, "MINACT_MODEL": None}
+
+
+def test_resume_restores_every_setting_and_refuses_to_change_the_search(tmp_path: Path) -> None:
+    started = ["--concurrency", "1", "--model", "m1", "--temperature", "0.3"]
+    started += ["--max-tokens", "99", "--prompt-chars", "500", "--max-calls", "7"]
+    run = tmp_path / "runs" / "r"
+    with LLMServer(numbered_replies(lambda k: f"torch.tanh(x) * {2 + k}")) as server:
+        first = _evolve(
+            tmp_path, "--budget", "2", "--llm-url", server.url, *started, "--run-id", "r",
+            env=NO_LLM_ENV,
+        )  # fmt: skip
+        assert first.exit_code == 0, first.stderr
+        before = len(server.requests)
+        # No flag but a higher budget: the run goes on with the model and settings it had.
+        resumed = _evolve(tmp_path, "--resume", str(run), "--budget", "4", env=NO_LLM_ENV)
+        later = server.requests[before:]
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "proposer: LLM m1" in resumed.stderr
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "finished" and meta["counters"]["evaluated"] == 4
+    assert meta["max_calls"] == 7 and meta["budget"] == 4
+    options = meta["options"]
+    assert (options["max_calls"], options["prompt_chars"], options["model"]) == (7, 500, "m1")
+    assert (options["temperature"], options["max_tokens"]) == (0.3, 99)
+    assert later and all(r.json["model"] == "m1" for r in later)
+    assert all((r.json["temperature"], r.json["max_tokens"]) == (0.3, 99) for r in later)
+    # 500 characters leave no room for other candidates in the prompt (8000 would).
+    assert all("TOP #1" not in r.json["messages"][1]["content"] for r in later)
+    for flag, value, message in [
+        ("--seed", "5", "--seed 5: the run was started with 0"),
+        ("--concurrency", "3", "--concurrency 3: the run was started with 1"),
+        ("--model", "m2", "--model 'm2': the run was started with 'm1'"),
+        ("--islands", "2", "--islands 2: the run was started with 4"),
+    ]:
+        refused = _evolve(tmp_path, "--resume", str(run), flag, value, env=NO_LLM_ENV)
+        assert refused.exit_code == 1, (flag, refused.stderr)
+        assert message in refused.stderr
 
 
 def test_an_unreachable_server_stops_with_exit_1_and_a_report(tmp_path: Path) -> None:
@@ -184,6 +269,14 @@ def test_errors_for_bad_run_directories(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "not a run directory" in result.stderr
     result = _evolve(tmp_path, "--replay", str(tmp_path / "missing.jsonl"))
     assert result.exit_code == 1 and "--replay" in result.stderr
+
+
+def test_a_run_directory_that_cannot_be_made_gives_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "runs").write_text("a file where the runs folder should be")
+    result = _evolve(tmp_path, "--budget", "1")
+    assert result.exit_code == 1
+    assert f"cannot create run directory {tmp_path / 'runs'}" in result.stderr
+    assert "Not a directory" in result.stderr
 
 
 def _start(tmp: Path, run_id: str, cache: Path | None = None) -> subprocess.Popen[bytes]:
@@ -292,11 +385,32 @@ def test_ctrl_c_writes_the_report_and_exits_130(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    meta = json.loads((tmp_path / "runs" / "r" / "run.json").read_text())
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    run = tmp_path / "runs" / "r"
+    meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == "interrupted" and meta["counters"]["evaluated"] >= 1
-    assert (tmp_path / "runs" / "r" / "report.md").exists()
-    doc = json.loads((tmp_path / "runs" / "r" / "ranking.json").read_text())
+    assert "interrupted" in (run / "report.md").read_text()
+    assert "interrupted" in (run / "report.html").read_text()
+    doc = json.loads((run / "ranking.json").read_text())
+    assert doc["run"]["status"] == "interrupted"
     assert len([c for c in doc["candidates"] if not c["baseline"]]) >= 1
+    assert _events(run)[-1]["event"] == "end"
+
+
+def test_help_shows_the_defaults_of_the_search_settings() -> None:
+    # A wide terminal, so that each option's help stays on its own line.
+    result = runner.invoke(app, ["evolve", "--help"], env={"COLUMNS": "200"}, terminal_width=200)
+    assert result.exit_code == 0
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if "│ --" in line}
+    for flag, default in [
+        ("--budget", "100"),
+        ("--concurrency", "4"),
+        ("--seed", "0"),
+        ("--islands", "4"),
+        ("--max-calls", "4 x budget + concurrency"),
+        ("--prompt-chars", "8000"),
+    ]:
+        assert re.search(rf"\[default: \(?{re.escape(default)}\)?\]", lines[flag]), lines[flag]
 
 
 @pytest.mark.parametrize("flag", [["--budget", "0"], ["--device", "tpu"], ["--concurrency", "0"]])

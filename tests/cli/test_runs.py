@@ -120,6 +120,24 @@ def test_export_writes_an_importable_matching_module(
     assert bad.exit_code == 2
 
 
+def test_an_exported_file_scores_as_the_same_candidate_from_the_cache(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    best = _best(finished_run)
+    target = tmp_path / "exported.py"
+    result = _invoke(finished_run, "export", best["code_hash"][:10], "-o", str(target))
+    assert result.exit_code == 0, result.stderr
+    assert f"def act_{best['code_hash'][:8]}(x" in target.read_text()
+    cache = str(finished_run["cache"])
+    scored = runner.invoke(
+        app, ["score", str(target), "--tasks", str(TINY_TASKS), "--cache-dir", cache, "--json"]
+    )
+    assert scored.exit_code == 0, scored.stderr
+    entry = next(c for c in json.loads(scored.stdout)["candidates"] if c["name"] == "exported")
+    assert (entry["status"], entry["code_hash"], entry["cached"]) == ("ok", best["code_hash"], True)
+    assert entry["fitness"] == best["fitness"]
+
+
 def _result_keys(cache: Path) -> set[str]:
     with diskcache.Cache(str(cache)) as c:
         return {k for k in c.iterkeys() if isinstance(k, str) and k.startswith("res/")}
@@ -144,6 +162,32 @@ def test_rescore_reuses_cached_pairs_and_shows_old_fitness(finished_run: dict[st
     assert all(c["cached"] for c in json.loads(again.stdout)["candidates"])
     report = finished_run["run"] / "rescore-other_tasks" / "report.md"
     assert "| was |" in report.read_text()
+
+
+def test_rescore_writes_beside_the_runs_never_into_the_current_directory(
+    finished_run: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    other = str(ASSETS / "other_tasks.toml")
+    best = _best(finished_run)["code_hash"][:10]
+    target = finished_run["runs"] / "rescore-other_tasks"
+    for args in ([best], ["--all-cached"]):
+        result = _invoke(finished_run, "rescore", *args, "--tasks", other)
+        assert result.exit_code == 0, result.stderr
+        assert f"{target}/report.md" in result.stderr
+        assert (target / "ranking.json").is_file() and (target / "report.md").is_file()
+    chosen = tmp_path / "chosen"
+    result = _invoke(finished_run, "rescore", best, "--tasks", other, "--out", str(chosen))
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in chosen.iterdir()) == ["ranking.json", "report.md"]
+    assert list(cwd.iterdir()) == []
+    # A rescore's report says what it is; it has no run status, budget or seed to show.
+    md = (target / "report.md").read_text()
+    assert md.startswith("# minact rescore\n\n- candidates from: cache\n- lab: ")
+    header = md.split("| #")[0]
+    assert "None" not in header and "status" not in header and "budget" not in header
 
 
 def test_rescore_needs_exactly_one_lab(finished_run: dict[str, Path]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +18,34 @@ from tests.conftest import TINY_TASKS, write_candidate
 runner = CliRunner()
 
 
-def _score(*args: str, cache: Path) -> tuple[int, str, str]:
-    result = runner.invoke(
-        app, ["score", *args, "--tasks", str(TINY_TASKS), "--cache-dir", str(cache)]
-    )
+def _score(*args: str, cache: Path, tasks: Path = TINY_TASKS) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["score", *args, "--tasks", str(tasks), "--cache-dir", str(cache)])
     return result.exit_code, result.stdout, result.stderr
+
+
+# Words the tests look for in output; a checkout (or temporary folder) may well contain them.
+TELLING_WORDS = "new hit error ok relu gelu"
+
+
+@pytest.fixture(params=["plain", "telling-words"])
+def place(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Returns the working folder, holding a copy of the tiny lab ("lab.toml"); in the second
+    case under a path made of words the tests look for, so no test depends on the path."""
+    base = tmp_path if request.param == "plain" else tmp_path / TELLING_WORDS / TELLING_WORDS
+    base.mkdir(parents=True, exist_ok=True)
+    shutil.copy(TINY_TASKS, base / "lab.toml")
+    monkeypatch.chdir(base)
+    return base
+
+
+def _rows(table: str) -> dict[str, list[str]]:
+    """Returns the cells of each row of a printed ranking table, by candidate name."""
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.split("│")][1:-1]
+        if len(cells) > 2 and cells[0].isdigit():
+            rows[cells[1]] = cells
+    return rows
 
 
 def test_seeds_lists_every_builtin() -> None:
@@ -107,12 +131,16 @@ def test_hostile_files_are_results_not_crashes(tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
 
 
-def test_table_output_names_status_and_cache(tmp_path: Path) -> None:
-    code, out, _ = _score("gelu", cache=tmp_path / "c")
+def test_table_output_names_status_and_cache(place: Path) -> None:
+    code, out, _ = _score("gelu", cache=place / "c", tasks=place / "lab.toml")
     assert code == 0
-    assert "gelu" in out and "relu" in out and "new" in out
-    code, out, _ = _score("gelu", cache=tmp_path / "c")
-    assert "hit" in out and "new" not in out
+    rows = _rows(out)
+    assert set(rows) == {"gelu", "relu"}
+    assert all(r[-3:-1] == ["ok", "new"] for r in rows.values())
+    code, out, _ = _score("gelu", cache=place / "c", tasks=place / "lab.toml")
+    rows = _rows(out)
+    assert set(rows) == {"gelu", "relu"}
+    assert all(r[-3:-1] == ["ok", "hit"] for r in rows.values())
 
 
 @pytest.mark.parametrize(
@@ -123,10 +151,10 @@ def test_table_output_names_status_and_cache(tmp_path: Path) -> None:
         (["gelu", "--tasks", "nope.toml"], "nope.toml: no such tasks file"),
     ],
 )
-def test_errors_name_what_is_wrong(tmp_path: Path, args: list[str], message: str) -> None:
-    cmd = ["score", *args, "--cache-dir", str(tmp_path / "c")]
+def test_errors_name_what_is_wrong(place: Path, args: list[str], message: str) -> None:
+    cmd = ["score", *args, "--cache-dir", str(place / "c")]
     if "--tasks" not in args:
-        cmd += ["--tasks", str(TINY_TASKS)]
+        cmd += ["--tasks", str(place / "lab.toml")]
     result = runner.invoke(app, cmd)
     assert result.exit_code == 1
     assert message in result.stderr
@@ -138,6 +166,29 @@ def test_a_bad_tasks_file_is_exit_1_with_its_name(tmp_path: Path) -> None:
     result = runner.invoke(app, ["score", "gelu", "--tasks", str(bad)])
     assert result.exit_code == 1
     assert "bad.toml" in result.stderr and "steps" in result.stderr and "-3" in result.stderr
+
+
+TASK = '[[task]]\nname = "a"\nfamily = "f"\ntarget = "x"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[lab]\nwidht = 3\n" + TASK, ": [lab]: unknown key 'widht' = 3; known: "),
+        (
+            "[lab]\ntrain = [2.0, 1.0]\n" + TASK,
+            ": [lab]: key 'train' must be [lo, hi] with finite lo < hi, got [2.0, 1.0]",
+        ),
+        (TASK + "colour = 1\n", ": [[task]] 'a' (#1): unknown key 'colour' = 1; known: "),
+    ],
+    ids=["lab-key", "interval", "task-key"],
+)
+def test_error_messages_keep_their_square_brackets(place: Path, text: str, expected: str) -> None:
+    bad = place / "badkey.toml"
+    bad.write_text(text)
+    result = runner.invoke(app, ["score", "gelu", "--tasks", str(bad)])
+    assert result.exit_code == 1
+    assert f"error: {bad}{expected}" in result.stderr
 
 
 def test_a_bad_flag_is_a_usage_error() -> None:

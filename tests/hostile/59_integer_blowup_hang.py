@@ -1,4 +1,4 @@
-# expect: timeout: probing
+# expect: invalid: may exceed 1e18
 import math
 import torch
 import torch.nn.functional as F

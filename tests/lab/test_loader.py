@@ -18,6 +18,7 @@ from minact.lab.task import Lab, Settings, Task
 ROOT = Path(__file__).resolve().parents[2]
 ROOT_TASKS = ROOT / "tasks.toml"
 PACKAGED_TASKS = ROOT / "minact" / "lab" / "data" / "tasks.toml"
+CLASSIC = ROOT / "minact" / "lab" / "data" / "classic.toml"
 
 ONE_TASK = """
 [[task]]
@@ -50,8 +51,28 @@ def _task(tmp_path: Path, text: str) -> Task:
 # --- the default lab -----------------------------------------------------------------------------
 
 
-def test_default_lab_loads_with_three_families() -> None:
+def test_default_lab_is_four_generated_families_of_one_seed() -> None:
     lab = load_lab(ROOT_TASKS)
+    assert lab.families() == ("polynomial", "fourier", "saturating", "feynman")
+    assert [sum(t.family == f for t in lab.tasks) for f in lab.families()] == [25] * 4
+    assert {(t.settings.seeds, t.settings.steps, t.settings.n_train) for t in lab.tasks} == {
+        (1, 200, 128)
+    }
+    assert lab.tasks[0].name == "polynomial-1-001" and {t.kind for t in lab.tasks} == {"regression"}
+    assert (lab.reference, lab.fitness, lab.max_cost, lab.probe) == (
+        "relu",
+        "mean_log_ratio",
+        16.0,
+        (-10.0, 10.0),
+    )
+    # the large lab holds the same families: the default lab's tasks are its first 20 of each
+    large = load_lab(Path("large"))
+    assert len(large.tasks) == 200 and large.digest() == lab.digest()
+    assert {t.digest() for t in lab.tasks} <= {t.digest() for t in large.tasks}
+
+
+def test_classic_lab_loads_with_three_families() -> None:
+    lab = load_lab(CLASSIC)
     assert 9 <= len(lab.tasks) <= 10
     assert lab.families() == ("harmonic", "polynomial", "feynman")
     for family in lab.families():
@@ -85,7 +106,7 @@ def test_default_tasks_path_prefers_the_working_directory(
 
 
 def test_lab_lookup_and_families() -> None:
-    lab = load_lab(ROOT_TASKS)
+    lab = load_lab(CLASSIC)
     assert lab.task("sin3x").target.source == "sin(3 * x)"
     with pytest.raises(KeyError, match="sin3x"):
         lab.task("nope")
@@ -219,7 +240,7 @@ def test_task_overrides_and_box_tables(tmp_path: Path) -> None:
 
 def test_sample_rejects_a_target_that_is_unusable() -> None:
     task = dataclasses.replace(
-        load_lab(ROOT_TASKS).tasks[0], name="bad", target=parse_expression("sqrt(1 - x**2)")
+        load_lab(CLASSIC).tasks[0], name="bad", target=parse_expression("sqrt(1 - x**2)")
     )
     with pytest.raises(TargetError, match=r"not finite on the OOD region"):
         sample(task)
@@ -314,6 +335,16 @@ def test_lab_errors_name_file_key_and_value(
     message = str(info.value)
     assert message.startswith(f"{tmp_path / 'tasks.toml'}: [lab]: ")
     assert f"'{key}'" in message and value in message
+
+
+def test_an_unknown_reference_is_a_load_error_naming_file_and_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, f'[lab]\nreference = "swishy"\n{ONE_TASK}')
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'tasks.toml'}: [lab]: key 'reference' ")
+    assert "'swishy'" in message and "relu" in message and "gelu" in message
+    # A known name is accepted in any case, under its canonical name (the lab digest's).
+    assert _load(tmp_path, f'[lab]\nreference = "GELU"\n{ONE_TASK}').reference == "gelu"
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from minact.lab.sampling import sample
 from minact.lab.task import Lab, Task
 from minact.sandbox.trainer import Job, Trainer
 
-ROOT_TASKS = Path(__file__).resolve().parents[2] / "tasks.toml"
+CLASSIC = Path(__file__).resolve().parents[2] / "minact" / "lab" / "data" / "classic.toml"
 
 # Odd counts on purpose: no network's numbers may depend on where its block starts in a batched
 # tensor. (The width stays a multiple of 8: on CPU, bmm's kernels round widths such as 5
@@ -56,7 +56,8 @@ family = "harmonic"
 target = "sin(3*x)"
 """
 
-# The default lab's digests before the task kinds existed: a regression's digest must not change.
+# The classic lab's digests (the default lab before families) before the task kinds existed: a
+# regression's digest must not change.
 DEFAULT_DIGESTS = {
     "sin3x": "9942330ef86fc87453efab60f99cb79378dbd7da701682cff420cf79df947d1e",
     "two_tone": "dd523e2315b4a2c940f58aeff27c3710b227e959302012f4cee219f6054a307e",
@@ -104,8 +105,8 @@ def test_shipped_transfer_suite_loads_and_trains() -> None:
 # --- digests and records -------------------------------------------------------------------------
 
 
-def test_default_lab_digests_are_unchanged() -> None:
-    lab = load_lab(ROOT_TASKS)
+def test_classic_lab_digests_are_unchanged() -> None:
+    lab = load_lab(CLASSIC)
     assert {t.name: t.digest() for t in lab.tasks} == DEFAULT_DIGESTS
     assert lab.digest() == DEFAULT_LAB_DIGEST
     assert all(t.kind == "regression" and "kind" not in t.to_dict() for t in lab.tasks)

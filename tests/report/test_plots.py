@@ -12,9 +12,11 @@ import pytest
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
+from minact.curves import GRID
 from minact.report import plots
 
-X = [-6.0 + 0.05 * i for i in range(241)]
+LO, HI, N = GRID
+X = [LO + (HI - LO) * i / (N - 1) for i in range(N)]
 
 
 def _curve(f: float) -> tuple[list[float], list[float], list[float]]:

@@ -26,8 +26,7 @@ from minact.report import files
 from minact.report.build import CurveSource, build
 from minact.runs.ranking import lab_summary
 from minact.score import Score, TaskScore
-from minact.validate import validate
-from tests.conftest import TINY_TASKS
+from tests.conftest import TINY_TASKS, candidate
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -47,21 +46,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 # a run directory written event by event ----------------------------------------------
-
-
-def _candidate(body: str, name: str) -> Candidate:
-    c = validate(
-        f"import torch\nimport torch.nn.functional as F\ndef activation(x):\n    return {body}\n",
-        name=name,
-    )
-    assert isinstance(c, Candidate), c
-    return c
-
-
-def _seed(name: str) -> Candidate:
-    c = validate(seeds.seed_source(name), name=name)
-    assert isinstance(c, Candidate)
-    return c
 
 
 def _score(c: Candidate, fitness: float | None, status: str = "ok", **kw: Any) -> Score:
@@ -87,9 +71,9 @@ def _score(c: Candidate, fitness: float | None, status: str = "ok", **kw: Any) -
 
 
 SEED_FITNESS = {"relu": 0.0, "gelu": -0.1, "silu": 0.05, "gelusine": -0.2, "gsp": -0.15}
-C0 = _candidate("F.gelu(x) + 0.2 * torch.sin(x)", "c0")
-C1 = _candidate("torch.exp(x) ** 3", "c1")
-C4 = _candidate("F.gelu(x) + 0.3 * torch.sin(x)", "c4")
+C0 = candidate("F.gelu(x) + 0.2 * torch.sin(x)", "c0")
+C1 = candidate("torch.exp(x) ** 3", "c1")
+C4 = candidate("F.gelu(x) + 0.3 * torch.sin(x)", "c4")
 
 
 def _reply(text: str, note: str = "stop", latency: float = 1.0) -> dict[str, Any]:
@@ -150,11 +134,14 @@ def write_run(run_dir: Path, lab: Lab, counters: dict[str, Any] | None = None) -
     if counters is not None:
         run["counters"] = counters
     (run_dir / "run.json").write_text(json.dumps(run))
-    gelu = _seed("gelu")
+    gelu = seeds.seed_candidate("gelu")
     events: list[dict[str, Any]] = [{"event": "start", "proposer": "llm", "time": 1.8e9}]
     for name, fitness in SEED_FITNESS.items():
         events.append(
-            {"event": "seed", "score": _score(_seed(name), fitness, baseline=True).to_dict()}
+            {
+                "event": "seed",
+                "score": _score(seeds.seed_candidate(name), fitness, baseline=True).to_dict(),
+            }
         )
     hostile = f"Here you go {HOSTILE}\n```python\n{C0.source}\n```"
     events += [
@@ -181,7 +168,8 @@ def put_curves(cache_dir: Path, cands: list[Candidate]) -> None:
     """Stores made-up curves for `cands`, as the worker would have."""
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
         for i, c in enumerate(cands):
-            x = [-6.0 + 0.05 * k for k in range(241)]
+            lo, hi, n = GRID
+            x = [lo + (hi - lo) * k / (n - 1) for k in range(n)]
             f = [math.tanh((i + 1) * v) for v in x]
             df = [(i + 1) / math.cosh((i + 1) * v) ** 2 for v in x]
             cache.put_curve(c.code_hash, GRID, {"x": x, "f": f, "df": df})
@@ -191,7 +179,7 @@ def put_curves(cache_dir: Path, cands: list[Candidate]) -> None:
 def run_dir(tmp_path: Path, tiny_lab: Lab) -> Path:
     d = tmp_path / "runs" / "r1"
     write_run(d, tiny_lab)
-    put_curves(tmp_path / "cache", [C0, C4, *(_seed(n) for n in SEED_FITNESS)])
+    put_curves(tmp_path / "cache", [C0, C4, *(seeds.seed_candidate(n) for n in SEED_FITNESS)])
     return d
 
 
@@ -280,7 +268,7 @@ def test_markdown_reads_as_text_and_links_plot_files_that_exist(
     assert "- ancestry: gelu → c0 → c4" in md
     assert "- c1: nonfinite — " + BAD_REASON in md
     assert "| parse_failure | 1 | the reply holds no ```python block |" in md
-    assert "- LLM latency per reply: mean 2.2 s, median 1.0 s, max 6.0 s" in md
+    assert "- LLM latency per reply: mean 2.20 s, median 1.00 s, max 6.00 s" in md
     # The hostile reply is quoted inside a fence that its own backticks cannot close.
     block = md[md.index("The reply that made it:") :]
     assert block.split("\n")[2] == "````text" and HOSTILE in block
@@ -379,13 +367,13 @@ def test_curves_match_torch_and_a_raising_candidate_gives_none(
     import torch
     import torch.nn.functional as F
 
-    gelu = _seed("gelu")
+    gelu = seeds.seed_candidate("gelu")
     with Evaluator(tiny_lab, cache) as ev:
         curves = ev.curves([gelu, RAISES, gelu])
         assert ev.info["device"] == "cpu"
     assert set(curves) == {gelu.code_hash, RAISES.code_hash} and curves[RAISES.code_hash] is None
     curve = curves[gelu.code_hash]
-    assert curve is not None and len(curve.x) == 241 and curve.x[0] == -6.0
+    assert curve is not None and len(curve.x) == GRID[2] and curve.x[0] == GRID[0]
     x = torch.tensor(curve.x, dtype=torch.float64, requires_grad=True)
     y = F.gelu(x)
     (dy,) = torch.autograd.grad(y.sum(), x)
@@ -401,7 +389,7 @@ def test_curves_match_torch_and_a_raising_candidate_gives_none(
 def test_a_hanging_candidate_is_killed_and_the_others_retried_alone(
     tiny_lab: Lab, cache: FitnessCache
 ) -> None:
-    silu = _seed("silu")
+    silu = seeds.seed_candidate("silu")
     with Evaluator(tiny_lab, cache, EvaluatorConfig(admit_timeout=1.0)) as ev:
         started = time.monotonic()
         curves = ev.curves([HANGS, silu])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from minact.errors import ConfigError
-from minact.runs.rundir import RunLog
+from minact.runs.rundir import RunExistsError, RunLog
 
 
 def test_create_append_and_read_back(tmp_path: Path) -> None:
@@ -49,3 +49,12 @@ def test_errors_name_the_directory(tmp_path: Path) -> None:
     (tmp_path / "bad" / "run.json").write_text("{not json")
     with pytest.raises(ConfigError, match="unreadable"):
         RunLog.open(tmp_path / "bad")
+
+
+def test_a_directory_that_cannot_be_made_says_why(tmp_path: Path) -> None:
+    blocker = tmp_path / "runs"
+    blocker.write_text("a file where the runs folder should be")
+    with pytest.raises(ConfigError) as info:
+        RunLog.create(blocker, "r1")
+    assert not isinstance(info.value, RunExistsError)
+    assert str(info.value) == f"cannot create run directory {blocker / 'r1'}: Not a directory"

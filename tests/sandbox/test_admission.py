@@ -1,4 +1,4 @@
-"""Tests for minact.fingerprint: dynamic admission checks and the behaviour hash.
+"""Tests for minact.sandbox.admission: dynamic admission checks and the behaviour hash.
 
 These run known, literal candidate sources in the test process (the worker's job in
 production), after static validation, as `admit(validate(src).source, ...)`.
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from minact import seeds
 from minact.candidate import Candidate, Rejection
-from minact.sandbox import admission, loader
+from minact.sandbox import admission, cost, fingerprint, loader
 from minact.sandbox.admission import admit, probe_grid
 from minact.sandbox.loader import CandidateError, load_activation
 from minact.score import Admission
@@ -102,14 +102,75 @@ def test_different_functions_have_different_behaviour_hashes() -> None:
 def test_the_fingerprint_rounds_values_and_covers_the_derivative() -> None:
     x = probe_grid(*PROBE)
     y, dy = torch.tanh(x), 1 - torch.tanh(x) ** 2
-    h = admission._fingerprint(y, dy)
-    assert re.fullmatch("[0-9a-f]{64}", h)
-    assert admission._fingerprint(y * (1 + 1e-14), dy) == h  # float noise
-    assert admission._fingerprint(y, dy * (1 + 1e-14)) == h
-    assert admission._fingerprint(y, dy + 1e-3) != h  # same values, different f'
-    assert admission._fingerprint(y * (1 + 1e-6), dy) != h
+
+    def h(a: torch.Tensor, da: torch.Tensor) -> str:
+        return fingerprint.behaviour_hash(a, da, a.float(), da.float())
+
+    base = h(y, dy)
+    assert re.fullmatch("[0-9a-f]{64}", base)
+    assert h(y * (1 + 1e-14), dy) == base  # float noise
+    assert h(y, dy * (1 + 1e-14)) == base
+    assert h(y, dy + 1e-3) != base  # same values, different f'
+    assert h(y * (1 + 1e-6), dy) != base
     zero, neg_zero = torch.tensor([0.0], dtype=torch.float64), torch.tensor([-0.0])
-    assert admission._fingerprint(neg_zero, zero) == admission._fingerprint(zero, zero)
+    assert h(neg_zero.double(), zero) == h(zero, zero)
+
+
+def test_the_fingerprint_covers_float32() -> None:
+    x = probe_grid(*PROBE)
+    y, dy = torch.tanh(x), 1 - torch.tanh(x) ** 2
+    base = fingerprint.behaviour_hash(y, dy, y.float(), dy.float())
+    rounded = fingerprint.behaviour_hash(y, dy, (y.float() * (1 + 1e-6)), dy.float())
+    assert rounded == base  # float32 rounding of an honest formula
+    flagged = fingerprint.behaviour_hash(y, dy, torch.zeros_like(y.float()), dy.float())
+    assert flagged != base  # equal in float64, something else in float32
+    slope = fingerprint.behaviour_hash(y, dy, y.float(), torch.zeros_like(dy.float()))
+    assert slope != base
+
+
+def test_probe_points_are_exact_in_float32_and_reach_beyond_the_range() -> None:
+    within, beyond = fingerprint.probe_points(*PROBE, seed=7)
+    for points in (within, beyond):
+        assert torch.equal(points.float().double(), points)
+    shift = fingerprint.GRID_SHIFT  # the grid is shifted off 0 and the integers
+    assert float(within.min()) >= PROBE[0] and float(within.max()) <= PROBE[1] + 2 * shift
+    assert bool(((beyond < PROBE[0]) | (beyond > PROBE[1])).all())
+    assert float(beyond.abs().max()) > 0.9 * fingerprint.REACH
+    grid = probe_grid(*PROBE)
+    # Salted points lie off the grid, and another salt puts them elsewhere.
+    salted = within[grid.numel() :]
+    assert not bool(torch.isin(salted, grid).any())
+    other = fingerprint.probe_points(*PROBE, seed=8)[0][grid.numel() :]
+    assert not torch.equal(salted, other)
+
+
+# Code written to share another function's behaviour hash (issue 9): each must hash apart.
+FORGERIES = {
+    "float32-flag": ("return F.gelu(x) * ((x * 0 + 1e8 + 1) - 1e8)", "return F.gelu(x)"),
+    "beyond-ten": (
+        "return torch.where(torch.abs(x) > 10, 0.5 * torch.tanh(x), torch.tanh(x))",
+        "return torch.tanh(x)",
+    ),
+    "grid-bumps": (
+        "u = (x + 10 - math.sqrt(2) * 1e-3) * 2047 / 20",
+        "return F.softplus(x)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("forger", "honest"), FORGERIES.values(), ids=list(FORGERIES))
+def test_forgeries_hash_apart_from_what_they_imitate(forger: str, honest: str) -> None:
+    lines = (forger, "return F.softplus(x) + 0.3 * torch.sin(math.pi * u) ** 2")
+    body = lines if forger.startswith("u =") else (forger,)
+    assert behaviour(fn(*body)) != behaviour(fn(honest))
+
+
+def test_the_salt_changes_the_behaviour_hash() -> None:
+    candidate = validate(seeds.seed_source("gelu"))
+    assert isinstance(candidate, Candidate)
+    one, two = (admit(candidate.source, PROBE, MAX_COST, seed) for seed in (1, 2))
+    assert one.ok and two.ok and one.behaviour_hash != two.behaviour_hash
+    assert admit(candidate.source, PROBE, MAX_COST, 1) == one
 
 
 # --- 3. dynamic failures ----------------------------------------------------------------
@@ -146,6 +207,20 @@ FAILURES: list[tuple[str, tuple[str, ...], str, str]] = [
         "f'(x) is not finite",
     ),
     ("30-sines", LOOP_30, "too_costly", "costs 60.0x GELU"),
+    # Fine on the grid, not finite at random float32 inputs inside the probe range.
+    (
+        "nan-between-grid-points",
+        ("return F.mish(x) + 0 * torch.sqrt(0.25 - torch.sin(math.pi * x * 37.3) ** 2 * 0.26)",),
+        "nonfinite",
+        "not finite",
+    ),
+    # Cheap to count (cost 16), slow to run: 15 chained Bessel functions.
+    (
+        "bessel-chain",
+        ("y = torch.tanh(x)", "for i in range(15):", "    y = torch.special.i1(y)", "return y"),
+        "too_costly",
+        "GELU's time",
+    ),
 ]
 
 
@@ -192,11 +267,28 @@ def test_the_cost_limit_is_the_admit_argument() -> None:
 
 def test_cost_counts_elementwise_operations() -> None:
     x = probe_grid(*PROBE)
-    assert admission._cost(F.gelu, x) == (1.0, x.numel())
-    assert admission._cost(lambda t: t * torch.sigmoid(t), x) == (2.0, x.numel())
-    assert admission._cost(lambda t: t, x) == (0.0, 0)
+    assert cost.count(F.gelu, x) == (1.0, x.numel())
+    assert cost.count(lambda t: t * torch.sigmoid(t), x) == (2.0, x.numel())
+    assert cost.count(lambda t: t, x) == (0.0, 0)
     assert check(fn("return x * torch.sigmoid(x)")).cost == 2.0
     assert check(seeds.seed_source("gelu")).cost == 1.0
+
+
+def test_time_is_measured_against_gelu() -> None:
+    assert cost.time_ratio(F.gelu, *PROBE, 100.0) == pytest.approx(1.0, rel=0.9)
+    slow = cost.time_ratio(lambda t: torch.special.i1(torch.special.i1(t)), *PROBE, 100.0)
+    cheap = cost.time_ratio(torch.relu, *PROBE, 100.0)
+    assert slow > 4 * cheap
+
+
+def test_a_shape_dependent_function_is_not_pointwise() -> None:
+    # 1-D and 2-D inputs (the grid checks) agree; a 3-D batch, as in training, does not.
+    def sneaky(t: torch.Tensor) -> torch.Tensor:
+        return F.gelu(t) if t.dim() < 3 else torch.zeros_like(t)
+
+    with pytest.raises(CandidateError, match="3-D float32") as caught:
+        admission._check_random(sneaky, 0, *PROBE)
+    assert caught.value.kind == "not_pointwise"
 
 
 # Not expressible as a valid candidate (the validator refuses reductions and rolls), so

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -36,8 +38,8 @@ def test_a_misbehaving_worker_is_a_crash_not_a_parent_failure(tmp_path: Path, ki
     with pytest.raises(WorkerCrashed) as info:
         worker.request({"op": "hello"}, timeout=60)
     assert not worker.running
-    if kind in ("exit", "segfault"):
-        assert ("code 3" if kind == "exit" else "SIGSEGV") in str(info.value)
+    expected = {"exit": "exited with code 3", "segfault": "SIGSEGV", "huge_reply": "bytes"}
+    assert expected.get(kind, "") in str(info.value)
     assert len(worker.stderr_tail()) < 20_000  # the tail is bounded, whatever was written
 
 
@@ -61,3 +63,46 @@ def test_the_worker_runs_under_resource_limits(tiny_lab: Lab, tmp_path: Path) ->
     assert str(cap) in address
     core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
     assert core.split()[4] == "0"
+
+
+# The first run of this worker answers one request and exits, leaving its stdout open in a
+# detached grandchild until the test writes to the `release` FIFO; later runs answer each
+# request with their run number.
+LINGERING_STDOUT = """
+import json, os, subprocess, sys
+runs = len(os.listdir("runs")) + 1 if os.path.isdir("runs") else 1
+os.makedirs("runs", exist_ok=True)
+open(os.path.join("runs", str(runs)), "w").close()
+if runs == 1:
+    subprocess.Popen(
+        [sys.executable, "-c", "open('release').read()"],
+        stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+for line in sys.stdin:
+    print(json.dumps({"ok": True, "run": runs}), flush=True)
+    if runs == 1:
+        sys.exit(0)
+"""
+
+
+def test_a_dead_workers_late_end_of_stream_does_not_reach_the_next_worker(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "release")
+    worker = WorkerProcess(tmp_path, argv=[sys.executable, "-c", LINGERING_STDOUT])
+    worker.start()
+    first = worker._proc
+    assert first is not None
+    assert worker.request({"op": "hello"}, timeout=60) == {"ok": True, "run": 1}
+    first.wait(timeout=60)
+    assert not worker.running
+    (old_reader,) = [t for t in threading.enumerate() if t.name == f"worker-{first.pid}-stdout"]
+    worker.start()
+    # Only now does the first worker's stdout reach its end: its reader sees EOF after the
+    # second worker started (the order a restart after a crash can take).
+    with open(tmp_path / "release", "w") as release:
+        release.write("go")
+    old_reader.join(timeout=60)
+    assert not old_reader.is_alive()
+    try:
+        assert worker.request({"op": "hello"}, timeout=60) == {"ok": True, "run": 2}
+    finally:
+        worker.stop()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from minact.lab.task import Lab, Task
 from minact.sandbox.trainer import Job, Trainer
+from minact.score import TaskResult
 
 
 def _nan_above_half(z: torch.Tensor) -> torch.Tensor:
@@ -70,3 +73,23 @@ def test_compiled_training_matches_eager(tiny_lab: Lab) -> None:
     compiled = Trainer(compile_backend="eager").train(jobs)
     for e, c in zip(eager, compiled, strict=True):
         assert c.ood == e.ood
+
+
+class _Forgetful(Trainer):
+    """Answers each group with `answer(jobs)` instead of training."""
+
+    def __init__(self, answer: Callable[[Sequence[Job]], list[TaskResult | None]]) -> None:
+        super().__init__()
+        self.answer = answer
+
+    def _train_group(self, jobs: Sequence[Job]) -> list[TaskResult]:
+        return self.answer(jobs)  # type: ignore[return-value]
+
+
+def test_a_missing_result_fails_loudly_instead_of_shifting_the_rest(tiny_lab: Lab) -> None:
+    done = TaskResult("ok", "", (1.0, 1.0), (0.5, 0.5))
+    jobs = [Job(k, F.relu, t) for k in range(2) for t in tiny_lab.tasks]
+    with pytest.raises(RuntimeError, match=r"no training result for jobs \[3\]"):
+        _Forgetful(lambda group: [done] * (len(group) - 1) + [None]).train(jobs)
+    with pytest.raises(ValueError):  # a group that answers fewer results than it has jobs
+        _Forgetful(lambda group: [done] * (len(group) - 1)).train(jobs)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import sys
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
+from minact.candidate import Candidate
+from minact.errors import EvaluationError
 from minact.lab.task import Lab
 from minact.outcome import Reply
 from minact.runs.history import History
+from minact.score import Score
 from minact.search.loop import Loop, SearchConfig, Summary, run
 from minact.search.proposers import OfflineProposer, ProposalRequest
 from tests.fakes import FakeEvaluator, ScriptedProposer, fenced
@@ -158,6 +165,54 @@ def test_cancellation_stops_the_work_in_flight_and_is_not_swallowed(tiny_lab: La
     summary = loop.summary(("interrupted", "stopped"))
     assert summary.status == "interrupted"
     assert len(summary.population.members) > 0  # the seeds are kept
+
+
+class _StuckEvaluator(FakeEvaluator):
+    """Scores the seeds, then blocks in the next batch until interrupted, and fails it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.busy = threading.Event()
+        self.interrupted = threading.Event()
+        self.failed = threading.Event()
+
+    def interrupt(self) -> None:
+        self.interrupted.set()
+
+    def score(self, candidates: Sequence[Candidate]) -> list[Score]:
+        if not self.calls:
+            return super().score(candidates)
+        self.calls.append([c.code_hash for c in candidates])
+        self.busy.set()
+        self.interrupted.wait(60)
+        self.failed.set()
+        raise EvaluationError("evaluation interrupted")
+
+
+def test_cancelling_during_an_evaluation_leaves_no_unretrieved_error(
+    tiny_lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    evaluator = _StuckEvaluator()
+    proposer = ScriptedProposer(lambda r: Reply(fenced(f"torch.sin({r.index + 2} * x)")))
+
+    async def main() -> None:
+        events: list[dict[str, Any]] = []
+        config = SearchConfig(budget=5)
+        loop = Loop(config, tiny_lab, proposer, evaluator, events.append, None, History())
+        task = asyncio.ensure_future(loop.run())
+        assert await asyncio.to_thread(evaluator.busy.wait, 60)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The batch's thread ends with its error only now, after the run was cancelled.
+        assert await asyncio.to_thread(evaluator.failed.wait, 60)
+        await asyncio.to_thread(loop.pool.shutdown, wait=True)
+        await asyncio.sleep(0.1)  # its result reaches the event loop
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(main())
+        gc.collect()  # an unretrieved error is reported when its future is collected
+    assert "never retrieved" not in caplog.text
 
 
 def test_search_does_not_import_torch() -> None:

@@ -70,3 +70,16 @@ def test_capacity_and_empty_islands() -> None:
     assert {pop.select(0, random.Random(i))[0].score.name for i in range(50)} == {"m0", "m1"}
     assert len(pop.ranked()) == 5
     assert [m.score.name for m in pop.top(2)] == ["m0", "m1"]
+
+
+def test_diverse_draws_from_every_member_outside_the_excluded_ones() -> None:
+    pop = Population(islands=1)
+    for i in range(6):
+        pop.add(_m(f"m{i}", float(i), index=i))
+    top = {Hash("code-m0"), Hash("code-m1")}  # the parent and the top the prompt shows
+    drawn = {m.score.name for s in range(200) for m in pop.diverse(2, random.Random(s), top)}
+    assert drawn == {"m2", "m3", "m4", "m5"}
+    # Excluded by behaviour too, and nothing is lost when only k members remain.
+    rest = pop.diverse(2, random.Random(0), {*top, Hash("beh-m2"), Hash("beh-m3")})
+    assert {m.score.name for m in rest} == {"m4", "m5"}
+    assert pop.diverse(3, random.Random(0), {Hash(f"code-m{i}") for i in range(6)}) == []

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minact import seeds
+from minact import export, seeds
 from minact.candidate import Candidate, Rejection
 from minact.validate import MAX_SOURCE_CHARS, code_hash, decode_source, validate
 
@@ -138,6 +138,87 @@ SAME_AS_BASE = [
 def test_reformatting_keeps_the_code_hash(source: str) -> None:
     base = ok(BASE)
     assert ok(source).code_hash == base.code_hash
+
+
+# --- 2b. what `minact export` writes: the function under its own name, bound to `activation`
+
+RIPPLE = BASE.replace("def activation(x):", "def ripple(x):")
+ALIASED = RIPPLE + "\n\nactivation = ripple\n"
+
+
+@pytest.mark.parametrize("name", ["act_0123abcd", "activation"])
+def test_an_exported_module_validates_to_the_code_it_was_made_from(name: str) -> None:
+    base = ok(BASE)
+    exported = export.module_text(base.source, name, "The docstring.\nFitness -0.1.")
+    assert ok(exported).code_hash == base.code_hash
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(ALIASED, id="alias"),
+        pytest.param('"""Ripple."""\n' + ALIASED, id="alias-after-a-docstring"),
+        pytest.param(
+            ALIASED + '\n__all__ = ["Ripple", "ripple"]\n\n\nclass Ripple:\n'
+            "    def forward(self, x):\n        return ripple(x)\n",
+            id="alias-all-and-class",
+        ),
+    ],
+)
+def test_an_alias_of_the_one_function_keeps_the_code_hash(source: str) -> None:
+    assert ok(source).code_hash == ok(BASE).code_hash
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        pytest.param(
+            RIPPLE + "activation = nope\n",
+            "`activation = nope` must follow `def nope(x)`",
+            id="alias-to-an-unknown-name",
+        ),
+        pytest.param(
+            "activation = ripple\n" + RIPPLE,
+            "`activation = ripple` must follow `def ripple(x)`",
+            id="alias-before-the-def",
+        ),
+        pytest.param(
+            ALIASED + "activation = ripple\n",
+            "`activation` is already bound to ripple",
+            id="two-aliases",
+        ),
+        pytest.param(
+            BASE + "\n\ndef ripple(x):\n    return x\n\n\nactivation = ripple\n",
+            "the module already defines `activation`",
+            id="alias-and-a-real-def-activation",
+        ),
+        pytest.param(
+            ALIASED + "\n\ndef activation(x):\n    return x\n",
+            "exactly one function, `def activation(x)`; found: ripple, activation",
+            id="real-def-activation-after-an-alias",
+        ),
+        pytest.param(
+            BASE + "\nactivation = activation\n",
+            "the module already defines `activation`",
+            id="alias-to-itself",
+        ),
+        pytest.param(
+            RIPPLE + "\n\ndef other(x):\n    return x\n\n\nactivation = ripple\n",
+            "exactly one function, `def activation(x)`; found: ripple, other",
+            id="alias-beside-a-second-function",
+        ),
+        pytest.param(
+            RIPPLE + "activation = lambda x: ripple(x)\n", "found Assign", id="alias-to-a-lambda"
+        ),
+        pytest.param(
+            RIPPLE + "activation, other = ripple, ripple\n", "found Assign", id="tuple-target"
+        ),
+        pytest.param(BASE + "\n\nclass activation:\n    pass\n", "found ClassDef", id="class"),
+        pytest.param(RIPPLE, "found: ripple", id="no-alias"),
+    ],
+)
+def test_alias_rules(source: str, reason: str) -> None:
+    assert reason in rejected(source).reason
 
 
 def test_a_utf8_bom_is_accepted_and_keeps_the_hash() -> None:
@@ -583,7 +664,7 @@ COMPLEX = {
         "m = (x > -1) & (x < 1) | ~(x == 0)",
         "return torch.where(m, -x, +x) * (not False)",
     ),
-    "augmented-and-annotated": fn("y: torch.Tensor = x * 2", "y **= 2", "y //= 3", "return y"),
+    "augmented-and-annotated": fn("y: torch.Tensor = x * 2", "y **= 2", "y /= 3", "return y"),
     "negative-powers": fn("return x * 2 ** -3 + (-2) ** 4 - 10 ** 18"),
     "precedence": fn("return -x ** 2 + (-x) ** 2 - (x - (x - 1)) / (2 * (x + 3))"),
     "floats": fn("return x * 1e-300 + 1e400 * 0 + 1.0000000000000002 * x"),

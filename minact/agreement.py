@@ -1,0 +1,227 @@
+"""How much a ranking depends on the tasks behind it: rank agreement from per-task scores.
+
+Everything works on a matrix of per-task scores, candidates x tasks (lower is better, as the
+log-ratios are), and ranks candidates by their mean over a subset of the tasks, which is
+the lab's fitness restricted to those tasks.
+
+- split-half: Kendall tau between the rankings on two random disjoint halves of the tasks,
+  over many splits (median and 5-95%). High means the ranking does not hinge on which tasks
+  the lab happens to hold; a lab of twice the half size agrees with a fresh draw of the same
+  size at least as well.
+- leave one family out: per family, tau between the ranking on that family alone and on all
+  other tasks. Low or negative means that family ranks the candidates its own way.
+- cross agreement: tau between the rankings on two task sets (a lab and a fresh draw, or a
+  lab and a transfer suite), with a bootstrap over the tasks of both.
+
+Kendall's tau-b counts tied pairs as neither concordant nor discordant and corrects for ties,
+so equal fitness (two names of the same behaviour) is not read as agreement. numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["MIN_CANDIDATES", "MIN_TASKS", "LabAgreement", "Spread", "cross_agreement"]
+__all__ += ["family_agreement", "kendall_tau", "lab_agreement", "score_matrix", "spearman_rho"]
+__all__ += ["split_half"]
+
+Matrix = npt.NDArray[np.float64]  # (candidates, tasks), lower is better
+# Below these, a split-half tau is too coarse to mean anything (5 candidates: tau moves in 0.2
+# steps; 6 tasks: halves of 3).
+MIN_CANDIDATES = 5
+MIN_TASKS = 6
+STABLE, WEAK = 0.6, 0.3  # median split-half tau: stable at or above STABLE, unstable below WEAK
+AGAINST = -0.1  # a family whose tau against the other tasks is below this ranks against them
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """A statistic over resamples: its median and 5th and 95th percentiles."""
+
+    median: float
+    lo: float
+    hi: float
+    samples: int
+
+    def text(self) -> str:
+        """Returns e.g. "0.62 (5-95%: 0.41..0.78)"."""
+        return f"{self.median:.2f} (5-95%: {self.lo:.2f}..{self.hi:.2f})"
+
+
+def kendall_tau(a: Sequence[float] | Matrix, b: Sequence[float] | Matrix) -> float:
+    """Returns Kendall's tau-b of two equally long score lists (nan if either is constant)."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"kendall_tau needs two 1-D lists of one length, got {x.shape}, {y.shape}")
+    i, j = np.triu_indices(len(x), k=1)
+    dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+    untied_x, untied_y = np.count_nonzero(dx), np.count_nonzero(dy)
+    if untied_x == 0 or untied_y == 0:
+        return math.nan
+    return float(np.sum(dx * dy) / math.sqrt(untied_x * untied_y))
+
+
+def _ranks(x: Matrix) -> Matrix:
+    """Returns 1-based ranks, ties sharing their average rank."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(1, len(x) + 1)
+    for value in np.unique(x):
+        tied = x == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman_rho(a: Sequence[float] | Matrix, b: Sequence[float] | Matrix) -> float:
+    """Returns Spearman's rank correlation (average ranks for ties; nan if either is constant)."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(
+            f"spearman_rho needs two 1-D lists of one length, got {x.shape}, {y.shape}"
+        )
+    rx, ry = _ranks(x) - (len(x) + 1) / 2, _ranks(y) - (len(y) + 1) / 2
+    norm = math.sqrt(float(np.sum(rx * rx) * np.sum(ry * ry)))
+    return float(np.sum(rx * ry) / norm) if norm > 0 else math.nan
+
+
+def _spread(values: Sequence[float]) -> Spread:
+    finite = np.array([v for v in values if math.isfinite(v)])
+    if finite.size == 0:
+        return Spread(math.nan, math.nan, math.nan, 0)
+    lo, median, hi = np.percentile(finite, [5, 50, 95])
+    return Spread(float(median), float(lo), float(hi), int(finite.size))
+
+
+def split_half(
+    scores: Matrix, *, splits: int = 200, seed: int = 0, size: int | None = None
+) -> Spread:
+    """Returns tau between the rankings on two disjoint random sets of `size` tasks each
+    (default: half the tasks), over `splits` random splits."""
+    scores = np.asarray(scores, dtype=np.float64)
+    tasks = scores.shape[1]
+    size = tasks // 2 if size is None else size
+    if size < 1 or 2 * size > tasks:
+        raise ValueError(f"cannot take two disjoint sets of {size} tasks out of {tasks}")
+    rng = np.random.default_rng(seed)
+    taus = []
+    for _ in range(splits):
+        order = rng.permutation(tasks)
+        a, b = order[:size], order[size : 2 * size]
+        taus.append(kendall_tau(scores[:, a].mean(axis=1), scores[:, b].mean(axis=1)))
+    return _spread(taus)
+
+
+def family_agreement(scores: Matrix, families: Sequence[str]) -> dict[str, float]:
+    """Returns, per family, tau between the ranking on its tasks and on all the others."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(families)
+    out: dict[str, float] = {}
+    for family in dict.fromkeys(families):
+        inside = labels == family
+        if inside.all():
+            continue
+        out[family] = kendall_tau(scores[:, inside].mean(axis=1), scores[:, ~inside].mean(axis=1))
+    return out
+
+
+def cross_agreement(
+    first: Matrix, second: Matrix, *, resamples: int = 200, seed: int = 0
+) -> tuple[float, Spread]:
+    """Returns tau between the rankings on two task sets (same candidates, same row order),
+    and its spread when the tasks of both are resampled with replacement."""
+    first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    tau = kendall_tau(first.mean(axis=1), second.mean(axis=1))
+    rng = np.random.default_rng(seed)
+    taus = []
+    for _ in range(resamples):
+        a = rng.integers(0, first.shape[1], first.shape[1])
+        b = rng.integers(0, second.shape[1], second.shape[1])
+        taus.append(kendall_tau(first[:, a].mean(axis=1), second[:, b].mean(axis=1)))
+    return tau, _spread(taus)
+
+
+def score_matrix(
+    candidates: Sequence[Mapping[str, Any]], key: str = "log_ratio"
+) -> tuple[list[str], list[str], Matrix]:
+    """Returns (names, tasks, matrix) of the ranking rows that have `key` on every task.
+
+    `candidates` are ranking.json rows ({"name", "status", "tasks": {task: {key: ...}}});
+    failed rows, and tasks that a row lacks, are left out.
+    """
+    rows = [c for c in candidates if c.get("status") == "ok" and c.get("tasks")]
+    if not rows:
+        return [], [], np.zeros((0, 0))
+    tasks = [t for t in rows[0]["tasks"] if all(_value(c, t, key) is not None for c in rows)]
+    matrix = np.array([[_value(c, t, key) for t in tasks] for c in rows], dtype=np.float64)
+    return [str(c["name"]) for c in rows], tasks, matrix.reshape(len(rows), len(tasks))
+
+
+def _value(row: Mapping[str, Any], task: str, key: str) -> float | None:
+    value = (row["tasks"].get(task) or {}).get(key)
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+@dataclass(frozen=True, slots=True)
+class LabAgreement:
+    """A lab's self-agreement on one set of candidates.
+
+    Attributes:
+        candidates, tasks: how many went in.  split_half: None when there are too few
+        candidates or tasks (see `verdict`).  families: leave-one-family-out tau per family.
+        verdict: one plain sentence for users.
+    """
+
+    candidates: int
+    tasks: int
+    split_half: Spread | None
+    families: dict[str, float]
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-safe dict (nan as None)."""
+        sh = self.split_half
+        return {
+            "candidates": self.candidates,
+            "tasks": self.tasks,
+            "split_half": None if sh is None else {"median": sh.median, "lo": sh.lo, "hi": sh.hi},
+            "families": {f: (t if math.isfinite(t) else None) for f, t in self.families.items()},
+            "verdict": self.verdict,
+        }
+
+
+def lab_agreement(
+    scores: Matrix, families: Sequence[str], *, splits: int = 200, seed: int = 0
+) -> LabAgreement:
+    """Returns the split-half and leave-one-family-out agreement of a lab, with a verdict."""
+    scores = np.asarray(scores, dtype=np.float64)
+    n, t = scores.shape if scores.ndim == 2 else (0, 0)
+    if n < MIN_CANDIDATES or t < MIN_TASKS:
+        verdict = (
+            f"not enough to measure how stable this ranking is ({n} candidates and {t} tasks; "
+            f"needs at least {MIN_CANDIDATES} and {MIN_TASKS})"
+        )
+        return LabAgreement(n, t, None, {}, verdict)
+    half = split_half(scores, splits=splits, seed=seed)
+    by_family = family_agreement(scores, families) if len(set(families)) > 1 else {}
+    words = f"two random halves of the {t} tasks rank the {n} candidates with Kendall tau"
+    if half.median >= STABLE:
+        verdict = f"stable: {words} {half.text()}"
+    elif half.median >= WEAK:
+        verdict = (
+            f"only moderately stable: {words} {half.text()}; close ranks may swap on other tasks"
+        )
+    else:
+        verdict = (
+            f"unstable: {words} {half.text()}; which tasks the lab holds decides much of this "
+            "ranking, so do not trust it beyond the clear gaps"
+        )
+    against = [f for f, tau in by_family.items() if math.isfinite(tau) and tau < AGAINST]
+    if against:
+        verdict += f"; the {', '.join(against)} tasks rank them against the rest"
+    return LabAgreement(n, t, half, by_family, verdict)

@@ -1,0 +1,58 @@
+"""Ctrl-C for a job that runs on an asyncio loop: SIGINT cancels the work, the job goes on.
+
+From Python 3.11, `asyncio.run` turns SIGINT into a cancellation of its main task; on 3.10
+KeyboardInterrupt unwinds the event loop instead, past any code that would write what the
+work had done. `until_interrupted` installs its own SIGINT handler for the time the work
+runs, so every version behaves the same: the work is cancelled (its `finally` blocks and
+`CancelledError` handlers run), and the caller gets the value it chose for an interruption.
+
+This module imports nothing but the standard library, so tests can drive it under every
+Python version minact supports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+__all__ = ["until_interrupted"]
+
+T = TypeVar("T")
+
+
+async def until_interrupted(work: Coroutine[Any, Any, T], interrupted: Callable[[], T]) -> T:
+    """Returns what `work` returns; if SIGINT arrives first, cancels it and returns
+    `interrupted()`. Any other cancellation goes on to the caller."""
+    task = asyncio.ensure_future(work)
+    by_sigint = False
+
+    def interrupt() -> None:
+        nonlocal by_sigint
+        by_sigint = True
+        task.cancel()
+
+    with _on_sigint(interrupt):
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if not by_sigint:
+                raise
+    return interrupted()
+
+
+@contextlib.contextmanager
+def _on_sigint(handler: Callable[[], None]) -> Iterator[None]:
+    """Calls `handler` on the running loop for each SIGINT while the block runs."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGINT, handler)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)

@@ -1,0 +1,135 @@
+"""Checks of tasks-file values: each returns the value or raises ConfigError naming it.
+
+`where` is the place in the file ("tasks.toml: [[task]] 'sin3' (#1)"); every message names
+it, the key and the bad value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from minact.errors import ConfigError
+from minact.lab.sampling import ood_fraction
+from minact.lab.task import Box
+
+__all__ = ["FAMILY", "FLOAT_RULES", "INT_RULES", "MIN_OOD_FRACTION", "NAME", "box"]
+__all__ += ["check_boxes", "check_keys", "float_value", "identifier", "int_value", "interval"]
+__all__ += ["require", "settings_fields"]
+
+# Rejection sampling of the OOD region needs it to be a fair share of the test box.
+MIN_OOD_FRACTION = 0.01
+
+# Bounds of the settings keys: (lo, hi) for integers, (lo, hi, lo excluded) for floats.
+INT_RULES: dict[str, tuple[int, int | None]] = {
+    "width": (1, 4096),
+    "depth": (1, 16),
+    "steps": (1, 1_000_000),
+    "seeds": (1, 100),
+    "n_train": (4, 1_000_000),
+    "n_test": (4, 1_000_000),
+    "data_seed": (0, None),
+}
+FLOAT_RULES: dict[str, tuple[float, float | None, bool]] = {
+    "lr": (0.0, 10.0, True),
+    "noise": (0.0, None, False),
+}
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
+FAMILY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}\Z")
+
+
+def require(where: str, raw: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Raises ConfigError naming the first of `keys` that `raw` lacks."""
+    for key in keys:
+        if key not in raw:
+            raise ConfigError(f"{where}: key {key!r} is required; got keys {', '.join(raw)}")
+
+
+def check_keys(
+    where: str, table: dict[str, Any], known: tuple[str, ...], what: str = "key"
+) -> None:
+    """Raises ConfigError naming the first key of `table` that is not in `known`."""
+    for key, value in table.items():
+        if key not in known:
+            known_keys = ", ".join(known)
+            raise ConfigError(f"{where}: unknown {what} {key!r} = {value!r}; known: {known_keys}")
+
+
+def settings_fields(where: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Returns the validated Settings fields that `raw` sets."""
+    out: dict[str, Any] = {
+        k: int_value(where, k, raw[k], r) for k, r in INT_RULES.items() if k in raw
+    }
+    out |= {k: float_value(where, k, raw[k], r) for k, r in FLOAT_RULES.items() if k in raw}
+    return out
+
+
+def int_value(where: str, key: str, value: object, rule: tuple[int, int | None]) -> int:
+    """Returns `value` if it is an int (not a bool) within `rule`, else raises ConfigError."""
+    lo, hi = rule
+    if isinstance(value, int) and not isinstance(value, bool):
+        if lo <= value and (hi is None or value <= hi):
+            return value
+    bounds = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
+    raise ConfigError(f"{where}: key {key!r} must be an integer {bounds}, got {value!r}")
+
+
+def float_value(
+    where: str, key: str, value: object, rule: tuple[float, float | None, bool]
+) -> float:
+    """Returns `value` as a float if it is a finite number within `rule`, else raises."""
+    lo, hi, lo_open = rule
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        if (lo < value if lo_open else lo <= value) and (hi is None or value <= hi):
+            return float(value)
+    bounds = f"{'>' if lo_open else '>='} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
+    raise ConfigError(f"{where}: key {key!r} must be a number {bounds}, got {value!r}")
+
+
+def identifier(where: str, key: str, value: object, pattern: re.Pattern[str]) -> str:
+    """Returns `value` if it is a string matching `pattern`, else raises ConfigError."""
+    if not isinstance(value, str) or not pattern.match(value):
+        what = "a short name (letters, digits, '_', '-')"
+        raise ConfigError(f"{where}: key {key!r} must be {what}, got {value!r}")
+    return value
+
+
+def interval(where: str, key: str, value: object) -> tuple[float, float]:
+    """Returns `value` as (lo, hi) if it is [lo, hi] with finite numbers lo < hi."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        lo, hi = value
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi)):
+            if math.isfinite(lo) and math.isfinite(hi) and lo < hi:
+                return float(lo), float(hi)
+    raise ConfigError(f"{where}: key {key!r} must be [lo, hi] with finite lo < hi, got {value!r}")
+
+
+def box(where: str, key: str, value: object, variables: tuple[str, ...]) -> Box:
+    """Returns (lo, hi) per variable from [lo, hi] (every variable) or {var = [lo, hi], ...}."""
+    if not isinstance(value, dict):
+        return (interval(where, key, value),) * len(variables)
+    check_keys(f"{where}: key {key!r}", value, variables, "variable")
+    missing = [v for v in variables if v not in value]
+    if missing:
+        raise ConfigError(
+            f"{where}: key {key!r} must give a range for every variable; "
+            f"missing {', '.join(missing)}, got {value!r}"
+        )
+    return tuple(interval(where, f"{key}.{v}", value[v]) for v in variables)
+
+
+def check_boxes(where: str, variables: tuple[str, ...], train: Box, test: Box) -> None:
+    """Raises ConfigError unless train lies inside test and the OOD region is big enough."""
+    for v, (lo, hi), (tlo, thi) in zip(variables, train, test, strict=True):
+        if not (tlo <= lo and hi <= thi):
+            raise ConfigError(
+                f"{where}: key 'train' range [{lo:g}, {hi:g}] for {v!r} must lie inside "
+                f"key 'test' range [{tlo:g}, {thi:g}]"
+            )
+    share = ood_fraction(test, train)
+    if share < MIN_OOD_FRACTION:
+        raise ConfigError(
+            f"{where}: key 'test' {[list(r) for r in test]} leaves an OOD region (test box minus "
+            f"train box) of {share:.2%} of the test box, below {MIN_OOD_FRACTION:.0%}: widen 'test'"
+        )

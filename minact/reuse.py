@@ -1,0 +1,246 @@
+"""Which results each candidate gets: its own, verified shared ones, or new training.
+
+The rules, so that every number minact reports comes from the candidate's own code:
+
+1. Results live under a key: the behaviour hash, shared by codes that compute the same
+   f and f' at the probe points, or a candidate's code hash after a collision. Each entry
+   names the code that produced it (its producer) and carries its trace: pre-activations
+   the activation received in that training (minact.sandbox.trace).
+2. A candidate uses an entry another code produced only after the worker verified that it
+   computes the producer's f and f' at the entry's trace (minact.sandbox.verify); the
+   verdict is cached per (code, producer). A mismatch is a collision: the candidate's key
+   becomes its code hash and it trains every task there, so the shared entry, whoever
+   wrote it first, is never overwritten by, nor served to, code that trains differently.
+3. Timeouts and crashes are stored under the code hash only (never shared), with the
+   conditions they happened under; a later call retries them once, and again whenever the
+   lab's timeout is raised or the device changes.
+4. What is missing is trained in the worker, one representative code per key; the others
+   with that key are verified against it afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from minact.cache import FitnessCache, Stored
+from minact.candidate import Candidate, Hash
+from minact.errors import EvaluationError
+from minact.lab.task import Lab, Task
+from minact.sandbox.client import TrainItem, VerifyItem, WorkerClient
+from minact.score import TRANSIENT, Conditions, TaskResult
+
+__all__ = ["Resolved", "Results", "load_average", "noted"]
+
+Progress = Callable[[str, int, int], None]
+
+
+def load_average() -> float | None:
+    """Returns the machine's 1-minute load average, or None where it is unknown."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+@dataclass(slots=True)
+class Resolved:
+    """One candidate's results on the lab's tasks and where they come from.
+
+    Attributes:
+        key: where its results live (behaviour hash, or code hash after a collision).
+        results: by task digest.
+        collision: the behaviour hash it shared with code it does not reproduce, if any.
+        trained: whether it trained anything in this call.
+    """
+
+    candidate: Candidate
+    key: Hash
+    results: dict[str, TaskResult] = field(default_factory=dict)
+    collision: Hash | None = None
+    trained: bool = False
+
+    @property
+    def code(self) -> Hash:
+        """Returns the candidate's code hash."""
+        return self.candidate.code_hash
+
+
+class Results:
+    """Gathers candidates' per-task results from the cache and, for the rest, the worker."""
+
+    def __init__(
+        self,
+        lab: Lab,
+        cache: FitnessCache,
+        worker: WorkerClient,
+        batch_size: Callable[[], int],
+        device: Callable[[], str],
+        progress: Progress,
+        verify_deadline: float,
+    ) -> None:
+        self.lab = lab
+        self.cache = cache
+        self.worker = worker
+        self._batch_size = batch_size
+        self._device = device
+        self._progress = progress
+        self._verify_deadline = verify_deadline
+        self._lab = lab.digest()
+
+    def gather(self, admitted: Sequence[tuple[Candidate, Hash]]) -> dict[Hash, Resolved]:
+        """Returns {code hash: Resolved} for admitted (candidate, behaviour hash) pairs."""
+        states = {c.code_hash: Resolved(c, bh) for c, bh in admitted}
+        for _ in range(4 * len(states) + 4):  # each round trains, verifies or collides
+            to_verify: dict[tuple[Hash, Hash], list[float]] = {}
+            to_train: dict[Hash, tuple[Resolved, list[Task]]] = {}
+            for st in states.values():
+                missing = self._scan(st, to_verify)
+                if missing and st.key not in to_train:
+                    to_train[st.key] = (st, missing)
+            if to_verify:
+                self._verify(states, to_verify)
+            elif to_train:
+                self._train(list(to_train.values()))
+            else:
+                return states
+        raise EvaluationError("evaluation did not settle (this is a bug in minact)")
+
+    # finding what is there ----------------------------------------------------------
+
+    def _scan(self, st: Resolved, to_verify: dict[tuple[Hash, Hash], list[float]]) -> list[Task]:
+        """Fills st.results from the cache; returns the tasks still to train.
+
+        Entries of other producers that still need verifying add their traces to
+        `to_verify` and are left out until verified.
+        """
+        missing: list[Task] = []
+        key = st.key
+        for task in self.lab.tasks:
+            d = task.digest()
+            if d in st.results:
+                continue
+            stored = self.cache.get_result(st.key, d, self._lab)
+            if stored is not None and stored.result.status not in TRANSIENT:
+                if self._usable(st, stored, to_verify):
+                    st.results[d] = stored.result
+                    if self.cache.get_transient(st.code, d, self._lab) is not None:
+                        self.cache.drop_transient(st.code, d, self._lab)  # superseded
+                if st.key != key:  # it collided: look again, under its own key
+                    return self._scan(st, to_verify)
+                continue
+            transient = self.cache.get_transient(st.code, d, self._lab)
+            if transient is not None and transient[1].final(self.lab.timeout, self._device()):
+                st.results[d] = _noted(*transient)
+            else:
+                missing.append(task)
+        return missing
+
+    def _usable(
+        self, st: Resolved, stored: Stored, to_verify: dict[tuple[Hash, Hash], list[float]]
+    ) -> bool:
+        """Returns whether st may use `stored` now; queues its verification if it is due."""
+        producer = stored.producer
+        if producer == st.code or st.key == st.code:
+            return True
+        if producer is None:
+            self._collide(st)
+            return False
+        verdict = self.cache.get_verdict(st.code, producer, self._lab)
+        if verdict is None:
+            to_verify.setdefault((st.code, producer), []).extend(stored.result.trace)
+            return False
+        if not verdict[0]:
+            self._collide(st)
+            return False
+        return True
+
+    def _collide(self, st: Resolved) -> None:
+        """Moves st to its own key: results under its code hash, trained by itself.
+
+        (Why it did not match is kept with the verdict in the cache.)
+        """
+        if st.key == st.code:
+            return
+        # What it trained itself (and its own transient failures) stays its own.
+        kept = {
+            d: r
+            for d, r in st.results.items()
+            if r.status in TRANSIENT or self._producer(st.key, d) == st.code
+        }
+        st.collision, st.key, st.results = st.key, st.code, kept
+        for d, r in kept.items():
+            if r.status not in TRANSIENT:
+                self.cache.put_result(st.key, d, self._lab, r, st.code)
+
+    def _producer(self, key: Hash, d: str) -> Hash | None:
+        stored = self.cache.get_result(key, d, self._lab)
+        return stored.producer if stored is not None else None
+
+    # verifying ----------------------------------------------------------------------
+
+    def _verify(
+        self, states: dict[Hash, Resolved], todo: dict[tuple[Hash, Hash], list[float]]
+    ) -> None:
+        items: list[VerifyItem] = []
+        pairs: list[tuple[Hash, Hash]] = []
+        for (code, producer), points in todo.items():
+            reference = self.cache.get_source(producer)
+            if reference is None or not points:
+                why = "no source" if reference is None else "no trace"
+                self.cache.put_verdict(code, producer, self._lab, False, f"{why} to verify against")
+                continue
+            items.append(VerifyItem(states[code].candidate.source, reference, tuple(points)))
+            pairs.append((code, producer))
+        self._progress("verify", 0, len(items))
+        for (code, producer), (match, reason) in zip(
+            pairs, self.worker.verify(items, self._verify_deadline), strict=True
+        ):
+            self.cache.put_verdict(code, producer, self._lab, match, reason)
+        self._progress("verify", len(items), len(items))
+
+    # training -----------------------------------------------------------------------
+
+    def _train(self, units: list[tuple[Resolved, list[Task]]]) -> None:
+        if not self.worker.running:
+            self.worker.start()
+        size = max(1, self._batch_size())
+        per_task = self.lab.timeout / max(1, len(self.lab.tasks))
+        for start in range(0, len(units), size):
+            self._progress("train", start, len(units))
+            batch = units[start : start + size]
+            # A request gets the lab's timeout per candidate's worth of tasks, and never less.
+            answers = self.worker.train(
+                [TrainItem(st.candidate.source, tuple(tasks)) for st, tasks in batch],
+                lambda n: max(n * per_task, self.lab.timeout),
+            )
+            for (st, tasks), results in zip(batch, answers, strict=True):
+                st.trained = True
+                for task, r in zip(tasks, results, strict=True):
+                    st.results[task.digest()] = self._store(st, task.digest(), r)
+        self._progress("train", len(units), len(units))
+
+    def _store(self, st: Resolved, d: str, r: TaskResult) -> TaskResult:
+        """Caches a fresh result where it belongs; returns it as the Score should show it."""
+        previous = self.cache.get_transient(st.code, d, self._lab)
+        if r.status in TRANSIENT:
+            attempts = previous[1].attempts + 1 if previous is not None else 1
+            cond = Conditions(self.lab.timeout, self._device(), load_average(), attempts)
+            self.cache.put_transient(st.code, d, self._lab, dataclasses.replace(r, trace=()), cond)
+            return _noted(r, cond)
+        self.cache.put_result(st.key, d, self._lab, r, st.code)
+        if previous is not None:
+            self.cache.drop_transient(st.code, d, self._lab)
+        return r
+
+
+def noted(reason: str, cond: Conditions) -> str:
+    """Returns a transient failure's reason with the conditions it happened under."""
+    when = "final after a retry" if cond.attempts >= 2 else "a later call retries it once"
+    return f"{reason} ({cond.describe()}; {when})"
+
+
+def _noted(r: TaskResult, cond: Conditions) -> TaskResult:
+    return dataclasses.replace(r, reason=noted(r.reason, cond))

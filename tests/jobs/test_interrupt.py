@@ -1,0 +1,82 @@
+"""Tests for minact.jobs.interrupt: Ctrl-C cancels the work on every supported Python.
+
+Python 3.10 is the version where this matters (asyncio.run lets KeyboardInterrupt unwind
+the loop there); the test runs under each interpreter it finds: this one, and
+`python3.10` ... `python3.13` on PATH when they run (with pyenv, for example
+PYENV_VERSION=3.11.7:3.10.13). The module imports only the standard library, so a bare
+interpreter can run it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import minact
+
+PACKAGE_PARENT = str(Path(minact.__file__).resolve().parent.parent)
+
+# Work that says it is ready, then waits for ever; SIGINT must cancel it (running its
+# cleanup) and the job must return the value it chose for an interruption.
+SCRIPT = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+from minact.jobs.interrupt import until_interrupted
+
+async def work():
+    try:
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+        return "finished"
+    finally:
+        print("cleaned up", flush=True)
+
+async def main():
+    return await until_interrupted(work(), lambda: "interrupted")
+
+print(asyncio.run(main()), flush=True)
+"""
+
+
+def _interpreters() -> list[tuple[str, str]]:
+    """Returns (version, executable) of each interpreter found, one per version."""
+    found = {f"{sys.version_info[0]}.{sys.version_info[1]}": sys.executable}
+    for minor in (10, 11, 12, 13):
+        exe = shutil.which(f"python3.{minor}")
+        if exe is None or f"3.{minor}" in found:
+            continue
+        probe = subprocess.run([exe, "-c", "print(1)"], capture_output=True, timeout=60)
+        if probe.returncode == 0:
+            found[f"3.{minor}"] = exe
+    return sorted(found.items())
+
+
+@pytest.mark.parametrize(
+    ("version", "exe"), [pytest.param(v, exe, id=f"python{v}") for v, exe in _interpreters()]
+)
+def test_sigint_cancels_the_work_and_returns_the_interrupted_value(version: str, exe: str) -> None:
+    proc = subprocess.Popen(
+        [exe, "-c", SCRIPT, PACKAGE_PARENT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"  # the handler is installed by now
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, f"python {version}: {err}"
+    assert out == "cleaned up\ninterrupted\n", f"python {version}: {out!r} {err}"
+
+
+def test_python_3_10_is_among_the_interpreters_when_it_runs() -> None:
+    versions = [v for v, _ in _interpreters()]
+    if "3.10" not in versions:
+        pytest.skip("python3.10 is not on PATH (or does not run); its case was not tested")

@@ -1,0 +1,102 @@
+"""Tests for minact.runs.ranking: order, ties, failures, missing numbers, the JSON shape."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from minact.candidate import Hash, Rejection
+from minact.runs.ranking import ranked, ranking_document, rejection_score
+from minact.score import Score, TaskScore
+
+LAB = {
+    "lab": {"path": "lab.toml", "digest": "d", "reference": "relu", "fitness": "mean_log_ratio",
+            "families": ["waves", "powers"]},
+    "tasks": [{"name": "sine", "family": "waves"}, {"name": "cube", "family": "powers"}],
+}  # fmt: skip
+
+
+def _ok(name: str, fitness: float | None, tasks: dict[str, TaskScore] | None = None) -> Score:
+    return Score(name, Hash(f"h-{name}"), f"src {name}", "ok", "", Hash(f"b-{name}"), fitness,
+                 0.1, 1.0, tasks or {}, cost=2.0)  # fmt: skip
+
+
+def _failed(name: str, status: str) -> Score:
+    return Score(name, Hash(f"h-{name}"), f"src {name}", status, f"why {name}")  # type: ignore[arg-type]
+
+
+def _order(scores: list[Score]) -> list[tuple[int | None, str]]:
+    return [(rank, s.name) for rank, s in ranked(scores)]
+
+
+def test_best_first_and_ties_share_a_rank_then_the_next_rank_skips() -> None:
+    scores = [_ok("c", 0.0), _ok("b", -0.5), _ok("a", -0.5), _ok("d", 0.25), _ok("e", 0.0)]
+    assert _order(scores) == [(1, "a"), (1, "b"), (3, "c"), (3, "e"), (5, "d")]
+
+
+def test_failures_follow_unranked_by_kind_then_name() -> None:
+    scores = [
+        _failed("z", "timeout"),
+        _ok("good", 0.1),
+        _failed("y", "nonfinite"),
+        _failed("x", "timeout"),
+        _failed("w", "invalid"),
+    ]
+    assert _order(scores) == [
+        (1, "good"),
+        (None, "w"),
+        (None, "y"),
+        (None, "x"),
+        (None, "z"),
+    ]
+
+
+def test_an_ok_score_without_a_finite_fitness_is_listed_unranked_not_misordered() -> None:
+    scores = [
+        _ok("nan", math.nan),
+        _ok("b", 0.5),
+        _ok("inf", math.inf),
+        _ok("a", -1.0),
+        _ok("none", None),
+        _ok("c", 0.0),
+        _failed("f", "crashed"),
+    ]
+    assert _order(scores) == [
+        (1, "a"),
+        (2, "c"),
+        (3, "b"),
+        (None, "inf"),
+        (None, "nan"),
+        (None, "none"),
+        (None, "f"),
+    ]
+
+
+def test_the_order_does_not_depend_on_the_input_order() -> None:
+    scores = [_ok("a", 0.2), _ok("b", math.nan), _ok("c", 0.2), _failed("d", "error")]
+    assert _order(scores) == _order(scores[::-1])
+
+
+def test_the_document_is_json_with_nulls_for_missing_numbers_and_extra_fields() -> None:
+    tasks = {
+        "sine": TaskScore(0.5, 0.1, 0.05, -0.7),
+        "cube": TaskScore(math.inf, 0.2, math.nan, 0.3),
+    }
+    refused = rejection_score(Rejection("calls open", name="bad"), "open('x')")
+    scores = [_ok("nan", math.nan), _ok("a", -0.2, tasks), refused]
+    doc = ranking_document(scores, LAB, {"run_id": "r"}, {Hash("h-a"): {"index": 3}})
+    text = json.dumps(doc, allow_nan=False)  # no NaN or Infinity anywhere
+    assert json.loads(text) == doc
+    a, nan, bad = doc["candidates"]
+    assert (a["rank"], a["name"], a["index"], a["fitness"]) == (1, "a", 3, -0.2)
+    assert a["tasks"]["cube"] == {"ood_loss": None, "id_loss": 0.2, "ood_spread": None,
+                                  "log_ratio": 0.3}  # fmt: skip
+    assert a["families"] == {"waves": -0.7, "powers": 0.3}
+    assert (nan["rank"], nan["fitness"], nan["status"]) == (None, None, "ok")
+    assert (bad["rank"], bad["status"], bad["reason"], bad["code_hash"]) == (
+        None,
+        "invalid",
+        "calls open",
+        None,
+    )
+    assert doc["run"] == {"run_id": "r"} and doc["tasks"] == LAB["tasks"]

@@ -1,0 +1,42 @@
+"""Tests for minact.sandbox.client: what the main process makes of the worker's answers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from minact.lab.task import Lab
+from minact.sandbox.client import TrainItem, WorkerClient, WorkerSettings
+
+# A worker that says hello, then answers every train request with one result too few for
+# each item: the first task's result only.
+SHORT_ANSWERS = """
+import json, sys
+ok = {"status": "ok", "reason": "", "ood": [1.0, 1.0], "id": [0.5, 0.5], "seconds": 0.0}
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["op"] == "train":
+        print(json.dumps({"ok": True, "results": [[ok] for _ in req["items"]]}), flush=True)
+    else:
+        print(json.dumps({"ok": True, "device": "cpu"}), flush=True)
+"""
+
+SOURCE = "def activation(x):\n    return x"
+
+
+def test_a_missing_task_result_fails_the_item_instead_of_shifting_the_rest(
+    tiny_lab: Lab, tmp_path: Path
+) -> None:
+    client = WorkerClient(tmp_path, WorkerSettings(device="cpu"))
+    client._process.argv = [sys.executable, "-c", SHORT_ANSWERS]
+    items = [TrainItem(SOURCE, tiny_lab.tasks), TrainItem(SOURCE, tiny_lab.tasks[:1])]
+    try:
+        results = client.train(items, lambda n: 60.0)
+    finally:
+        client.stop()
+    assert len(tiny_lab.tasks) == 2
+    # The item with two tasks got one result: both of its tasks fail, with the reason.
+    assert [r.status for r in results[0]] == ["crashed", "crashed"]
+    assert "answered 1 results for 2 items" in results[0][0].reason
+    # The item with one task was answered in full when asked alone.
+    assert [r.status for r in results[1]] == ["ok"]

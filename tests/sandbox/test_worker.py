@@ -1,0 +1,49 @@
+"""Tests for minact.sandbox.worker: a request the worker cannot serve gets {"ok": false}."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from minact.sandbox import worker
+from minact.sandbox.process import WorkerProcess
+
+# Requests that make a handler raise (missing keys, values of the wrong type) or that name
+# no handler at all; the worker must answer each one and go on serving.
+BROKEN = [
+    {"op": "admit"},  # no "probe": KeyError inside the handler
+    {"op": "admit", "probe": [-1, 1], "max_cost": 1.0, "items": 7},  # TypeError
+    {"op": "curves", "lo": "left", "hi": 1, "n": 3, "items": []},  # ValueError
+    {"op": ["admit"]},  # an op that is not a name
+    {"op": "nosuch"},
+]
+GOOD = {"op": "curves", "lo": -1.0, "hi": 1.0, "n": 3, "items": []}
+
+
+def _serve(requests: list[object]) -> list[dict[str, object]]:
+    replies = io.StringIO()
+    worker._serve(io.StringIO("".join(json.dumps(r) + "\n" for r in requests)), replies)
+    return [json.loads(line) for line in replies.getvalue().splitlines()]
+
+
+def test_a_handler_that_raises_answers_not_ok_and_the_worker_serves_on() -> None:
+    replies = _serve([*BROKEN, GOOD])
+    assert len(replies) == len(BROKEN) + 1
+    for reply in replies[:-1]:
+        assert reply["ok"] is False and reply["error"]
+    assert "KeyError" in str(replies[0]["error"]) and "probe" in str(replies[0]["error"])
+    assert "ValueError" in str(replies[2]["error"])
+    assert replies[-1] == {"ok": True, "results": []}
+
+
+def test_a_real_worker_survives_a_request_its_handler_chokes_on(tmp_path: Path) -> None:
+    process = WorkerProcess(tmp_path)
+    process.start()
+    try:
+        reply = process.request({"op": "admit"}, timeout=120)
+        assert reply["ok"] is False and "KeyError" in str(reply["error"])
+        assert process.running
+        assert process.request(GOOD, timeout=120) == {"ok": True, "results": []}
+    finally:
+        process.stop()

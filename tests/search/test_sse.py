@@ -1,0 +1,158 @@
+"""Tests for minact.search.sse on literal byte streams: what real servers send, cut anywhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from minact.search.sse import EventReader, Failure, Reply, Stream
+
+
+def _read(chunks: list[bytes], cap: int = 1000, stop_at_code: bool = False) -> Reply | Failure:
+    """Returns the outcome of a stream delivered in `chunks`, read as llm.py reads it."""
+    reader = EventReader()
+    stream = Stream(cap, stop_at_code)
+    for chunk in chunks:
+        for data in reader.feed(chunk):
+            if (outcome := stream.take(data)) is not None:
+                return outcome
+    for data in reader.close():
+        if (outcome := stream.take(data)) is not None:
+            return outcome
+    return stream.end()
+
+
+def _reply(outcome: Reply | Failure) -> tuple[str, str, tuple[int, int] | None]:
+    assert isinstance(outcome, Reply), outcome
+    return outcome.text, outcome.finish_reason, outcome.usage
+
+
+# vLLM-style: a role chunk, content, a finish chunk, a usage chunk with `choices: []`, [DONE].
+VLLM = (
+    b'data: {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": null}]}\n\n'
+    b'data: {"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": null}]}\n\n'
+    b'data: {"choices": [{"index": 0, "delta": {"content": "lo \\u00e9"}}], "usage": null}\n\n'
+    b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n'
+    b'data: {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3}}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+def test_a_whole_stream_in_one_chunk() -> None:
+    assert _reply(_read([VLLM])) == ("Hello é", "stop", (12, 3))
+
+
+def test_crlf_line_ends_give_the_same_reply() -> None:
+    assert _reply(_read([VLLM.replace(b"\n", b"\r\n")])) == ("Hello é", "stop", (12, 3))
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
+def test_chunks_cut_mid_line_mid_crlf_and_mid_character(size: int) -> None:
+    for stream in (VLLM, VLLM.replace(b"\n", b"\r\n")):
+        chunks = [stream[i : i + size] for i in range(0, len(stream), size)]
+        assert _reply(_read(chunks)) == ("Hello é", "stop", (12, 3))
+
+
+def test_comments_pings_and_other_fields_are_ignored() -> None:
+    stream = (
+        b": ping - 2025-01-01 00:00:00.000000\r\n\r\n"
+        b"event: message\nid: 1\nretry: 1000\n"
+        b'data: {"choices": [{"delta": {"content": "a"}}]}\n\n'
+        b":\n"
+        b": keep-alive\n\n"
+        b'data: {"choices": [{"delta": {"content": "b"}, "finish_reason": "length"}]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    assert _reply(_read([stream])) == ("ab", "length", None)
+
+
+def test_an_event_spread_over_several_data_lines() -> None:
+    stream = (
+        b'data: {"choices": [\n'
+        b'data:   {"delta": {"content": "x"},\n'
+        b'data:    "finish_reason": "stop"}]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    assert _reply(_read([stream])) == ("x", "stop", None)
+
+
+@pytest.mark.parametrize(
+    "usage_chunk",
+    [
+        b'{"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}',
+        b'{"choices": null, "usage": {"prompt_tokens": 5, "completion_tokens": 2}}',
+        b'{"usage": {"prompt_tokens": 5, "completion_tokens": 2}}',
+    ],
+    ids=["empty-list", "null", "missing"],
+)
+def test_the_usage_chunk_with_empty_null_or_missing_choices(usage_chunk: bytes) -> None:
+    stream = (
+        b'data: {"choices": [{"delta": {"content": "hi"}, "finish_reason": "stop"}]}\n\n'
+        b"data: " + usage_chunk + b"\n\ndata: [DONE]\n\n"
+    )
+    assert _reply(_read([stream])) == ("hi", "stop", (5, 2))
+
+
+def test_usage_with_counts_that_are_not_integers_is_ignored() -> None:
+    stream = (
+        b'data: {"choices": [{"delta": {"content": "hi"}, "finish_reason": "stop"}]}\n\n'
+        b'data: {"choices": [], "usage": {"prompt_tokens": "5", "completion_tokens": true}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    assert _reply(_read([stream])) == ("hi", "stop", None)
+
+
+def test_an_error_event_fails_the_attempt_with_its_message() -> None:
+    stream = (
+        b'data: {"choices": [{"delta": {"content": "Let me"}}]}\n\n'
+        b'data: {"error": {"message": "model crashed", "type": "server_error", "code": 500}}\n\n'
+    )
+    outcome = _read([stream])
+    assert isinstance(outcome, Failure) and outcome.retryable
+    assert outcome.reason == "error event in the stream: model crashed (code 500)"
+
+
+def test_done_without_a_finish_reason_is_truncated_and_usable_only_with_code() -> None:
+    code = "```python\ndef activation(x):\n    return x\n```"
+    content = code.replace("\n", "\\n").encode()
+    with_code = (
+        b'data: {"choices": [{"delta": {"content": "' + content + b'"}}]}\n\ndata: [DONE]\n\n'
+    )
+    assert _reply(_read([with_code])) == (code, "truncated", None)
+    without = b'data: {"choices": [{"delta": {"content": "I think"}}]}\n\ndata: [DONE]\n\n'
+    outcome = _read([without])
+    assert isinstance(outcome, Failure) and "stream cut" in outcome.reason
+
+
+def test_no_events_at_all_hints_at_a_prompt_too_long() -> None:
+    outcome = _read([b""])
+    assert isinstance(outcome, Failure) and "prompt too long?" in outcome.reason
+
+
+def test_invalid_json_events_are_skipped_but_only_invalid_ones_fail() -> None:
+    stream = (
+        b"data: {nope\n\n"
+        b'data: {"choices": [{"delta": {"content": "ok"}, "finish_reason": "stop"}]}\n\n'
+    )
+    assert _reply(_read([stream])) == ("ok", "stop", None)
+    outcome = _read([b"data: {nope\n\ndata: [1, 2]\n\ndata: [DONE]\n\n"])
+    assert isinstance(outcome, Failure) and outcome.reason == "invalid JSON in stream"
+
+
+def test_the_last_event_without_its_blank_line_still_counts() -> None:
+    stream = b'data: {"choices": [{"delta": {"content": "end"}, "finish_reason": "stop"}]}'
+    assert _reply(_read([stream])) == ("end", "stop", None)
+
+
+def test_reading_stops_once_the_code_block_is_complete() -> None:
+    parts = ["Here:\\n```python\\ndef activation(x):\\n", "    return x\\n``", "`\\nand more"]
+    stream = b"".join(
+        b'data: {"choices": [{"delta": {"content": "' + p.encode() + b'"}}]}\n\n' for p in parts
+    )
+    text, finish, _ = _reply(_read([stream], stop_at_code=True))
+    assert finish == "code_complete"
+    assert text == "Here:\n```python\ndef activation(x):\n    return x\n```"
+
+
+def test_the_cap_cuts_a_long_reply() -> None:
+    chunk = b'data: {"choices": [{"delta": {"content": "abcdefghij"}}]}\n\n'
+    assert _reply(_read([chunk * 5], cap=25)) == ("abcdefghijabcdefghijabcde", "cap", None)

@@ -1,0 +1,102 @@
+"""Tests for minact.validate.numeric: candidate code computes in floating point."""
+
+from __future__ import annotations
+
+import pytest
+
+from minact import seeds
+from minact.candidate import Candidate, Rejection
+from minact.validate import validate
+
+
+def fn(*body: str) -> str:
+    return (
+        "import math\nimport torch\nimport torch.nn.functional as F\n\n\ndef activation(x):\n"
+        + ("".join(f"    {line}\n" for line in body))
+    )
+
+
+REFUSED = {
+    "bool-times-tensor": (fn("return x * (x > 0)"), "`*` on a comparison's result"),
+    "bool-times-int": (fn("return (x > 0) * 5 + x"), "boolean tensor"),
+    "bool-plus-float": (fn("m = x > 0", "return m + 0.5"), "`+` on a comparison's result"),
+    "bool-into-a-function": (fn("return torch.sin(x > 0)"), "passed to `torch.sin`"),
+    "bool-into-a-method": (fn("return (x > 0).sin()"), "passed to `.sin()`"),
+    "negated-bool": (fn("return x - (-(x > 0))"), "arithmetic on a comparison"),
+    "where-integer-branches": (fn("return torch.where(x > 0, 1, -1) * x"), "integer tensor"),
+    "where-bool-branch": (fn("return torch.where(x > 0, x > 1, x)"), "must be values"),
+    "where-integer-keywords": (
+        fn("return x * torch.where(x > 0, input=1, other=0)"),
+        "integer tensor",
+    ),
+    "floor-division": (fn("return x // 2"), "`//` on tensors is refused"),
+    "floor-division-assign": (fn("y = x", "y //= 3", "return y"), "`//` on tensors"),
+    "remainder-operator": (fn("return x % 2.0"), "`%` on tensors is refused"),
+    "rounding-mode": (fn("return torch.div(x, 2, rounding_mode='floor')"), "rounding_mode"),
+    "bitwise-on-floats": (fn("return x & x"), "applies to comparisons only"),
+    "power-through-a-local": (fn("n = 10 ** 8", "return x * 10 ** n"), "may exceed 1e18"),
+    "squaring-in-a-loop": (
+        fn("n = 10 ** 9", "for i in range(8):", "    n = n * n", "return x * n"),
+        "integer arithmetic (`*`) may exceed 1e18",
+    ),
+    "int-min": (fn("return x * (-(2 ** 62) * 2)"), "may exceed 1e18"),
+    "int-of-a-float": (fn("n = int(math.pi * 1e30)", "return x * (n + 1)"), "may exceed 1e18"),
+    "bound-joined-over-branches": (
+        fn(
+            "n = 1",
+            "for i in range(3):",
+            "    if i > 1:",
+            "        n = 10 ** 12",
+            "return x * (n * n)",
+        ),
+        "may exceed 1e18",
+    ),
+}
+
+ACCEPTED = {
+    "where": fn("return torch.where(x > 0, x, 0.1 * x)"),
+    "where-float-and-int": fn("return torch.where(x > 0, 1.0, -1) * x"),
+    "where-tensor-and-int": fn("return torch.where(x > 0, x, 0)"),
+    "logical-ops": fn("m = (x > -1) & (x < 1) | ~(x == 0)", "return torch.where(m, -x, +x)"),
+    "logical-functions": fn(
+        "m = torch.logical_and(x > 0, torch.lt(x, 1))", "return torch.where(m, x, 0.0)"
+    ),
+    "remainder-function": fn("return torch.remainder(x, 2.0)"),
+    "where-method": fn("return x.where(x > 0, 0.1 * x)"),
+    "where-keywords": fn("return torch.where(x > 0, x, other=0.0)"),
+    "python-int-arithmetic": fn(
+        "y = torch.zeros_like(x)",
+        "for k in range(1, 8):",
+        "    if k % 2 == 1:",
+        "        y = y + torch.sin((2 * k + 1) * x) / (k // 2 + 1)",
+        "return y",
+    ),
+    "int-literals-up-to-1e18": fn("return x * 2 ** -3 + (-2) ** 4 - 10 ** 18"),
+    "python-floats": fn("c = 10.0 ** 40", "return x * c / c"),
+    "python-bools": fn("return torch.where(x > 0, -x, +x) * (not False)"),
+    "integer-error-at-runtime": fn("return x * (10 // 0)"),
+}
+
+
+@pytest.mark.parametrize(("source", "reason"), REFUSED.values(), ids=list(REFUSED))
+def test_integer_and_boolean_tricks_are_refused(source: str, reason: str) -> None:
+    result = validate(source)
+    assert isinstance(result, Rejection), result
+    assert reason in result.reason
+    assert "line 0" not in result.reason
+
+
+@pytest.mark.parametrize("source", ACCEPTED.values(), ids=list(ACCEPTED))
+def test_floating_code_is_accepted(source: str) -> None:
+    assert isinstance(validate(source), Candidate)
+
+
+@pytest.mark.parametrize("name", list(seeds.SEEDS))
+def test_every_seed_computes_in_floating_point(name: str) -> None:
+    assert isinstance(validate(seeds.seed_source(name)), Candidate)
+
+
+def test_reasons_name_the_authors_line() -> None:
+    source = "import torch\n\n\ndef activation(x):\n    y = x\n\n    return y * (y > 0)\n"
+    result = validate(source)
+    assert isinstance(result, Rejection) and result.reason.startswith("line 7:")
