@@ -39,6 +39,7 @@ from minact.fitness import aggregate, first_failure
 from minact.lab.task import Lab
 from minact.reuse import Resolved, Results, load_average, noted
 from minact.sandbox.client import WorkerClient, WorkerSettings
+from minact.sandbox.workers import Workers
 from minact.score import TRANSIENT, Admission, Conditions, Score
 
 __all__ = [
@@ -94,7 +95,7 @@ class EvaluatorConfig:
 
 
 class Evaluator:
-    """Scores candidates on a lab through the cache and one worker process."""
+    """Scores candidates on a lab through the cache and its Workers (one process by default)."""
 
     def __init__(
         self,
@@ -102,12 +103,16 @@ class Evaluator:
         cache: FitnessCache,
         config: EvaluatorConfig | None = None,
         progress: Progress | None = None,
+        workers: Workers | None = None,
     ) -> None:
         self.lab = lab
         self.cache = cache
         self.config = config or EvaluatorConfig()
         self.progress = progress or (lambda stage, done, total: None)
-        self._worker = WorkerClient(cache.directory / "worker", self.config.worker())
+        # One local worker process unless the caller brings other Workers (a pool, a cluster).
+        self._worker: Workers = workers or WorkerClient(
+            cache.directory / "worker", self.config.worker()
+        )
         self._lab_digest = lab.digest()
         # The loader checks the name; a Lab built in code may still name an unknown one.
         try:

@@ -29,7 +29,8 @@ from minact.cache import FitnessCache, Stored
 from minact.candidate import Candidate, Hash
 from minact.errors import EvaluationError
 from minact.lab.task import Lab, Task
-from minact.sandbox.client import TrainItem, VerifyItem, WorkerClient
+from minact.sandbox.client import TrainItem, VerifyItem
+from minact.sandbox.workers import Workers
 from minact.score import TRANSIENT, Conditions, TaskResult
 
 __all__ = ["Resolved", "Results", "load_average", "noted"]
@@ -75,7 +76,7 @@ class Results:
         self,
         lab: Lab,
         cache: FitnessCache,
-        worker: WorkerClient,
+        worker: Workers,
         batch_size: Callable[[], int],
         device: Callable[[], str],
         progress: Progress,
