@@ -6,7 +6,6 @@ import dataclasses
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -113,11 +112,9 @@ def test_a_timeout_kills_the_worker_and_fails_only_the_candidate(
     with Evaluator(slow, cache) as ev:
         ev.score([])  # the reference is now cached (the timeout is not part of any key)
     hasty = dataclasses.replace(slow, timeout=0.05)
-    started = time.monotonic()
     with Evaluator(hasty, cache, EvaluatorConfig(batch_size=4)) as ev:
         out = _by_name(ev.score([seeds.seed_candidate("gelu"), seeds.seed_candidate("tanh")]))
         assert not ev._worker.running
-    assert time.monotonic() - started < 60
     for name in ("gelu", "tanh"):  # retried alone, each timed out on its own
         assert out[name].status == "timeout" and "did not finish within" in out[name].reason
     assert out["relu"].ok
@@ -132,12 +129,10 @@ def test_a_hanging_candidate_times_out_while_probed(tiny_lab: Lab, cache: Fitnes
     # The deadline also covers a fresh worker's first request, which imports and warms up
     # the probing code: 10 s leaves room for that, and the hang takes far longer.
     config = EvaluatorConfig(admit_timeout=10.0)
-    started = time.monotonic()
     with Evaluator(tiny_lab, cache, config) as ev:
         out = _by_name(ev.score([hang, seeds.seed_candidate("gelu")]))
     assert out["hang"].status == "timeout" and "probing" in out["hang"].reason
     assert out["gelu"].ok and out["relu"].ok
-    assert time.monotonic() - started < 90
 
 
 def test_a_worker_killed_mid_batch_is_survived(tiny_lab: Lab, tmp_path: Path) -> None:
@@ -179,6 +174,9 @@ def test_the_worker_environment_holds_no_secrets(
     worker = WorkerProcess(tmp_path / "w", threads=1)
     worker.start()
     try:
+        # Once the worker answers, it runs the new program: before its exec, a forked child's
+        # /proc environ would still show this process's environment.
+        assert worker.request({"op": "hello", "device": "cpu", "compile": "off"}, 300)["ok"]
         proc = worker._proc
         assert proc is not None
         seen = Path(f"/proc/{proc.pid}/environ").read_bytes()

@@ -6,7 +6,6 @@ import json
 import math
 import shutil
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
@@ -391,9 +390,7 @@ def test_a_hanging_candidate_is_killed_and_the_others_retried_alone(
 ) -> None:
     silu = seeds.seed_candidate("silu")
     with Evaluator(tiny_lab, cache, EvaluatorConfig(admit_timeout=1.0)) as ev:
-        started = time.monotonic()
         curves = ev.curves([HANGS, silu])
-        assert time.monotonic() - started < 60
     assert curves[HANGS.code_hash] is None and curves[silu.code_hash] is not None
     # A timeout says nothing about the code: it is not cached, a later call tries again.
     assert cache.get_curve(HANGS.code_hash, GRID) is None

@@ -175,13 +175,12 @@ def test_models_endpoint_answers(server: LLMServer) -> None:
 def test_code_complete_stops_reading_and_server_stays_usable(server: LLMServer) -> None:
     chatter = "\n\nNow let me explain at length why this works. " * 200
     server.push(Reply(GOOD_REPLY + chatter, chunk_chars=10, chunk_delay=0.002))
-    start = time.monotonic()
     c = complete(server)
     assert c.finish_reason == "code_complete"
     assert c.text.endswith("```") and GOOD_CODE in c.text
     assert c.text == GOOD_REPLY[: GOOD_REPLY.index("```\n\n") + 3]
-    assert time.monotonic() - start < 2  # the whole reply would take ~2 s at this pace
-    assert wait_until(lambda: server.disconnects == 1)  # the server saw us hang up
+    # The server saw us hang up before it had sent the chatter: we stopped reading early.
+    assert wait_until(lambda: server.disconnects == 1)
     assert complete(server).finish_reason == "code_complete"
     assert len(server.requests) == 2
 
@@ -206,10 +205,9 @@ def test_code_block_detection(text: str, complete_block: bool) -> None:
 
 def test_huge_reply_is_capped_quickly(server: LLMServer) -> None:
     server.push(Huge(megabytes=10))
-    start = time.monotonic()
     c = complete(server)
     assert (c.finish_reason, len(c.text), c.attempts) == ("cap", 100_000, 1)
-    assert time.monotonic() - start < 3
+    assert wait_until(lambda: server.disconnects == 1)  # we hung up, not read 10 MB
 
 
 def test_cap_is_configurable(server: LLMServer) -> None:
@@ -387,18 +385,14 @@ def test_wrong_content_type_is_retried_then_fails() -> None:
 
 def test_hang_hits_the_read_timeout_and_is_retried(server: LLMServer) -> None:
     server.push(Hang(5))
-    start = time.monotonic()
     c = complete(server, read_timeout=0.3, deadline=2.0)
     assert c.attempts == 2 and c.retry_reasons == ("read timeout: no data for 0.3 s",)
-    assert time.monotonic() - start < 1.5
 
 
 def test_trickle_hits_the_deadline_and_is_retried(server: LLMServer) -> None:
     server.push(Trickle(GOOD_REPLY, bytes_per_second=20))  # ~40 s for the whole reply
-    start = time.monotonic()
     c = complete(server, read_timeout=0.5, deadline=1.0)
     assert c.attempts == 2 and "within the 1 s deadline" in c.retry_reasons[0]
-    assert time.monotonic() - start < 2.5
 
 
 def test_redirect_is_refused_and_names_the_location(server: LLMServer) -> None:
@@ -435,16 +429,15 @@ def test_bad_url_fails_at_once() -> None:
 def test_cancellation_propagates_promptly_and_closes_the_stream(server: LLMServer) -> None:
     server.push(Reply(NO_CODE * 20, chunk_chars=5, chunk_delay=0.01))
 
-    async def main() -> float:
+    async def main() -> None:
         task = asyncio.create_task(_complete(server.url, None))
         await asyncio.sleep(0.3)  # the stream is flowing
         task.cancel()
-        start = time.monotonic()
         with pytest.raises(asyncio.CancelledError):
             await task
-        return time.monotonic() - start
 
-    assert asyncio.run(main()) < 0.5
+    asyncio.run(main())
+    # The reply takes seconds to stream: a disconnect means the cancellation closed it.
     assert wait_until(lambda: server.disconnects == 1)
 
 
@@ -460,9 +453,7 @@ def test_cancellation_during_backoff_propagates(server: LLMServer) -> None:
             with pytest.raises(asyncio.CancelledError):
                 await task
 
-    start = time.monotonic()
-    asyncio.run(main())
-    assert time.monotonic() - start < 2
+    asyncio.run(main())  # with the 30 s backoff not cancelled, pytest.raises above fails
 
 
 def test_api_key_never_leaks(server: LLMServer) -> None:
