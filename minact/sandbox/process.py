@@ -4,10 +4,14 @@ The worker is a fresh interpreter (`python -m minact.sandbox.worker`, the spawn 
 forked torch state) in its own session, started with an environment built from an
 allow-list, so API keys and other secrets never reach candidate code. Its working
 directory, HOME and TMPDIR point into the cache's `worker/` folder, so stray files and
-compile caches land there. Every request has a wall-clock deadline; past it, or when
-the process dies, the whole process group is killed and the caller decides what to
-retry. Replies are JSON (never pickle), so a compromised worker cannot run code in
-the parent by what it sends back, and their size is capped.
+compile caches land there. Every request has a deadline; past it, or when the process
+dies, the whole process group is killed and the caller decides what to retry. The
+deadline counts the time the machine could give the worker: on a machine loaded beyond
+its cores, wall-clock time counts at the rate 1 / (load / cores), so a busy machine does
+not turn a healthy candidate into a timeout, within a hard cap of WALL_CAP times the
+deadline in wall-clock time, which still ends any hang. Replies are JSON (never pickle),
+so a compromised worker cannot run code in the parent by what it sends back, and their
+size is capped.
 """
 
 from __future__ import annotations
@@ -20,15 +24,25 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import minact
 
-__all__ = ["WorkerCrashed", "WorkerProcess", "WorkerTimeout", "worker_environment"]
+__all__ = [
+    "WALL_CAP",
+    "WorkerCrashed",
+    "WorkerProcess",
+    "WorkerTimeout",
+    "load_factor",
+    "worker_environment",
+]
 
 MAX_REPLY_BYTES = 64 * 1024 * 1024
+WALL_CAP = 8.0  # a deadline stretched by the machine's load never exceeds this multiple
+_POLL_SECONDS = 0.5  # how often a wait re-reads the load
 _OVERSIZED = b""  # what a reader puts for a reply line over MAX_REPLY_BYTES (a line is never empty)
 _PASSED_THROUGH = (
     "PATH",
@@ -71,6 +85,16 @@ def worker_environment(home: Path, threads: int) -> dict[str, str]:
         for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[k] = str(threads)
     return env
+
+
+def load_factor() -> float:
+    """Returns how many times oversubscribed the machine's cores are (1.0 at most once per
+    core; the 1-minute load average; 1.0 where the system does not say)."""
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return 1.0
+    return max(1.0, load / (os.cpu_count() or 1))
 
 
 class WorkerProcess:
@@ -131,11 +155,7 @@ class WorkerProcess:
             reason = self._death_reason()
             self.kill()
             raise WorkerCrashed(reason) from None
-        try:
-            line = self._replies.get(timeout=timeout)
-        except queue.Empty:
-            self.kill()
-            raise WorkerTimeout(f"no answer within {timeout:.0f} s") from None
+        line = self._wait_reply(timeout)
         if line == _OVERSIZED:
             self.kill()
             raise WorkerCrashed(f"the worker sent a reply over {MAX_REPLY_BYTES} bytes")
@@ -154,6 +174,29 @@ class WorkerProcess:
             self.kill()
             raise WorkerCrashed("the worker sent a malformed reply")
         return reply
+
+    def _wait_reply(self, timeout: float) -> bytes | None:
+        """Returns the next reply line (None: stdout ended) within `timeout` seconds of the
+        machine's time (see the module's docstring); kills the worker and raises
+        WorkerTimeout past it."""
+        started = last = time.monotonic()
+        used = 0.0
+        while True:
+            try:
+                return self._replies.get(timeout=min(_POLL_SECONDS, max(timeout - used, 0.001)))
+            except queue.Empty:
+                now = time.monotonic()
+                used += (now - last) / load_factor()
+                last = now
+                wall = now - started
+                if used >= timeout or wall >= timeout * WALL_CAP:
+                    self.kill()
+                    busy = (
+                        f" ({wall:.0f} s of wall-clock time on a busy machine)"
+                        if wall > 1.5 * timeout
+                        else ""
+                    )
+                    raise WorkerTimeout(f"no answer within {timeout:.3g} s{busy}") from None
 
     def stop(self) -> None:
         """Asks the worker to exit, and kills it if it does not within a few seconds."""

@@ -12,6 +12,7 @@ import pytest
 from minact.cache import FitnessCache
 from minact.evaluate import Evaluator, EvaluatorConfig
 from minact.lab.task import Lab
+from minact.sandbox import process
 from minact.sandbox.process import MAX_REPLY_BYTES, WorkerCrashed, WorkerProcess, WorkerTimeout
 
 # Stand-ins for a compromised or broken worker: each reads one request, then misbehaves.
@@ -49,6 +50,39 @@ def test_a_silent_worker_times_out_and_is_killed(tmp_path: Path) -> None:
     with pytest.raises(WorkerTimeout):
         worker.request({"op": "hello"}, timeout=0.5)
     assert not worker.running
+
+
+# Answers two seconds after it reads its request: later than a 1 s deadline on an idle machine.
+LATE = "import sys, time; sys.stdin.readline(); time.sleep(2.0); print('{}'); sys.stdout.flush()"
+
+
+def test_a_deadline_stretches_with_the_load_of_the_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = WorkerProcess(tmp_path, argv=[sys.executable, "-c", LATE])
+    monkeypatch.setattr(process, "load_factor", lambda: 1.0)  # an idle machine: on time or out
+    with pytest.raises(WorkerTimeout):
+        worker.request({"op": "hello"}, timeout=1.0)
+    # Ten times oversubscribed: the worker got a tenth of a core, and its 2 s are not its fault.
+    monkeypatch.setattr(process, "load_factor", lambda: 10.0)
+    try:
+        assert worker.request({"op": "hello"}, timeout=1.0) == {}
+    finally:
+        worker.stop()
+
+
+def test_a_hang_ends_at_the_wall_clock_cap_however_busy_the_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process, "load_factor", lambda: 1e9)
+    worker = WorkerProcess(tmp_path, argv=[sys.executable, "-c", "import time; time.sleep(600)"])
+    with pytest.raises(WorkerTimeout, match="busy machine"):
+        worker.request({"op": "hello"}, timeout=0.25)
+    assert not worker.running
+
+
+def test_the_load_factor_is_at_least_one() -> None:
+    assert process.load_factor() >= 1.0
 
 
 def test_the_worker_runs_under_resource_limits(tiny_lab: Lab, tmp_path: Path) -> None:
