@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from minact import seeds
@@ -39,6 +40,7 @@ from minact.fitness import aggregate, first_failure
 from minact.lab.task import Lab
 from minact.reuse import Resolved, Results, load_average, noted
 from minact.sandbox.client import WorkerClient, WorkerSettings
+from minact.sandbox.ray_workers import RayWorkers
 from minact.sandbox.workers import Workers
 from minact.score import TRANSIENT, Admission, Conditions, Score
 
@@ -77,6 +79,10 @@ class EvaluatorConfig:
             per-candidate timeout, within 5..60 s; probing takes milliseconds).
         threads: torch threads in the worker (0: torch's default, all cores).
         memory_bytes: address-space cap of a CPU worker (None: half the machine's memory).
+        backend: "local" (a worker process on this machine) or "ray" (one per Ray actor,
+            sandbox/ray_workers.py).
+        ray_address: the Ray cluster to join (None: Ray's default, which starts a local one
+            unless RAY_ADDRESS is set; "auto": the cluster running on this machine).
     """
 
     device: str = "auto"
@@ -85,6 +91,19 @@ class EvaluatorConfig:
     admit_timeout: float = 0.0
     threads: int = 0
     memory_bytes: int | None = None
+    backend: str = "local"
+    ray_address: str | None = None
+
+    def workers(self, home: Path) -> Workers:
+        """Returns the Workers this configuration asks for (not started yet)."""
+        if self.backend == "ray":
+            # Each node caps its workers by its own memory unless told otherwise.
+            return RayWorkers(
+                self.worker(), address=self.ray_address, memory_bytes=self.memory_bytes
+            )
+        if self.backend != "local":
+            raise EvaluationError(f"backend {self.backend!r}: expected 'local' or 'ray'")
+        return WorkerClient(home, self.worker())
 
     def worker(self) -> WorkerSettings:
         """Returns the settings of the worker process this configuration asks for."""
@@ -109,10 +128,8 @@ class Evaluator:
         self.cache = cache
         self.config = config or EvaluatorConfig()
         self.progress = progress or (lambda stage, done, total: None)
-        # One local worker process unless the caller brings other Workers (a pool, a cluster).
-        self._worker: Workers = workers or WorkerClient(
-            cache.directory / "worker", self.config.worker()
-        )
+        # The configured backend unless the caller brings its own Workers.
+        self._worker: Workers = workers or self.config.workers(cache.directory / "worker")
         self._lab_digest = lab.digest()
         # The loader checks the name; a Lab built in code may still name an unknown one.
         try:
@@ -145,9 +162,11 @@ class Evaluator:
 
     def preferred_batch(self) -> int:
         """Returns how many candidates one `score` call should bring for full batches."""
+        # Workers that run several processes (Ray actors) report how many: a batch each.
+        workers = int(self.info.get("workers") or 1)
         if self.config.batch_size:
-            return self.config.batch_size
-        return CUDA_BATCH if self.info.get("device") == "cuda" else 1
+            return self.config.batch_size * workers
+        return (CUDA_BATCH if self.info.get("device") == "cuda" else 1) * workers
 
     @property
     def info(self) -> dict[str, Any]:
