@@ -11,6 +11,7 @@ This module does not import torch.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,16 @@ from typing import Any
 import minact
 from minact.errors import EvaluationError
 from minact.lab.task import Task
-from minact.sandbox.client import TrainItem, VerifyItem, WorkerClient, WorkerSettings
-from minact.sandbox.process import worker_environment
+from minact.sandbox.client import START_SECONDS, TrainItem, VerifyItem, WorkerClient, WorkerSettings
+from minact.sandbox.process import WorkerProcess
 
 __all__ = ["INSTALL", "NodeWorker", "import_ray", "reason"]
 
+# Answers one request line with its own environment, as JSON: the worker's protocol.
+_PRINT_ENVIRONMENT = (
+    "import json, os, sys; sys.stdin.readline(); "
+    "print(json.dumps({'ok': True, 'environment': dict(os.environ)}), flush=True)"
+)
 INSTALL = "install minact with its Ray extra on every node: pip install 'minact[ray]'"
 
 
@@ -69,10 +75,16 @@ class NodeWorker:
         node = import_ray().util.get_node_ip_address()
         return {**info, "node": node, "minact": minact.__version__}
 
-    def environment(self) -> list[str]:
-        """Returns the names of the variables the worker process gets on this node (a
-        candidate-free check that nothing of the actor's environment leaks into it)."""
-        return sorted(worker_environment(self._home, self._settings.threads))
+    def environment(self) -> dict[str, str]:
+        """Returns the environment a worker process sees on this node: a process started
+        the way the worker is, which prints its environment (no candidate code runs)."""
+        argv = [sys.executable, "-c", _PRINT_ENVIRONMENT]
+        probe = WorkerProcess(self._home / "environment", self._settings.threads, argv)
+        try:
+            reply = probe.request({"op": "environment"}, START_SECONDS)
+        finally:
+            probe.stop()
+        return {str(k): str(v) for k, v in reply["environment"].items()}
 
     def admit(
         self, sources: list[str], probe: list[float], max_cost: float, deadline: float, seed: int

@@ -204,11 +204,11 @@ class RayWorkers:
             self._connected = False
             import_ray().shutdown()
 
-    def environment(self) -> list[list[str]]:
-        """Returns, per actor, the names of the variables its worker process gets."""
+    def environment(self) -> list[dict[str, str]]:
+        """Returns, per actor, the environment a worker process sees on its node."""
         fleet = self._fleet
         actors = fleet.actors if fleet is not None else []
-        return [list(v) for v in import_ray().get([a.environment.remote() for a in actors])]
+        return [dict(env) for env in import_ray().get([a.environment.remote() for a in actors])]
 
     # requests ------------------------------------------------------------------------
 
