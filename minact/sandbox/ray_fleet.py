@@ -72,6 +72,7 @@ class Fleet:
         self.actors = list(actors)
         self.starting: dict[Any, Any] = {}  # start ref -> replacement actor not yet checked
         self.interrupted = False
+        self._failed_start = ""  # why the last replacement could not start
 
     def kill(self) -> None:
         """Kills every actor, started or starting; safe from any thread."""
@@ -106,9 +107,12 @@ class Fleet:
                 until = time.monotonic() + job.limit(chunk.indices)
                 busy[job.send(actor, chunk.indices)] = (actor, chunk, until)
             if not busy and not self.starting:
-                raise EvaluationError("every Ray actor was lost and none could be replaced")
+                why = f" ({self._failed_start})" if self._failed_start else ""
+                raise EvaluationError(f"every Ray actor was lost and none could be replaced{why}")
             waiting = [*busy, *self.starting]
             ready, _ = ray.wait(waiting, num_returns=1, timeout=_POLL_SECONDS)
+            if self.interrupted:  # its actors were killed: no losses to replace
+                raise EvaluationError("evaluation interrupted")
             for ref in ready:
                 if ref in self.starting:
                     idle += self._started(ref)
@@ -176,7 +180,8 @@ class Fleet:
         except EvaluationError:
             self._kill(actor)
             raise
-        except Exception:
+        except Exception as e:
+            self._failed_start = reason(e)
             self._kill(actor)
             return []
         with self._lock:

@@ -80,7 +80,7 @@ class RayWorkers:
         if self._interrupted:
             raise EvaluationError("evaluation interrupted")
         ray = import_ray()
-        self.kill()
+        self._kill_actors()  # a restart keeps the connection (and a cluster started for it)
         if not ray.is_initialized():
             self._connect(ray)
         resources = ray.cluster_resources()
@@ -162,7 +162,8 @@ class RayWorkers:
         """Returns an actor's start info; raises EvaluationError for a node that differs."""
         node = info.get("node", "?")
         want = self.torch_version or _installed("torch")
-        if info.get("torch") != want:
+        # The build (+cpu, +cu128) may differ: a CPU-only driver trains nothing itself.
+        if _public(str(info.get("torch"))) != _public(want):
             raise EvaluationError(
                 f"Ray node {node} runs torch {info.get('torch')}, this machine {want}: results "
                 "of two torch versions are not mixed; install the same torch on every node"
@@ -184,10 +185,13 @@ class RayWorkers:
 
     def kill(self) -> None:
         """Kills every actor (and so its worker process) now."""
+        self._kill_actors()
+        self._disconnect()
+
+    def _kill_actors(self) -> None:
         fleet, self._fleet = self._fleet, None
         if fleet is not None:
             fleet.kill()
-        self._disconnect()
 
     def stop(self) -> None:
         """Asks every actor to stop its worker, then kills the actors."""
@@ -307,6 +311,11 @@ def _limit(batch: float, each: list[float]) -> float:
     """Returns how long an actor may take on a chunk before it counts as lost: the batch,
     then each item alone (WorkerClient's retry), with a worker restart before each."""
     return batch + sum(each) + START_SECONDS * (len(each) + 1)
+
+
+def _public(version: str) -> str:
+    """Returns a version without its local build label: "2.13.0+cpu" -> "2.13.0"."""
+    return version.split("+", 1)[0]
 
 
 def _installed(dist: str) -> str:
