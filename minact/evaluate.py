@@ -16,7 +16,10 @@ API keys), a wall-clock deadline per batch, an address-space cap on CPU, and a
 private working directory inside the cache folder. After a timeout, crash or broken
 reply the worker is killed and restarted, and the batch is retried one candidate at a
 time so that only the culprit fails. Together with static validation (validate.py)
-this stops accidents and the obvious escapes of LLM-written code. It is *not* a
+this stops accidents and the obvious escapes of LLM-written code. With the Ray backend
+(sandbox/ray_workers.py) each Ray actor starts this same worker on its node, under the same
+limits (its private directory is a temporary folder there), so candidate code runs neither
+in an actor nor here. It is *not* a
 container: the worker runs as the same user, with the same file system and network,
 so a candidate that defeated validation could read or write what that user can. Run
 untrusted models' code on a shared host at your own risk.

@@ -187,3 +187,22 @@ def test_a_node_with_another_torch_is_refused() -> None:
     with pytest.raises(EvaluationError, match=r"runs torch 2\S*, this machine 1\.0"):
         workers.start()
     assert not workers.running
+
+
+def test_an_interrupt_from_another_thread_stops_the_batch(tmp_path: Path) -> None:
+    lab = _longer(load_lab(TINY_TASKS), 5000)
+    workers = _workers()
+    fired: list[threading.Timer] = []
+
+    def interrupt_soon(stage: str, done: int, total: int) -> None:
+        if stage == "train" and not fired:
+            fired.append(threading.Timer(1.0, ev.interrupt))
+            fired[0].start()
+
+    with FitnessCache(tmp_path / "cache", EVALUATOR_VERSION) as cache:
+        ev = Evaluator(lab, cache, progress=interrupt_soon, workers=workers)
+        with pytest.raises(EvaluationError, match="interrupted"), ev:
+            ev.score([seeds.seed_candidate("gelu"), seeds.seed_candidate("tanh")])
+    assert fired and not workers.running
+    with pytest.raises(EvaluationError, match="interrupted"):
+        workers.start()
