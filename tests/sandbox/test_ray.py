@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,12 +88,18 @@ def _local(lab: Lab, cands: list[Candidate], cache_dir: Path) -> dict[str, Any]:
 
 def test_score_with_ray_equals_the_local_backend(tmp_path: Path) -> None:
     docs = {}
-    for backend in ("local", "ray"):
-        args = ["score", "gelu", "tanh", "silu", "--tasks", str(TINY_TASKS), "--json"]
-        args += ["--cache-dir", str(tmp_path / backend), "--backend", backend, "--threads", "1"]
-        result = runner.invoke(app, args)
-        assert result.exit_code == 0, result.stderr
-        docs[backend] = json.loads(result.stdout)
+    base = ["score", "gelu", "tanh", "silu", "--tasks", str(TINY_TASKS), "--json", "--threads", "1"]
+    result = runner.invoke(app, [*base, "--cache-dir", str(tmp_path / "local")])
+    assert result.exit_code == 0, result.stderr
+    docs["local"] = json.loads(result.stdout)
+    # Another process joins the running cluster by its address, as a user's command would;
+    # its stdout must hold the JSON document and nothing else.
+    address = ray.get_runtime_context().gcs_address
+    cmd = [sys.executable, "-m", "minact", *base, "--cache-dir", str(tmp_path / "ray")]
+    cmd += ["--backend", "ray", "--ray-address", address]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    docs["ray"] = json.loads(proc.stdout)
     worker = docs["ray"]["run"]["worker"]
     assert worker["backend"] == "ray" and worker["workers"] == 2
     assert all(a["torch"] == worker["torch"] and a["device"] == "cpu" for a in worker["actors"])
@@ -101,6 +109,8 @@ def test_score_with_ray_equals_the_local_backend(tmp_path: Path) -> None:
         assert remote[name]["status"] == "ok"
         assert remote[name]["fitness"] == c["fitness"]
         assert remote[name]["tasks"] == c["tasks"]
+    # The other process left the cluster it joined running.
+    assert ray.get(ray.remote(lambda: 1).remote(), timeout=60) == 1
 
 
 def test_a_search_on_ray_scores_as_the_local_backend(tmp_path: Path) -> None:
