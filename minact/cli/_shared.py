@@ -54,7 +54,7 @@ class Backend(str, Enum):
 
 BACKEND_HELP = (
     "Where candidates run: local (a worker process on this machine) or ray (one per Ray "
-    "actor on a cluster; pip install 'minact[ray]')."
+    "actor on a cluster; needs minact's extra ray)."
 )
 RAY_ADDRESS_HELP = (
     "With --backend ray: the cluster to join (auto: the one started here by `ray start`; "
