@@ -10,6 +10,7 @@ This module does not import torch.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -49,6 +50,28 @@ def reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {last}"[:500]
 
 
+def _private_home() -> Path:
+    """Returns a new folder for this actor's worker under the node's temporary folder, after
+    removing those of actors that are gone (a killed actor cannot remove its own)."""
+    parent = Path(tempfile.gettempdir()) / "minact-ray"
+    parent.mkdir(exist_ok=True)
+    for old in parent.glob("worker-*-*"):
+        pid = old.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"worker-{os.getpid()}-", dir=parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 class NodeWorker:
     """The body of one Ray actor: a WorkerClient, hence one worker process, on its node.
 
@@ -66,7 +89,7 @@ class NodeWorker:
             base.memory_bytes if memory is None else int(memory),  # this node's memory
         )
         # A private home on this node: the driver's cache folder need not exist here.
-        self._home = Path(tempfile.mkdtemp(prefix="minact-ray-worker-"))
+        self._home = _private_home()
         self._client = WorkerClient(self._home, self._settings)
 
     def start(self) -> dict[str, Any]:

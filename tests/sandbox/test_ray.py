@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from minact.errors import EvaluationError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.lab.loader import load_lab
 from minact.lab.task import Lab
+from minact.sandbox import ray_actor
 from minact.sandbox.client import WorkerSettings
 from minact.sandbox.ray_workers import RayWorkers
 from minact.validate import code_hash
@@ -169,6 +171,7 @@ def test_an_actor_killed_mid_batch_loses_nothing(tmp_path: Path) -> None:
             rough = {s.name: (s.fitness, s.mean_ood_mse) for s in ev.score(cands)}
             assert killed and workers._fleet is not None
             assert killed[0] not in workers._fleet.actors
+
     calm = _local(lab, cands, tmp_path / "calm")
     assert rough == calm
 
@@ -189,7 +192,7 @@ def test_the_worker_environment_on_a_node_is_scrubbed() -> None:
     for env in envs:
         assert not [k for k in env if k.startswith("RAY") or k in SECRETS]
         assert not any(v in env.values() for v in SECRETS.values())
-        assert env["HOME"] == env["TMPDIR"] and "minact-ray-worker-" in env["HOME"]
+        assert env["HOME"] == env["TMPDIR"] and "/minact-ray/worker-" in env["HOME"]
 
 
 def test_a_node_with_another_torch_is_refused() -> None:
@@ -216,3 +219,21 @@ def test_an_interrupt_from_another_thread_stops_the_batch(tmp_path: Path) -> Non
     assert fired and not workers.running
     with pytest.raises(EvaluationError, match="interrupted"):
         workers.start()
+
+
+def test_a_new_actor_removes_the_folders_of_gone_actors() -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    parent = Path(tempfile.gettempdir()) / "minact-ray"
+    parent.mkdir(exist_ok=True)
+    stale = parent / f"worker-{dead.pid}-test"
+    (stale / "inductor").mkdir(parents=True, exist_ok=True)
+    live = parent / f"worker-{os.getpid()}-test"
+    live.mkdir(exist_ok=True)
+    try:
+        fresh = ray_actor._private_home()
+        assert fresh.is_dir() and fresh.name.startswith(f"worker-{os.getpid()}-")
+        assert not stale.exists() and live.exists()
+        fresh.rmdir()
+    finally:
+        live.rmdir()
