@@ -16,7 +16,10 @@ API keys), a wall-clock deadline per batch, an address-space cap on CPU, and a
 private working directory inside the cache folder. After a timeout, crash or broken
 reply the worker is killed and restarted, and the batch is retried one candidate at a
 time so that only the culprit fails. Together with static validation (validate.py)
-this stops accidents and the obvious escapes of LLM-written code. It is *not* a
+this stops accidents and the obvious escapes of LLM-written code. With the Ray backend
+(sandbox/ray_workers.py) each Ray actor starts this same worker on its node, under the same
+limits (its private directory is a temporary folder there), so candidate code runs neither
+in an actor nor here. It is *not* a
 container: the worker runs as the same user, with the same file system and network,
 so a candidate that defeated validation could read or write what that user can. Run
 untrusted models' code on a shared host at your own risk.
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from minact import seeds
@@ -39,6 +43,7 @@ from minact.fitness import aggregate, first_failure
 from minact.lab.task import Lab
 from minact.reuse import Resolved, Results, load_average, noted
 from minact.sandbox.client import WorkerClient, WorkerSettings
+from minact.sandbox.ray_workers import RayWorkers
 from minact.sandbox.workers import Workers
 from minact.score import TRANSIENT, Admission, Conditions, Score
 
@@ -77,6 +82,10 @@ class EvaluatorConfig:
             per-candidate timeout, within 5..60 s; probing takes milliseconds).
         threads: torch threads in the worker (0: torch's default, all cores).
         memory_bytes: address-space cap of a CPU worker (None: half the machine's memory).
+        backend: "local" (a worker process on this machine) or "ray" (one per Ray actor,
+            sandbox/ray_workers.py).
+        ray_address: the Ray cluster to join (None: Ray's default, which starts a local one
+            unless RAY_ADDRESS is set; "auto": the cluster running on this machine).
     """
 
     device: str = "auto"
@@ -85,6 +94,19 @@ class EvaluatorConfig:
     admit_timeout: float = 0.0
     threads: int = 0
     memory_bytes: int | None = None
+    backend: str = "local"
+    ray_address: str | None = None
+
+    def workers(self, home: Path) -> Workers:
+        """Returns the Workers this configuration asks for (not started yet)."""
+        if self.backend == "ray":
+            # Each node caps its workers by its own memory unless told otherwise.
+            return RayWorkers(
+                self.worker(), address=self.ray_address, memory_bytes=self.memory_bytes
+            )
+        if self.backend != "local":
+            raise EvaluationError(f"backend {self.backend!r}: expected 'local' or 'ray'")
+        return WorkerClient(home, self.worker())
 
     def worker(self) -> WorkerSettings:
         """Returns the settings of the worker process this configuration asks for."""
@@ -109,10 +131,8 @@ class Evaluator:
         self.cache = cache
         self.config = config or EvaluatorConfig()
         self.progress = progress or (lambda stage, done, total: None)
-        # One local worker process unless the caller brings other Workers (a pool, a cluster).
-        self._worker: Workers = workers or WorkerClient(
-            cache.directory / "worker", self.config.worker()
-        )
+        # The configured backend unless the caller brings its own Workers.
+        self._worker: Workers = workers or self.config.workers(cache.directory / "worker")
         self._lab_digest = lab.digest()
         # The loader checks the name; a Lab built in code may still name an unknown one.
         try:
@@ -145,9 +165,11 @@ class Evaluator:
 
     def preferred_batch(self) -> int:
         """Returns how many candidates one `score` call should bring for full batches."""
+        # Workers that run several processes (Ray actors) report how many: a batch each.
+        workers = int(self.info.get("workers") or 1)
         if self.config.batch_size:
-            return self.config.batch_size
-        return CUDA_BATCH if self.info.get("device") == "cuda" else 1
+            return self.config.batch_size * workers
+        return (CUDA_BATCH if self.info.get("device") == "cuda" else 1) * workers
 
     @property
     def info(self) -> dict[str, Any]:

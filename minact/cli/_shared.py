@@ -45,6 +45,32 @@ class Compile(str, Enum):
     off = "off"
 
 
+class Backend(str, Enum):
+    """What runs the worker processes."""
+
+    local = "local"
+    ray = "ray"
+
+
+BACKEND_HELP = (
+    "Where candidates run: local (a worker process on this machine) or ray (one per Ray "
+    "actor on a cluster; needs minact's extra ray)."
+)
+RAY_ADDRESS_HELP = (
+    "With --backend ray: the cluster to join (auto: the one started here by `ray start`; "
+    "default: $RAY_ADDRESS, else a new local cluster)."
+)
+BackendOpt = Annotated[Backend, typer.Option("--backend", help=BACKEND_HELP)]
+RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", help=RAY_ADDRESS_HELP)]
+
+
+def ray_address(backend: Backend | None, address: str | None) -> str | None:
+    """Returns --ray-address; a usage error (exit 2) when it comes without --backend ray."""
+    if address is not None and backend is not Backend.ray:
+        raise typer.BadParameter("needs --backend ray", param_hint="--ray-address")
+    return address
+
+
 TasksOpt = Annotated[
     Path | None,
     typer.Option("--tasks", help="Lab file (default: ./tasks.toml, else the built-in lab)."),

@@ -15,16 +15,20 @@ import typer
 from rich.live import Live
 
 from minact.cli._shared import (
+    BACKEND_HELP,
     EXIT_INTERRUPTED,
+    Backend,
     CacheOpt,
     Compile,
     Device,
+    RayAddressOpt,
     cache_dir,
     err,
     fail,
     note,
     print_ranking,
 )
+from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
 
 if TYPE_CHECKING:
@@ -212,6 +216,10 @@ def evolve(
     batch_size: Annotated[
         int | None, typer.Option(min=0, show_default="0: auto", help="Candidates per batch.")
     ] = None,
+    backend: Annotated[
+        Backend | None, typer.Option("--backend", show_default="local", help=BACKEND_HELP)
+    ] = None,
+    ray_address: RayAddressOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print only the final ranking (JSON).")
     ] = False,
@@ -253,6 +261,8 @@ def evolve(
         "device": device.value if device is not None else None,
         "compile": compile_.value if compile_ is not None else None,
         "batch_size": batch_size,
+        "backend": backend.value if backend is not None else None,
+        "ray_address": check_ray_address(backend, ray_address),
     }
     show, live = _progress(sys.stderr.isatty() and not as_json)
     hooks = job.Hooks(progress=show, say=note, live=live)

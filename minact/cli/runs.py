@@ -12,9 +12,12 @@ from rich.table import Table
 from rich.text import Text
 
 from minact.cli._shared import (
+    Backend,
+    BackendOpt,
     CacheOpt,
     Device,
     DeviceOpt,
+    RayAddressOpt,
     RunsOpt,
     cache_dir,
     fail,
@@ -22,6 +25,7 @@ from minact.cli._shared import (
     print_ranking,
     stdout,
 )
+from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
 
 __all__ = ["export", "report", "rescore", "show"]
@@ -145,6 +149,8 @@ def rescore(
     runs_dir: RunsOpt = Path("runs"),
     cache: CacheOpt = None,
     device: DeviceOpt = Device.auto,
+    backend: BackendOpt = Backend.local,
+    ray_address: RayAddressOpt = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Folder for ranking.json and report.md (see the command's help)."),
@@ -158,6 +164,7 @@ def rescore(
     """
     from minact.jobs.rescore import rescore as rescore_job
 
+    address = check_ray_address(backend, ray_address)
     try:
         result = rescore_job(
             tasks=tasks,
@@ -169,6 +176,8 @@ def rescore(
             runs_dir=runs_dir,
             cache_dir=cache_dir(cache),
             device=device.value,
+            backend=backend.value,
+            ray_address=address,
             out=out,
         )
     except MinactError as e:

@@ -10,12 +10,15 @@ import typer
 from rich.table import Table
 
 from minact.cli._shared import (
+    Backend,
+    BackendOpt,
     CacheOpt,
     Compile,
     CompileOpt,
     Device,
     DeviceOpt,
     JsonOpt,
+    RayAddressOpt,
     TasksOpt,
     cache_dir,
     evaluation_progress,
@@ -25,6 +28,7 @@ from minact.cli._shared import (
     print_ranking,
     stdout,
 )
+from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
 
 __all__ = ["score", "seeds", "suites"]
@@ -81,6 +85,8 @@ def score(
         int, typer.Option(min=0, help="Candidates trained together (0: 1 on CPU, 32 on CUDA).")
     ] = 0,
     threads: Annotated[int, typer.Option(min=0, help="Worker torch threads (0: all cores).")] = 0,
+    backend: BackendOpt = Backend.local,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score activations on the lab and print them ranked (ReLU is the reference, fitness 0)."""
@@ -88,7 +94,12 @@ def score(
     from minact.jobs import score as job
 
     config = EvaluatorConfig(
-        device=device.value, compile=compile_.value, batch_size=batch_size, threads=threads
+        device=device.value,
+        compile=compile_.value,
+        batch_size=batch_size,
+        threads=threads,
+        backend=backend.value,
+        ray_address=check_ray_address(backend, ray_address),
     )
     update, bar = evaluation_progress(sys.stderr.isatty() and not as_json)
     try:

@@ -48,6 +48,8 @@ FREE_ON_RESUME = frozenset(
         "device",
         "compile",
         "batch_size",
+        "backend",
+        "ray_address",
         "tasks",  # checked apart: the lab must be the same, wherever its file now is
     }
 )
@@ -94,6 +96,8 @@ class EvolveOptions:
     device: str = "auto"
     compile: str = "auto"
     batch_size: int = 0
+    backend: str = "local"
+    ray_address: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-safe dict."""
@@ -218,7 +222,11 @@ async def run(
     }
     log.write_run(meta)
     evaluator_config = EvaluatorConfig(
-        device=options.device, compile=options.compile, batch_size=options.batch_size
+        device=options.device,
+        compile=options.compile,
+        batch_size=options.batch_size,
+        backend=options.backend,
+        ray_address=options.ray_address,
     )
     record = log.directory / "llm.jsonl" if options.record else None
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:

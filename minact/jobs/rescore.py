@@ -70,6 +70,8 @@ def rescore(
     runs_dir: Path,
     cache_dir: Path,
     device: str = "auto",
+    backend: str = "local",
+    ray_address: str | None = None,
     out: Path | None = None,
 ) -> Rescored:
     """Scores the chosen candidates and the 14 baselines on another lab; raises ConfigError."""
@@ -89,13 +91,15 @@ def rescore(
                 original[c.code_hash] = p.fitness
         if not chosen and not all_cached:
             raise ConfigError(f"no candidates to rescore from {origin}")
-        with Evaluator(lab, cache, EvaluatorConfig(device=device)) as evaluator:
+        config = EvaluatorConfig(device=device, backend=backend, ray_address=ray_address)
+        with Evaluator(lab, cache, config) as evaluator:
             scores = evaluator.score([*seeds.seed_candidates(), *chosen])
     meta = {
         "command": "rescore",
         "from": origin,
         "time": time.time(),
         "device": evaluator.info.get("device"),
+        "worker": evaluator.info or None,
     }
     extra = {
         s.code_hash: {"original_fitness": original.get(s.code_hash)} for s in scores if s.code_hash
