@@ -14,6 +14,7 @@ from minact.runs.ranking import RankingDocument, RankingEntry
 __all__ = [
     "FIGURES",
     "ReportData",
+    "agreement_text",
     "ancestry",
     "display_name",
     "fmt",
@@ -94,6 +95,26 @@ class ReportData:
 def fmt(v: Any, spec: str) -> str:
     """Returns `v` formatted with `spec`, or an em dash for a missing number."""
     return "—" if v is None else format(v, spec)
+
+
+def agreement_text(agreement: Mapping[str, Any] | None) -> str:
+    """Returns the rank agreement of a rescore in one sentence (or why there is none)."""
+    if not agreement:
+        return (
+            "not measured: fewer than 3 candidates have a fitness on the lab they came from "
+            "(rescore a run's candidates to see it)"
+        )
+
+    def stat(s: Mapping[str, Any]) -> str:
+        return f"{fmt(s['value'], '+.2f')} (5-95%: {fmt(s['lo'], '+.2f')}..{fmt(s['hi'], '+.2f')})"
+
+    return (
+        f"over {agreement['candidates']} candidates (baselines included), the ranking by "
+        f"original fitness and the ranking here agree with Kendall tau "
+        f"{stat(agreement['kendall_tau'])} and Spearman rho {stat(agreement['spearman_rho'])}; "
+        f"intervals over the {agreement['tasks']} tasks here, resampled "
+        f"{agreement['resamples']} times"
+    )
 
 
 def display_name(data: ReportData, code_hash: str | None) -> str:
