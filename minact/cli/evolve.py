@@ -212,6 +212,14 @@ def evolve(
     batch_size: Annotated[
         int | None, typer.Option(min=0, show_default="0: auto", help="Candidates per batch.")
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            show_default="0: all cores",
+            help="Worker torch threads; 1 is much faster on a CPU that others share.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print only the final ranking (JSON).")
     ] = False,
@@ -253,6 +261,7 @@ def evolve(
         "device": device.value if device is not None else None,
         "compile": compile_.value if compile_ is not None else None,
         "batch_size": batch_size,
+        "threads": threads,
     }
     show, live = _progress(sys.stderr.isatty() and not as_json)
     hooks = job.Hooks(progress=show, say=note, live=live)

@@ -157,6 +157,7 @@ def rescore(
             help="Networks per task (overrides the lab's seeds; cached under their own key).",
         ),
     ] = None,
+    threads: Annotated[int, typer.Option(min=0, help="Worker torch threads (0: all cores).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Score a run's best (or given, or all cached) candidates and the baselines on other tasks.
@@ -183,6 +184,7 @@ def rescore(
             device=device.value,
             out=out,
             network_seeds=seeds,
+            threads=threads,
         )
     except MinactError as e:
         fail(e)

@@ -48,6 +48,7 @@ FREE_ON_RESUME = frozenset(
         "device",
         "compile",
         "batch_size",
+        "threads",
         "tasks",  # checked apart: the lab must be the same, wherever its file now is
     }
 )
@@ -94,6 +95,7 @@ class EvolveOptions:
     device: str = "auto"
     compile: str = "auto"
     batch_size: int = 0
+    threads: int = 0  # torch threads in the worker; 0: torch's default
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-safe dict."""
@@ -218,7 +220,10 @@ async def run(
     }
     log.write_run(meta)
     evaluator_config = EvaluatorConfig(
-        device=options.device, compile=options.compile, batch_size=options.batch_size
+        device=options.device,
+        compile=options.compile,
+        batch_size=options.batch_size,
+        threads=options.threads,
     )
     record = log.directory / "llm.jsonl" if options.record else None
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:

@@ -78,6 +78,7 @@ def rescore(
     device: str = "auto",
     out: Path | None = None,
     network_seeds: int | None = None,
+    threads: int = 0,
 ) -> Rescored:
     """Scores the chosen candidates and the 14 baselines on another lab (with
     `network_seeds` networks per task instead of the lab's, when given); raises ConfigError."""
@@ -99,7 +100,7 @@ def rescore(
                 original[c.code_hash] = p.fitness
         if not chosen and not all_cached:
             raise ConfigError(f"no candidates to rescore from {origin}")
-        with Evaluator(lab, cache, EvaluatorConfig(device=device)) as evaluator:
+        with Evaluator(lab, cache, EvaluatorConfig(device=device, threads=threads)) as evaluator:
             scores = evaluator.score([*seeds.seed_candidates(), *chosen])
     meta = {
         "command": "rescore",
