@@ -16,6 +16,7 @@ __all__ = [
     "ReportData",
     "agreement_text",
     "ancestry",
+    "check_table",
     "display_name",
     "fmt",
     "latency_text",
@@ -115,6 +116,36 @@ def agreement_text(agreement: Mapping[str, Any] | None) -> str:
         f"intervals over the {agreement['tasks']} tasks here, resampled "
         f"{agreement['resamples']} times"
     )
+
+
+def check_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Returns the header and rows of a run's checks table: lab fitness beside validation
+    fitness and confirmed fitness, per checked candidate in lab order."""
+    from minact.claims import claim_text
+
+    checks = doc.get("checks") or {}
+    validation, confirmation = checks.get("validation"), checks.get("confirmation")
+    header = ["#", "name", "lab fitness"]
+    if validation:
+        header += [f"validation ({validation['suite']})", "wins lab, loses validation"]
+    if confirmation:
+        header += [f"confirmed ({confirmation['seeds']} seeds)", "beats best baseline"]
+    rows: list[list[str]] = []
+    for c in doc["candidates"]:
+        v, k = c.get("validation"), c.get("confirmation")
+        if v is None and k is None:
+            continue
+        row = [str(c["rank"] or "—"), c["name"] + (" (baseline)" if c["baseline"] else "")]
+        row.append(fmt(c["fitness"], "+.3f"))
+        if validation:
+            row += [fmt(v and v["fitness"], "+.3f"), "yes" if v and v["flag"] else ""]
+        if confirmation:
+            row.append(
+                f"{fmt(k['fitness'], '+.3f')} ± {fmt(k['fitness_spread'], '.3f')}" if k else "—"
+            )
+            row.append("" if c["baseline"] or not k else claim_text(k.get("claim")))
+        rows.append(row)
+    return header, rows
 
 
 def display_name(data: ReportData, code_hash: str | None) -> str:

@@ -21,6 +21,7 @@ from minact.report.data import (
     ReportData,
     agreement_text,
     ancestry,
+    check_table,
     display_name,
     fmt,
     made_by,
@@ -29,12 +30,14 @@ from minact.report.data import (
     run_facts,
     uses_llm,
 )
+from minact.runs.checks import check_text
 from minact.runs.ranking import RankingDocument
 
 __all__ = ["render_ranking_html", "render_run_html"]
 
 SECTIONS = (
     ("ranking", "Ranking"),
+    ("checks", "Checks"),
     ("curves", "Activations"),
     ("tasks", "Per task"),
     ("progress", "Fitness over the run"),
@@ -105,6 +108,7 @@ def render_run_html(data: ReportData, figures: Mapping[str, str]) -> str:
             *families,
             "mean OOD MSE",
             "cost",
+            "beats best baseline",
             "status",
             "cache",
             "parent",
@@ -116,6 +120,8 @@ def render_run_html(data: ReportData, figures: Mapping[str, str]) -> str:
         models=model_rows(data),
         retries=data.retries if uses_llm(run) else [],
         lab_tasks=_lab_rows(data),
+        check_lines=check_text(data.ranking.get("checks") or {}),
+        checks=check_table(data.ranking),
     )
 
 

@@ -18,6 +18,7 @@ from minact.report.data import (
     ReportData,
     agreement_text,
     ancestry,
+    check_table,
     display_name,
     fmt,
     latency_text,
@@ -27,6 +28,7 @@ from minact.report.data import (
     prompt_note,
     uses_llm,
 )
+from minact.runs.checks import check_text
 from minact.runs.ranking import RankingDocument, RankingEntry, task_value
 
 __all__ = ["render_markdown", "render_run_markdown"]
@@ -175,6 +177,12 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
         lines += ["|---|" + "---:|" * (len(MODEL_HEADER) - 1)]
         lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in models]
     lines += ["", "## Ranking", "", *_ranking_lines(doc, data.shown())]
+    if doc.get("checks"):
+        header, rows = check_table(doc)
+        lines += ["", "## Checks after the search", ""]
+        lines += [f"- {line}" for line in check_text(doc.get("checks") or {})]
+        lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     if figures:
         lines += ["", "## Figures", ""]
         lines += [f"- {FIGURES[k]}: [{p}]({p})" for k, p in figures.items() if k in FIGURES]
