@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 __all__ = ["MIN_CANDIDATES", "MIN_TASKS", "LabAgreement", "Spread", "cross_agreement"]
 __all__ += ["family_agreement", "kendall_tau", "lab_agreement", "score_matrix", "spearman_rho"]
-__all__ += ["split_half"]
+__all__ += ["fitness_agreement", "split_half"]
 
 Matrix = npt.NDArray[np.float64]  # (candidates, tasks), lower is better
 # Below these, a split-half tau is too coarse to mean anything (5 candidates: tau moves in 0.2
@@ -144,6 +144,45 @@ def cross_agreement(
         b = rng.integers(0, second.shape[1], second.shape[1])
         taus.append(kendall_tau(first[:, a].mean(axis=1), second[:, b].mean(axis=1)))
     return tau, _spread(taus)
+
+
+def fitness_agreement(
+    original: Sequence[float], new: Matrix, *, resamples: int = 1000, seed: int = 0
+) -> dict[str, Any] | None:
+    """Returns the rank agreement between candidates' fitness on the lab they came from and
+    their per-task scores on another (same row order): Kendall tau and Spearman rho of the
+    original fitness against the mean over the new tasks, each with its spread when the new
+    tasks are resampled with replacement (the original fitness is held fixed). None with
+    fewer than 3 candidates or no task."""
+    x = np.asarray(original, dtype=np.float64)
+    new = np.asarray(new, dtype=np.float64)
+    if x.size < 3 or new.ndim != 2 or new.shape[0] != x.size or new.shape[1] == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    taus, rhos = [], []
+    for _ in range(resamples):
+        y = new[:, rng.integers(0, new.shape[1], new.shape[1])].mean(axis=1)
+        taus.append(kendall_tau(x, y))
+        rhos.append(spearman_rho(x, y))
+    y = new.mean(axis=1)
+
+    def stat(value: float, spread: Spread) -> dict[str, float | None]:
+        def num(v: float) -> float | None:
+            return v if math.isfinite(v) else None
+
+        return {"value": num(value), "median": num(spread.median), "lo": num(spread.lo)} | {
+            "hi": num(spread.hi)
+        }
+
+    return {
+        "candidates": int(x.size),
+        "tasks": int(new.shape[1]),
+        "kendall_tau": stat(kendall_tau(x, y), _spread(taus)),
+        "spearman_rho": stat(spearman_rho(x, y), _spread(rhos)),
+        "interval": "5-95% over tasks resampled with replacement",
+        "resamples": resamples,
+        "seed": seed,
+    }
 
 
 def score_matrix(

@@ -134,3 +134,17 @@ def test_lab_agreement_of_a_stable_and_of_a_split_lab() -> None:
     assert out.split_half is not None and out.split_half.median < 0.3
     assert out.verdict.startswith("unstable:") and "do not trust it" in out.verdict
     assert "the a, b tasks rank them against the rest" in out.verdict
+
+
+def test_fitness_agreement_of_a_consistent_and_a_reversed_ranking() -> None:
+    from minact.agreement import fitness_agreement
+
+    original = [0.0, 1.0, 2.0, 3.0]
+    same = np.array([[0.0, 0.1], [1.0, 1.2], [2.0, 2.1], [3.0, 3.3]])
+    got = fitness_agreement(original, same, resamples=50)
+    assert got is not None and got["kendall_tau"]["value"] == 1.0
+    assert got["spearman_rho"]["value"] == 1.0 and got["candidates"] == 4 and got["tasks"] == 2
+    reversed_ = fitness_agreement(original, -same, resamples=50)
+    assert reversed_ is not None and reversed_["kendall_tau"]["value"] == -1.0
+    assert reversed_["kendall_tau"]["hi"] == -1.0
+    assert fitness_agreement([0.0, 1.0], same[:2]) is None

@@ -161,6 +161,15 @@ def print_ranking(doc: RankingDocument) -> None:
         ]
         table.add_row(*row, *([(c["code_hash"] or "")[:10]] if wide else []))
     console.print(table)
+    best = next((c for c in doc["candidates"] if c.get("claim")), None)
+    if best is not None:
+        from minact.claims import claim_text
+
+        claim = best.get("claim") or {}
+        console.print(
+            f"best new candidate {best['name']} beats the best baseline ({claim['against']}): "
+            f"{claim_text(claim)}"
+        )
 
 
 def print_agreement(agreement: LabAgreement) -> None:

@@ -220,6 +220,41 @@ def evolve(
         Backend | None, typer.Option("--backend", show_default="local", help=BACKEND_HELP)
     ] = None,
     ray_address: RayAddressOpt = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            show_default="0: all cores",
+            help="Worker torch threads; 1 is much faster on a CPU that others share.",
+        ),
+    ] = None,
+    validate: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SUITE_OR_FILE",
+            help="After the search, score its top --validate-top by lab fitness on this "
+            "built-in suite (algorithmic, real, transfer, ...) or tasks file; never shown "
+            "to the search. The report shows both fitnesses and a recommended pick.",
+        ),
+    ] = None,
+    validate_top: Annotated[
+        int | None,
+        typer.Option(min=1, show_default="5", help="How many of the best --validate scores."),
+    ] = None,
+    confirm: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            metavar="K",
+            show_default="0: none",
+            help="After the search, score the top K new candidates and the best 3 baselines "
+            "again with --confirm-seeds seeds per task before naming a winner.",
+        ),
+    ] = None,
+    confirm_seeds: Annotated[
+        int | None,
+        typer.Option(min=1, show_default="5", help="Seeds per task for --confirm."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print only the final ranking (JSON).")
     ] = False,
@@ -227,14 +262,15 @@ def evolve(
     """Search for activation functions with an LLM or the offline mutator; write a run dir.
 
     With --resume, the run continues with the settings it was started with; only the
-    budget, the call cap, the LLM's address, retries and timeout, recording and where
-    candidates train may be changed.
+    budget, the call cap, the LLM's address, retries and timeout, recording, where
+    candidates train and --confirm may be changed (not --validate).
 
     Ensembles: --model fast,strong --model-weights 0.8,0.2 draws a model for each
     proposal (reproducibly, from --seed); --llm-url u1,u2 puts them on two servers. API
     keys come from MINACT_API_KEY or OPENAI_API_KEY only.
     """
     from minact.jobs import evolve as job
+    from minact.runs.checks import check_text
 
     whole = resume is None and not offline and replay is None
     _check_models(model, model_weights, llm_url, whole)
@@ -263,6 +299,11 @@ def evolve(
         "batch_size": batch_size,
         "backend": backend.value if backend is not None else None,
         "ray_address": check_ray_address(backend, ray_address),
+        "threads": threads,
+        "validate": validate,
+        "validate_top": validate_top,
+        "confirm": confirm,
+        "confirm_seeds": confirm_seeds,
     }
     show, live = _progress(sys.stderr.isatty() and not as_json)
     hooks = job.Hooks(progress=show, say=note, live=live)
@@ -286,6 +327,8 @@ def evolve(
         sys.stdout.write(json.dumps(result.ranking, indent=2) + "\n")
     else:
         print_ranking(result.ranking)
+    for line in check_text(result.ranking.get("checks") or {}):
+        note(line)
     summary = result.summary
     note(f"run {result.directory.name}: {summary.status} — {summary.message}")
     note(f"  {result.directory}/report.html\n  {result.directory}/report.md")

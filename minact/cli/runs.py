@@ -155,14 +155,27 @@ def rescore(
         Path | None,
         typer.Option(help="Folder for ranking.json and report.md (see the command's help)."),
     ] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            show_default="the lab's",
+            help="Networks per task (overrides the lab's seeds; cached under their own key).",
+        ),
+    ] = None,
+    threads: Annotated[int, typer.Option(min=0, help="Worker torch threads (0: all cores).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Score a run's best (or given, or all cached) candidates and the baselines on other tasks.
 
     The result goes to RUN_DIR/rescore-<lab>/ for a run's candidates (default: the latest
     run), and to RUNS_DIR/rescore-<lab>/ for hashes or --all-cached, unless --out says.
+    It holds ranking.json, report.md and report.html: the rank agreement between the
+    original and the new fitness (Kendall tau, Spearman rho), a scatter plot of the two, and
+    whether each candidate beats the best baseline beyond noise.
     """
     from minact.jobs.rescore import rescore as rescore_job
+    from minact.report.data import agreement_text
 
     address = check_ray_address(backend, ray_address)
     try:
@@ -179,6 +192,8 @@ def rescore(
             backend=backend.value,
             ray_address=address,
             out=out,
+            network_seeds=seeds,
+            threads=threads,
         )
     except MinactError as e:
         fail(e)
@@ -186,4 +201,5 @@ def rescore(
         sys.stdout.write(json.dumps(result.ranking, indent=2) + "\n")
     else:
         print_ranking(result.ranking)
-    note(f"rescore report: {result.directory}/report.md")
+    note(f"agreement: {agreement_text(result.ranking.get('agreement'))}")
+    note(f"rescore report: {result.directory}/report.md and report.html")

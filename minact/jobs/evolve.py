@@ -21,13 +21,14 @@ import minact
 from minact.cache import FitnessCache
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
-from minact.jobs import proposing
+from minact.jobs import checks, proposing
 from minact.jobs.interrupt import until_interrupted
 from minact.jobs.report import evaluator_curves
 from minact.lab.loader import default_tasks_path, load_lab
 from minact.lab.task import Lab
 from minact.report import build as report_build
 from minact.report import files as report_files
+from minact.runs.catalog import run_ranking
 from minact.runs.history import History
 from minact.runs.ranking import RankingDocument, lab_summary
 from minact.runs.rundir import RunExistsError, RunLog, new_run_id
@@ -50,6 +51,9 @@ FREE_ON_RESUME = frozenset(
         "batch_size",
         "backend",
         "ray_address",
+        "threads",
+        "confirm",  # checks after the search: they decide nothing in it
+        "confirm_seeds",
         "tasks",  # checked apart: the lab must be the same, wherever its file now is
     }
 )
@@ -98,6 +102,11 @@ class EvolveOptions:
     batch_size: int = 0
     backend: str = "local"
     ray_address: str | None = None
+    threads: int = 0  # torch threads in the worker; 0: torch's default
+    validate: str | None = None  # a built-in suite or tasks file, never shown to the search
+    validate_top: int = 5
+    confirm: int = 0  # the top K new candidates scored again with confirm_seeds seeds
+    confirm_seeds: int = 5
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-safe dict."""
@@ -187,6 +196,8 @@ async def run(
     previous = log.read_run() if log is not None else {}
     options = resolve(given, EvolveOptions.from_run(previous) if log is not None else None)
     lab = _lab(options, previous)
+    if options.validate is not None:
+        checks.validation_lab(options.validate)  # a bad --validate fails before the search
     # Keep where the lab was found, so that a resume from another folder finds it again.
     options = replace(options, tasks=str(lab.path))
     history = History.from_events(log.events()) if log is not None else History()
@@ -227,6 +238,7 @@ async def run(
         batch_size=options.batch_size,
         backend=options.backend,
         ray_address=options.ray_address,
+        threads=options.threads,
     )
     record = log.directory / "llm.jsonl" if options.record else None
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
@@ -254,6 +266,8 @@ async def run(
                 device=evaluator.info.get("device") or previous.get("device"),
                 worker=evaluator.info or previous.get("worker"),
             )
+            if summary.status != "interrupted":
+                _check(log, options, lab, cache, evaluator_config, hooks.say)
             log.append({"event": "end", "time": time.time(), "status": summary.status})
             log.close()
             log.write_run(meta)
@@ -261,6 +275,33 @@ async def run(
             data = report_build.build(log.directory, evaluator_curves(evaluator))
     report_files.write(log.directory, data)
     return EvolveResult(summary, data.ranking, log.directory, data.warnings)
+
+
+def _check(
+    log: RunLog,
+    options: EvolveOptions,
+    lab: Lab,
+    cache: FitnessCache,
+    config: EvaluatorConfig,
+    say: Callable[[str], None],
+) -> None:
+    """Runs the checks the options ask for on the finished search's ranking, and logs them."""
+    if options.validate is None and not options.confirm:
+        return
+    ranking, _ = run_ranking(log.directory)
+    if options.validate is not None:
+        log.append(
+            dict(
+                checks.validation(
+                    ranking, options.validate, options.validate_top, cache, config, say
+                )
+            )
+        )
+    if options.confirm:
+        event = checks.confirmation(
+            ranking, lab, options.confirm, options.confirm_seeds, cache, config, say
+        )
+        log.append(dict(event))
 
 
 def _lab(options: EvolveOptions, previous: Mapping[str, Any]) -> Lab:

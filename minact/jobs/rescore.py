@@ -2,8 +2,11 @@
 
 Candidates come from a run (its K best), from hashes (found in the runs or the cache), or
 from the whole cache. The result is a ranking document with each candidate's fitness on
-the lab it came from beside the new one, written with a report.md to an output folder:
-`RUN_DIR/rescore-<lab>/` for a run's candidates, `RUNS_DIR/rescore-<lab>/` otherwise.
+the lab it came from beside the new one, and the rank agreement between the two over every
+candidate that has both (Kendall tau and Spearman rho, with an interval over the new
+lab's tasks), written with report.md and report.html (with a scatter plot of the two) to
+an output folder: `RUN_DIR/rescore-<lab>/` for a run's candidates, `RUNS_DIR/rescore-<lab>/`
+otherwise.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from minact import seeds
+from minact.agreement import fitness_agreement, score_matrix
 from minact.cache import FitnessCache
 from minact.candidate import Candidate
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.lab import suites
 from minact.lab.loader import load_lab
+from minact.report.html import render_ranking_html
 from minact.report.markdown import render_markdown
 from minact.runs.catalog import all_runs, find, latest_run, run_ranking
 from minact.runs.ranking import RankingDocument, ranking_document
@@ -73,11 +79,16 @@ def rescore(
     backend: str = "local",
     ray_address: str | None = None,
     out: Path | None = None,
+    network_seeds: int | None = None,
+    threads: int = 0,
 ) -> Rescored:
-    """Scores the chosen candidates and the 14 baselines on another lab; raises ConfigError."""
+    """Scores the chosen candidates and the 14 baselines on another lab (with
+    `network_seeds` networks per task instead of the lab's, when given); raises ConfigError."""
     if (tasks is None) == (suite is None):
         raise ConfigError(f"give exactly one of --tasks FILE or --suite ({', '.join(SUITES)})")
     lab = load_lab(tasks if tasks is not None else suite_path(str(suite)))
+    if network_seeds is not None:
+        lab = lab.with_seeds(network_seeds)
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
         picks, baseline_fitness, origin, source_run = _choose(
             hashes, run, top, all_cached, runs_dir, cache
@@ -91,7 +102,9 @@ def rescore(
                 original[c.code_hash] = p.fitness
         if not chosen and not all_cached:
             raise ConfigError(f"no candidates to rescore from {origin}")
-        config = EvaluatorConfig(device=device, backend=backend, ray_address=ray_address)
+        config = EvaluatorConfig(
+            device=device, threads=threads, backend=backend, ray_address=ray_address
+        )
         with Evaluator(lab, cache, config) as evaluator:
             scores = evaluator.score([*seeds.seed_candidates(), *chosen])
     meta = {
@@ -100,19 +113,31 @@ def rescore(
         "time": time.time(),
         "device": evaluator.info.get("device"),
         "worker": evaluator.info or None,
+        **({"seeds": network_seeds} if network_seeds is not None else {}),
     }
     extra = {
         s.code_hash: {"original_fitness": original.get(s.code_hash)} for s in scores if s.code_hash
     }
     doc = ranking_document(scores, lab, meta, extra)
+    doc["agreement"] = _agreement(doc)
     directory = out or (source_run or runs_dir) / f"rescore-{lab.path.stem}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
         write_atomic(directory / "ranking.json", json.dumps(doc, indent=2) + "\n")
         write_atomic(directory / "report.md", render_markdown(doc))
+        write_atomic(directory / "report.html", render_ranking_html(doc))
     except OSError as e:
         raise ConfigError(f"cannot write the rescore to {directory}: {e.strerror or e}") from None
     return Rescored(doc, directory)
+
+
+def _agreement(doc: RankingDocument) -> dict[str, Any] | None:
+    """Returns the rank agreement between the original and the new fitness over every scored
+    candidate that has both (baselines included), or None when fewer than 3 have."""
+    rows = [c for c in doc["candidates"] if c.get("original_fitness") is not None]
+    _, _, matrix = score_matrix(rows)  # keeps the ok rows with tasks, in order
+    kept = [c for c in rows if c["status"] == "ok" and c["tasks"]]
+    return fitness_agreement([float(c.get("original_fitness") or 0.0) for c in kept], matrix)
 
 
 def _choose(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +278,12 @@ class Lab:
     def digest(self) -> str:
         """Returns the sha256 of the lab-wide settings that affect scores (not timeout, fitness)."""
         return sha256_json({k: self.to_dict()[k] for k in ("reference", "max_cost", "probe")})
+
+    def with_seeds(self, seeds: int) -> Lab:
+        """Returns this lab with `seeds` networks per task (each task's digest, and so its
+        cache key, changes with it: results with other seed counts are never mixed)."""
+        tasks = tuple(replace(t, settings=replace(t.settings, seeds=seeds)) for t in self.tasks)
+        return replace(self, tasks=tasks)
 
     def families(self) -> tuple[str, ...]:
         """Returns the task families in order of first appearance."""

@@ -14,7 +14,9 @@ from minact.runs.ranking import RankingDocument, RankingEntry
 __all__ = [
     "FIGURES",
     "ReportData",
+    "agreement_text",
     "ancestry",
+    "check_table",
     "display_name",
     "fmt",
     "latency_text",
@@ -94,6 +96,56 @@ class ReportData:
 def fmt(v: Any, spec: str) -> str:
     """Returns `v` formatted with `spec`, or an em dash for a missing number."""
     return "—" if v is None else format(v, spec)
+
+
+def agreement_text(agreement: Mapping[str, Any] | None) -> str:
+    """Returns the rank agreement of a rescore in one sentence (or why there is none)."""
+    if not agreement:
+        return (
+            "not measured: fewer than 3 candidates have a fitness on the lab they came from "
+            "(rescore a run's candidates to see it)"
+        )
+
+    def stat(s: Mapping[str, Any]) -> str:
+        return f"{fmt(s['value'], '+.2f')} (5-95%: {fmt(s['lo'], '+.2f')}..{fmt(s['hi'], '+.2f')})"
+
+    return (
+        f"over {agreement['candidates']} candidates (baselines included), the ranking by "
+        f"original fitness and the ranking here agree with Kendall tau "
+        f"{stat(agreement['kendall_tau'])} and Spearman rho {stat(agreement['spearman_rho'])}; "
+        f"intervals over the {agreement['tasks']} tasks here, resampled "
+        f"{agreement['resamples']} times"
+    )
+
+
+def check_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Returns the header and rows of a run's checks table: lab fitness beside validation
+    fitness and confirmed fitness, per checked candidate in lab order."""
+    from minact.claims import claim_text
+
+    checks = doc.get("checks") or {}
+    validation, confirmation = checks.get("validation"), checks.get("confirmation")
+    header = ["#", "name", "lab fitness"]
+    if validation:
+        header += [f"validation ({validation['suite']})", "wins lab, loses validation"]
+    if confirmation:
+        header += [f"confirmed ({confirmation['seeds']} seeds)", "beats best baseline"]
+    rows: list[list[str]] = []
+    for c in doc["candidates"]:
+        v, k = c.get("validation"), c.get("confirmation")
+        if v is None and k is None:
+            continue
+        row = [str(c["rank"] or "—"), c["name"] + (" (baseline)" if c["baseline"] else "")]
+        row.append(fmt(c["fitness"], "+.3f"))
+        if validation:
+            row += [fmt(v and v["fitness"], "+.3f"), "yes" if v and v["flag"] else ""]
+        if confirmation:
+            row.append(
+                f"{fmt(k['fitness'], '+.3f')} ± {fmt(k['fitness_spread'], '.3f')}" if k else "—"
+            )
+            row.append("" if c["baseline"] or not k else claim_text(k.get("claim")))
+        rows.append(row)
+    return header, rows
 
 
 def display_name(data: ReportData, code_hash: str | None) -> str:

@@ -14,11 +14,14 @@ from typing import Any
 
 import jinja2
 
+from minact.claims import claim_text
 from minact.report.data import (
     FIGURES,
     MODEL_HEADER,
     ReportData,
+    agreement_text,
     ancestry,
+    check_table,
     display_name,
     fmt,
     made_by,
@@ -27,11 +30,14 @@ from minact.report.data import (
     run_facts,
     uses_llm,
 )
+from minact.runs.checks import check_text
+from minact.runs.ranking import RankingDocument
 
-__all__ = ["render_run_html"]
+__all__ = ["render_ranking_html", "render_run_html"]
 
 SECTIONS = (
     ("ranking", "Ranking"),
+    ("checks", "Checks"),
     ("curves", "Activations"),
     ("tasks", "Per task"),
     ("progress", "Fitness over the run"),
@@ -51,7 +57,12 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.globals.update(
-        fmt=fmt, display_name=display_name, ancestry=ancestry, made_by=made_by, partner=partner
+        fmt=fmt,
+        display_name=display_name,
+        ancestry=ancestry,
+        made_by=made_by,
+        partner=partner,
+        claim_text=claim_text,
     )
     return env
 
@@ -97,6 +108,7 @@ def render_run_html(data: ReportData, figures: Mapping[str, str]) -> str:
             *families,
             "mean OOD MSE",
             "cost",
+            "beats best baseline",
             "status",
             "cache",
             "parent",
@@ -108,4 +120,41 @@ def render_run_html(data: ReportData, figures: Mapping[str, str]) -> str:
         models=model_rows(data),
         retries=data.retries if uses_llm(run) else [],
         lab_tasks=_lab_rows(data),
+        check_lines=check_text(data.ranking.get("checks") or {}),
+        checks=check_table(data.ranking),
+    )
+
+
+def render_ranking_html(doc: RankingDocument, top: int = 30) -> str:
+    """Returns report.html for a ranking without a run (rescore): the agreement with the lab
+    the candidates came from, its scatter plot, and the ranking."""
+    from minact.report import plots
+
+    run: Mapping[str, Any] = doc["run"] or {}
+    shown = [c for c in doc["candidates"] if c["status"] == "ok"][:top]
+    shown += [c for c in doc["candidates"] if c["baseline"] and c not in shown]
+    points = [
+        (c["name"], float(was), float(c["fitness"]), c["baseline"])
+        for c in doc["candidates"]
+        if (was := c.get("original_fitness")) is not None and c["fitness"] is not None
+    ]
+    scatter = (
+        plots.agreement_svg(points, "fitness on the original lab", "fitness here") if points else ""
+    )
+    families = list(doc["lab"]["families"])
+    header = ["#", "name", "fitness ± seed sd", "was", "beats best baseline", *families]
+    return (
+        _environment()
+        .get_template("ranking.html.j2")
+        .render(
+            doc=doc,
+            run=run,
+            title=f"minact {run.get('command', 'ranking')}: {doc['lab']['path']}",
+            css=_css(),
+            agreement=agreement_text(doc.get("agreement")),
+            scatter=scatter,
+            header=[*header, "mean OOD MSE", "status"],
+            families=families,
+            rows=shown,
+        )
     )

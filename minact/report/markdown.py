@@ -11,11 +11,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from minact.claims import claim_text
 from minact.report.data import (
     FIGURES,
     MODEL_HEADER,
     ReportData,
+    agreement_text,
     ancestry,
+    check_table,
     display_name,
     fmt,
     latency_text,
@@ -25,6 +28,7 @@ from minact.report.data import (
     prompt_note,
     uses_llm,
 )
+from minact.runs.checks import check_text
 from minact.runs.ranking import RankingDocument, RankingEntry, task_value
 
 __all__ = ["render_markdown", "render_run_markdown"]
@@ -104,8 +108,9 @@ def _ranking_lines(doc: RankingDocument, shown: Sequence[RankingEntry]) -> list[
     families = list(doc["lab"]["families"])
     # A rescore also shows each candidate's fitness on the lab it came from.
     before = any("original_fitness" in c for c in doc["candidates"])
+    claimed = any("claim" in c for c in doc["candidates"])
     header = ["#", "name", "fitness", *(["was"] if before else []), "± seed sd", *families]
-    header += ["mean OOD MSE", "status", "parent"]
+    header += ["mean OOD MSE", *(["beats best baseline"] if claimed else []), "status", "parent"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for c in shown:
         name = _cell(c["name"]) + (" (baseline)" if c.get("baseline") else "")
@@ -117,6 +122,7 @@ def _ranking_lines(doc: RankingDocument, shown: Sequence[RankingEntry]) -> list[
             fmt(c["fitness_spread"], ".3f"),
             *(fmt(c["families"].get(f), "+.3f") for f in families),
             fmt(c["mean_ood_mse"], ".4g"),
+            *([_cell("" if c["baseline"] else claim_text(c.get("claim")))] if claimed else []),
             _cell(c["status"]),
             (c.get("parent") or "")[:10],
         ]
@@ -128,6 +134,9 @@ def render_markdown(doc: RankingDocument, top: int = 30) -> str:
     """Returns report.md for a ranking document (the shape of ranking.json)."""
     run: Mapping[str, Any] = doc["run"] or {}
     lines = _header_lines(doc, run.get("counters"))
+    if "agreement" in doc:
+        lines += ["## Agreement with the lab the candidates came from", ""]
+        lines += [agreement_text(doc.get("agreement")), ""]
     shown = [c for c in doc["candidates"] if c["status"] == "ok"][:top]
     shown += [c for c in doc["candidates"] if c.get("baseline") and c not in shown]
     lines += _ranking_lines(doc, shown)
@@ -168,6 +177,12 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
         lines += ["|---|" + "---:|" * (len(MODEL_HEADER) - 1)]
         lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in models]
     lines += ["", "## Ranking", "", *_ranking_lines(doc, data.shown())]
+    if doc.get("checks"):
+        header, rows = check_table(doc)
+        lines += ["", "## Checks after the search", ""]
+        lines += [f"- {line}" for line in check_text(doc.get("checks") or {})]
+        lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     if figures:
         lines += ["", "## Figures", ""]
         lines += [f"- {FIGURES[k]}: [{p}]({p})" for k, p in figures.items() if k in FIGURES]

@@ -29,7 +29,7 @@ from matplotlib.ticker import MaxNLocator
 
 from minact.curves import GRID
 
-__all__ = ["activation_svg", "fitness_over_run_svg", "heatmap_svg"]
+__all__ = ["activation_svg", "agreement_svg", "fitness_over_run_svg", "heatmap_svg"]
 
 XRANGE = GRID[:2]  # the curves are drawn on the grid they were computed on
 BASELINE_GREY = "#8a8a8a"
@@ -156,6 +156,33 @@ def heatmap_svg(rows: list[str], cols: list[str], values: list[list[float | None
         ax.tick_params(length=0)
         for side in ("left", "bottom"):
             ax.spines[side].set_visible(False)
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def agreement_svg(
+    points: Sequence[tuple[str, float, float, bool]], xlabel: str, ylabel: str
+) -> str:
+    """Returns a scatter of (name, x, y, is_baseline) points: baselines grey and named, new
+    candidates blue (named too when there are few); the reference (0, 0) marked."""
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(6.4, 5.0))
+        ax = fig.subplots()
+        groups = ((True, BASELINE_GREY, "baselines"), (False, "#1f77b4", "new candidates"))
+        for baseline, colour, label in groups:
+            xs = [x for _, x, _, b in points if b == baseline]
+            ys = [y for _, _, y, b in points if b == baseline]
+            if xs:
+                ax.scatter(xs, ys, s=22, color=colour, label=label, zorder=3)
+        few = sum(1 for p in points if not p[3]) <= 8
+        for name, x, y, baseline in points:
+            if baseline or few:
+                ax.annotate(name, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        ax.axhline(0.0, color="black", linewidth=0.6, linestyle="--")
+        ax.axvline(0.0, color="black", linewidth=0.6, linestyle="--")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(frameon=False, fontsize=8)
         fig.tight_layout()
         return _svg(fig)
 

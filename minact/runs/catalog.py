@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minact.errors import ConfigError
+from minact.runs import checks
 from minact.runs.history import History
 from minact.runs.ranking import RankingDocument, RankingEntry, ranking_document
 from minact.runs.rundir import RunLog
@@ -50,10 +51,13 @@ def run_ranking(run: Path) -> tuple[RankingDocument, History]:
     summary = meta.get("lab_summary")
     if not isinstance(summary, dict):
         raise ConfigError(f"{log.run_json}: no lab summary; the run predates reports")
-    history = History.from_events(log.events())
+    events = list(log.events())
+    history = History.from_events(events)
     scored = history.scored()
     extra = {s.code_hash: lineage.to_dict() for s, lineage in scored if s.code_hash}
-    return ranking_document([s for s, _ in scored], summary, meta, extra), history
+    doc = ranking_document([s for s, _ in scored], summary, meta, extra)
+    # The run's held-out validation and confirmation, when it made them.
+    return checks.attach(doc, events), history
 
 
 def _runs(runs_dir: Path) -> Iterator[Path]:

@@ -13,6 +13,7 @@ from typing import Any, TypedDict, cast
 
 import minact
 from minact.candidate import Hash, Rejection
+from minact.claims import claims
 from minact.fitness import family_means
 from minact.lab.task import Lab
 from minact.score import Score
@@ -64,7 +65,10 @@ class RankingEntry(_Entry, total=False):
     The required fields come from the candidate's Score; a run adds its lineage (index,
     origin, island, note) and a rescore the fitness on the lab it came from. `collision`
     names the behaviour hash the candidate shared with code that trains differently (its
-    results are then its own, under its code hash), else null.
+    results are then its own, under its code hash), else null. `claim` (new candidates,
+    when the ranking holds a baseline): does it beat the best baseline beyond noise
+    (minact.claims). `validation` and `confirmation`: its scores on a run's held-out suite
+    and with more seeds (minact.runs.checks), when the run made those checks.
     """
 
     index: int
@@ -73,16 +77,28 @@ class RankingEntry(_Entry, total=False):
     note: str
     original_fitness: float | None
     collision: str | None
+    claim: dict[str, Any] | None
+    validation: dict[str, Any]
+    confirmation: dict[str, Any]
 
 
-class RankingDocument(TypedDict):
-    """ranking.json, `score --json` and `rescore --json`: the lab, its tasks, and the rows."""
-
+class _Document(TypedDict):
     minact: str
     run: dict[str, Any] | None
     lab: dict[str, Any]
     tasks: list[dict[str, Any]]
     candidates: list[RankingEntry]
+
+
+class RankingDocument(_Document, total=False):
+    """ranking.json, `score --json` and `rescore --json`: the lab, its tasks, and the rows.
+
+    `agreement` (rescore): rank agreement between the candidates' original and new fitness.
+    `checks` (a run with --validate or --confirm): what was checked, and the recommended pick.
+    """
+
+    agreement: dict[str, Any] | None
+    checks: dict[str, Any]
 
 
 def ranked(scores: Sequence[Score]) -> list[tuple[int | None, Score]]:
@@ -195,19 +211,23 @@ def ranking_document(
     summary = lab_summary(lab) if isinstance(lab, Lab) else lab
     families = {t["name"]: t["family"] for t in summary["tasks"]}
     extra = extra or {}
+    rows = [
+        cast(
+            RankingEntry,
+            {**_entry(rank, s, families), **(extra.get(s.code_hash, {}) if s.code_hash else {})},
+        )
+        for rank, s in ranked(scores)
+    ]
+    # Every ranking says whether its new candidates beat its best baseline beyond noise.
+    found = claims(rows, [t["name"] for t in summary["tasks"]])
+    for row in rows:
+        if row["code_hash"] in found:
+            c = found[row["code_hash"]]
+            row["claim"] = c.to_dict() if c is not None else None
     return {
         "minact": minact.__version__,
         "run": dict(run) if run is not None else None,
         "lab": dict(summary["lab"]),
         "tasks": [dict(t) for t in summary["tasks"]],
-        "candidates": [
-            cast(
-                RankingEntry,
-                {
-                    **_entry(rank, s, families),
-                    **(extra.get(s.code_hash, {}) if s.code_hash else {}),
-                },
-            )
-            for rank, s in ranked(scores)
-        ],
+        "candidates": rows,
     }

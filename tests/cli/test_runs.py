@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from minact.sandbox.loader import load_activation
 from tests.conftest import ASSETS, TINY_TASKS
 
 runner = CliRunner()
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -181,13 +183,93 @@ def test_rescore_writes_beside_the_runs_never_into_the_current_directory(
     chosen = tmp_path / "chosen"
     result = _invoke(finished_run, "rescore", best, "--tasks", other, "--out", str(chosen))
     assert result.exit_code == 0, result.stderr
-    assert sorted(p.name for p in chosen.iterdir()) == ["ranking.json", "report.md"]
+    assert sorted(p.name for p in chosen.iterdir()) == ["ranking.json", "report.html", "report.md"]
     assert list(cwd.iterdir()) == []
     # A rescore's report says what it is; it has no run status, budget or seed to show.
     md = (target / "report.md").read_text()
     assert md.startswith("# minact rescore\n\n- candidates from: cache\n- lab: ")
     header = md.split("| #")[0]
     assert "None" not in header and "status" not in header and "budget" not in header
+
+
+def test_rescore_measures_agreement_and_draws_it(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    other = str(ASSETS / "other_tasks.toml")
+    out = tmp_path / "agree"
+    result = _invoke(finished_run, "rescore", "--tasks", other, "--top", "2", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads((out / "ranking.json").read_text())
+    agreement = doc["agreement"]
+    # Every scored candidate with a fitness on the run's lab: 14 baselines and the 2 picks
+    # (fewer when two share a behaviour and fail alike; never more).
+    ok = [c for c in doc["candidates"] if c["status"] == "ok"]
+    assert agreement["candidates"] == len(ok) and agreement["tasks"] == 2
+    from minact.agreement import kendall_tau, spearman_rho
+
+    tau = kendall_tau([c["original_fitness"] for c in ok], [c["fitness"] for c in ok])
+    assert agreement["kendall_tau"]["value"] == pytest.approx(tau)
+    rho = spearman_rho([c["original_fitness"] for c in ok], [c["fitness"] for c in ok])
+    assert agreement["spearman_rho"]["value"] == pytest.approx(rho)
+    t = agreement["kendall_tau"]
+    assert t["lo"] <= t["median"] <= t["hi"]
+    assert f"Kendall tau {tau:+.2f}" in result.stderr
+    assert "Kendall tau" in (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    assert "<svg" in html and "Spearman rho" in html
+    for name in ("relu", "gelu", "gelusine"):  # baselines are named in the scatter plot
+        assert f">{name}<" in html
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+def test_rescore_report_renders_in_headless_chromium(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "shot"
+    other = str(ASSETS / "other_tasks.toml")
+    result = _invoke(finished_run, "rescore", "--tasks", other, "--top", "2", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    png = tmp_path / "rescore.png"
+    subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            f"--screenshot={png}",
+            "--window-size=1200,1600",
+            (out / "report.html").resolve().as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert png.exists() and png.stat().st_size > 30_000
+
+
+def test_rescore_with_more_seeds_is_cached_under_its_own_key(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    other = str(ASSETS / "other_tasks.toml")
+    args = ("rescore", "--tasks", other, "--top", "1", "--json")
+    base = json.loads(_invoke(finished_run, *args, "--out", str(tmp_path / "a")).stdout)
+    before = _result_keys(finished_run["cache"])
+    result = _invoke(finished_run, *args, "--seeds", "3", "--out", str(tmp_path / "b"))
+    assert result.exit_code == 0, result.stderr
+    more = json.loads(result.stdout)
+    assert more["run"]["seeds"] == 3
+    # The lab's digest per task changes with its seeds: nothing is served from the 2-seed
+    # results, and every task's results are stored anew.
+    assert {t["digest"] for t in more["tasks"]}.isdisjoint(t["digest"] for t in base["tasks"])
+    assert not any(c["cached"] for c in more["candidates"] if c["status"] == "ok")
+    assert len(_result_keys(finished_run["cache"]) - before) > 0
+    again = _invoke(finished_run, *args, "--seeds", "3", "--out", str(tmp_path / "c"))
+    assert all(c["cached"] for c in json.loads(again.stdout)["candidates"])
 
 
 def test_rescore_needs_exactly_one_lab(finished_run: dict[str, Path]) -> None:

@@ -1,0 +1,110 @@
+"""A run's checks after its search (`evolve --validate`, `evolve --confirm`): score, log.
+
+Both run once the search has finished, between the loop and the report, not in its
+background: the search decides nothing from them, so waiting costs no search quality, and
+one worker at a time keeps the machine's cores for the search while it runs. Each check
+scores its candidates in batches through the same cache as everything else, on its own
+lab (a validation lab, or the run's lab with more seeds per task: a different task digest,
+so its results have their own cache keys), and appends one event that `report` rebuilds
+it from (minact.runs.checks).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from minact.cache import FitnessCache
+from minact.candidate import Candidate
+from minact.errors import ConfigError
+from minact.evaluate import Evaluator, EvaluatorConfig
+from minact.lab.loader import load_lab
+from minact.lab.suites import resolve
+from minact.lab.task import Lab
+from minact.runs.checks import BASELINES_CONFIRMED, check_event
+from minact.runs.ranking import RankingDocument, RankingEntry, lab_summary
+from minact.score import Score
+from minact.validate import validate
+
+__all__ = ["confirmation", "validation", "validation_lab"]
+
+
+def validation_lab(suite_or_file: str) -> Lab:
+    """Returns the validation lab a `--validate` value names (a built-in suite or a tasks
+    file); raises ConfigError naming the flag."""
+    try:
+        return load_lab(resolve(Path(suite_or_file)))
+    except ConfigError as e:
+        raise ConfigError(f"--validate {suite_or_file!r}: {e}") from None
+
+
+def _score(
+    lab: Lab, rows: Sequence[RankingEntry], cache: FitnessCache, config: EvaluatorConfig
+) -> tuple[list[Score], float]:
+    """Returns the Scores of `rows` on `lab` (baselines marked as the rows say), and the
+    seconds it took."""
+    cands = [c for r in rows if isinstance(c := validate(r["source"], name=r["name"]), Candidate)]
+    started = time.monotonic()
+    with Evaluator(lab, cache, config) as evaluator:
+        scores = evaluator.score(cands)
+    baseline = {r["code_hash"]: r["baseline"] for r in rows}
+    # The evaluator adds the reference; it is reported only when it was asked for.
+    kept = [replace(s, baseline=baseline[s.code_hash]) for s in scores if s.code_hash in baseline]
+    return kept, time.monotonic() - started
+
+
+def validation(
+    ranking: RankingDocument,
+    suite_or_file: str,
+    top: int,
+    cache: FitnessCache,
+    config: EvaluatorConfig,
+    say: Callable[[str], None],
+) -> Mapping[str, Any]:
+    """Scores the run's top `top` candidates by lab fitness (baselines among them count) on
+    the validation lab; returns the event to append."""
+    lab = validation_lab(suite_or_file)
+    rows = [c for c in ranking["candidates"] if c["status"] == "ok"][:top]
+    say(f"validating the top {len(rows)} on {suite_or_file} ({len(lab.tasks)} tasks)")
+    scores, seconds = _score(lab, rows, cache, config)
+    return check_event(
+        "validation",
+        lab_summary(lab),
+        scores,
+        suite=suite_or_file,
+        top=top,
+        seconds=seconds,
+        time=time.time(),
+    )
+
+
+def confirmation(
+    ranking: RankingDocument,
+    lab: Lab,
+    top: int,
+    seeds: int,
+    cache: FitnessCache,
+    config: EvaluatorConfig,
+    say: Callable[[str], None],
+) -> Mapping[str, Any]:
+    """Scores the run's top `top` new candidates and its best baselines again with `seeds`
+    networks per task; returns the event to append."""
+    ok = [c for c in ranking["candidates"] if c["status"] == "ok"]
+    new = [c for c in ok if not c["baseline"]][:top]
+    # The best baselines too: a claim is paired, so both sides need the same seeds.
+    baselines = [c for c in ok if c["baseline"]][:BASELINES_CONFIRMED]
+    more = lab.with_seeds(seeds)
+    say(f"confirming the top {len(new)} and {len(baselines)} baselines with {seeds} seeds")
+    scores, seconds = _score(more, [*new, *baselines], cache, config)
+    return check_event(
+        "confirmation",
+        lab_summary(more),
+        scores,
+        seeds=seeds,
+        top=top,
+        seconds=seconds,
+        time=time.time(),
+    )

@@ -1,0 +1,136 @@
+"""Tests for a run's checks after the search (`evolve --validate`, `evolve --confirm`),
+driven through the CLI as a user drives them, with a real cache in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import diskcache
+import pytest
+from typer.testing import CliRunner
+
+from minact.cli import app
+from tests.conftest import ASSETS
+
+runner = CliRunner()
+LAB = ASSETS / "three_tasks.toml"
+OTHER = ASSETS / "other_tasks.toml"
+
+
+def _evolve(base: Path, run_id: str, *args: str) -> Any:
+    common = ["--tasks", str(LAB), "--cache-dir", str(base / "cache")]
+    common += ["--runs-dir", str(base / "runs"), "--run-id", run_id, "--seed", "4"]
+    return runner.invoke(app, ["evolve", *common, *args])
+
+
+def _events(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("checks")
+    args = ["--budget", "3", "--validate", str(OTHER), "--validate-top", "4"]
+    result = _evolve(base, "r", *args, "--confirm", "2", "--confirm-seeds", "3")
+    assert result.exit_code == 0, result.stderr
+    run = base / "runs" / "r"
+    doc = json.loads((run / "ranking.json").read_text())
+    return {"base": base, "run": run, "doc": doc, "stderr": result.stderr}
+
+
+def test_validation_scores_the_top_k_by_lab_fitness_and_names_a_pick(
+    checked: dict[str, Any],
+) -> None:
+    doc = checked["doc"]
+    ok = [c for c in doc["candidates"] if c["status"] == "ok"]
+    validated = [c for c in doc["candidates"] if "validation" in c]
+    assert [c["code_hash"] for c in validated] == [c["code_hash"] for c in ok[:4]]
+    for c in validated:
+        v = c["validation"]
+        assert v["suite"] == str(OTHER) and v["status"] == "ok"
+        assert v["flag"] == (c["fitness"] < 0 and v["fitness"] > 0)
+    summary = doc["checks"]["validation"]
+    assert summary["tasks"] == 2 and summary["top"] == 4 and summary["candidates"] == 4
+    best = min(validated, key=lambda c: c["validation"]["fitness"])
+    assert summary["recommended"]["code_hash"] == best["code_hash"]
+    assert summary["flagged"] == [c["name"] for c in validated if c["validation"]["flag"]]
+    assert f"recommended pick: {best['name']}" in checked["stderr"]
+    # Never shown to the search: no prompt or outcome event mentions the validation lab.
+    events = _events(checked["run"])
+    kinds = [e["event"] for e in events]
+    assert kinds.index("validation") > max(i for i, k in enumerate(kinds) if k == "outcome")
+
+
+def test_confirmation_rescores_with_more_seeds_under_their_own_key(
+    checked: dict[str, Any],
+) -> None:
+    doc = checked["doc"]
+    (event,) = [e for e in _events(checked["run"]) if e["event"] == "confirmation"]
+    assert event["seeds"] == 3
+    run_digests = {t["digest"] for t in doc["tasks"]}
+    assert run_digests.isdisjoint(t["digest"] for t in event["lab_summary"]["tasks"])
+    confirmed = [c for c in doc["candidates"] if "confirmation" in c]
+    new = [c for c in doc["candidates"] if c["status"] == "ok" and not c["baseline"]]
+    base = [c for c in doc["candidates"] if c["status"] == "ok" and c["baseline"]]
+    expected = {c["code_hash"] for c in [*new[:2], *base[:3]]}
+    assert {c["code_hash"] for c in confirmed} == expected
+    for c in confirmed:
+        assert c["confirmation"]["seeds"] == 3 and c["confirmation"]["fitness"] is not None
+    # The 3-seed results are stored apart from the 2-seed ones.
+    with diskcache.Cache(str(checked["base"] / "cache")) as cache:
+        keys = [k for k in cache.iterkeys() if isinstance(k, str) and k.startswith("res/")]
+    for d in [*run_digests, *(t["digest"] for t in event["lab_summary"]["tasks"])]:
+        assert any(d in k for k in keys)
+    winner = doc["checks"]["confirmation"]["winner"]
+    claim = winner["claim"]
+    assert claim["tasks"] == 3 and claim["verdict"] in ("yes", "no", "inconclusive")
+    assert (
+        claim["against"]
+        == min((c for c in confirmed if c["baseline"]), key=lambda c: c["confirmation"]["fitness"])[
+            "name"
+        ]
+    )
+    assert f"beats best baseline ({claim['against']}): {claim['verdict']}" in checked["stderr"]
+
+
+def test_reports_show_both_fitnesses_and_report_rebuilds_them(checked: dict[str, Any]) -> None:
+    run, doc = checked["run"], checked["doc"]
+    md = (run / "report.md").read_text()
+    assert "## Checks after the search" in md and "recommended pick:" in md
+    assert f"| validation ({OTHER}) |" in md and "confirmed (3 seeds)" in md
+    html = (run / "report.html").read_text()
+    assert "Checks after the search" in html and "recommended pick:" in html
+    assert "beats best baseline" in html
+    (run / "ranking.json").unlink()
+    result = runner.invoke(app, ["report", str(run), "--cache-dir", str(checked["base"] / "cache")])
+    assert result.exit_code == 0, result.stderr
+    again = json.loads((run / "ranking.json").read_text())
+    assert again["checks"] == doc["checks"]
+    assert [c.get("validation") for c in again["candidates"]] == [
+        c.get("validation") for c in doc["candidates"]
+    ]
+
+
+def test_without_checks_nothing_changes_and_resume_refuses_another_validation(
+    checked: dict[str, Any],
+) -> None:
+    base = checked["base"]
+    result = _evolve(base, "plain", "--budget", "2")
+    assert result.exit_code == 0, result.stderr
+    plain = base / "runs" / "plain"
+    doc = json.loads((plain / "ranking.json").read_text())
+    assert "checks" not in doc
+    assert not any("validation" in c or "confirmation" in c for c in doc["candidates"])
+    assert "Checks after the search" not in (plain / "report.md").read_text()
+    assert {e["event"] for e in _events(plain)}.isdisjoint({"validation", "confirmation"})
+    again = ["evolve", "--resume", str(checked["run"]), "--validate", str(LAB)]
+    resumed = runner.invoke(app, [*again, "--cache-dir", str(base / "cache")])
+    assert resumed.exit_code == 1 and "--validate" in resumed.stderr
+
+
+def test_an_unknown_validation_suite_fails_before_the_search(tmp_path: Path) -> None:
+    result = _evolve(tmp_path, "bad", "--budget", "1", "--validate", "imagenet")
+    assert result.exit_code == 1 and "--validate 'imagenet'" in result.stderr
+    assert not (tmp_path / "runs" / "bad" / "events.jsonl").exists()
