@@ -54,15 +54,18 @@ SIZES = (4, 8, 12, 16, 20, 28, 40)
 MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 
-def _rows(run: Path) -> list[tuple[int, float, dict[str, float]]]:
-    """Returns (order, full fitness, {task: log-ratio}) of a run's candidates scored in full."""
+def _rows(run: Path, number: int) -> list[tuple[int, str, float, dict[str, float]]]:
+    """Returns (order, behaviour hash, full fitness, {task: log-ratio}) of the candidates of
+    the `number`-th run that were scored in full; seeds come first (order -1), then the runs'
+    candidates, one run after the other."""
     lines = (run / "events.jsonl").read_text().splitlines()
     history = History.from_events(json.loads(line) for line in lines if line.strip())
     out = []
     for score, lineage in history.scored():
         if score.ok and score.fitness is not None and math.isfinite(score.fitness):
             ratios = {name: t.log_ratio for name, t in score.tasks.items()}
-            out.append((lineage.index, score.fitness, ratios))
+            order = lineage.index if lineage.index < 0 else number * 1_000_000 + lineage.index
+            out.append((order, str(score.behaviour_hash), score.fitness, ratios))
     return out
 
 
@@ -105,11 +108,12 @@ def _leave_one_out(
 def agreement(args: argparse.Namespace) -> None:
     """Prints stage-1 vs full agreement and the simulated cascade on runs scored in full."""
     lab = load_lab(args.tasks)
-    rows = [r for run in args.runs for r in _rows(Path(run))]
     names = [t.name for t in lab.tasks]
-    rows = [r for r in rows if all(n in r[2] for n in names)]
+    # One row per function: the seeds of several runs, and repeats, count once.
+    unique = {r[1]: r for i, run in enumerate(args.runs) for r in reversed(_rows(Path(run), i))}
+    rows = sorted((r for r in unique.values() if all(n in r[3] for n in names)), key=lambda r: r[0])
     order = [r[0] for r in rows]
-    full = [r[1] for r in rows]
+    full = [r[2] for r in rows]
     seeds = sum(o < 0 for o in order)
     print(f"{len(rows)} candidates scored in full ({seeds} seeds), {len(names)} tasks; "
           f"K = {args.top}; {args.rules} subset rules (seeds) per size")  # fmt: skip
@@ -119,7 +123,7 @@ def agreement(args: argparse.Namespace) -> None:
         taus, diffs, stages = [], [], []
         for seed in range(args.rules):
             subset = [t.name for t in stage_tasks(lab.tasks, size, seed)]
-            stage = [statistics.fmean(r[2][n] for n in subset) for r in rows]
+            stage = [statistics.fmean(r[3][n] for n in subset) for r in rows]
             stages.append(stage)
             taus.append(kendall_tau(stage, full))
             diffs += [s - f for s, f in zip(stage, full, strict=True)]

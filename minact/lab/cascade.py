@@ -38,7 +38,7 @@ class Cascade:
     tasks: int
     seed: int = 0
     top: int = 10
-    margin: float = 0.25
+    margin: float = 0.3
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-safe dict (run.json keeps the cascade a run used)."""

@@ -208,7 +208,7 @@ def _parse_cascade(where: str, raw: object, n_tasks: int) -> Cascade | None:
         tasks=int_value(table, "tasks", raw["tasks"], (1, n_tasks - 1)),
         seed=int_value(table, "seed", raw.get("seed", 0), (0, None)),
         top=int_value(table, "top", raw.get("top", 10), (1, None)),
-        margin=float_value(table, "margin", raw.get("margin", 0.25), (0.0, None, False)),
+        margin=float_value(table, "margin", raw.get("margin", 0.3), (0.0, None, False)),
     )
 
 

@@ -298,7 +298,9 @@ class Lab:
         """Returns a JSON-safe dict from which `Lab.from_dict` rebuilds this lab."""
         rest = {k: getattr(self, k) for k in ("reference", "fitness", "max_cost", "timeout")}
         tasks = [t.to_dict() for t in self.tasks]
-        return {"path": str(self.path), "tasks": tasks, "probe": list(self.probe), **rest}
+        cascade = self.cascade.to_dict() if self.cascade is not None else None
+        probe = list(self.probe)
+        return {"path": str(self.path), "tasks": tasks, "probe": probe, "cascade": cascade, **rest}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Lab:
@@ -306,7 +308,10 @@ class Lab:
         lo, hi = d["probe"]
         tasks = tuple(Task.from_dict(t) for t in d["tasks"])
         rest = {k: d[k] for k in ("reference", "fitness", "max_cost", "timeout")}
-        return cls(path=Path(d["path"]), tasks=tasks, probe=(float(lo), float(hi)), **rest)
+        cascade = Cascade(**d["cascade"]) if d.get("cascade") else None
+        return cls(
+            path=Path(d["path"]), tasks=tasks, probe=(float(lo), float(hi)), cascade=cascade, **rest
+        )
 
 
 def sha256_json(payload: object) -> str:

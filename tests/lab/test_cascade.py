@@ -37,7 +37,7 @@ def _lab(tmp_path: Path, lab_table: str) -> Path:
 
 def test_a_cascade_table_is_read_with_its_defaults(tmp_path: Path) -> None:
     lab = load_lab(_lab(tmp_path, "[lab.cascade]\ntasks = 2\n"))
-    assert lab.cascade == Cascade(tasks=2, seed=0, top=10, margin=0.25)
+    assert lab.cascade == Cascade(tasks=2, seed=0, top=10, margin=0.3)
     full = load_lab(_lab(tmp_path, "[lab.cascade]\ntasks = 1\nseed = 3\ntop = 4\nmargin = 0.1\n"))
     assert full.cascade == Cascade(tasks=1, seed=3, top=4, margin=0.1)
 
