@@ -132,16 +132,18 @@ def agreement(args: argparse.Namespace) -> None:
         print(f"{size:4d}  {statistics.median(taus):.3f} [{min(taus):.3f}]"
               f"      {q[49]:+.3f} {q[89]:+.3f} {q[94]:+.3f} {max(diffs):+.3f}")  # fmt: skip
     print("\nEach candidate last, against all the others (leave one out; mean over rules):")
-    print("size margin  screened  missed  worst rule")
+    print("size margin  screened  missed  worst rule  rule 0 (screened, missed)")
     for size in args.sizes:
         for margin in args.margins:
             loo = [_leave_one_out(list(full), st, args.top, margin) for st in per_size[size]]
             scr = statistics.fmean(x[0] for x in loo)
             miss = statistics.fmean(x[1] for x in loo)
             worst = max(x[1] for x in loo)
-            print(f"{size:4d} {margin:6.2f}  {scr / len(full):7.0%}   {miss:5.2f}   {worst}")
+            print(f"{size:4d} {margin:6.2f}  {scr / len(full):7.0%}   {miss:5.2f}   {worst:10d}"
+                  f"  {loo[0][0]}, {loo[0][1]}")  # fmt: skip
     print("\nThe run replayed in order (seeds first):")
-    print("size margin  screened  missed(final top K)  missed(top K then)  cost  (mean of rules)")
+    print("size margin  screened  missed(final top K)  missed(top K then)  cost  (mean of rules)"
+          "  rule 0 (screened, missed final)")  # fmt: skip
     for size in args.sizes:
         for margin in args.margins:
             sims = [_simulate(order, full, st, args.top, margin) for st in per_size[size]]
@@ -152,7 +154,7 @@ def agreement(args: argparse.Namespace) -> None:
             worst = max(s[2] for s in sims)
             cost = (scr * size / len(names) + (n - scr)) / max(1, n)
             print(f"{size:4d} {margin:6.2f}  {scr / max(1, n):7.0%}   {mf:6.2f} (worst {worst})"
-                  f"       {mt:6.2f}          {cost:.2f}")  # fmt: skip
+                  f"       {mt:6.2f}          {cost:.2f}  {sims[0][1]}, {sims[0][2]}")  # fmt: skip
 
 
 def _search(lab_path: Path, work: Path, budget: int, seed: int) -> tuple[float, Path, int]:
