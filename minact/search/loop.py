@@ -226,7 +226,7 @@ class Loop:
         meta = Outcome(k, "", island=island, parent=request.parent.score.code_hash, other=other,
                        origin=self.proposer.kind)  # fmt: skip
         self.meta[k] = meta
-        self.screen.note(k, self.population)  # before the proposal can change it
+        self.screen.note(k, self.population)  # its bar: from what it is built on, not timing
         self.counters.add_prompt_cuts(opening.cut)
         self.record({"event": "proposal", "index": k, "island": island, "parent": meta.parent,
                      "other": other, "proposer": meta.origin, **opening.to_event()})  # fmt: skip

@@ -76,6 +76,7 @@ def test_evolve_screens_candidates_and_reports_them(tmp_path: Path) -> None:
     assert partial == sorted(partial)
     md = (run / "report.md").read_text()
     assert "## Screened by the cascade" in md
+    assert "failed: screened" not in md  # not a failure
     assert f"screened by the cascade: {counters['screened']} of 8" in md
     assert "Screened by the cascade" in (run / "report.html").read_text()
 
