@@ -35,8 +35,9 @@ FailureKind = Literal[
 ]
 FAILURE_KINDS: tuple[FailureKind, ...] = get_args(FailureKind)
 
-# What a scored candidate's `status` says: it trained ("ok"), or how it failed.
-Status = Literal["ok", FailureKind]
+# What a scored candidate's `status` says: it trained ("ok"), how it failed, or that the
+# evaluation cascade stopped it after stage 1 ("screened": not a failure, a partial score).
+Status = Literal["ok", "screened", FailureKind]
 
 
 def failure_kind(text: str) -> FailureKind:
@@ -48,8 +49,10 @@ def failure_kind(text: str) -> FailureKind:
 
 
 def parse_status(text: str) -> Status:
-    """Returns `text` as a Status ("ok" or a failure kind), or raises ValueError."""
-    return "ok" if text == "ok" else cast(Status, failure_kind(text))
+    """Returns `text` as a Status ("ok", "screened" or a failure kind), or raises ValueError."""
+    if text in ("ok", "screened"):
+        return cast(Status, text)
+    return cast(Status, failure_kind(text))
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from minact.candidate import Candidate, Hash
 from minact.curves import GRID, Curve, parse_curve
 from minact.errors import EvaluationError
 from minact.fitness import aggregate, first_failure
-from minact.lab.task import Lab
+from minact.lab.task import Lab, Task
 from minact.reuse import Resolved, Results, load_average, noted
 from minact.sandbox.client import WorkerClient, WorkerSettings
 from minact.sandbox.ray_workers import RayWorkers
@@ -149,6 +149,15 @@ class Evaluator:
             lambda stage, done, total: self.progress(stage, done, total),
             self._admit_deadline(),
         )
+
+    def on_tasks(self, tasks: Sequence[Task]) -> Evaluator:
+        """Returns an evaluator on `tasks` (some of this lab's) with this cache and worker.
+
+        Per-task results are cached by task (the lab's digest leaves its task list out), so
+        what either evaluator trains, the other reuses. Closing either stops the worker.
+        """
+        lab = replace(self.lab, tasks=tuple(tasks))
+        return Evaluator(lab, self.cache, self.config, self.progress, self._worker)
 
     def close(self) -> None:
         """Stops the worker process."""

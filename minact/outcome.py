@@ -118,6 +118,7 @@ class Counters:
     evaluated: int = 0
     cache_hits: int = 0
     collisions: int = 0
+    screened: int = 0  # evaluated candidates the cascade stopped after stage 1
     parse_failures: int = 0
     rejected: int = 0
     duplicates: int = 0
@@ -170,7 +171,9 @@ class Counters:
             self.evaluated += 1
             self.cache_hits += o.score.cached
             self.collisions += o.score.collision is not None
-            if not o.score.ok:
+            screened = o.score.status == "screened"  # a valid function, scored in part
+            self.screened += screened
+            if not (o.score.ok or screened):
                 self.failures[o.score.status] = self.failures.get(o.score.status, 0) + 1
             elif o.model:
                 self._model(o.model)["new_valid"] += 1

@@ -199,6 +199,9 @@ class Score:
         collision: set when its behaviour hash matched other code whose results its own code
             did not reproduce (minact.evaluate verifies before reusing): that hash. Its
             results are then its own, trained under its code hash.
+        partial_fitness: for a "screened" candidate, its fitness on the cascade's stage-1
+            tasks (the tasks it has scores for); `fitness` stays None, since the lab's
+            fitness was never measured.
     """
 
     name: str
@@ -217,6 +220,7 @@ class Score:
     parent: Hash | None = None
     seconds: float = 0.0
     collision: Hash | None = None
+    partial_fitness: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -245,6 +249,7 @@ class Score:
             "parent": self.parent,
             "seconds": self.seconds,
             "collision": self.collision,
+            "partial_fitness": self.partial_fitness,
         }
 
     @classmethod
@@ -277,4 +282,5 @@ class Score:
             parent=opt_hash("parent"),
             seconds=float(d.get("seconds", 0.0)),
             collision=opt_hash("collision"),
+            partial_fitness=opt("partial_fitness"),
         )

@@ -85,6 +85,8 @@ def _progress(enabled_live: bool) -> tuple[Callable[[Loop], None], AbstractConte
         text = (
             f"evaluated {c.evaluated}/{loop.config.budget} ({rate:.1f}/min, {c.cache_hits} cached)"
         )
+        if c.screened:
+            text += f" · screened {c.screened}"
         if best:
             text += f" · best {best[0].score.fitness:+.3f} ({best[0].score.name})"
         if new and new[0].score.fitness is not None:

@@ -24,6 +24,7 @@ from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.jobs import checks, proposing
 from minact.jobs.interrupt import until_interrupted
 from minact.jobs.report import evaluator_curves
+from minact.lab.cascade import stage_tasks
 from minact.lab.loader import default_tasks_path, load_lab
 from minact.lab.task import Lab
 from minact.report import build as report_build
@@ -32,6 +33,7 @@ from minact.runs.catalog import run_ranking
 from minact.runs.history import History
 from minact.runs.ranking import RankingDocument, lab_summary
 from minact.runs.rundir import RunExistsError, RunLog, new_run_id
+from minact.search.cascade import Screen
 from minact.search.loop import Loop, SearchConfig, Summary
 
 __all__ = ["FREE_ON_RESUME", "EvolveOptions", "EvolveResult", "Hooks", "resolve", "run"]
@@ -230,6 +232,7 @@ async def run(
         "lab_digest": lab.digest(),
         "task_digests": [t.digest() for t in lab.tasks],
         "lab_summary": lab_summary(lab),
+        "cascade": _cascade(lab),
     }
     log.write_run(meta)
     evaluator_config = EvaluatorConfig(
@@ -249,7 +252,10 @@ async def run(
                 hooks.say(proposing.describe(described))
                 event = "resume" if resume else "start"
                 log.append({"event": event, "time": time.time(), **described})
-                loop = Loop(config, lab, proposer, evaluator, log.append, hooks.progress, history)
+                screen = _screen(evaluator, lab)
+                loop = Loop(
+                    config, lab, proposer, evaluator, log.append, hooks.progress, history, screen
+                )
                 with hooks.live:
                     # Ctrl-C cancels the search; what was evaluated is kept and reported.
                     summary = await until_interrupted(
@@ -312,7 +318,32 @@ def _lab(options: EvolveOptions, previous: Mapping[str, Any]) -> Lab:
         raise ConfigError(f"{lab.path}: the lab differs from the one the run started with")
     if previous and [t.digest() for t in lab.tasks] != previous.get("task_digests"):
         raise ConfigError(f"{lab.path}: the tasks differ from the ones the run started with")
+    if previous and "cascade" not in previous:
+        return replace(lab, cascade=None)  # a run from before cascades goes on without one
+    if previous and _cascade(lab) != previous["cascade"]:
+        raise ConfigError(
+            f"{lab.path}: [lab.cascade] {_cascade(lab)} differs from the run's "
+            f"{previous['cascade']}; the cascade decides which candidates are screened, "
+            "so a resumed run keeps it"
+        )
     return lab
+
+
+def _cascade(lab: Lab) -> dict[str, Any] | None:
+    """Returns the run.json record of the lab's cascade: its settings and stage-1 tasks."""
+    c = lab.cascade
+    if c is None:
+        return None
+    return {**c.to_dict(), "stage_tasks": [t.name for t in stage_tasks(lab.tasks, c.tasks, c.seed)]}
+
+
+def _screen(evaluator: Evaluator, lab: Lab) -> Screen:
+    """Returns how the search scores its candidates: through the lab's cascade, if any."""
+    c = lab.cascade
+    if c is None:
+        return Screen(evaluator)
+    stage = evaluator.on_tasks(stage_tasks(lab.tasks, c.tasks, c.seed))
+    return Screen(evaluator, stage, c, len(lab.tasks))
 
 
 def _create_log(runs_dir: Path, run_id: str | None, seed: int) -> RunLog:

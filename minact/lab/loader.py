@@ -29,6 +29,7 @@ import numpy as np
 from minact import seeds
 from minact.errors import ConfigError
 from minact.lab import families, kinds, suites
+from minact.lab.cascade import CASCADE_KEYS, Cascade
 from minact.lab.checks import (
     FAMILY,
     FLOAT_RULES,
@@ -64,7 +65,7 @@ MAX_OOD_SCALE = 1e3
 MAX_FAMILY_TASKS = 1000
 
 _SETTING_KEYS = (*INT_RULES, *FLOAT_RULES, "train", "test")
-_LAB_KEYS = (*_SETTING_KEYS, "reference", "fitness", "max_cost", "timeout", "probe")
+_LAB_KEYS = (*_SETTING_KEYS, "reference", "fitness", "max_cost", "timeout", "probe", "cascade")
 _SPECIFIC_KEYS = tuple(
     dict.fromkeys((*kinds.EXPRESSION_KEYS, *kinds.SET_KEYS, *kinds.GRAPH_KEYS, *kinds.DATASET_KEYS))
 )
@@ -133,6 +134,8 @@ def load_lab(path: Path) -> Lab:
         for task in _expand_family(path, i, raw, defaults):
             _check_unique(f"{path}: [[family]] #{i}", task.name, tasks)
             tasks.append(task)
+    if "cascade" in raw_lab:
+        lab_wide["cascade"] = _parse_cascade(f"{path}: [lab]", raw_lab["cascade"], len(tasks))
     return Lab(path=path, tasks=tuple(tasks), **lab_wide)
 
 
@@ -182,6 +185,31 @@ def _parse_lab(where: str, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     if "probe" in raw:
         lab["probe"] = interval(where, "probe", raw["probe"])
     return defaults, lab
+
+
+def _parse_cascade(where: str, raw: object, n_tasks: int) -> Cascade | None:
+    """Returns the checked `cascade` of [lab]: a table, or false for none.
+
+    Stage 1 must train fewer tasks than the lab's `n_tasks`.
+    """
+    if raw is False:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{where}: key 'cascade' must be a table ([lab.cascade] with tasks, seed, top, "
+            f"margin) or false, got {raw!r}"
+        )
+    table = f"{where.removesuffix(' [lab]')} [lab.cascade]"
+    check_keys(table, raw, CASCADE_KEYS)
+    require(table, raw, ("tasks",))
+    if n_tasks < 2:
+        raise ConfigError(f"{table}: a cascade needs a lab of 2 or more tasks; it has {n_tasks}")
+    return Cascade(
+        tasks=int_value(table, "tasks", raw["tasks"], (1, n_tasks - 1)),
+        seed=int_value(table, "seed", raw.get("seed", 0), (0, None)),
+        top=int_value(table, "top", raw.get("top", 10), (1, None)),
+        margin=float_value(table, "margin", raw.get("margin", 0.3), (0.0, None, False)),
+    )
 
 
 def _parse_task(path: Path, i: int, raw: object, defaults: dict[str, Any]) -> Task:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from minact.lab.cascade import Cascade
 from minact.lab.expression import Expression, parse_expression
 
 __all__ = ["AGGREGATES", "DATA_VERSION", "FITNESS_KINDS", "KINDS", "Box", "Lab", "SetSpec"]
@@ -265,6 +266,8 @@ class Lab:
         path: the file.  tasks: in file order.  reference: activation the ratios are taken
         against.  fitness: one of FITNESS_KINDS.  max_cost: admission FLOP budget relative to
         GELU.  timeout: seconds per candidate in the worker.  probe: activation probe range.
+        cascade: how `minact evolve` screens candidates on part of the tasks first (None:
+        every candidate trains on every task); it changes no score, so no digest holds it.
     """
 
     path: Path
@@ -274,6 +277,7 @@ class Lab:
     max_cost: float = 16.0
     timeout: float = 120.0
     probe: tuple[float, float] = (-10.0, 10.0)
+    cascade: Cascade | None = None
 
     def digest(self) -> str:
         """Returns the sha256 of the lab-wide settings that affect scores (not timeout, fitness)."""
@@ -300,7 +304,9 @@ class Lab:
         """Returns a JSON-safe dict from which `Lab.from_dict` rebuilds this lab."""
         rest = {k: getattr(self, k) for k in ("reference", "fitness", "max_cost", "timeout")}
         tasks = [t.to_dict() for t in self.tasks]
-        return {"path": str(self.path), "tasks": tasks, "probe": list(self.probe), **rest}
+        cascade = self.cascade.to_dict() if self.cascade is not None else None
+        probe = list(self.probe)
+        return {"path": str(self.path), "tasks": tasks, "probe": probe, "cascade": cascade, **rest}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Lab:
@@ -308,7 +314,10 @@ class Lab:
         lo, hi = d["probe"]
         tasks = tuple(Task.from_dict(t) for t in d["tasks"])
         rest = {k: d[k] for k in ("reference", "fitness", "max_cost", "timeout")}
-        return cls(path=Path(d["path"]), tasks=tasks, probe=(float(lo), float(hi)), **rest)
+        cascade = Cascade(**d["cascade"]) if d.get("cascade") else None
+        return cls(
+            path=Path(d["path"]), tasks=tasks, probe=(float(lo), float(hi)), cascade=cascade, **rest
+        )
 
 
 def sha256_json(payload: object) -> str:

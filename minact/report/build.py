@@ -112,7 +112,8 @@ def _reasons(history: History) -> list[tuple[str, str, int]]:
     for o in history.outcomes.values():
         if o.kind != "evaluated":
             counts[(o.kind, o.reason[:300])] += 1
-        elif o.score is not None and not o.score.ok:
+        # A screened candidate did not fail: the report lists it apart.
+        elif o.score is not None and not o.score.ok and o.score.status != "screened":
             counts[(f"failed: {o.score.status}", o.score.reason[:300])] += 1
     return [(k, r, n) for (k, r), n in counts.most_common()]
 

@@ -23,6 +23,7 @@ __all__ = [
     "made_by",
     "partner",
     "run_facts",
+    "screened_text",
     "uses_llm",
 ]
 
@@ -90,7 +91,22 @@ class ReportData:
 
     def failed(self) -> list[RankingEntry]:
         """Returns the ranking rows of candidates that failed."""
-        return [c for c in self.ranking["candidates"] if c["status"] != "ok"]
+        return [c for c in self.ranking["candidates"] if c["status"] not in ("ok", "screened")]
+
+    def screened(self) -> list[RankingEntry]:
+        """Returns the ranking rows of candidates the cascade screened out, best stage 1 first."""
+        return [c for c in self.ranking["candidates"] if c["status"] == "screened"]
+
+
+def screened_text(cascade: Mapping[str, Any], counters: Mapping[str, Any]) -> str:
+    """Returns how many evaluated candidates the cascade screened out, and its settings."""
+    n, evaluated = counters.get("screened", 0), counters.get("evaluated", 0)
+    share = f" ({100 * n / evaluated:.0f}%)" if evaluated else ""
+    return (
+        f"{n} of {evaluated}{share}: stage 1 trains {cascade['tasks']} of the lab's tasks; "
+        f"a candidate goes on while its stage-1 fitness is at most the run's #{cascade['top']} "
+        f"fitness + {cascade['margin']:g}"
+    )
 
 
 def fmt(v: Any, spec: str) -> str:
@@ -274,6 +290,8 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
         ("rejected by validation", str(c.get("rejected", 0))),
         ("evaluated but failed", str(sum((c.get("failures") or {}).values()))),
     ]
+    if run.get("cascade"):
+        facts.append(("screened by the cascade", screened_text(run["cascade"], c)))
     if uses_llm(run):
         tokens = f"{c.get('prompt_tokens', 0)} prompt + {c.get('completion_tokens', 0)} completion"
         facts += [

@@ -26,6 +26,7 @@ from minact.report.data import (
     model_rows,
     partner,
     prompt_note,
+    screened_text,
     uses_llm,
 )
 from minact.runs.checks import check_text
@@ -101,6 +102,8 @@ def _header_lines(doc: RankingDocument, counters: Mapping[str, Any] | None) -> l
     ]
     if counters:
         lines += _counter_lines(counters, uses_llm(run))
+    if run.get("cascade"):
+        lines.append(f"- screened by the cascade: {screened_text(run['cascade'], counters or {})}")
     return [*lines, ""]
 
 
@@ -216,6 +219,13 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
             text = "\n".join(reply[:MD_REPLY_LINES])
             text += f"\n… ({more} more lines in report.html)" if more > 0 else ""
             lines += ["", "The reply that made it:", "", *_fence(text, "text")]
+    screened = data.screened()
+    if screened:
+        lines += ["", "## Screened by the cascade (stage 1 only; no fitness on the lab)", ""]
+        lines += ["| name | stage-1 fitness | reason |", "|---|---|---|"]
+        for c in screened:
+            partial = fmt(c.get("partial_fitness"), "+.3f")
+            lines.append(f"| {_cell(c['name'])} | {partial} | {_cell(c['reason'])} |")
     failed = data.failed()
     if failed:
         lines += ["", "## Failed candidates", ""]

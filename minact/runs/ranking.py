@@ -2,7 +2,9 @@
 
 Field names are a contract (README.md lists them): keep them stable once landed. Successful
 candidates come first, best fitness first, equal fitness sharing a rank; failures
-follow with `rank` null, `status` naming the failure kind and `reason` saying why.
+follow with `rank` null, `status` naming the failure kind and `reason` saying why. Between
+them, with `rank` null too, come the candidates the evaluation cascade screened out after
+stage 1 (`status` "screened", `fitness` null, their stage-1 fitness in `partial_fitness`).
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class RankingEntry(_Entry, total=False):
     when the ranking holds a baseline): does it beat the best baseline beyond noise
     (minact.claims). `validation` and `confirmation`: its scores on a run's held-out suite
     and with more seeds (minact.runs.checks), when the run made those checks.
+    `partial_fitness` is a screened candidate's fitness on the cascade's stage-1 tasks,
+    else null.
     """
 
     index: int
@@ -80,6 +84,7 @@ class RankingEntry(_Entry, total=False):
     claim: dict[str, Any] | None
     validation: dict[str, Any]
     confirmation: dict[str, Any]
+    partial_fitness: float | None
 
 
 class _Document(TypedDict):
@@ -103,7 +108,8 @@ class RankingDocument(_Document, total=False):
 
 def ranked(scores: Sequence[Score]) -> list[tuple[int | None, Score]]:
     """Returns (rank, score) pairs: ok scores by fitness (ties share a rank), then ok scores
-    without a finite fitness (unranked: there is nothing to compare), then failures."""
+    without a finite fitness (unranked: there is nothing to compare), then screened scores
+    by their stage-1 fitness, then failures."""
 
     def finite(s: Score) -> bool:
         return s.fitness is not None and math.isfinite(s.fitness)
@@ -119,8 +125,14 @@ def ranked(scores: Sequence[Score]) -> list[tuple[int | None, Score]]:
     unranked = sorted(
         (s for s in scores if s.ok and not finite(s)), key=lambda s: (s.name, s.code_hash or "")
     )
-    failed = sorted((s for s in scores if not s.ok), key=lambda s: (s.status, s.name))
-    out.extend((None, s) for s in [*unranked, *failed])
+    screened = sorted(
+        (s for s in scores if s.status == "screened"),
+        key=lambda s: (s.partial_fitness if s.partial_fitness is not None else math.inf, s.name),
+    )
+    failed = sorted(
+        (s for s in scores if not s.ok and s.status != "screened"), key=lambda s: (s.status, s.name)
+    )
+    out.extend((None, s) for s in [*unranked, *screened, *failed])
     return out
 
 
@@ -163,6 +175,7 @@ def _entry(rank: int | None, s: Score, families: Mapping[str, str]) -> RankingEn
         "cached": s.cached,
         "seconds": round(s.seconds, 3),
         "collision": s.collision,
+        "partial_fitness": _num(s.partial_fitness),
     }
 
 

@@ -18,9 +18,8 @@ with the reason up to `follow_ups` times; the last reply gives the outcome. The 
 cap counts every exchange; so that it never depends on timing, a proposal is granted
 its exchanges when built and gives back the unused ones when its outcome is applied.
 
-`--budget` counts distinct candidates evaluated (cache hits included); replies that do
-not parse, are rejected by validation, or duplicate an earlier candidate by code or
-behaviour do not consume it, and are counted apart.
+`--budget` counts distinct candidates evaluated (cache hits and screened ones included);
+replies that do not parse, are rejected, or duplicate an earlier candidate do not.
 """
 
 from __future__ import annotations
@@ -40,6 +39,7 @@ from minact.outcome import Counters, Outcome, Reply, collision_event, to_event
 from minact.runs.history import History
 from minact.score import Score
 from minact.search import novelty
+from minact.search.cascade import Screen
 from minact.search.config import Evaluator, SearchConfig
 from minact.search.conversation import Conversation, open_conversation
 from minact.search.population import Member, Population
@@ -94,8 +94,10 @@ class Loop:
         record: Record,
         progress: Progress | None,
         history: History,
+        screen: Screen | None = None,  # the evaluation cascade, if the lab sets one
     ) -> None:
         self.config, self.lab, self.proposer = config, lab, proposer
+        self.screen = screen or Screen(evaluator)
         self.evaluator, self.record, self.history = evaluator, record, history
         self.progress = progress or (lambda _: None)
         self.population = Population(config.islands, migration_interval=config.migration_interval)
@@ -224,6 +226,7 @@ class Loop:
         meta = Outcome(k, "", island=island, parent=request.parent.score.code_hash, other=other,
                        origin=self.proposer.kind)  # fmt: skip
         self.meta[k] = meta
+        self.screen.note(k, self.population)  # its bar: from what it is built on, not timing
         self.counters.add_prompt_cuts(opening.cut)
         self.record({"event": "proposal", "index": k, "island": island, "parent": meta.parent,
                      "other": other, "proposer": meta.origin, **opening.to_event()})  # fmt: skip
@@ -297,7 +300,7 @@ class Loop:
         indices = sorted(self.queue)[:size]  # lowest first: they block the application
         cands = [self.queue.pop(k) for k in indices]
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.pool, self.evaluator.score, cands)
+        future = loop.run_in_executor(self.pool, self.screen.score, cands, indices)
         self.evaluating = (future, indices, cands)
 
     def _evaluated(self) -> None:

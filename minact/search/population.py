@@ -84,7 +84,8 @@ class Population:
         if s.behaviour_hash is not None:
             self._behaviours.setdefault(s.behaviour_hash, member)
         if not s.ok:
-            self.note_failure(s.source, s.status, s.reason)
+            if s.status != "screened":  # screened is no failure: it scored, but worse
+                self.note_failure(s.source, s.status, s.reason)
             return
         targets = range(self.islands) if member.island is None else [member.island % self.islands]
         for i in targets:
