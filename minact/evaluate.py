@@ -38,7 +38,8 @@ from minact.errors import EvaluationError
 from minact.fitness import aggregate, first_failure
 from minact.lab.task import Lab
 from minact.reuse import Resolved, Results, load_average, noted
-from minact.sandbox.client import WorkerClient, WorkerSettings
+from minact.sandbox.client import WorkerSettings
+from minact.sandbox.pool import local_workers
 from minact.sandbox.workers import Workers
 from minact.score import TRANSIENT, Admission, Conditions, Score
 
@@ -75,8 +76,11 @@ class EvaluatorConfig:
             sooner; on CUDA large batches amortise kernel launches).
         admit_timeout: seconds for the worker to probe one chunk of candidates (0: the lab's
             per-candidate timeout, within 5..60 s; probing takes milliseconds).
-        threads: torch threads in the worker (0: torch's default, all cores).
+        threads: torch threads in each worker (0: torch's default, all cores, for one
+            worker; the cores split evenly between the workers of a pool).
         memory_bytes: address-space cap of a CPU worker (None: half the machine's memory).
+        workers: local worker processes (0: auto, one per CUDA device, else one
+            single-thread worker per core; see minact.sandbox.pool).
     """
 
     device: str = "auto"
@@ -85,6 +89,7 @@ class EvaluatorConfig:
     admit_timeout: float = 0.0
     threads: int = 0
     memory_bytes: int | None = None
+    workers: int = 1
 
     def worker(self) -> WorkerSettings:
         """Returns the settings of the worker process this configuration asks for."""
@@ -109,9 +114,9 @@ class Evaluator:
         self.cache = cache
         self.config = config or EvaluatorConfig()
         self.progress = progress or (lambda stage, done, total: None)
-        # One local worker process unless the caller brings other Workers (a pool, a cluster).
-        self._worker: Workers = workers or WorkerClient(
-            cache.directory / "worker", self.config.worker()
+        # Local worker processes unless the caller brings other Workers (a cluster).
+        self._worker: Workers = workers or local_workers(
+            cache.directory / "worker", self.config.worker(), self.config.workers
         )
         self._lab_digest = lab.digest()
         # The loader checks the name; a Lab built in code may still name an unknown one.
@@ -144,10 +149,11 @@ class Evaluator:
         return known or (self.config.device if self.config.device in ("cpu", "cuda") else "")
 
     def preferred_batch(self) -> int:
-        """Returns how many candidates one `score` call should bring for full batches."""
+        """Returns how many candidates one `score` call should bring to keep every worker
+        busy with full batches."""
         if self.config.batch_size:
-            return self.config.batch_size
-        return CUDA_BATCH if self.info.get("device") == "cuda" else 1
+            return self.config.batch_size * self._worker.size
+        return (CUDA_BATCH if self.info.get("device") == "cuda" else 1) * self._worker.size
 
     @property
     def info(self) -> dict[str, Any]:

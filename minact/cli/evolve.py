@@ -24,6 +24,7 @@ from minact.cli._shared import (
     fail,
     note,
     print_ranking,
+    workers_count,
 )
 from minact.errors import MinactError
 
@@ -212,6 +213,18 @@ def evolve(
     batch_size: Annotated[
         int | None, typer.Option(min=0, show_default="0: auto", help="Candidates per batch.")
     ] = None,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            show_default="auto",
+            help="Worker processes training candidates: N, or auto (one per GPU; on CPU one "
+            "single-thread worker per core).",
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=0, show_default="0: cores / workers", help="Torch threads per worker."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print only the final ranking (JSON).")
     ] = False,
@@ -253,6 +266,8 @@ def evolve(
         "device": device.value if device is not None else None,
         "compile": compile_.value if compile_ is not None else None,
         "batch_size": batch_size,
+        "workers": workers_count(workers) if workers is not None else None,
+        "threads": threads,
     }
     show, live = _progress(sys.stderr.isatty() and not as_json)
     hooks = job.Hooks(progress=show, say=note, live=live)

@@ -16,11 +16,13 @@ from minact.cli._shared import (
     Device,
     DeviceOpt,
     RunsOpt,
+    WorkersOpt,
     cache_dir,
     fail,
     note,
     print_ranking,
     stdout,
+    workers_count,
 )
 from minact.errors import MinactError
 
@@ -145,6 +147,7 @@ def rescore(
     runs_dir: RunsOpt = Path("runs"),
     cache: CacheOpt = None,
     device: DeviceOpt = Device.auto,
+    workers: WorkersOpt = "auto",
     out: Annotated[
         Path | None,
         typer.Option(help="Folder for ranking.json and report.md (see the command's help)."),
@@ -158,6 +161,8 @@ def rescore(
     """
     from minact.jobs.rescore import rescore as rescore_job
 
+    n_workers = workers_count(workers)
+
     try:
         result = rescore_job(
             tasks=tasks,
@@ -169,6 +174,7 @@ def rescore(
             runs_dir=runs_dir,
             cache_dir=cache_dir(cache),
             device=device.value,
+            workers=n_workers,
             out=out,
         )
     except MinactError as e:

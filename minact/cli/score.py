@@ -17,6 +17,8 @@ from minact.cli._shared import (
     DeviceOpt,
     JsonOpt,
     TasksOpt,
+    ThreadsOpt,
+    WorkersOpt,
     cache_dir,
     evaluation_progress,
     fail,
@@ -24,6 +26,7 @@ from minact.cli._shared import (
     print_agreement,
     print_ranking,
     stdout,
+    workers_count,
 )
 from minact.errors import MinactError
 
@@ -80,7 +83,8 @@ def score(
     batch_size: Annotated[
         int, typer.Option(min=0, help="Candidates trained together (0: 1 on CPU, 32 on CUDA).")
     ] = 0,
-    threads: Annotated[int, typer.Option(min=0, help="Worker torch threads (0: all cores).")] = 0,
+    workers: WorkersOpt = "auto",
+    threads: ThreadsOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Score activations on the lab and print them ranked (ReLU is the reference, fitness 0)."""
@@ -88,7 +92,11 @@ def score(
     from minact.jobs import score as job
 
     config = EvaluatorConfig(
-        device=device.value, compile=compile_.value, batch_size=batch_size, threads=threads
+        device=device.value,
+        compile=compile_.value,
+        batch_size=batch_size,
+        threads=threads,
+        workers=workers_count(workers),
     )
     update, bar = evaluation_progress(sys.stderr.isatty() and not as_json)
     try:

@@ -70,6 +70,7 @@ def rescore(
     runs_dir: Path,
     cache_dir: Path,
     device: str = "auto",
+    workers: int = 1,
     out: Path | None = None,
 ) -> Rescored:
     """Scores the chosen candidates and the 14 baselines on another lab; raises ConfigError."""
@@ -89,7 +90,7 @@ def rescore(
                 original[c.code_hash] = p.fitness
         if not chosen and not all_cached:
             raise ConfigError(f"no candidates to rescore from {origin}")
-        with Evaluator(lab, cache, EvaluatorConfig(device=device)) as evaluator:
+        with Evaluator(lab, cache, EvaluatorConfig(device=device, workers=workers)) as evaluator:
             scores = evaluator.score([*seeds.seed_candidates(), *chosen])
     meta = {
         "command": "rescore",
