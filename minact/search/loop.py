@@ -44,6 +44,7 @@ from minact.search.config import Evaluator, SearchConfig
 from minact.search.conversation import Conversation, open_conversation
 from minact.search.population import Member, Population
 from minact.search.proposers import ProposalRequest, Proposer
+from minact.search.seeding import score_seeds
 
 __all__ = ["Counters", "Evaluator", "History", "Loop", "SearchConfig", "Summary", "run"]
 
@@ -82,7 +83,7 @@ class Loop:
     """The state of one run; every method runs on the event loop's thread.
 
     Progress displays read `counters`, `population`, `in_flight`,
-    `waiting_for_evaluation`, `config` and `started`; nothing else is public.
+    `waiting_for_evaluation`, `seeding`, `config` and `started`; nothing else is public.
     """
 
     def __init__(
@@ -110,6 +111,7 @@ class Loop:
         self.queue: dict[int, Candidate] = {}
         self.ready: dict[int, Outcome] = {}
         self.evaluating: Batch | None = None
+        self.seeding: tuple[int, int] | None = None  # built-ins scored, of how many
         self.stop: tuple[str, str] | None = None
         self.errors_in_a_row = 0
         self.last_error = ""
@@ -155,16 +157,17 @@ class Loop:
             scores = self.history.seeds
         else:
             ok = seeds_lib.seed_candidates(self.config.seed_names)
-            loop = asyncio.get_running_loop()
-            scores = await loop.run_in_executor(self.pool, self.evaluator.score, ok)
-            wanted = {c.code_hash for c in ok}
-            scores = [s for s in scores if s.code_hash in wanted]
+            scores = await score_seeds(self.evaluator, ok, self.pool, self._seeding)
             for s in scores:
                 self.record({"event": "seed", "score": s.to_dict()})
         for s in scores:
             self._join(Member(s, -1, None, "seed"))
         if not self.population.ranked():
             raise EvaluationError("every built-in seed failed; the lab or the evaluator is broken")
+        self.progress(self)
+
+    def _seeding(self, done: int, total: int) -> None:
+        self.seeding = (done, total)  # shown until done == total
         self.progress(self)
 
     def _cancel(self) -> None:
