@@ -21,7 +21,7 @@ import minact
 from minact.cache import FitnessCache
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
-from minact.jobs import proposing
+from minact.jobs import preflight, proposing
 from minact.jobs.interrupt import until_interrupted
 from minact.jobs.report import evaluator_curves
 from minact.lab.loader import default_tasks_path, load_lab
@@ -32,6 +32,7 @@ from minact.runs.history import History
 from minact.runs.ranking import RankingDocument, lab_summary
 from minact.runs.rundir import RunExistsError, RunLog, new_run_id
 from minact.search.loop import Loop, SearchConfig, Summary
+from minact.search.proposers import RecordingProposer
 
 __all__ = ["FREE_ON_RESUME", "EvolveOptions", "EvolveResult", "Hooks", "resolve", "run"]
 
@@ -199,9 +200,68 @@ async def run(
         prompt_chars=options.prompt_chars,
         follow_ups=options.follow_ups,
     )
+    # Before any work: folders that cannot be written and a server that cannot serve the
+    # run end it in seconds, and leave no run directory behind.
+    preflight.writable(cache_dir, "--cache-dir")
     if log is None:
-        log = _create_log(runs_dir, run_id, options.seed)
-    meta: dict[str, Any] = {
+        preflight.writable(runs_dir, "--runs-dir")
+    async with proposing.proposer(options, api_key) as (proposer, described):
+        with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
+            if log is None:
+                log = _create_log(runs_dir, run_id, options.seed)
+            if options.record:
+                proposer = RecordingProposer(proposer, log.directory / "llm.jsonl")
+            meta = _meta(log, previous, options, config, lab)
+            log.write_run(meta)
+            try:
+                with Evaluator(lab, cache, _evaluator_config(options)) as evaluator:
+                    config = proposing.fitted(config, options, described)
+                    meta.update(described)
+                    hooks.say(proposing.describe(described))
+                    event = "resume" if resume else "start"
+                    log.append({"event": event, "time": time.time(), **described})
+                    loop = Loop(
+                        config, lab, proposer, evaluator, log.append, hooks.progress, history
+                    )
+                    with hooks.live:
+                        # Ctrl-C cancels the search; what was evaluated is kept and reported.
+                        summary = await until_interrupted(
+                            loop.run(),
+                            lambda: loop.summary(
+                                ("interrupted", "interrupted; evaluated candidates are kept")
+                            ),
+                        )
+                    meta.update(
+                        status=summary.status,
+                        message=summary.message,
+                        counters=summary.counters.to_dict(),
+                        seconds=previous.get("seconds", 0.0) + summary.seconds,
+                        device=evaluator.info.get("device") or previous.get("device"),
+                        worker=evaluator.info or previous.get("worker"),
+                    )
+                    log.append({"event": "end", "time": time.time(), "status": summary.status})
+                    log.close()
+                    log.write_run(meta)
+                    # The report's curves come from the workers that are already warm.
+                    data = report_build.build(log.directory, evaluator_curves(evaluator))
+            except BaseException as e:
+                if meta["status"] == "running":  # never leave it looking alive
+                    log.close()
+                    log.write_run({**meta, "status": "failed", "message": str(e)[:500]})
+                raise
+    report_files.write(log.directory, data)
+    return EvolveResult(summary, data.ranking, log.directory, data.warnings)
+
+
+def _meta(
+    log: RunLog,
+    previous: Mapping[str, Any],
+    options: EvolveOptions,
+    config: SearchConfig,
+    lab: Lab,
+) -> dict[str, Any]:
+    """Returns run.json's content at the start of a run (status "running")."""
+    return {
         **previous,
         "run_id": log.directory.name,
         "directory": str(log.directory),
@@ -220,47 +280,16 @@ async def run(
         "task_digests": [t.digest() for t in lab.tasks],
         "lab_summary": lab_summary(lab),
     }
-    log.write_run(meta)
-    evaluator_config = EvaluatorConfig(
+
+
+def _evaluator_config(options: EvolveOptions) -> EvaluatorConfig:
+    return EvaluatorConfig(
         device=options.device,
         compile=options.compile,
         batch_size=options.batch_size,
         threads=options.threads,
         workers=options.workers,
     )
-    record = log.directory / "llm.jsonl" if options.record else None
-    with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
-        with Evaluator(lab, cache, evaluator_config) as evaluator:
-            async with proposing.proposer(options, api_key, record) as (proposer, described):
-                config = proposing.fitted(config, options, described)
-                meta.update(described)
-                hooks.say(proposing.describe(described))
-                event = "resume" if resume else "start"
-                log.append({"event": event, "time": time.time(), **described})
-                loop = Loop(config, lab, proposer, evaluator, log.append, hooks.progress, history)
-                with hooks.live:
-                    # Ctrl-C cancels the search; what was evaluated is kept and reported.
-                    summary = await until_interrupted(
-                        loop.run(),
-                        lambda: loop.summary(
-                            ("interrupted", "interrupted; evaluated candidates are kept")
-                        ),
-                    )
-            meta.update(
-                status=summary.status,
-                message=summary.message,
-                counters=summary.counters.to_dict(),
-                seconds=previous.get("seconds", 0.0) + summary.seconds,
-                device=evaluator.info.get("device") or previous.get("device"),
-                worker=evaluator.info or previous.get("worker"),
-            )
-            log.append({"event": "end", "time": time.time(), "status": summary.status})
-            log.close()
-            log.write_run(meta)
-            # The report's curves come from the worker that is already warm.
-            data = report_build.build(log.directory, evaluator_curves(evaluator))
-    report_files.write(log.directory, data)
-    return EvolveResult(summary, data.ranking, log.directory, data.warnings)
 
 
 def _lab(options: EvolveOptions, previous: Mapping[str, Any]) -> Lab:
