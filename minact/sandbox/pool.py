@@ -132,8 +132,9 @@ class WorkerPool:
 
     @property
     def info(self) -> dict[str, Any]:
-        """Returns the first worker's hello, with the pool's size and each worker's device."""
-        first = self.clients[0].info
+        """Returns a started worker's hello, with the pool's size and each worker's device."""
+        # Workers start lazily, on their first request: any one that did speaks for all.
+        first = next((c.info for c in self.clients if c.info), {})
         if not first:
             return {}
         return {
@@ -202,7 +203,7 @@ class WorkerPool:
         """
         if not items:
             return []
-        cuda = self.clients[0].info.get("device") == "cuda"
+        cuda = self.info.get("device") == "cuda"
         size = math.ceil(len(items) / len(self.clients)) if cuda else 1
         chunks = [list(items[i : i + size]) for i in range(0, len(items), size)]
 

@@ -88,6 +88,16 @@ def test_items_go_to_every_worker_in_order_and_only_the_culprit_fails(
     assert not workers.running
 
 
+def test_any_started_worker_speaks_for_the_pool(tmp_path: Path) -> None:
+    workers = _fake_pool(tmp_path, 2)
+    assert workers.info == {}
+    workers.clients[1].start()  # workers start on their first request, in any order
+    try:
+        assert workers.info["device"] == "cpu" and workers.info["workers"] == 2
+    finally:
+        workers.stop()
+
+
 def test_interrupt_reaches_every_worker(tiny_lab: Lab, tmp_path: Path) -> None:
     workers = _fake_pool(tmp_path, 3)
     workers.start()
