@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
@@ -61,6 +62,10 @@ def main() -> int:
     p.add_argument("--tasks", type=Path, default=None, help="default: tests' tiny lab; with "
                    "--workers, the default lab")  # fmt: skip
     p.add_argument("--workers", default="", help="splits to compare, WORKERSxTHREADS,...")
+    p.add_argument("--cache-dir", type=Path, default=None, help="with --workers: a cache to "
+                   "keep (the seeds are scored once); default: a temporary one")  # fmt: skip
+    p.add_argument("--offset", type=int, default=0, help="with --workers: first proposal "
+                   "number, so that a kept cache holds none of them")  # fmt: skip
     args = p.parse_args()
     if args.workers:
         return compare_workers(args)
@@ -112,7 +117,8 @@ def main() -> int:
 def _search(
     lab: Lab, cache: FitnessCache, config: EvaluatorConfig, args: argparse.Namespace, start: int
 ) -> tuple[int, float, float, dict[str, Any]]:
-    """Returns (evaluated, wall seconds, training seconds, worker info) of one search."""
+    """Returns (evaluated, wall seconds, training seconds, worker info) of one search;
+    info["failed"] says how many of its candidates failed (a timeout under load, say)."""
     with (
         Evaluator(lab, cache, config) as evaluator,
         LLMServer(numbered_replies(_body, start=start), latency=args.latency) as server,
@@ -134,6 +140,7 @@ def _search(
         summary = asyncio.run(run())
         wall = time.perf_counter() - started
         info = dict(evaluator.info)
+    info["failed"] = sum(1 for s in scores if s.status != "ok")
     trained = sum(s.seconds or 0.0 for s in scores)
     return summary.counters.evaluated, wall, trained, info
 
@@ -141,32 +148,44 @@ def _search(
 def compare_workers(args: argparse.Namespace) -> int:
     """Prints candidates/min of one search per worker split, against the baseline."""
     lab = load_lab(args.tasks or default_tasks_path())
-    splits = [(1, 0)] + [
-        (int(w), int(t)) for w, t in (s.split("x") for s in args.workers.split(","))
-    ]
-    with tempfile.TemporaryDirectory() as tmp, FitnessCache(Path(tmp), EVALUATOR_VERSION) as cache:
+    cores = pool.cpu_cores()
+    splits = [(int(w), int(t)) for w, t in (s.split("x") for s in args.workers.split(","))]
+    with contextlib.ExitStack() as stack:
+        folder = args.cache_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        cache = stack.enter_context(FitnessCache(folder, EVALUATOR_VERSION))
         with Evaluator(lab, cache, EvaluatorConfig(device="cpu", workers=2, threads=1)) as ev:
             ev.score(seeds_lib.seed_candidates())  # cached: every search starts from them
         print(
             f"lab {lab.path.name} ({len(lab.tasks)} tasks); budget {args.budget} new candidates "
             f"per search; LLM stub latency {args.latency} s; concurrency {args.concurrency}; "
-            f"seeds cached; {pool.cpu_cores()} cores"
+            f"seeds cached; {cores} cores",
+            flush=True,
         )
+        # The baseline is minact before the pool: one worker with torch's default threads,
+        # which is one thread per core; a split that is the same setting is not run twice.
         base = 0.0
-        for i, (workers, threads) in enumerate(splits):
-            config = EvaluatorConfig(device="cpu", workers=workers, threads=threads)
-            # Each search gets its own proposals: nothing is a cache hit.
-            n, wall, trained, info = _search(lab, cache, config, args, start=(i + 1) * 10_000)
-            rate = n / wall * 60
-            base = base or rate
-            name = "baseline 1 worker, torch's default threads" if i == 0 else (
+        for i, (workers, threads) in enumerate([(1, 0), *splits]):
+            same = i > 0 and workers == 1 and threads == cores
+            if not same:
+                config = EvaluatorConfig(device="cpu", workers=workers, threads=threads)
+                # Each search gets its own proposals: nothing is a cache hit.
+                start = args.offset + (i + 1) * 10_000
+                n, wall, trained, info = _search(lab, cache, config, args, start)
+                rate = n / wall * 60
+                base = base or rate
+            name = "baseline: 1 worker, torch's default threads" if i == 0 else (
                 f"{workers}x{threads} ({workers} worker{'s' if workers > 1 else ''}, "
                 f"{threads} thread{'s' if threads > 1 else ''} each)"
             )  # fmt: skip
+            if same:
+                print(f"{name:48s} = the baseline ({cores} cores)", flush=True)
+                continue
             print(
-                f"{name:48s} {rate:6.2f} candidates/min  ({n} in {wall:.1f} s; ratio to baseline "
-                f"{rate / base:.2f}; training {trained / max(n, 1):.2f} s per candidate in the "
-                f"worker; threads {info.get('threads')})"
+                f"{name:48s} {rate:6.2f} candidates/min  ({n} in {wall:.1f} s, "
+                f"{info['failed']} failed; ratio to baseline {rate / base:.2f}; training "
+                f"{trained / max(n, 1):.2f} s per candidate in the worker; threads "
+                f"{info.get('threads')})",
+                flush=True,
             )
     return 0
 
