@@ -8,16 +8,25 @@ same run. A ratio near 1 means neither side waits for the other.
 
     python bench/pipeline.py                       # N=24, L=0.5 s, C=4, tests' tiny lab
     python bench/pipeline.py --latency 2 --concurrency 8
+
+With --workers, it instead measures a search's throughput in candidates per minute on
+the default lab (seeds cached, every proposal a new candidate) with several splits of
+the cores into workers, each against the same run's baseline (one worker with torch's
+default threads, minact's only setting before the worker pool):
+
+    python bench/pipeline.py --workers 1x2,2x1 --budget 12 --latency 1 --concurrency 8
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -28,7 +37,10 @@ from minact import seeds as seeds_lib
 from minact.cache import FitnessCache
 from minact.candidate import Candidate
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
-from minact.lab.loader import load_lab
+from minact.lab.loader import default_tasks_path, load_lab
+from minact.lab.task import Lab
+from minact.sandbox import pool
+from minact.score import Score
 from minact.search import llm, loop
 from minact.search.proposers import LLMProposer
 from minact.validate import validate
@@ -47,9 +59,17 @@ def main() -> int:
     p.add_argument("--budget", type=int, default=24)
     p.add_argument("--latency", type=float, default=0.5, help="seconds per reply")
     p.add_argument("--concurrency", type=int, default=4)
-    p.add_argument("--tasks", type=Path, default=ROOT / "tests" / "assets" / "tiny_tasks.toml")
+    p.add_argument("--tasks", type=Path, default=None, help="default: tests' tiny lab; with "
+                   "--workers, the default lab")  # fmt: skip
+    p.add_argument("--workers", default="", help="splits to compare, WORKERSxTHREADS,...")
+    p.add_argument("--cache-dir", type=Path, default=None, help="with --workers: a cache to "
+                   "keep (the seeds are scored once); default: a temporary one")  # fmt: skip
+    p.add_argument("--offset", type=int, default=0, help="with --workers: first proposal "
+                   "number, so that a kept cache holds none of them")  # fmt: skip
     args = p.parse_args()
-    lab = load_lab(args.tasks)
+    if args.workers:
+        return compare_workers(args)
+    lab = load_lab(args.tasks or ROOT / "tests" / "assets" / "tiny_tasks.toml")
     with tempfile.TemporaryDirectory() as tmp, FitnessCache(Path(tmp), EVALUATOR_VERSION) as cache:
         with Evaluator(lab, cache, EvaluatorConfig()) as evaluator:
             evaluator.score(seeds_lib.seed_candidates())  # warm, cached
@@ -91,6 +111,82 @@ def main() -> int:
         f"({summary.counters.proposals} proposals)"
     )
     print(f"ratio wall/ideal: {wall / ideal:.2f}  (1.00 = perfect overlap)")
+    return 0
+
+
+def _search(
+    lab: Lab, cache: FitnessCache, config: EvaluatorConfig, args: argparse.Namespace, start: int
+) -> tuple[int, float, float, dict[str, Any]]:
+    """Returns (evaluated, wall seconds, training seconds, worker info) of one search;
+    info["failed"] says how many of its candidates failed (a timeout under load, say)."""
+    with (
+        Evaluator(lab, cache, config) as evaluator,
+        LLMServer(numbered_replies(_body, start=start), latency=args.latency) as server,
+    ):
+        config_ = loop.SearchConfig(budget=args.budget, concurrency=args.concurrency)
+        llm_config = llm.LLMConfig(url=server.url, model="bench")
+        scores: list[Score] = []
+
+        def record(event: dict[str, Any]) -> None:
+            if event.get("event") == "outcome" and event.get("score"):
+                scores.append(Score.from_dict(event["score"]))
+
+        async def run() -> loop.Summary:
+            async with llm.http_client() as http:
+                proposer = LLMProposer(llm.LLMClient(http, llm_config))
+                return await loop.run(config_, lab, proposer, evaluator, record)
+
+        started = time.perf_counter()
+        summary = asyncio.run(run())
+        wall = time.perf_counter() - started
+        info = dict(evaluator.info)
+    info["failed"] = sum(1 for s in scores if s.status != "ok")
+    trained = sum(s.seconds or 0.0 for s in scores)
+    return summary.counters.evaluated, wall, trained, info
+
+
+def compare_workers(args: argparse.Namespace) -> int:
+    """Prints candidates/min of one search per worker split, against the baseline."""
+    lab = load_lab(args.tasks or default_tasks_path())
+    cores = pool.cpu_cores()
+    splits = [(int(w), int(t)) for w, t in (s.split("x") for s in args.workers.split(","))]
+    with contextlib.ExitStack() as stack:
+        folder = args.cache_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        cache = stack.enter_context(FitnessCache(folder, EVALUATOR_VERSION))
+        with Evaluator(lab, cache, EvaluatorConfig(device="cpu", workers=2, threads=1)) as ev:
+            ev.score(seeds_lib.seed_candidates())  # cached: every search starts from them
+        print(
+            f"lab {lab.path.name} ({len(lab.tasks)} tasks); budget {args.budget} new candidates "
+            f"per search; LLM stub latency {args.latency} s; concurrency {args.concurrency}; "
+            f"seeds cached; {cores} cores",
+            flush=True,
+        )
+        # The baseline is minact before the pool: one worker with torch's default threads,
+        # which is one thread per core; a split that is the same setting is not run twice.
+        base = 0.0
+        for i, (workers, threads) in enumerate([(1, 0), *splits]):
+            same = i > 0 and workers == 1 and threads == cores
+            if not same:
+                config = EvaluatorConfig(device="cpu", workers=workers, threads=threads)
+                # Each search gets its own proposals: nothing is a cache hit.
+                start = args.offset + (i + 1) * 10_000
+                n, wall, trained, info = _search(lab, cache, config, args, start)
+                rate = n / wall * 60
+                base = base or rate
+            name = "baseline: 1 worker, torch's default threads" if i == 0 else (
+                f"{workers}x{threads} ({workers} worker{'s' if workers > 1 else ''}, "
+                f"{threads} thread{'s' if threads > 1 else ''} each)"
+            )  # fmt: skip
+            if same:
+                print(f"{name:48s} = the baseline ({cores} cores)", flush=True)
+                continue
+            print(
+                f"{name:48s} {rate:6.2f} candidates/min  ({n} in {wall:.1f} s, "
+                f"{info['failed']} failed; ratio to baseline {rate / base:.2f}; training "
+                f"{trained / max(n, 1):.2f} s per candidate in the worker; threads "
+                f"{info.get('threads')})",
+                flush=True,
+            )
     return 0
 
 

@@ -42,7 +42,8 @@ from minact.errors import EvaluationError
 from minact.fitness import aggregate, first_failure
 from minact.lab.task import Lab, Task
 from minact.reuse import Resolved, Results, load_average, noted
-from minact.sandbox.client import WorkerClient, WorkerSettings
+from minact.sandbox.client import WorkerSettings
+from minact.sandbox.pool import local_workers
 from minact.sandbox.ray_workers import RayWorkers
 from minact.sandbox.workers import Workers
 from minact.score import TRANSIENT, Admission, Conditions, Score
@@ -80,12 +81,15 @@ class EvaluatorConfig:
             sooner; on CUDA large batches amortise kernel launches).
         admit_timeout: seconds for the worker to probe one chunk of candidates (0: the lab's
             per-candidate timeout, within 5..60 s; probing takes milliseconds).
-        threads: torch threads in the worker (0: torch's default, all cores).
+        threads: torch threads in each worker (0: torch's default, all cores, for one
+            worker; the cores split evenly between the workers of a pool).
         memory_bytes: address-space cap of a CPU worker (None: half the machine's memory).
         backend: "local" (a worker process on this machine) or "ray" (one per Ray actor,
             sandbox/ray_workers.py).
         ray_address: the Ray cluster to join (None: Ray's default, which starts a local one
             unless RAY_ADDRESS is set; "auto": the cluster running on this machine).
+        workers: local worker processes (0: auto, one per CUDA device, else one
+            single-thread worker per core; see minact.sandbox.pool).
     """
 
     device: str = "auto"
@@ -96,8 +100,9 @@ class EvaluatorConfig:
     memory_bytes: int | None = None
     backend: str = "local"
     ray_address: str | None = None
+    workers: int = 1
 
-    def workers(self, home: Path) -> Workers:
+    def make_workers(self, home: Path) -> Workers:
         """Returns the Workers this configuration asks for (not started yet)."""
         if self.backend == "ray":
             # Each node caps its workers by its own memory unless told otherwise.
@@ -106,7 +111,7 @@ class EvaluatorConfig:
             )
         if self.backend != "local":
             raise EvaluationError(f"backend {self.backend!r}: expected 'local' or 'ray'")
-        return WorkerClient(home, self.worker())
+        return local_workers(home, self.worker(), self.workers)
 
     def worker(self) -> WorkerSettings:
         """Returns the settings of the worker process this configuration asks for."""
@@ -132,7 +137,7 @@ class Evaluator:
         self.config = config or EvaluatorConfig()
         self.progress = progress or (lambda stage, done, total: None)
         # The configured backend unless the caller brings its own Workers.
-        self._worker: Workers = workers or self.config.workers(cache.directory / "worker")
+        self._worker: Workers = workers or self.config.make_workers(cache.directory / "worker")
         self._lab_digest = lab.digest()
         # The loader checks the name; a Lab built in code may still name an unknown one.
         try:
@@ -173,12 +178,11 @@ class Evaluator:
         return known or (self.config.device if self.config.device in ("cpu", "cuda") else "")
 
     def preferred_batch(self) -> int:
-        """Returns how many candidates one `score` call should bring for full batches."""
-        # Workers that run several processes (Ray actors) report how many: a batch each.
-        workers = int(self.info.get("workers") or 1)
+        """Returns how many candidates one `score` call should bring to keep every worker
+        busy with full batches."""
         if self.config.batch_size:
-            return self.config.batch_size * workers
-        return (CUDA_BATCH if self.info.get("device") == "cuda" else 1) * workers
+            return self.config.batch_size * self._worker.size
+        return (CUDA_BATCH if self.info.get("device") == "cuda" else 1) * self._worker.size
 
     @property
     def info(self) -> dict[str, Any]:

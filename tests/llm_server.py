@@ -25,6 +25,11 @@ PROMPT_TOKENS = 42  # reported in every usage chunk; completion_tokens = content
 MODELS = {"object": "list", "data": [{"id": "test-model", "object": "model", "owned_by": "me"}]}
 
 
+def serving(*names: str) -> dict[str, Any]:
+    """Returns a GET /v1/models body that lists `names`."""
+    return {"object": "list", "data": [{"id": n, "object": "model"} for n in names]}
+
+
 @dataclass(frozen=True)
 class Reply:
     """A well-formed stream of `text`, split into chunks of `chunk_chars` characters."""
@@ -234,7 +239,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Answers GET /v1/models (the readiness check) and, if set, /props; else 404."""
         owner = self.server.owner
         owner._record(RecordedRequest("GET", self.path, self._headers(), None))
-        if self.path.rstrip("/") == "/v1/models":
+        if owner.key is not None and self._headers().get("authorization") != f"Bearer {owner.key}":
+            self._send(401, "application/json", b'{"error":{"message":"Incorrect API key"}}')
+        elif self.path.rstrip("/") == "/v1/models":
             self._send(200, "application/json", json.dumps(owner.models).encode())
         elif self.path.rstrip("/") == "/props" and owner.props is not None:
             self._send(200, "application/json", json.dumps(owner.props).encode())
@@ -378,7 +385,9 @@ class LLMServer:
         *,
         models: Mapping[str, Any] = MODELS,
         props: Mapping[str, Any] | None = None,
+        key: str | None = None,
     ) -> None:
+        self.key = key  # when set, GET requests without this bearer key are answered 401
         self.models = models  # the body of GET /v1/models (vLLM adds max_model_len)
         self.props = props  # the body of GET /props (llama.cpp's server), or 404
         self.requests: list[RecordedRequest] = []

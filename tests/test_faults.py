@@ -27,6 +27,7 @@ from .llm_server import (
     Truncate,
     WrongContentType,
     numbered_replies,
+    serving,
 )
 
 runner = CliRunner()
@@ -94,7 +95,7 @@ TRANSIENT = {
 
 @pytest.mark.parametrize("fault", list(TRANSIENT), ids=list(TRANSIENT))
 def test_transient_faults_are_retried_and_the_run_finishes(tmp_path: Path, fault: str) -> None:
-    with LLMServer(numbered_replies(_tanh, start=1)) as server:
+    with LLMServer(numbered_replies(_tanh, start=1), models=serving("m")) as server:
         server.push(TRANSIENT[fault])
         result = _evolve(tmp_path, server.url)
     assert result.exit_code == 0, result.stderr
@@ -125,7 +126,7 @@ REPLIES = {
 @pytest.mark.parametrize("fault", list(REPLIES), ids=list(REPLIES))
 def test_bad_replies_are_counted_and_the_run_finishes(tmp_path: Path, fault: str) -> None:
     behaviour, reason = REPLIES[fault]
-    with LLMServer(numbered_replies(_tanh, start=1)) as server:
+    with LLMServer(numbered_replies(_tanh, start=1), models=serving("m")) as server:
         server.push(behaviour)
         result = _evolve(tmp_path, server.url)
     assert result.exit_code == 0, result.stderr
@@ -142,7 +143,9 @@ def test_bad_replies_are_counted_and_the_run_finishes(tmp_path: Path, fault: str
 
 
 def test_a_redirect_is_not_followed_and_stops_the_run(tmp_path: Path) -> None:
-    with LLMServer(lambda body: Redirect("http://attacker.example/v1/chat/completions")) as server:
+    with LLMServer(
+        lambda body: Redirect("http://attacker.example/v1/chat/completions"), models=serving("m")
+    ) as server:
         result = _evolve(tmp_path, server.url)
         chat = [r for r in server.requests if r.path.endswith("/chat/completions")]
     assert result.exit_code == 1
@@ -154,7 +157,7 @@ def test_a_redirect_is_not_followed_and_stops_the_run(tmp_path: Path) -> None:
 
 
 def test_a_server_that_keeps_failing_stops_with_a_clear_message(tmp_path: Path) -> None:
-    with LLMServer(lambda body: Status(401)) as server:
+    with LLMServer(lambda body: Status(401), models=serving("m")) as server:
         result = _evolve(tmp_path, server.url)
     assert result.exit_code == 1
     assert "401" in result.stderr and "API key" in result.stderr

@@ -92,6 +92,33 @@ CacheOpt = Annotated[
 ]
 RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="Where run directories are.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+WorkersOpt = Annotated[
+    str,
+    typer.Option(
+        "--workers",
+        help="Worker processes training candidates: N, or auto (one per GPU; on CPU one "
+        "single-thread worker per core).",
+    ),
+]
+ThreadsOpt = Annotated[
+    int,
+    typer.Option(
+        "--threads",
+        min=0,
+        help="Torch threads per worker (0: all cores for one worker, else cores / workers).",
+    ),
+]
+
+
+def workers_count(value: str) -> int:
+    """Returns --workers as a number of processes (0 for auto); a usage error otherwise."""
+    text = value.strip().lower()
+    if text == "auto":
+        return 0
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise typer.BadParameter(f"{value!r}: give a number of workers (1 or more) or auto",
+                             param_hint="--workers")  # fmt: skip
 
 
 def fail(e: MinactError) -> NoReturn:

@@ -27,6 +27,7 @@ from minact.cli._shared import (
     fail,
     note,
     print_ranking,
+    workers_count,
 )
 from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
@@ -76,34 +77,44 @@ def _progress(enabled_live: bool) -> tuple[Callable[[Loop], None], AbstractConte
     last = [0.0]
 
     def show(loop: Loop) -> None:
-        c = loop.counters
-        best = loop.population.ranked()
-        new = [m for m in best if m.origin != "seed"]
         elapsed = time.monotonic() - loop.started
-        rate = c.evaluated / elapsed * 60 if elapsed > 0 else 0.0
-        fails = ", ".join(f"{k} {v}" for k, v in sorted(c.failures.items())) or "none"
-        text = (
-            f"evaluated {c.evaluated}/{loop.config.budget} ({rate:.1f}/min, {c.cache_hits} cached)"
-        )
-        if c.screened:
-            text += f" · screened {c.screened}"
-        if best:
-            text += f" · best {best[0].score.fitness:+.3f} ({best[0].score.name})"
-        if new and new[0].score.fitness is not None:
-            text += f" · best new {new[0].score.fitness:+.3f}"
-        text += (
-            f" · in flight {loop.in_flight}, evaluating {loop.waiting_for_evaluation}"
-            f" · unparsable {c.parse_failures}, rejected {c.rejected}, duplicates {c.duplicates},"
-            f" LLM errors {c.llm_errors} · follow-ups {c.follow_ups} · failed: {fails}"
-            f" · tokens {c.prompt_tokens}+{c.completion_tokens}"
-        )
+        text = _seeding_line(loop) or _search_line(loop, elapsed)
         if live is not None:
             live.update(text)
-        elif time.monotonic() - last[0] > 10 or c.evaluated == loop.config.budget:
+        elif time.monotonic() - last[0] > 10 or loop.counters.evaluated == loop.config.budget:
             last[0] = time.monotonic()
             note(f"[{elapsed:6.0f}s] {text}")
 
     return show, live if live is not None else nullcontext()
+
+
+def _seeding_line(loop: Loop) -> str | None:
+    """Returns the line shown while the built-ins are scored, None after."""
+    if loop.seeding is None or loop.seeding[0] >= loop.seeding[1]:
+        return None
+    done, total = loop.seeding
+    return f"scoring {total} built-in activations: {done}/{total}"
+
+
+def _search_line(loop: Loop, elapsed: float) -> str:
+    """Returns the line shown during the search."""
+    c = loop.counters
+    best = loop.population.ranked()
+    new = [m for m in best if m.origin != "seed"]
+    rate = c.evaluated / elapsed * 60 if elapsed > 0 else 0.0
+    fails = ", ".join(f"{k} {v}" for k, v in sorted(c.failures.items())) or "none"
+    text = f"evaluated {c.evaluated}/{loop.config.budget} ({rate:.1f}/min, {c.cache_hits} cached)"
+    if best:
+        text += f" · best {best[0].score.fitness:+.3f} ({best[0].score.name})"
+    if new and new[0].score.fitness is not None:
+        text += f" · best new {new[0].score.fitness:+.3f}"
+    text += (
+        f" · in flight {loop.in_flight}, evaluating {loop.waiting_for_evaluation}"
+        f" · unparsable {c.parse_failures}, rejected {c.rejected}, duplicates {c.duplicates},"
+        f" LLM errors {c.llm_errors} · follow-ups {c.follow_ups} · failed: {fails}"
+        f" · tokens {c.prompt_tokens}+{c.completion_tokens}"
+    )
+    return text
 
 
 def evolve(
@@ -218,18 +229,22 @@ def evolve(
     batch_size: Annotated[
         int | None, typer.Option(min=0, show_default="0: auto", help="Candidates per batch.")
     ] = None,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            show_default="auto",
+            help="Worker processes training candidates: N, or auto (one per GPU; on CPU one "
+            "single-thread worker per core).",
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=0, show_default="0: cores / workers", help="Torch threads per worker."),
+    ] = None,
     backend: Annotated[
         Backend | None, typer.Option("--backend", show_default="local", help=BACKEND_HELP)
     ] = None,
     ray_address: RayAddressOpt = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            show_default="0: all cores",
-            help="Worker torch threads; 1 is much faster on a CPU that others share.",
-        ),
-    ] = None,
     validate: Annotated[
         str | None,
         typer.Option(
@@ -301,6 +316,7 @@ def evolve(
         "batch_size": batch_size,
         "backend": backend.value if backend is not None else None,
         "ray_address": check_ray_address(backend, ray_address),
+        "workers": workers_count(workers) if workers is not None else None,
         "threads": threads,
         "validate": validate,
         "validate_top": validate_top,

@@ -19,11 +19,13 @@ from minact.cli._shared import (
     DeviceOpt,
     RayAddressOpt,
     RunsOpt,
+    WorkersOpt,
     cache_dir,
     fail,
     note,
     print_ranking,
     stdout,
+    workers_count,
 )
 from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
@@ -149,6 +151,7 @@ def rescore(
     runs_dir: RunsOpt = Path("runs"),
     cache: CacheOpt = None,
     device: DeviceOpt = Device.auto,
+    workers: WorkersOpt = "auto",
     backend: BackendOpt = Backend.local,
     ray_address: RayAddressOpt = None,
     out: Annotated[
@@ -178,6 +181,7 @@ def rescore(
     from minact.report.data import agreement_text
 
     address = check_ray_address(backend, ray_address)
+    n_workers = workers_count(workers)
     try:
         result = rescore_job(
             tasks=tasks,
@@ -189,6 +193,7 @@ def rescore(
             runs_dir=runs_dir,
             cache_dir=cache_dir(cache),
             device=device.value,
+            workers=n_workers,
             backend=backend.value,
             ray_address=address,
             out=out,

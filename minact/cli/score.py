@@ -20,6 +20,8 @@ from minact.cli._shared import (
     JsonOpt,
     RayAddressOpt,
     TasksOpt,
+    ThreadsOpt,
+    WorkersOpt,
     cache_dir,
     evaluation_progress,
     fail,
@@ -27,6 +29,7 @@ from minact.cli._shared import (
     print_agreement,
     print_ranking,
     stdout,
+    workers_count,
 )
 from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
@@ -84,7 +87,8 @@ def score(
     batch_size: Annotated[
         int, typer.Option(min=0, help="Candidates trained together (0: 1 on CPU, 32 on CUDA).")
     ] = 0,
-    threads: Annotated[int, typer.Option(min=0, help="Worker torch threads (0: all cores).")] = 0,
+    workers: WorkersOpt = "auto",
+    threads: ThreadsOpt = 0,
     backend: BackendOpt = Backend.local,
     ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
@@ -98,6 +102,7 @@ def score(
         compile=compile_.value,
         batch_size=batch_size,
         threads=threads,
+        workers=workers_count(workers),
         backend=backend.value,
         ray_address=check_ray_address(backend, ray_address),
     )

@@ -21,7 +21,7 @@ import minact
 from minact.cache import FitnessCache
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
-from minact.jobs import checks, proposing
+from minact.jobs import checks, preflight, proposing
 from minact.jobs.interrupt import until_interrupted
 from minact.jobs.report import evaluator_curves
 from minact.lab.cascade import stage_tasks
@@ -35,6 +35,7 @@ from minact.runs.ranking import RankingDocument, lab_summary
 from minact.runs.rundir import RunExistsError, RunLog, new_run_id
 from minact.search.cascade import Screen
 from minact.search.loop import Loop, SearchConfig, Summary
+from minact.search.proposers import RecordingProposer
 
 __all__ = ["FREE_ON_RESUME", "EvolveOptions", "EvolveResult", "Hooks", "resolve", "run"]
 
@@ -53,6 +54,7 @@ FREE_ON_RESUME = frozenset(
         "batch_size",
         "backend",
         "ray_address",
+        "workers",
         "threads",
         "confirm",  # checks after the search: they decide nothing in it
         "confirm_seeds",
@@ -104,7 +106,8 @@ class EvolveOptions:
     batch_size: int = 0
     backend: str = "local"
     ray_address: str | None = None
-    threads: int = 0  # torch threads in the worker; 0: torch's default
+    workers: int = 0  # 0: auto (minact.sandbox.pool)
+    threads: int = 0  # torch threads per worker (0: the cores split between the workers)
     validate: str | None = None  # a built-in suite or tasks file, never shown to the search
     validate_top: int = 5
     confirm: int = 0  # the top K new candidates scored again with confirm_seeds seeds
@@ -212,9 +215,79 @@ async def run(
         prompt_chars=options.prompt_chars,
         follow_ups=options.follow_ups,
     )
+    # Before any work: folders that cannot be written and a server that cannot serve the
+    # run end it in seconds, and leave no run directory behind.
+    preflight.writable(cache_dir, "--cache-dir")
     if log is None:
-        log = _create_log(runs_dir, run_id, options.seed)
-    meta: dict[str, Any] = {
+        preflight.writable(runs_dir, "--runs-dir")
+    async with proposing.proposer(options, api_key) as (proposer, described):
+        with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
+            if log is None:
+                log = _create_log(runs_dir, run_id, options.seed)
+            if options.record:
+                proposer = RecordingProposer(proposer, log.directory / "llm.jsonl")
+            meta = _meta(log, previous, options, config, lab)
+            log.write_run(meta)
+            try:
+                evaluator_config = _evaluator_config(options)
+                with Evaluator(lab, cache, evaluator_config) as evaluator:
+                    config = proposing.fitted(config, options, described)
+                    meta.update(described)
+                    hooks.say(proposing.describe(described))
+                    event = "resume" if resume else "start"
+                    log.append({"event": event, "time": time.time(), **described})
+                    screen = _screen(evaluator, lab)
+                    loop = Loop(
+                        config,
+                        lab,
+                        proposer,
+                        evaluator,
+                        log.append,
+                        hooks.progress,
+                        history,
+                        screen,
+                    )
+                    with hooks.live:
+                        # Ctrl-C cancels the search; what was evaluated is kept and reported.
+                        summary = await until_interrupted(
+                            loop.run(),
+                            lambda: loop.summary(
+                                ("interrupted", "interrupted; evaluated candidates are kept")
+                            ),
+                        )
+                    meta.update(
+                        status=summary.status,
+                        message=summary.message,
+                        counters=summary.counters.to_dict(),
+                        seconds=previous.get("seconds", 0.0) + summary.seconds,
+                        device=evaluator.info.get("device") or previous.get("device"),
+                        worker=evaluator.info or previous.get("worker"),
+                    )
+                    if summary.status != "interrupted":
+                        _check(log, options, lab, cache, evaluator_config, hooks.say)
+                    log.append({"event": "end", "time": time.time(), "status": summary.status})
+                    log.close()
+                    log.write_run(meta)
+                    # The report's curves come from the workers that are already warm.
+                    data = report_build.build(log.directory, evaluator_curves(evaluator))
+            except BaseException as e:
+                if meta["status"] == "running":  # never leave it looking alive
+                    log.close()
+                    log.write_run({**meta, "status": "failed", "message": str(e)[:500]})
+                raise
+    report_files.write(log.directory, data)
+    return EvolveResult(summary, data.ranking, log.directory, data.warnings)
+
+
+def _meta(
+    log: RunLog,
+    previous: Mapping[str, Any],
+    options: EvolveOptions,
+    config: SearchConfig,
+    lab: Lab,
+) -> dict[str, Any]:
+    """Returns run.json's content at the start of a run (status "running")."""
+    return {
         **previous,
         "run_id": log.directory.name,
         "directory": str(log.directory),
@@ -234,53 +307,18 @@ async def run(
         "lab_summary": lab_summary(lab),
         "cascade": _cascade(lab),
     }
-    log.write_run(meta)
-    evaluator_config = EvaluatorConfig(
+
+
+def _evaluator_config(options: EvolveOptions) -> EvaluatorConfig:
+    return EvaluatorConfig(
         device=options.device,
         compile=options.compile,
         batch_size=options.batch_size,
+        threads=options.threads,
+        workers=options.workers,
         backend=options.backend,
         ray_address=options.ray_address,
-        threads=options.threads,
     )
-    record = log.directory / "llm.jsonl" if options.record else None
-    with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
-        with Evaluator(lab, cache, evaluator_config) as evaluator:
-            async with proposing.proposer(options, api_key, record) as (proposer, described):
-                config = proposing.fitted(config, options, described)
-                meta.update(described)
-                hooks.say(proposing.describe(described))
-                event = "resume" if resume else "start"
-                log.append({"event": event, "time": time.time(), **described})
-                screen = _screen(evaluator, lab)
-                loop = Loop(
-                    config, lab, proposer, evaluator, log.append, hooks.progress, history, screen
-                )
-                with hooks.live:
-                    # Ctrl-C cancels the search; what was evaluated is kept and reported.
-                    summary = await until_interrupted(
-                        loop.run(),
-                        lambda: loop.summary(
-                            ("interrupted", "interrupted; evaluated candidates are kept")
-                        ),
-                    )
-            meta.update(
-                status=summary.status,
-                message=summary.message,
-                counters=summary.counters.to_dict(),
-                seconds=previous.get("seconds", 0.0) + summary.seconds,
-                device=evaluator.info.get("device") or previous.get("device"),
-                worker=evaluator.info or previous.get("worker"),
-            )
-            if summary.status != "interrupted":
-                _check(log, options, lab, cache, evaluator_config, hooks.say)
-            log.append({"event": "end", "time": time.time(), "status": summary.status})
-            log.close()
-            log.write_run(meta)
-            # The report's curves come from the worker that is already warm.
-            data = report_build.build(log.directory, evaluator_curves(evaluator))
-    report_files.write(log.directory, data)
-    return EvolveResult(summary, data.ranking, log.directory, data.warnings)
 
 
 def _check(

@@ -1,8 +1,9 @@
 """Where a run's candidates come from: the offline mutator, a replay, or LLMs (an ensemble).
 
-`proposer` builds the proposer from the options (asking each server for its model's name
-and context length where they are not given), `fitted` sets the search's models and a
-prompt budget that fits the smallest context, and `describe` writes the run's start line.
+`proposer` builds the proposer from the options (asking each server whether it serves
+its model, or which it serves, and its context length where it is not given), `fitted`
+sets the search's models and a prompt budget that fits the smallest context, and
+`describe` writes the run's start line.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from minact.search.prompt import conversation_room, fit_to_context
 from minact.search.proposers import (
     OfflineProposer,
     Proposer,
-    RecordingProposer,
     ReplayProposer,
     load_replay,
 )
@@ -33,9 +33,13 @@ __all__ = ["describe", "fitted", "proposer"]
 
 @asynccontextmanager
 async def proposer(
-    options: EvolveOptions, api_key: str | None, record: Path | None
+    options: EvolveOptions, api_key: str | None
 ) -> AsyncIterator[tuple[Proposer, dict[str, Any]]]:
-    """Yields the proposer and its description for run.json; closes its HTTP client after."""
+    """Yields the proposer and its description for run.json; closes its HTTP client after.
+
+    Each server is asked first, with a short timeout, whether it serves its model; the
+    LLMError of one that does not ends the run before any training.
+    """
     if options.replay is not None:
         replies = load_replay(Path(options.replay))
         yield ReplayProposer(replies), {"proposer": "replay", "replay": options.replay}
@@ -65,8 +69,8 @@ async def proposer(
                 retries=options.llm_retries,
                 deadline=options.llm_timeout,
             )
-            if not config.model:
-                config = replace(config, model=await llm.server_model(http, config))
+            # Before any training: a dead server, a rejected key or a wrong name ends the run.
+            config = replace(config, model=await llm.server_model(http, config))
             if config.model in members:
                 raise ConfigError(f"--llm-url: two servers both serve {config.model!r}; name them")
             members[config.model] = LLMProposer(llm.LLMClient(http, config))
@@ -77,8 +81,6 @@ async def proposer(
                 described["context"] = list(found)
             models.append(described)
         inner: Proposer = Ensemble(members)
-        if record is not None:
-            inner = RecordingProposer(inner, record)
         first = models[0]
         yield (
             inner,

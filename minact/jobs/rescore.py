@@ -76,6 +76,7 @@ def rescore(
     runs_dir: Path,
     cache_dir: Path,
     device: str = "auto",
+    workers: int = 1,
     backend: str = "local",
     ray_address: str | None = None,
     out: Path | None = None,
@@ -103,7 +104,11 @@ def rescore(
         if not chosen and not all_cached:
             raise ConfigError(f"no candidates to rescore from {origin}")
         config = EvaluatorConfig(
-            device=device, threads=threads, backend=backend, ray_address=ray_address
+            device=device,
+            threads=threads,
+            workers=workers,
+            backend=backend,
+            ray_address=ray_address,
         )
         with Evaluator(lab, cache, config) as evaluator:
             scores = evaluator.score([*seeds.seed_candidates(), *chosen])

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,8 @@ class Task:
     sets: SetSpec | None = None
     graph: GraphSpec | None = None
     dataset: DatasetSpec | None = None
+    # digest() is asked for hundreds of times per candidate (cache keys, grouping): kept.
+    _digest: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS or (self.kind == "set") != (self.sets is not None):
@@ -205,8 +207,13 @@ class Task:
 
     def digest(self) -> str:
         """Returns the sha256 of all that affects this task's numbers (not its name or family)."""
-        numbers = {k: v for k, v in self.to_dict().items() if k not in ("name", "family")}
-        return sha256_json({"data_version": DATA_VERSION, **numbers})
+        if not self._digest:
+            numbers = {k: v for k, v in self.to_dict().items() if k not in ("name", "family")}
+            # A frozen record: set once, from its own fields, which never change.
+            object.__setattr__(
+                self, "_digest", sha256_json({"data_version": DATA_VERSION, **numbers})
+            )
+        return self._digest
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-safe dict from which `Task.from_dict` rebuilds this task."""

@@ -68,11 +68,18 @@ def _runs(runs_dir: Path) -> Iterator[Path]:
 
 
 def latest_run(runs_dir: Path) -> Path:
-    """Returns the most recently created run under `runs_dir`; raises ConfigError if none."""
+    """Returns the most recently created run under `runs_dir` that evaluated candidates
+    (a run that failed before its first proposal has none); raises ConfigError if none."""
     runs = list(_runs(runs_dir))
     if not runs:
         raise ConfigError(f"no runs under {runs_dir}; pass --run RUN_DIR or --runs-dir")
-    return max(runs, key=lambda r: (r / "run.json").stat().st_mtime)
+    for run in sorted(runs, key=lambda r: (r / "run.json").stat().st_mtime, reverse=True):
+        if History.from_events(RunLog.open(run).events()).evaluated():
+            return run
+    raise ConfigError(
+        f"none of the {len(runs)} runs under {runs_dir} evaluated a candidate; "
+        "pass --run RUN_DIR or --runs-dir"
+    )
 
 
 def _lineage(entry: RankingEntry, by_hash: dict[str, RankingEntry]) -> tuple[RankingEntry, ...]:

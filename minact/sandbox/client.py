@@ -55,12 +55,14 @@ class WorkerSettings:
         compile: "auto" (torch.compile on CUDA only), "on" or "off".
         threads: torch threads in the worker (0: torch's default, all cores).
         memory_bytes: address-space cap of a CPU worker (0: half the machine's memory).
+        visible_devices: CUDA_VISIBLE_DEVICES of the worker (None: the parent's).
     """
 
     device: str = "auto"
     compile: str = "auto"
     threads: int = 0
     memory_bytes: int = field(default_factory=_default_memory_bytes)
+    visible_devices: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +88,13 @@ class WorkerClient:
     def __init__(self, home: Path, settings: WorkerSettings) -> None:
         self.settings = settings
         self.info: dict[str, Any] = {}  # what the worker said of itself at hello
-        self._process = WorkerProcess(home, settings.threads)
+        self._process = WorkerProcess(home, settings.threads, devices=settings.visible_devices)
         self._interrupted = False
+
+    @property
+    def size(self) -> int:
+        """Returns how many candidates it trains at once: one worker, one request."""
+        return 1
 
     @property
     def running(self) -> bool:

@@ -65,9 +65,14 @@ class WorkerCrashed(Exception):
     """The worker exited or broke the protocol; it has been killed."""
 
 
-def worker_environment(home: Path, threads: int) -> dict[str, str]:
-    """Returns the worker's environment: an allow-list, never the parent's secrets."""
+def worker_environment(home: Path, threads: int, devices: str | None = None) -> dict[str, str]:
+    """Returns the worker's environment: an allow-list, never the parent's secrets.
+
+    `devices`, when given, replaces CUDA_VISIBLE_DEVICES (a pool pins a worker per GPU).
+    """
     env = {k: os.environ[k] for k in _PASSED_THROUGH if k in os.environ}
+    if devices is not None:
+        env["CUDA_VISIBLE_DEVICES"] = devices
     package_root = str(Path(minact.__file__).resolve().parent.parent)
     env.update(
         {
@@ -100,10 +105,18 @@ def load_factor() -> float:
 class WorkerProcess:
     """One running worker; `request` sends a JSON message and waits for its reply."""
 
-    def __init__(self, home: Path, threads: int = 0, argv: list[str] | None = None) -> None:
-        """Runs `argv` (default: `python -m minact.sandbox.worker`) with its home in `home`."""
+    def __init__(
+        self,
+        home: Path,
+        threads: int = 0,
+        argv: list[str] | None = None,
+        devices: str | None = None,
+    ) -> None:
+        """Runs `argv` (default: `python -m minact.sandbox.worker`) with its home in `home`
+        and, when `devices` is given, only those CUDA devices visible."""
         self.home = home
         self.threads = threads
+        self.devices = devices
         self.argv = argv or [sys.executable, "-m", "minact.sandbox.worker"]
         self._proc: subprocess.Popen[bytes] | None = None
         # Each process gets its own reply queue and stderr tail, filled only by its own
@@ -127,7 +140,7 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=self.home,
-            env=worker_environment(self.home, self.threads),
+            env=worker_environment(self.home, self.threads, self.devices),
             start_new_session=True,  # its own process group, so kill() reaches its children
         )
         assert self._proc.stdout is not None and self._proc.stderr is not None

@@ -69,6 +69,11 @@ class RayWorkers:
         return self._info
 
     @property
+    def size(self) -> int:
+        """Returns how many actors train at once (1 until they have started)."""
+        return int(self._info.get("workers") or 1)
+
+    @property
     def running(self) -> bool:
         """Returns whether actors have been started and not stopped."""
         return self._fleet is not None and bool(self._fleet.actors or self._fleet.starting)

@@ -59,9 +59,14 @@ class Tracer:
         z = torch.cat(seen) if seen else torch.zeros(0)
         z = z[torch.isfinite(z)]
         if z.numel() > TRACE_POINTS:
-            order = z.abs().argsort(descending=True)
+            # topk, not a full sort: sorting every pre-activation of 100 tasks took 0.7 s
+            # of a candidate's 11 s on a loaded CPU (bench/RESULTS.md, overhead).
+            top = z.abs().topk(EXTREMES).indices
+            others = torch.ones(z.numel(), dtype=torch.bool)
+            others[top] = False
+            rest = others.nonzero().squeeze(1)
             gen = torch.Generator().manual_seed(seed)
-            rest = order[EXTREMES:][torch.randperm(z.numel() - EXTREMES, generator=gen)]
-            z = z[torch.cat([order[:EXTREMES], rest[: TRACE_POINTS - EXTREMES]])]
+            rest = rest[torch.randperm(rest.numel(), generator=gen)[: TRACE_POINTS - EXTREMES]]
+            z = z[torch.cat([top, rest])]
         # 9 significant digits round-trip a float32 exactly and keep the JSON short.
         return tuple(float(f"{v:.9g}") for v in z.tolist())

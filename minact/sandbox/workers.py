@@ -27,6 +27,12 @@ class Workers(Protocol):
         ...
 
     @property
+    def size(self) -> int:
+        """How many candidates it trains at once (workers, devices): callers bring this many
+        per request to keep them all busy."""
+        ...
+
+    @property
     def running(self) -> bool:
         """Whether at least one worker is alive."""
         ...

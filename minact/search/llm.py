@@ -35,6 +35,8 @@ __all__ = [
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
 
+CHECK_SECONDS = 5.0  # the start-up check of a server: it answers GET /models at once
+
 _HINTS = {401: "check the API key", 403: "check the API key",
           404: "check the URL (the base, ending in /v1) and the model name"}  # fmt: skip
 
@@ -271,22 +273,46 @@ def http_client(*, use_proxy_env: bool = False) -> httpx.AsyncClient:
 
 
 async def server_model(http: httpx.AsyncClient, config: LLMConfig) -> str:
-    """Returns the id of the first model that GET {url}/models lists; raises LLMError."""
+    """Returns the model a run will ask: config.model once the server has shown it serves
+    it, else the first model it lists. Raises LLMError, in one line, within seconds, when
+    the server cannot be reached, rejects the key, or does not serve the model.
+
+    The check is GET {url}/models with a short timeout, made before any training, so that
+    a dead server or a typo ends the run at once (a server without that route is let be).
+    """
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-    timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+    timeout = httpx.Timeout(CHECK_SECONDS, connect=min(CHECK_SECONDS, config.connect_timeout))
     url = config.url.rstrip("/") + "/models"
     try:
         response = await http.get(url, headers=headers, timeout=timeout)
     except (httpx.HTTPError, httpx.InvalidURL) as e:
-        why = f"cannot list the models at {url} ({type(e).__name__}: {e})"
+        why = f"cannot reach the LLM server: GET {url} failed ({type(e).__name__}: {e}); "
+        why += "is the server running, and is --llm-url (or MINACT_LLM_URL) right?"
         raise LLMError(_scrub(config.api_key, why)) from None
-    models = (sse.json_object(response.content) or {}).get("data")
-    first = models[0] if isinstance(models, list) and models else None
-    if response.status_code != 200 or not isinstance(first, dict) or "id" not in first:
-        why = f"GET {url} named no model ({response.status_code}: "
+    status = response.status_code
+    if status in (401, 403):
+        why = f"the LLM server at {config.url} rejected the API key ({status}: "
+        why += f"{sse.error_message(response.content)}); check MINACT_API_KEY or OPENAI_API_KEY"
+        raise LLMError(_scrub(config.api_key, why))
+    data = (sse.json_object(response.content) or {}).get("data") if status == 200 else None
+    listed = [str(m["id"]) for m in data or [] if isinstance(m, dict) and "id" in m]
+    if config.model:
+        if status == 404 or (status == 200 and not isinstance(data, list)):
+            return config.model  # it lists no models: the first request will tell
+        if status != 200:
+            why = f"GET {url} answered {status}: {sse.error_message(response.content)}"
+            raise LLMError(_scrub(config.api_key, why))
+        if config.model not in listed:
+            served = ", ".join(listed[:10]) or "none"
+            why = f"--model {config.model!r}: the server at {config.url} does not serve it "
+            why += f"(it serves: {served})"
+            raise LLMError(_scrub(config.api_key, why))
+        return config.model
+    if status != 200 or not listed:
+        why = f"GET {url} named no model ({status}: "
         why += f"{sse.error_message(response.content)}); pass the model name"
         raise LLMError(_scrub(config.api_key, why))
-    return str(first["id"])
+    return listed[0]
 
 
 def _positive(value: Any) -> int | None:

@@ -1,15 +1,15 @@
 """The search loop: one asyncio loop that proposes, validates, evaluates and selects.
 
 Up to `concurrency` LLM requests stream at once; validated candidates queue for the
-evaluator, which runs on one worker thread in batches as soon as candidates arrive, so
-evaluation and replies overlap. Outcomes are applied to the population strictly in
-proposal order, and proposal k is built (parents chosen, prompt written) right after
-outcome k - window has been applied, with its own random generator seeded by
-(seed, k); the window (2 x concurrency by default) lets the next requests stream
-while earlier replies are evaluated. The population a proposal sees therefore does not
-depend on timing: a run replayed from its recorded replies (or resumed from its event
-log) makes the same choices and reaches the same result. The price is head-of-line
-blocking: one slow reply holds back later proposals' application, not their work.
+evaluator, which runs on one thread in batches as soon as candidates arrive, so evaluation
+and replies overlap. Outcomes are applied to the population strictly in proposal order,
+and proposal k is built (parents chosen, prompt written) right after outcome k - window
+has been applied, with its own random generator seeded by (seed, k); the window (2 x
+concurrency by default) lets the next requests stream while earlier replies are
+evaluated. The population a proposal sees therefore does not depend on timing: a run
+replayed from its recorded replies (or resumed from its event log) makes the same
+choices and reaches the same result. The price is head-of-line blocking: one slow reply
+holds back later proposals' application, not their work.
 
 A proposal is a conversation (search.conversation): a reply that does not parse, is
 rejected, copies a function known when the proposal was built (same code or expression,
@@ -44,6 +44,7 @@ from minact.search.config import Evaluator, SearchConfig
 from minact.search.conversation import Conversation, open_conversation
 from minact.search.population import Member, Population
 from minact.search.proposers import ProposalRequest, Proposer
+from minact.search.seeding import score_seeds
 
 __all__ = ["Counters", "Evaluator", "History", "Loop", "SearchConfig", "Summary", "run"]
 
@@ -82,7 +83,7 @@ class Loop:
     """The state of one run; every method runs on the event loop's thread.
 
     Progress displays read `counters`, `population`, `in_flight`,
-    `waiting_for_evaluation`, `config` and `started`; nothing else is public.
+    `waiting_for_evaluation`, `seeding`, `config` and `started`; nothing else is public.
     """
 
     def __init__(
@@ -104,24 +105,21 @@ class Loop:
         self.counters = Counters()
         self.known = novelty.Known()  # grows with the population, in the same order
         self.started = time.monotonic()
-        self.next_index = 0
-        self.applied = 0
+        self.next_index = self.applied = 0  # proposals issued; outcomes applied, in order
         self.inflight: dict[asyncio.Task[Reply], int] = {}
         self.meta: dict[int, Outcome] = {}
+        self.ready: dict[int, Outcome] = {}  # outcomes waiting for their turn to apply
         self.talks: dict[int, Conversation] = {}
-        self.queue: dict[int, Candidate] = {}
-        self.ready: dict[int, Outcome] = {}
+        self.queue: dict[int, Candidate] = {}  # validated, waiting for the evaluator
         self.evaluating: Batch | None = None
+        self.seeding: tuple[int, int] | None = None  # built-ins scored, of how many
         self.stop: tuple[str, str] | None = None
-        self.errors_in_a_row = 0
-        self.last_error = ""
+        self.errors_in_a_row, self.last_error = 0, ""
         self.granted: dict[int, int] = {}  # exchanges granted to each pending proposal
         self.committed = 0  # exchanges used by applied proposals + granted to pending ones
         self.follow_ups = config.follow_ups if proposer.kind != "offline" else 0
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="minact-eval")
         self.slots = asyncio.Semaphore(config.concurrency)
-
-    # the loop ---------------------------------------------------------------------------
 
     async def run(self) -> Summary:
         try:
@@ -157,16 +155,17 @@ class Loop:
             scores = self.history.seeds
         else:
             ok = seeds_lib.seed_candidates(self.config.seed_names)
-            loop = asyncio.get_running_loop()
-            scores = await loop.run_in_executor(self.pool, self.evaluator.score, ok)
-            wanted = {c.code_hash for c in ok}
-            scores = [s for s in scores if s.code_hash in wanted]
+            scores = await score_seeds(self.evaluator, ok, self.pool, self._seeding)
             for s in scores:
                 self.record({"event": "seed", "score": s.to_dict()})
         for s in scores:
             self._join(Member(s, -1, None, "seed"))
         if not self.population.ranked():
             raise EvaluationError("every built-in seed failed; the lab or the evaluator is broken")
+        self.progress(self)
+
+    def _seeding(self, done: int, total: int) -> None:
+        self.seeding = (done, total)  # shown until done == total
         self.progress(self)
 
     def _cancel(self) -> None:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from minact.cli import app
 from tests.conftest import TINY_TASKS
-from tests.llm_server import LLMServer, Reply
+from tests.llm_server import LLMServer, Reply, serving
 
 runner = CliRunner()
 CACHE: list[Path] = []
@@ -107,7 +107,10 @@ def _answer(body: dict[str, Any]) -> Reply:
 def test_an_ensemble_on_two_servers_draws_models_reproducibly(tmp_path: Path) -> None:
     seen = []
     for name in ("a", "b"):
-        with LLMServer(_answer) as fast, LLMServer(_answer) as strong:
+        with (
+            LLMServer(_answer, models=serving("fast")) as fast,
+            LLMServer(_answer, models=serving("strong")) as strong,
+        ):
             env = {"MINACT_MODEL": "fast,strong", "MINACT_MODEL_WEIGHTS": "0.75, 0.25"}
             urls = f"{fast.url},{strong.url}"
             result = _evolve(tmp_path / name, "--budget", "8", "--seed", "2", "--llm-url", urls,

@@ -215,3 +215,17 @@ def test_help_and_score_never_import_torch_in_the_main_process(tmp_path: Path) -
         )
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr.strip().endswith("NO-TORCH"), proc.stderr
+
+
+def test_workers_flag_gives_the_same_ranking_and_refuses_nonsense(tmp_path: Path) -> None:
+    got = {}
+    for workers in ("1", "2"):
+        code, out, err = _score(
+            "gelu", "tanh", "--workers", workers, "--threads", "1", "--json",
+            cache=tmp_path / f"cache{workers}",
+        )  # fmt: skip
+        assert code == 0, err
+        got[workers] = [(c["name"], c["fitness"]) for c in json.loads(out)["candidates"]]
+    assert got["2"] == got["1"] and len(got["1"]) == 3
+    code, _, err = _score("gelu", "--workers", "many", cache=tmp_path / "cache")
+    assert code == 2 and "--workers" in err and "'many'" in err

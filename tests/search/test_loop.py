@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from minact import seeds
 from minact.candidate import Candidate
 from minact.errors import EvaluationError
 from minact.lab.task import Lab
@@ -167,8 +168,12 @@ def test_cancellation_stops_the_work_in_flight_and_is_not_swallowed(tiny_lab: La
     assert len(summary.population.members) > 0  # the seeds are kept
 
 
+SEED_HASHES = {c.code_hash for c in seeds.seed_candidates()}
+
+
 class _StuckEvaluator(FakeEvaluator):
-    """Scores the seeds, then blocks in the next batch until interrupted, and fails it."""
+    """Scores the seeds (in as many calls as the loop makes), then blocks in the next batch
+    until interrupted, and fails it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -180,7 +185,7 @@ class _StuckEvaluator(FakeEvaluator):
         self.interrupted.set()
 
     def score(self, candidates: Sequence[Candidate]) -> list[Score]:
-        if not self.calls:
+        if {c.code_hash for c in candidates} <= SEED_HASHES:
             return super().score(candidates)
         self.calls.append([c.code_hash for c in candidates])
         self.busy.set()
@@ -228,3 +233,22 @@ def test_islands_and_migration_keep_running(tiny_lab: Lab, islands: int) -> None
     config = SearchConfig(budget=15, concurrency=2, islands=islands, migration_interval=4)
     summary, _ = _run(tiny_lab, config, OfflineProposer())
     assert summary.status == "finished" and summary.counters.evaluated == 15
+
+
+def test_the_seeds_are_scored_in_slices_with_visible_progress(tiny_lab: Lab) -> None:
+    shown: list[tuple[int, int] | None] = []
+    config = SearchConfig(budget=2)
+    one_call = FakeEvaluator(batch=100)
+    whole, _ = _run(tiny_lab, config, OfflineProposer(), evaluator=one_call)
+    evaluator = FakeEvaluator(batch=4)
+    loop = Loop(config, tiny_lab, OfflineProposer(), evaluator, lambda e: None,
+                lambda lp: shown.append(lp.seeding), History())  # fmt: skip
+    sliced = asyncio.run(loop.run())
+    n = len(seeds.SEEDS)
+    assert [s for s in shown if s is not None][:5] == [(0, n), (4, n), (8, n), (12, n), (n, n)]
+    assert [len(call) for call in evaluator.calls[:4]] == [4, 4, 4, 2]
+    # The same seeds, in the same order, give the same search as one call for all of them.
+    assert [m.score.code_hash for m in sliced.population.members][:n] == [
+        m.score.code_hash for m in whole.population.members
+    ][:n]
+    assert _ranking(sliced) == _ranking(whole)

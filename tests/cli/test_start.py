@@ -1,0 +1,117 @@
+"""Tests of how `minact evolve` starts: checks before any training, and no run left "running".
+
+A dead server, a model the server does not serve, a rejected key or a folder that cannot be
+written ends the run with exit 1 and one line naming the cause, before the 14 built-ins train
+(the cache stays empty) and without leaving a run directory behind.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from minact.cli import app
+from minact.runs.rundir import RunLog
+from tests.conftest import TINY_TASKS
+from tests.llm_server import LLMServer, numbered_replies, serving
+
+runner = CliRunner()
+NO_LLM_ENV = {"MINACT_LLM_URL": None, "MINACT_MODEL": None, "MINACT_API_KEY": None,
+              "OPENAI_API_KEY": None}  # fmt: skip
+
+
+def _evolve(tmp: Path, *args: str, env: dict[str, str | None] | None = None) -> Any:
+    common = ["--tasks", str(TINY_TASKS), "--cache-dir", str(tmp / "cache")]
+    common += ["--runs-dir", str(tmp / "runs"), "--budget", "2", "--workers", "1"]
+    return runner.invoke(app, ["evolve", *common, *args], env={**NO_LLM_ENV, **(env or {})})
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ln.strip()]
+
+
+def _nothing_started(tmp: Path) -> None:
+    runs = tmp / "runs"
+    assert not runs.exists() or not any(runs.iterdir()), "no run directory is left behind"
+    assert not (tmp / "cache" / "worker").exists(), "no worker started, nothing trained"
+
+
+def test_a_dead_server_ends_the_run_at_once_with_one_line(tmp_path: Path) -> None:
+    with LLMServer() as server:
+        url = server.url  # closed at once: connections are refused from here on
+    result = _evolve(tmp_path, "--model", "m", "--llm-url", url)
+    assert result.exit_code == 1
+    (line,) = _error_lines(result.stderr)
+    assert line.startswith("error: cannot reach the LLM server") and "--llm-url" in line
+    _nothing_started(tmp_path)
+
+
+def test_a_model_the_server_does_not_serve_ends_the_run(tmp_path: Path) -> None:
+    with LLMServer(
+        numbered_replies(lambda k: f"torch.tanh({k} * x)"), models=serving("a", "b")
+    ) as s:
+        result = _evolve(tmp_path, "--model", "nope", "--llm-url", s.url)
+        posts = [r for r in s.requests if r.method == "POST"]
+    assert result.exit_code == 1
+    (line,) = _error_lines(result.stderr)
+    assert "--model 'nope'" in line and "it serves: a, b" in line
+    assert posts == []
+    _nothing_started(tmp_path)
+
+
+def test_a_rejected_key_ends_the_run_and_is_never_shown(tmp_path: Path) -> None:
+    wrong = "sk-wrong-key-0123456789"
+    with LLMServer(models=serving("m"), key="sk-right") as server:
+        result = _evolve(tmp_path, "--model", "m", "--llm-url", server.url,
+                         env={"MINACT_API_KEY": wrong})  # fmt: skip
+    assert result.exit_code == 1
+    (line,) = _error_lines(result.stderr)
+    assert "rejected the API key" in line and "401" in line and wrong not in line
+    _nothing_started(tmp_path)
+
+
+def test_the_right_key_and_model_pass_the_check(tmp_path: Path) -> None:
+    with LLMServer(numbered_replies(lambda k: f"torch.tanh({k + 2} * x)"), models=serving("m"),
+                   key="sk-right") as server:  # fmt: skip
+        result = _evolve(tmp_path, "--model", "m", "--llm-url", server.url, "--budget", "1",
+                         env={"MINACT_API_KEY": "sk-right"})  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    # A fresh cache: the wait for the built-ins is said, not silent.
+    assert "scoring 14 built-in activations: 0/14" in result.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+
+
+def test_an_unwritable_cache_or_runs_folder_ends_the_run(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = runner.invoke(
+        app, ["evolve", "--tasks", str(TINY_TASKS), "--cache-dir", str(blocker / "cache"),
+              "--runs-dir", str(tmp_path / "runs")], env=NO_LLM_ENV,
+    )  # fmt: skip
+    assert result.exit_code == 1
+    (line,) = _error_lines(result.stderr)
+    assert line.startswith(f"error: --cache-dir {blocker / 'cache'}: cannot write there")
+    result = _evolve(tmp_path, "--runs-dir", str(blocker / "runs"))
+    assert result.exit_code == 1 and "--runs-dir" in result.stderr
+    assert "cannot write there" in result.stderr
+    assert not (blocker.parent / "runs").exists()
+
+
+def test_rescore_takes_the_latest_run_with_candidates(tmp_path: Path) -> None:
+    done = _evolve(tmp_path, "--budget", "1", "--run-id", "good")
+    assert done.exit_code == 0, done.stderr
+    # A newer run that ended before its first proposal (as a killed start would leave it).
+    empty = RunLog.create(tmp_path / "runs", "zz-empty")
+    empty.write_run({"status": "failed", "message": "killed at start"})
+    empty.close()
+    result = runner.invoke(
+        app, ["rescore", "--tasks", str(TINY_TASKS), "--runs-dir", str(tmp_path / "runs"),
+              "--cache-dir", str(tmp_path / "cache"), "--top", "1", "--workers", "1"],
+        env=NO_LLM_ENV,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "runs" / "good" / f"rescore-{TINY_TASKS.stem}").is_dir()
