@@ -155,14 +155,20 @@ class Evaluator:
             self._admit_deadline(),
         )
 
+    def on_lab(self, lab: Lab) -> Evaluator:
+        """Returns an evaluator on `lab` with this cache and these (warm) workers.
+
+        Closing either stops the workers; a later request starts them again.
+        """
+        return Evaluator(lab, self.cache, self.config, self.progress, self._worker)
+
     def on_tasks(self, tasks: Sequence[Task]) -> Evaluator:
         """Returns an evaluator on `tasks` (some of this lab's) with this cache and worker.
 
         Per-task results are cached by task (the lab's digest leaves its task list out), so
-        what either evaluator trains, the other reuses. Closing either stops the worker.
+        what either evaluator trains, the other reuses.
         """
-        lab = replace(self.lab, tasks=tuple(tasks))
-        return Evaluator(lab, self.cache, self.config, self.progress, self._worker)
+        return self.on_lab(replace(self.lab, tasks=tuple(tasks)))
 
     def close(self) -> None:
         """Stops the worker process."""

@@ -2,11 +2,11 @@
 
 Both run once the search has finished, between the loop and the report, not in its
 background: the search decides nothing from them, so waiting costs no search quality, and
-one worker at a time keeps the machine's cores for the search while it runs. Each check
-scores its candidates in batches through the same cache as everything else, on its own
-lab (a validation lab, or the run's lab with more seeds per task: a different task digest,
-so its results have their own cache keys), and appends one event that `report` rebuilds
-it from (minact.runs.checks).
+the cores stay the search's while it runs. Each check scores its candidates in batches
+through the search's warm workers and the same cache as everything else, on its own lab
+(a validation lab, or the run's lab with more seeds per task: a different task digest, so
+its results have their own cache keys), and appends one event that `report` rebuilds it
+from (minact.runs.checks).
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from minact.cache import FitnessCache
 from minact.candidate import Candidate
 from minact.errors import ConfigError
-from minact.evaluate import Evaluator, EvaluatorConfig
+from minact.evaluate import Evaluator
 from minact.lab.loader import load_lab
 from minact.lab.suites import resolve
 from minact.lab.task import Lab
@@ -42,14 +41,13 @@ def validation_lab(suite_or_file: str) -> Lab:
 
 
 def _score(
-    lab: Lab, rows: Sequence[RankingEntry], cache: FitnessCache, config: EvaluatorConfig
+    lab: Lab, rows: Sequence[RankingEntry], evaluator: Evaluator
 ) -> tuple[list[Score], float]:
     """Returns the Scores of `rows` on `lab` (baselines marked as the rows say), and the
-    seconds it took."""
+    seconds it took, through `evaluator`'s cache and workers."""
     cands = [c for r in rows if isinstance(c := validate(r["source"], name=r["name"]), Candidate)]
     started = time.monotonic()
-    with Evaluator(lab, cache, config) as evaluator:
-        scores = evaluator.score(cands)
+    scores = evaluator.on_lab(lab).score(cands)
     baseline = {r["code_hash"]: r["baseline"] for r in rows}
     # The evaluator adds the reference; it is reported only when it was asked for.
     kept = [replace(s, baseline=baseline[s.code_hash]) for s in scores if s.code_hash in baseline]
@@ -60,8 +58,7 @@ def validation(
     ranking: RankingDocument,
     suite_or_file: str,
     top: int,
-    cache: FitnessCache,
-    config: EvaluatorConfig,
+    evaluator: Evaluator,
     say: Callable[[str], None],
 ) -> Mapping[str, Any]:
     """Scores the run's top `top` candidates by lab fitness (baselines among them count) on
@@ -69,7 +66,7 @@ def validation(
     lab = validation_lab(suite_or_file)
     rows = [c for c in ranking["candidates"] if c["status"] == "ok"][:top]
     say(f"validating the top {len(rows)} on {suite_or_file} ({len(lab.tasks)} tasks)")
-    scores, seconds = _score(lab, rows, cache, config)
+    scores, seconds = _score(lab, rows, evaluator)
     return check_event(
         "validation",
         lab_summary(lab),
@@ -86,8 +83,7 @@ def confirmation(
     lab: Lab,
     top: int,
     seeds: int,
-    cache: FitnessCache,
-    config: EvaluatorConfig,
+    evaluator: Evaluator,
     say: Callable[[str], None],
 ) -> Mapping[str, Any]:
     """Scores the run's top `top` new candidates and its best baselines again with `seeds`
@@ -98,7 +94,7 @@ def confirmation(
     baselines = [c for c in ok if c["baseline"]][:BASELINES_CONFIRMED]
     more = lab.with_seeds(seeds)
     say(f"confirming the top {len(new)} and {len(baselines)} baselines with {seeds} seeds")
-    scores, seconds = _score(more, [*new, *baselines], cache, config)
+    scores, seconds = _score(more, [*new, *baselines], evaluator)
     return check_event(
         "confirmation",
         lab_summary(more),

@@ -229,8 +229,7 @@ async def run(
             meta = _meta(log, previous, options, config, lab)
             log.write_run(meta)
             try:
-                evaluator_config = _evaluator_config(options)
-                with Evaluator(lab, cache, evaluator_config) as evaluator:
+                with Evaluator(lab, cache, _evaluator_config(options)) as evaluator:
                     config = proposing.fitted(config, options, described)
                     meta.update(described)
                     hooks.say(proposing.describe(described))
@@ -264,7 +263,7 @@ async def run(
                         worker=evaluator.info or previous.get("worker"),
                     )
                     if summary.status != "interrupted":
-                        _check(log, options, lab, cache, evaluator_config, hooks.say)
+                        _check(log, options, lab, evaluator, hooks.say)
                     log.append({"event": "end", "time": time.time(), "status": summary.status})
                     log.close()
                     log.write_run(meta)
@@ -325,8 +324,7 @@ def _check(
     log: RunLog,
     options: EvolveOptions,
     lab: Lab,
-    cache: FitnessCache,
-    config: EvaluatorConfig,
+    evaluator: Evaluator,
     say: Callable[[str], None],
 ) -> None:
     """Runs the checks the options ask for on the finished search's ranking, and logs them."""
@@ -334,16 +332,11 @@ def _check(
         return
     ranking, _ = run_ranking(log.directory)
     if options.validate is not None:
-        log.append(
-            dict(
-                checks.validation(
-                    ranking, options.validate, options.validate_top, cache, config, say
-                )
-            )
-        )
+        top = options.validate_top
+        log.append(dict(checks.validation(ranking, options.validate, top, evaluator, say)))
     if options.confirm:
         event = checks.confirmation(
-            ranking, lab, options.confirm, options.confirm_seeds, cache, config, say
+            ranking, lab, options.confirm, options.confirm_seeds, evaluator, say
         )
         log.append(dict(event))
 
