@@ -41,9 +41,10 @@ from minact.curves import GRID, Curve, parse_curve
 from minact.errors import EvaluationError
 from minact.fitness import aggregate, first_failure
 from minact.lab.task import Lab, Task
-from minact.reuse import Resolved, Results, load_average, noted
+from minact.reuse import Resolved, Results, noted
 from minact.sandbox.client import WorkerSettings
 from minact.sandbox.pool import local_workers
+from minact.sandbox.process import load_average
 from minact.sandbox.ray_workers import RayWorkers
 from minact.sandbox.workers import Workers
 from minact.score import TRANSIENT, Admission, Conditions, Score

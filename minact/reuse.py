@@ -21,7 +21,6 @@ The rules, so that every number minact reports comes from the candidate's own co
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,20 +29,13 @@ from minact.candidate import Candidate, Hash
 from minact.errors import EvaluationError
 from minact.lab.task import Lab, Task
 from minact.sandbox.client import TrainItem, VerifyItem
+from minact.sandbox.process import load_average
 from minact.sandbox.workers import Workers
 from minact.score import TRANSIENT, Conditions, TaskResult
 
-__all__ = ["Resolved", "Results", "load_average", "noted"]
+__all__ = ["Resolved", "Results", "noted"]
 
 Progress = Callable[[str, int, int], None]
-
-
-def load_average() -> float | None:
-    """Returns the machine's 1-minute load average, or None where it is unknown."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError):
-        return None
 
 
 @dataclass(slots=True)

@@ -36,6 +36,7 @@ __all__ = [
     "WorkerCrashed",
     "WorkerProcess",
     "WorkerTimeout",
+    "load_average",
     "load_factor",
     "worker_environment",
 ]
@@ -92,14 +93,19 @@ def worker_environment(home: Path, threads: int, devices: str | None = None) -> 
     return env
 
 
+def load_average() -> float | None:
+    """Returns the machine's 1-minute load average, or None where it is unknown."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
 def load_factor() -> float:
     """Returns how many times oversubscribed the machine's cores are (1.0 at most once per
-    core; the 1-minute load average; 1.0 where the system does not say)."""
-    try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return 1.0
-    return max(1.0, load / (os.cpu_count() or 1))
+    core, or where the system does not say)."""
+    load = load_average()
+    return 1.0 if load is None else max(1.0, load / (os.cpu_count() or 1))
 
 
 class WorkerProcess:
