@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ from minact.cli import app
 from minact.errors import ConfigError
 from minact.runs.catalog import find
 from minact.sandbox.loader import load_activation
+from tests.browser import needs_chromium, screenshot
 from tests.conftest import ASSETS, TINY_TASKS
 
 runner = CliRunner()
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +220,7 @@ def test_rescore_measures_agreement_and_draws_it(
         assert f">{name}<" in html
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+@needs_chromium
 def test_rescore_report_renders_in_headless_chromium(
     finished_run: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -230,25 +229,7 @@ def test_rescore_report_renders_in_headless_chromium(
     result = _invoke(finished_run, "rescore", "--tasks", other, "--top", "2", "--out", str(out))
     assert result.exit_code == 0, result.stderr
     png = tmp_path / "rescore.png"
-    subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'chromium'}",
-            f"--screenshot={png}",
-            "--window-size=1200,1600",
-            (out / "report.html").resolve().as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    screenshot(out / "report.html", png, tmp_path / "chromium", "1200,1600")
     assert png.exists() and png.stat().st_size > 30_000
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
@@ -25,6 +24,7 @@ from minact.report import files
 from minact.report.build import CurveSource, build
 from minact.runs.ranking import lab_summary
 from minact.score import Score, TaskScore
+from tests.browser import needs_chromium, screenshot
 from tests.conftest import TINY_TASKS, candidate
 
 HOSTILE = "<script>alert(1)</script>"
@@ -41,7 +41,6 @@ def _from_cache(directory: Path) -> CurveSource:
 
 
 BAD_REASON = "f(x) is not finite at x = 3 <img src=x onerror=alert(1)>"
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 # a run directory written event by event ----------------------------------------------
@@ -328,29 +327,11 @@ def test_a_folder_that_is_not_a_run_is_a_config_error(tmp_path: Path) -> None:
         build(tmp_path)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+@needs_chromium
 def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
     files.write(run_dir, build(run_dir, _from_cache(tmp_path / "cache")))
     png = tmp_path / "report.png"
-    subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'chromium'}",
-            f"--screenshot={png}",
-            "--window-size=1400,3000",
-            (run_dir / "report.html").resolve().as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    screenshot(run_dir / "report.html", png, tmp_path / "chromium", "1400,3000")
     assert png.exists() and png.stat().st_size > 50_000
 
 
