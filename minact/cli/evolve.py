@@ -93,7 +93,13 @@ def _seeding_line(loop: Loop) -> str | None:
     if loop.seeding is None or loop.seeding[0] >= loop.seeding[1]:
         return None
     done, total = loop.seeding
-    return f"scoring {total} built-in activations: {done}/{total}"
+    text = f"scoring {total} built-in activations: {done}/{total}"
+    if loop.in_flight or loop.waiting_for_evaluation:  # the opening proposals (search.opening)
+        text += (
+            f" · first LLM requests: in flight {loop.in_flight}, "
+            f"replies waiting for the evaluator {loop.waiting_for_evaluation}"
+        )
+    return text
 
 
 def _search_line(loop: Loop, elapsed: float) -> str:

@@ -30,7 +30,7 @@ from minact.search.prompt import (
 from minact.search.proposers import ProposalRequest
 from minact.validate import validate
 
-__all__ = ["Conversation", "Opening", "open_conversation"]
+__all__ = ["Conversation", "Opening", "draw_model", "open_conversation"]
 
 _ASSISTANT_CHARS = 600  # a longer reply is shown back as its code block only
 
@@ -131,6 +131,15 @@ def _catalogue(population: Population, shown: set[Hash]) -> list[Member]:
     return seeds + ranked + failed
 
 
+def draw_model(
+    seed: int, k: int, models: tuple[str, ...], weights: tuple[float, ...]
+) -> str | None:
+    """Returns the model proposal k asks (None: the proposer's own), drawn for an ensemble."""
+    if len(models) > 1:  # its own generator: the ensemble does not change the other draws
+        return random.Random(f"{seed}:{k}:model").choices(models, weights or None)[0]
+    return models[0] if models else None
+
+
 def open_conversation(
     k: int,
     population: Population,
@@ -151,11 +160,7 @@ def open_conversation(
     """
     rng = random.Random(f"{seed}:{k}")
     parent, other = population.select(island, rng)
-    model: str | None = None
-    if len(models) > 1:  # its own generator: the ensemble does not change the other draws
-        model = random.Random(f"{seed}:{k}:model").choices(models, weights or None)[0]
-    elif models:
-        model = models[0]
+    model = draw_model(seed, k, models, weights)
     if not llm:
         return ProposalRequest(k, parent, other, [], rng, model=model), Opening(None, model, {})
     exclude = {h for h in (parent.score.code_hash, parent.score.behaviour_hash) if h}

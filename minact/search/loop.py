@@ -6,7 +6,9 @@ and replies overlap. Outcomes are applied to the population strictly in proposal
 and proposal k is built (parents chosen, prompt written) right after outcome k - window
 has been applied, with its own random generator seeded by (seed, k); the window (2 x
 concurrency by default) lets the next requests stream while earlier replies are
-evaluated. The population a proposal sees therefore does not depend on timing: a run
+evaluated. With an LLM, the first `window` proposals go out while the built-ins are
+scored, built from their code alone (search.opening); nothing applies before their
+scores. The population a proposal sees therefore does not depend on timing: a run
 replayed from its recorded replies (or resumed from its event log) makes the same
 choices and reaches the same result. The price is head-of-line blocking: one slow reply
 holds back later proposals' application, not their work.
@@ -28,7 +30,7 @@ import asyncio
 import concurrent.futures
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from minact import seeds as seeds_lib
@@ -42,22 +44,13 @@ from minact.search import novelty
 from minact.search.cascade import Screen
 from minact.search.config import Evaluator, SearchConfig
 from minact.search.conversation import Conversation, open_conversation
+from minact.search.opening import Openings
 from minact.search.population import Member, Population
 from minact.search.proposers import ProposalRequest, Proposer
 from minact.search.seeding import score_seeds
+from minact.search.summary import Summary, summarise
 
 __all__ = ["Counters", "Evaluator", "History", "Loop", "SearchConfig", "Summary", "run"]
-
-
-@dataclass(slots=True)
-class Summary:
-    """How a run ended, with its population and counters."""
-
-    status: str  # finished | call_cap | llm_failed | interrupted | failed
-    message: str
-    counters: Counters
-    population: Population
-    seconds: float
 
 
 Record = Callable[[dict[str, Any]], None]
@@ -120,24 +113,35 @@ class Loop:
         self.follow_ups = config.follow_ups if proposer.kind != "offline" else 0
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="minact-eval")
         self.slots = asyncio.Semaphore(config.concurrency)
+        self.builtins = seeds_lib.seed_candidates(config.seed_names)
+        # With an LLM, the first proposals go out while the built-ins are scored.
+        opening = config.lookahead if proposer.kind != "offline" else 0
+        self.openings = Openings(self.builtins, opening)
+        self.seeded = False  # the built-ins' scores have joined the population
+        self.seed_members = 0  # the first members of `known`: the built-ins
 
     async def run(self) -> Summary:
+        seeding = asyncio.ensure_future(self._seed())
         try:
-            await self._seed()
-            self._issue()
-            self._apply()  # outcomes replayed from the log apply at once
-            while self.inflight or self.evaluating or self.queue:
-                self._start_evaluation()
+            self._issue()  # the opening proposals: they need no scores
+            while not self.seeded or self.inflight or self.evaluating or self.queue:
+                if self.seeded:  # the evaluator scores the built-ins first
+                    self._start_evaluation()
                 waiting: list[asyncio.Future[Any]] = list(self.inflight)
+                if not seeding.done():
+                    waiting.append(seeding)
                 if self.evaluating is not None:
                     waiting.append(self.evaluating[0])
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 for fut in done:
-                    if self.evaluating is not None and fut is self.evaluating[0]:
+                    if fut is seeding:
+                        seeding.result()  # every seed failed: an EvaluationError
+                        self._issue()
+                    elif self.evaluating is not None and fut is self.evaluating[0]:
                         self._evaluated()
                     else:
                         self._replied(fut)
-                self._apply()
+                self._apply()  # outcomes replayed from the log apply at once
             return self.summary()
         except asyncio.CancelledError:
             # Stop the work in flight, then let the cancellation go on: whoever cancelled the
@@ -148,20 +152,21 @@ class Loop:
             self._cancel()
             return self.summary(("failed", f"the evaluator failed: {e}"))
         finally:
+            seeding.cancel()  # when the run ends before the seeds do
             self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def _seed(self) -> None:
         if self.history.seeds:
             scores = self.history.seeds
         else:
-            ok = seeds_lib.seed_candidates(self.config.seed_names)
-            scores = await score_seeds(self.evaluator, ok, self.pool, self._seeding)
+            scores = await score_seeds(self.evaluator, self.builtins, self.pool, self._seeding)
             for s in scores:
                 self.record({"event": "seed", "score": s.to_dict()})
         for s in scores:
             self._join(Member(s, -1, None, "seed"))
         if not self.population.ranked():
             raise EvaluationError("every built-in seed failed; the lab or the evaluator is broken")
+        self.seeded, self.seed_members = True, self.known.size
         self.progress(self)
 
     def _seeding(self, done: int, total: int) -> None:
@@ -184,7 +189,8 @@ class Loop:
     def _can_issue(self) -> bool:
         pending = self.next_index - self.applied
         return (
-            self.stop is None
+            (self.seeded or self.openings.covers(self.next_index))
+            and self.stop is None
             and pending < self.config.lookahead
             and self.counters.evaluated + pending < self.config.budget
         )
@@ -209,38 +215,36 @@ class Loop:
             self._propose(k)
 
     def _propose(self, k: int) -> None:
-        island = k % self.config.islands
-        request, opening = open_conversation(
-            k,
-            self.population,
-            self.lab,
-            seed=self.config.seed,
-            island=island,
-            prompt_chars=self.config.prompt_chars,
-            llm=self.proposer.kind != "offline",
-            models=self.config.models,
-            weights=self.config.model_weights,
-        )
+        island, c = k % self.config.islands, self.config
+        if self.openings.covers(k):  # from the built-ins' code; no bar: scored in full
+            request, opening = self.openings.request(
+                k, self.lab, seed=c.seed, prompt_chars=c.prompt_chars, models=c.models,
+                weights=c.model_weights)  # fmt: skip
+            known = self.openings.known.size
+        else:
+            request, opening = open_conversation(
+                k, self.population, self.lab, seed=c.seed, island=island,
+                prompt_chars=c.prompt_chars, llm=self.proposer.kind != "offline",
+                models=c.models, weights=c.model_weights)  # fmt: skip
+            self.screen.note(k, self.population)  # its bar: from what it is built on
+            known = self.known.size
         other = request.other.score.code_hash if request.other else None
         meta = Outcome(k, "", island=island, parent=request.parent.score.code_hash, other=other,
                        origin=self.proposer.kind)  # fmt: skip
         self.meta[k] = meta
-        self.screen.note(k, self.population)  # its bar: from what it is built on, not timing
         self.counters.add_prompt_cuts(opening.cut)
+        first = {"opening": True} if self.openings.covers(k) else {}
         self.record({"event": "proposal", "index": k, "island": island, "parent": meta.parent,
-                     "other": other, "proposer": meta.origin, **opening.to_event()})  # fmt: skip
-        talk = Conversation(k, request, self.granted[k], self.known.size, self.config.seed,
-                            self.config.context_chars)  # fmt: skip
+                     "other": other, "proposer": meta.origin, **first,
+                     **opening.to_event()})  # fmt: skip
+        talk = Conversation(k, request, self.granted[k], known, c.seed, c.context_chars)
         self.talks[k] = talk
         self._ask(talk)
 
     def _ask(self, talk: Conversation) -> None:
         recorded = self.history.turns.get((talk.index, talk.turn))
-        if recorded is not None:
-            task = asyncio.ensure_future(_immediate(recorded))
-        else:
-            task = asyncio.ensure_future(self._limited(talk.request))
-        self.inflight[task] = talk.index
+        reply = _immediate(recorded) if recorded is not None else self._limited(talk.request)
+        self.inflight[asyncio.ensure_future(reply)] = talk.index
 
     async def _limited(self, request: ProposalRequest) -> Reply:
         # When a request is sent does not change what it asks: it was built already.
@@ -263,7 +267,8 @@ class Loop:
         if reply.error is not None:
             self._done(replace(meta, kind="llm_error", reason=reply.error))
             return
-        verdict = talk.verdict(reply.text, self.known)
+        opening = self.openings.covers(k)
+        verdict = talk.verdict(reply.text, self.openings.known if opening else self.known)
         if isinstance(verdict, Candidate):
             meta.source = verdict.source
             self.queue[k] = verdict
@@ -309,9 +314,11 @@ class Loop:
         by_code = {s.code_hash: s for s in future.result()}  # EvaluationError propagates
         for k, cand in zip(indices, cands, strict=True):
             score, talk = by_code[cand.code_hash], self.talks[k]
-            # Probed now, it may have failed a check, or behave as one the proposal was shown.
+            # Probed now, it may have failed a check, or behave as one the proposal was shown
+            # (an opening proposal: the built-ins, scored before anything else).
+            before = self.seed_members if self.openings.covers(k) else talk.known
             verdict = novelty.failed(score) or self.known.same_behaviour(
-                score.behaviour_hash, cand.source, talk.known
+                score.behaviour_hash, cand.source, before
             )
             if verdict is not None and talk.can_follow_up():
                 self._settle(talk, verdict)
@@ -321,7 +328,7 @@ class Loop:
     # application, in proposal order ----------------------------------------------------
 
     def _apply(self) -> None:
-        while self.applied in self.ready:
+        while self.seeded and self.applied in self.ready:
             o = self.ready.pop(self.applied)
             if o.kind == "scored":
                 o = self._classify(o)
@@ -371,16 +378,10 @@ class Loop:
 
     def summary(self, forced: tuple[str, str] | None = None) -> Summary:
         """Returns how the run stands: finished, stopped by a cap, or `forced` (status, message)."""
-        c = self.counters
-        status, message = forced or ("finished", f"evaluated {c.evaluated} candidates")
-        if forced is None and c.evaluated < self.config.budget and self.stop is not None:
-            status, message = self.stop
-            message += (
-                f"; evaluated {c.evaluated} of {self.config.budget} "
-                f"({c.parse_failures} unparsable, {c.rejected} rejected, "
-                f"{c.duplicates} duplicates, {c.llm_errors} LLM errors)"
-            )
-        return Summary(status, message, c, self.population, time.monotonic() - self.started)
+        seconds = time.monotonic() - self.started
+        return summarise(
+            self.counters, self.population, self.config.budget, self.stop, seconds, forced
+        )
 
     # read-only views for progress displays ---------------------------------------------
 

@@ -149,6 +149,8 @@ def label(m: Member) -> str:
     s = m.score
     if s.ok and s.fitness is not None:
         scored = f"already scored, fitness {s.fitness:+.3f}"
+    elif s.ok:  # a built-in, for a proposal built before its scores (search.opening)
+        scored = "a built-in activation"
     else:
         scored = f"already tried, it failed: {s.status}"
     return f"{s.name} = {expression(s.source)} ({scored})"

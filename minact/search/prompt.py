@@ -115,6 +115,8 @@ def _lab_text(lab: Lab) -> str:
 
 def _scores(m: Member) -> str:
     s = m.score
+    if s.ok and s.fitness is None:  # a proposal built before the scores (search.opening)
+        return "a built-in activation (its scores are not known yet)"
     if not s.ok or s.fitness is None:
         return f"failed: {s.status}: {s.reason}"
     if len(s.tasks) > _LISTED:

@@ -115,3 +115,34 @@ def test_rescore_takes_the_latest_run_with_candidates(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "runs" / "good" / f"rescore-{TINY_TASKS.stem}").is_dir()
+
+
+def test_the_first_requests_do_not_wait_for_the_builtins_and_replay_alike(tmp_path: Path) -> None:
+    with LLMServer(numbered_replies(lambda k: f"torch.sin({k + 2} * x) + x"),
+                   models=serving("m")) as server:  # fmt: skip
+        cold = _evolve(tmp_path, "--model", "m", "--llm-url", server.url, "--budget", "4",
+                       "--concurrency", "2", "--record", "--run-id", "cold", "--json")  # fmt: skip
+    assert cold.exit_code == 0, cold.stderr
+    run = tmp_path / "runs" / "cold"
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    first_seed = kinds.index("seed")
+    # Built and sent on a fresh cache before the first built-in was scored: 2 x concurrency.
+    opening = [e for e in events[:first_seed] if e["event"] == "proposal"]
+    assert [(e["index"], e["opening"]) for e in opening] == [(k, True) for k in range(4)]
+    # The same replies with the built-ins cached (scored at once): the same run.
+    warm = _evolve(tmp_path, "--replay", str(run / "llm.jsonl"), "--budget", "4",
+                   "--concurrency", "2", "--run-id", "warm", "--json")  # fmt: skip
+    assert warm.exit_code == 0, warm.stderr
+
+    def proposals(name: str) -> list[dict[str, Any]]:
+        lines = (tmp_path / "runs" / name / "events.jsonl").read_text().splitlines()
+        keep = ("index", "island", "parent", "other", "style", "opening")  # not who answered
+        return [{k: e.get(k) for k in keep} for e in map(json.loads, lines)
+                if e["event"] == "proposal"]  # fmt: skip
+
+    def picks(out: str) -> list[tuple[str, float | None]]:
+        return [(x["code_hash"], x["fitness"]) for x in json.loads(out)["candidates"]]
+
+    assert proposals("cold") == proposals("warm")
+    assert picks(cold.stdout) == picks(warm.stdout)

@@ -61,7 +61,8 @@ def test_a_copy_is_answered_in_the_same_conversation_with_what_it_copies(tiny_la
     # The prefix stays as sent (the server's prompt cache), then the reply and the reason.
     assert second.messages[:2] == first.messages
     assert second.messages[2] == {"role": "assistant", "content": fenced("F.gelu(x)")}
-    assert "identical to gelu = F.gelu(x) (already scored" in second.messages[3]["content"]
+    # Proposal 0 opens the run: it was built before the built-ins' scores were known.
+    assert "identical to gelu = F.gelu(x) (a built-in activation)" in second.messages[3]["content"]
     # Scored, the second reply shows tanh's behaviour: answered once more.
     assert third.messages[:4] == second.messages
     assert "computes the same values as tanh" in third.messages[5]["content"]

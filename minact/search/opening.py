@@ -1,0 +1,91 @@
+"""A run's opening proposals: the first LLM requests, sent while the built-ins are scored.
+
+On a fresh cache the 14 built-in activations train for minutes before anything can be
+ranked, and an LLM reply takes seconds to minutes: waiting for one before asking for the
+other wastes the longer of the two. So the first `lookahead` proposals of a run with an
+LLM (the window of proposals that may be pending at once) are built from the built-ins'
+*code* alone, never their scores: the parent, the inspiration and the other functions
+shown are drawn with the proposal's own generator, seeded by (seed, k), uniformly from
+the built-ins, and the prompt lists every built-in as known. What an opening proposal
+asks therefore depends on the seed and the lab only, never on whether the seeds were
+cached, still training or replayed from a log: a run stays reproducible from its
+recorded replies, and a resumed run asks the same questions. Every later proposal is
+built, as before, after a fixed earlier outcome has been applied, which needs the seeds'
+scores.
+
+The offline mutator does not come here: its proposals cost nothing to make, so it waits
+for the scores, which it uses to pick its parents.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from minact.candidate import Candidate
+from minact.lab.task import Lab
+from minact.score import Score
+from minact.search import novelty
+from minact.search.conversation import Opening, draw_model
+from minact.search.population import Member
+from minact.search.prompt import STYLES, build_prompt
+from minact.search.proposers import ProposalRequest
+
+__all__ = ["Openings"]
+
+
+class Openings:
+    """The built-ins as known before their scores: members to build prompts from, and an index
+    of their code against which an opening proposal's replies are judged."""
+
+    def __init__(self, seeds: Sequence[Candidate], count: int) -> None:
+        """`seeds`: the run's built-ins, in order; `count`: how many proposals open the run."""
+        self.count = count if seeds else 0
+        self.members = [
+            Member(Score(c.name, c.code_hash, c.source, "ok", baseline=True), -1, None, "seed")
+            for c in seeds
+        ]
+        self.known = novelty.Known()
+        for m in self.members:
+            self.known.add(m)
+
+    def covers(self, k: int) -> bool:
+        """Returns whether proposal k is an opening proposal."""
+        return k < self.count
+
+    def request(
+        self,
+        k: int,
+        lab: Lab,
+        *,
+        seed: int,
+        prompt_chars: int,
+        models: tuple[str, ...] = (),
+        weights: tuple[float, ...] = (),
+    ) -> tuple[ProposalRequest, Opening]:
+        """Returns opening proposal k's request, drawn from the built-ins' code only."""
+        rng = random.Random(f"{seed}:{k}")
+        parent = rng.choice(self.members)
+        rest = [m for m in self.members if m is not parent]
+        other = rng.choice(rest) if rest else None
+        model = draw_model(seed, k, models, weights)
+        style = rng.choice(sorted(STYLES))
+        diverse = rng.sample(rest, min(2, len(rest)))
+        shown = {m.score.code_hash for m in (parent, *diverse)}
+        inspiration = None
+        if style == "compose" and other is not None and other.score.code_hash not in shown:
+            inspiration = other
+            shown.add(other.score.code_hash)
+        prompt = build_prompt(
+            lab,
+            parent,
+            [],
+            diverse,
+            [],
+            prompt_chars,
+            catalogue=[m for m in self.members if m.score.code_hash not in shown],
+            style=style,
+            inspiration=inspiration,
+        )
+        request = ProposalRequest(k, parent, other, prompt.messages, rng, model=model)
+        return request, Opening(style, model, prompt.cut)

@@ -1,0 +1,43 @@
+"""How a run ended: its status, a message for the user, its counters and population."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from minact.outcome import Counters
+from minact.search.population import Population
+
+__all__ = ["Summary", "summarise"]
+
+
+@dataclass(slots=True)
+class Summary:
+    """How a run ended, with its population and counters."""
+
+    status: str  # finished | call_cap | llm_failed | interrupted | failed
+    message: str
+    counters: Counters
+    population: Population
+    seconds: float
+
+
+def summarise(
+    counters: Counters,
+    population: Population,
+    budget: int,
+    stop: tuple[str, str] | None,
+    seconds: float,
+    forced: tuple[str, str] | None = None,
+) -> Summary:
+    """Returns the Summary of a run: finished, stopped by `stop` (status, message) before its
+    budget, or `forced`."""
+    c = counters
+    status, message = forced or ("finished", f"evaluated {c.evaluated} candidates")
+    if forced is None and c.evaluated < budget and stop is not None:
+        status, message = stop
+        message += (
+            f"; evaluated {c.evaluated} of {budget} "
+            f"({c.parse_failures} unparsable, {c.rejected} rejected, "
+            f"{c.duplicates} duplicates, {c.llm_errors} LLM errors)"
+        )
+    return Summary(status, message, c, population, seconds)
