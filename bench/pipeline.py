@@ -15,6 +15,14 @@ the cores into workers, each against the same run's baseline (one worker with to
 default threads, minact's only setting before the worker pool):
 
     python bench/pipeline.py --workers 1x2,2x1 --budget 12 --latency 1 --concurrency 8
+
+With --cascade as well, each split runs twice, without and with the lab's evaluation
+cascade ([lab.cascade]), each with its own proposals of the same family (the same ones
+again would all be cache hits); the screened candidates are then scored in full (their
+stage-1 tasks from the cache) to count the misses: screened candidates that the full
+evaluation ranks in that run's top K.
+
+    python bench/pipeline.py --workers 1x2,2x1 --cascade --budget 12 --latency 1 --concurrency 8
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import sys
 import tempfile
 import time
@@ -37,11 +46,13 @@ from minact import seeds as seeds_lib
 from minact.cache import FitnessCache
 from minact.candidate import Candidate
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
+from minact.lab.cascade import stage_tasks
 from minact.lab.loader import default_tasks_path, load_lab
 from minact.lab.task import Lab
 from minact.sandbox import pool
 from minact.score import Score
 from minact.search import llm, loop
+from minact.search.cascade import Screen
 from minact.search.proposers import LLMProposer
 from minact.validate import validate
 
@@ -66,6 +77,8 @@ def main() -> int:
                    "keep (the seeds are scored once); default: a temporary one")  # fmt: skip
     p.add_argument("--offset", type=int, default=0, help="with --workers: first proposal "
                    "number, so that a kept cache holds none of them")  # fmt: skip
+    p.add_argument("--cascade", action="store_true", help="with --workers: each split without "
+                   "and with the lab's cascade, and the cascade's misses")  # fmt: skip
     args = p.parse_args()
     if args.workers:
         return compare_workers(args)
@@ -114,11 +127,27 @@ def main() -> int:
     return 0
 
 
+def _screen(evaluator: Evaluator, lab: Lab, cascade: bool) -> Screen:
+    """Returns how a search scores its candidates: through the lab's cascade, or in full."""
+    c = lab.cascade
+    if not cascade or c is None:
+        return Screen(evaluator)
+    stage = evaluator.on_tasks(stage_tasks(lab.tasks, c.tasks, c.seed))
+    return Screen(evaluator, stage, c, len(lab.tasks))
+
+
 def _search(
-    lab: Lab, cache: FitnessCache, config: EvaluatorConfig, args: argparse.Namespace, start: int
+    lab: Lab,
+    cache: FitnessCache,
+    config: EvaluatorConfig,
+    args: argparse.Namespace,
+    start: int,
+    cascade: bool = False,
 ) -> tuple[int, float, float, dict[str, Any]]:
     """Returns (evaluated, wall seconds, training seconds, worker info) of one search;
-    info["failed"] says how many of its candidates failed (a timeout under load, say)."""
+    info["failed"] says how many of its candidates failed (a timeout under load, say),
+    info["scores"] holds its candidates' scores, info["missed"] (with `cascade`) how many
+    screened candidates the full evaluation puts in the run's top K."""
     with (
         Evaluator(lab, cache, config) as evaluator,
         LLMServer(numbered_replies(_body, start=start), latency=args.latency) as server,
@@ -134,15 +163,39 @@ def _search(
         async def run() -> loop.Summary:
             async with llm.http_client() as http:
                 proposer = LLMProposer(llm.LLMClient(http, llm_config))
-                return await loop.run(config_, lab, proposer, evaluator, record)
+                screen = _screen(evaluator, lab, cascade)
+                search = loop.Loop(config_, lab, proposer, evaluator, record, None,
+                                   loop.History(), screen)  # fmt: skip
+                return await search.run()
 
         started = time.perf_counter()
         summary = asyncio.run(run())
         wall = time.perf_counter() - started
         info = dict(evaluator.info)
-    info["failed"] = sum(1 for s in scores if s.status != "ok")
+        if cascade and lab.cascade is not None:
+            info["missed"] = _missed(evaluator, summary, scores, lab.cascade.top)
+    info["failed"] = sum(1 for s in scores if s.status not in ("ok", "screened"))
+    info["screened"] = sum(1 for s in scores if s.status == "screened")
     trained = sum(s.seconds or 0.0 for s in scores)
     return summary.counters.evaluated, wall, trained, info
+
+
+def _missed(evaluator: Evaluator, summary: loop.Summary, scores: list[Score], top: int) -> int:
+    """Returns how many screened candidates the full evaluation ranks in the run's top K
+    (seeds included), scoring them in full now (their stage-1 tasks come from the cache)."""
+    screened = [s for s in scores if s.status == "screened" and s.code_hash is not None]
+    if not screened:
+        return 0
+    cands = [Candidate(s.source, s.code_hash, s.name) for s in screened]  # type: ignore[arg-type]
+    full = [
+        s.fitness for s in evaluator.score(cands) if s.code_hash in {c.code_hash for c in cands}
+    ]
+    ranked = sorted(
+        [m.score.fitness for m in summary.population.ranked() if m.score.fitness is not None]
+        + [f for f in full if f is not None]
+    )
+    kth = ranked[top - 1] if len(ranked) >= top else math.inf
+    return sum(1 for f in full if f is not None and f <= kth)
 
 
 def compare_workers(args: argparse.Namespace) -> int:
@@ -163,30 +216,39 @@ def compare_workers(args: argparse.Namespace) -> int:
         )
         # The baseline is minact before the pool: one worker with torch's default threads,
         # which is one thread per core; a split that is the same setting is not run twice.
+        if args.cascade and lab.cascade is None:
+            print(f"{lab.path.name} has no [lab.cascade]; --cascade compares nothing", flush=True)
+        modes = [False, True] if args.cascade and lab.cascade is not None else [False]
         base = 0.0
         for i, (workers, threads) in enumerate([(1, 0), *splits]):
             same = i > 0 and workers == 1 and threads == cores
-            if not same:
+            for cascade in modes:
+                name = "baseline: 1 worker, torch's default threads" if i == 0 else (
+                    f"{workers}x{threads} ({workers} worker{'s' if workers > 1 else ''}, "
+                    f"{threads} thread{'s' if threads > 1 else ''} each)"
+                )  # fmt: skip
+                if len(modes) > 1:
+                    name += ", cascade" if cascade else ", no cascade"
+                if same:
+                    print(f"{name:60s} = the baseline ({cores} cores)", flush=True)
+                    continue
                 config = EvaluatorConfig(device="cpu", workers=workers, threads=threads)
-                # Each search gets its own proposals: nothing is a cache hit.
-                start = args.offset + (i + 1) * 10_000
-                n, wall, trained, info = _search(lab, cache, config, args, start)
+                # Each search gets its own proposals, from the same family: nothing is a
+                # cache hit (the same proposals again would all be).
+                start = args.offset + (i + 1) * 10_000 + (5_000 if cascade else 0)
+                n, wall, trained, info = _search(lab, cache, config, args, start, cascade)
                 rate = n / wall * 60
                 base = base or rate
-            name = "baseline: 1 worker, torch's default threads" if i == 0 else (
-                f"{workers}x{threads} ({workers} worker{'s' if workers > 1 else ''}, "
-                f"{threads} thread{'s' if threads > 1 else ''} each)"
-            )  # fmt: skip
-            if same:
-                print(f"{name:48s} = the baseline ({cores} cores)", flush=True)
-                continue
-            print(
-                f"{name:48s} {rate:6.2f} candidates/min  ({n} in {wall:.1f} s, "
-                f"{info['failed']} failed; ratio to baseline {rate / base:.2f}; training "
-                f"{trained / max(n, 1):.2f} s per candidate in the worker; threads "
-                f"{info.get('threads')})",
-                flush=True,
-            )
+                extra = ""
+                if cascade:
+                    extra = f"; screened {info['screened']} of {n}, missed {info['missed']}"
+                print(
+                    f"{name:60s} {rate:6.2f} candidates/min  ({n} in {wall:.1f} s, "
+                    f"{info['failed']} failed{extra}; ratio to baseline {rate / base:.2f}; "
+                    f"training {trained / max(n, 1):.2f} s per candidate in the worker; "
+                    f"threads {info.get('threads')})",
+                    flush=True,
+                )
     return 0
 
 

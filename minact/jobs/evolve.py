@@ -217,63 +217,62 @@ async def run(
     )
     # Before any work: folders that cannot be written and a server that cannot serve the
     # run end it in seconds, and leave no run directory behind.
-    preflight.writable(cache_dir, "--cache-dir")
-    if log is None:
-        preflight.writable(runs_dir, "--runs-dir")
-    async with proposing.proposer(options, api_key) as (proposer, described):
-        with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
-            if log is None:
-                log = _create_log(runs_dir, run_id, options.seed)
-            if options.record:
-                proposer = RecordingProposer(proposer, log.directory / "llm.jsonl")
-            meta = _meta(log, previous, options, config, lab)
-            log.write_run(meta)
-            try:
-                with Evaluator(lab, cache, _evaluator_config(options)) as evaluator:
-                    config = proposing.fitted(config, options, described)
-                    meta.update(described)
-                    hooks.say(proposing.describe(described))
-                    event = "resume" if resume else "start"
-                    log.append({"event": event, "time": time.time(), **described})
-                    screen = _screen(evaluator, lab)
-                    loop = Loop(
-                        config,
-                        lab,
-                        proposer,
-                        evaluator,
-                        log.append,
-                        hooks.progress,
-                        history,
-                        screen,
-                    )
-                    with hooks.live:
-                        # Ctrl-C cancels the search; what was evaluated is kept and reported.
-                        summary = await until_interrupted(
-                            loop.run(),
-                            lambda: loop.summary(
-                                ("interrupted", "interrupted; evaluated candidates are kept")
-                            ),
+    wanted = [(cache_dir, "--cache-dir")] + ([(runs_dir, "--runs-dir")] if log is None else [])
+    with preflight.folders(*wanted):  # a start that fails leaves no empty folder behind
+        async with proposing.proposer(options, api_key) as (proposer, described):
+            with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
+                if log is None:
+                    log = _create_log(runs_dir, run_id, options.seed)
+                if options.record:
+                    proposer = RecordingProposer(proposer, log.directory / "llm.jsonl")
+                meta = _meta(log, previous, options, config, lab)
+                log.write_run(meta)
+                try:
+                    with Evaluator(lab, cache, _evaluator_config(options)) as evaluator:
+                        config = proposing.fitted(config, options, described)
+                        meta.update(described)
+                        hooks.say(proposing.describe(described))
+                        event = "resume" if resume else "start"
+                        log.append({"event": event, "time": time.time(), **described})
+                        screen = _screen(evaluator, lab)
+                        loop = Loop(
+                            config,
+                            lab,
+                            proposer,
+                            evaluator,
+                            log.append,
+                            hooks.progress,
+                            history,
+                            screen,
                         )
-                    meta.update(
-                        status=summary.status,
-                        message=summary.message,
-                        counters=summary.counters.to_dict(),
-                        seconds=previous.get("seconds", 0.0) + summary.seconds,
-                        device=evaluator.info.get("device") or previous.get("device"),
-                        worker=evaluator.info or previous.get("worker"),
-                    )
-                    if summary.status != "interrupted":
-                        _check(log, options, lab, evaluator, hooks.say)
-                    log.append({"event": "end", "time": time.time(), "status": summary.status})
-                    log.close()
-                    log.write_run(meta)
-                    # The report's curves come from the workers that are already warm.
-                    data = report_build.build(log.directory, evaluator_curves(evaluator))
-            except BaseException as e:
-                if meta["status"] == "running":  # never leave it looking alive
-                    log.close()
-                    log.write_run({**meta, "status": "failed", "message": str(e)[:500]})
-                raise
+                        with hooks.live:
+                            # Ctrl-C cancels the search; what was evaluated is kept and reported.
+                            summary = await until_interrupted(
+                                loop.run(),
+                                lambda: loop.summary(
+                                    ("interrupted", "interrupted; evaluated candidates are kept")
+                                ),
+                            )
+                        meta.update(
+                            status=summary.status,
+                            message=summary.message,
+                            counters=summary.counters.to_dict(),
+                            seconds=previous.get("seconds", 0.0) + summary.seconds,
+                            device=evaluator.info.get("device") or previous.get("device"),
+                            worker=evaluator.info or previous.get("worker"),
+                        )
+                        if summary.status != "interrupted":
+                            _check(log, options, lab, evaluator, hooks.say)
+                        log.append({"event": "end", "time": time.time(), "status": summary.status})
+                        log.close()
+                        log.write_run(meta)
+                        # The report's curves come from the workers that are already warm.
+                        data = report_build.build(log.directory, evaluator_curves(evaluator))
+                except BaseException as e:
+                    if meta["status"] == "running":  # never leave it looking alive
+                        log.close()
+                        log.write_run({**meta, "status": "failed", "message": str(e)[:500]})
+                    raise
     report_files.write(log.directory, data)
     return EvolveResult(summary, data.ranking, log.directory, data.warnings)
 

@@ -2,22 +2,28 @@
 
 A folder minact must write (the cache, the runs) is created if missing and written to
 once; the LLM server is checked by minact.jobs.proposing (GET /models). Each failure is
-a ConfigError of one line that names the flag and the folder.
+a ConfigError of one line that names the flag and the folder. A job that then fails
+before writing anything removes the folders it created (`remove_empty`), so a failed
+start leaves the user's folder as it was.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from minact.errors import ConfigError
 
-__all__ = ["writable"]
+__all__ = ["folders", "remove_empty", "writable"]
 
 
-def writable(folder: Path, flag: str) -> None:
-    """Creates `folder` if needed and checks that files can be written in it."""
+def writable(folder: Path, flag: str) -> list[Path]:
+    """Creates `folder` if needed and checks that files can be written in it; returns the
+    folders it created, outermost first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=".minact-check-", dir=folder)
@@ -28,3 +34,28 @@ def writable(folder: Path, flag: str) -> None:
         raise ConfigError(
             f"{flag} {folder}: cannot write there ({why}); choose a folder you can write to"
         ) from None
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Removes those of `folders` (outermost first, as `writable` returns them) that are
+    still empty; a folder anything was written to stays."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone): keep it, and the folders around it
+            return
+
+
+@contextmanager
+def folders(*wanted: tuple[Path, str]) -> Iterator[None]:
+    """Checks each (folder, flag) with `writable`; if the body raises, removes the folders
+    this created that are still empty."""
+    made: list[Path] = []
+    try:
+        for folder, flag in wanted:
+            made += writable(folder, flag)
+        yield
+    except BaseException:
+        remove_empty(made)
+        raise

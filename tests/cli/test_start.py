@@ -34,9 +34,9 @@ def _error_lines(stderr: str) -> list[str]:
 
 
 def _nothing_started(tmp: Path) -> None:
-    runs = tmp / "runs"
-    assert not runs.exists() or not any(runs.iterdir()), "no run directory is left behind"
-    assert not (tmp / "cache" / "worker").exists(), "no worker started, nothing trained"
+    # The folders the start created are gone again: nothing was written to them.
+    assert not (tmp / "runs").exists(), "no run directory (nor an empty runs folder) is left"
+    assert not (tmp / "cache").exists(), "no worker started, nothing trained or cached"
 
 
 def test_a_dead_server_ends_the_run_at_once_with_one_line(tmp_path: Path) -> None:
@@ -47,6 +47,14 @@ def test_a_dead_server_ends_the_run_at_once_with_one_line(tmp_path: Path) -> Non
     (line,) = _error_lines(result.stderr)
     assert line.startswith("error: cannot reach the LLM server") and "--llm-url" in line
     _nothing_started(tmp_path)
+    # Folders the user had stay, empty or not.
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "mine.txt").write_text("kept")
+    again = _evolve(tmp_path, "--model", "m", "--llm-url", url)
+    assert again.exit_code == 1
+    assert (tmp_path / "runs").is_dir() and not any((tmp_path / "runs").iterdir())
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["mine.txt"]
 
 
 def test_a_model_the_server_does_not_serve_ends_the_run(tmp_path: Path) -> None:
