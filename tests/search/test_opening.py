@@ -160,3 +160,29 @@ def test_the_offline_mutator_waits_for_the_scores(tiny_lab: Lab) -> None:
     kinds = [e["event"] for e in events]
     assert kinds.index("proposal") > max(i for i, k in enumerate(kinds) if k == "seed")
     assert not any(e.get("opening") for e in events)
+
+
+class _BrokenLab(FakeEvaluator):
+    """Every candidate fails: the lab (or the evaluator) is broken."""
+
+    def score(self, candidates: Sequence[Candidate]) -> list[Score]:
+        return [
+            Score(c.name, c.code_hash, c.source, "nonfinite", "f(x) is not finite")
+            for c in [self.reference, *candidates]
+        ]
+
+
+def test_a_run_whose_seeds_all_fail_ends_without_waiting_for_its_requests(tiny_lab: Lab) -> None:
+    # The opening requests would take ten minutes: the run must cancel them, not wait.
+    proposer = ScriptedProposer(lambda r: Reply(fenced("torch.sin(x)")), delay=lambda k: 600.0)
+    config = SearchConfig(budget=4, concurrency=2)
+
+    async def main() -> Summary:
+        events: list[dict[str, Any]] = []
+        return await asyncio.wait_for(
+            run(config, tiny_lab, proposer, _BrokenLab(), events.append), timeout=60
+        )
+
+    summary = asyncio.run(main())
+    assert summary.status == "failed" and "every built-in seed failed" in summary.message
+    assert len(proposer.requests) == 2  # the opening requests had gone out (2 slots)
