@@ -37,13 +37,14 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from minact.lab.sampling import TaskData, sample
 from minact.lab.task import Task
-from minact.sandbox.adam import Adam
+from minact.sandbox.adam import Adam, packed
 from minact.sandbox.graph import graph_forward, graph_params
 from minact.sandbox.loader import Activation
 from minact.sandbox.trace import Tracer
@@ -172,10 +173,13 @@ class Trainer:
         def t(key: str) -> torch.Tensor:
             return torch.from_numpy(np.stack(cols[key])).to(self.device, torch.float32)
 
-        params = [
-            torch.stack([p[i] for p in per_param]).to(self.device).requires_grad_(True)
-            for i in range(len(per_param[0]))
-        ]
+        # One buffer for all parameters: Adam then updates them in one pass (adam.py).
+        params = packed(
+            [
+                torch.stack([p[i] for p in per_param]).to(self.device)
+                for i in range(len(per_param[0]))
+            ]
+        )
         return _Tensors(t("xt"), t("yt"), t("xi"), t("yi"), t("xo"), t("yo"), params)
 
     def _fit(
@@ -342,6 +346,36 @@ def _make_forward(
             if layer == pool_at:
                 h = _sum_pool(h, x.shape[1])  # (networks, sets, width)
             h = act(torch.baddbmm(params[i + 1], h, params[i]))  # (networks, points, width)
-        return torch.baddbmm(params[-1], h, params[-2])  # (networks, points, 1)
+        out: torch.Tensor = _Readout.apply(params[-1], h, params[-2])  # type: ignore[no-untyped-call]
+        return out  # (networks, points, 1)
 
     return forward
+
+
+class _Readout(torch.autograd.Function):
+    """baddbmm(b, h, w) for a one-unit output layer: (networks, points, 1).
+
+    Its backward computes what autograd's baddbmm backward computes, but the gradient for
+    h, grad @ w^T with an inner size of 1, as a broadcast product: bmm took as long for that
+    outer product as for the 32 x 32 hidden layer's. Each element is one product either
+    way, exactly rounded; `+ 0.0` gives an exact zero bmm's sign (+0, where -0 * w is -0).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, b: torch.Tensor, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(h, w)
+        return torch.baddbmm(b, h, w)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        h, w = ctx.saved_tensors
+        need_b, need_h, need_w = ctx.needs_input_grad
+        # b's gradient is grad itself: autograd sums it over the points, as for baddbmm.
+        grad_b = grad if need_b else None
+        grad_h = None
+        if need_h:
+            grad_h = (
+                grad * w.transpose(1, 2) + 0.0 if w.shape[-1] == 1 else grad.bmm(w.transpose(1, 2))
+            )
+        grad_w = h.transpose(1, 2).bmm(grad) if need_w else None
+        return grad_b, grad_h, grad_w

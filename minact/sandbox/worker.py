@@ -60,6 +60,7 @@ class _Session:
     def hello(self, req: dict[str, Any]) -> dict[str, Any]:
         import torch
 
+        from minact.sandbox.heap import keep_freed_memory
         from minact.sandbox.trainer import Trainer
 
         want = str(req.get("device", "auto"))
@@ -70,6 +71,7 @@ class _Session:
         threads = int(req.get("threads", 0))
         if threads > 0:
             torch.set_num_threads(threads)
+        keep_freed_memory()  # training steps reuse their pages (heap.py)
         if self.device == "cpu":
             _limit_memory(int(req.get("memory_bytes", 0)))
         else:

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from minact.sandbox.adam import Adam
+from minact.sandbox.adam import Adam, packed
 
 
 def _train(dtype: torch.dtype, use_torch: bool, steps: int = 50) -> list[torch.Tensor]:
@@ -52,3 +52,49 @@ def test_adam_follows_torch_optim_adam(dtype: torch.dtype, rtol: float, atol: fl
         torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
     start = _train(dtype, use_torch=False, steps=0)
     assert any(not torch.equal(a, s) for a, s in zip(ours, start, strict=True))  # it moved
+
+
+def _shapes_and_grads() -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+    """Returns stacked initial weights and 20 steps' gradients, with zeros of both signs."""
+    gen = torch.Generator().manual_seed(1)
+    start = [
+        torch.randn(*s, generator=gen) for s in [(5, 3, 16), (5, 1, 16), (5, 16, 1), (5, 1, 1)]
+    ]
+    grads = []
+    for _ in range(20):
+        step = [torch.randn(p.shape, generator=gen) for p in start]
+        step[0][:, 0] = 0.0
+        step[0][:, 1] = -0.0
+        grads.append(step)
+    return start, grads
+
+
+def _run(params: list[torch.Tensor], grads: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+    opt = Adam(params, 0.01)
+    for step in grads:
+        for p, g in zip(params, step, strict=True):
+            p.grad = g.clone()
+        opt.step()
+    return [p.detach().clone() for p in params]
+
+
+def test_packed_parameters_update_bit_for_bit_like_separate_ones() -> None:
+    start, grads = _shapes_and_grads()
+    separate = _run([p.clone().requires_grad_(True) for p in start], grads)
+    params = packed(start)
+    assert all(p.is_leaf and p.requires_grad for p in params)
+    together = _run(params, grads)
+    for a, b in zip(separate, together, strict=True):
+        assert torch.equal(a.view(torch.int32), b.view(torch.int32))  # bits, zeros' signs too
+
+
+def test_a_packed_parameter_without_a_gradient_is_left_alone() -> None:
+    start, grads = _shapes_and_grads()
+    params = packed(start)
+    opt = Adam(params, 0.01)
+    for p, g in zip(params, grads[0], strict=True):
+        p.grad = g
+    params[1].grad = None
+    opt.step()
+    assert torch.equal(params[1].detach(), start[1])
+    assert not torch.equal(params[0].detach(), start[0])
