@@ -60,8 +60,13 @@ TERMS = ["torch.sin", "torch.cos", "torch.tanh", "torch.sigmoid", "torch.erf", "
 
 
 def _body(k: int) -> str:
+    """Returns proposal k's candidate: GELU plus a small term, with an amplitude of 0.05 to 1.05
+    and a frequency of 1 to 5 whatever k is; distinct for any 299,190 consecutive k (6 terms x
+    5 frequencies x 9973 amplitudes, coprime periods)."""
     term = TERMS[k % len(TERMS)]
-    return f"F.gelu(x) + {0.01 * (k + 1):.2f} * {term}({1 + k // len(TERMS)} * x)"
+    freq = 1 + (k // len(TERMS)) % 5
+    amp = 0.05 + 0.0001 * (k % 9973)
+    return f"F.gelu(x) + {amp:.4f} * {term}({freq} * x)"
 
 
 def main() -> int:

@@ -167,6 +167,8 @@ class Loop:
         if not self.population.ranked():
             raise EvaluationError("every built-in seed failed; the lab or the evaluator is broken")
         self.seeded, self.seed_members = True, self.known.size
+        for k in range(self.openings.count):  # nothing evaluated them yet: the seeds' bar
+            self.screen.note(k, self.population)
         self.progress(self)
 
     def _seeding(self, done: int, total: int) -> None:
@@ -216,24 +218,23 @@ class Loop:
 
     def _propose(self, k: int) -> None:
         island, c = k % self.config.islands, self.config
-        if self.openings.covers(k):  # from the built-ins' code; no bar: scored in full
+        if self.openings.covers(k):  # from the built-ins' code; its bar: once they join
             request, opening = self.openings.request(
                 k, self.lab, seed=c.seed, prompt_chars=c.prompt_chars, models=c.models,
                 weights=c.model_weights)  # fmt: skip
-            known = self.openings.known.size
+            known, first = self.openings.known.size, {"opening": True}
         else:
             request, opening = open_conversation(
                 k, self.population, self.lab, seed=c.seed, island=island,
                 prompt_chars=c.prompt_chars, llm=self.proposer.kind != "offline",
                 models=c.models, weights=c.model_weights)  # fmt: skip
             self.screen.note(k, self.population)  # its bar: from what it is built on
-            known = self.known.size
+            known, first = self.known.size, {}
         other = request.other.score.code_hash if request.other else None
         meta = Outcome(k, "", island=island, parent=request.parent.score.code_hash, other=other,
                        origin=self.proposer.kind)  # fmt: skip
         self.meta[k] = meta
         self.counters.add_prompt_cuts(opening.cut)
-        first = {"opening": True} if self.openings.covers(k) else {}
         self.record({"event": "proposal", "index": k, "island": island, "parent": meta.parent,
                      "other": other, "proposer": meta.origin, **first,
                      **opening.to_event()})  # fmt: skip
@@ -243,7 +244,7 @@ class Loop:
 
     def _ask(self, talk: Conversation) -> None:
         recorded = self.history.turns.get((talk.index, talk.turn))
-        reply = _immediate(recorded) if recorded is not None else self._limited(talk.request)
+        reply = asyncio.sleep(0, recorded) if recorded is not None else self._limited(talk.request)
         self.inflight[asyncio.ensure_future(reply)] = talk.index
 
     async def _limited(self, request: ProposalRequest) -> Reply:
@@ -267,8 +268,8 @@ class Loop:
         if reply.error is not None:
             self._done(replace(meta, kind="llm_error", reason=reply.error))
             return
-        opening = self.openings.covers(k)
-        verdict = talk.verdict(reply.text, self.openings.known if opening else self.known)
+        index = self.openings.known if self.openings.covers(k) else self.known
+        verdict = talk.verdict(reply.text, index)
         if isinstance(verdict, Candidate):
             meta.source = verdict.source
             self.queue[k] = verdict
@@ -394,7 +395,3 @@ class Loop:
     def waiting_for_evaluation(self) -> int:
         """Returns the candidates queued or being evaluated."""
         return len(self.queue) + (len(self.evaluating[1]) if self.evaluating else 0)
-
-
-async def _immediate(reply: Reply) -> Reply:
-    return reply

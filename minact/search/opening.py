@@ -11,7 +11,8 @@ asks therefore depends on the seed and the lab only, never on whether the seeds 
 cached, still training or replayed from a log: a run stays reproducible from its
 recorded replies, and a resumed run asks the same questions. Every later proposal is
 built, as before, after a fixed earlier outcome has been applied, which needs the seeds'
-scores.
+scores. An opening proposal's bar in the evaluation cascade (search.cascade) is set when
+the seeds join, from the seeds alone: its candidate is evaluated only after that.
 
 The offline mutator does not come here: its proposals cost nothing to make, so it waits
 for the scores, which it uses to pick its parents.

@@ -8,13 +8,17 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from minact import seeds
 from minact.candidate import Candidate
+from minact.lab.cascade import Cascade
 from minact.lab.task import Lab
 from minact.outcome import Reply
 from minact.runs.history import History
 from minact.score import Score
-from minact.search.loop import SearchConfig, Summary, run
+from minact.search.cascade import Screen
+from minact.search.loop import Loop, SearchConfig, Summary, run
 from minact.search.proposers import OfflineProposer, ProposalRequest
 from tests.fakes import FakeEvaluator, ScriptedProposer, fenced
 
@@ -186,3 +190,21 @@ def test_a_run_whose_seeds_all_fail_ends_without_waiting_for_its_requests(tiny_l
     summary = asyncio.run(main())
     assert summary.status == "failed" and "every built-in seed failed" in summary.message
     assert len(proposer.requests) == 2  # the opening requests had gone out (2 slots)
+
+
+def test_an_opening_proposal_gets_the_cascade_bar_of_the_seeds(tiny_lab: Lab) -> None:
+    cascade = Cascade(tasks=1, top=3, margin=0.1)
+    screen = Screen(FakeEvaluator(), FakeEvaluator(), cascade, lab_tasks=2)
+    proposer = ScriptedProposer(lambda r: Reply(fenced(f"torch.sin({r.index + 2} * x)")))
+    config = SearchConfig(budget=6, concurrency=2, seed=4)
+    loop = Loop(config, tiny_lab, proposer, FakeEvaluator(), lambda e: None, None, History(),
+                screen)  # fmt: skip
+    summary = asyncio.run(loop.run())
+    assert summary.status == "finished"
+    seeds_only = sorted(
+        m.score.fitness
+        for m in summary.population.members
+        if m.origin == "seed" and m.score.fitness is not None
+    )
+    bar = seeds_only[cascade.top - 1] + cascade.margin
+    assert [screen.bars[k] for k in range(config.lookahead)] == [pytest.approx(bar)] * 4
