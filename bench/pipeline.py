@@ -46,7 +46,6 @@ from minact import seeds as seeds_lib
 from minact.cache import FitnessCache
 from minact.candidate import Candidate
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
-from minact.lab.cascade import stage_tasks
 from minact.lab.loader import default_tasks_path, load_lab
 from minact.lab.task import Lab
 from minact.sandbox import pool
@@ -132,15 +131,6 @@ def main() -> int:
     return 0
 
 
-def _screen(evaluator: Evaluator, lab: Lab, cascade: bool) -> Screen:
-    """Returns how a search scores its candidates: through the lab's cascade, or in full."""
-    c = lab.cascade
-    if not cascade or c is None:
-        return Screen(evaluator)
-    stage = evaluator.on_tasks(stage_tasks(lab.tasks, c.tasks, c.seed))
-    return Screen(evaluator, stage, c, len(lab.tasks))
-
-
 def _search(
     lab: Lab,
     cache: FitnessCache,
@@ -168,7 +158,11 @@ def _search(
         async def run() -> loop.Summary:
             async with llm.http_client() as http:
                 proposer = LLMProposer(llm.LLMClient(http, llm_config))
-                screen = _screen(evaluator, lab, cascade)
+                screen = (
+                    Screen.of_lab(evaluator, lab, evaluator.on_tasks)
+                    if cascade
+                    else Screen(evaluator)
+                )
                 search = loop.Loop(config_, lab, proposer, evaluator, record, None,
                                    loop.History(), screen)  # fmt: skip
                 return await search.run()

@@ -234,7 +234,7 @@ async def run(
                         hooks.say(proposing.describe(described))
                         event = "resume" if resume else "start"
                         log.append({"event": event, "time": time.time(), **described})
-                        screen = _screen(evaluator, lab)
+                        screen = Screen.of_lab(evaluator, lab, evaluator.on_tasks)
                         loop = Loop(
                             config,
                             lab,
@@ -365,15 +365,6 @@ def _cascade(lab: Lab) -> dict[str, Any] | None:
     if c is None:
         return None
     return {**c.to_dict(), "stage_tasks": [t.name for t in stage_tasks(lab.tasks, c.tasks, c.seed)]}
-
-
-def _screen(evaluator: Evaluator, lab: Lab) -> Screen:
-    """Returns how the search scores its candidates: through the lab's cascade, if any."""
-    c = lab.cascade
-    if c is None:
-        return Screen(evaluator)
-    stage = evaluator.on_tasks(stage_tasks(lab.tasks, c.tasks, c.seed))
-    return Screen(evaluator, stage, c, len(lab.tasks))
 
 
 def _create_log(runs_dir: Path, run_id: str | None, seed: int) -> RunLog:

@@ -17,11 +17,12 @@ copy is a duplicate whatever its score.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from minact.candidate import Candidate, Hash
-from minact.lab.cascade import Cascade
+from minact.lab.cascade import Cascade, stage_tasks
+from minact.lab.task import Lab, Task
 from minact.score import Score
 from minact.search.config import Evaluator
 from minact.search.population import Population
@@ -48,6 +49,17 @@ class Screen:
         self.full, self.stage, self.cascade = full, stage, cascade
         self.lab_tasks = lab_tasks
         self.bars: dict[int, float | None] = {}  # by proposal index
+
+    @classmethod
+    def of_lab(
+        cls, full: Evaluator, lab: Lab, on_tasks: Callable[[Sequence[Task]], Evaluator]
+    ) -> Screen:
+        """Returns how a search on `lab` scores its candidates: through the lab's cascade, its
+        stage 1 by the evaluator `on_tasks` gives for the stage-1 tasks; without one, in full."""
+        c = lab.cascade
+        if c is None:
+            return cls(full)
+        return cls(full, on_tasks(stage_tasks(lab.tasks, c.tasks, c.seed)), c, len(lab.tasks))
 
     def note(self, index: int, population: Population) -> None:
         """Sets proposal `index`'s bar from the population it is built from."""

@@ -13,13 +13,14 @@ messages sent before stay as they were, so the server can reuse its prompt cache
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from minact.candidate import Candidate, Hash
 from minact.lab.task import Lab
 from minact.search import novelty
-from minact.search.population import Member, Population
+from minact.search.population import Failure, Member, Population
 from minact.search.prompt import (
     FOLLOW_UP_CHARS,
     STYLES,
@@ -30,7 +31,7 @@ from minact.search.prompt import (
 from minact.search.proposers import ProposalRequest
 from minact.validate import validate
 
-__all__ = ["Conversation", "Opening", "draw_model", "open_conversation"]
+__all__ = ["Conversation", "Opening", "draw_model", "open_conversation", "write_request"]
 
 _ASSISTANT_CHARS = 600  # a longer reply is shown back as its code block only
 
@@ -168,6 +169,33 @@ def open_conversation(
     exclude |= {m.score.code_hash for m in top if m.score.code_hash}
     diverse = population.diverse(2, rng, exclude)
     style = rng.choice(sorted(STYLES))
+    return write_request(
+        k, lab, rng, parent, other, top, diverse, population.failures(3),
+        lambda shown: _catalogue(population, shown), style=style, prompt_chars=prompt_chars,
+        model=model,
+    )  # fmt: skip
+
+
+def write_request(
+    k: int,
+    lab: Lab,
+    rng: random.Random,
+    parent: Member,
+    other: Member | None,
+    top: list[Member],
+    diverse: list[Member],
+    failures: list[Failure],
+    catalogue: Callable[[set[Hash]], list[Member]],
+    *,
+    style: str,
+    prompt_chars: int,
+    model: str | None,
+) -> tuple[ProposalRequest, Opening]:
+    """Returns proposal k's request showing these members, and how it was made.
+
+    For the "compose" style, `other` (the second parent) is shown as the inspiration unless
+    it is shown already; `catalogue(shown)` lists, one line each, the functions not shown.
+    """
     shown = {m.score.code_hash for m in [parent, *top, *diverse] if m.score.code_hash}
     inspiration = None
     if style == "compose" and other is not None and other.score.code_hash not in shown:
@@ -178,9 +206,9 @@ def open_conversation(
         parent,
         top,
         diverse,
-        population.failures(3),
+        failures,
         prompt_chars,
-        catalogue=_catalogue(population, shown),
+        catalogue=catalogue(shown),
         style=style,
         inspiration=inspiration,
     )

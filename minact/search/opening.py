@@ -27,9 +27,9 @@ from minact.candidate import Candidate
 from minact.lab.task import Lab
 from minact.score import Score
 from minact.search import novelty
-from minact.search.conversation import Opening, draw_model
+from minact.search.conversation import Opening, draw_model, write_request
 from minact.search.population import Member
-from minact.search.prompt import STYLES, build_prompt
+from minact.search.prompt import STYLES
 from minact.search.proposers import ProposalRequest
 
 __all__ = ["Openings"]
@@ -72,21 +72,8 @@ class Openings:
         model = draw_model(seed, k, models, weights)
         style = rng.choice(sorted(STYLES))
         diverse = rng.sample(rest, min(2, len(rest)))
-        shown = {m.score.code_hash for m in (parent, *diverse)}
-        inspiration = None
-        if style == "compose" and other is not None and other.score.code_hash not in shown:
-            inspiration = other
-            shown.add(other.score.code_hash)
-        prompt = build_prompt(
-            lab,
-            parent,
-            [],
-            diverse,
-            [],
-            prompt_chars,
-            catalogue=[m for m in self.members if m.score.code_hash not in shown],
-            style=style,
-            inspiration=inspiration,
-        )
-        request = ProposalRequest(k, parent, other, prompt.messages, rng, model=model)
-        return request, Opening(style, model, prompt.cut)
+        return write_request(
+            k, lab, rng, parent, other, [], diverse, [],
+            lambda shown: [m for m in self.members if m.score.code_hash not in shown],
+            style=style, prompt_chars=prompt_chars, model=model,
+        )  # fmt: skip

@@ -74,7 +74,6 @@ def _ranking(summary: Summary) -> list[tuple[str, float | None]]:
 def test_the_first_requests_go_out_while_the_seeds_are_scored(tiny_lab: Lab) -> None:
     config = SearchConfig(budget=6, concurrency=2, seed=3)  # 4 opening proposals
     evaluator = _SlowSeeds(wait=60.0)
-    proposer = ScriptedProposer(lambda r: Reply(fenced(f"torch.sin({r.index + 2} * x)")))
     before_scores: list[int] = []
 
     def answer(request: ProposalRequest) -> Reply:
@@ -84,7 +83,7 @@ def test_the_first_requests_go_out_while_the_seeds_are_scored(tiny_lab: Lab) -> 
             evaluator.release.set()  # the seeds finish only once all four were asked
         return Reply(fenced(f"torch.sin({request.index + 2} * x)"))
 
-    proposer.answer = answer
+    proposer = ScriptedProposer(answer)
     summary, events = _run(tiny_lab, config, proposer, evaluator)
     assert evaluator.released_in_time is True
     assert before_scores == [0, 1, 2, 3]
