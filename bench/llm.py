@@ -28,6 +28,7 @@ import importlib.util
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -139,10 +140,12 @@ def server(weights: Path, alias: str, n_ctx: int, threads: int, log: Path) -> It
             proc.wait()
 
 
-def evolve(name: str, work: Path, args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
+def evolve(
+    name: str, seed: int, work: Path, args: argparse.Namespace, extra: list[str]
+) -> dict[str, Any]:
     """Runs one `minact evolve` in `work` and returns its figures."""
     cmd = [sys.executable, "-m", "minact", "evolve", "--budget", str(args.budget)]
-    cmd += ["--seed", str(args.seed), "--concurrency", str(args.concurrency)]
+    cmd += ["--seed", str(seed), "--concurrency", str(args.concurrency)]
     cmd += ["--tasks", str(args.tasks), "--run-id", name, "--runs-dir", str(work / "runs")]
     cmd += ["--cache-dir", str(work / f"cache-{name}"), "--json", *extra]
     print("$", " ".join(cmd), file=sys.stderr, flush=True)
@@ -159,11 +162,10 @@ def figures(run: Path, wall: float, code: int) -> dict[str, Any]:
     c = meta.get("counters") or {}
     events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines() if x]
     outcomes = [e for e in events if e.get("event") == "outcome"]
-    new = [
-        e["score"]
-        for e in outcomes
-        if e["kind"] == "evaluated" and e.get("score") and e["score"].get("status") == "ok"
-    ]
+    scored = [e["score"] for e in outcomes if e["kind"] == "evaluated" and e.get("score")]
+    # New and valid: scored on the whole lab, or stopped by the cascade's first stage (a
+    # valid function that lost the screen); a failure in training is not valid.
+    new = [s for s in scored if s.get("status") in ("ok", "screened")]
     seeds = [e["score"] for e in events if e.get("event") == "seed"]
     offline = meta.get("proposer") == "offline"
     calls = c.get("proposals", 0) if offline else c.get("calls", 0)
@@ -172,6 +174,7 @@ def figures(run: Path, wall: float, code: int) -> dict[str, Any]:
     best_seed = min((s["fitness"] for s in seeds if s.get("fitness") is not None), default=None)
     return {
         "run": meta.get("run_id"),
+        "seed": meta.get("seed"),
         "proposer": "offline mutator" if offline else (meta.get("llm") or {}).get("model", "llm"),
         "status": meta.get("status"),
         "exit": code,
@@ -188,7 +191,8 @@ def figures(run: Path, wall: float, code: int) -> dict[str, Any]:
         "tokens": c.get("prompt_tokens", 0) + c.get("completion_tokens", 0),
         "tokens_estimated": bool(c.get("tokens_estimated")),
         "wall": wall,
-        "best_new": min((s["fitness"] for s in new), default=None),
+        "best_new": min((s["fitness"] for s in new if s.get("fitness") is not None), default=None),
+        "repaired": c.get("repaired", 0),
         "best_seed": best_seed,
     }
 
@@ -197,17 +201,37 @@ def table(rows: list[dict[str, Any]]) -> str:
     """Returns the figures as a Markdown table."""
     head = (
         "| proposer | status | calls | follow-ups | new valid | yield / call | duplicates "
-        "| unparsable | rejected | failed checks | tokens | wall | best new |"
+        "| unparsable | rejected | failed checks | repaired | tokens | wall | best new |"
     )
-    lines = [head, "|---|---|" + "---:|" * 11]
+    lines = [head, "|---|---|" + "---:|" * 12]
     for r in rows:
         best = "—" if r["best_new"] is None else f"{r['best_new']:+.3f}"
         tokens = f"{r['tokens']}" + (" (est.)" if r["tokens_estimated"] else "")
         lines.append(
             f"| {r['proposer']} | {r['status']} | {r['calls']} | {r['follow_ups']} | "
             f"{r['new_valid']} | {r['yield']:.2f} | {r['duplicates']} | {r['parse_failures']} | "
-            f"{r['rejected']} | {r['failed_checks']} | {tokens} | {r['wall']:.0f} s | {best} |"
+            f"{r['rejected']} | {r['failed_checks']} | {r.get('repaired', 0)} | {tokens} | "
+            f"{r['wall']:.0f} s | {best} |"
         )
+    return "\n".join(lines)
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    """Returns, per proposer, the yield over all its calls and its best new fitness per seed."""
+    lines = ["| proposer | seeds | new valid / calls | best new per seed | median | mean |",
+             "|---|---:|---:|---|---:|---:|"]  # fmt: skip
+    for proposer in dict.fromkeys(r["proposer"] for r in rows):
+        mine = [r for r in rows if r["proposer"] == proposer]
+        best = [r["best_new"] for r in mine if r["best_new"] is not None]
+        calls, new = sum(r["calls"] for r in mine), sum(r["new_valid"] for r in mine)
+        per_seed = ", ".join(
+            f"{r['seed']}: " + ("—" if r["best_new"] is None else f"{r['best_new']:+.3f}")
+            for r in mine
+        )
+        med = f"{statistics.median(best):+.3f}" if best else "—"
+        mean = f"{statistics.fmean(best):+.3f}" if best else "—"
+        ratio = f"{new}/{calls} = {new / calls:.2f}" if calls else "—"
+        lines.append(f"| {proposer} | {len(mine)} | {ratio} | {per_seed} | {med} | {mean} |")
     return "\n".join(lines)
 
 
@@ -220,6 +244,7 @@ def main() -> int:
     p.add_argument("--model", choices=["qwen", "smollm2"], default="qwen")
     p.add_argument("--budget", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", help="several seeds, comma-separated (default: --seed)")
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--tasks", type=Path, default=ROOT / "tasks.toml")
     p.add_argument("--n-ctx", type=int, default=4096, help="the server's context (tokens)")
@@ -231,6 +256,7 @@ def main() -> int:
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     p.add_argument("--old", action="store_true", help="for minact before follow-ups (d83fbbf)")
     args = p.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
@@ -242,10 +268,14 @@ def main() -> int:
                 if not args.old:  # llama-cpp-python does not report the context: tell it
                     flags += ["--context-tokens", str(args.n_ctx)]
                 flags += ["--max-tokens", str(args.max_tokens), "--llm-timeout", "900"]
-                rows.append(evolve(f"{args.model}-s{args.seed}", work, args, flags + extra))
+                for seed in seeds:
+                    rows.append(evolve(f"{args.model}-s{seed}", seed, work, args, flags + extra))
         if args.only != "llm":
-            rows.append(evolve(f"offline-s{args.seed}", work, args, ["--offline"]))
+            for seed in seeds:
+                rows.append(evolve(f"offline-s{seed}", seed, work, args, ["--offline"]))
     print(table(rows))
+    if len(seeds) > 1:
+        print(summary(rows))
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

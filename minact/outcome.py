@@ -89,6 +89,7 @@ class Outcome:
         logged: whether it is already in the event log (replayed on a resume).
         model: the model whose reply it is ("" without one).
         turns: the exchanges its conversation took (1 + follow-ups).
+        repairs: what minact.validate.repair changed in the reply's code (empty: nothing).
     """
 
     index: int
@@ -104,6 +105,7 @@ class Outcome:
     logged: bool = False
     model: str = ""
     turns: int = 1
+    repairs: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -119,6 +121,7 @@ class Counters:
     cache_hits: int = 0
     collisions: int = 0
     screened: int = 0  # evaluated candidates the cascade stopped after stage 1
+    repaired: int = 0  # replies whose code minact.validate.repair changed
     parse_failures: int = 0
     rejected: int = 0
     duplicates: int = 0
@@ -167,6 +170,7 @@ class Counters:
 
     def add_outcome(self, o: Outcome) -> None:
         """Counts one applied outcome under its kind (and its failure, if it failed)."""
+        self.repaired += bool(o.repairs)
         if o.kind == "evaluated" and o.score is not None:
             self.evaluated += 1
             self.cache_hits += o.score.cached
@@ -213,6 +217,7 @@ def to_event(o: Outcome) -> dict[str, Any]:
         "score": o.score.to_dict() if o.score is not None else None,
         "model": o.model,
         "turns": o.turns,
+        "repairs": list(o.repairs),
     }
 
 
@@ -242,6 +247,7 @@ def from_event(e: Mapping[str, Any]) -> Outcome:
         raise ValueError(f"unknown outcome kind {kind!r}")
     island = e.get("island")
     turns = e.get("turns")
+    repairs = e.get("repairs")
     return Outcome(
         int(e["index"]),
         kind,
@@ -256,4 +262,5 @@ def from_event(e: Mapping[str, Any]) -> Outcome:
         logged=True,
         model=str(e.get("model") or ""),
         turns=turns if isinstance(turns, int) and turns >= 1 else 1,
+        repairs=tuple(str(r) for r in repairs) if isinstance(repairs, list) else (),
     )

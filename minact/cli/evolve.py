@@ -117,7 +117,8 @@ def _search_line(loop: Loop, elapsed: float) -> str:
     text += (
         f" · in flight {loop.in_flight}, evaluating {loop.waiting_for_evaluation}"
         f" · unparsable {c.parse_failures}, rejected {c.rejected}, duplicates {c.duplicates},"
-        f" LLM errors {c.llm_errors} · follow-ups {c.follow_ups} · failed: {fails}"
+        f" LLM errors {c.llm_errors} · follow-ups {c.follow_ups}, repaired {c.repaired}"
+        f" · failed: {fails}"
         f" · tokens {c.prompt_tokens}+{c.completion_tokens}"
     )
     return text
@@ -166,6 +167,17 @@ def evolve(
             show_default="2",
             help="Times a reply that copies a known function, does not parse or is rejected "
             "is answered, in the same conversation, with the reason; each is an LLM call.",
+        ),
+    ] = None,
+    repair: Annotated[
+        bool | None,
+        typer.Option(
+            "--repair/--no-repair",
+            show_default="repair",
+            help="Rewrite the slips models make in a reply's code before it is judged: bare "
+            "sigmoid(x) for torch.sigmoid(x), numpy or math on tensors, Python if/max on a "
+            "tensor (as torch.where/torch.clamp), the function written twice. Each change is "
+            "listed in the run's events and counted in the report.",
         ),
     ] = None,
     context_tokens: Annotated[
@@ -310,6 +322,7 @@ def evolve(
         "model": _joined(model),
         "model_weights": _joined(model_weights),
         "follow_ups": follow_ups,
+        "repair": repair,
         "context_tokens": context_tokens,
         "temperature": temperature,
         "max_tokens": max_tokens,

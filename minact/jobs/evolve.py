@@ -94,6 +94,7 @@ class EvolveOptions:
     model: str | None = None  # one model, or an ensemble (comma-separated)
     model_weights: str | None = None  # how often each model is drawn (comma-separated)
     follow_ups: int = 2
+    repair: bool = True  # rewrite known slips in LLM replies (minact.validate.repair)
     context_tokens: int = 0  # 0: ask the server
     temperature: float = 0.8
     max_tokens: int = 1024
@@ -127,7 +128,8 @@ class EvolveOptions:
     def from_run(cls, run: Mapping[str, Any]) -> EvolveOptions:
         """Returns the options a run was started with (from a run.json of any version)."""
         if isinstance(run.get("options"), dict):
-            return cls.from_dict(run["options"])
+            # Runs from before repairs existed judged replies as the model wrote them.
+            return cls.from_dict({"repair": False, **run["options"]})
         # run.json before options were stored: what it kept at top level.
         kept = {k: run[k] for k in ("budget", "concurrency", "seed", "islands") if k in run}
         llm = run.get("llm") or {}
@@ -153,7 +155,7 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
     # Without a model, the prompt and sampling settings steer nothing.
     free = FREE_ON_RESUME | (_PROMPT_SETTINGS if started.offline or started.replay else set())
     if started.offline or not (started.llm_url or started.replay):
-        free |= {"follow_ups"}  # the offline mutator is never answered
+        free |= {"follow_ups", "repair"}  # the offline mutator is never answered or repaired
     for key, value in given.items():
         old = getattr(started, key)
         if value != old and key not in free:
@@ -214,6 +216,7 @@ async def run(
         max_calls=options.max_calls,
         prompt_chars=options.prompt_chars,
         follow_ups=options.follow_ups,
+        repair=options.repair,
     )
     # Before any work: folders that cannot be written and a server that cannot serve the
     # run end it in seconds, and leave no run directory behind.

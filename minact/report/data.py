@@ -298,6 +298,7 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
             ("LLM errors", str(c.get("llm_errors", 0))),
             ("LLM calls", f"{c.get('calls', 0)} ({c.get('retries', 0)} retries)"),
             ("follow-ups (bad replies answered with the reason)", follow_ups(c)),
+            ("replies whose code was repaired", str(c.get("repaired", 0))),
             ("prompt", prompt_note(run, c)),
             ("tokens", tokens + (" (estimated)" if c.get("tokens_estimated") else "")),
             ("LLM waiting", f"{c.get('llm_seconds', 0.0):.1f} s"),

@@ -69,7 +69,8 @@ def _counter_lines(counters: Mapping[str, Any], llm: bool) -> list[str]:
         tokens += " (estimated)" if counters.get("tokens_estimated") else ""
         lines.append(
             f"- LLM: {counters.get('calls', 0)} calls "
-            f"({counters.get('follow_ups', 0)} follow-ups), "
+            f"({counters.get('follow_ups', 0)} follow-ups, "
+            f"{counters.get('repaired', 0)} replies repaired), "
             f"{counters.get('retries', 0)} retries, tokens {tokens}, "
             f"{counters.get('llm_seconds', 0.0):.1f} s waiting"
         )

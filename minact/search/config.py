@@ -47,6 +47,7 @@ class SearchConfig:
     models: tuple[str, ...] = ()  # an ensemble: each proposal draws one
     model_weights: tuple[float, ...] = ()  # how often each is drawn (empty: equally)
     context_chars: int = 0  # what one conversation may hold (0: unknown, no limit)
+    repair: bool = True  # rewrite the slips minact.validate.repair knows in LLM replies
 
     @property
     def lookahead(self) -> int:

@@ -30,6 +30,7 @@ from minact.search.prompt import (
 )
 from minact.search.proposers import ProposalRequest
 from minact.validate import validate
+from minact.validate.repair import repair
 
 __all__ = ["Conversation", "Opening", "draw_model", "open_conversation", "write_request"]
 
@@ -67,7 +68,9 @@ class Conversation:
             compare against those only, so they never depend on reply timing.
         seed: the run's seed; follow-up turns get generators derived from it.
         room: the characters the model's context holds for the messages (0: no limit).
+        repair: whether the code of a reply goes through minact.validate.repair.
         said: the text of the last reply.
+        repairs: what the repair changed in the last reply's code.
     """
 
     index: int
@@ -76,7 +79,9 @@ class Conversation:
     known: int
     seed: int
     room: int = 0
+    repair: bool = True
     said: str = ""
+    repairs: tuple[str, ...] = ()
 
     @property
     def turn(self) -> int:
@@ -94,8 +99,12 @@ class Conversation:
         """Returns the new candidate in reply `text`, or why there is none."""
         parent = self.request.parent.score
         parsed = parse_reply(text, parent.source)
+        self.repairs = ()
         if isinstance(parsed, ParseFailure):
             return novelty.Verdict("parse_failure", parsed.reason, text[:2000])
+        if self.repair:
+            repaired = repair(parsed)
+            parsed, self.repairs = repaired.source, repaired.fixes
         cand = validate(parsed, name=f"c{self.index}", parent=parent.code_hash)
         if not isinstance(cand, Candidate):
             return novelty.Verdict("rejected", cand.reason, parsed[:2000])

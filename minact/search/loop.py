@@ -238,7 +238,7 @@ class Loop:
         self.record({"event": "proposal", "index": k, "island": island, "parent": meta.parent,
                      "other": other, "proposer": meta.origin, **first,
                      **opening.to_event()})  # fmt: skip
-        talk = Conversation(k, request, self.granted[k], known, c.seed, c.context_chars)
+        talk = Conversation(k, request, self.granted[k], known, c.seed, c.context_chars, c.repair)
         self.talks[k] = talk
         self._ask(talk)
 
@@ -270,6 +270,7 @@ class Loop:
             return
         index = self.openings.known if self.openings.covers(k) else self.known
         verdict = talk.verdict(reply.text, index)
+        meta.repairs = talk.repairs
         if isinstance(verdict, Candidate):
             meta.source = verdict.source
             self.queue[k] = verdict

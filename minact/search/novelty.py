@@ -36,6 +36,22 @@ _MAX_LINE = 160
 # A timeout or a crash says nothing the model could act on.
 _FIXABLE = {"invalid", "error", "bad_output", "nonfinite", "not_pointwise", "too_costly"}
 _COMMUTATIVE = (ast.Add, ast.Mult, ast.BitAnd, ast.BitOr)
+# How to fix what small models get wrong most, keyed by a piece of the reason.
+_HINTS = (
+    (
+        "Boolean value of Tensor",
+        "Python's if/and/or/max/min see the whole tensor at once: choose elementwise with "
+        "torch.where(condition, a, b), torch.maximum, torch.minimum or torch.clamp.",
+    ),
+    (
+        "only one element tensors can be converted",
+        "math functions take one number: on tensors use torch.sin, torch.exp, ... instead.",
+    ),
+    (
+        "is not allowed in candidate code",
+        "Call functions through their module: torch.sigmoid, torch.exp, F.gelu, ...",
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,13 +222,17 @@ def failed(score: Score) -> Verdict | None:
     return Verdict("failed", f"{score.status}: {score.reason}", score.source)
 
 
+def _hint(reason: str) -> str:
+    return next((" " + hint for key, hint in _HINTS if key in reason), "")
+
+
 def feedback(v: Verdict) -> str:
     """Returns the follow-up message for a reply that gave no new candidate."""
     if v.kind == "failed":
         return (
-            f"Your function failed when it was run: {v.reason}. Fix it (on tensors use "
-            "torch functions; math only for constants such as math.pi) and reply with the "
-            "complete function in one ```python block."
+            f"Your function failed when it was run: {v.reason}.{_hint(v.reason)} Fix it (on "
+            "tensors use torch functions; math only for constants such as math.pi) and reply "
+            "with the complete function in one ```python block."
         )
     if v.kind == "duplicate":
         return (
@@ -226,6 +246,6 @@ def feedback(v: Verdict) -> str:
             "the complete `def activation(x):` function."
         )
     return (
-        f"Your function was rejected: {v.reason}. Fix that and reply with the complete "
-        "function in one ```python block."
+        f"Your function was rejected: {v.reason}.{_hint(v.reason)} Fix that and reply with "
+        "the complete function in one ```python block."
     )

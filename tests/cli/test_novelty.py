@@ -97,6 +97,55 @@ def test_a_copy_gets_a_follow_up_naming_it_and_the_record_replays(tmp_path: Path
     assert outcomes(_run_dir(tmp_path / "b")) == outcomes(run)
 
 
+def _sloppy() -> Any:
+    """Writes an elementwise choice as Python's `if`, and sin without its module."""
+    lock, count = threading.Lock(), [0]
+
+    def respond(body: dict[str, Any]) -> Reply:
+        with lock:
+            count[0] += 1
+            n = count[0]
+        return Reply(
+            f"```python\ndef activation(x):\n    if x > 0:\n        return x + 0.1 * sin({n} * x)"
+            "\n    else:\n        return 0.1 * x\n```"
+        )
+
+    return respond
+
+
+def test_a_sloppy_reply_is_repaired_logged_reported_and_replayed(tmp_path: Path) -> None:
+    with LLMServer(_sloppy()) as server:
+        first = _evolve(tmp_path / "a", "--budget", "3", "--llm-url", server.url, "--record",
+                        "--json")  # fmt: skip
+        plain = _evolve(tmp_path / "b", "--budget", "3", "--llm-url", server.url, "--no-repair",
+                        "--follow-ups", "0", "--max-calls", "4")  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    run = _run_dir(tmp_path / "a")
+    outcomes = [e for e in _events(run) if e["event"] == "outcome"]
+    assert {e["kind"] for e in outcomes} == {"evaluated"}
+    for e in outcomes:
+        assert e["repairs"] == ["`sin(…)` → `torch.sin(…)`", "`if` on a tensor → `torch.where`"]
+        assert e["score"]["status"] in ("ok", "screened")
+        assert e["score"]["source"].count("torch.where(x > 0, x + 0.1 * torch.sin(") == 1
+    c = json.loads((run / "run.json").read_text())["counters"]
+    assert c["repaired"] == len(outcomes) == 3 and c["follow_ups"] == 0
+    assert f"{c['follow_ups']} follow-ups, 3 replies repaired" in (run / "report.md").read_text()
+    # As the model wrote them, the same replies are refused (bare sin is not allowed).
+    assert "reached the cap of 4 calls; evaluated 0 of 3" in plain.stderr
+    refused = [e for e in _events(_run_dir(tmp_path / "b")) if e["event"] == "outcome"]
+    assert refused and all(e["kind"] == "rejected" and "`sin`" in e["reason"] for e in refused)
+    # The record replays to the same repaired candidates; a resume may not switch repairs off.
+    again = _evolve(tmp_path / "c", "--budget", "3", "--replay", str(run / "llm.jsonl"), "--json")
+    assert again.exit_code == 0, again.stderr
+
+    def picks(out: str) -> list[tuple[str, float | None]]:
+        return [(x["code_hash"], x["fitness"]) for x in json.loads(out)["candidates"]]
+
+    assert picks(again.stdout) == picks(first.stdout)
+    resumed = _evolve(tmp_path / "a", "--resume", str(run), "--no-repair")
+    assert resumed.exit_code != 0 and "--repair" in resumed.stderr
+
+
 def _answer(body: dict[str, Any]) -> Reply:
     n = sum(len(m["content"]) for m in body["messages"]) % 97
     return Reply(

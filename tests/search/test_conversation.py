@@ -216,3 +216,39 @@ def test_ensembles_draw_models_reproducibly_and_count_each(tiny_lab: Lab) -> Non
 
 def _fields(config: SearchConfig) -> dict[str, Any]:
     return {f: getattr(config, f) for f in config.__dataclass_fields__}
+
+
+def _slips(request: ProposalRequest) -> Reply:
+    """Writes sigmoid without its module, then (if told) with it."""
+    k = request.index
+    if request.turn == 0:
+        return Reply(fenced(f"sigmoid({k + 2} * x) * x"))
+    return Reply(fenced(f"torch.sigmoid({k + 2} * x) * x"))
+
+
+def test_a_slip_in_a_reply_is_repaired_and_the_repair_is_logged(tiny_lab: Lab) -> None:
+    config = SearchConfig(budget=3, seed=1, follow_ups=1)
+    proposer = ScriptedProposer(_slips)
+    summary, events = _run(tiny_lab, config, proposer)
+    assert summary.status == "finished"
+    outcomes = [e for e in events if e["event"] == "outcome"]
+    assert [e["kind"] for e in outcomes] == ["evaluated"] * 3
+    for e in outcomes:
+        assert e["repairs"] == ["`sigmoid(…)` → `torch.sigmoid(…)`"]
+        assert "torch.sigmoid(" in e["score"]["source"]
+    assert summary.counters.repaired == 3 and summary.counters.follow_ups == 0
+    assert all(r.turn == 0 for r in proposer.requests)  # nothing to answer
+    # Recounting from the log (a report of a stopped run) agrees.
+    assert History.from_events(events).counters().repaired == 3
+
+
+def test_without_repair_the_slip_is_answered_with_how_to_fix_it(tiny_lab: Lab) -> None:
+    config = SearchConfig(budget=3, seed=1, follow_ups=1, repair=False)
+    proposer = ScriptedProposer(_slips)
+    summary, events = _run(tiny_lab, config, proposer)
+    answer = next(r for r in proposer.requests if r.turn == 1).messages[-1]["content"]
+    assert "calling `sigmoid` is not allowed" in answer
+    assert "through their module: torch.sigmoid" in answer
+    assert summary.counters.repaired == 0 and summary.counters.follow_ups == 3
+    outcomes = [e for e in events if e["event"] == "outcome"]
+    assert all(e["repairs"] == [] and e["kind"] == "evaluated" for e in outcomes)

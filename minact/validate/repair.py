@@ -1,0 +1,363 @@
+"""Repairs of the slips models make in candidate code, before validation.
+
+Small models write the function they mean with a few predictable slips: a bare
+`sigmoid(x)` for `torch.sigmoid(x)`, numpy or `math` functions on tensors, Python's `if`
+or `max` on a tensor (an elementwise choice written as a scalar one), or the function
+twice. Each slip costs a call and a follow-up, and follow-ups rarely fix them. `repair`
+rewrites exactly these, by rules that keep the author's meaning elementwise, and says
+what it changed; anything else is left for validation to judge. It runs nothing: the
+source is parsed and unparsed, so a repaired candidate is validated like any other.
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from dataclasses import dataclass
+
+from minact.validate import primitives
+from minact.validate.source import MAX_SOURCE_CHARS
+
+__all__ = ["Repaired", "repair"]
+
+_NUMPY = frozenset({"np", "numpy"})
+_MATH_TO_TORCH = {"fabs": "abs"}  # the other math functions keep their name in torch
+_BOOL_OPS: dict[type[ast.boolop], str] = {ast.And: "logical_and", ast.Or: "logical_or"}
+
+
+@dataclass(frozen=True, slots=True)
+class Repaired:
+    """A source after repairs, and what each changed (empty: unchanged)."""
+
+    source: str
+    fixes: tuple[str, ...]
+
+
+def repair(source: str) -> Repaired:
+    """Returns `source` with the slips above rewritten, and the list of what changed."""
+    if len(source) > MAX_SOURCE_CHARS:
+        return Repaired(source, ())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+        fixes = _Repairer().run(tree)
+        if not fixes:
+            return Repaired(source, ())
+        return Repaired(ast.unparse(ast.fix_missing_locations(tree)) + "\n", tuple(fixes))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return Repaired(source, ())  # validation gives the reason
+
+
+def _torch_name(name: str) -> str | None:
+    """Returns the allowed `torch.`/`F.` spelling of a bare function name, if any."""
+    for path in (f"torch.{name}", f"F.{name}", f"torch.special.{name}"):
+        if path in primitives.ALLOWED:
+            return path
+    return None
+
+
+def _path(dotted: str) -> ast.expr:
+    head, *rest = dotted.split(".")
+    node: ast.expr = ast.Name(head, ast.Load())
+    for part in rest:
+        node = ast.Attribute(node, part, ast.Load())
+    return node
+
+
+def _call(dotted: str, *args: ast.expr) -> ast.Call:
+    return ast.Call(_path(dotted), list(args), [])
+
+
+def _bound_names(tree: ast.Module) -> set[str]:
+    """Returns every name the module binds: imports, defs, arguments, assignments, loops."""
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+    return bound
+
+
+class _Repairer(ast.NodeTransformer):
+    """Applies the repairs to one module (use once)."""
+
+    def __init__(self) -> None:
+        self.fixes: list[str] = []
+        self.bound: set[str] = set()
+        self.tensors: set[str] = set()
+
+    def _fix(self, text: str) -> None:
+        if text not in self.fixes:
+            self.fixes.append(text)
+
+    def run(self, tree: ast.Module) -> list[str]:
+        func = self._one_activation(tree)
+        if func is None:
+            return self.fixes
+        self._drop_numpy_imports(tree)
+        self.bound = _bound_names(tree)
+        self.tensors = self._tensor_names(func)
+        self.visit(func)
+        func.body = self._statements(func.body)
+        return self.fixes
+
+    # the module ---------------------------------------------------------------------------
+
+    def _one_activation(self, tree: ast.Module) -> ast.FunctionDef | None:
+        """Keeps the last `def activation` (the one Python would call) and returns it."""
+        defs = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "activation"]
+        if not defs:
+            return None
+        if len(defs) > 1:
+            last = defs[-1]
+            tree.body = [s for s in tree.body if s not in defs[:-1]]
+            self._fix(f"kept the last of {len(defs)} `def activation` (the one Python calls)")
+            return last
+        return defs[0]
+
+    def _drop_numpy_imports(self, tree: ast.Module) -> None:
+        def numpy(s: ast.stmt) -> bool:
+            if isinstance(s, ast.Import):
+                return all(a.name.split(".")[0] == "numpy" for a in s.names)
+            return isinstance(s, ast.ImportFrom) and (s.module or "").split(".")[0] == "numpy"
+
+        def drop(body: list[ast.stmt]) -> list[ast.stmt]:
+            kept = [s for s in body if not numpy(s)]
+            if len(kept) < len(body):
+                self._fix("dropped `import numpy` (candidates compute with torch)")
+            return kept
+
+        tree.body = drop(tree.body)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                node.body = drop(node.body) or [ast.Pass()]
+
+    def _tensor_names(self, func: ast.FunctionDef) -> set[str]:
+        """Returns the argument and every local computed from a tensor (to a fixed point)."""
+        tensors = {a.arg for a in func.args.args}
+        assigns = [n for n in ast.walk(func) if isinstance(n, (ast.Assign, ast.AugAssign))]
+        grown = True
+        while grown:
+            grown = False
+            for a in assigns:
+                targets = a.targets if isinstance(a, ast.Assign) else [a.target]
+                if not self._is_tensor(a.value, tensors):
+                    continue
+                for t in targets:
+                    for n in ast.walk(t):
+                        if isinstance(n, ast.Name) and n.id not in tensors:
+                            tensors.add(n.id)
+                            grown = True
+        return tensors
+
+    def _is_tensor(self, node: ast.AST, tensors: set[str] | None = None) -> bool:
+        names = self.tensors if tensors is None else tensors
+        return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+
+    # expressions --------------------------------------------------------------------------
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if node.id == "pi" and isinstance(node.ctx, ast.Load) and "pi" not in self.bound:
+            self._fix("`pi` → `math.pi`")
+            return ast.copy_location(_path("math.pi"), node)
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
+        self.generic_visit(node)
+        v = node.value
+        if isinstance(v, ast.Name) and v.id in _NUMPY and v.id not in self.bound:
+            if node.attr in ("pi", "e"):
+                self._fix(f"`{v.id}.{node.attr}` → `math.{node.attr}`")
+                return ast.copy_location(_path(f"math.{node.attr}"), node)
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        self.generic_visit(node)
+        f = node.func
+        if isinstance(f, ast.Name) and f.id not in self.bound:
+            if f.id in ("max", "min") and not node.keywords and len(node.args) == 2:
+                return self._min_max(node, f.id)
+            if f.id in primitives.BUILTINS or f.id in primitives.FORBIDDEN_BUILTINS:
+                return node
+            path = _torch_name(f.id)
+            if path is not None:
+                self._fix(f"`{f.id}(…)` → `{path}(…)`")
+                node.func = ast.copy_location(_path(path), f)
+        elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
+            module, name = f.value.id, f.attr
+            if module in _NUMPY and module not in self.bound:
+                path = _torch_name(name)
+                if path is not None:
+                    self._fix(f"`{module}.{name}` → `{path}`")
+                    node.func = ast.copy_location(_path(path), f)
+            elif module == "math" and any(self._is_tensor(a) for a in node.args):
+                path = f"torch.{_MATH_TO_TORCH.get(name, name)}"
+                if path in primitives.ALLOWED:
+                    self._fix(f"`math.{name}` on a tensor → `{path}`")
+                    node.func = ast.copy_location(_path(path), f)
+        return node
+
+    def _min_max(self, node: ast.Call, name: str) -> ast.expr:
+        a, b = node.args
+        if not (self._is_tensor(a) or self._is_tensor(b)):
+            return node
+        if self._is_tensor(a) and self._is_tensor(b):
+            new = _call("torch.maximum" if name == "max" else "torch.minimum", a, b)
+        else:
+            tensor, other = (a, b) if self._is_tensor(a) else (b, a)
+            bound = "min" if name == "max" else "max"
+            new = ast.Call(_path("torch.clamp"), [tensor], [ast.keyword(bound, other)])
+        self._fix(f"`{name}(…)` on a tensor → elementwise `{ast.unparse(new.func)}`")
+        return ast.copy_location(new, node)
+
+    def visit_IfExp(self, node: ast.IfExp) -> ast.expr:
+        self.generic_visit(node)
+        if not self._is_tensor(node.test):
+            return node
+        self._fix("`a if cond else b` on a tensor → `torch.where(cond, a, b)`")
+        return ast.copy_location(self._where(node.test, node.body, node.orelse), node)
+
+    def _condition(self, test: ast.expr) -> ast.expr:
+        """Returns `test` with Python's and/or/not and chained comparisons made elementwise."""
+        if isinstance(test, ast.BoolOp):
+            values = [self._condition(v) for v in test.values]
+            out = values[0]
+            for v in values[1:]:
+                out = _call(f"torch.{_BOOL_OPS[type(test.op)]}", out, v)
+            return out
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            return _call("torch.logical_not", self._condition(test.operand))
+        if isinstance(test, ast.Compare) and len(test.ops) > 1:
+            lefts = [test.left, *test.comparators[:-1]]
+            parts = [
+                ast.Compare(left, [op], [right])
+                for left, op, right in zip(lefts, test.ops, test.comparators, strict=True)
+            ]
+            out = parts[0]
+            for p in parts[1:]:
+                out = _call("torch.logical_and", out, p)
+            return out
+        return test
+
+    def _where(self, test: ast.expr, a: ast.expr, b: ast.expr) -> ast.expr:
+        return _call("torch.where", self._condition(test), _as_float(a), _as_float(b))
+
+    # statements ---------------------------------------------------------------------------
+
+    def _statements(self, body: list[ast.stmt]) -> list[ast.stmt]:
+        """Returns `body` with `if` on a tensor rewritten as torch.where, where it can be."""
+        out: list[ast.stmt] = []
+        for stmt in body:
+            if isinstance(stmt, (ast.For, ast.If, ast.With)):
+                stmt.body = self._statements(stmt.body)
+                if isinstance(stmt, (ast.For, ast.If)):
+                    stmt.orelse = self._statements(stmt.orelse)
+            if isinstance(stmt, ast.If) and self._is_tensor(stmt.test):
+                assign = self._assigned(stmt)
+                if assign is not None:
+                    out.append(assign)
+                    continue
+            out.append(stmt)
+        return self._returns(out)
+
+    def _returns(self, body: list[ast.stmt]) -> list[ast.stmt]:
+        """Folds trailing `if cond: return a` ... `return b` into one torch.where return."""
+        if not body:
+            return body
+        last = body[-1]
+        if isinstance(last, ast.If):
+            tail = self._if_value(last, None)
+            folded = tail is not None
+        else:
+            tail, folded = _returned(last), False
+        if tail is None:
+            return body
+        n = len(body) - 1
+        while n > 0 and isinstance(body[n - 1], ast.If):
+            value = self._if_value(body[n - 1], tail)  # type: ignore[arg-type]
+            if value is None:
+                break
+            tail, n, folded = value, n - 1, True
+        if not folded:
+            return body
+        self._fix("`if` on a tensor → `torch.where`")
+        return [*body[:n], ast.Return(tail)]
+
+    def _if_value(self, stmt: ast.If, after: ast.expr | None) -> ast.expr | None:
+        """Returns the value an if/elif/else of single returns gives, or None.
+
+        `after` is what is returned when no branch returns (the statement that follows).
+        """
+        if not self._is_tensor(stmt.test) or len(stmt.body) != 1:
+            return None
+        then = _returned(stmt.body[0])
+        if then is None:
+            return None
+        if not stmt.orelse:
+            otherwise = after
+        elif len(stmt.orelse) == 1 and isinstance(stmt.orelse[0], ast.If):
+            otherwise = self._if_value(stmt.orelse[0], after)
+        elif len(stmt.orelse) == 1:
+            otherwise = _returned(stmt.orelse[0])
+        else:
+            return None
+        return None if otherwise is None else self._where(stmt.test, then, otherwise)
+
+    def _assigned(self, stmt: ast.If) -> ast.stmt | None:
+        """Returns `y = torch.where(c, a, b)` for `if c: y = a else: y = b` (or no else)."""
+        target, then = _assignment(stmt.body)
+        if target is None or then is None:
+            return None
+        if not stmt.orelse:
+            if target not in self.tensors:
+                return None  # nothing to keep where the condition is false
+            otherwise: ast.expr = ast.Name(target, ast.Load())
+        else:
+            if len(stmt.orelse) == 1 and isinstance(stmt.orelse[0], ast.If):
+                inner = self._assigned(stmt.orelse[0])
+                if inner is None or not isinstance(inner, ast.Assign):
+                    return None
+                other_target, value = _assignment([inner])
+            else:
+                other_target, value = _assignment(stmt.orelse)
+            if other_target != target or value is None:
+                return None
+            otherwise = value
+        self._fix("`if` on a tensor → `torch.where`")
+        self.tensors.add(target)
+        where = self._where(stmt.test, then, otherwise)
+        return ast.copy_location(ast.Assign([ast.Name(target, ast.Store())], where), stmt)
+
+
+def _returned(stmt: ast.stmt) -> ast.expr | None:
+    return stmt.value if isinstance(stmt, ast.Return) and stmt.value is not None else None
+
+
+def _assignment(body: list[ast.stmt]) -> tuple[str | None, ast.expr | None]:
+    """Returns (name, value) when `body` is the single statement `name = value`."""
+    if len(body) != 1 or not isinstance(body[0], ast.Assign) or len(body[0].targets) != 1:
+        return None, None
+    target = body[0].targets[0]
+    if not isinstance(target, ast.Name):
+        return None, None
+    return target.id, body[0].value
+
+
+def _as_float(node: ast.expr) -> ast.expr:
+    """Returns an int constant as a float (torch.where of two ints gives an int tensor)."""
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return ast.Constant(float(node.value))
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant)
+        and type(node.operand.value) is int
+    ):
+        return ast.Constant(-float(node.operand.value))
+    return node

@@ -1,0 +1,171 @@
+"""Tests for minact.validate.repair: the slips models make are rewritten into code that
+validates and computes, element by element, what the author wrote; valid code, code
+that binds the names itself, and hostile input are left alone."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import pytest
+import torch
+
+from minact import seeds
+from minact.candidate import Candidate
+from minact.search.mutate import Mutator
+from minact.validate import validate
+from minact.validate.repair import repair
+
+SLIPS = {
+    "bare calls": (
+        "def activation(x):\n    return sigmoid(1.5 * x) * exp(-0.2 * x ** 2) + 0.1 * x\n",
+        ["`sigmoid(…)` → `torch.sigmoid(…)`", "`exp(…)` → `torch.exp(…)`"],
+    ),
+    "the function twice": (
+        "import torch\n\ndef activation(x):\n    return torch.tanh(x)\n\n"
+        "# another candidate\ndef activation(x):\n    return torch.tanh(x) + 0.1 * x\n",
+        ["kept the last of 2 `def activation` (the one Python calls)"],
+    ),
+    "math on a tensor": (
+        "import math\ndef activation(x):\n    y = torch.sin(x) ** 2 + math.cos(x)\n"
+        "    return y * math.exp(-math.fabs(y)) + math.sqrt(2.0)\n",
+        [
+            "`math.cos` on a tensor → `torch.cos`",
+            "`math.fabs` on a tensor → `torch.abs`",
+            "`math.exp` on a tensor → `torch.exp`",
+        ],
+    ),
+    "numpy": (
+        "import numpy as np\ndef activation(x):\n    return np.tanh(x) + 0.1 * np.sin(np.pi * x)\n",
+        [
+            "dropped `import numpy` (candidates compute with torch)",
+            "`np.tanh` → `torch.tanh`",
+            "`np.pi` → `math.pi`",
+            "`np.sin` → `torch.sin`",
+        ],
+    ),
+    "if/elif/else of returns": (
+        "def activation(x):\n    if x < -3:\n        return 0.1 * x\n    elif x > 3:\n"
+        "        return x\n    else:\n        return F.gelu(x) + 0.1 * torch.sin(x)\n",
+        ["`if` on a tensor → `torch.where`"],
+    ),
+    "if without else, then return": (
+        "def activation(x):\n    y = x * torch.sigmoid(x)\n    if 0 < x < 1 and not x > 0.5:\n"
+        "        return 0\n    return y\n",
+        ["`if` on a tensor → `torch.where`"],
+    ),
+    "if that assigns": (
+        "def activation(x):\n    y = torch.tanh(x)\n    if x > 0:\n        y = y + x\n"
+        "    if x < -2 or x > 2:\n        z = 0.5 * y\n    else:\n        z = y\n    return z\n",
+        ["`if` on a tensor → `torch.where`"],
+    ),
+    "conditional expression and max": (
+        "def activation(x):\n    return max(x, 0.1 * x) if x > -1 else min(0, x) * 0.01\n",
+        [
+            "`max(…)` on a tensor → elementwise `torch.maximum`",
+            "`min(…)` on a tensor → elementwise `torch.clamp`",
+            "`a if cond else b` on a tensor → `torch.where(cond, a, b)`",
+        ],
+    ),
+    "bare pi": (
+        "def activation(x):\n    return F.silu(x) + 0.1 * torch.sin(pi * x)\n",
+        ["`pi` → `math.pi`"],
+    ),
+}
+
+
+def _function(source: str) -> Any:
+    scope: dict[str, Any] = {"torch": torch, "F": torch.nn.functional, "math": math}
+    exec(compile(source, "<test>", "exec"), scope)
+    return scope["activation"]
+
+
+def _fails(source: str) -> bool:
+    """Returns whether `source` fails validation or fails when run on a tensor."""
+    if not isinstance(validate(source), Candidate):
+        return True
+    try:
+        _function(source)(torch.linspace(-2, 2, 9))
+    except Exception:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("name", list(SLIPS))
+def test_a_slip_is_repaired_into_code_that_validates_and_runs(name: str) -> None:
+    source, fixes = SLIPS[name]
+    assert _fails(source)
+    repaired = repair(source)
+    assert sorted(repaired.fixes) == sorted(fixes)
+    assert isinstance(validate(repaired.source), Candidate), validate(repaired.source)
+    assert not _fails(repaired.source)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in SLIPS if "if" in n or "max" in n or "math" in n or "twice" in n]
+)
+def test_a_repaired_function_computes_what_the_original_does_element_by_element(
+    name: str,
+) -> None:
+    source, _ = SLIPS[name]
+    original, repaired = _function(source), _function(repair(source).source)
+    x = torch.linspace(-5, 5, 201, dtype=torch.float64)
+    # The original works on one element at a time: a 0-d tensor makes its `if` a scalar test.
+    expected = torch.stack([torch.as_tensor(original(v), dtype=torch.float64) for v in x])
+    got = repaired(x)
+    assert got.shape == x.shape and got.dtype == x.dtype
+    torch.testing.assert_close(got, expected)
+
+
+def test_code_that_validates_is_left_as_it_is() -> None:
+    rng = random.Random(0)
+    mutator = Mutator(rng)
+    sources = [seeds.seed_source(name) for name in seeds.SEEDS]
+    for _ in range(300):
+        child = mutator.mutate(rng.choice(sources), rng.choice(sources))
+        sources.append(child.source)
+    for source in sources:
+        assert isinstance(validate(source), Candidate), source
+        assert repair(source).fixes == (), source
+        assert repair(source).source == source
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # The name is the author's own: not a slip.
+        "def activation(x):\n    sigmoid = torch.sigmoid\n    return sigmoid(x)\n",
+        "from torch import sigmoid\ndef activation(x):\n    return sigmoid(x) * x\n",
+        # Python's if on numbers, max of numbers: fine as written.
+        "def activation(x):\n    a = 0.5\n    if a > 0:\n        return x * a\n    return x\n",
+        "def activation(x):\n    return x * max(0.5, 0.25)\n",
+        # Not a function minact knows: validation names it.
+        "def activation(x):\n    return frobnicate(x)\n",
+        "def activation(x):\n    return eval('x')\n",
+        # An if with more than a return in a branch: its meaning is not a single choice.
+        "def activation(x):\n    if x > 0:\n        y = x\n        return y\n    return -x\n",
+        # No function at all.
+        "x = 1\n",
+    ],
+)
+def test_what_is_not_a_known_slip_is_not_touched(source: str) -> None:
+    assert repair(source).fixes == ()
+    assert repair(source).source == source
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def activation(x):\n    return " + "(" * 5000 + "x" + ")" * 5000 + "\n",
+        "def activation(x):\n    return " + "-" * 100_000 + "x\n",
+        "def activation(x):\n    return sigmoid(" + "-" * 7000 + "x)\n",
+        "def activation(x:\n",
+        "\x00\x01 not python",
+        "def activation(x):\n    return sigmoid(x)\n" + "#" * 20_000,
+    ],
+)
+def test_hostile_input_is_returned_unchanged_for_validation_to_refuse(source: str) -> None:
+    repaired = repair(source)
+    assert repaired.fixes == () and repaired.source == source
+    assert not isinstance(validate(source), Candidate)
