@@ -175,9 +175,9 @@ def evolve(
             "--repair/--no-repair",
             show_default="repair",
             help="Rewrite the slips models make in a reply's code before it is judged: bare "
-            "sigmoid(x) for torch.sigmoid(x), numpy or math on tensors, Python if/max on a "
-            "tensor (as torch.where/torch.clamp), the function written twice. Each change is "
-            "listed in the run's events and counted in the report.",
+            "sigmoid(x) for torch.sigmoid(x), torch.gelu for F.gelu, numpy or math on tensors, "
+            "Python if/max on a tensor (as torch.where/torch.clamp), the function written "
+            "twice. Each change is listed in the run's events and counted in the report.",
         ),
     ] = None,
     context_tokens: Annotated[

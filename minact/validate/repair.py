@@ -1,12 +1,13 @@
 """Repairs of the slips models make in candidate code, before validation.
 
 Small models write the function they mean with a few predictable slips: a bare
-`sigmoid(x)` for `torch.sigmoid(x)`, numpy or `math` functions on tensors, Python's `if`
-or `max` on a tensor (an elementwise choice written as a scalar one), or the function
-twice. Each slip costs a call and a follow-up, and follow-ups rarely fix them. `repair`
-rewrites exactly these, by rules that keep the author's meaning elementwise, and says
-what it changed; anything else is left for validation to judge. It runs nothing: the
-source is parsed and unparsed, so a repaired candidate is validated like any other.
+`sigmoid(x)` for `torch.sigmoid(x)`, `torch.gelu` for `F.gelu`, numpy or `math` functions
+on tensors, Python's `if` or `max` on a tensor (an elementwise choice written as a scalar
+one), or the function twice. Each slip costs a call and a follow-up, and follow-ups
+rarely fix them. `repair` rewrites exactly these, by rules that keep the author's meaning
+elementwise, and says what it changed; anything else is left for validation to judge. It
+runs nothing: the source is parsed and unparsed, so a repaired candidate is validated
+like any other.
 """
 
 from __future__ import annotations
@@ -196,6 +197,10 @@ class _Repairer(ast.NodeTransformer):
                 if path is not None:
                     self._fix(f"`{module}.{name}` → `{path}`")
                     node.func = ast.copy_location(_path(path), f)
+            elif module == "torch" and f"torch.{name}" not in primitives.ALLOWED:
+                if f"F.{name}" in primitives.ALLOWED:
+                    self._fix(f"`torch.{name}` → `F.{name}`")
+                    node.func = ast.copy_location(_path(f"F.{name}"), f)
             elif module == "math" and any(self._is_tensor(a) for a in node.args):
                 path = f"torch.{_MATH_TO_TORCH.get(name, name)}"
                 if path in primitives.ALLOWED:

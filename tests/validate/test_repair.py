@@ -68,6 +68,10 @@ SLIPS = {
             "`a if cond else b` on a tensor → `torch.where(cond, a, b)`",
         ],
     ),
+    "torch for F": (
+        "def activation(x):\n    return torch.gelu(x) + 0.1 * torch.mish(torch.sin(x))\n",
+        ["`torch.gelu` → `F.gelu`", "`torch.mish` → `F.mish`"],
+    ),
     "bare pi": (
         "def activation(x):\n    return F.silu(x) + 0.1 * torch.sin(pi * x)\n",
         ["`pi` → `math.pi`"],
