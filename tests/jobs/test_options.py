@@ -1,0 +1,26 @@
+"""Tests for minact.jobs.evolve's options: what a resumed run restores, and what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from minact.errors import ConfigError
+from minact.jobs.evolve import EvolveOptions, resolve
+
+
+def test_a_run_started_before_repairs_resumes_without_them() -> None:
+    old = {"options": {"budget": 10, "llm_url": "http://127.0.0.1:1/v1", "follow_ups": 2}}
+    assert EvolveOptions.from_run(old).repair is False  # its replies were judged as written
+    new = {"options": EvolveOptions(budget=10, llm_url="http://127.0.0.1:1/v1").to_dict()}
+    assert EvolveOptions.from_run(new).repair is True
+    assert EvolveOptions().repair is True
+
+
+def test_a_resume_keeps_the_repair_setting_of_an_llm_run() -> None:
+    started = EvolveOptions(budget=10, llm_url="http://127.0.0.1:1/v1")
+    with pytest.raises(ConfigError, match="--repair False: the run was started with True"):
+        resolve({"repair": False}, started)
+    assert resolve({"repair": True, "budget": 20}, started).budget == 20
+    # The offline mutator's replies are never repaired: the setting steers nothing there.
+    offline = EvolveOptions(budget=10, offline=True)
+    assert resolve({"repair": False}, offline).repair is False
