@@ -85,6 +85,28 @@ def _bound_names(tree: ast.Module) -> set[str]:
     return bound
 
 
+def _mentions(node: ast.AST, names: set[str]) -> bool:
+    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+
+
+def _tensor_names(func: ast.FunctionDef) -> set[str]:
+    """Returns the argument and every local computed from a tensor (to a fixed point)."""
+    tensors = {a.arg for a in func.args.args}
+    assigns = [n for n in ast.walk(func) if isinstance(n, (ast.Assign, ast.AugAssign))]
+    grown = True
+    while grown:
+        grown = False
+        for a in assigns:
+            if not _mentions(a.value, tensors):
+                continue
+            for t in a.targets if isinstance(a, ast.Assign) else [a.target]:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name) and n.id not in tensors:
+                        tensors.add(n.id)
+                        grown = True
+    return tensors
+
+
 class _Repairer(ast.NodeTransformer):
     """Applies the repairs to one module (use once)."""
 
@@ -103,7 +125,7 @@ class _Repairer(ast.NodeTransformer):
             return self.fixes
         self._drop_numpy_imports(tree)
         self.bound = _bound_names(tree)
-        self.tensors = self._tensor_names(func)
+        self.tensors = _tensor_names(func)
         self.visit(func)
         func.body = self._statements(func.body)
         return self.fixes
@@ -139,27 +161,8 @@ class _Repairer(ast.NodeTransformer):
             if isinstance(node, ast.FunctionDef):
                 node.body = drop(node.body) or [ast.Pass()]
 
-    def _tensor_names(self, func: ast.FunctionDef) -> set[str]:
-        """Returns the argument and every local computed from a tensor (to a fixed point)."""
-        tensors = {a.arg for a in func.args.args}
-        assigns = [n for n in ast.walk(func) if isinstance(n, (ast.Assign, ast.AugAssign))]
-        grown = True
-        while grown:
-            grown = False
-            for a in assigns:
-                targets = a.targets if isinstance(a, ast.Assign) else [a.target]
-                if not self._is_tensor(a.value, tensors):
-                    continue
-                for t in targets:
-                    for n in ast.walk(t):
-                        if isinstance(n, ast.Name) and n.id not in tensors:
-                            tensors.add(n.id)
-                            grown = True
-        return tensors
-
-    def _is_tensor(self, node: ast.AST, tensors: set[str] | None = None) -> bool:
-        names = self.tensors if tensors is None else tensors
-        return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+    def _is_tensor(self, node: ast.AST) -> bool:
+        return _mentions(node, self.tensors)
 
     # expressions --------------------------------------------------------------------------
 
@@ -232,22 +235,16 @@ class _Repairer(ast.NodeTransformer):
         """Returns `test` with Python's and/or/not and chained comparisons made elementwise."""
         if isinstance(test, ast.BoolOp):
             values = [self._condition(v) for v in test.values]
-            out = values[0]
-            for v in values[1:]:
-                out = _call(f"torch.{_BOOL_OPS[type(test.op)]}", out, v)
-            return out
+            return _fold(f"torch.{_BOOL_OPS[type(test.op)]}", values)
         if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
             return _call("torch.logical_not", self._condition(test.operand))
         if isinstance(test, ast.Compare) and len(test.ops) > 1:
             lefts = [test.left, *test.comparators[:-1]]
-            parts = [
+            parts: list[ast.expr] = [
                 ast.Compare(left, [op], [right])
                 for left, op, right in zip(lefts, test.ops, test.comparators, strict=True)
             ]
-            out = parts[0]
-            for p in parts[1:]:
-                out = _call("torch.logical_and", out, p)
-            return out
+            return _fold("torch.logical_and", parts)
         return test
 
     def _where(self, test: ast.expr, a: ast.expr, b: ast.expr) -> ast.expr:
@@ -263,12 +260,14 @@ class _Repairer(ast.NodeTransformer):
                 stmt.body = self._statements(stmt.body)
                 if isinstance(stmt, (ast.For, ast.If)):
                     stmt.orelse = self._statements(stmt.orelse)
-            if isinstance(stmt, ast.If) and self._is_tensor(stmt.test):
-                assign = self._assigned(stmt)
-                if assign is not None:
-                    out.append(assign)
-                    continue
-            out.append(stmt)
+            chosen = self._assigned(stmt) if isinstance(stmt, ast.If) else None
+            if chosen is None:
+                out.append(stmt)
+                continue
+            target, where = chosen
+            self._fix("`if` on a tensor → `torch.where`")
+            self.tensors.add(target)
+            out.append(ast.copy_location(ast.Assign([ast.Name(target, ast.Store())], where), stmt))
         return self._returns(out)
 
     def _returns(self, body: list[ast.stmt]) -> list[ast.stmt]:
@@ -284,8 +283,9 @@ class _Repairer(ast.NodeTransformer):
         if tail is None:
             return body
         n = len(body) - 1
-        while n > 0 and isinstance(body[n - 1], ast.If):
-            value = self._if_value(body[n - 1], tail)  # type: ignore[arg-type]
+        while n > 0:
+            before = body[n - 1]
+            value = self._if_value(before, tail) if isinstance(before, ast.If) else None
             if value is None:
                 break
             tail, n, folded = value, n - 1, True
@@ -314,8 +314,13 @@ class _Repairer(ast.NodeTransformer):
             return None
         return None if otherwise is None else self._where(stmt.test, then, otherwise)
 
-    def _assigned(self, stmt: ast.If) -> ast.stmt | None:
-        """Returns `y = torch.where(c, a, b)` for `if c: y = a else: y = b` (or no else)."""
+    def _assigned(self, stmt: ast.If) -> tuple[str, ast.expr] | None:
+        """Returns (y, torch.where(c, a, b)) for `if c: y = a else: y = b` (or no else).
+
+        Changes nothing itself: the caller records the rewrite.
+        """
+        if not self._is_tensor(stmt.test):
+            return None
         target, then = _assignment(stmt.body)
         if target is None or then is None:
             return None
@@ -326,18 +331,21 @@ class _Repairer(ast.NodeTransformer):
         else:
             if len(stmt.orelse) == 1 and isinstance(stmt.orelse[0], ast.If):
                 inner = self._assigned(stmt.orelse[0])
-                if inner is None or not isinstance(inner, ast.Assign):
-                    return None
-                other_target, value = _assignment([inner])
+                other_target, value = inner if inner is not None else (None, None)
             else:
                 other_target, value = _assignment(stmt.orelse)
             if other_target != target or value is None:
                 return None
             otherwise = value
-        self._fix("`if` on a tensor → `torch.where`")
-        self.tensors.add(target)
-        where = self._where(stmt.test, then, otherwise)
-        return ast.copy_location(ast.Assign([ast.Name(target, ast.Store())], where), stmt)
+        return target, self._where(stmt.test, then, otherwise)
+
+
+def _fold(dotted: str, values: list[ast.expr]) -> ast.expr:
+    """Returns f(f(v0, v1), v2) ... for the binary function `dotted`."""
+    out = values[0]
+    for v in values[1:]:
+        out = _call(dotted, out, v)
+    return out
 
 
 def _returned(stmt: ast.stmt) -> ast.expr | None:

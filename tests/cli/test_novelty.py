@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +44,23 @@ def _events(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
 
 
-def _copier() -> Any:
-    """The first reply of every conversation copies the gelu seed; then a new function."""
+def _numbered(answer: Callable[[dict[str, Any], int], Reply]) -> Any:
+    """Returns a server handler that passes `answer` each request and its number (from 1)."""
     lock, count = threading.Lock(), [0]
 
     def respond(body: dict[str, Any]) -> Reply:
-        with lock:
+        with lock:  # the server answers requests on several threads
             count[0] += 1
             n = count[0]
+        return answer(body, n)
+
+    return respond
+
+
+def _copier() -> Any:
+    """The first reply of every conversation copies the gelu seed; then a new function."""
+
+    def respond(body: dict[str, Any], n: int) -> Reply:
         if len(body["messages"]) == 2:  # the opening request of a proposal
             return Reply("```python\nimport torch.nn.functional as F\ndef activation(x):\n"
                          "    return F.gelu(x)\n```")  # fmt: skip
@@ -59,7 +68,7 @@ def _copier() -> Any:
             f"```python\nimport torch\ndef activation(x):\n    return torch.sin({n} * x) + x\n```"
         )
 
-    return respond
+    return _numbered(respond)
 
 
 def test_a_copy_gets_a_follow_up_naming_it_and_the_record_replays(tmp_path: Path) -> None:
@@ -99,18 +108,14 @@ def test_a_copy_gets_a_follow_up_naming_it_and_the_record_replays(tmp_path: Path
 
 def _sloppy() -> Any:
     """Writes an elementwise choice as Python's `if`, and sin without its module."""
-    lock, count = threading.Lock(), [0]
 
-    def respond(body: dict[str, Any]) -> Reply:
-        with lock:
-            count[0] += 1
-            n = count[0]
+    def respond(body: dict[str, Any], n: int) -> Reply:
         return Reply(
             f"```python\ndef activation(x):\n    if x > 0:\n        return x + 0.1 * sin({n} * x)"
             "\n    else:\n        return 0.1 * x\n```"
         )
 
-    return respond
+    return _numbered(respond)
 
 
 def test_a_sloppy_reply_is_repaired_logged_reported_and_replayed(tmp_path: Path) -> None:
