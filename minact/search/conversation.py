@@ -32,7 +32,14 @@ from minact.search.proposers import ProposalRequest
 from minact.validate import validate
 from minact.validate.repair import repair
 
-__all__ = ["Conversation", "Opening", "draw_model", "open_conversation", "write_request"]
+__all__ = [
+    "Conversation",
+    "Opening",
+    "draw_model",
+    "open_conversation",
+    "sampling_seed",
+    "write_request",
+]
 
 _ASSISTANT_CHARS = 600  # a longer reply is shown back as its code block only
 
@@ -121,7 +128,10 @@ class Conversation:
             {"role": "user", "content": novelty.feedback(verdict)},
         ]
         rng = random.Random(f"{self.seed}:{self.index}:{turn}")
-        self.request = replace(self.request, messages=messages, turn=turn, rng=rng)
+        sampling = sampling_seed(self.seed, self.index, turn)
+        self.request = replace(
+            self.request, messages=messages, turn=turn, rng=rng, sampling_seed=sampling
+        )
 
 
 def _code_only(text: str, verdict: novelty.Verdict) -> str:
@@ -139,6 +149,13 @@ def _catalogue(population: Population, shown: set[Hash]) -> list[Member]:
     ]
     failed = [m for m in rest if not m.score.ok]
     return seeds + ranked + failed
+
+
+def sampling_seed(seed: int, k: int, turn: int) -> int:
+    """Returns the sampling seed of proposal k's exchange `turn`: a function of the run's
+    seed only, so a rerun asks the server for the same samples; below 2**31, which every
+    server takes."""
+    return random.Random(f"{seed}:{k}:{turn}:sampling").getrandbits(31)
 
 
 def draw_model(

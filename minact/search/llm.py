@@ -101,7 +101,13 @@ def _http_failure(status: int, headers: httpx.Headers, body: bytes) -> sse.Failu
     retryable = status in (408, 409, 429) or status >= 500  # as openai-python does
     flag = headers.get("x-should-retry", "").strip().lower()
     retryable = flag == "true" if flag in ("true", "false") else retryable
-    return sse.Failure(reason, retryable, _retry_after(headers) if retryable else None)
+    return sse.Failure(reason, retryable, _retry_after(headers) if retryable else None, status)
+
+
+def _refused_seed(failure: sse.Failure, body: dict[str, Any]) -> bool:
+    """Returns whether a request with a seed was refused as invalid (400, or 422 from a
+    server that validates its fields), so that asking without the seed may help."""
+    return "seed" in body and failure.status in (400, 422)
 
 
 def _scrub(key: str | None, text: str) -> str:
@@ -139,6 +145,7 @@ class LLMClient:
         self._http, self._config, self._sleep = http, config, sleep
         self._rng = rng if rng is not None else random.Random()
         self._endpoint = config.url.rstrip("/") + "/chat/completions"
+        self.seeded = True  # False once the server refused a request for its `seed` field
         self._headers = {"Accept": "text/event-stream, application/json"}
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
@@ -148,15 +155,34 @@ class LLMClient:
             write=config.read_timeout, pool=config.deadline,
         )  # fmt: skip
 
-    async def complete(self, messages: Sequence[Message]) -> Completion:
-        """Returns the model's reply to `messages`; raises LLMError when none could be had."""
+    async def complete(self, messages: Sequence[Message], *, seed: int | None = None) -> Completion:
+        """Returns the model's reply to `messages`; raises LLMError when none could be had.
+
+        `seed` is sent as the request's sampling seed (llama.cpp, vLLM, Ollama and OpenAI
+        take one), so that a run repeated with the same seed asks for the same samples.
+        """
         cfg, start = self._config, time.monotonic()
         reasons: list[str] = []
         body = {"model": cfg.model, "messages": list(messages), "stream": True,
                 "stream_options": {"include_usage": True},
                 "max_tokens": cfg.max_tokens, "temperature": cfg.temperature}  # fmt: skip
+        if seed is not None and self.seeded:
+            body["seed"] = seed
         for attempt in range(cfg.retries + 1):
             outcome = await self._attempt(body)
+            if isinstance(outcome, sse.Failure) and _refused_seed(outcome, body):
+                # A strict server may refuse the field it does not know: ask once without
+                # it; when that is answered, the seed was the reason, and none is sent again.
+                body = {k: v for k, v in body.items() if k != "seed"}
+                retried = await self._attempt(body)
+                if isinstance(retried, sse.Reply):
+                    self.seeded = False
+                    why = _scrub(cfg.api_key, outcome.reason)
+                    reasons.append(
+                        f"the server refused the sampling seed ({why}); minact sends none to "
+                        "it from now on, so its replies are not reproducible"
+                    )
+                outcome = retried
             if isinstance(outcome, sse.Reply):
                 return self._completion(outcome, messages, start, reasons)
             reasons.append(_scrub(cfg.api_key, outcome.reason))

@@ -43,7 +43,7 @@ from minact.score import Score
 from minact.search import novelty
 from minact.search.cascade import Screen
 from minact.search.config import Evaluator, SearchConfig
-from minact.search.conversation import Conversation, open_conversation
+from minact.search.conversation import Conversation, open_conversation, sampling_seed
 from minact.search.opening import Openings
 from minact.search.population import Member, Population
 from minact.search.proposers import ProposalRequest, Proposer
@@ -230,6 +230,7 @@ class Loop:
                 models=c.models, weights=c.model_weights)  # fmt: skip
             self.screen.note(k, self.population)  # its bar: from what it is built on
             known, first = self.known.size, {}
+        request = replace(request, sampling_seed=sampling_seed(c.seed, k, 0))
         other = request.other.score.code_hash if request.other else None
         meta = Outcome(k, "", island=island, parent=request.parent.score.code_hash, other=other,
                        origin=self.proposer.kind)  # fmt: skip

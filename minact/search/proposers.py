@@ -41,6 +41,8 @@ class ProposalRequest:
     Attributes:
         model: the ensemble's model drawn for this proposal (None: the only one).
         turn: 0 for the opening request, n for the n-th follow-up in its conversation.
+        sampling_seed: the seed an LLM server samples this exchange's reply with (None:
+            the server's own), derived from the run's seed, the index and the turn.
     """
 
     index: int
@@ -50,6 +52,7 @@ class ProposalRequest:
     rng: random.Random
     model: str | None = None
     turn: int = 0
+    sampling_seed: int | None = None
 
 
 class Proposer(Protocol):
@@ -78,9 +81,10 @@ class OfflineProposer:
 class Completer(Protocol):
     """The part of llm.LLMClient the search needs (kept abstract: no httpx here)."""
 
-    async def complete(self, messages: Sequence[Message]) -> Any:
+    async def complete(self, messages: Sequence[Message], *, seed: int | None = None) -> Any:
         """Returns a completion with text, finish_reason, token counts, latency, the time to
-        its first token and the reasons of the attempts that failed before it."""
+        its first token and the reasons of the attempts that failed before it; `seed` is
+        the sampling seed to ask for."""
         ...
 
 
@@ -95,7 +99,7 @@ class LLMProposer:
     async def propose(self, request: ProposalRequest) -> Reply:
         """Returns the model's reply to the request's prompt, or the error after retries."""
         try:
-            c = await self.client.complete(request.messages)
+            c = await self.client.complete(request.messages, seed=request.sampling_seed)
         except LLMError as e:
             return Reply("", error=str(e))
         return Reply(
@@ -125,6 +129,7 @@ class RecordingProposer:
         record = {
             "index": request.index,
             "turn": request.turn,
+            "sampling_seed": request.sampling_seed,
             "messages": request.messages,
             "reply": reply.to_dict(),
         }

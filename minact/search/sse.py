@@ -28,6 +28,7 @@ class Failure:
     reason: str
     retryable: bool = True
     retry_after: float | None = None
+    status: int | None = None  # the HTTP status, where the server answered with one
 
 
 @dataclass(frozen=True, slots=True)

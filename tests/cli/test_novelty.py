@@ -106,6 +106,28 @@ def test_a_copy_gets_a_follow_up_naming_it_and_the_record_replays(tmp_path: Path
     assert outcomes(_run_dir(tmp_path / "b")) == outcomes(run)
 
 
+def _recorded_seeds(run: Path) -> dict[tuple[int, int], int]:
+    records = [json.loads(line) for line in (run / "llm.jsonl").read_text().splitlines()]
+    return {(r["index"], r["turn"]): r["sampling_seed"] for r in records}
+
+
+def test_each_exchange_asks_for_a_sampling_seed_drawn_from_the_run_seed(tmp_path: Path) -> None:
+    seeds, sent = [], []
+    for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
+        with LLMServer(_copier()) as server:
+            result = _evolve(tmp_path / name, "--budget", "2", "--seed", seed, "--llm-url",
+                             server.url, "--record")  # fmt: skip
+            completions = [r for r in server.requests if r.path.endswith("/completions")]
+        assert result.exit_code == 0, result.stderr
+        seeds.append(_recorded_seeds(_run_dir(tmp_path / name)))
+        sent.append(sorted(r.json["seed"] for r in completions))
+        assert sent[-1] == sorted(seeds[-1].values())  # what the server got is what was recorded
+        assert len(set(sent[-1])) == len(sent[-1]) and any(t for _, t in seeds[-1])  # follow-ups
+    same = seeds[0].keys() & seeds[1].keys()
+    assert same and all(seeds[0][k] == seeds[1][k] for k in same)
+    assert not set(seeds[0].values()) & set(seeds[2].values())
+
+
 def _sloppy() -> Any:
     """Writes an elementwise choice as Python's `if`, and sin without its module."""
 

@@ -548,3 +548,61 @@ def test_a_stream_cut_after_its_finish_reason_is_complete() -> None:
     assert stream.take('{"choices": [{"delta": {}, "finish_reason": "stop"}]}') is None
     reply = stream.end("stream cut before the reply finished: connection reset")
     assert reply == sse.Reply("hi", "stop", None, stream.first_token)
+
+
+# --- the sampling seed -----------------------------------------------------------------------
+
+
+async def _seeded(url: str, seeds: list[int | None]) -> list[Completion]:
+    """Asks for one completion per entry of `seeds` on one client, in order."""
+    async with httpx.AsyncClient(trust_env=False) as http:
+        client = LLMClient(http, LLMConfig(url=url, model="test-model"), sleep=Sleeps())
+        return [await client.complete(MESSAGES, seed=s) for s in seeds]
+
+
+def _sent_seeds(server: LLMServer) -> list[Any]:
+    return [r.json.get("seed", "absent") for r in server.requests]
+
+
+def test_the_sampling_seed_is_sent_when_given(server: LLMServer) -> None:
+    completions = asyncio.run(_seeded(server.url, [7, None, 2**31 - 1]))
+    assert _sent_seeds(server) == [7, "absent", 2**31 - 1]
+    assert all(c.retry_reasons == () for c in completions)
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [  # OpenAI-style, and a server that validates its fields (422, pydantic)
+        Status(400, {"error": {"message": "Unrecognized request argument supplied: seed"}}),
+        Status(422, {"detail": [{"loc": ["body", "seed"], "msg": "extra fields not permitted"}]}),
+    ],
+)
+def test_a_server_that_refuses_the_seed_is_asked_without_it_from_then_on(
+    server: LLMServer, refusal: Status
+) -> None:
+    server.push(refusal)
+    first, second = asyncio.run(_seeded(server.url, [5, 6]))
+    assert _sent_seeds(server) == [5, "absent", "absent"]
+    assert GOOD_CODE in first.text and GOOD_CODE in second.text
+    assert len(first.retry_reasons) == 1
+    assert "refused the sampling seed" in first.retry_reasons[0]
+    assert "not reproducible" in first.retry_reasons[0]
+    assert second.retry_reasons == ()
+
+
+def test_a_refusal_that_is_not_about_the_seed_still_fails(server: LLMServer) -> None:
+    # The request without the seed is refused too: the error is the server's, and the
+    # client goes on sending seeds (the seed was not the reason).
+    too_long = Status(400, {"error": {"message": "context length exceeded"}})
+    server.push(too_long, too_long)
+
+    async def main() -> tuple[str, bool]:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            client = LLMClient(http, LLMConfig(url=server.url, model="test-model"), sleep=Sleeps())
+            with pytest.raises(LLMError) as info:
+                await client.complete(MESSAGES, seed=3)
+            return str(info.value), client.seeded
+
+    message, seeded = asyncio.run(main())
+    assert "context length exceeded" in message and seeded
+    assert _sent_seeds(server) == [3, "absent"]
