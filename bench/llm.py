@@ -16,6 +16,10 @@ Models:
 
     nice -n 19 python bench/llm.py --model qwen --budget 12 --seed 0
     nice -n 19 python bench/llm.py --model qwen --only llm -- --follow-ups 0
+    nice -n 19 python bench/llm.py --model qwen --seeds 0,1,2 --mutator-share 0.5
+
+`--mutator-share F` pairs the model with minact's offline mutator in one search
+(`--model qwen,offline --model-weights 1-F,F`) and adds a table per member of the pair.
 
 Arguments after `--` go to the model's `minact evolve` (e.g. to switch novelty off).
 """
@@ -172,10 +176,16 @@ def figures(run: Path, wall: float, code: int) -> dict[str, Any]:
     # Replies answered with a follow-up are counted by their verdict as well.
     by_reply = c.get("follow_up_reasons") or {}
     best_seed = min((s["fitness"] for s in seeds if s.get("fitness") is not None), default=None)
+    members = [m["name"] for m in meta.get("models") or []]
+    label = "offline mutator" if offline else (meta.get("llm") or {}).get("model", "llm")
+    if len(members) > 1:
+        weights = {m["name"]: float(m["weight"]) for m in meta["models"]}
+        label = " + ".join(f"{n} ({weights[n] / sum(weights.values()):.0%})" for n in members)
     return {
         "run": meta.get("run_id"),
         "seed": meta.get("seed"),
-        "proposer": "offline mutator" if offline else (meta.get("llm") or {}).get("model", "llm"),
+        "proposer": label,
+        "models": c.get("models") or {},
         "status": meta.get("status"),
         "exit": code,
         "calls": calls,
@@ -214,6 +224,21 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{r['wall']:.0f} s | {best} |"
         )
     return "\n".join(lines)
+
+
+def members(rows: list[dict[str, Any]]) -> str:
+    """Returns, for the runs of an ensemble, each member's calls, new valid and best new."""
+    lines = ["| run | member | calls | new valid | yield / call | best new |",
+             "|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    for r in rows:
+        if len(r.get("models") or {}) < 2:
+            continue
+        for name, m in r["models"].items():
+            calls, new = int(m.get("calls", 0)), int(m.get("new_valid", 0))
+            best = f"{m['best']:+.3f}" if m.get("best") is not None else "—"
+            ratio = f"{new / calls:.2f}" if calls else "—"
+            lines.append(f"| {r['run']} | {name} | {calls} | {new} | {ratio} | {best} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def summary(rows: list[dict[str, Any]]) -> str:
@@ -255,7 +280,15 @@ def main() -> int:
     p.add_argument("--store", type=Path, default=Path.home() / ".cache" / "minact-bench")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     p.add_argument("--old", action="store_true", help="for minact before follow-ups (d83fbbf)")
+    p.add_argument(
+        "--mutator-share",
+        type=float,
+        default=0.0,
+        help="pair the model with the offline mutator, which makes this share of proposals",
+    )
     args = p.parse_args(argv)
+    if not 0.0 <= args.mutator_share < 1.0:
+        p.error("--mutator-share must be in [0, 1)")
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -265,6 +298,10 @@ def main() -> int:
             weights = qwen_weights(args.store) if args.model == "qwen" else smollm2_weights()
             with server(weights, args.model, args.n_ctx, args.threads, work / "server.log") as url:
                 flags = ["--llm-url", url, "--model", args.model, "--record"]
+                if args.mutator_share:
+                    share = args.mutator_share
+                    flags[3] += ",offline"
+                    flags += ["--model-weights", f"{1 - share:g},{share:g}"]
                 if not args.old:  # llama-cpp-python does not report the context: tell it
                     flags += ["--context-tokens", str(args.n_ctx)]
                 flags += ["--max-tokens", str(args.max_tokens), "--llm-timeout", "900"]
@@ -274,6 +311,8 @@ def main() -> int:
             for seed in seeds:
                 rows.append(evolve(f"offline-s{seed}", seed, work, args, ["--offline"]))
     print(table(rows))
+    if per_member := members(rows):
+        print(per_member)
     if len(seeds) > 1:
         print(summary(rows))
     if args.json is not None:

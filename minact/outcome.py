@@ -6,6 +6,7 @@ rebuilds them for a resume or a report.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
@@ -180,7 +181,11 @@ class Counters:
             if not (o.score.ok or screened):
                 self.failures[o.score.status] = self.failures.get(o.score.status, 0) + 1
             elif o.model:
-                self._model(o.model)["new_valid"] += 1
+                m = self._model(o.model)
+                m["new_valid"] += 1
+                fitness = o.score.fitness if o.score.ok else None
+                if fitness is not None and fitness < m.get("best", math.inf):
+                    m["best"] = fitness  # set once the model has a candidate scored in full
         elif o.kind == "duplicate":
             self.duplicates += 1
         elif o.kind == "parse_failure":

@@ -48,18 +48,22 @@ async def proposer(
         yield OfflineProposer(), {"proposer": "offline"}
         return
     from minact.search import llm  # httpx: only for runs that use a server
-    from minact.search.ensemble import Ensemble, PlanError, plan
+    from minact.search.ensemble import MUTATOR, Ensemble, PlanError, plan
     from minact.search.proposers import LLMProposer
 
     try:
         specs = plan(options.model, options.model_weights, options.llm_url)
     except PlanError as e:
         raise ConfigError(str(e)) from None
-    local = all(_is_local(s.url) for s in specs)
+    local = all(_is_local(s.url) for s in specs if s.name != MUTATOR)
     async with llm.http_client(use_proxy_env=not local) as http:
         members: dict[str, Proposer] = {}
         models: list[dict[str, Any]] = []
         for spec in specs:
+            if spec.name == MUTATOR:  # no server to ask
+                members[MUTATOR] = OfflineProposer()
+                models.append({"name": MUTATOR, "url": "", "weight": spec.weight})
+                continue
             config = llm.LLMConfig(
                 url=spec.url.rstrip("/"),
                 model=spec.name,
@@ -81,7 +85,7 @@ async def proposer(
                 described["context"] = list(found)
             models.append(described)
         inner: Proposer = Ensemble(members)
-        first = models[0]
+        first = next(m for m in models if m["url"])
         yield (
             inner,
             {
@@ -138,7 +142,11 @@ def describe(described: Mapping[str, Any]) -> str:
         line = f"proposer: LLM {models[0]['name']} at {models[0]['url']}"
     else:
         total = sum(m["weight"] for m in models)
-        each = ", ".join(f"{m['name']} at {m['url']} ({m['weight'] / total:.0%})" for m in models)
+        each = ", ".join(
+            (f"{m['name']} at {m['url']}" if m["url"] else "the offline mutator")
+            + f" ({m['weight'] / total:.0%})"
+            for m in models
+        )
         line = f"proposer: an ensemble of {len(models)} models: {each}"
     prompt = described.get("prompt")
     return line + (f"; prompt: {prompt['note']}" if prompt else "")

@@ -238,7 +238,8 @@ def prompt_note(run: Mapping[str, Any], c: Mapping[str, Any]) -> str:
 
 
 def model_rows(data: ReportData) -> list[tuple[str, ...]]:
-    """Returns (model, weight, calls, tokens, mean latency, new valid, yield) per model."""
+    """Returns (model, weight, calls, tokens, mean latency, new valid, yield, best new
+    fitness) per model."""
     run: Mapping[str, Any] = data.ranking["run"] or {}
     per = data.counters.get("models") or {}
     weights = {m.get("name"): m.get("weight") for m in run.get("models") or []}
@@ -256,12 +257,15 @@ def model_rows(data: ReportData) -> list[tuple[str, ...]]:
                 f"{m.get('seconds', 0.0) / calls:.1f} s" if calls else "—",
                 str(int(m.get("new_valid", 0))),
                 f"{m.get('new_valid', 0) / calls:.2f}" if calls else "—",
+                f"{m['best']:+.3f}" if m.get("best") is not None else "—",
             )
         )
     return rows
 
 
-MODEL_HEADER = ("model", "weight", "calls", "tokens", "latency", "new valid", "yield / call")
+MODEL_HEADER = (
+    "model", "weight", "calls", "tokens", "latency", "new valid", "yield / call", "best new",
+)  # fmt: skip
 
 
 def run_facts(data: ReportData) -> list[tuple[str, str]]:

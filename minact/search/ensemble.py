@@ -5,6 +5,10 @@ with one URL or one per model) into ModelSpecs, or raises PlanError naming the f
 fault. `Ensemble` sends each request to the proposer of the model the loop drew for it
 (search.conversation draws it with the proposal's own generator, so a run stays
 reproducible) and labels the reply with that model, for the per-model counters.
+
+The name MUTATOR ("offline") stands for minact's own offline mutator as a member: it
+needs no server and costs nothing per call, so a slow or weak model can share a search
+with cheap local edits of the best candidates (`--model qwen,offline`). It takes no URL.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from dataclasses import dataclass, replace
 from minact.outcome import Reply
 from minact.search.proposers import ProposalRequest, Proposer
 
-__all__ = ["Ensemble", "ModelSpec", "PlanError", "parse_weights", "plan", "split"]
+__all__ = ["MUTATOR", "Ensemble", "ModelSpec", "PlanError", "parse_weights", "plan", "split"]
+
+MUTATOR = "offline"  # the model name of the offline mutator in an ensemble
 
 
 class PlanError(ValueError):
@@ -30,7 +36,10 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """One model of the ensemble: its name ("" for the server's first), URL and weight."""
+    """One model of the ensemble: its name ("" for the server's first), URL and weight.
+
+    The offline mutator (name MUTATOR) has no URL ("").
+    """
 
     name: str
     url: str
@@ -61,8 +70,9 @@ def parse_weights(text: str) -> list[float]:
 def plan(models: str | None, weights: str | None, urls: str | None) -> list[ModelSpec]:
     """Returns the ensemble the flags describe; raises PlanError naming the flag at fault.
 
-    `urls` holds one URL for every model, or one per model in the order of `models`.
-    Without `models`, each URL serves its first model (named later, by asking it).
+    `urls` holds one URL for every model, or one per model in the order of `models`
+    (the offline mutator, MUTATOR, takes none). Without `models`, each URL serves its
+    first model (named later, by asking it).
     """
     names, addresses = split(models), split(urls)
     if not addresses:
@@ -75,14 +85,24 @@ def plan(models: str | None, weights: str | None, urls: str | None) -> list[Mode
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise PlanError("--model", f"{repeated[0]!r} is listed twice")
+    served = [n for n in names if n != MUTATOR]
+    if not served:
+        raise PlanError(
+            "--model",
+            f"{MUTATOR!r} (the offline mutator) needs a model beside it; "
+            "run it alone with --offline",
+        )
     if len(addresses) == 1:
-        addresses *= len(names)
-    elif len(addresses) != len(names):
+        addresses *= len(served)
+    elif len(addresses) != len(served):
+        models_flag += f", {MUTATOR!r} taking none" if len(served) < len(names) else ""
         raise PlanError(
             "--llm-url",
-            f"{len(addresses)} URLs for {len(names)} models ({models_flag}); give one URL "
+            f"{len(addresses)} URLs for {len(served)} models ({models_flag}); give one URL "
             "for all models or one per model, in the same order",
         )
+    by_model = iter(addresses)
+    addresses = ["" if n == MUTATOR else next(by_model) for n in names]
     values = parse_weights(weights) if weights else [1.0] * len(names)
     if len(values) != len(names):
         raise PlanError(

@@ -5,6 +5,7 @@ identically, each proposal's model is drawn reproducibly, and bad weights are us
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -208,6 +209,40 @@ def test_an_ensemble_on_two_servers_draws_models_reproducibly(tmp_path: Path) ->
     assert seen[0] == seen[1] and set(seen[0]) == {"fast", "strong"}
 
 
+def test_the_offline_mutator_shares_a_search_with_a_model(tmp_path: Path) -> None:
+    with (
+        LLMServer(_answer, models=serving("small")) as small,
+        LLMServer(_answer, models=serving("big")) as big,
+    ):
+        urls = f"{small.url},{big.url}"  # one per served model: the mutator takes none
+        result = _evolve(tmp_path, "--budget", "8", "--seed", "3", "--llm-url", urls, "--model",
+                         "small,offline,big", "--model-weights", "1,2,1")  # fmt: skip
+        asked = [
+            [r.json["model"] for r in s.requests if r.path.endswith("/completions")]
+            for s in (small, big)
+        ]
+    assert result.exit_code == 0, result.stderr
+    assert "small at http" in result.stderr and "the offline mutator (50%)" in result.stderr
+    run = _run_dir(tmp_path)
+    drawn = [e.get("model") for e in _events(run) if e["event"] == "proposal"]
+    assert set(drawn) == {"small", "offline", "big"}
+    assert len(asked[0]) == drawn.count("small") and set(asked[0]) == {"small"}
+    assert len(asked[1]) == drawn.count("big") and set(asked[1]) == {"big"}
+    meta = json.loads((run / "run.json").read_text())
+    assert [(m["name"], m["url"]) for m in meta["models"]] == [
+        ("small", small.url), ("offline", ""), ("big", big.url)
+    ]  # fmt: skip
+    per = meta["counters"]["models"]
+    assert per["offline"]["calls"] == drawn.count("offline") and per["offline"]["seconds"] < 5
+    assert per["offline"]["prompt_tokens"] == per["offline"]["completion_tokens"] == 0
+    ranking = json.loads((run / "ranking.json").read_text())
+    new = ranking["candidates"]
+    best = min(c["fitness"] for c in new if c["origin"] != "seed" and c["status"] == "ok")
+    assert min(m["best"] for m in per.values() if "best" in m) == pytest.approx(best)
+    report = (run / "report.md").read_text()
+    assert "| best new |" in report and "| offline |" in report
+
+
 def test_the_prompt_fits_the_context_the_server_reports(tmp_path: Path) -> None:
     props = {"default_generation_settings": {"n_ctx": 2048}}
     with LLMServer(_answer, props=props) as server:
@@ -235,8 +270,11 @@ def test_the_prompt_fits_the_context_the_server_reports(tmp_path: Path) -> None:
         (["--model", "a,b"], {"MINACT_MODEL_WEIGHTS": "1,2,3"}, "3 weights for 2 model"),
         (["--model", "a,b,c", "--llm-url", "http://127.0.0.1:9/v1,http://127.0.0.1:8/v1"], {},
          "2 URLs for 3 models"),
+        (["--model", "a,offline", "--llm-url", "http://127.0.0.1:9/v1,http://127.0.0.1:8/v1"],
+         {}, "2 URLs for 1 models (--model a,offline, 'offline' taking none)"),
+        (["--model", "offline"], {}, "needs a model beside it; run it alone with --offline"),
     ],
-    ids=["count", "negative", "zero", "nan", "env-count", "urls"],
+    ids=["count", "negative", "zero", "nan", "env-count", "urls", "mutator-url", "mutator-alone"],
 )  # fmt: skip
 def test_bad_model_weights_are_usage_errors_naming_the_flag(
     tmp_path: Path, args: list[str], env: dict[str, str], says: str
@@ -244,8 +282,9 @@ def test_bad_model_weights_are_usage_errors_naming_the_flag(
     base = {"MINACT_LLM_URL": "http://127.0.0.1:9/v1", **env}
     result = _evolve(tmp_path, *args, env=base)
     assert result.exit_code == 2, result.output
-    flag = "--llm-url" if "URLs" in says else "--model-weights"
-    assert flag in result.stderr and says in result.stderr
+    flag = "--llm-url" if "URLs" in says else "--model" if "beside" in says else "--model-weights"
+    flat = " ".join(re.sub("[│╭╮╰╯─]", " ", result.stderr).split())  # the box wraps lines
+    assert flag in flat and says in flat
     assert not (tmp_path / "runs").exists()
 
 
