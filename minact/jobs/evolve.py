@@ -160,10 +160,15 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
         old = getattr(started, key)
         if value != old and key not in free:
             flag = "--" + key.replace("_", "-")
+            if isinstance(value, bool):  # a switch: name it as the user typed it
+                given_as = flag if value else f"--no-{key.replace('_', '-')}"
+                was = "without it" if value else f"with {flag}"
+            else:
+                given_as, was = f"{flag} {value!r}", f"with {old!r}"
             raise ConfigError(
-                f"{flag} {value!r}: the run was started with {old!r}, and a resumed run keeps the "
+                f"{given_as}: the run was started {was}, and a resumed run keeps the "
                 "settings that steer the search (so that the same replies give the same run); "
-                f"leave {flag} out to continue it, or start a new run"
+                f"leave {given_as.split()[0]} out to continue it, or start a new run"
             )
     return replace(started, **given)
 

@@ -18,8 +18,17 @@ def test_a_run_started_before_repairs_resumes_without_them() -> None:
 
 def test_a_resume_keeps_the_repair_setting_of_an_llm_run() -> None:
     started = EvolveOptions(budget=10, llm_url="http://127.0.0.1:1/v1")
-    with pytest.raises(ConfigError, match="--repair False: the run was started with True"):
+    with pytest.raises(ConfigError, match=r"^--no-repair: the run was started with --repair,"):
         resolve({"repair": False}, started)
+    no_repair = EvolveOptions(budget=10, llm_url="http://127.0.0.1:1/v1", repair=False)
+    with pytest.raises(
+        ConfigError, match=r"^--repair: the run was started without it, .* leave --repair out"
+    ):
+        resolve({"repair": True}, no_repair)
+    with pytest.raises(
+        ConfigError, match=r"^--seed 3: the run was started with 0, .* leave --seed out"
+    ):
+        resolve({"seed": 3}, started)
     assert resolve({"repair": True, "budget": 20}, started).budget == 20
     # The offline mutator's replies are never repaired: the setting steers nothing there.
     offline = EvolveOptions(budget=10, offline=True)
