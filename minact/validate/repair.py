@@ -1,9 +1,10 @@
 """Repairs of the slips models make in candidate code, before validation.
 
 Small models write the function they mean with a few predictable slips: a bare
-`sigmoid(x)` for `torch.sigmoid(x)`, `torch.gelu` for `F.gelu`, numpy or `math` functions
-on tensors, Python's `if` or `max` on a tensor (an elementwise choice written as a scalar
-one), or the function twice. Each slip costs a call and a follow-up, and follow-ups
+`sigmoid(x)` for `torch.sigmoid(x)`, `torch.gelu` for `F.gelu` and `F.sin` for
+`torch.sin`, numpy or `math` functions on tensors, Python's `if` or `max` on a tensor (an
+elementwise choice written as a scalar one), a constant set at the top level, or the
+function twice. Each slip costs a call and a follow-up, and follow-ups
 rarely fix them. `repair` rewrites exactly these, by rules that keep the author's meaning
 elementwise, and says what it changed; anything else is left for validation to judge. It
 runs nothing: the source is parsed and unparsed, so a repaired candidate is validated
@@ -124,6 +125,7 @@ class _Repairer(ast.NodeTransformer):
         if func is None:
             return self.fixes
         self._drop_numpy_imports(tree)
+        self._move_constants(tree, func)
         self.bound = _bound_names(tree)
         self.tensors = _tensor_names(func)
         self.visit(func)
@@ -143,6 +145,29 @@ class _Repairer(ast.NodeTransformer):
             self._fix(f"kept the last of {len(defs)} `def activation` (the one Python calls)")
             return last
         return defs[0]
+
+    def _move_constants(self, tree: ast.Module, func: ast.FunctionDef) -> None:
+        """Moves top-level `NAME = value` lines into the function, in order, where that
+        keeps their meaning: not for a name the function binds itself (its argument, a
+        local), which Python would not have read from the module."""
+        local = {a.arg for a in func.args.args}
+        for n in ast.walk(func):
+            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+                local.add(n.id)
+        moved: list[ast.stmt] = []
+        for stmt in tree.body:
+            if not isinstance(stmt, ast.Assign):
+                continue
+            names = [t.id for t in stmt.targets if isinstance(t, ast.Name)]
+            if len(names) != len(stmt.targets) or any(n in local for n in names):
+                continue
+            moved.append(stmt)
+            self._fix(
+                f"moved `{' = '.join(names)} = …` into the function (top level: imports only)"
+            )
+        if moved:
+            tree.body = [s for s in tree.body if s not in moved]
+            func.body = [*moved, *func.body]
 
     def _drop_numpy_imports(self, tree: ast.Module) -> None:
         def numpy(s: ast.stmt) -> bool:
@@ -200,10 +225,11 @@ class _Repairer(ast.NodeTransformer):
                 if path is not None:
                     self._fix(f"`{module}.{name}` → `{path}`")
                     node.func = ast.copy_location(_path(path), f)
-            elif module == "torch" and f"torch.{name}" not in primitives.ALLOWED:
-                if f"F.{name}" in primitives.ALLOWED:
-                    self._fix(f"`torch.{name}` → `F.{name}`")
-                    node.func = ast.copy_location(_path(f"F.{name}"), f)
+            elif module in ("torch", "F") and f"{module}.{name}" not in primitives.ALLOWED:
+                path = _torch_name(name)  # torch.gelu → F.gelu, F.sin → torch.sin
+                if path is not None:
+                    self._fix(f"`{module}.{name}` → `{path}`")
+                    node.func = ast.copy_location(_path(path), f)
             elif module == "math" and any(self._is_tensor(a) for a in node.args):
                 path = f"torch.{_MATH_TO_TORCH.get(name, name)}"
                 if path in primitives.ALLOWED:

@@ -72,6 +72,18 @@ SLIPS = {
         "def activation(x):\n    return torch.gelu(x) + 0.1 * torch.mish(torch.sin(x))\n",
         ["`torch.gelu` → `F.gelu`", "`torch.mish` → `F.mish`"],
     ),
+    "F for torch": (
+        "def activation(x):\n    return F.gelu(x) + 0.1 * F.sin(2 * x) * F.exp(-x ** 2)\n",
+        ["`F.sin` → `torch.sin`", "`F.exp` → `torch.exp`"],
+    ),
+    "a constant at the top level": (
+        "import torch\nALPHA = 0.3\nFREQ = 2 * ALPHA + 1\n\ndef activation(x):\n"
+        "    return torch.tanh(x) + ALPHA * torch.sin(FREQ * x)\n",
+        [
+            "moved `ALPHA = …` into the function (top level: imports only)",
+            "moved `FREQ = …` into the function (top level: imports only)",
+        ],
+    ),
     "bare pi": (
         "def activation(x):\n    return F.silu(x) + 0.1 * torch.sin(pi * x)\n",
         ["`pi` → `math.pi`"],
@@ -107,7 +119,8 @@ def test_a_slip_is_repaired_into_code_that_validates_and_runs(name: str) -> None
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in SLIPS if "if" in n or "max" in n or "math" in n or "twice" in n]
+    "name",
+    [n for n in SLIPS if any(w in n for w in ("if", "max", "math", "twice", "constant"))],
 )
 def test_a_repaired_function_computes_what_the_original_does_element_by_element(
     name: str,
@@ -151,6 +164,9 @@ def test_code_that_validates_is_left_as_it_is() -> None:
         "def activation(x):\n    if x > 0:\n        y = x\n        return y\n    return -x\n",
         # No function at all.
         "x = 1\n",
+        # A top-level name the function binds itself: Python never reads the module's.
+        "y = 2\ndef activation(x):\n    y = torch.tanh(x)\n    return y\n",
+        "x = 2\ndef activation(x):\n    return torch.tanh(x)\n",
     ],
 )
 def test_what_is_not_a_known_slip_is_not_touched(source: str) -> None:
