@@ -3,12 +3,12 @@
 Small models write the function they mean with a few predictable slips: a bare
 `sigmoid(x)` for `torch.sigmoid(x)`, `torch.gelu` for `F.gelu` and `F.sin` for
 `torch.sin`, numpy or `math` functions on tensors, Python's `if` or `max` on a tensor (an
-elementwise choice written as a scalar one), a constant set at the top level, or the
-function twice. Each slip costs a call and a follow-up, and follow-ups
-rarely fix them. `repair` rewrites exactly these, by rules that keep the author's meaning
-elementwise, and says what it changed; anything else is left for validation to judge. It
-runs nothing: the source is parsed and unparsed, so a repaired candidate is validated
-like any other.
+elementwise choice written as a scalar one), a constant set at the top level, example
+code after the function, or the function twice. Each slip costs a call and a follow-up,
+and follow-ups rarely fix them. `repair` rewrites exactly these, by rules that keep the
+author's meaning elementwise, and says what it changed; anything else is left for
+validation to judge. It runs nothing: the source is parsed and unparsed, so a repaired
+candidate is validated like any other.
 """
 
 from __future__ import annotations
@@ -86,6 +86,22 @@ def _bound_names(tree: ast.Module) -> set[str]:
     return bound
 
 
+def _binds(stmt: ast.stmt) -> set[str]:
+    """Returns the names a top-level statement binds in the module (assignments, loop
+    targets, defs, imports), including those inside its blocks."""
+    names: set[str] = set()
+    for n in ast.walk(stmt):
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            names.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(n.name)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in n.names}
+        elif isinstance(n, ast.Global):
+            names |= set(n.names)
+    return names
+
+
 def _mentions(node: ast.AST, names: set[str]) -> bool:
     return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
 
@@ -125,7 +141,8 @@ class _Repairer(ast.NodeTransformer):
         if func is None:
             return self.fixes
         self._drop_numpy_imports(tree)
-        self._move_constants(tree, func)
+        self._tidy_module(tree, func)
+        self._fix_imports(tree)
         self.bound = _bound_names(tree)
         self.tensors = _tensor_names(func)
         self.visit(func)
@@ -146,28 +163,64 @@ class _Repairer(ast.NodeTransformer):
             return last
         return defs[0]
 
-    def _move_constants(self, tree: ast.Module, func: ast.FunctionDef) -> None:
-        """Moves top-level `NAME = value` lines into the function, in order, where that
-        keeps their meaning: not for a name the function binds itself (its argument, a
-        local), which Python would not have read from the module."""
+    def _tidy_module(self, tree: ast.Module, func: ast.FunctionDef) -> None:
+        """Leaves the module what minact runs of it: imports and the function.
+
+        minact calls `activation(x)` only, so a top-level statement matters to it only
+        through the globals the function reads. `NAME = value` lines that set one of them
+        move into the function, in order (not for a name the function binds itself, which
+        Python would not read from the module); statements that bind nothing it reads
+        (example inputs, calls of the function, prints, `if __name__ == "__main__":`,
+        helper demos) are dropped; anything else is left for validation to judge.
+        """
         local = {a.arg for a in func.args.args}
         for n in ast.walk(func):
             if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
                 local.add(n.id)
+        reads = {
+            n.id
+            for n in ast.walk(func)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in local
+        }
         moved: list[ast.stmt] = []
+        dropped: list[ast.stmt] = []
         for stmt in tree.body:
-            if not isinstance(stmt, ast.Assign):
+            if stmt is func or isinstance(stmt, (ast.Import, ast.ImportFrom)):
                 continue
-            names = [t.id for t in stmt.targets if isinstance(t, ast.Name)]
-            if len(names) != len(stmt.targets) or any(n in local for n in names):
-                continue
-            moved.append(stmt)
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+                continue  # a docstring
+            binds = _binds(stmt)
+            if not binds & reads:
+                dropped.append(stmt)
+            elif (
+                isinstance(stmt, ast.Assign)
+                and all(isinstance(t, ast.Name) for t in stmt.targets)
+                and not _mentions(stmt.value, {func.name})
+            ):
+                moved.append(stmt)
+                targets = " = ".join(t.id for t in stmt.targets if isinstance(t, ast.Name))
+                self._fix(f"moved `{targets} = …` into the function (top level: imports only)")
+        if dropped:
+            what = "statement" if len(dropped) == 1 else "statements"
             self._fix(
-                f"moved `{' = '.join(names)} = …` into the function (top level: imports only)"
+                f"dropped {len(dropped)} top-level {what} the function does not read "
+                "(example or test code)"
             )
-        if moved:
-            tree.body = [s for s in tree.body if s not in moved]
+        if moved or dropped:
+            tree.body = [s for s in tree.body if s not in moved and s not in dropped]
             func.body = [*moved, *func.body]
+
+    def _fix_imports(self, tree: ast.Module) -> None:
+        """`from torch.nn.functional import F` → `import torch.nn.functional as F`."""
+        for i, stmt in enumerate(tree.body):
+            if (
+                isinstance(stmt, ast.ImportFrom)
+                and stmt.module == "torch.nn.functional"
+                and [(a.name, a.asname) for a in stmt.names] == [("F", None)]
+            ):
+                alias = ast.alias("torch.nn.functional", "F")
+                tree.body[i] = ast.copy_location(ast.Import([alias]), stmt)
+                self._fix("`from torch.nn.functional import F` → `import torch.nn.functional as F`")
 
     def _drop_numpy_imports(self, tree: ast.Module) -> None:
         def numpy(s: ast.stmt) -> bool:

@@ -84,6 +84,21 @@ SLIPS = {
             "moved `FREQ = …` into the function (top level: imports only)",
         ],
     ),
+    "example code after the function": (
+        "import torch\nfrom torch.nn.functional import F\n\ndef activation(x):\n"
+        "    return F.gelu(x) + A * torch.sin(x)\n\n# try it\nx = torch.tensor([-1.0, 0.5])\n"
+        "y = activation(x)\nprint(y)\nA = 0.1\n\ndef show():\n    print(activation(x))\n\n"
+        "if __name__ == '__main__':\n    show()\n",
+        [
+            "`from torch.nn.functional import F` → `import torch.nn.functional as F`",
+            "moved `A = …` into the function (top level: imports only)",
+            "dropped 5 top-level statements the function does not read (example or test code)",
+        ],
+    ),
+    "a name the function binds itself": (
+        "y = 2\nx = torch.ones(3)\ndef activation(x):\n    y = torch.tanh(x)\n    return y\n",
+        ["dropped 2 top-level statements the function does not read (example or test code)"],
+    ),
     "bare pi": (
         "def activation(x):\n    return F.silu(x) + 0.1 * torch.sin(pi * x)\n",
         ["`pi` → `math.pi`"],
@@ -120,7 +135,7 @@ def test_a_slip_is_repaired_into_code_that_validates_and_runs(name: str) -> None
 
 @pytest.mark.parametrize(
     "name",
-    [n for n in SLIPS if any(w in n for w in ("if", "max", "math", "twice", "constant"))],
+    [n for n in SLIPS if any(w in n for w in ("if", "max", "math", "twice", "constant", "binds"))],
 )
 def test_a_repaired_function_computes_what_the_original_does_element_by_element(
     name: str,
@@ -164,9 +179,9 @@ def test_code_that_validates_is_left_as_it_is() -> None:
         "def activation(x):\n    if x > 0:\n        y = x\n        return y\n    return -x\n",
         # No function at all.
         "x = 1\n",
-        # A top-level name the function binds itself: Python never reads the module's.
-        "y = 2\ndef activation(x):\n    y = torch.tanh(x)\n    return y\n",
-        "x = 2\ndef activation(x):\n    return torch.tanh(x)\n",
+        # A top-level statement that binds what the function reads, but not as a constant.
+        "for i in range(3):\n    A = i\ndef activation(x):\n    return A * x\n",
+        "A = activation\ndef activation(x):\n    return A(x)\n",
     ],
 )
 def test_what_is_not_a_known_slip_is_not_touched(source: str) -> None:
