@@ -102,6 +102,17 @@ def _binds(stmt: ast.stmt) -> set[str]:
     return names
 
 
+def _is_number(node: ast.expr) -> bool:
+    """Returns whether `node` is a numeric literal, signed or not."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        node = node.operand
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, (int, float))
+        and not isinstance(node.value, bool)
+    )
+
+
 def _mentions(node: ast.AST, names: set[str]) -> bool:
     return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
 
@@ -283,11 +294,29 @@ class _Repairer(ast.NodeTransformer):
                 if path is not None:
                     self._fix(f"`{module}.{name}` → `{path}`")
                     node.func = ast.copy_location(_path(path), f)
+            elif (
+                module == "torch"
+                and f"math.{name}" in primitives.ALLOWED
+                and len(node.args) == 1
+                and not node.keywords
+                and _is_number(node.args[0])
+            ):  # torch.tanh(-2.37) raises: torch functions take tensors, not floats
+                self._fix(f"`torch.{name}` of a number → `math.{name}`")
+                node.func = ast.copy_location(_path(f"math.{name}"), f)
             elif module == "math" and any(self._is_tensor(a) for a in node.args):
                 path = f"torch.{_MATH_TO_TORCH.get(name, name)}"
                 if path in primitives.ALLOWED:
                     self._fix(f"`math.{name}` on a tensor → `{path}`")
                     node.func = ast.copy_location(_path(path), f)
+        if (
+            isinstance(f, ast.Attribute)
+            and f.attr == "copy"
+            and not node.args
+            and not node.keywords
+            and self._is_tensor(f.value)
+        ):  # numpy's spelling of a tensor's clone()
+            self._fix("`.copy()` of a tensor → `.clone()`")
+            f.attr = "clone"
         return node
 
     def _min_max(self, node: ast.Call, name: str) -> ast.expr:

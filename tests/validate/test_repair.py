@@ -99,6 +99,10 @@ SLIPS = {
         "y = 2\nx = torch.ones(3)\ndef activation(x):\n    y = torch.tanh(x)\n    return y\n",
         ["dropped 2 top-level statements the function does not read (example or test code)"],
     ),
+    "torch of a number, numpy's copy": (
+        "def activation(x):\n    y = x.copy()\n    return 1.5 * torch.tanh(-2.37) + torch.cos(y)\n",
+        ["`.copy()` of a tensor → `.clone()`", "`torch.tanh` of a number → `math.tanh`"],
+    ),
     "bare pi": (
         "def activation(x):\n    return F.silu(x) + 0.1 * torch.sin(pi * x)\n",
         ["`pi` → `math.pi`"],
