@@ -147,7 +147,8 @@ def evolve(
             envvar="MINACT_MODEL",
             show_envvar=True,
             help="Model name (default: the server's first). An ensemble: several names, "
-            "comma-separated (--model fast,strong); each proposal draws one.",
+            "comma-separated (--model fast,strong); each proposal draws one. The name "
+            "'offline' is minact's offline mutator, which takes no URL (--model small,offline).",
         ),
     ] = None,
     model_weights: Annotated[
@@ -301,8 +302,9 @@ def evolve(
     candidates train and --confirm may be changed (not --validate).
 
     Ensembles: --model fast,strong --model-weights 0.8,0.2 draws a model for each
-    proposal (reproducibly, from --seed); --llm-url u1,u2 puts them on two servers. API
-    keys come from MINACT_API_KEY or OPENAI_API_KEY only.
+    proposal (reproducibly, from --seed); --llm-url u1,u2 puts them on two servers;
+    --model small,offline pairs a model with the offline mutator. API keys come from
+    MINACT_API_KEY or OPENAI_API_KEY only.
     """
     from minact.jobs import evolve as job
     from minact.runs.checks import check_text
