@@ -403,6 +403,9 @@ def test_help_shows_the_defaults_of_the_search_settings() -> None:
         ("--prompt-chars", "8000"),
     ]:
         assert re.search(rf"\[default: \(?{re.escape(default)}\)?\]", lines[flag]), lines[flag]
+    flat = " ".join(re.sub("[│╭╮╰╯─]", " ", result.stdout).split())  # wrapped help, joined
+    assert "--model fast,strong --model-weights 0.8,0.2" in flat
+    assert "--model small,offline pairs a model with the offline mutator" in flat
 
 
 @pytest.mark.parametrize("flag", [["--budget", "0"], ["--device", "tpu"], ["--concurrency", "0"]])
