@@ -1,24 +1,21 @@
 """The search loop: one asyncio loop that proposes, validates, evaluates and selects.
 
 Up to `concurrency` LLM requests stream at once; validated candidates queue for the
-evaluator, which runs on one thread in batches as soon as candidates arrive, so evaluation
-and replies overlap. Outcomes are applied to the population strictly in proposal order,
-and proposal k is built (parents chosen, prompt written) right after outcome k - window
-has been applied, with its own random generator seeded by (seed, k); the window (2 x
-concurrency by default) lets the next requests stream while earlier replies are
-evaluated. With an LLM, the first `window` proposals go out while the built-ins are
-scored, built from their code alone (search.opening); nothing applies before their
-scores. The population a proposal sees therefore does not depend on timing: a run
-replayed from its recorded replies (or resumed from its event log) makes the same
-choices and reaches the same result. The price is head-of-line blocking: one slow reply
-holds back later proposals' application, not their work.
+evaluator (one thread, batches), so evaluation and replies overlap. Outcomes are applied
+strictly in proposal order, and proposal k is built (parents, prompt) right after outcome
+k - window has been applied, with its own generator seeded by (seed, k); the window (2 x
+concurrency) lets requests stream while earlier replies are evaluated. With an LLM, the
+first `window` proposals go out while the built-ins are scored, built from their code
+alone (search.opening; those drawn for the offline mutator wait for the scores). So the
+population a proposal sees never depends on timing: a run replayed from its recorded
+replies (or resumed from its log) makes the same choices. The price is head-of-line
+blocking: one slow reply holds back later proposals' application, not their work.
 
 A proposal is a conversation (search.conversation): a reply that does not parse, is
-rejected, copies a function known when the proposal was built (same code or expression,
-or once probed the same behaviour), or fails a check the model can fix, is answered
-with the reason up to `follow_ups` times; the last reply gives the outcome. The call
-cap counts every exchange; so that it never depends on timing, a proposal is granted
-its exchanges when built and gives back the unused ones when its outcome is applied.
+rejected, copies a function known when the proposal was built (same code, expression or
+probed behaviour), or fails a fixable check, is answered with the reason up to
+`follow_ups` times. The call cap counts every exchange; a proposal is granted its
+exchanges when built and gives back the unused ones when applied (timing never matters).
 
 `--budget` counts distinct candidates evaluated (cache hits and screened ones included);
 replies that do not parse, are rejected, or duplicate an earlier candidate do not.
@@ -43,7 +40,7 @@ from minact.score import Score
 from minact.search import novelty
 from minact.search.cascade import Screen
 from minact.search.config import Evaluator, SearchConfig
-from minact.search.conversation import Conversation, open_conversation, sampling_seed
+from minact.search.conversation import Conversation, draw_model, open_conversation, sampling_seed
 from minact.search.opening import Openings
 from minact.search.population import Member, Population
 from minact.search.proposers import ProposalRequest, Proposer
@@ -107,7 +104,7 @@ class Loop:
         self.evaluating: Batch | None = None
         self.seeding: tuple[int, int] | None = None  # built-ins scored, of how many
         self.stop: tuple[str, str] | None = None
-        self.errors_in_a_row, self.last_error = 0, ""
+        self.errors_in_a_row = 0  # LLM errors in a row, among the outcomes applied
         self.granted: dict[int, int] = {}  # exchanges granted to each pending proposal
         self.committed = 0  # exchanges used by applied proposals + granted to pending ones
         self.follow_ups = config.follow_ups if proposer.kind != "offline" else 0
@@ -118,6 +115,7 @@ class Loop:
         opening = config.lookahead if proposer.kind != "offline" else 0
         self.openings = Openings(self.builtins, opening)
         self.seeded = False  # the built-ins' scores have joined the population
+        self.deferred: list[int] = []  # the mutator's opening proposals, made once seeded
         self.seed_members = 0  # the first members of `known`: the built-ins
 
     async def run(self) -> Summary:
@@ -169,6 +167,8 @@ class Loop:
         self.seeded, self.seed_members = True, self.known.size
         for k in range(self.openings.count):  # nothing evaluated them yet: the seeds' bar
             self.screen.note(k, self.population)
+        for k in self.deferred:  # from the built-ins' scores, before any outcome applies
+            self._propose(k)
         self.progress(self)
 
     def _seeding(self, done: int, total: int) -> None:
@@ -218,6 +218,12 @@ class Loop:
 
     def _propose(self, k: int) -> None:
         island, c = k % self.config.islands, self.config
+        # The mutator's opening proposals are built from the population once the seeds
+        # join: the built-ins alone, whether k is issued before they join or as they do.
+        model = draw_model(c.seed, k, c.models, c.model_weights)
+        if self.openings.waits(k, model) and not self.seeded:
+            self.deferred.append(k)
+            return
         if self.openings.covers(k):  # from the built-ins' code; its bar: once they join
             request, opening = self.openings.request(
                 k, self.lab, seed=c.seed, prompt_chars=c.prompt_chars, models=c.models,
@@ -366,16 +372,10 @@ class Loop:
             self._join(Member(o.score, o.index, o.island, o.origin, o.note))
         elif o.kind in ("parse_failure", "rejected"):
             self.population.note_failure(o.source, o.kind, o.reason)
-        if o.kind == "llm_error":
-            self.errors_in_a_row += 1
-            self.last_error = o.reason
-            if self.errors_in_a_row >= self.config.max_consecutive_errors and self.stop is None:
-                self.stop = (
-                    "llm_failed",
-                    f"the LLM failed {self.errors_in_a_row} times in a row; last error: {o.reason}",
-                )
-        else:
-            self.errors_in_a_row = 0
+        self.errors_in_a_row = self.errors_in_a_row + 1 if o.kind == "llm_error" else 0
+        if self.errors_in_a_row >= self.config.max_consecutive_errors and self.stop is None:
+            n = self.errors_in_a_row
+            self.stop = ("llm_failed", f"the LLM failed {n} times in a row; last error: {o.reason}")
 
     # the end --------------------------------------------------------------------------
 

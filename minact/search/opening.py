@@ -15,7 +15,10 @@ scores. An opening proposal's bar in the evaluation cascade (search.cascade) is 
 the seeds join, from the seeds alone: its candidate is evaluated only after that.
 
 The offline mutator does not come here: its proposals cost nothing to make, so it waits
-for the scores, which it uses to pick its parents.
+for the scores, which it uses to pick its parents. In an ensemble that pairs it with a
+model, an opening proposal drawn for it waits (`waits`): the loop builds it, like
+any later proposal, from the population as it stands when the built-ins' scores join
+(the built-ins alone, at a fixed point of every run).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from minact.lab.task import Lab
 from minact.score import Score
 from minact.search import novelty
 from minact.search.conversation import Opening, draw_model, write_request
+from minact.search.ensemble import MUTATOR
 from minact.search.population import Member
 from minact.search.prompt import STYLES
 from minact.search.proposers import ProposalRequest
@@ -42,6 +46,7 @@ class Openings:
     def __init__(self, seeds: Sequence[Candidate], count: int) -> None:
         """`seeds`: the run's built-ins, in order; `count`: how many proposals open the run."""
         self.count = count if seeds else 0
+        self.released: set[int] = set()
         self.members = [
             Member(Score(c.name, c.code_hash, c.source, "ok", baseline=True), -1, None, "seed")
             for c in seeds
@@ -52,7 +57,16 @@ class Openings:
 
     def covers(self, k: int) -> bool:
         """Returns whether proposal k is an opening proposal."""
-        return k < self.count
+        return k < self.count and k not in self.released
+
+    def waits(self, k: int, model: str | None) -> bool:
+        """Returns whether opening proposal k, drawn for `model`, waits for the scores: the
+        mutator's do (it costs nothing to ask and edits the best candidates). Such a
+        proposal is released: an ordinary one, built once the built-ins' scores join."""
+        if self.covers(k) and model == MUTATOR:
+            self.released.add(k)
+            return True
+        return False
 
     def request(
         self,

@@ -214,6 +214,37 @@ def test_ensembles_draw_models_reproducibly_and_count_each(tiny_lab: Lab) -> Non
     assert outcome_models <= {"a", "b"}
 
 
+def test_the_mutators_opening_proposals_wait_for_the_seeds_and_replay(
+    tiny_lab: Lab, tmp_path: Path
+) -> None:
+    config = SearchConfig(
+        budget=10, concurrency=3, seed=2, models=("m", "offline"), model_weights=(1, 1)
+    )
+
+    def pair(delay: Any = None) -> Ensemble:
+        model = ScriptedProposer(
+            lambda r: Reply(fenced(f"torch.sin({r.index + 1} * x) + 0.5 * x")), delay=delay
+        )
+        return Ensemble({"m": model, "offline": OfflineProposer()})
+
+    record = tmp_path / "llm.jsonl"
+    live, events = _run(tiny_lab, config, RecordingProposer(pair(), record))
+    first_seed = next(n for n, e in enumerate(events) if e["event"] == "seed")
+    last_seed = max(n for n, e in enumerate(events) if e["event"] == "seed")
+    window = [e for e in events if e["event"] == "proposal" and e["index"] < config.lookahead]
+    by_model = {m: [e for e in window if e["model"] == m] for m in ("m", "offline")}
+    assert by_model["m"] and by_model["offline"]  # seed 2 draws both in the opening window
+    for e in by_model["m"]:  # the model's go out before the seeds are scored
+        assert e.get("opening") and events.index(e) < first_seed
+    for e in by_model["offline"]:  # the mutator's wait, and edit the scored built-ins
+        assert not e.get("opening") and events.index(e) > last_seed
+    _, retimed = _run(tiny_lab, config, pair(delay=lambda k: (k % 3) * 0.004))
+    again, replayed = _run(tiny_lab, config, ReplayProposer(load_replay(record)))
+    for other in (retimed, replayed):
+        assert _outcomes(other) == _outcomes(events)
+    assert again.counters.to_dict() == live.counters.to_dict()
+
+
 def _fields(config: SearchConfig) -> dict[str, Any]:
     return {f: getattr(config, f) for f in config.__dataclass_fields__}
 
