@@ -42,7 +42,7 @@ async def proposer(
     """
     if options.replay is not None:
         replies = load_replay(Path(options.replay))
-        yield ReplayProposer(replies), {"proposer": "replay", "replay": options.replay}
+        yield ReplayProposer(replies), _replayed(options)
         return
     if options.offline or not options.llm_url:
         yield OfflineProposer(), {"proposer": "offline"}
@@ -96,6 +96,32 @@ async def proposer(
         )
 
 
+def _replayed(options: EvolveOptions) -> dict[str, Any]:
+    """Returns the description of a replay; with the recorded run's --model list and
+    weights (an ensemble), the proposals draw their models as that run's did, so that
+    those drawn for the offline mutator are built as they were (search.opening)."""
+    from minact.search.ensemble import PlanError, parse_weights, split
+
+    described: dict[str, Any] = {"proposer": "replay", "replay": options.replay}
+    names = split(options.model)
+    if len(names) < 2:
+        return described
+    try:
+        weights = parse_weights(options.model_weights) if options.model_weights else None
+    except PlanError as e:
+        raise ConfigError(str(e)) from None
+    weights = weights or [1.0] * len(names)
+    if len(weights) != len(names):
+        raise ConfigError(
+            f"--model-weights: {len(weights)} weights for {len(names)} models (--model "
+            f"{','.join(names)}); give one weight per model, in the same order"
+        )
+    described["models"] = [
+        {"name": n, "url": "", "weight": w} for n, w in zip(names, weights, strict=True)
+    ]
+    return described
+
+
 def _is_local(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     return host in ("localhost", "::1") or host.startswith("127.")
@@ -112,6 +138,8 @@ def fitted(config: SearchConfig, options: EvolveOptions, described: dict[str, An
     names = tuple(m["name"] for m in models)
     weights = tuple(float(m["weight"]) for m in models)
     config = replace(config, models=names, model_weights=weights)
+    if described["proposer"] == "replay":  # the draws only: no server to fit a prompt to
+        return config
     contexts = [(m["context"][0], m["name"], m["context"][1]) for m in models if m.get("context")]
     if not contexts:
         note = f"{config.prompt_chars} characters (the server does not say the model's context;"

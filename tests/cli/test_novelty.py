@@ -215,8 +215,9 @@ def test_the_offline_mutator_shares_a_search_with_a_model(tmp_path: Path) -> Non
         LLMServer(_answer, models=serving("big")) as big,
     ):
         urls = f"{small.url},{big.url}"  # one per served model: the mutator takes none
-        result = _evolve(tmp_path, "--budget", "8", "--seed", "3", "--llm-url", urls, "--model",
-                         "small,offline,big", "--model-weights", "1,2,1")  # fmt: skip
+        pair = ["--model", "small,offline,big", "--model-weights", "1,2,1"]
+        result = _evolve(tmp_path, "--budget", "8", "--seed", "3", "--llm-url", urls, "--record",
+                         *pair)  # fmt: skip
         asked = [
             [r.json["model"] for r in s.requests if r.path.endswith("/completions")]
             for s in (small, big)
@@ -244,6 +245,17 @@ def test_the_offline_mutator_shares_a_search_with_a_model(tmp_path: Path) -> Non
     assert min(m["best"] for m in per.values() if "best" in m) == pytest.approx(best)
     report = (run / "report.md").read_text()
     assert "| best new |" in report and "| offline |" in report
+    # Replayed with the same models and weights, the proposals draw the same models (the
+    # mutator's opening proposals wait for the scores again) and the run repeats itself.
+    replay = _evolve(tmp_path / "replay", "--budget", "8", "--seed", "3", "--replay",
+                     str(run / "llm.jsonl"), *pair)  # fmt: skip
+    assert replay.exit_code == 0, replay.stderr
+
+    def outcomes(r: Path) -> list[tuple[Any, ...]]:
+        return [(e["index"], e["kind"], e["parent"], e["model"], (e["score"] or {}).get("fitness"))
+                for e in _events(r) if e["event"] == "outcome"]  # fmt: skip
+
+    assert outcomes(_run_dir(tmp_path / "replay")) == outcomes(run)
 
 
 def test_the_prompt_fits_the_context_the_server_reports(tmp_path: Path) -> None:
