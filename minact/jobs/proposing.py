@@ -100,22 +100,16 @@ def _replayed(options: EvolveOptions) -> dict[str, Any]:
     """Returns the description of a replay; with the recorded run's --model list and
     weights (an ensemble), the proposals draw their models as that run's did, so that
     those drawn for the offline mutator are built as they were (search.opening)."""
-    from minact.search.ensemble import PlanError, parse_weights, split
+    from minact.search.ensemble import PlanError, split, weigh
 
     described: dict[str, Any] = {"proposer": "replay", "replay": options.replay}
     names = split(options.model)
     if len(names) < 2:
         return described
     try:
-        weights = parse_weights(options.model_weights) if options.model_weights else None
+        weights = weigh(names, options.model_weights, f"--model {','.join(names)}")
     except PlanError as e:
         raise ConfigError(str(e)) from None
-    weights = weights or [1.0] * len(names)
-    if len(weights) != len(names):
-        raise ConfigError(
-            f"--model-weights: {len(weights)} weights for {len(names)} models (--model "
-            f"{','.join(names)}); give one weight per model, in the same order"
-        )
     described["models"] = [
         {"name": n, "url": "", "weight": w} for n, w in zip(names, weights, strict=True)
     ]

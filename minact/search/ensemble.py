@@ -20,7 +20,16 @@ from dataclasses import dataclass, replace
 from minact.outcome import Reply
 from minact.search.proposers import ProposalRequest, Proposer
 
-__all__ = ["MUTATOR", "Ensemble", "ModelSpec", "PlanError", "parse_weights", "plan", "split"]
+__all__ = [
+    "MUTATOR",
+    "Ensemble",
+    "ModelSpec",
+    "PlanError",
+    "parse_weights",
+    "plan",
+    "split",
+    "weigh",
+]
 
 MUTATOR = "offline"  # the model name of the offline mutator in an ensemble
 
@@ -103,6 +112,13 @@ def plan(models: str | None, weights: str | None, urls: str | None) -> list[Mode
         )
     by_model = iter(addresses)
     addresses = ["" if n == MUTATOR else next(by_model) for n in names]
+    values = weigh(names, weights, models_flag)
+    return [ModelSpec(n, u, w) for n, u, w in zip(names, addresses, values, strict=True)]
+
+
+def weigh(names: list[str], weights: str | None, models_flag: str) -> list[float]:
+    """Returns one weight per model in `names` (all 1 without `weights`); raises PlanError
+    unless `weights` gives exactly one each. `models_flag` says where the names came from."""
     values = parse_weights(weights) if weights else [1.0] * len(names)
     if len(values) != len(names):
         raise PlanError(
@@ -110,7 +126,7 @@ def plan(models: str | None, weights: str | None, urls: str | None) -> list[Mode
             f"{weights!r} gives {len(values)} weights for {len(names)} model(s) "
             f"({models_flag}); give one weight per model, in the same order",
         )
-    return [ModelSpec(n, u, w) for n, u, w in zip(names, addresses, values, strict=True)]
+    return values
 
 
 class Ensemble:

@@ -40,7 +40,7 @@ from minact.score import Score
 from minact.search import novelty
 from minact.search.cascade import Screen
 from minact.search.config import Evaluator, SearchConfig
-from minact.search.conversation import Conversation, draw_model, open_conversation, sampling_seed
+from minact.search.conversation import Conversation, open_conversation, sampling_seed
 from minact.search.opening import Openings
 from minact.search.population import Member, Population
 from minact.search.proposers import ProposalRequest, Proposer
@@ -113,7 +113,8 @@ class Loop:
         self.builtins = seeds_lib.seed_candidates(config.seed_names)
         # With an LLM, the first proposals go out while the built-ins are scored.
         opening = config.lookahead if proposer.kind != "offline" else 0
-        self.openings = Openings(self.builtins, opening)
+        self.openings = Openings(self.builtins, opening, seed=config.seed, models=config.models,
+                                 weights=config.model_weights)  # fmt: skip
         self.seeded = False  # the built-ins' scores have joined the population
         self.deferred: list[int] = []  # the mutator's opening proposals, made once seeded
         self.seed_members = 0  # the first members of `known`: the built-ins
@@ -191,7 +192,7 @@ class Loop:
     def _can_issue(self) -> bool:
         pending = self.next_index - self.applied
         return (
-            (self.seeded or self.openings.covers(self.next_index))
+            (self.seeded or self.next_index < self.openings.count)
             and self.stop is None
             and pending < self.config.lookahead
             and self.counters.evaluated + pending < self.config.budget
@@ -220,8 +221,7 @@ class Loop:
         island, c = k % self.config.islands, self.config
         # The mutator's opening proposals are built from the population once the seeds
         # join: the built-ins alone, whether k is issued before they join or as they do.
-        model = draw_model(c.seed, k, c.models, c.model_weights)
-        if self.openings.waits(k, model) and not self.seeded:
+        if self.openings.waits(k) and not self.seeded:
             self.deferred.append(k)
             return
         if self.openings.covers(k):  # from the built-ins' code; its bar: once they join

@@ -43,10 +43,21 @@ class Openings:
     """The built-ins as known before their scores: members to build prompts from, and an index
     of their code against which an opening proposal's replies are judged."""
 
-    def __init__(self, seeds: Sequence[Candidate], count: int) -> None:
-        """`seeds`: the run's built-ins, in order; `count`: how many proposals open the run."""
+    def __init__(
+        self,
+        seeds: Sequence[Candidate],
+        count: int,
+        *,
+        seed: int = 0,
+        models: tuple[str, ...] = (),
+        weights: tuple[float, ...] = (),
+    ) -> None:
+        """`seeds`: the run's built-ins, in order; `count`: how many proposals open the run;
+        `seed`, `models`, `weights`: the run's, to know which proposals draw the mutator."""
         self.count = count if seeds else 0
-        self.released: set[int] = set()
+        self.waiting = frozenset(
+            k for k in range(self.count) if draw_model(seed, k, models, weights) == MUTATOR
+        )
         self.members = [
             Member(Score(c.name, c.code_hash, c.source, "ok", baseline=True), -1, None, "seed")
             for c in seeds
@@ -57,16 +68,13 @@ class Openings:
 
     def covers(self, k: int) -> bool:
         """Returns whether proposal k is an opening proposal."""
-        return k < self.count and k not in self.released
+        return k < self.count and k not in self.waiting
 
-    def waits(self, k: int, model: str | None) -> bool:
-        """Returns whether opening proposal k, drawn for `model`, waits for the scores: the
-        mutator's do (it costs nothing to ask and edits the best candidates). Such a
-        proposal is released: an ordinary one, built once the built-ins' scores join."""
-        if self.covers(k) and model == MUTATOR:
-            self.released.add(k)
-            return True
-        return False
+    def waits(self, k: int) -> bool:
+        """Returns whether proposal k, among the first `count`, is drawn for the mutator: it
+        costs nothing to ask and edits the best candidates, so it waits for the scores and
+        is an ordinary proposal, built once the built-ins' scores join."""
+        return k in self.waiting
 
     def request(
         self,

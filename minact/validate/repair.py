@@ -71,35 +71,22 @@ def _call(dotted: str, *args: ast.expr) -> ast.Call:
     return ast.Call(_path(dotted), list(args), [])
 
 
-def _bound_names(tree: ast.Module) -> set[str]:
-    """Returns every name the module binds: imports, defs, arguments, assignments, loops."""
+def _bound_names(node: ast.AST) -> set[str]:
+    """Returns every name bound in `node`, blocks included: imports, defs, arguments,
+    assignments, loop targets, `global` declarations."""
     bound: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-            bound.add(node.id)
-    return bound
-
-
-def _binds(stmt: ast.stmt) -> set[str]:
-    """Returns the names a top-level statement binds in the module (assignments, loop
-    targets, defs, imports), including those inside its blocks."""
-    names: set[str] = set()
-    for n in ast.walk(stmt):
-        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
-            names.add(n.id)
+    for n in ast.walk(node):
+        if isinstance(n, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in n.names}
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(n.name)
-        elif isinstance(n, (ast.Import, ast.ImportFrom)):
-            names |= {(a.asname or a.name).split(".")[0] for a in n.names}
+            bound.add(n.name)
+        elif isinstance(n, ast.arg):
+            bound.add(n.arg)
+        elif isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            bound.add(n.id)
         elif isinstance(n, ast.Global):
-            names |= set(n.names)
-    return names
+            bound |= set(n.names)
+    return bound
 
 
 def _is_number(node: ast.expr) -> bool:
@@ -184,10 +171,7 @@ class _Repairer(ast.NodeTransformer):
         (example inputs, calls of the function, prints, `if __name__ == "__main__":`,
         helper demos) are dropped; anything else is left for validation to judge.
         """
-        local = {a.arg for a in func.args.args}
-        for n in ast.walk(func):
-            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
-                local.add(n.id)
+        local = _bound_names(func)
         reads = {
             n.id
             for n in ast.walk(func)
@@ -200,7 +184,7 @@ class _Repairer(ast.NodeTransformer):
                 continue
             if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
                 continue  # a docstring
-            binds = _binds(stmt)
+            binds = _bound_names(stmt)
             if not binds & reads:
                 dropped.append(stmt)
             elif (
