@@ -187,7 +187,8 @@ def evolve(
             min=0,
             show_default="0: ask the server",
             help="The model's context in tokens, for servers that do not report it "
-            "(llama-cpp-python, Ollama); the prompt is cut to fit it.",
+            "(llama-cpp-python, Ollama); the prompt is cut to fit it. With --replay, give "
+            "the recorded run's (its run.json's prompt.context) to replay it exactly.",
         ),
     ] = None,
     offline: Annotated[

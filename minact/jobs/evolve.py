@@ -152,8 +152,13 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
     """
     if started is None:
         return EvolveOptions(**given)
-    # Without a model, the prompt and sampling settings steer nothing.
-    free = FREE_ON_RESUME | (_PROMPT_SETTINGS if started.offline or started.replay else set())
+    # Without a model, the prompt and sampling settings steer nothing; a replay's replies
+    # are fixed, but its models are drawn and its follow-ups fitted to the context as before.
+    free = set(FREE_ON_RESUME)
+    if started.offline:
+        free |= _PROMPT_SETTINGS
+    elif started.replay:
+        free |= {"llm_url", "temperature"}
     if started.offline or not (started.llm_url or started.replay):
         free |= {"follow_ups", "repair"}  # the offline mutator is never answered or repaired
     for key, value in given.items():

@@ -127,14 +127,22 @@ def fitted(config: SearchConfig, options: EvolveOptions, described: dict[str, An
     Records in `described` (run.json) the prompt budget and why it is what it is.
     """
     models = described.get("models") or []
-    if not models:
+    if models:
+        names = tuple(m["name"] for m in models)
+        weights = tuple(float(m["weight"]) for m in models)
+        config = replace(config, models=names, model_weights=weights)
+    if described["proposer"] == "replay":
+        # No server to ask: the recorded run's --context-tokens, given again, cuts the
+        # prompt and the follow-ups as they were cut, so the same replies are asked for.
+        if not options.context_tokens:
+            return config
+        contexts = [(options.context_tokens, "the recorded model", "--context-tokens")]
+    elif not models:
         return config
-    names = tuple(m["name"] for m in models)
-    weights = tuple(float(m["weight"]) for m in models)
-    config = replace(config, models=names, model_weights=weights)
-    if described["proposer"] == "replay":  # the draws only: no server to fit a prompt to
-        return config
-    contexts = [(m["context"][0], m["name"], m["context"][1]) for m in models if m.get("context")]
+    else:
+        contexts = [
+            (m["context"][0], m["name"], m["context"][1]) for m in models if m.get("context")
+        ]
     if not contexts:
         note = f"{config.prompt_chars} characters (the server does not say the model's context;"
         note += " --context-tokens tells it)"
@@ -156,19 +164,24 @@ def describe(described: Mapping[str, Any]) -> str:
             "MINACT_LLM_URL to use one)"
         )
     if kind == "replay":
-        return f"proposer: replies replayed from {described['replay']}"
-    models = described.get("models") or [
-        {"name": described["llm"]["model"], "url": described["llm"]["url"], "weight": 1.0}
-    ]
-    if len(models) == 1:
-        line = f"proposer: LLM {models[0]['name']} at {models[0]['url']}"
+        line = f"proposer: replies replayed from {described['replay']}"
     else:
-        total = sum(m["weight"] for m in models)
-        each = ", ".join(
-            (f"{m['name']} at {m['url']}" if m["url"] else "the offline mutator")
-            + f" ({m['weight'] / total:.0%})"
-            for m in models
+        line = _members(
+            described.get("models")
+            or [{"name": described["llm"]["model"], "url": described["llm"]["url"], "weight": 1.0}]
         )
-        line = f"proposer: an ensemble of {len(models)} models: {each}"
     prompt = described.get("prompt")
     return line + (f"; prompt: {prompt['note']}" if prompt else "")
+
+
+def _members(models: list[dict[str, Any]]) -> str:
+    """Returns the start line's account of a run's model (or ensemble's members)."""
+    if len(models) == 1:
+        return f"proposer: LLM {models[0]['name']} at {models[0]['url']}"
+    total = sum(m["weight"] for m in models)
+    each = ", ".join(
+        (f"{m['name']} at {m['url']}" if m["url"] else "the offline mutator")
+        + f" ({m['weight'] / total:.0%})"
+        for m in models
+    )
+    return f"proposer: an ensemble of {len(models)} models: {each}"

@@ -315,3 +315,39 @@ def test_a_resume_keeps_the_follow_ups_and_the_weights(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.stderr
     options = json.loads((tmp_path / "runs" / "r" / "run.json").read_text())["options"]
     assert options["follow_ups"] == 2 and options["budget"] == 3
+
+
+def test_a_replay_given_the_context_cuts_follow_ups_as_the_recorded_run_did(
+    tmp_path: Path,
+) -> None:
+    # A 600-token context holds the opening request but no follow-up: the copies stand.
+    fit = ("--context-tokens", "600", "--max-tokens", "64")
+
+    def respond(body: dict[str, Any], n: int) -> Reply:  # every other reply copies gelu
+        code = "F.gelu(x)" if n % 2 else f"torch.sin({n} * x) + x"
+        return Reply(f"```python\nimport torch\nimport torch.nn.functional as F\n"
+                     f"def activation(x):\n    return {code}\n```")  # fmt: skip
+
+    with LLMServer(_numbered(respond)) as server:
+        first = _evolve(tmp_path / "a", "--budget", "2", "--llm-url", server.url, "--record", *fit)
+    assert first.exit_code == 0, first.stderr
+    run = _run_dir(tmp_path / "a")
+    assert json.loads((run / "run.json").read_text())["counters"]["follow_ups"] == 0
+
+    def outcomes(r: Path) -> list[tuple[Any, ...]]:
+        return [(e["index"], e["kind"], e["reason"], e["turns"])
+                for e in _events(r) if e["event"] == "outcome"]  # fmt: skip
+
+    record = str(run / "llm.jsonl")
+    same = _evolve(tmp_path / "b", "--budget", "2", "--replay", record, *fit)
+    assert same.exit_code == 0, same.stderr
+    assert "600-token context" in same.stderr
+    assert outcomes(_run_dir(tmp_path / "b")) == outcomes(run)
+    # Without it the replay follows the copies up, asking for replies never recorded.
+    loose = _evolve(tmp_path / "c", "--budget", "2", "--replay", record)
+    assert loose.exit_code == 0, loose.stderr
+    assert outcomes(_run_dir(tmp_path / "c")) != outcomes(run)
+    # A resumed replay keeps the context it was fitted to.
+    resumed = _evolve(tmp_path / "b", "--resume", str(_run_dir(tmp_path / "b")),
+                      "--context-tokens", "4096")  # fmt: skip
+    assert resumed.exit_code == 1 and "--context-tokens 4096" in resumed.stderr
