@@ -278,12 +278,18 @@ class Normaliser:
         path = self._resolve(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
         if path is not None:
             if path not in primitives.ALLOWED or path in primitives.CONSTANTS:
-                raise ValidationError(f"line {line}: `{path}` is not an allowed function")
+                raise ValidationError(
+                    f"line {line}: `{path}` is not an allowed function"
+                    + primitives.suggestion(path)
+                )
             return _path_expr(path)
         if isinstance(func, ast.Attribute):  # a method on a tensor expression
             self._name_ok(func.attr, line)
             if func.attr not in primitives.METHODS:
-                raise ValidationError(f"line {line}: method `.{func.attr}()` is not allowed")
+                raise ValidationError(
+                    f"line {line}: method `.{func.attr}()` is not allowed"
+                    + primitives.suggestion(func.attr, method=True)
+                )
             return ast.Attribute(value=self._expr(func.value), attr=func.attr, ctx=ast.Load())
         raise ValidationError(f"line {line}: calls must name an allowed function directly")
 
@@ -311,6 +317,7 @@ class Normaliser:
             if path not in primitives.MODULES and path not in primitives.ALLOWED:
                 raise ValidationError(
                     f"line {getattr(e, 'lineno', 0)}: `{base}.{e.attr}` is not an allowed function"
+                    + primitives.suggestion(path)
                 )
             return path
         return None

@@ -7,6 +7,8 @@ files, touches devices or mixes elements (reductions, sorting, FFTs) stays out.
 
 from __future__ import annotations
 
+import difflib
+
 __all__ = [
     "ALLOWED",
     "BUILTINS",
@@ -15,6 +17,7 @@ __all__ = [
     "METHODS",
     "MODULES",
     "canonical",
+    "suggestion",
 ]
 
 # Module paths a candidate may import or reach through attributes. `F` stands for
@@ -86,3 +89,25 @@ def canonical(path: str) -> str:
         if path == long or path.startswith(long + "."):
             return short + path[len(long) :]
     return path
+
+
+def suggestion(name: str, *, method: bool = False) -> str:
+    """Returns " (did you mean `torch.sin`?)" for a misspelt function or method name
+    (`F.sine`, `x.sinus()`), or "" when no allowed name is close."""
+    last = name.rsplit(".", 1)[-1]
+    if method:
+        close = difflib.get_close_matches(last, sorted(METHODS), n=1, cutoff=0.8)
+        return f" (did you mean `.{close[0]}()`?)" if close else ""
+    callables = sorted(ALLOWED - CONSTANTS)
+    close = difflib.get_close_matches(last, sorted({p.rsplit(".", 1)[-1] for p in callables}),
+                                      n=1, cutoff=0.8)  # fmt: skip
+    if not close:
+        return ""
+    paths = [p for p in callables if p.rsplit(".", 1)[-1] == close[0]]
+    module = name.rsplit(".", 1)[0] if "." in name else ""
+    # The module the author wrote, else torch's own function, else any.
+    best = next((p for p in paths if p.rsplit(".", 1)[0] == module), None)
+    best = best or next(
+        (p for p in paths if p.startswith("torch.") and p.count(".") == 1), paths[0]
+    )
+    return f" (did you mean `{best}`?)"

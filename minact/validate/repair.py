@@ -4,11 +4,13 @@ Small models write the function they mean with a few predictable slips: a bare
 `sigmoid(x)` for `torch.sigmoid(x)`, `torch.gelu` for `F.gelu` and `F.sin` for
 `torch.sin`, numpy or `math` functions on tensors, Python's `if` or `max` on a tensor (an
 elementwise choice written as a scalar one), a constant set at the top level, example
-code after the function, or the function twice. Each slip costs a call and a follow-up,
+code after the function, the function twice, `from torch.nn.functional as F`, or one `)`
+too many at the end of a line. Each slip costs a call and a follow-up,
 and follow-ups rarely fix them. `repair` rewrites exactly these, by rules that keep the
 author's meaning elementwise, and says what it changed; anything else is left for
 validation to judge. It runs nothing: the source is parsed and unparsed, so a repaired
-candidate is validated like any other.
+candidate is validated like any other. The module around the function is tidied first
+(minact.validate.tidy); this module repairs the function's own code.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 
 from minact.validate import primitives
 from minact.validate.source import MAX_SOURCE_CHARS
+from minact.validate.tidy import bound_names, mentions, module, text
 
 __all__ = ["Repaired", "repair"]
 
@@ -40,10 +43,11 @@ def repair(source: str) -> Repaired:
     if len(source) > MAX_SOURCE_CHARS:
         return Repaired(source, ())
     try:
+        source, fixes = text(source)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tree = ast.parse(source)
-        fixes = _Repairer().run(tree)
+        fixes += _Repairer().run(tree)
         if not fixes:
             return Repaired(source, ())
         return Repaired(ast.unparse(ast.fix_missing_locations(tree)) + "\n", tuple(fixes))
@@ -71,24 +75,6 @@ def _call(dotted: str, *args: ast.expr) -> ast.Call:
     return ast.Call(_path(dotted), list(args), [])
 
 
-def _bound_names(node: ast.AST) -> set[str]:
-    """Returns every name bound in `node`, blocks included: imports, defs, arguments,
-    assignments, loop targets, `global` declarations."""
-    bound: set[str] = set()
-    for n in ast.walk(node):
-        if isinstance(n, (ast.Import, ast.ImportFrom)):
-            bound |= {(a.asname or a.name).split(".")[0] for a in n.names}
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(n.name)
-        elif isinstance(n, ast.arg):
-            bound.add(n.arg)
-        elif isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
-            bound.add(n.id)
-        elif isinstance(n, ast.Global):
-            bound |= set(n.names)
-    return bound
-
-
 def _is_number(node: ast.expr) -> bool:
     """Returns whether `node` is a numeric literal, signed or not."""
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -100,10 +86,6 @@ def _is_number(node: ast.expr) -> bool:
     )
 
 
-def _mentions(node: ast.AST, names: set[str]) -> bool:
-    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
-
-
 def _tensor_names(func: ast.FunctionDef) -> set[str]:
     """Returns the argument and every local computed from a tensor (to a fixed point)."""
     tensors = {a.arg for a in func.args.args}
@@ -112,7 +94,7 @@ def _tensor_names(func: ast.FunctionDef) -> set[str]:
     while grown:
         grown = False
         for a in assigns:
-            if not _mentions(a.value, tensors):
+            if not mentions(a.value, tensors):
                 continue
             for t in a.targets if isinstance(a, ast.Assign) else [a.target]:
                 for n in ast.walk(t):
@@ -130,114 +112,24 @@ class _Repairer(ast.NodeTransformer):
         self.bound: set[str] = set()
         self.tensors: set[str] = set()
 
-    def _fix(self, text: str) -> None:
-        if text not in self.fixes:
-            self.fixes.append(text)
+    def _fix(self, what: str) -> None:
+        if what not in self.fixes:
+            self.fixes.append(what)
 
     def run(self, tree: ast.Module) -> list[str]:
-        func = self._one_activation(tree)
+        func = module(tree, self._fix)
         if func is None:
             return self.fixes
-        self._drop_numpy_imports(tree)
-        self._tidy_module(tree, func)
-        self._fix_imports(tree)
-        self.bound = _bound_names(tree)
+        self.bound = bound_names(tree)
         self.tensors = _tensor_names(func)
         self.visit(func)
         func.body = self._statements(func.body)
         return self.fixes
 
-    # the module ---------------------------------------------------------------------------
-
-    def _one_activation(self, tree: ast.Module) -> ast.FunctionDef | None:
-        """Keeps the last `def activation` (the one Python would call) and returns it."""
-        defs = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "activation"]
-        if not defs:
-            return None
-        if len(defs) > 1:
-            last = defs[-1]
-            tree.body = [s for s in tree.body if s not in defs[:-1]]
-            self._fix(f"kept the last of {len(defs)} `def activation` (the one Python calls)")
-            return last
-        return defs[0]
-
-    def _tidy_module(self, tree: ast.Module, func: ast.FunctionDef) -> None:
-        """Leaves the module what minact runs of it: imports and the function.
-
-        minact calls `activation(x)` only, so a top-level statement matters to it only
-        through the globals the function reads. `NAME = value` lines that set one of them
-        move into the function, in order (not for a name the function binds itself, which
-        Python would not read from the module); statements that bind nothing it reads
-        (example inputs, calls of the function, prints, `if __name__ == "__main__":`,
-        helper demos) are dropped; anything else is left for validation to judge.
-        """
-        local = _bound_names(func)
-        reads = {
-            n.id
-            for n in ast.walk(func)
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in local
-        }
-        moved: list[ast.stmt] = []
-        dropped: list[ast.stmt] = []
-        for stmt in tree.body:
-            if stmt is func or isinstance(stmt, (ast.Import, ast.ImportFrom)):
-                continue
-            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-                continue  # a docstring
-            binds = _bound_names(stmt)
-            if not binds & reads:
-                dropped.append(stmt)
-            elif (
-                isinstance(stmt, ast.Assign)
-                and all(isinstance(t, ast.Name) for t in stmt.targets)
-                and not _mentions(stmt.value, {func.name})
-            ):
-                moved.append(stmt)
-                targets = " = ".join(t.id for t in stmt.targets if isinstance(t, ast.Name))
-                self._fix(f"moved `{targets} = …` into the function (top level: imports only)")
-        if dropped:
-            what = "statement" if len(dropped) == 1 else "statements"
-            self._fix(
-                f"dropped {len(dropped)} top-level {what} the function does not read "
-                "(example or test code)"
-            )
-        if moved or dropped:
-            tree.body = [s for s in tree.body if s not in moved and s not in dropped]
-            func.body = [*moved, *func.body]
-
-    def _fix_imports(self, tree: ast.Module) -> None:
-        """`from torch.nn.functional import F` → `import torch.nn.functional as F`."""
-        for i, stmt in enumerate(tree.body):
-            if (
-                isinstance(stmt, ast.ImportFrom)
-                and stmt.module == "torch.nn.functional"
-                and [(a.name, a.asname) for a in stmt.names] == [("F", None)]
-            ):
-                alias = ast.alias("torch.nn.functional", "F")
-                tree.body[i] = ast.copy_location(ast.Import([alias]), stmt)
-                self._fix("`from torch.nn.functional import F` → `import torch.nn.functional as F`")
-
-    def _drop_numpy_imports(self, tree: ast.Module) -> None:
-        def numpy(s: ast.stmt) -> bool:
-            if isinstance(s, ast.Import):
-                return all(a.name.split(".")[0] == "numpy" for a in s.names)
-            return isinstance(s, ast.ImportFrom) and (s.module or "").split(".")[0] == "numpy"
-
-        def drop(body: list[ast.stmt]) -> list[ast.stmt]:
-            kept = [s for s in body if not numpy(s)]
-            if len(kept) < len(body):
-                self._fix("dropped `import numpy` (candidates compute with torch)")
-            return kept
-
-        tree.body = drop(tree.body)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef):
-                node.body = drop(node.body) or [ast.Pass()]
+    # the function's expressions -------------------------------------------------------------
 
     def _is_tensor(self, node: ast.AST) -> bool:
-        return _mentions(node, self.tensors)
-
-    # expressions --------------------------------------------------------------------------
+        return mentions(node, self.tensors)
 
     def visit_Name(self, node: ast.Name) -> ast.expr:
         if node.id == "pi" and isinstance(node.ctx, ast.Load) and "pi" not in self.bound:

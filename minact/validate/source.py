@@ -147,6 +147,7 @@ def _import_aliases(stmt: ast.Import | ast.ImportFrom) -> dict[str, str]:
         if path not in primitives.MODULES and path not in primitives.ALLOWED:
             raise ValidationError(
                 f"line {stmt.lineno}: `{a.name}` from {stmt.module} is not an allowed function"
+                + primitives.suggestion(path)
             )
         out[a.asname or a.name] = path
     return out

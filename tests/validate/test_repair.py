@@ -103,6 +103,22 @@ SLIPS = {
         "def activation(x):\n    y = x.copy()\n    return 1.5 * torch.tanh(-2.37) + torch.cos(y)\n",
         ["`.copy()` of a tensor → `.clone()`", "`torch.tanh` of a number → `math.tanh`"],
     ),
+    "from ... as F, a parenthesis too many": (
+        "import torch\nfrom torch.nn.functional as F\n\ndef activation(x):\n"
+        "    return torch.where(x > 1, F.elu(x), F.relu(x) + 0.1 * torch.sin(x)))\n",
+        [
+            "`from M as F` → `import M as F`",
+            "dropped an unmatched `)` at the end of a line",
+        ],
+    ),
+    "F imported with other names": (
+        "from torch.nn.functional import F, sigmoid\ndef activation(x):\n"
+        "    return F.gelu(x) * sigmoid(x)))\n",
+        [
+            "`from torch.nn.functional import F` → `import torch.nn.functional as F`",
+            "dropped an unmatched `)` at the end of a line",
+        ],
+    ),
     "bare pi": (
         "def activation(x):\n    return F.silu(x) + 0.1 * torch.sin(pi * x)\n",
         ["`pi` → `math.pi`"],
@@ -186,6 +202,10 @@ def test_code_that_validates_is_left_as_it_is() -> None:
         # A top-level statement that binds what the function reads, but not as a constant.
         "for i in range(3):\n    A = i\ndef activation(x):\n    return A * x\n",
         "A = activation\ndef activation(x):\n    return A(x)\n",
+        # A syntax slip mended, another left: nothing is changed, validation names the error.
+        "from torch.nn.functional as F\ndef activation(x):\n    return F.gelu(x) *\n",
+        # A parenthesis too many that is not at the end of its line.
+        "def activation(x):\n    return torch.sin(x)) + x\n",
     ],
 )
 def test_what_is_not_a_known_slip_is_not_touched(source: str) -> None:
