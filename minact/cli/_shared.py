@@ -194,8 +194,9 @@ def print_ranking(doc: RankingDocument) -> None:
 
         claim = best.get("claim") or {}
         console.print(
-            f"best new candidate {best['name']} beats the best baseline ({claim['against']}): "
-            f"{claim_text(claim)}"
+            f"does {best['name']}, the best candidate, beat the best baseline "
+            f"({claim['against']}) beyond noise? {claim_text(claim)}, the interval of its "
+            "fitness minus the baseline's (below 0: better)"
         )
 
 

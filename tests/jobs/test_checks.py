@@ -37,7 +37,7 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert result.exit_code == 0, result.stderr
     run = base / "runs" / "r"
     doc = json.loads((run / "ranking.json").read_text())
-    return {"base": base, "run": run, "doc": doc, "stderr": result.stderr}
+    return {"base": base, "run": run, "doc": doc, "stderr": result.stderr, "stdout": result.stdout}
 
 
 def test_validation_scores_the_top_k_by_lab_fitness_and_names_a_pick(
@@ -93,6 +93,11 @@ def test_confirmation_rescores_with_more_seeds_under_their_own_key(
         ]
     )
     assert f"beats best baseline ({claim['against']}): {claim['verdict']}" in checked["stderr"]
+    # Under the ranking, the search's own claim for its best candidate, on the lab.
+    best = next(c for c in doc["candidates"] if c.get("claim"))
+    said = " ".join(checked["stdout"].split())  # the terminal may wrap it
+    assert f"does {best['name']}, the best candidate, beat the best baseline (" in said
+    assert f"beyond noise? {best['claim']['verdict']} (95% CI [" in said
 
 
 def test_reports_show_both_fitnesses_and_report_rebuilds_them(checked: dict[str, Any]) -> None:
