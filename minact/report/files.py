@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from minact.report.data import FIGURES, ReportData
@@ -15,8 +16,12 @@ __all__ = ["write"]
 
 
 def write(run_dir: Path, data: ReportData) -> list[Path]:
-    """Writes ranking.json, report.md, plots/*.svg and report.html; returns their paths."""
-    figures = _figures(data)
+    """Writes ranking.json, report.md, plots/*.svg and report.html; returns their paths.
+
+    A figure that cannot be drawn is left out, and why is added to `data.warnings` (which
+    both reports show, and the caller may print): the ranking is written regardless.
+    """
+    figures, left_out = _figures(data)
     plots_dir = run_dir / "plots"
     plots_dir.mkdir(exist_ok=True)
     files: dict[str, str] = {}
@@ -32,32 +37,53 @@ def write(run_dir: Path, data: ReportData) -> list[Path]:
     log = RunLog(run_dir)
     written.append(log.write_text("ranking.json", json.dumps(data.ranking, indent=2) + "\n"))
     written.append(log.write_text("report.md", render_run_markdown(data, files)))
-    written.append(log.write_text("report.html", render_run_html(data, figures)))
+    written.append(log.write_text("report.html", render_run_html(data, figures, left_out)))
     return written
 
 
-def _figures(data: ReportData) -> dict[str, str]:
-    """Returns {figure name: SVG text} for the figures there is data for."""
+def _figures(data: ReportData) -> tuple[dict[str, str], list[str]]:
+    """Returns {figure name: SVG text} for the figures there is data for and that could be
+    drawn, and the names of those that could not (each explained in `data.warnings`)."""
     from minact.report import plots
 
     names = {h: c["name"] for c in data.ranking["candidates"] if (h := c["code_hash"])}
-    out: dict[str, str] = {}
+    draw: dict[str, Callable[[], str]] = {}
     shown = [h for h in [*data.top, *data.baselines] if h in data.curves]
     if shown:
         labels = {h: _unique(names.get(h, h[:10]), h, names) for h in shown}
         curves = {labels[h]: data.curves[h] for h in shown}
-        out["activations"] = plots.activation_svg(
-            curves, {labels[h] for h in data.baselines if h in labels}
-        )
+        plotted = {labels[h] for h in data.baselines if h in labels}
+        draw["activations"] = lambda: plots.activation_svg(curves, plotted)
     rows = [c for h in [*data.top, *data.baselines] if (c := data.candidate(h))]
     if rows:
         tasks = [t["name"] for t in data.ranking["tasks"]]
         values = [[task_value(c, t, "log_ratio") for t in tasks] for c in rows]
-        out["tasks"] = plots.heatmap_svg([c["name"] for c in rows], tasks, values)
+        draw["tasks"] = lambda: plots.heatmap_svg([c["name"] for c in rows], tasks, values)
     if data.progress:
         base = [c["fitness"] for c in data.shown() if c.get("baseline")]
-        out["fitness"] = plots.fitness_over_run_svg(data.progress, base[0] if base else None)
-    return out
+        best = base[0] if base else None
+        draw["fitness"] = lambda: plots.fitness_over_run_svg(data.progress, best)
+    out: dict[str, str] = {}
+    left_out: list[str] = []
+    for name, svg in draw.items():
+        try:
+            out[name] = svg()
+        # Broad on purpose: matplotlib raises many unrelated types from deep inside
+        # (LinAlgError, OverflowError, ValueError, RuntimeError, ...) on values that come
+        # from candidate code. A figure is decoration; the ranking is the product, and
+        # must not be lost with it.
+        except Exception as e:
+            left_out.append(name)
+            note = f"the {name} figure is left out: it could not be drawn ({_short(e)})"
+            if note not in data.warnings:  # the same data written twice says it once
+                data.warnings.append(note)
+    return out, left_out
+
+
+def _short(e: Exception) -> str:
+    """Returns an exception as "Type: message" on one line of at most 160 characters."""
+    text = " ".join(f"{type(e).__name__}: {e}".split())
+    return text if len(text) <= 160 else text[:159] + "…"
 
 
 def _unique(name: str, code_hash: str, names: dict[str, str]) -> str:

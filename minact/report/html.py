@@ -7,7 +7,7 @@ only the figures' SVG text is inserted as it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -83,8 +83,11 @@ def _lab_rows(data: ReportData) -> list[tuple[str, ...]]:
     return rows
 
 
-def render_run_html(data: ReportData, figures: Mapping[str, str]) -> str:
-    """Returns report.html for a run; `figures` maps FIGURES names to SVG text."""
+def render_run_html(
+    data: ReportData, figures: Mapping[str, str], left_out: Collection[str] = ()
+) -> str:
+    """Returns report.html for a run; `figures` maps FIGURES names to SVG text, and
+    `left_out` names those that could not be drawn (data.warnings says why)."""
     run: Mapping[str, Any] = data.ranking["run"] or {}
     best = next((c for h in data.top if (c := data.candidate(h))), None)
     base = next((c for c in data.shown() if c["baseline"]), None)
@@ -98,6 +101,7 @@ def render_run_html(data: ReportData, figures: Mapping[str, str]) -> str:
         best=best,
         base=base,
         figures=dict(figures),
+        left_out=set(left_out),
         captions=FIGURES,
         sections=SECTIONS,
         families=families,

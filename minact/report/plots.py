@@ -21,7 +21,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display, ever
 
-from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -33,6 +32,8 @@ __all__ = ["activation_svg", "agreement_svg", "fitness_over_run_svg", "heatmap_s
 
 XRANGE = GRID[:2]  # the curves are drawn on the grid they were computed on
 BASELINE_GREY = "#8a8a8a"
+OFF_SCALE = 1e3  # a series this many times the size of a typical one does not set y limits
+Y_BOUND = 1e300  # y limits stay within ±this: twice it is still a finite float
 _STYLE: dict[Any, Any] = {
     "svg.fonttype": "none",  # text as <text>, no glyph outlines embedded
     "svg.hashsalt": "minact",  # stable ids, so the same data gives the same SVG
@@ -46,7 +47,14 @@ def activation_svg(
     curves: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
     baselines: set[str],
 ) -> str:
-    """Returns two panels, f and f', for {label: (x, f, df)}; baselines dashed and grey."""
+    """Returns two panels, f and f', for {label: (x, f, df)}; baselines dashed and grey.
+
+    Any float a candidate returns can arrive here (±1e308, inf, NaN, a constant, nothing):
+    the y limits come from the curves of a typical size, and a curve beyond them is drawn
+    running off the panel.
+    """
+    f_lim = _y_limits([curves[k][1] for k in curves])
+    df_lim = _y_limits([curves[k][2] for k in curves])
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(10.0, 3.8))
         ax_f, ax_df = fig.subplots(1, 2)
@@ -66,15 +74,16 @@ def activation_svg(
                     "label": f"{label} (baseline)",
                 }
             )
-            ax_f.plot(x, f, **style)
-            ax_df.plot(x, df, **style)
-        for ax, title in ((ax_f, "f(x)"), (ax_df, "f′(x)")):
+            ax_f.plot(x, _clamp(f, f_lim), **style)
+            ax_df.plot(x, _clamp(df, df_lim), **style)
+        for ax, title, lim in ((ax_f, "f(x)", f_lim), (ax_df, "f′(x)", df_lim)):
             ax.set_title(title)
             ax.set_xlim(*XRANGE)
             ax.set_xlabel("x")
             ax.axhline(0.0, color="#cccccc", linewidth=0.6, zorder=0)
             ax.axvline(0.0, color="#cccccc", linewidth=0.6, zorder=0)
-            _clip_y(ax, [curves[k][1 if ax is ax_f else 2] for k in curves])
+            if lim is not None:
+                ax.set_ylim(*lim)
         if curves:
             ax_df.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
         fig.tight_layout()
@@ -103,17 +112,21 @@ def fitness_over_run_svg(
             xs.append(n)
             best.append(min(values))
             median.append(statistics.median(values))
-        ax.scatter(xs, values, s=14, color="#777777", label="each candidate", zorder=3)
-        ax.step(xs, best, where="post", color="#1f77b4", linewidth=1.8, label="best so far")
-        ax.plot(xs, median, color="#ff7f0e", linewidth=1.4, label="median so far")
+        # One series: the reference belongs in the limits, whatever size the fitness is.
+        lim = _y_limits([[*values, 0.0]], keep_low=True) if values else None
+        ax.scatter(xs, _clamp(values, lim), s=14, color="#777777", label="each candidate", zorder=3)
+        style: dict[str, Any] = {"where": "post", "color": "#1f77b4", "linewidth": 1.8}
+        ax.step(xs, _clamp(best, lim), label="best so far", **style)
+        ax.plot(xs, _clamp(median, lim), color="#ff7f0e", linewidth=1.4, label="median so far")
         ax.axhline(0.0, color="black", linewidth=0.8, linestyle="--", label="reference (0)")
         if best_baseline is not None:
-            style: dict[str, Any] = {"color": BASELINE_GREY, "linewidth": 0.8, "linestyle": ":"}
-            ax.axhline(best_baseline, label="best baseline", **style)
+            style = {"color": BASELINE_GREY, "linewidth": 0.8, "linestyle": ":"}
+            (y,) = _clamp([best_baseline], lim)
+            ax.axhline(y, label="best baseline", **style)
         ax.set_xlabel("candidates evaluated")
         ax.set_ylabel("fitness (lower is better)")
-        if values:
-            _clip_y(ax, [values, [0.0]], keep_low=True)
+        if lim is not None:
+            ax.set_ylim(*lim)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(frameon=False, fontsize=8)
         fig.tight_layout()
@@ -187,17 +200,53 @@ def agreement_svg(
         return _svg(fig)
 
 
-def _clip_y(ax: Axes, series: Sequence[Sequence[float]], keep_low: bool = False) -> None:
-    """Sets y limits that leave out the top (and unless `keep_low`, bottom) 2% of many values,
-    so that one blow-up does not flatten the rest."""
-    finite = sorted(v for s in series for v in s if math.isfinite(v))
-    if not finite:
-        return
+def _y_limits(
+    series: Sequence[Sequence[float]], keep_low: bool = False
+) -> tuple[float, float] | None:
+    """Returns y limits for `series`, or None when none holds a finite value.
+
+    The limits leave out the top (and unless `keep_low`, bottom) 2% of many values, so
+    that one blow-up does not flatten the rest; and a whole series over OFF_SCALE times
+    the size of a typical one (the lower median) is left out of them, so that a curve at
+    ±1e308 does not flatten the others. They stay within ±Y_BOUND, so that matplotlib's
+    arithmetic on them (hi - lo, scaling to the page) cannot overflow.
+    """
+    kept = [f for s in series if (f := [v for v in s if math.isfinite(v)])]
+    if not kept:
+        return None
+    sizes = [_size(f) for f in kept]
+    # median_low is one of the sizes, so at least one series always stays.
+    typical = max(statistics.median_low(sizes), 1.0)
+    usual = [f for f, size in zip(kept, sizes, strict=True) if size <= OFF_SCALE * typical]
+    finite = sorted(v for f in usual for v in f)
     cut = int(0.02 * len(finite)) if len(finite) >= 50 else 0
-    lo = finite[0 if keep_low else cut]
-    hi = finite[-1 - cut]
-    pad = 0.08 * (hi - lo) or 0.5
-    ax.set_ylim(lo - pad, hi + pad)
+    lo = min(max(finite[0 if keep_low else cut], -Y_BOUND), Y_BOUND)
+    hi = min(max(finite[-1 - cut], -Y_BOUND), Y_BOUND)
+    pad = 0.08 * hi - 0.08 * lo  # not 0.08 * (hi - lo): that overflows for ±1e308
+    if pad <= 1e-9 * max(abs(lo), abs(hi)):  # (nearly) constant: a span of its own size
+        pad = max(0.5, 0.08 * max(abs(lo), abs(hi)))
+    return lo - pad, hi + pad
+
+
+def _size(values: Sequence[float]) -> float:
+    """Returns the largest magnitude among `values` once the top and bottom 2% are left out."""
+    ordered = sorted(values)
+    cut = int(0.02 * len(ordered)) if len(ordered) >= 50 else 0
+    return max(abs(ordered[cut]), abs(ordered[-1 - cut]))
+
+
+def _clamp(values: Sequence[float], lim: tuple[float, float] | None) -> list[float]:
+    """Returns `values` with those beyond `lim` (inf included) moved to a span past it.
+
+    A curve beyond the limits is then drawn leaving the axes rather than vanishing, and no
+    huge number reaches matplotlib's transforms, where it would overflow. NaN stays NaN:
+    a gap.
+    """
+    if lim is None:
+        return [v if math.isfinite(v) else math.nan for v in values]
+    lo, hi = lim
+    span = hi - lo
+    return [v if math.isnan(v) else min(max(v, lo - span), hi + span) for v in values]
 
 
 def _svg(fig: Figure) -> str:

@@ -75,6 +75,36 @@ def test_activation_svg_copes_with_gaps_blowups_and_hostile_labels() -> None:
     assert "<b>" not in svg and "&lt;b&gt;" in svg
 
 
+def _numbers(svg: str) -> list[float]:
+    """Returns the figure's texts that are plain numbers (the tick labels)."""
+    texts = [t.strip().replace("−", "-") for t in _parse(svg).text]
+    return [float(t) for t in texts if re.fullmatch(r"-?\d+(\.\d+)?", t)]
+
+
+def test_activation_svg_keeps_the_typical_curves_scale_whatever_a_candidate_returns() -> None:
+    # torch.where(flag > 0.5, torch.sign(x) * 1e308, F.gelu(x)) with flag 1 in float64.
+    huge = [math.copysign(1e308, x) if x else 0.0 for x in X]
+    inf = [math.copysign(math.inf, x) if x else math.nan for x in X]
+    curves = {
+        "huge": (X, huge, [0.0] * N),  # f' is a constant
+        "flat": (X, [1e300] * N, [-1e308] * N),
+        "inf": (X, inf, [math.nan] * N),
+        "empty": ([], [], []),
+        "gelu": _curve(1.0),
+        "relu": _curve(3.0),
+    }
+    svg = plots.activation_svg(curves, {"gelu", "relu"})
+    text = " ".join(_check_inline(svg).text)
+    assert "huge" in text and "flat" in text and "gelu (baseline)" in text
+    # The y ticks are those of the baselines: ±1e308 does not flatten them.
+    assert "e30" not in text and "10^" not in text
+    assert max(abs(v) for v in _numbers(svg)) == 6.0  # the x ticks, -6..6
+    # Each of them alone still draws: its own scale, or none.
+    for label, curve in curves.items():
+        _check_inline(plots.activation_svg({label: curve}, set()))
+    _check_inline(plots.activation_svg({"nan": (X, [math.nan] * N, [math.inf] * N)}, set()))
+
+
 def test_fitness_over_run_skips_failures_and_draws_the_reference() -> None:
     points: list[tuple[int, float | None]] = [(1, 0.4), (2, None), (3, -0.2), (4, 0.1), (5, -0.5)]
     text = " ".join(_check_inline(plots.fitness_over_run_svg(points, best_baseline=-0.3)).text)
@@ -83,6 +113,8 @@ def test_fitness_over_run_skips_failures_and_draws_the_reference() -> None:
     assert "candidates evaluated" in text
     _check_inline(plots.fitness_over_run_svg([]))  # a run with nothing evaluated yet
     _check_inline(plots.fitness_over_run_svg([(1, None)]))
+    huge: list[tuple[int, float | None]] = [(1, 1e308), (2, -1e308), (3, 0.1), (4, 1e308)]
+    _check_inline(plots.fitness_over_run_svg(huge, best_baseline=-1e308))
 
 
 def test_heatmap_is_annotated_vector_cells_centred_on_zero() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from html.parser import HTMLParser
@@ -317,6 +318,64 @@ def test_missing_curves_are_left_out_and_stale_figures_removed(run_dir: Path) ->
     text = (run_dir / "report.html").read_text()
     assert [t for t, _ in _page(text).tags].count("svg") == 2
     assert "plots/activations.svg" not in (run_dir / "report.md").read_text()
+
+
+def _put_curve(cache_dir: Path, c: Candidate, f: list[float], df: list[float]) -> None:
+    """Stores the curve `c` would have had from the worker: f and f' on the grid."""
+    lo, hi, n = GRID
+    x = [lo + (hi - lo) * k / (n - 1) for k in range(n)]
+    with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
+        cache.put_curve(c.code_hash, GRID, {"x": x, "f": f, "df": df})
+
+
+def test_curves_at_1e308_and_constant_ones_are_plotted_on_the_baselines_scale(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    # c0 is torch.where(flag > 0.5, torch.sign(x) * 1e308, F.gelu(x)), flag 1 in float64:
+    # f is ±1e308 and f' is 0 everywhere. c4 is the constant 1e300.
+    lo, hi, n = GRID
+    x = [lo + (hi - lo) * k / (n - 1) for k in range(n)]
+    _put_curve(
+        tmp_path / "cache", C0, [math.copysign(1e308, v) if v else 0.0 for v in x], [0.0] * n
+    )
+    _put_curve(tmp_path / "cache", C4, [1e300] * n, [0.0] * n)
+    data = build(run_dir, _from_cache(tmp_path / "cache"))
+    assert max(data.curves[C0.code_hash][1]) == 1e308
+    written = files.write(run_dir, data)
+    assert data.warnings == []
+    for name in ("ranking.json", "report.md", "report.html"):
+        assert run_dir / name in written
+    svg = (run_dir / "plots" / "activations.svg").read_text()
+    assert svg.startswith("<svg") and "c0" in svg and "gelu (baseline)" in svg
+    labels = re.findall(r"<text\b[^>]*>([^<]*)", svg)
+    assert "c4" in labels and not [t for t in labels if "e30" in t]  # the baselines' scale
+    assert "(plots/activations.svg)" in (run_dir / "report.md").read_text()
+    assert [t for t, _ in _page((run_dir / "report.html").read_text()).tags].count("svg") == 3
+    assert json.loads((run_dir / "ranking.json").read_text())["candidates"][0]["name"] == "c4"
+
+
+def test_a_figure_that_cannot_be_drawn_is_left_out_and_the_report_says_why(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    (run_dir / "plots").mkdir()
+    (run_dir / "plots" / "activations.svg").write_text("<svg>old</svg>")
+    data = build(run_dir, _from_cache(tmp_path / "cache"))
+    x, f, df = data.curves[C0.code_hash]
+    data.curves[C0.code_hash] = (x, f[:10], df)  # matplotlib cannot plot 241 x against 10 y
+    files.write(run_dir, data)
+    files.write(run_dir, data)  # written again, it says so once
+    note = "the activations figure is left out: it could not be drawn (ValueError: x and y"
+    assert len(data.warnings) == 1 and data.warnings[0].startswith(note)
+    assert not (run_dir / "plots" / "activations.svg").exists()
+    md = (run_dir / "report.md").read_text()
+    assert f"- warning: {note}" in md and "plots/activations.svg" not in md
+    assert "(plots/tasks.svg)" in md and "(plots/fitness.svg)" in md
+    html = (run_dir / "report.html").read_text()
+    assert f'<p class="warn">warning: {note}' in html
+    assert "(no figure: it could not be drawn; the warning above says why)" in html
+    assert [t for t, _ in _page(html).tags].count("svg") == 2
+    doc = json.loads((run_dir / "ranking.json").read_text())
+    assert [c["name"] for c in doc["candidates"]][:2] == ["c4", "c0"]
 
 
 def test_a_folder_that_is_not_a_run_is_a_config_error(tmp_path: Path) -> None:
