@@ -15,9 +15,13 @@ compute with. Integer and boolean values are confined to three documented uses:
 
 So no integer tensor can arise, and the only way a boolean affects a value is a
 `torch.where`. The check is an abstract interpretation of the function: each expression
-gets a kind (float tensor, boolean tensor, Python int with a bound on its size, Python
-float), loops are unrolled (at most 64 iterations in all) and branches joined, so bounds
-are upper bounds of what the code can compute.
+gets a kind (float tensor, boolean tensor, Python int, Python float) and, where it may be
+a Python int, a bound on its size; loops are unrolled (at most 64 iterations in all) and
+branches joined, so bounds are upper bounds of what the code can compute. A value that
+may be an int on one path keeps its bound whatever it is on another (`10 if c else x`,
+`max(10, 0.5)`), the states at `break` and `continue` are joined where they lead, and a
+bound that is not a number (0 * an unbounded int) counts as unbounded: where the
+interpreter cannot bound an integer, the code is refused.
 """
 
 from __future__ import annotations
@@ -36,27 +40,46 @@ _COMPARE = frozenset(
     "gt ge lt le eq ne greater greater_equal less less_equal not_equal".split()
 ) | frozenset({"logical_and", "logical_or", "logical_not", "logical_xor"})
 _MODULES = frozenset({"torch", "F", "math"})
+# round(n, -d) of an int computes 10 ** d: d may not pass the digits of MAX_INT_LITERAL.
+_MAX_ROUND_DIGITS = math.log10(MAX_INT_LITERAL)
 _BOOL_ADVICE = "use torch.where(condition, a, b) to turn a comparison into values"
 
 
 @dataclass(frozen=True, slots=True)
 class _Kind:
+    """What an expression may be: a value of `kind` or, where `bound` is not None, also a
+    Python int of |value| <= bound (always so for INT)."""
+
     kind: str
-    bound: float = 0.0  # for INT: an upper bound of |value|
+    bound: float | None = None
 
 
 _T, _B, _F, _O = _Kind(TENSOR), _Kind(BOOLS), _Kind(FLOAT), _Kind(OTHER)
+_Env = dict[str, _Kind]
+
+
+def _max_bound(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return max(a, b)
 
 
 def _join(a: _Kind, b: _Kind) -> _Kind:
+    """Returns the kind of a value that is `a` on one path and `b` on another."""
+    bound = _max_bound(a.bound, b.bound)  # an int on either path keeps its bound
     if a.kind == b.kind:
-        return _Kind(a.kind, max(a.bound, b.bound))
+        return _Kind(a.kind, bound)
     kinds = {a.kind, b.kind}
-    if BOOLS in kinds:
-        return _B  # strict: whatever may be a boolean tensor is treated as one
-    if TENSOR in kinds:
-        return _T
-    return _F if FLOAT in kinds else _O
+    # Strict: whatever may be a boolean tensor is treated as one. INT comes last: joined
+    # with anything else, the int is what `bound` keeps.
+    kind = next(k for k in (BOOLS, TENSOR, FLOAT, OTHER) if k in kinds)
+    return _Kind(kind, bound)
+
+
+def _join_env(a: _Env, b: _Env) -> _Env:
+    """Returns the state after paths ending in `a` and in `b` meet. A name bound on one path
+    only keeps its kind: on the other, reading it raises."""
+    return {n: _join(a[n], b[n]) if n in a and n in b else a.get(n) or b[n] for n in a | b}
 
 
 def _path(e: ast.expr) -> str | None:
@@ -70,19 +93,25 @@ def _path(e: ast.expr) -> str | None:
 
 
 def _int_bound(op: ast.operator, a: float, b: float) -> float:
+    """Returns an upper bound of |m op n| for Python ints |m| <= a, |n| <= b (inf: none)."""
     if isinstance(op, (ast.Add, ast.Sub)):
-        return a + b
-    if isinstance(op, ast.Mult):
-        return a * b
-    if isinstance(op, ast.FloorDiv):
-        return a
-    if isinstance(op, ast.Mod):
-        return b
-    if isinstance(op, ast.Pow):
-        if a <= 1:
-            return 1.0
-        return math.inf if b * math.log10(a) > 18 else a**b
-    return 2 * max(a, b)  # bitwise
+        bound = a + b
+    elif isinstance(op, ast.Mult):
+        bound = a * b
+    elif isinstance(op, ast.FloorDiv):
+        bound = a
+    elif isinstance(op, ast.Mod):
+        bound = b
+    elif isinstance(op, ast.Pow):
+        if a <= 1 or b == 0:  # 0, 1 and -1 to any power; anything to the power 0
+            bound = 1.0
+        else:  # a > 1 and b > 0, so the product is positive (inf where either is)
+            digits = b * math.log10(a)
+            bound = math.inf if digits > math.log10(MAX_INT_LITERAL) else a**b
+    else:  # bitwise
+        bound = 2 * max(a, b)
+    # 0 * inf is NaN, and NaN > MAX_INT_LITERAL is False: unknown must mean unbounded.
+    return math.inf if math.isnan(bound) else bound
 
 
 def _range_bound(it: ast.expr) -> float:
@@ -100,7 +129,9 @@ class _Interpreter:
     """Walks one normalised `activation` def with kinds for values (see the module doc)."""
 
     def __init__(self, param: str) -> None:
-        self.env: dict[str, _Kind] = {param: _T}
+        self.env: _Env = {param: _T}
+        # For each loop around the statement: the states at its `break`s and `continue`s.
+        self.loops: list[tuple[list[_Env], list[_Env]]] = []
 
     def block(self, stmts: list[ast.stmt]) -> None:
         for s in stmts:
@@ -124,16 +155,34 @@ class _Interpreter:
             self.block(s.body)
             after_body, self.env = self.env, before
             self.block(s.orelse)
-            for name in after_body.keys() | self.env.keys():
-                a, b = after_body.get(name), self.env.get(name)
-                self.env[name] = _join(a, b) if a is not None and b is not None else (a or b or _O)
+            self.env = _join_env(after_body, self.env)
         elif isinstance(s, ast.For):
-            assert isinstance(s.target, ast.Name)
-            counter = _Kind(INT, _range_bound(s.iter))
-            for _ in range(max(1, range_trips(s.iter))):
-                self.env[s.target.id] = counter
-                self.block(s.body)
-            self.block(s.orelse)
+            self._for(s)
+        elif isinstance(s, (ast.Break, ast.Continue)) and self.loops:
+            # The rest of the body is skipped on this path, so the state here is joined
+            # where it leads: out of the loop (break), or into the next iteration.
+            breaks, continues = self.loops[-1]
+            (breaks if isinstance(s, ast.Break) else continues).append(dict(self.env))
+
+    def _for(self, s: ast.For) -> None:
+        assert isinstance(s.target, ast.Name)
+        counter = _Kind(INT, _range_bound(s.iter))
+        trips = range_trips(s.iter)
+        before = dict(self.env)
+        breaks: list[_Env] = []
+        for _ in range(max(1, trips)):
+            continues: list[_Env] = []
+            self.loops.append((breaks, continues))
+            self.env[s.target.id] = counter
+            self.block(s.body)
+            self.loops.pop()
+            for env in continues:
+                self.env = _join_env(self.env, env)
+        if trips == 0:  # the body is checked, but may not have run: the state before holds
+            self.env = _join_env(before, self.env)
+        self.block(s.orelse)  # only after a loop that did not break
+        for env in breaks:
+            self.env = _join_env(self.env, env)
 
     # expressions ------------------------------------------------------------------
 
@@ -154,7 +203,8 @@ class _Interpreter:
                 return _Kind(INT, 1.0)
             if k.kind == BOOLS and not isinstance(e.op, ast.Invert):
                 raise ValidationError(f"line {line}: arithmetic on a comparison; {_BOOL_ADVICE}")
-            return _Kind(k.kind, k.bound + 1) if k.kind == INT else k
+            # -n, +n and ~n (-n - 1) of an int: at most one more than n in size
+            return _Kind(k.kind, None if k.bound is None else k.bound + 1)
         if isinstance(e, ast.BinOp):
             return self.binop(self.expr(e.left), e.op, self.expr(e.right), line)
         if isinstance(e, ast.BoolOp):
@@ -165,8 +215,11 @@ class _Interpreter:
             return out
         if isinstance(e, ast.Compare):
             kinds = [self.expr(e.left), *(self.expr(c) for c in e.comparators)]
-            tensors = any(k.kind in (TENSOR, BOOLS) for k in kinds)
-            return _B if tensors else _Kind(INT, 1.0)
+            if not any(k.kind in (TENSOR, BOOLS) for k in kinds):
+                return _Kind(INT, 1.0)
+            # A Python bool (an int), unless an operand is surely a tensor.
+            surely = any(k.kind in (TENSOR, BOOLS) and k.bound is None for k in kinds)
+            return _B if surely else _Kind(BOOLS, 1.0)
         if isinstance(e, ast.IfExp):
             self.expr(e.test)
             return _join(self.expr(e.body), self.expr(e.orelse))
@@ -178,13 +231,13 @@ class _Interpreter:
         symbol = _SYMBOLS.get(type(op), type(op).__name__)
         bitwise = isinstance(op, (ast.BitAnd, ast.BitOr, ast.BitXor))
         if BOOLS in (a.kind, b.kind):
-            if bitwise and a.kind == b.kind == BOOLS:
-                return _B
-            raise ValidationError(
-                f"line {line}: `{symbol}` on a comparison's result (a boolean tensor) is "
-                f"refused; {_BOOL_ADVICE}"
-            )
-        if TENSOR in (a.kind, b.kind):
+            if not (bitwise and a.kind == b.kind == BOOLS):
+                raise ValidationError(
+                    f"line {line}: `{symbol}` on a comparison's result (a boolean tensor) is "
+                    f"refused; {_BOOL_ADVICE}"
+                )
+            kind = BOOLS
+        elif TENSOR in (a.kind, b.kind):
             if isinstance(op, ast.FloorDiv):
                 raise ValidationError(
                     f"line {line}: `//` on tensors is refused (integer division); "
@@ -197,24 +250,36 @@ class _Interpreter:
                 )
             if bitwise:
                 raise ValidationError(f"line {line}: `{symbol}` applies to comparisons only")
-            return _T
-        if a.kind == INT and b.kind == INT and not isinstance(op, ast.Div):
-            bound = _int_bound(op, a.bound, b.bound)
-            if bound > MAX_INT_LITERAL:
-                raise ValidationError(
-                    f"line {line}: integer arithmetic (`{symbol}`) may exceed 1e18; big "
-                    "Python integers are refused: compute in floating point (e.g. 10.0 ** n)"
-                )
-            return _Kind(INT, bound)
-        return _F
+            kind = TENSOR
+        elif a.kind == b.kind == INT and not isinstance(op, ast.Div):
+            kind = INT
+        else:
+            kind = FLOAT
+        return _Kind(kind, self._ints(a, op, b, line))
+
+    @staticmethod
+    def _ints(a: _Kind, op: ast.operator, b: _Kind, line: int) -> float | None:
+        """Returns a bound of |a op b| where both may be Python ints (None: the result is
+        no int); raises ValidationError where it may exceed MAX_INT_LITERAL."""
+        if a.bound is None or b.bound is None or isinstance(op, ast.Div):
+            return None
+        bound = _int_bound(op, a.bound, b.bound)
+        if not bound <= MAX_INT_LITERAL:
+            symbol = _SYMBOLS.get(type(op), type(op).__name__)
+            raise ValidationError(
+                f"line {line}: integer arithmetic (`{symbol}`) may exceed 1e18; big "
+                "Python integers are refused: compute in floating point (e.g. 10.0 ** n)"
+            )
+        return bound
 
     def call(self, e: ast.Call, line: int) -> _Kind:
         args = [self.expr(a) for a in e.args]
         kwargs = [self.expr(k.value) for k in e.keywords]
         func = e.func
         path = _path(func)
+        named = {k.arg: v for k, v in zip(e.keywords, kwargs, strict=True) if k.arg}
         if isinstance(func, ast.Name) and path is None:  # a builtin
-            return self._builtin(func.id, e, args, line)
+            return self._builtin(func.id, e, args, named, line)
         name = path.rsplit(".", 1)[-1] if path is not None else getattr(func, "attr", "")
         receiver = (
             [self.expr(func.value)] if path is None and isinstance(func, ast.Attribute) else []
@@ -227,7 +292,6 @@ class _Interpreter:
             return _B
         if path == "torch.where" or (name == "where" and receiver):
             # torch.where(condition, input, other), or input.where(condition, other)
-            named = {k.arg: v for k, v in zip(e.keywords, kwargs, strict=True)}
             values = receiver + args[1:] if receiver else args[1:]
             values += [named[k] for k in ("input", "other") if k in named]
             self._where(values, line)
@@ -248,21 +312,21 @@ class _Interpreter:
             raise ValidationError(
                 f"line {line}: torch.where's branches must be values, not comparisons"
             )
-        if len(branches) == 2 and all(k.kind == INT for k in branches):
+        if len(branches) == 2 and all(k.bound is not None for k in branches):
             raise ValidationError(
                 f"line {line}: torch.where with integer branches makes an integer tensor; "
                 "write floats (1.0, 0.0)"
             )
 
-    def _builtin(self, name: str, e: ast.Call, args: list[_Kind], line: int) -> _Kind:
+    def _builtin(
+        self, name: str, e: ast.Call, args: list[_Kind], named: dict[str, _Kind], line: int
+    ) -> _Kind:
         if name == "float":
             return _F
         if name == "int":
             return self._to_int(e.args[0] if e.args else None, args)
         if name == "round":
-            if args and args[0].kind == TENSOR:
-                return _T
-            return self._to_int(e.args[0], args) if len(args) == 1 else _F
+            return self._round(e, args, named, line)
         if name == "abs" and args:
             if args[0].kind == BOOLS:
                 raise ValidationError(f"line {line}: abs() of a comparison; {_BOOL_ADVICE}")
@@ -271,6 +335,32 @@ class _Interpreter:
         for k in args[1:]:
             out = _join(out, k)
         return out
+
+    def _round(self, e: ast.Call, args: list[_Kind], named: dict[str, _Kind], line: int) -> _Kind:
+        """Returns the kind of round(number[, ndigits]), positional or by keyword."""
+        number = args[0] if args else named.get("number")
+        ndigits = args[1] if len(args) > 1 else named.get("ndigits")
+        if number is None:
+            return _O  # round() raises
+        if (
+            ndigits is not None
+            and ndigits.bound is not None
+            and number.bound is not None
+            and not ndigits.bound <= _MAX_ROUND_DIGITS
+        ):  # round(1, -10 ** 9) computes 10 ** (10 ** 9), for as long as that takes
+            raise ValidationError(
+                f"line {line}: round() of an integer to more than {_MAX_ROUND_DIGITS:.0f} "
+                "digits may exceed 1e18; big Python integers are refused"
+            )
+        # round(n, d) of an int n is n (d >= 0) or the nearest multiple of 10 ** -d, which
+        # is 0 or at most 2|n|: bounded by n's bound either way.
+        bound = None if number.bound is None else 2 * number.bound
+        if number.kind in (TENSOR, INT):  # Tensor.__round__ gives a tensor
+            return _Kind(number.kind, number.bound if ndigits is None else bound)
+        if ndigits is None or ndigits.kind == OTHER:  # round(v), round(v, None): an int
+            node = e.args[0] if e.args else next(k.value for k in e.keywords if k.arg == "number")
+            return self._to_int(node, [number])
+        return _Kind(FLOAT, bound)  # round(v, d) of a float is a float
 
     @staticmethod
     def _to_int(node: ast.expr | None, args: list[_Kind]) -> _Kind:

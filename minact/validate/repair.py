@@ -10,7 +10,9 @@ and follow-ups rarely fix them. `repair` rewrites exactly these, by rules that k
 author's meaning elementwise, and says what it changed; anything else is left for
 validation to judge. It runs nothing: the source is parsed and unparsed, so a repaired
 candidate is validated like any other. The module around the function is tidied first
-(minact.validate.tidy); this module repairs the function's own code.
+(minact.validate.tidy); this module repairs the function's own code. Repairs are
+best-effort: a source past the validator's size limits, or one a rule fails on, is
+returned unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import warnings
 from dataclasses import dataclass
 
 from minact.validate import primitives
-from minact.validate.source import MAX_SOURCE_CHARS
+from minact.validate.limits import MAX_INT_LITERAL
+from minact.validate.source import MAX_NODES, MAX_SOURCE_CHARS
 from minact.validate.tidy import bound_names, mentions, module, text
 
 __all__ = ["Repaired", "repair"]
@@ -42,17 +45,24 @@ def repair(source: str) -> Repaired:
     """Returns `source` with the slips above rewritten, and the list of what changed."""
     if len(source) > MAX_SOURCE_CHARS:
         return Repaired(source, ())
+    original = source
     try:
         source, fixes = text(source)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tree = ast.parse(source)
+        if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
+            return Repaired(original, ())  # validation refuses it; repairing it costs time
         fixes += _Repairer().run(tree)
         if not fixes:
             return Repaired(source, ())
         return Repaired(ast.unparse(ast.fix_missing_locations(tree)) + "\n", tuple(fixes))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return Repaired(source, ())  # validation gives the reason
+    except Exception:
+        # The repairs are optional rewrites and validation judges the source either way:
+        # a bug in a rule, on whatever a model replies, must never end a search.
+        return Repaired(original, ())
 
 
 def _torch_name(name: str) -> str | None:
@@ -87,20 +97,24 @@ def _is_number(node: ast.expr) -> bool:
 
 
 def _tensor_names(func: ast.FunctionDef) -> set[str]:
-    """Returns the argument and every local computed from a tensor (to a fixed point)."""
+    """Returns the argument and every local computed from a tensor, in any order."""
+    # Names → the targets of the assignments that read them; then a graph search, not
+    # passes over the assignments to a fixed point, which take quadratic time on a chain
+    # written backwards (`c = b`, `b = a`, `a = x`).
+    readers: dict[str, list[list[str]]] = {}
+    for a in ast.walk(func):
+        if isinstance(a, (ast.Assign, ast.AugAssign)):
+            targets = a.targets if isinstance(a, ast.Assign) else [a.target]
+            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+            for read in {n.id for n in ast.walk(a.value) if isinstance(n, ast.Name)}:
+                readers.setdefault(read, []).append(names)
     tensors = {a.arg for a in func.args.args}
-    assigns = [n for n in ast.walk(func) if isinstance(n, (ast.Assign, ast.AugAssign))]
-    grown = True
-    while grown:
-        grown = False
-        for a in assigns:
-            if not mentions(a.value, tensors):
-                continue
-            for t in a.targets if isinstance(a, ast.Assign) else [a.target]:
-                for n in ast.walk(t):
-                    if isinstance(n, ast.Name) and n.id not in tensors:
-                        tensors.add(n.id)
-                        grown = True
+    todo = list(tensors)
+    while todo:
+        for names in readers.get(todo.pop(), []):
+            new = [n for n in names if n not in tensors]
+            tensors.update(new)
+            todo += new
     return tensors
 
 
@@ -347,14 +361,15 @@ def _assignment(body: list[ast.stmt]) -> tuple[str | None, ast.expr | None]:
 
 
 def _as_float(node: ast.expr) -> ast.expr:
-    """Returns an int constant as a float (torch.where of two ints gives an int tensor)."""
-    if isinstance(node, ast.Constant) and type(node.value) is int:
-        return ast.Constant(float(node.value))
-    if (
-        isinstance(node, ast.UnaryOp)
-        and isinstance(node.op, ast.USub)
-        and isinstance(node.operand, ast.Constant)
-        and type(node.operand.value) is int
-    ):
-        return ast.Constant(-float(node.operand.value))
-    return node
+    """Returns an int constant as a float (torch.where of two ints gives an int tensor).
+
+    An int past the validator's limit stays as it is: validation refuses it, and float()
+    would raise OverflowError on one past 1e308.
+    """
+    negative = isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
+    c = node.operand if isinstance(node, ast.UnaryOp) and negative else node
+    if not (isinstance(c, ast.Constant) and type(c.value) is int):
+        return node
+    if abs(c.value) > MAX_INT_LITERAL:
+        return node
+    return ast.Constant(-float(c.value) if negative else float(c.value))

@@ -283,3 +283,15 @@ def test_without_repair_the_slip_is_answered_with_how_to_fix_it(tiny_lab: Lab) -
     assert summary.counters.repaired == 0 and summary.counters.follow_ups == 3
     outcomes = [e for e in events if e["event"] == "outcome"]
     assert all(e["repairs"] == [] and e["kind"] == "evaluated" for e in outcomes)
+
+
+def test_a_reply_no_repair_can_handle_is_rejected_and_the_run_goes_on(tiny_lab: Lab) -> None:
+    # A 400-digit int in a branch made the repair raise OverflowError, which ended the run.
+    def huge(request: ProposalRequest) -> Reply:
+        return Reply(fenced("9" * 400 + " if x > 0 else x"))
+
+    summary, events = _run(tiny_lab, SearchConfig(budget=2, seed=1), ScriptedProposer(huge))
+    assert summary.status == "call_cap"  # nothing is ever evaluated: the calls run out
+    outcomes = [e for e in events if e["event"] == "outcome"]
+    assert outcomes and summary.counters.rejected == len(outcomes)
+    assert all("integer literal too large" in e["reason"] for e in outcomes)

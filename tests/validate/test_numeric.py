@@ -51,6 +51,65 @@ REFUSED = {
         ),
         "may exceed 1e18",
     ),
+    # The bound of 0 * int(float) was 0 * inf, NaN, and NaN > 1e18 is False: nothing after
+    # it was refused, and the worker computed 10 ** (10 ** 9) until its deadline.
+    "not-a-number-bound": (
+        fn("z = 0 * int(math.pi * 1.0)", "n = (z + 10) ** (z + 1000000000)", "return x"),
+        "may exceed 1e18",
+    ),
+    # round(n, -d) of an int computes 10 ** d.
+    "round-to-huge-digits": (fn("k = round(1, -1000000000)", "return x"), "may exceed 1e18"),
+    "round-digits-by-keyword": (
+        fn("k = round(1, ndigits=-1000000000)", "return x"),
+        "may exceed 1e18",
+    ),
+    "round-number-by-keyword": (
+        fn("n = round(number=10)", "return x * n ** 1000000000"),
+        "may exceed 1e18",
+    ),
+    # A value that may be an int keeps its bound, whatever it may be besides.
+    "int-or-float-from-max": (fn("n = max(10, 0.5)", "return x * n ** 1000000000"), "1e18"),
+    "int-or-float-from-abs": (
+        fn("n = abs(max(10, 0.5))", "return x * n ** 1000000000"),
+        "may exceed 1e18",
+    ),
+    "int-or-tensor": (fn("n = 10 if 1 > 0 else x", "return x * n ** 1000000000"), "1e18"),
+    "int-or-none": (fn("n = None or 10", "return x * n ** 1000000000"), "may exceed 1e18"),
+    "int-or-float-over-branches": (
+        fn("n = 0.5", "if 1 > 0:", "    n = 10", "return x * n ** 1000000000"),
+        "may exceed 1e18",
+    ),
+    "where-maybe-integer-branches": (
+        fn("n = max(1, 0.5)", "return x * torch.where(x > 0, n, 0)"),
+        "integer tensor",
+    ),
+    # The state where a loop is left early, or not entered, is what follows it.
+    "state-at-break": (
+        fn(
+            "k = 1000000000",
+            "for i in range(1):",
+            "    if i == 0:",
+            "        break",
+            "    k = 1",
+            "return x * 10 ** k",
+        ),
+        "may exceed 1e18",
+    ),
+    "state-at-continue": (
+        fn(
+            "for i in range(1):",
+            "    k = 1000000000",
+            "    if i == 0:",
+            "        continue",
+            "    k = 1",
+            "return x * 10 ** k",
+        ),
+        "may exceed 1e18",
+    ),
+    "loop-that-never-runs": (
+        fn("k = 1000000000", "for i in range(0):", "    k = 1", "return x * 10 ** k"),
+        "may exceed 1e18",
+    ),
 }
 
 ACCEPTED = {
@@ -75,6 +134,18 @@ ACCEPTED = {
     "python-floats": fn("c = 10.0 ** 40", "return x * c / c"),
     "python-bools": fn("return torch.where(x > 0, -x, +x) * (not False)"),
     "integer-error-at-runtime": fn("return x * (10 // 0)"),
+    "round": fn("return torch.round(x) + round(2.5) + round(7, -1) + round(0.5, 9)"),
+    "int-or-float-in-range": fn("n = max(10, 0.5)", "return x * n ** 3 + round(n, -2)"),
+    "break-and-continue": fn(
+        "y = x",
+        "for i in range(4):",
+        "    if i == 1:",
+        "        continue",
+        "    y = y + i * i",
+        "    if i == 2:",
+        "        break",
+        "return y",
+    ),
 }
 
 

@@ -4,18 +4,23 @@ that binds the names itself, and hostile input are left alone."""
 
 from __future__ import annotations
 
+import ast
 import math
 import random
 from typing import Any
 
 import pytest
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from minact import seeds
 from minact.candidate import Candidate
 from minact.search.mutate import Mutator
-from minact.validate import validate
-from minact.validate.repair import repair
+from minact.validate import MAX_NODES, MAX_SOURCE_CHARS, validate
+from minact.validate.repair import Repaired, repair
+
+from .test_validate import FRAGMENTS
 
 SLIPS = {
     "bare calls": (
@@ -228,3 +233,78 @@ def test_hostile_input_is_returned_unchanged_for_validation_to_refuse(source: st
     repaired = repair(source)
     assert repaired.fixes == () and repaired.source == source
     assert not isinstance(validate(source), Candidate)
+
+
+# A 400-digit int in a branch: float() of it raised OverflowError out of repair, and the
+# search that called it died. Left as it is, validation refuses it.
+HUGE_BRANCH = "def activation(x):\n    return " + "9" * 400 + " if x > 0 else x\n"
+
+
+def test_a_huge_int_in_a_branch_is_left_for_validation_to_refuse() -> None:
+    repaired = repair(HUGE_BRANCH)
+    assert "9" * 400 in repaired.source
+    result = validate(repaired.source)
+    assert not isinstance(result, Candidate) and "too large" in result.reason
+
+
+def test_ints_past_the_validators_limit_are_not_made_floats() -> None:
+    # float() would accept these, and make a literal validation refuses into one it takes.
+    source = "def activation(x):\n    return x if x > 0 else -" + "9" * 30 + "\n"
+    assert not isinstance(validate(repair(source).source), Candidate)
+
+
+def test_a_rule_that_fails_leaves_the_source_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: object, tree: object) -> list[str]:
+        raise KeyError("a bug in a rule")
+
+    monkeypatch.setattr("minact.validate.repair._Repairer.run", broken)
+    source = "def activation(x):\n    return sigmoid(x)\n"
+    assert repair(source) == Repaired(source, ())
+
+
+def _reversed_chain(n: int) -> str:
+    """Returns a function whose locals are assigned in the reverse of the order they are
+    computed in (`v3 = v2`, `v2 = v1`, `v1 = x`): a fixed point over them took n passes."""
+    body = "".join(f"    v{i} = v{i - 1}\n" for i in range(n, 0, -1)).replace("v0\n", "x\n")
+    return f"def activation(x):\n{body}    return v{n} if v{n} > 0 else x\n"
+
+
+def test_a_source_past_the_node_limit_is_returned_unchanged() -> None:
+    source = _reversed_chain(510)  # ~8,000 characters
+    assert len(source) <= MAX_SOURCE_CHARS
+    assert sum(1 for _ in ast.walk(ast.parse(source))) > MAX_NODES
+    assert repair(source) == Repaired(source, ())
+
+
+def test_locals_computed_from_a_tensor_are_found_in_any_order() -> None:
+    source = _reversed_chain(250)
+    assert sum(1 for _ in ast.walk(ast.parse(source))) <= MAX_NODES
+    # (Not valid code, since each local is read before it is assigned: the repair need
+    # not know that, and validation says so.)
+    assert "torch.where(v250 > 0, v250, x)" in repair(source).source
+
+
+def _never_raises(source: str) -> None:
+    repaired = repair(source)
+    assert isinstance(repaired.source, str)
+    assert repaired.fixes or repaired.source == source
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_arbitrary_text_never_raises(source: str) -> None:
+    _never_raises(source)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(
+        ["", "def activation(x):\n    ", "def activation(x):\n    return ", "import torch\n"]
+    ),
+    st.lists(
+        st.sampled_from([*FRAGMENTS, "9" * 400, " if x > 0 else ", "max(x, "]), max_size=40
+    ).map("".join),
+)
+@example("def activation(x):\n    return ", "9" * 400 + " if x > 0 else x")
+def test_code_fragments_never_raise(prefix: str, fragments: str) -> None:
+    _never_raises(prefix + fragments)
