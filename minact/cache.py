@@ -12,8 +12,9 @@ Entries are JSON text (never pickles written by minact):
   any tasks file reuses the pairs it has in common with another.
 * `trn/{version}/{lab}/{task}/{code_hash}`: a transient training failure (timeout,
   crash) of that code only, with its conditions; never shared by behaviour.
-* `vfy/{version}/{lab}/{code_hash}/{producer}`: whether code computes what `producer`
-  computed at the pre-activations of its training (minact.evaluate verifies before reuse).
+* `vfy/{version}/{lab}/{task}/{code_hash}/{producer}`: whether code computes what
+  `producer` computed at the pre-activations of its training on that task, and at the dense
+  check (minact.sandbox.verify): a verdict holds for the tasks whose traces it checked.
 * `src/{code_hash}`: the normalised source, so later commands can show and rescore it.
 * `crv/{version}/{code_hash}/{lo}:{hi}:{n}`: f and f' of normalised code on a grid (or
   why they could not be computed), for the report's plots.
@@ -30,7 +31,7 @@ import hmac
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -191,18 +192,26 @@ class FitnessCache:
     # verification of reuse ----------------------------------------------------------
 
     def get_verdict(
-        self, code_hash: Hash, producer: Hash, lab_digest: str
+        self, code_hash: Hash, producer: Hash, lab_digest: str, task_digest: str
     ) -> tuple[bool, str] | None:
-        """Returns whether code was verified to compute what `producer` did, and why not."""
-        key = f"vfy/{self.version}/{lab_digest}/{code_hash}/{producer}"
+        """Returns whether code was verified to compute what `producer` did in its training
+        on the task, and why not."""
+        key = f"vfy/{self.version}/{lab_digest}/{task_digest}/{code_hash}/{producer}"
         return self._get(key, lambda d: (bool(d["match"]), str(d.get("reason", ""))))
 
     def put_verdict(
-        self, code_hash: Hash, producer: Hash, lab_digest: str, match: bool, reason: str
+        self,
+        code_hash: Hash,
+        producer: Hash,
+        lab_digest: str,
+        task_digests: Iterable[str],
+        match: bool,
+        reason: str,
     ) -> None:
-        """Stores the outcome of verifying code against `producer`'s training."""
-        key = f"vfy/{self.version}/{lab_digest}/{code_hash}/{producer}"
-        self._put(key, {"match": match, "reason": reason})
+        """Stores the outcome of verifying code against `producer`'s training on the tasks."""
+        for task in task_digests:
+            key = f"vfy/{self.version}/{lab_digest}/{task}/{code_hash}/{producer}"
+            self._put(key, {"match": match, "reason": reason})
 
     # sources ------------------------------------------------------------------------
 

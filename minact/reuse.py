@@ -7,8 +7,10 @@ The rules, so that every number minact reports comes from the candidate's own co
    names the code that produced it (its producer) and carries its trace: pre-activations
    the activation received in that training (minact.sandbox.trace).
 2. A candidate uses an entry another code produced only after the worker verified that it
-   computes the producer's f and f' at the entry's trace (minact.sandbox.verify); the
-   verdict is cached per (code, producer). A mismatch is a collision: the candidate's key
+   computes the producer's f and f' at the entry's trace and at a dense check placed by the
+   cache's salt (minact.sandbox.verify); the verdict is cached per (code, producer, task),
+   so a verdict made on one tasks file is not taken for the tasks of another, whose
+   training reached other inputs. A mismatch is a collision: the candidate's key
    becomes its code hash and it trains every task there, so the shared entry, whoever
    wrote it first, is never overwritten by, nor served to, code that trains differently.
 3. Timeouts and crashes are stored under the code hash only (never shared), with the
@@ -36,6 +38,8 @@ from minact.score import TRANSIENT, Conditions, TaskResult
 __all__ = ["Resolved", "Results", "noted"]
 
 Progress = Callable[[str, int, int], None]
+# (code, producer) -> {task digest: the producer's trace on it}, awaiting verification
+ToVerify = dict[tuple[Hash, Hash], dict[str, tuple[float, ...]]]
 
 
 @dataclass(slots=True)
@@ -82,12 +86,14 @@ class Results:
         self._progress = progress
         self._verify_deadline = verify_deadline
         self._lab = lab.digest()
+        # Places the dense check of verification where no source can know it.
+        self._verify_seed = cache.seed(f"verify:{self._lab}")
 
     def gather(self, admitted: Sequence[tuple[Candidate, Hash]]) -> dict[Hash, Resolved]:
         """Returns {code hash: Resolved} for admitted (candidate, behaviour hash) pairs."""
         states = {c.code_hash: Resolved(c, bh) for c, bh in admitted}
         for _ in range(4 * len(states) + 4):  # each round trains, verifies or collides
-            to_verify: dict[tuple[Hash, Hash], list[float]] = {}
+            to_verify: ToVerify = {}
             to_train: dict[Hash, tuple[Resolved, list[Task]]] = {}
             for st in states.values():
                 missing = self._scan(st, to_verify)
@@ -103,7 +109,7 @@ class Results:
 
     # finding what is there ----------------------------------------------------------
 
-    def _scan(self, st: Resolved, to_verify: dict[tuple[Hash, Hash], list[float]]) -> list[Task]:
+    def _scan(self, st: Resolved, to_verify: ToVerify) -> list[Task]:
         """Fills st.results from the cache; returns the tasks still to train.
 
         Entries of other producers that still need verifying add their traces to
@@ -117,7 +123,7 @@ class Results:
                 continue
             stored = self.cache.get_result(st.key, d, self._lab)
             if stored is not None and stored.result.status not in TRANSIENT:
-                if self._usable(st, stored, to_verify):
+                if self._usable(st, stored, d, to_verify):
                     st.results[d] = stored.result
                     if self.cache.get_transient(st.code, d, self._lab) is not None:
                         self.cache.drop_transient(st.code, d, self._lab)  # superseded
@@ -131,19 +137,18 @@ class Results:
                 missing.append(task)
         return missing
 
-    def _usable(
-        self, st: Resolved, stored: Stored, to_verify: dict[tuple[Hash, Hash], list[float]]
-    ) -> bool:
-        """Returns whether st may use `stored` now; queues its verification if it is due."""
+    def _usable(self, st: Resolved, stored: Stored, d: str, to_verify: ToVerify) -> bool:
+        """Returns whether st may use `stored` (on task d) now; queues its verification if
+        it is due."""
         producer = stored.producer
         if producer == st.code or st.key == st.code:
             return True
         if producer is None:
             self._collide(st)
             return False
-        verdict = self.cache.get_verdict(st.code, producer, self._lab)
+        verdict = self.cache.get_verdict(st.code, producer, self._lab, d)
         if verdict is None:
-            to_verify.setdefault((st.code, producer), []).extend(stored.result.trace)
+            to_verify.setdefault((st.code, producer), {})[d] = stored.result.trace
             return False
         if not verdict[0]:
             self._collide(st)
@@ -174,24 +179,26 @@ class Results:
 
     # verifying ----------------------------------------------------------------------
 
-    def _verify(
-        self, states: dict[Hash, Resolved], todo: dict[tuple[Hash, Hash], list[float]]
-    ) -> None:
+    def _verify(self, states: dict[Hash, Resolved], todo: ToVerify) -> None:
         items: list[VerifyItem] = []
-        pairs: list[tuple[Hash, Hash]] = []
-        for (code, producer), points in todo.items():
+        pairs: list[tuple[Hash, Hash, list[str]]] = []
+        for (code, producer), traces in todo.items():
             reference = self.cache.get_source(producer)
+            points = tuple(v for trace in traces.values() for v in trace)
             if reference is None or not points:
                 why = "no source" if reference is None else "no trace"
-                self.cache.put_verdict(code, producer, self._lab, False, f"{why} to verify against")
+                self.cache.put_verdict(
+                    code, producer, self._lab, traces, False, f"{why} to verify against"
+                )
                 continue
-            items.append(VerifyItem(states[code].candidate.source, reference, tuple(points)))
-            pairs.append((code, producer))
+            source = states[code].candidate.source
+            items.append(VerifyItem(source, reference, points, self._verify_seed))
+            pairs.append((code, producer, list(traces)))
         self._progress("verify", 0, len(items))
-        for (code, producer), (match, reason) in zip(
+        for (code, producer, tasks), (match, reason) in zip(
             pairs, self.worker.verify(items, self._verify_deadline), strict=True
         ):
-            self.cache.put_verdict(code, producer, self._lab, match, reason)
+            self.cache.put_verdict(code, producer, self._lab, tasks, match, reason)
         self._progress("verify", len(items), len(items))
 
     # training -----------------------------------------------------------------------

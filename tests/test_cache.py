@@ -165,9 +165,11 @@ def test_conditions_decide_when_a_transient_failure_is_final() -> None:
     assert "timeout 10 s, cpu, load 1.0" == twice.describe()
 
 
-def test_verdicts_are_kept_per_code_and_producer(cache: FitnessCache) -> None:
+def test_verdicts_are_kept_per_code_producer_and_task(cache: FitnessCache) -> None:
     other = Hash("0ther" * 12 + "0000")
-    cache.put_verdict(H, B, "lab", False, "f(1) is 0, not 0.73")
-    assert cache.get_verdict(H, B, "lab") == (False, "f(1) is 0, not 0.73")
-    assert cache.get_verdict(H, other, "lab") is None
-    assert cache.get_verdict(H, B, "other-lab") is None
+    cache.put_verdict(H, B, "lab", ["t1", "t2"], False, "f(1) is 0, not 0.73")
+    assert cache.get_verdict(H, B, "lab", "t1") == (False, "f(1) is 0, not 0.73")
+    assert cache.get_verdict(H, B, "lab", "t2") == (False, "f(1) is 0, not 0.73")
+    assert cache.get_verdict(H, B, "lab", "t3") is None  # a task whose trace was not checked
+    assert cache.get_verdict(H, other, "lab", "t1") is None
+    assert cache.get_verdict(H, B, "other-lab", "t1") is None

@@ -128,7 +128,11 @@ def test_equal_functions_train_once_and_are_verified(tiny_lab: Lab, cache: Fitne
     assert out["silu"].behaviour_hash == out["xsig"].behaviour_hash
     assert [out["silu"].cached, out["xsig"].cached] == [False, True]
     assert out["xsig"].fitness == out["silu"].fitness and out["xsig"].collision is None
-    assert cache.get_verdict(xsig.code_hash, silu.code_hash, tiny_lab.digest()) == (True, "")
+    for task in tiny_lab.tasks:
+        verdict = cache.get_verdict(
+            xsig.code_hash, silu.code_hash, tiny_lab.digest(), task.digest()
+        )
+        assert verdict == (True, "")
     later = _score(tiny_lab, cache, xdiv)["xdiv"]  # a later call: verified, not trained
     assert later.cached and later.fitness == out["silu"].fitness and later.seconds == 0.0
 
@@ -158,7 +162,7 @@ def test_a_collision_trains_under_the_codes_own_key(
     assert got.behaviour_hash == xsig.code_hash and not got.cached
     with FitnessCache(tmp_path / "fresh", EVALUATOR_VERSION) as other:
         assert got.fitness == _score(tiny_lab, other, xsig)["xsig"].fitness
-    verdict = cache.get_verdict(xsig.code_hash, tanh.code_hash, lab)
+    verdict = cache.get_verdict(xsig.code_hash, tanh.code_hash, lab, tiny_lab.tasks[0].digest())
     assert verdict is not None and not verdict[0] and "not" in verdict[1]
     for task in tiny_lab.tasks:  # the shared entry is untouched; xsig's own is its own
         shared = cache.get_result(behaviour, task.digest(), lab)
@@ -200,3 +204,48 @@ def test_a_timeout_is_the_codes_own_and_retried_until_the_timeout_rises(
     later = _score(slow, cache, xsig, silu)
     assert later["xsig"].ok and later["silu"].ok
     assert later["xsig"].fitness == later["silu"].fitness
+
+
+def _lab_file(path: Path, test: str = "") -> Lab:
+    from minact.lab.loader import load_lab
+
+    path.write_text(
+        "[lab]\nwidth = 8\ndepth = 2\nsteps = 25\nlr = 0.02\nseeds = 2\nn_train = 32\n"
+        f'n_test = 32\n\n[[task]]\nname = "sine"\nfamily = "harmonic"\ntarget = "sin(3*x)"\n{test}'
+    )
+    return load_lab(path)
+
+
+def test_a_difference_in_a_band_between_probe_points_is_found(
+    tiny_lab: Lab, cache: FitnessCache, tmp_path: Path
+) -> None:
+    # ReLU but for a band 0.0035 wide between two points of the probe grid (0.1919 and
+    # 0.2017): the behaviour hash and a few hundred traced points can miss it; training
+    # runs into it. It must train itself, not inherit ReLU's numbers.
+    relu = _cand("F.relu(x)", "relu")
+    band = _cand("torch.where((x > 0.1925) & (x < 0.196), 1000.0, F.relu(x))", "band")
+    out = _score(tiny_lab, cache, relu, band)
+    with FitnessCache(tmp_path / "fresh", EVALUATOR_VERSION) as other:
+        honest = _score(tiny_lab, other, band)["band"]
+    assert out["band"].fitness == honest.fitness and out["band"].tasks == honest.tasks
+    assert out["band"].fitness != out["relu"].fitness  # the band matters in training
+    assert out["band"].collision is not None or out["band"].behaviour_hash != relu.code_hash
+
+
+def test_a_verdict_holds_only_for_the_tasks_whose_training_it_checked(
+    cache: FitnessCache, tmp_path: Path
+) -> None:
+    # Equal to ReLU up to 65, beyond the probe's reach: on a lab whose inputs stay small
+    # the two train alike; on one whose OOD inputs reach 300 they do not.
+    narrow = _lab_file(tmp_path / "narrow.toml")
+    wide = _lab_file(tmp_path / "wide.toml", "test = [-300.0, 300.0]\n")
+    assert narrow.digest() == wide.digest()  # the same probe: the same verdict keys before
+    relu = _cand("F.relu(x)", "relu")
+    cap = _cand("torch.where(x > 65.0, 0.0, F.relu(x))", "cap")
+    first = _score(narrow, cache, relu, cap)
+    assert first["cap"].cached and first["cap"].fitness == first["relu"].fitness
+    second = _score(wide, cache, relu, cap)
+    with FitnessCache(tmp_path / "fresh", EVALUATOR_VERSION) as other:
+        honest = _score(wide, other, cap)["cap"]
+    assert second["cap"].fitness == honest.fitness != second["relu"].fitness
+    assert second["cap"].collision is not None

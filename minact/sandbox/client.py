@@ -72,6 +72,7 @@ class VerifyItem:
     source: str
     reference: str
     points: tuple[float, ...]
+    seed: int = 0  # from the cache's salt: places the dense check (minact.sandbox.verify)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +209,12 @@ class WorkerClient:
             msg = {
                 "op": "verify",
                 "items": [
-                    {"source": i.source, "reference": i.reference, "points": list(i.points)}
+                    {
+                        "source": i.source,
+                        "reference": i.reference,
+                        "points": list(i.points),
+                        "seed": i.seed,
+                    }
                     for i in batch
                 ],
             }

@@ -128,7 +128,10 @@ class NodeWorker:
     def verify(self, items: list[dict[str, Any]], deadline: float) -> list[tuple[bool, str]]:
         """Returns (match, reason) per item."""
         batch = [
-            VerifyItem(str(i["source"]), str(i["reference"]), tuple(i["points"])) for i in items
+            VerifyItem(
+                str(i["source"]), str(i["reference"]), tuple(i["points"]), int(i.get("seed", 0))
+            )
+            for i in items
         ]
         return self._client.verify(batch, deadline)
 

@@ -284,7 +284,8 @@ class RayWorkers:
     def verify(self, items: Sequence[VerifyItem], deadline: float) -> list[tuple[bool, str]]:
         """Returns (match, reason) per item, in order."""
         enc = [
-            {"source": i.source, "reference": i.reference, "points": list(i.points)} for i in items
+            {"source": i.source, "reference": i.reference, "points": list(i.points), "seed": i.seed}
+            for i in items
         ]
         return self._spread(
             len(enc),

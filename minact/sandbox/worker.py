@@ -9,12 +9,14 @@ candidate or a library prints cannot corrupt the protocol. Requests:
      "memory_bytes": N}
     {"op": "admit", "probe": [lo, hi], "max_cost": c, "seed": s, "items": [{"source": ...}]}
     {"op": "train", "items": [{"source": ..., "tasks": [task dict, ...]}, ...]}
-    {"op": "verify", "items": [{"source": ..., "reference": ..., "points": [z, ...]}, ...]}
+    {"op": "verify", "items": [{"source": ..., "reference": ..., "points": [z, ...],
+                                "seed": int}, ...]}
     {"op": "curves", "lo": a, "hi": b, "n": N, "items": [{"source": ...}, ...]}
 
 `admit`'s seed places the probe points drawn from the cache's salt. `verify` answers
 {"match": bool, "reason": ...} per item: does `source` compute `reference`'s f and f' at
-the training pre-activations `points` (minact.sandbox.verify)?
+the training pre-activations `points` and at the dense check its seed places
+(minact.sandbox.verify)?
 
 `curves` answers {"x": [...], "f": [...], "df": [...]} (float64, f' by autograd,
 non-finite values as null) or {"error": "..."} per item, for the report's plots.
@@ -111,7 +113,11 @@ class _Session:
 
         out = [
             verify(
-                str(i["source"]), str(i["reference"]), [float(v) for v in i["points"]], self.device
+                str(i["source"]),
+                str(i["reference"]),
+                [float(v) for v in i["points"]],
+                self.device,
+                int(i.get("seed", 0)),
             )
             for i in req["items"]
         ]
