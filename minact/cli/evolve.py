@@ -32,6 +32,9 @@ from minact.cli._shared import (
 from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
 
+MAX_SEED = 2**63 - 1  # what every generator minact seeds accepts
+MAX_SEEDS = 100  # as many networks per task as a lab file may ask (lab.checks)
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -198,7 +201,10 @@ def evolve(
         int | None, typer.Option(min=1, show_default="4", help="Proposals in flight at once.")
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(show_default="0", help="Seed of all selection randomness.")
+        int | None,
+        typer.Option(
+            min=0, max=MAX_SEED, show_default="0", help="Seed of all selection randomness."
+        ),
     ] = None,
     islands: Annotated[
         int | None, typer.Option(min=1, show_default="4", help="Sub-populations.")
@@ -290,7 +296,7 @@ def evolve(
     ] = None,
     confirm_seeds: Annotated[
         int | None,
-        typer.Option(min=1, show_default="5", help="Seeds per task for --confirm."),
+        typer.Option(min=1, max=MAX_SEEDS, show_default="5", help="Seeds per task for --confirm."),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print only the final ranking (JSON).")

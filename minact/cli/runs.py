@@ -30,6 +30,8 @@ from minact.cli._shared import (
 from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
 
+MAX_SEEDS = 100  # as many networks per task as a lab file may ask (lab.checks)
+
 __all__ = ["export", "report", "rescore", "show"]
 
 HashArg = Annotated[str, typer.Argument(metavar="HASH", help="Code hash or a prefix (4+ digits).")]
@@ -115,10 +117,12 @@ def export(
     runs_dir: RunsOpt = Path("runs"),
     run: RunOpt = None,
     cache: CacheOpt = None,
+    force: Annotated[bool, typer.Option(help="Overwrite the file if it exists.")] = False,
 ) -> None:
     """Write a standalone module: the function and an nn.Module (needs only torch).
 
     The module also binds `activation` to the function, so `minact score FILE` scores it.
+    An existing file is left alone unless --force is given.
     """
     from minact.export import valid_name
     from minact.jobs.candidates import export as export_job
@@ -128,7 +132,7 @@ def export(
         raise typer.BadParameter(f"{name!r} is not a usable Python name", param_hint="--name")
     try:
         found = find_candidate(hash_prefix, runs_dir, run, cache_dir(cache))
-        target, fname = export_job(found, output, name, cache_dir(cache))
+        target, fname = export_job(found, output, name, cache_dir(cache), force=force)
     except MinactError as e:
         fail(e)
     note(f"wrote {target} ({fname} and its nn.Module)")
@@ -162,6 +166,7 @@ def rescore(
         int | None,
         typer.Option(
             min=1,
+            max=MAX_SEEDS,
             show_default="the lab's",
             help="Networks per task (overrides the lab's seeds; cached under their own key).",
         ),
@@ -180,6 +185,13 @@ def rescore(
     from minact.jobs.rescore import rescore as rescore_job
     from minact.report.data import agreement_text
 
+    if out is not None and (out / "run.json").exists():
+        # Its ranking.json and reports are the run's own: a rescore would replace them.
+        raise typer.BadParameter(
+            f"{out} is a run directory; give a folder of its own (the default is "
+            f"{out / 'rescore-<lab>'})",
+            param_hint="--out",
+        )
     address = check_ray_address(backend, ray_address)
     n_workers = workers_count(workers)
     try:

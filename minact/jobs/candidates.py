@@ -25,9 +25,16 @@ def find_candidate(prefix: str, runs_dir: Path, run: Path | None, cache_dir: Pat
 
 
 def export(
-    found: Found, output: Path | None, name: str | None, cache_dir: Path | None = None
+    found: Found,
+    output: Path | None,
+    name: str | None,
+    cache_dir: Path | None = None,
+    *,
+    force: bool = False,
 ) -> tuple[Path, str]:
     """Writes `found` as a standalone module; returns the file and the function's name.
+
+    An existing file (a lab file, a run's run.json, ...) is replaced only with `force`.
 
     Refuses code that no longer passes static validation, and code whose last evaluation
     crashed (in the run, or as recorded in the cache at `cache_dir`): a module that kills
@@ -51,7 +58,11 @@ def export(
     target = output or Path(f"{fname}.py")
     text = module_text(found.source, fname, _docstring(found, fname))
     try:
-        target.write_text(text, encoding="utf-8")
+        # "x" creates the file or fails if it is there, in one step: no race with a check.
+        with target.open("w" if force else "x", encoding="utf-8") as f:
+            f.write(text)
+    except FileExistsError:
+        raise ConfigError(f"{target} exists; --force replaces it") from None
     except OSError as e:
         raise ConfigError(f"cannot write {target}: {e.strerror or e}") from None
     return target, fname

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,26 @@ def test_rescore_needs_exactly_one_lab(finished_run: dict[str, Path]) -> None:
     assert result.exit_code == 1 and "exactly one of --tasks" in result.stderr
     result = _invoke(finished_run, "rescore", "--suite", "imagenet")
     assert result.exit_code == 1 and "built-in suites" in result.stderr
+
+
+def test_export_leaves_an_existing_file_alone_unless_forced(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    best = _best(finished_run)
+    lab = tmp_path / "tasks.toml"
+    lab.write_text(TINY_TASKS.read_text())
+    refused = _invoke(finished_run, "export", best["code_hash"][:10], "-o", str(lab))
+    assert refused.exit_code == 1 and "exists; --force replaces it" in refused.stderr
+    assert lab.read_text() == TINY_TASKS.read_text()
+    forced = _invoke(finished_run, "export", best["code_hash"][:10], "-o", str(lab), "--force")
+    assert forced.exit_code == 0, forced.stderr
+    assert best["code_hash"] in lab.read_text()
+
+
+def test_rescore_never_writes_over_a_runs_own_reports(finished_run: dict[str, Path]) -> None:
+    run = finished_run["run"]
+    before = (run / "ranking.json").read_text()
+    result = _invoke(finished_run, "rescore", "--tasks", str(TINY_TASKS), "--out", str(run))
+    flat = " ".join(re.sub("[│╭╮╰╯─]", " ", result.stderr).split())  # the box wraps lines
+    assert result.exit_code == 2 and "is a run directory" in flat
+    assert (run / "ranking.json").read_text() == before
