@@ -21,8 +21,12 @@ Entries are JSON text (never pickles written by minact):
 * `meta/salt`: a random secret made once per cache, from which the probe points no source
   can predict are drawn (`seed`). It never leaves this module: not in logs, runs or reports.
 
-diskcache keeps each entry in SQLite, which is safe for several processes at once. A
-corrupt or unreadable entry is a miss; a cache that cannot be opened is a CacheError.
+diskcache keeps each entry in SQLite (a large one in a file beside it), which is safe for
+several processes at once. A corrupt or unreadable entry is a miss; a cache that cannot be
+opened is a CacheError. diskcache would load a pickled key or value, and a pickle can run any
+code it names; minact never writes one, so it reads the store through `_TextDisk`, which
+treats a pickle as unreadable without loading it: a cache folder from elsewhere (copied,
+shared, or written by another program) cannot run code in minact.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import diskcache
+from diskcache.core import MODE_PICKLE
 
 from minact.candidate import Hash
 from minact.errors import CacheError
@@ -46,6 +51,49 @@ __all__ = ["FitnessCache", "Stored"]
 
 T = TypeVar("T")
 _SALT = "meta/salt"
+
+
+class _Pickled:
+    """What `_TextDisk` returns for a pickled key or value, in place of loading it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<a pickle, not loaded>"
+
+
+_PICKLED = _Pickled()
+
+
+class _TextDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache is untyped
+    """diskcache's own format on disk, without pickle: a pickled key or value is never
+    loaded (it reads back as _PICKLED), and a value that would be pickled is refused.
+
+    Only how entries are decoded changes: the settings (file size threshold, pickle
+    protocol) still come from the cache's Settings table, and keys, modes and files are
+    diskcache's, so a cache written by plain diskcache.Cache reads back as before, text
+    kept in files (large values) included.
+    """
+
+    def get(self, key: Any, raw: bool) -> Any:
+        """Returns a key from the Cache table; a pickled one (not minact's) as _PICKLED."""
+        return super().get(key, raw) if raw else _PICKLED
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        """Returns a value from the Cache table or its file; a pickled one as _PICKLED."""
+        if mode == MODE_PICKLE:
+            return _PICKLED
+        return super().fetch(mode, filename, value, read)
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
+        """Stores text, bytes or a number as diskcache does; refuses what it would pickle."""
+        if not (read or type(value) in (str, bytes, float) or _is_int64(value)):
+            raise TypeError(f"the cache stores JSON text, never a pickle (got {type(value)})")
+        return super().store(value, read, key=key)
+
+
+def _is_int64(value: Any) -> bool:
+    return type(value) is int and -(2**63) <= value < 2**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +116,11 @@ class FitnessCache:
             directory.mkdir(parents=True, exist_ok=True)
             # No eviction: a result is never dropped to make room; entries are small.
             self._cache = diskcache.Cache(
-                str(directory), eviction_policy="none", timeout=60, statistics=False
+                str(directory),
+                disk=_TextDisk,
+                eviction_policy="none",
+                timeout=60,
+                statistics=False,
             )
         except (sqlite3.Error, OSError) as e:
             raise CacheError(
@@ -260,11 +312,17 @@ class FitnessCache:
             raw = self._cache.get(key)
             if raw is None:
                 return None
+            if raw is _PICKLED:
+                self.warnings.append(
+                    f"cache entry {key} unreadable (a pickle, which minact never writes; "
+                    "not loaded); re-evaluating"
+                )
+                return None
             data = json.loads(raw)
             if not isinstance(data, dict):
                 raise ValueError("not an object")
             return parse(data)
-        except Exception as e:  # a damaged entry (or a foreign pickle) can raise anything
+        except Exception as e:  # a damaged entry can raise anything
             self.warnings.append(
                 f"cache entry {key} unreadable ({type(e).__name__}); re-evaluating"
             )

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import diskcache
 import pytest
+from typer.testing import CliRunner
 
+from minact import seeds
 from minact.cache import FitnessCache, Stored
 from minact.candidate import Hash
+from minact.cli import app
 from minact.errors import CacheError
+from minact.evaluate import EVALUATOR_VERSION
+from minact.lab.loader import load_lab
 from minact.score import Admission, Conditions, TaskResult
+from tests.conftest import TINY_TASKS
 
 H = Hash("c0de" * 16)
 B = Hash("beef" * 16)
@@ -77,6 +85,106 @@ def test_a_foreign_pickle_is_a_miss(tmp_path: Path) -> None:
             raw_cache.set(f"adm/1/lab/{H}", {"status": "ok"})  # stored by pickle, not JSON
         # minact writes JSON text only; a pickled value came from elsewhere and is ignored.
         assert cache.get_admission(H, "lab") is None
+
+
+def _leave_mark(path: str, padding: str = "") -> None:
+    """What a hostile pickle calls when it is loaded (it could name any callable)."""
+    Path(path).write_text("loaded")
+
+
+class _Hostile:
+    """A value whose pickle calls _leave_mark when loaded; `size` pads it (diskcache keeps
+    a pickle of 32 kB or more in a file of its own rather than in SQLite)."""
+
+    def __init__(self, marker: Path, size: int = 0) -> None:
+        self.marker, self.size = marker, size
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_leave_mark, (str(self.marker), "x" * self.size))
+
+
+@pytest.mark.parametrize("size", [0, 40_000], ids=["in-sqlite", "in-a-file"])
+def test_a_hostile_pickle_is_never_loaded(tmp_path: Path, size: int) -> None:
+    marker = tmp_path / "loaded"
+    hostile = _Hostile(marker, size)
+    keys = [f"src/{B}", f"res/1/lab/task/{B}", f"adm/1/lab/{B}", f"trn/1/lab/task/{B}"]
+    with diskcache.Cache(str(tmp_path / "c")) as raw:
+        for key in [*keys, "meta/salt"]:
+            raw.set(key, hostile)
+        raw.set((f"adm/1/lab/{B}", hostile), "a pickled key, listed by iterkeys")
+    with FitnessCache(tmp_path / "c", "1") as cache:
+        cache.put_source(H, "def activation(x):\n    return x")
+        assert cache.get_source(B) is None
+        assert cache.get_result(B, "task", "lab") is None
+        assert cache.get_admission(B, "lab") is None
+        assert cache.get_transient(B, "task", "lab") is None
+        assert list(cache.sources()) == [(H, "def activation(x):\n    return x")]
+        assert cache.crashes(B) == []
+        assert 0 <= cache.seed("probe:lab") < 2**63  # a salt for this command only
+        assert "the cache's salt is unreadable; using one for this command" in cache.warnings
+        for key in keys:
+            assert any(key in w and "a pickle" in w for w in cache.warnings), key
+        cache.put_source(B, "def activation(x):\n    return -x")  # a fresh entry replaces it
+        assert cache.get_source(B) == "def activation(x):\n    return -x"
+        with pytest.raises(TypeError, match="never a pickle"):  # nor does minact write one
+            cache._cache.set("meta/other", {"a": 1})
+    assert not marker.exists()
+
+
+def test_entries_written_before_read_back_large_ones_from_files_too(tmp_path: Path) -> None:
+    # Large text is kept in a file by diskcache (32 kB and more), both ways.
+    big = "def activation(x):\n    return x\n" + "# a long comment\n" * 4000
+    res = TaskResult("ok", "", (0.5,), (0.1,), 1.0, trace=(0.25, -3.5))
+    entries = {
+        f"src/{H}": {"source": "def activation(x):\n    return x"},
+        f"src/{B}": {"source": big},
+        f"res/1/lab/task/{B}": {**res.to_dict(), "producer": H},
+        f"adm/1/lab/{H}": Admission("ok", "", B, 2.0).to_dict(),
+    }
+    with diskcache.Cache(str(tmp_path / "c")) as raw:  # as minact wrote entries before
+        for key, value in entries.items():
+            raw.set(key, json.dumps(value, sort_keys=True))
+        raw.set("meta/salt", "5a" * 32)
+    with FitnessCache(tmp_path / "c", "1") as cache:
+        assert cache.get_source(B) == big
+        assert dict(cache.sources()) == {H: entries[f"src/{H}"]["source"], B: big}
+        assert cache.get_result(B, "task", "lab") == Stored(res, H)
+        assert cache.get_admission(H, "lab") == Admission("ok", "", B, 2.0)
+        cache.seed("probe:lab")
+        assert cache.warnings == []
+        cache.put_source(Hash("f" * 64), big)
+    with diskcache.Cache(str(tmp_path / "c")) as raw:
+        assert json.loads(raw.get("src/" + "f" * 64)) == {"source": big}
+        assert raw.get("meta/salt") == "5a" * 32
+    assert len(list((tmp_path / "c").rglob("*.val"))) == 2  # both large sources in files
+
+
+def test_commands_run_on_a_cache_holding_hostile_pickles(tmp_path: Path) -> None:
+    marker, cache_dir = tmp_path / "loaded", tmp_path / "cache"
+    relu = seeds.seed_candidate("relu")
+    with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
+        cache.put_source(H, "def activation(x):\n    return x")
+    with diskcache.Cache(str(cache_dir)) as raw:
+        raw.set(f"src/{B}", _Hostile(marker))
+        raw.set("meta/salt", _Hostile(marker))
+        lab = load_lab(TINY_TASKS)
+        raw.set(f"adm/{EVALUATOR_VERSION}/{lab.digest()}/{relu.code_hash}", _Hostile(marker))
+        raw.set(("src/", _Hostile(marker)), "a pickled key")
+    runner = CliRunner()
+    where = ["--cache-dir", str(cache_dir)]
+    result = runner.invoke(app, ["show", B[:8], *where, "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 1 and "no candidate's hash starts with" in result.stderr
+    result = runner.invoke(app, ["show", H[:8], *where, "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.stderr
+    assert "return x" in result.stdout
+    result = runner.invoke(
+        app,
+        ["score", "relu", "--json", "--tasks", str(TINY_TASKS), *where, "--workers", "1"],
+    )
+    assert result.exit_code == 0, result.stderr
+    (scored,) = json.loads(result.stdout)["candidates"]
+    assert scored["status"] == "ok" and scored["code_hash"] == relu.code_hash
+    assert not marker.exists()
 
 
 def test_an_unusable_directory_is_a_clear_error(tmp_path: Path) -> None:

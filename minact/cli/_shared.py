@@ -5,6 +5,7 @@ Private to minact.cli: the command modules import from here, never from each oth
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -125,6 +126,52 @@ def fail(e: MinactError) -> NoReturn:
     """Prints `error: <message>` to stderr, as plain text, and exits with the error's code."""
     err.print(Text.assemble(("error: ", "red"), str(e)))
     raise typer.Exit(code=e.exit_code)
+
+
+def fail_os(e: OSError) -> NoReturn:
+    """The last resort for a file operation that failed where no command expected it (a
+    read-only run folder, a full disk, a folder where a file should be): prints
+    `error: <reason>: <path>` like `fail` and exits with code 1, not a traceback. The path
+    is the error's; `standard output` when that is what cannot be written."""
+    paths = [
+        os.fsdecode(f) if isinstance(f, (str, bytes, os.PathLike)) else str(f)
+        for f in (e.filename, e.filename2)
+        if f is not None
+    ]
+    if not paths and _stdout_broken():
+        paths = ["standard output"]
+    reason = e.strerror or str(e) or type(e).__name__
+    fail(MinactError(f"{reason}: {' -> '.join(paths)}" if paths else reason))
+
+
+def _stdout_broken() -> bool:
+    """Returns whether standard output cannot be written; if so, points it at the null
+    device, so that what is still buffered for it does not fail again at exit (Python then
+    prints a traceback of its own)."""
+    out = sys.stdout
+    if out is None:
+        return False
+    broken = False
+    try:
+        out.flush()
+    except OSError:
+        broken = True
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing to probe
+        return broken
+    try:
+        os.write(fd, b"")  # writes nothing where it can, fails where it cannot (/dev/full)
+    except OSError:
+        broken = True
+    if broken:
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+        except OSError:
+            pass
+    return broken
 
 
 def note(text: str) -> None:

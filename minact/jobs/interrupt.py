@@ -1,5 +1,8 @@
 """Ctrl-C for a job that runs on an asyncio loop: SIGINT cancels the work, the job goes on.
 
+SIGTERM (what `kill`, `timeout` and container stops send) is handled the same way, so a
+stopped run is never left marked running and its worker is never orphaned.
+
 From Python 3.11, `asyncio.run` turns SIGINT into a cancellation of its main task; on 3.10
 KeyboardInterrupt unwinds the event loop instead, past any code that would write what the
 work had done. `until_interrupted` installs its own SIGINT handler for the time the work
@@ -24,8 +27,8 @@ T = TypeVar("T")
 
 
 async def until_interrupted(work: Coroutine[Any, Any, T], interrupted: Callable[[], T]) -> T:
-    """Returns what `work` returns; if SIGINT arrives first, cancels it and returns
-    `interrupted()`. Any other cancellation goes on to the caller."""
+    """Returns what `work` returns; if SIGINT or SIGTERM arrives first, cancels it and
+    returns `interrupted()`. Any other cancellation goes on to the caller."""
     task = asyncio.ensure_future(work)
     by_sigint = False
 
@@ -34,7 +37,7 @@ async def until_interrupted(work: Coroutine[Any, Any, T], interrupted: Callable[
         by_sigint = True
         task.cancel()
 
-    with _on_sigint(interrupt):
+    with _on_stop_signals(interrupt):
         try:
             return await task
         except asyncio.CancelledError:
@@ -43,16 +46,22 @@ async def until_interrupted(work: Coroutine[Any, Any, T], interrupted: Callable[
     return interrupted()
 
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
-def _on_sigint(handler: Callable[[], None]) -> Iterator[None]:
-    """Calls `handler` on the running loop for each SIGINT while the block runs."""
+def _on_stop_signals(handler: Callable[[], None]) -> Iterator[None]:
+    """Calls `handler` on the running loop for each SIGINT or SIGTERM while the block runs."""
     loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGINT, handler)
-    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
-        yield
-        return
+    installed = []
+    for sig in _SIGNALS:
+        try:
+            loop.add_signal_handler(sig, handler)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
+            break
     try:
         yield
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import minact
+from minact.errors import EvaluationError
 
 __all__ = [
     "WALL_CAP",
@@ -137,18 +138,32 @@ class WorkerProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
-        """Starts a fresh worker process (killing the previous one, if it still runs)."""
+        """Starts a fresh worker process (killing the previous one, if it still runs); raises
+        EvaluationError, naming the path and the reason, when its folder cannot be made or
+        the process cannot be started."""
         self.kill()
-        self.home.mkdir(parents=True, exist_ok=True)
-        self._proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=self.home,
-            env=worker_environment(self.home, self.threads, self.devices),
-            start_new_session=True,  # its own process group, so kill() reaches its children
-        )
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            why = "a file is in the way" if isinstance(e, FileExistsError) else e.strerror or e
+            raise EvaluationError(
+                f"cannot create the worker's folder {e.filename or self.home}: {why} "
+                "(the workers' folders are in the cache folder, --cache-dir)"
+            ) from None
+        try:
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self.home,
+                env=worker_environment(self.home, self.threads, self.devices),
+                start_new_session=True,  # its own process group, so kill() reaches its children
+            )
+        except OSError as e:
+            raise EvaluationError(
+                f"cannot start the worker {self.argv[0]} in {self.home}: {e.strerror or e}"
+            ) from None
         assert self._proc.stdout is not None and self._proc.stderr is not None
         pid = self._proc.pid
         self._replies = queue.Queue()

@@ -1,4 +1,5 @@
-"""Tests for minact.jobs.interrupt: Ctrl-C cancels the work on every supported Python.
+"""Tests for minact.jobs.interrupt: Ctrl-C (and SIGTERM) cancels the work on every
+supported Python.
 
 Python 3.10 is the version where this matters (asyncio.run lets KeyboardInterrupt unwind
 the loop there); the test runs under each interpreter it finds: this one, and
@@ -22,7 +23,7 @@ import minact
 
 PACKAGE_PARENT = str(Path(minact.__file__).resolve().parent.parent)
 
-# Work that says it is ready, then waits for ever; SIGINT must cancel it (running its
+# Work that says it is ready, then waits for ever; SIGINT or SIGTERM must cancel it (running its
 # cleanup) and the job must return the value it chose for an interruption.
 SCRIPT = """
 import asyncio, sys
@@ -57,10 +58,13 @@ def _interpreters() -> list[tuple[str, str]]:
     return sorted(found.items())
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize(
     ("version", "exe"), [pytest.param(v, exe, id=f"python{v}") for v, exe in _interpreters()]
 )
-def test_sigint_cancels_the_work_and_returns_the_interrupted_value(version: str, exe: str) -> None:
+def test_a_stop_signal_cancels_the_work_and_returns_the_interrupted_value(
+    version: str, exe: str, sig: signal.Signals
+) -> None:
     proc = subprocess.Popen(
         [exe, "-c", SCRIPT, PACKAGE_PARENT],
         stdout=subprocess.PIPE,
@@ -70,7 +74,7 @@ def test_sigint_cancels_the_work_and_returns_the_interrupted_value(version: str,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline() == "ready\n"  # the handler is installed by now
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, f"python {version}: {err}"
     assert out == "cleaned up\ninterrupted\n", f"python {version}: {out!r} {err}"

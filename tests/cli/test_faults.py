@@ -1,0 +1,150 @@
+"""Files that cannot be read or written, seen from the command line: each failure is one
+`error:` line naming the path and the reason, and exit code 1, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from minact import seeds
+from minact.cli import app
+from minact.errors import ConfigError
+from minact.lab.loader import load_lab
+from minact.runs.rundir import RunLog, write_atomic
+from tests.conftest import TINY_TASKS, write_candidate
+from tests.report.test_report import C0, C4, SEED_FITNESS, put_curves, write_run
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A finished run whose curves are all in the cache: `report` starts no worker."""
+    d = tmp_path / "runs" / "r1"
+    write_run(d, load_lab(TINY_TASKS))
+    put_curves(tmp_path / "cache", [C0, C4, *(seeds.seed_candidate(n) for n in SEED_FITNESS)])
+    return d
+
+
+def _report(run_dir: Path) -> Any:
+    return runner.invoke(
+        app, ["report", str(run_dir), "--cache-dir", str(run_dir.parents[1] / "cache")]
+    )
+
+
+def _one_error_line(result: Any) -> str:
+    """Returns the only line of stderr, after checking that the command failed cleanly."""
+    assert result.exit_code == 1, (result.exception, result.stderr)
+    assert isinstance(result.exception, SystemExit)  # not an exception escaping the command
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return str(lines[0])
+
+
+def test_report_where_plots_is_a_file(run_dir: Path) -> None:
+    (run_dir / "plots").write_text("not a folder")
+    line = _one_error_line(_report(run_dir))
+    assert line == f"error: File exists: {run_dir / 'plots'}"
+
+
+def test_report_where_events_jsonl_is_a_folder(run_dir: Path) -> None:
+    (run_dir / "events.jsonl").unlink()
+    (run_dir / "events.jsonl").mkdir()
+    line = _one_error_line(_report(run_dir))
+    assert line == f"error: cannot read {run_dir / 'events.jsonl'}: Is a directory"
+
+
+def test_resume_where_events_jsonl_is_a_folder(run_dir: Path) -> None:
+    (run_dir / "events.jsonl").unlink()
+    (run_dir / "events.jsonl").mkdir()
+    cache = run_dir.parents[1] / "cache"
+    result = runner.invoke(app, ["evolve", "--resume", str(run_dir), "--cache-dir", str(cache)])
+    line = _one_error_line(result)
+    assert line == f"error: cannot read {run_dir / 'events.jsonl'}: Is a directory"
+
+
+def test_report_where_report_md_is_a_folder(run_dir: Path) -> None:
+    (run_dir / "report.md").mkdir()
+    line = _one_error_line(_report(run_dir))
+    assert line == f"error: cannot write {run_dir / 'report.md'}: Is a directory"
+    assert not (run_dir / ".report.md.tmp").exists()  # no temporary file left behind
+
+
+def test_report_in_a_read_only_run_directory(run_dir: Path) -> None:
+    (run_dir / "plots").mkdir()
+    for d in (run_dir, run_dir / "plots"):
+        d.chmod(0o555)
+    try:
+        try:
+            (run_dir / "probe").write_text("")
+        except PermissionError:
+            pass
+        else:
+            pytest.skip("chmod does not stop this user from writing (root)")
+        line = _one_error_line(_report(run_dir))
+        path = run_dir / "plots" / "activations.svg"
+        assert line == f"error: cannot write {path}: Permission denied"
+    finally:
+        for d in (run_dir, run_dir / "plots"):
+            d.chmod(0o755)
+
+
+def test_the_run_log_names_the_file_it_cannot_use(tmp_path: Path) -> None:
+    log = RunLog(tmp_path)
+    log.events_path.mkdir()
+    with pytest.raises(ConfigError, match=r"cannot write .*events.jsonl: Is a directory"):
+        log.append({"event": "start"})
+    with pytest.raises(ConfigError, match=r"cannot read .*events.jsonl: Is a directory"):
+        list(log.events())
+    (tmp_path / "run.json").mkdir()
+    with pytest.raises(ConfigError, match=r"cannot write .*run.json: Is a directory"):
+        log.write_run({"status": "running"})
+    with pytest.raises(ConfigError, match=r"cannot write .*missing.json: No such file"):
+        write_atomic(tmp_path / "gone" / "missing.json", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl", "run.json"]
+
+
+def test_score_where_the_worker_folder_is_a_file(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "worker").write_text("x\n")
+    src = write_candidate(tmp_path, "new", "torch.tanh(x) + 0.1 * x")
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            str(src),
+            "--tasks",
+            str(TINY_TASKS),
+            "--cache-dir",
+            str(cache),
+            "--workers",
+            "1",
+        ],
+    )
+    line = _one_error_line(result)
+    assert line.startswith(f"error: cannot create the worker's folder {cache / 'worker'}: ")
+    assert "a file is in the way" in line
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["seeds"], ["suites"]])
+def test_output_to_a_full_device(args: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "minact", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert (proc.returncode, proc.stderr) == (
+        1,
+        "error: No space left on device: standard output\n",
+    )

@@ -1,0 +1,80 @@
+"""SIGTERM (`kill`, `timeout`, a container stopping) stops a command as Ctrl-C does: its
+worker processes end with it, and a run is marked interrupted, never left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY_TASKS
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
+
+
+def _slow_lab(tmp_path: Path) -> Path:
+    """The tiny lab, training for ever: a command is surely busy when the signal comes."""
+    lab = tmp_path / "slow.toml"
+    lab.write_text(TINY_TASKS.read_text().replace("steps = 25", "steps = 1000000"))
+    return lab
+
+
+def _workers(cache: Path) -> list[int]:
+    """Returns the pids of processes whose working folder is inside `cache` (the workers')."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if cwd == cache.resolve() or cache.resolve() in cwd.parents:
+            found.append(int(entry.name))
+    return found
+
+
+def _stop_when_training(proc: subprocess.Popen[str], cache: Path) -> None:
+    deadline = time.monotonic() + 120
+    while len(_workers(cache)) < 2:  # both workers of the pool
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no worker started"
+        time.sleep(0.2)
+    time.sleep(8.0)  # training now, on every worker the command starts
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    deadline = time.monotonic() + 10
+    while _workers(cache) and time.monotonic() < deadline:  # the group is killed: give it time
+        time.sleep(0.2)
+    left = _workers(cache)
+    for pid in left:  # not to leave it training on the test machine
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "a worker outlived its command"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_score_and_its_worker(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, "-m", "minact", "score", "relu", "--tasks", str(_slow_lab(tmp_path)),
+           "--cache-dir", str(cache), "--workers", "2"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _stop_when_training(proc, cache)
+    assert proc.returncode != 0
+
+
+@pytest.mark.slow
+def test_sigterm_marks_a_run_interrupted(tmp_path: Path) -> None:
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    cmd = [sys.executable, "-m", "minact", "evolve", "--offline", "--budget", "5", "--tasks",
+           str(_slow_lab(tmp_path)), "--cache-dir", str(cache), "--runs-dir", str(runs),
+           "--run-id", "r", "--workers", "2"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _stop_when_training(proc, cache)
+    meta = json.loads((runs / "r" / "run.json").read_text())
+    assert meta["status"] == "interrupted", meta["status"]
