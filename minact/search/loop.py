@@ -180,8 +180,7 @@ class Loop:
         """Cancels the requests in flight and interrupts the evaluation in progress."""
         for task in self.inflight:
             task.cancel()
-        # The batch being scored ends in the pool's thread, with the interruption's error:
-        # nobody waits for it any more, and a cancelled future drops it.
+        # The batch ends in the pool's thread with the interruption's error; nobody waits.
         if self.evaluating is not None:
             self.evaluating[0].cancel()
         # Also while the seeds are scored: the worker thread must not start a new worker.
@@ -262,6 +261,9 @@ class Loop:
     def _replied(self, task: asyncio.Task[Reply]) -> None:
         k = self.inflight.pop(task)
         talk, meta = self.talks[k], self.meta[k]
+        if task.cancelled():  # by _count, once the LLM failed: not a call, applied in turn
+            why = f"not sent or cut: {self.stop[1] if self.stop else 'the run stopped'}"
+            return self._done(replace(meta, kind="llm_error", reason=why))
         try:
             reply = task.result()
         except Exception as e:  # a proposer's own fault: counted, and the run goes on
@@ -318,8 +320,7 @@ class Loop:
 
     def _evaluated(self) -> None:
         assert self.evaluating is not None
-        future, indices, cands = self.evaluating
-        self.evaluating = None
+        (future, indices, cands), self.evaluating = self.evaluating, None
         by_code = {s.code_hash: s for s in future.result()}  # EvaluationError propagates
         for k, cand in zip(indices, cands, strict=True):
             score, talk = by_code[cand.code_hash], self.talks[k]
@@ -345,8 +346,7 @@ class Loop:
             self.committed -= self.granted.pop(o.index) - o.turns  # give back what it left
             if not o.logged:
                 self.record(to_event(o))
-                collision = collision_event(o)
-                if collision is not None:
+                if (collision := collision_event(o)) is not None:
                     self.record(collision)
             self.population.outcome_applied()
             self.applied += 1
@@ -376,15 +376,15 @@ class Loop:
         if self.errors_in_a_row >= self.config.max_consecutive_errors and self.stop is None:
             n = self.errors_in_a_row
             self.stop = ("llm_failed", f"the LLM failed {n} times in a row; last error: {o.reason}")
-
-    # the end --------------------------------------------------------------------------
+            # Requests in flight wait on a failing server: cancelled (not those replayed).
+            for task, k in self.inflight.items():
+                if (k, self.talks[k].turn) not in self.history.turns:
+                    task.cancel()
 
     def summary(self, forced: tuple[str, str] | None = None) -> Summary:
         """Returns how the run stands: finished, stopped by a cap, or `forced` (status, message)."""
-        seconds = time.monotonic() - self.started
-        return summarise(
-            self.counters, self.population, self.config.budget, self.stop, seconds, forced
-        )
+        c, seconds = self.counters, time.monotonic() - self.started
+        return summarise(c, self.population, self.config.budget, self.stop, seconds, forced)
 
     # read-only views for progress displays ---------------------------------------------
 

@@ -101,6 +101,26 @@ def test_a_model_that_never_writes_code_hits_the_call_cap(tiny_lab: Lab) -> None
     assert "evaluated 0 of 5" in summary.message
 
 
+def test_requests_still_in_flight_when_the_llm_is_given_up_are_cancelled(tiny_lab: Lab) -> None:
+    # Proposals 0 and 1 fail at once; 2 and 3 wait on a server that answers in 10 minutes.
+    async def answer(request: ProposalRequest) -> Reply:
+        if request.index >= 2:
+            await asyncio.sleep(600)
+        return Reply("", error="503 server busy")
+
+    proposer = ScriptedProposer(lambda r: Reply(""))
+    proposer.propose = answer  # type: ignore[method-assign]
+    config = SearchConfig(budget=5, concurrency=2, max_consecutive_errors=2)
+    summary, events = _run(tiny_lab, config, proposer)
+    assert summary.status == "llm_failed" and "503 server busy" in summary.message
+    outcomes = {e["index"]: e for e in events if e["event"] == "outcome"}
+    assert sorted(outcomes) == list(range(len(outcomes))) and len(outcomes) >= 4
+    for k in range(2, len(outcomes)):  # 2, 3 and any issued before the second error applied
+        assert outcomes[k]["kind"] == "llm_error"
+        assert outcomes[k]["reason"].startswith("not sent or cut: the LLM failed 2 times")
+    assert summary.counters.calls == 2  # the cancelled ones are not calls
+
+
 def test_an_unreachable_llm_stops_the_run(tiny_lab: Lab) -> None:
     proposer = ScriptedProposer(lambda r: Reply("", error="connection refused"))
     config = SearchConfig(budget=5, concurrency=2, max_consecutive_errors=4)
