@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 EXIT_INTERRUPTED = 130
+MAX_SEEDS = 100  # networks per task a flag may ask: as many as a lab file (lab.checks)
 
 
 class Device(str, Enum):

@@ -17,6 +17,7 @@ from rich.live import Live
 from minact.cli._shared import (
     BACKEND_HELP,
     EXIT_INTERRUPTED,
+    MAX_SEEDS,
     Backend,
     CacheOpt,
     Compile,
@@ -33,7 +34,6 @@ from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
 
 MAX_SEED = 2**63 - 1  # what every generator minact seeds accepts
-MAX_SEEDS = 100  # as many networks per task as a lab file may ask (lab.checks)
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from minact.cli._shared import (
+    MAX_SEEDS,
     Backend,
     BackendOpt,
     CacheOpt,
@@ -29,8 +30,6 @@ from minact.cli._shared import (
 )
 from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
-
-MAX_SEEDS = 100  # as many networks per task as a lab file may ask (lab.checks)
 
 __all__ = ["export", "report", "rescore", "show"]
 

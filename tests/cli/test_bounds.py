@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from minact.cli import app
-from minact.cli.evolve import MAX_SEEDS
+from minact.cli._shared import MAX_SEEDS
 from minact.lab.checks import INT_RULES
 from tests.conftest import TINY_TASKS
 
