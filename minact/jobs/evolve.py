@@ -11,7 +11,7 @@ cleanly: the report is still written and the summary says "interrupted".
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -25,19 +25,31 @@ from minact.jobs import checks, preflight, proposing
 from minact.jobs.interrupt import until_interrupted
 from minact.jobs.report import evaluator_curves
 from minact.lab.cascade import stage_tasks
+from minact.lab.checks import INT_RULES
 from minact.lab.loader import default_tasks_path, load_lab
 from minact.lab.task import Lab
 from minact.report import build as report_build
 from minact.report import files as report_files
-from minact.runs.catalog import run_ranking
+from minact.runs.catalog import run_ranking, skipped_warning
 from minact.runs.history import History
 from minact.runs.ranking import RankingDocument, lab_summary
 from minact.runs.rundir import RunExistsError, RunLog, new_run_id
+from minact.runs.schema import BadValue
 from minact.search.cascade import Screen
 from minact.search.loop import Loop, SearchConfig, Summary
 from minact.search.proposers import RecordingProposer
 
-__all__ = ["FREE_ON_RESUME", "EvolveOptions", "EvolveResult", "Hooks", "resolve", "run"]
+__all__ = [
+    "CHOICES",
+    "FREE_ON_RESUME",
+    "LIMITS",
+    "EvolveOptions",
+    "EvolveResult",
+    "Hooks",
+    "check_options",
+    "resolve",
+    "run",
+]
 
 # Settings a resume may change: they do not change what the search decides, only how far
 # it goes, where the model is served, and where candidates train.
@@ -143,6 +155,115 @@ class EvolveOptions:
         )
 
 
+# The range of each number setting, (lo, hi or None), as the CLI's flags allow it
+# (minact.cli.evolve; a test compares them), except where 0 stands for "auto"
+# (max_calls, workers). A resume reads the settings back from run.json, which users edit.
+LIMITS: dict[str, tuple[float, float | None]] = {
+    "budget": (1, None),
+    "concurrency": (1, None),
+    "seed": (0, 2**63 - 1),  # what every generator minact seeds accepts
+    "islands": (1, None),
+    "max_calls": (0, None),  # 0: 4 x budget + concurrency
+    "prompt_chars": (500, None),
+    "follow_ups": (0, None),
+    "context_tokens": (0, None),
+    "temperature": (0.0, None),
+    "max_tokens": (16, None),
+    "llm_retries": (0, None),
+    "llm_timeout": (1.0, None),
+    "batch_size": (0, None),
+    "workers": (0, None),  # 0: auto
+    "threads": (0, None),
+    "validate_top": (1, None),
+    "confirm": (0, None),
+    "confirm_seeds": (1, INT_RULES["seeds"][1]),  # as many networks per task as a lab's
+}
+# The settings that take one of a few words (the CLI's choices).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "device": ("auto", "cpu", "cuda"),
+    "compile": ("auto", "on", "off"),
+    "backend": ("local", "ray"),
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_option(key: str, name: str, value: Any, default: Any) -> None:
+    """Raises BadValue for `key` unless `value` fits the setting `name`, whose default is
+    `default`, as its flag would."""
+    flag = f"as for {_flag(name)}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise BadValue(key, value, f"true or false, {flag}")
+    elif name in CHOICES:
+        if value not in CHOICES[name]:
+            raise BadValue(key, value, f"one of {', '.join(CHOICES[name])}, {flag}")
+    elif default is None or isinstance(default, str):
+        if not (value is None or isinstance(value, str)):
+            raise BadValue(key, value, f"a string or null, {flag}")
+    else:
+        lo, hi = LIMITS[name]
+        integer = isinstance(default, int)
+        what = "an integer" if integer else "a number"
+        what += f" in {lo}..{hi}" if hi is not None else f" >= {lo}"
+        kind = int if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise BadValue(key, value, f"{what}, {flag}")
+        if not (lo <= value and (hi is None or value <= hi)):  # NaN fails too
+            raise BadValue(key, value, f"{what}, {flag}")
+
+
+def check_options(
+    options: EvolveOptions, skip: Collection[str] = (), key: Callable[[str], str] = str
+) -> None:
+    """Raises BadValue, for `key(name)`, at the first setting (not in `skip`) whose type
+    or value its flag would refuse."""
+    for f in fields(EvolveOptions):
+        if f.name not in skip:
+            _check_option(key(f.name), f.name, getattr(options, f.name), f.default)
+
+
+# Where run.json keeps a setting, for a run from before "options" were stored.
+_OLD_KEYS = {"llm_url": "llm.url", "model": "llm.model"}
+
+
+def _started(run: Mapping[str, Any], given: Mapping[str, Any], where: Path) -> EvolveOptions:
+    """Returns the settings run.json says a run was started with; raises ConfigError naming
+    the key when one has a value its flag would refuse (the user's flags, which replace
+    them, are not checked here)."""
+    started = EvolveOptions.from_run(run)
+
+    def key(name: str) -> str:
+        return f"options.{name}" if "options" in run else _OLD_KEYS.get(name, name)
+
+    try:
+        check_options(started, skip=given.keys(), key=key)
+    except BadValue as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return started
+
+
+def _check_budget(
+    options: EvolveOptions, given: Mapping[str, Any], history: History, where: Path
+) -> None:
+    """Refuses a resume whose budget is below the candidates the run already evaluated (the
+    budget counts them: it would stop at once, with run.json saying less than the log)."""
+    done = len(history.evaluated())
+    if options.budget >= done:
+        return
+    if "budget" in given:
+        raise ConfigError(
+            f"--budget {options.budget}: the run already evaluated {done} candidates, and "
+            f"the budget counts them; give --budget {done} or more to continue it"
+        )
+    raise ConfigError(
+        f"{where}: key 'options.budget' has a bad value ({options.budget}: the run already "
+        f"evaluated {done} candidates); give --budget {done} or more to continue it"
+    )
+
+
 def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> EvolveOptions:
     """Returns the options of a run: `given` over the defaults, or over `started` on a resume.
 
@@ -211,13 +332,18 @@ async def run(
     hooks = hooks or Hooks()
     log: RunLog | None = RunLog.open(resume) if resume is not None else None
     previous = log.read_run() if log is not None else {}
-    options = resolve(given, EvolveOptions.from_run(previous) if log is not None else None)
+    started = _started(previous, given, log.run_json) if log is not None else None
+    options = resolve(given, started)
+    history = History.from_events(log.events()) if log is not None else History()
+    if log is not None:
+        _check_budget(options, given, history, log.run_json)
     lab = _lab(options, previous)
     if options.validate is not None:
         checks.validation_lab(options.validate)  # a bad --validate fails before the search
     # Keep where the lab was found, so that a resume from another folder finds it again.
     options = replace(options, tasks=str(lab.path))
-    history = History.from_events(log.events()) if log is not None else History()
+    if log is not None and history.skipped:  # said once: the report is built quietly
+        hooks.say(skipped_warning(log.events_path, history.skipped))
     config = SearchConfig(
         budget=options.budget,
         concurrency=options.concurrency,
@@ -280,7 +406,8 @@ async def run(
                         log.close()
                         log.write_run(meta)
                         # The report's curves come from the workers that are already warm.
-                        data = report_build.build(log.directory, evaluator_curves(evaluator))
+                        curves = evaluator_curves(evaluator)
+                        data = report_build.build(log.directory, curves, warn=None)
                 except BaseException as e:
                     if meta["status"] == "running":  # never leave it looking alive
                         log.close()
@@ -342,7 +469,7 @@ def _check(
     """Runs the checks the options ask for on the finished search's ranking, and logs them."""
     if options.validate is None and not options.confirm:
         return
-    ranking, _ = run_ranking(log.directory)
+    ranking, _ = run_ranking(log.directory, warn=None)  # a resume said what it skipped
     if options.validate is not None:
         top = options.validate_top
         log.append(dict(checks.validation(ranking, options.validate, top, evaluator, say)))

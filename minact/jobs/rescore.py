@@ -28,7 +28,7 @@ from minact.lab import suites
 from minact.lab.loader import load_lab
 from minact.report.html import render_ranking_html
 from minact.report.markdown import render_markdown
-from minact.runs.catalog import all_runs, find, latest_run, run_ranking
+from minact.runs.catalog import all_runs, find, latest_run, log_warning, run_ranking
 from minact.runs.ranking import RankingDocument, ranking_document
 from minact.runs.rundir import write_atomic
 from minact.validate import validate
@@ -158,9 +158,16 @@ def _choose(
     if hashes:
         sources = list(cache.sources())
         runs = [run] if run is not None else all_runs(runs_dir)
+        said: set[str] = set()
+
+        def once(text: str) -> None:  # each hash searches the runs again: say things once
+            if text not in said:
+                said.add(text)
+                log_warning(text)
+
         picks = []
         for h in hashes:
-            f = find(h, runs, sources)
+            f = find(h, runs, sources, once)
             e = f.entry
             picks.append(
                 _Pick(f.code_hash, e["name"] if e else "", f.source, e["fitness"] if e else None)

@@ -20,7 +20,7 @@ from minact.candidate import Candidate, Hash
 from minact.curves import Curve
 from minact.errors import MinactError
 from minact.report.data import ReportData
-from minact.runs.catalog import run_ranking
+from minact.runs.catalog import Warn, log_warning, run_ranking
 from minact.runs.history import History
 from minact.runs.rundir import RunLog
 
@@ -33,14 +33,21 @@ PLOT_BASELINES = ("relu", "gelu", "silu", "gelusine", "gsp")
 CurveSource = Callable[[Sequence[Candidate]], Mapping[Hash, Curve | None]]
 
 
-def build(run_dir: Path, curves: CurveSource | None = None, *, top: int = TOP) -> ReportData:
+def build(
+    run_dir: Path,
+    curves: CurveSource | None = None,
+    *,
+    top: int = TOP,
+    warn: Warn | None = log_warning,
+) -> ReportData:
     """Returns what the report of the run in `run_dir` shows.
 
     Curves come from `curves` (without it there are none). A curve that cannot be had is
-    left out with a warning, never an exception. Raises ConfigError when `run_dir` is not
-    a readable run directory.
+    left out with a warning, never an exception. Events of the wrong shape are skipped,
+    and `warn` (None: silence) told how many. Raises ConfigError when `run_dir` is not a
+    readable run directory.
     """
-    ranking, history = run_ranking(run_dir)
+    ranking, history = run_ranking(run_dir, warn)
     run = RunLog.open(run_dir).read_run()
     ok = [c for c in ranking["candidates"] if c["status"] == "ok"]
     best = [h for c in ok if not c["baseline"] and (h := c["code_hash"])][:top]

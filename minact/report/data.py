@@ -268,6 +268,17 @@ MODEL_HEADER = (
 )  # fmt: skip
 
 
+def _when(created: Any) -> str:
+    """Returns a run's start time as UTC text; "—" when unknown, the value itself when it
+    is no time (run.json's reader checks its type, not its range)."""
+    if not created:
+        return "—"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(created))
+    except (OverflowError, OSError, TypeError, ValueError):
+        return str(created)
+
+
 def run_facts(data: ReportData) -> list[tuple[str, str]]:
     """Returns (label, value) rows describing how the run went, for both reports.
 
@@ -311,10 +322,7 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
     device = " ".join(str(worker.get(k) or "") for k in ("device_name", "torch")).strip()
     facts += [
         ("wall time", f"{run.get('seconds', 0.0):.1f} s"),
-        (
-            "started",
-            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(created)) if created else "—",
-        ),
+        ("started", _when(created)),
         ("device", device or str(run.get("device"))),
         (
             "seed / concurrency / islands",

@@ -2,13 +2,22 @@
 
 A run's candidates come from its event log (the source of truth), ranked the same way
 for every command. Lineage walks parent hashes inside the same run.
+
+A runs folder holds what users copied, edited and interrupted: a run that cannot be
+ranked (run.json unreadable, of the wrong shape, or from before reports) is skipped with
+a one-line warning when the folder is searched (`all_runs`, `latest_run`), and is an
+error only where it is named (`run_ranking`, or `find` given it). Warnings go to a `warn`
+callable; by default to the "minact" logger, which Python prints on stderr as it is when
+nothing configured logging.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from minact.errors import ConfigError
 from minact.runs import checks
@@ -16,9 +25,37 @@ from minact.runs.history import History
 from minact.runs.ranking import RankingDocument, RankingEntry, ranking_document
 from minact.runs.rundir import RunLog
 
-__all__ = ["Found", "all_runs", "find", "latest_run", "run_ranking"]
+__all__ = [
+    "Found",
+    "Warn",
+    "all_runs",
+    "find",
+    "latest_run",
+    "log_warning",
+    "run_ranking",
+    "skipped_warning",
+]
 
 MIN_PREFIX = 4
+
+Warn = Callable[[str], None]  # takes one line, "warning: ..."
+
+_log = logging.getLogger("minact")
+
+
+def log_warning(text: str) -> None:
+    """Reports one line through the "minact" logger (printed on stderr as it is, when
+    nothing configured logging)."""
+    _log.warning(text)
+
+
+def skipped_warning(events: Path, skipped: int) -> str:
+    """Returns the line saying how many of a run's events were skipped for their shape."""
+    lines = "event" if skipped == 1 else "events"
+    return (
+        f"warning: {events}: skipped {skipped} {lines} of the wrong shape "
+        "(valid JSON that is not what minact wrote)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,20 +76,28 @@ class Found:
     lineage: tuple[RankingEntry, ...] = ()
 
 
-def run_ranking(run: Path) -> tuple[RankingDocument, History]:
+def _summary(log: RunLog, meta: dict[str, Any]) -> dict[str, Any]:
+    summary = meta.get("lab_summary")
+    if not isinstance(summary, dict):  # its shape is checked by read_run (runs.schema)
+        raise ConfigError(f"{log.run_json}: no lab summary; the run predates reports")
+    return summary
+
+
+def run_ranking(run: Path, warn: Warn | None = log_warning) -> tuple[RankingDocument, History]:
     """Returns a run's ranking document, rebuilt from its event log, and its history.
 
     The event log is the source of truth: ranking.json may be stale or missing (a killed
-    run), so `show`, `export`, `rescore` and the report all rank from the log.
+    run), so `show`, `export`, `rescore` and the report all rank from the log. Events of
+    the wrong shape are skipped, and `warn` (None: silence) is told how many, once.
     Raises ConfigError when `run` is not a readable run directory.
     """
     log = RunLog.open(run)
     meta = log.read_run()
-    summary = meta.get("lab_summary")
-    if not isinstance(summary, dict):
-        raise ConfigError(f"{log.run_json}: no lab summary; the run predates reports")
+    summary = _summary(log, meta)
     events = list(log.events())
     history = History.from_events(events)
+    if history.skipped and warn is not None:
+        warn(skipped_warning(log.events_path, history.skipped))
     scored = history.scored()
     extra = {s.code_hash: lineage.to_dict() for s, lineage in scored if s.code_hash}
     doc = ranking_document([s for s, _ in scored], summary, meta, extra)
@@ -67,17 +112,47 @@ def _runs(runs_dir: Path) -> Iterator[Path]:
                 yield run
 
 
-def latest_run(runs_dir: Path) -> Path:
+def _usable(run: Path) -> RunLog:
+    """Returns the log of `run` if it can be ranked: run.json readable, of the right shape
+    and with a lab summary, and events.jsonl readable; raises ConfigError otherwise."""
+    log = RunLog.open(run)
+    _summary(log, log.read_run())
+    for _ in log.events():
+        break  # readable (a file it cannot read raises ConfigError)
+    return log
+
+
+def _mtime(run: Path) -> float:
+    try:
+        return (run / "run.json").stat().st_mtime
+    except OSError:
+        return 0.0  # gone since it was listed: _usable says so
+
+
+def _skipping(run: Path, e: ConfigError) -> str:
+    return f"warning: skipping run {run}: {e}"
+
+
+def latest_run(runs_dir: Path, warn: Warn = log_warning) -> Path:
     """Returns the most recently created run under `runs_dir` that evaluated candidates
-    (a run that failed before its first proposal has none); raises ConfigError if none."""
+    (a run that failed before its first proposal has none); raises ConfigError if none.
+    A run that cannot be ranked is skipped, and `warn` told why."""
     runs = list(_runs(runs_dir))
     if not runs:
         raise ConfigError(f"no runs under {runs_dir}; pass --run RUN_DIR or --runs-dir")
-    for run in sorted(runs, key=lambda r: (r / "run.json").stat().st_mtime, reverse=True):
-        if History.from_events(RunLog.open(run).events()).evaluated():
+    broken = 0
+    for run in sorted(runs, key=_mtime, reverse=True):
+        try:
+            evaluated = History.from_events(_usable(run).events()).evaluated()
+        except ConfigError as e:
+            warn(_skipping(run, e))
+            broken += 1
+            continue
+        if evaluated:
             return run
+    skipped = f" ({broken} could not be read)" if broken else ""
     raise ConfigError(
-        f"none of the {len(runs)} runs under {runs_dir} evaluated a candidate; "
+        f"none of the {len(runs)} runs under {runs_dir} evaluated a candidate{skipped}; "
         "pass --run RUN_DIR or --runs-dir"
     )
 
@@ -95,14 +170,16 @@ def find(
     prefix: str,
     runs: Iterable[Path],
     cached_sources: Iterable[tuple[str, str]] = (),
+    warn: Warn | None = log_warning,
 ) -> Found:
-    """Returns the candidate whose code hash starts with `prefix`; raises ConfigError."""
+    """Returns the candidate whose code hash starts with `prefix`; raises ConfigError, also
+    when one of `runs` cannot be ranked (`all_runs` leaves such runs out)."""
     prefix = prefix.strip().lower()
     if len(prefix) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in prefix):
         raise ConfigError(f"{prefix!r} is not a hash prefix: give at least {MIN_PREFIX} hex digits")
     hits: dict[str, Found] = {}
     for run in runs:
-        doc, _ = run_ranking(run)
+        doc, _ = run_ranking(run, warn)
         by_hash = {h: c for c in doc["candidates"] if (h := c["code_hash"])}
         for h, entry in by_hash.items():
             if h.startswith(prefix) and h not in hits:
@@ -120,6 +197,15 @@ def find(
     return next(iter(hits.values()))
 
 
-def all_runs(runs_dir: Path) -> list[Path]:
-    """Returns the run directories under `runs_dir`."""
-    return list(_runs(runs_dir))
+def all_runs(runs_dir: Path, warn: Warn = log_warning) -> list[Path]:
+    """Returns the run directories under `runs_dir` that can be ranked; each other one is
+    skipped, and `warn` told why in one line."""
+    usable: list[Path] = []
+    for run in _runs(runs_dir):
+        try:
+            _usable(run)
+        except ConfigError as e:
+            warn(_skipping(run, e))
+            continue
+        usable.append(run)
+    return usable

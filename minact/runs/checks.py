@@ -5,7 +5,8 @@ that the search never sees (nothing of it reaches a prompt or the population), a
 `evolve --confirm K` scores the top K new candidates and the best baselines again with more
 seeds per task. Each check is one event in events.jsonl ("validation", "confirmation")
 holding the check's lab summary and the Score of every candidate it scored, so `report`
-rebuilds it from the log like everything else; the latest event of each kind wins.
+rebuilds it from the log like everything else; the latest event of each kind wins (one of
+the wrong shape is skipped: runs.events decodes it).
 
 `attach` adds to a ranking document, per candidate that was checked, a `validation` block
 (its fitness there, its rank among the validated, and `flag`: it beats the reference on
@@ -18,9 +19,11 @@ top K) and the confirmed winner. Pure: events in, JSON data out.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 from minact.claims import claim_text
+from minact.runs import events as decode
 from minact.runs.ranking import RankingDocument, RankingEntry, ranking_document
 from minact.score import Score
 
@@ -41,24 +44,32 @@ def check_event(
     }
 
 
-def _latest(events: Iterable[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:
+@dataclass(frozen=True, slots=True)
+class _Check:
+    event: Mapping[str, Any]
+    ranking: RankingDocument  # of the scores the check made, on its lab
+
+
+def _latest(events: Iterable[Mapping[str, Any]], kind: str) -> _Check | None:
+    """Returns the latest event of `kind` that has the shape of one (others are skipped:
+    runs.history counts them), ranked."""
     found = None
     for e in events:
-        if e.get("event") == kind and isinstance(e.get("scores"), list):
-            found = e
-    return found
+        if e.get("event") == kind:
+            try:
+                found = (e, *decode.check(e))
+            except decode.MalformedEvent:
+                continue
+    if found is None:
+        return None
+    event, scores, summary = found
+    return _Check(event, ranking_document(scores, summary))
 
 
-def _ranking(event: Mapping[str, Any]) -> RankingDocument:
-    scores = [Score.from_dict(s) for s in event["scores"]]
-    return ranking_document(scores, event["lab_summary"])
-
-
-def _validation(
-    doc: RankingDocument, event: Mapping[str, Any]
-) -> tuple[dict[str, Any], RankingDocument]:
+def _validation(doc: RankingDocument, check: _Check) -> tuple[dict[str, Any], RankingDocument]:
     """Returns the validation summary and `doc` with a `validation` block per checked row."""
-    checked = {c["code_hash"]: c for c in _ranking(event)["candidates"] if c["code_hash"]}
+    event = check.event
+    checked = {c["code_hash"]: c for c in check.ranking["candidates"] if c["code_hash"]}
     rows: list[RankingEntry] = []
     for c in doc["candidates"]:
         v = checked.get(c["code_hash"]) if c["code_hash"] else None
@@ -79,11 +90,10 @@ def _validation(
     validated = [c for c in rows if "validation" in c and c["status"] == "ok"]
     scored = [c for c in validated if c["validation"]["fitness"] is not None]
     pick = min(scored, key=lambda c: c["validation"]["fitness"], default=None)
-    summary = event["lab_summary"]
     return {
         "suite": event.get("suite"),
-        "path": summary["lab"]["path"],
-        "tasks": len(summary["tasks"]),
+        "path": check.ranking["lab"]["path"],
+        "tasks": len(check.ranking["tasks"]),
         "top": event.get("top"),
         "seconds": event.get("seconds"),
         "candidates": len(validated),
@@ -99,10 +109,10 @@ def _validation(
     }, doc
 
 
-def _confirmation(doc: RankingDocument, event: Mapping[str, Any]) -> dict[str, Any]:
+def _confirmation(doc: RankingDocument, check: _Check) -> dict[str, Any]:
     """Returns the confirmation summary; adds a `confirmation` block to each checked row of
     `doc` (a copy the caller owns)."""
-    checked = _ranking(event)
+    event, checked = check.event, check.ranking
     by_hash = {c["code_hash"]: c for c in checked["candidates"] if c["code_hash"]}
     rows: list[RankingEntry] = []
     for c in doc["candidates"]:

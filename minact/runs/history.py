@@ -4,7 +4,7 @@ events.jsonl holds one line per seed, reply, follow-up and applied outcome. A pr
 conversation may take several exchanges: each reply carries its turn (0 for the opening
 request), and each reply answered with a follow-up has a "follow_up" line with its
 verdict. `History.from_events` keeps what can be replayed (a gap-free prefix of
-outcomes) and skips damaged lines.
+outcomes), and skips and counts the lines of the wrong shape (runs.events).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from minact.outcome import Counters, Outcome, Reply, from_event
+from minact.outcome import Counters, Outcome, Reply
+from minact.runs import events as decode
 from minact.score import Score
 
 __all__ = ["History", "Lineage"]
@@ -60,6 +61,8 @@ class History:
         turns: every reply, by (proposal index, turn).
         follow_ups: the verdict kind of each reply answered with a follow-up.
         cuts: what the prompt budget left out of each proposal's request.
+        skipped: events of a known kind that were skipped for their shape (a line edited
+            by hand, or written by another tool).
     """
 
     seeds: list[Score] = field(default_factory=list)
@@ -68,27 +71,37 @@ class History:
     turns: dict[tuple[int, int], Reply] = field(default_factory=dict)
     follow_ups: dict[tuple[int, int], str] = field(default_factory=dict)
     cuts: dict[int, dict[str, int]] = field(default_factory=dict)
+    skipped: int = 0
 
     @classmethod
     def from_events(cls, events: Iterable[Mapping[str, Any]]) -> History:
-        """Returns the history in a run's events (malformed events are skipped)."""
+        """Returns the history in a run's events; events of the wrong shape are skipped
+        (runs.events decodes each kind) and counted in `skipped`."""
         h = cls()
         for e in events:
+            kind = e.get("event")
             try:
-                if e["event"] == "seed":
-                    h.seeds.append(Score.from_dict(e["score"]))
-                elif e["event"] == "reply":
-                    key = (int(e["index"]), int(e.get("turn", 0)))
-                    h.turns[key] = Reply.from_dict(e["reply"])
-                elif e["event"] == "proposal" and e.get("cut"):
-                    h.cuts[int(e["index"])] = {str(k): int(v) for k, v in e["cut"].items()}
-                elif e["event"] == "follow_up":
-                    h.follow_ups[(int(e["index"]), int(e["turn"]))] = str(e["kind"])
-                elif e["event"] == "outcome":
-                    o = from_event(e)
+                if kind == "seed":
+                    h.seeds.append(decode.score(e.get("score")))
+                elif kind == "reply":
+                    key = (decode.index(e), decode.index(e, "turn") if "turn" in e else 0)
+                    h.turns[key] = decode.reply(e.get("reply"))
+                elif kind == "proposal":
+                    index, cut = decode.index(e), decode.cut(e)
+                    if cut:
+                        h.cuts[index] = cut
+                elif kind == "follow_up":
+                    verdict = e.get("kind")
+                    if not isinstance(verdict, str):
+                        raise decode.MalformedEvent(f"follow_up: kind {verdict!r}")
+                    h.follow_ups[(decode.index(e), decode.index(e, "turn"))] = verdict
+                elif kind == "outcome":
+                    o = decode.outcome(e)
                     h.outcomes[o.index] = o
-            except (KeyError, TypeError, ValueError):
-                continue
+                elif kind in decode.CHECK_KINDS:
+                    decode.check(e)  # runs.checks reads it; counted here if malformed
+            except decode.MalformedEvent:
+                h.skipped += 1
         for (index, _), reply in sorted(h.turns.items()):
             h.replies[index] = reply  # the highest turn wins
         # Only a gap-free prefix of outcomes can be replayed in order.

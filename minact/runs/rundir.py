@@ -3,11 +3,14 @@
 events.jsonl is the source of truth for `--resume`: one JSON object per line, flushed
 as it happens, so a killed run loses at most the line being written (a truncated last
 line is skipped on reading). run.json and the reports are replaced atomically (write a
-temporary file, then rename), so a reader never sees half a file.
+temporary file, then rename), so a reader never sees half a file. A file of the run that
+cannot be read or written (a read-only folder, a full disk, a folder where a file should be)
+is a ConfigError that names it and says why.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from minact.errors import ConfigError
+from minact.runs.schema import check_run
 
 __all__ = ["RunExistsError", "RunLog", "new_run_id", "write_atomic"]
 
@@ -32,11 +36,22 @@ def new_run_id(now: float, seed: int) -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-s{seed}"
 
 
+def _cannot(action: str, path: Path, e: OSError) -> ConfigError:
+    """Returns the error for a file operation that failed: `cannot <action> <path>: <why>`."""
+    return ConfigError(f"cannot {action} {path}: {e.strerror or e}")
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename."""
+    """Writes `text` to `path` through a temporary file and a rename; raises ConfigError
+    (the path and the operating system's reason) when it cannot."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # no stray temporary file where a write failed
+        raise _cannot("write", path, e) from None
 
 
 class RunLog:
@@ -90,53 +105,65 @@ class RunLog:
         return log
 
     def read_run(self) -> dict[str, Any]:
-        """Returns run.json; raises ConfigError if it is missing or malformed."""
+        """Returns run.json; raises ConfigError if it is missing or malformed, or if a key
+        minact reads has a value of the wrong type (runs.schema: the message names it)."""
         try:
             data = json.loads(self.run_json.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as e:
             raise ConfigError(
                 f"{self.run_json}: unreadable ({e}); the run cannot be resumed"
             ) from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{self.run_json}: not a JSON object")
-        return data
+        return check_run(data, self.run_json)
 
     def write_run(self, data: dict[str, Any]) -> None:
-        """Replaces run.json."""
+        """Replaces run.json; raises ConfigError when it cannot."""
         write_atomic(self.run_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def write_text(self, name: str, text: str) -> Path:
-        """Replaces a file of the run directory and returns its path."""
+        """Replaces a file of the run directory and returns its path; raises ConfigError
+        when it cannot."""
         path = self.directory / name
         write_atomic(path, text)
         return path
 
     def append(self, event: dict[str, Any]) -> None:
-        """Appends one event and flushes it to the operating system."""
-        if self._events is None:
-            self._events = self.events_path.open("a", encoding="utf-8")
-            self._repair_tail()
-        self._events.write(json.dumps(event, sort_keys=True, allow_nan=False) + "\n")
-        self._events.flush()
+        """Appends one event and flushes it to the operating system; raises ConfigError
+        when events.jsonl cannot be written."""
+        line = json.dumps(event, sort_keys=True, allow_nan=False) + "\n"
+        try:
+            if self._events is None:
+                self._events = self.events_path.open("a", encoding="utf-8")
+                self._repair_tail()
+            self._events.write(line)
+            self._events.flush()
+        except OSError as e:
+            raise _cannot("write", self.events_path, e) from None
 
     def events(self) -> Iterator[dict[str, Any]]:
-        """Yields the logged events; skips a truncated or damaged line."""
+        """Yields the logged events; skips a truncated or damaged line. Raises ConfigError
+        when events.jsonl cannot be read."""
         if not self.events_path.exists():
             return
-        with self.events_path.open("r", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue  # the line a killed run was writing
-                if isinstance(event, dict) and "event" in event:
-                    yield event
+        try:
+            with self.events_path.open("r", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue  # the line a killed run was writing
+                    if isinstance(event, dict) and "event" in event:
+                        yield event
+        except OSError as e:  # only reading raises here: the caller's errors stay its own
+            raise _cannot("read", self.events_path, e) from None
 
     def close(self) -> None:
-        """Closes the event log."""
-        if self._events is not None:
-            self._events.close()
-            self._events = None
+        """Closes the event log; raises ConfigError when what it held cannot be written."""
+        events, self._events = self._events, None
+        if events is not None:
+            try:
+                events.close()
+            except OSError as e:
+                raise _cannot("write", self.events_path, e) from None
 
     def _repair_tail(self) -> None:
         # A run killed mid-write leaves a line without its newline; start on a fresh line

@@ -1,0 +1,156 @@
+"""`evolve --resume` on run directories a user edited, driven through the CLI.
+
+run.json's settings go through the same range checks as the CLI's flags; a budget below
+what the run already evaluated is refused; events of the wrong shape are skipped and
+counted, once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from minact.cli import app
+from minact.jobs.evolve import EvolveOptions
+from tests.conftest import TINY_TASKS
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One finished offline run (2 candidates on the tiny lab); each test copies it."""
+    base = tmp_path_factory.mktemp("resume")
+    args = ["evolve", "--offline", "--budget", "2", "--tasks", str(TINY_TASKS)]
+    args += ["--cache-dir", str(base / "cache"), "--runs-dir", str(base / "runs")]
+    result = runner.invoke(app, [*args, "--run-id", "r", "--seed", "3"])
+    assert result.exit_code == 0, result.stderr
+    return {"run": base / "runs" / "r", "cache": base / "cache"}
+
+
+def _copy(finished: dict[str, Path], tmp_path: Path) -> Path:
+    return Path(shutil.copytree(finished["run"], tmp_path / "runs" / "r"))
+
+
+def _resume(finished: dict[str, Path], run: Path, *args: str) -> Any:
+    cache = ["--cache-dir", str(finished["cache"])]
+    return runner.invoke(app, ["evolve", "--resume", str(run), *cache, *args])
+
+
+def _run_json(run: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((run / "run.json").read_text())
+    return data
+
+
+def _option(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda d: d["options"].__setitem__(key, value)
+
+
+BAD_RUN_JSON: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "islands_0": (_option("islands", 0), "key 'options.islands' has a bad value (0: "),
+    "tasks_5": (_option("tasks", 5), "key 'options.tasks' has a bad value (5: "),
+    "concurrency_0": (_option("concurrency", 0), "key 'options.concurrency' has a bad value"),
+    "seed_string": (_option("seed", "1"), "key 'options.seed' has a bad value ('1': "),
+    "device": (_option("device", "tpu"), "key 'options.device' has a bad value ('tpu': "),
+    "offline_1": (_option("offline", 1), "key 'options.offline' has a bad value (1: "),
+    "options_list": (lambda d: d.__setitem__("options", [1]), "key 'options' has a bad value"),
+    "seconds": (lambda d: d.__setitem__("seconds", "x"), "key 'seconds' has a bad value"),
+    "counters": (lambda d: d.__setitem__("counters", "x"), "key 'counters' has a bad value"),
+    "summary": (
+        lambda d: d.__setitem__("lab_summary", {"lab": 5, "tasks": 7}),
+        "key 'lab_summary.lab' has a bad value (5: ",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RUN_JSON))
+def test_a_resume_names_a_bad_value_in_run_json(
+    finished: dict[str, Path], tmp_path: Path, case: str
+) -> None:
+    run = _copy(finished, tmp_path)
+    edit, message = BAD_RUN_JSON[case]
+    data = _run_json(run)
+    edit(data)
+    (run / "run.json").write_text(json.dumps(data))
+    before = (run / "events.jsonl").read_text()
+    result = _resume(finished, run, "--budget", "3")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"error: {run / 'run.json'}: {message}"), result.stderr
+    assert "Traceback" not in result.output
+    assert (run / "events.jsonl").read_text() == before  # nothing ran
+
+
+def test_a_bad_value_the_flags_replace_does_not_stop_a_resume(
+    finished: dict[str, Path], tmp_path: Path
+) -> None:
+    run = _copy(finished, tmp_path)
+    data = _run_json(run)
+    data["options"]["threads"] = -1  # a setting a resume may change: the flag replaces it
+    (run / "run.json").write_text(json.dumps(data))
+    result = _resume(finished, run, "--budget", "2", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert _run_json(run)["options"]["threads"] == 1
+
+
+def test_a_resume_refuses_a_budget_below_what_the_run_evaluated(
+    finished: dict[str, Path], tmp_path: Path
+) -> None:
+    run = _copy(finished, tmp_path)
+    before = _run_json(run)
+    assert before["counters"]["evaluated"] == 2
+    result = _resume(finished, run, "--budget", "1")
+    assert result.exit_code == 1, result.output
+    assert "--budget 1" in result.stderr and "already evaluated 2 candidates" in result.stderr
+    assert "--budget 2 or more" in result.stderr
+    assert _run_json(run) == before  # run.json still says what the log holds
+    # The same budget stored in run.json (edited by hand) names its key.
+    data = dict(before, options={**before["options"], "budget": 1})
+    (run / "run.json").write_text(json.dumps(data))
+    result = _resume(finished, run)
+    assert result.exit_code == 1, result.output
+    assert f"{run / 'run.json'}: key 'options.budget' has a bad value (1: " in result.stderr
+
+
+def test_a_resume_skips_events_of_the_wrong_shape_and_says_so_once(
+    finished: dict[str, Path], tmp_path: Path
+) -> None:
+    run = _copy(finished, tmp_path)
+    path = run / "events.jsonl"
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    next(e for e in events if e["event"] == "proposal")["cut"] = [1]
+    next(e for e in events if e["event"] == "reply")["reply"]["latency"] = "x"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    result = _resume(finished, run, "--budget", "3")
+    assert result.exit_code == 0, result.output
+    warning = f"warning: {path}: skipped 2 events of the wrong shape"
+    assert result.stderr.count(warning) == 1, result.stderr
+    assert "evaluated 3 candidates" in result.stderr
+    assert _run_json(run)["counters"]["evaluated"] == 3
+
+
+def test_the_limits_of_run_json_settings_are_the_flags_limits() -> None:
+    from minact.jobs.evolve import CHOICES, LIMITS
+
+    command = typer.main.get_command(app)
+    evolve = command.commands["evolve"]  # type: ignore[attr-defined]
+    flags = {p.name: p for p in evolve.params}
+    settings = {f for f in EvolveOptions.__dataclass_fields__}
+    auto = {"max_calls", "workers"}  # 0 stands for "auto" in the settings, not on the CLI
+    for name, (lo, hi) in LIMITS.items():
+        assert name in settings
+        if name == "workers":
+            continue  # a string on the CLI: N or auto
+        flag = flags[name]
+        assert (flag.min, flag.max) == ((1 if name in auto else lo), hi), name
+    numbers = {
+        n for n, f in EvolveOptions.__dataclass_fields__.items() if f.type in ("int", "float")
+    }
+    assert numbers == set(LIMITS)
+    assert set(CHOICES) == {"device", "compile", "backend"}
