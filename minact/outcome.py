@@ -67,11 +67,63 @@ class Reply:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Reply:
-        """Builds a Reply from `to_dict` output (unknown keys are ignored)."""
-        known = set(cls.__dataclass_fields__)
-        fields = {k: v for k, v in d.items() if k in known}
-        fields["retry_reasons"] = tuple(str(r) for r in fields.get("retry_reasons") or ())
+        """Builds a Reply from `to_dict` output (unknown keys are ignored).
+
+        Every field is checked, so that a hand-edited or foreign record fails here, with
+        the field and its value, and not in the middle of a run: raises TypeError for a
+        value of the wrong type and ValueError for a missing `text` or a number out of range.
+        A null token count, `attempts` or `model` reads as the default.
+        """
+        if not isinstance(d, Mapping):
+            raise TypeError(f"a reply must be an object, got {_shown(d)}")
+        if "text" not in d:
+            raise ValueError("the reply has no 'text'")
+        fields = {k: _reply_field(k, v) for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**fields)
+
+
+def _shown(value: object) -> str:
+    """Returns a short repr of `value` for an error message."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+_COUNTS = ("prompt_tokens", "completion_tokens", "attempts")  # int >= 0; null reads as 0
+_SECONDS = ("latency", "first_token")  # finite >= 0; first_token may be null
+
+
+def _reply_field(name: str, value: object) -> Any:
+    """Returns `value` as Reply's field `name`, or raises TypeError/ValueError naming both."""
+    if name in ("text", "note") or (name in ("error", "model") and value is not None):
+        if isinstance(value, str):
+            return value
+        raise TypeError(f"{name!r} must be a string, got {_shown(value)}")
+    if name in ("error", "model"):  # null
+        return None if name == "error" else ""
+    if name == "usage_reported":
+        if isinstance(value, bool):
+            return value
+        raise TypeError(f"{name!r} must be true or false, got {_shown(value)}")
+    if name == "retry_reasons":
+        if value is None:
+            return ()
+        if isinstance(value, list | tuple) and all(isinstance(r, str) for r in value):
+            return tuple(value)
+        raise TypeError(f"{name!r} must be a list of strings, got {_shown(value)}")
+    if name not in _COUNTS + _SECONDS:
+        return value
+    if value is None and name != "latency":
+        return None if name == "first_token" else 0
+    integer = name in _COUNTS
+    what = "an integer >= 0" if integer else "a finite number of seconds >= 0"
+    problem = f"{name!r} must be {what}{'' if name == 'latency' else ' or null'}, got "
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or (integer and not isinstance(value, int)):
+        raise TypeError(problem + _shown(value))
+    assert isinstance(value, int | float)
+    if value < 0 or not (integer or math.isfinite(value)):  # a huge int is no float
+        raise ValueError(problem + _shown(value))
+    return value if integer else float(value)
 
 
 @dataclass(slots=True)

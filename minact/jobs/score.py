@@ -11,19 +11,25 @@ from minact.cache import FitnessCache
 from minact.candidate import Candidate, Rejection
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig, Progress
+from minact.lab.files import FileRefused, read_regular
 from minact.lab.loader import default_tasks_path, load_lab
 from minact.runs.ranking import RankingDocument, ranking_document, rejection_score
 from minact.score import Score
-from minact.validate import decode_source, validate
+from minact.validate import MAX_SOURCE_CHARS, decode_source, validate
 
-__all__ = ["agreement", "read_sources", "score"]
+__all__ = ["MAX_SOURCE_BYTES", "agreement", "read_sources", "score"]
+
+# The most bytes a candidate file may hold: what decode_source accepts (4 bytes per character
+# at most in UTF-8). Only this much (+ 1) is read, so a huge file or /dev/zero costs nothing.
+MAX_SOURCE_BYTES = 4 * MAX_SOURCE_CHARS
 
 
 def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
     """Returns validated candidates and the rejections (as scores) for SRC arguments.
 
     A SRC is a .py file (or any existing file) defining `activation`, or a built-in name.
-    Raises ConfigError for a file that cannot be read or a name that is neither.
+    Raises ConfigError for a file that cannot be read, is not a regular file (after
+    symlinks: a FIFO, a device) or is over MAX_SOURCE_BYTES, and for a name that is neither.
     """
     candidates: list[Candidate] = []
     rejected: list[Score] = []
@@ -31,7 +37,9 @@ def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
         path = Path(src)
         if path.suffix == ".py" or path.exists():
             try:
-                data = path.read_bytes()
+                data = read_regular(path, MAX_SOURCE_BYTES)
+            except FileRefused as e:
+                raise ConfigError(f"cannot read candidate file {src}: it {e}") from None
             except OSError as e:
                 raise ConfigError(f"cannot read candidate file {src}: {e.strerror or e}") from None
             name, text = path.stem, decode_source(data)

@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 from typing import Any
 
 from minact.errors import ConfigError
 from minact.lab.sampling import ood_fraction
 from minact.lab.task import Box
 
-__all__ = ["FAMILY", "FLOAT_RULES", "INT_RULES", "MIN_OOD_FRACTION", "NAME", "box"]
-__all__ += ["check_boxes", "check_keys", "float_value", "identifier", "int_value", "interval"]
-__all__ += ["require", "settings_fields"]
+__all__ = ["FAMILY", "FLOAT_RULES", "INT_RULES", "MAX_COORDINATE", "MIN_OOD_FRACTION", "NAME"]
+__all__ += ["box", "check_boxes", "check_keys", "float_value", "identifier", "int_value"]
+__all__ += ["interval", "one_of", "require", "settings_fields"]
 
 # Rejection sampling of the OOD region needs it to be a fair share of the test box.
 MIN_OOD_FRACTION = 0.01
+# Every bound of a `train`, `test` or `probe` range lies within ±MAX_COORDINATE. The networks
+# train in float32: far larger inputs (or a box whose width overflows) make the reference's
+# losses, the sampled points or the probe overflow, and the failure would blame the target or
+# the activation. The shipped labs use ±2 (boxes) and ±10 (probe).
+MAX_COORDINATE = 1e6
 
 # Bounds of the settings keys: (lo, hi) for integers, (lo, hi, lo excluded) for floats.
 INT_RULES: dict[str, tuple[int, int | None]] = {
@@ -33,7 +39,9 @@ INT_RULES: dict[str, tuple[int, int | None]] = {
 }
 FLOAT_RULES: dict[str, tuple[float, float | None, bool]] = {
     "lr": (0.0, 10.0, True),
-    "noise": (0.0, None, False),
+    # std of the noise on targets of std 1: 100 already buries the target; far more is
+    # not finite in float32 once squared in the loss.
+    "noise": (0.0, 100.0, False),
 }
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 FAMILY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}\Z")
@@ -96,13 +104,36 @@ def identifier(where: str, key: str, value: object, pattern: re.Pattern[str]) ->
 
 
 def interval(where: str, key: str, value: object) -> tuple[float, float]:
-    """Returns `value` as (lo, hi) if it is [lo, hi] with finite numbers lo < hi."""
+    """Returns `value` as (lo, hi) if it is [lo, hi] with finite numbers lo < hi, both
+    within ±MAX_COORDINATE."""
     if isinstance(value, list | tuple) and len(value) == 2:
         lo, hi = value
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi)):
             if math.isfinite(lo) and math.isfinite(hi) and lo < hi:
-                return float(lo), float(hi)
+                if max(abs(lo), abs(hi)) <= MAX_COORDINATE:
+                    return float(lo), float(hi)
+                raise ConfigError(
+                    f"{where}: key {key!r} must lie within [{-MAX_COORDINATE:g}, "
+                    f"{MAX_COORDINATE:g}] (the networks train in float32), got {value!r}"
+                )
     raise ConfigError(f"{where}: key {key!r} must be [lo, hi] with finite lo < hi, got {value!r}")
+
+
+def one_of(
+    where: str, key: str, value: object, options: Collection[str], *, of: str = "", sep: str = ", "
+) -> str:
+    """Returns `value` if it is one of the strings `options`, else raises ConfigError.
+
+    Any other value is refused with the message, a list or a table included (a dict lookup
+    would raise TypeError on those: they are not hashable). `of` qualifies the key ("for
+    'digits'"); `sep` " or " lists two options as "'a' or 'b'" instead of "one of 'a', 'b'".
+    """
+    if isinstance(value, str) and value in options:
+        return value
+    names = sep.join(map(repr, options))
+    must = f"one of {names}" if sep == ", " else names
+    qualified = f"{key!r} {of}" if of else repr(key)
+    raise ConfigError(f"{where}: key {qualified} must be {must}, got {value!r}")
 
 
 def box(where: str, key: str, value: object, variables: tuple[str, ...]) -> Box:

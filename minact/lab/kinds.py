@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from minact.errors import ConfigError
-from minact.lab.checks import float_value, int_value, require
+from minact.lab.checks import float_value, int_value, one_of, require
 from minact.lab.task import (
     AGGREGATES,
     GRAPH_AGGREGATES,
@@ -65,10 +65,7 @@ def misplaced(where: str, kind: str, key: str, value: object) -> ConfigError:
 
 def set_spec(where: str, raw: dict[str, Any], settings: Settings) -> SetSpec:
     """Returns the set task's aggregate and sizes, within MAX_SET_ELEMENTS per network."""
-    aggregate = raw["aggregate"]
-    if aggregate not in AGGREGATES:
-        names = ", ".join(map(repr, AGGREGATES))
-        raise ConfigError(f"{where}: key 'aggregate' must be one of {names}, got {aggregate!r}")
+    aggregate = one_of(where, "aggregate", raw["aggregate"], AGGREGATES)
     size = int_value(where, "size", raw["size"], (1, MAX_SET_ELEMENTS))
     test_size = int_value(where, "test_size", raw["test_size"], (1, MAX_SET_ELEMENTS))
     if test_size < size:
@@ -89,14 +86,10 @@ def set_spec(where: str, raw: dict[str, Any], settings: Settings) -> SetSpec:
 def graph_spec(where: str, raw: dict[str, Any], settings: Settings) -> GraphSpec:
     """Returns the graph task's algorithm and graphs, within MAX_GRAPH_PAIRS per network."""
     require(where, raw, ("algorithm", "nodes", "test_nodes"))
-    algorithm = raw["algorithm"]
-    if algorithm not in GRAPH_ALGORITHMS:
-        names = ", ".join(map(repr, GRAPH_ALGORITHMS))
-        raise ConfigError(f"{where}: key 'algorithm' must be one of {names}, got {algorithm!r}")
-    aggregate = raw.get("aggregate", "max")
-    if aggregate not in GRAPH_AGGREGATES:
-        names = " or ".join(map(repr, GRAPH_AGGREGATES))
-        raise ConfigError(f"{where}: key 'aggregate' must be {names}, got {aggregate!r}")
+    algorithm = one_of(where, "algorithm", raw["algorithm"], GRAPH_ALGORITHMS)
+    aggregate = one_of(
+        where, "aggregate", raw.get("aggregate", "max"), GRAPH_AGGREGATES, sep=" or "
+    )
     nodes = int_value(where, "nodes", raw["nodes"], (2, 256))
     test_nodes = int_value(where, "test_nodes", raw["test_nodes"], (2, 256))
     if test_nodes < nodes:
@@ -121,27 +114,16 @@ def dataset_spec(where: str, kind: str, raw: dict[str, Any]) -> DatasetSpec:
     from minact.lab.datasets import DATASETS, LABELS, SHIFTS, require_sklearn
 
     require(where, raw, ("dataset", "shift"))
-    name = raw["dataset"]
-    if name not in DATASETS:
-        names = ", ".join(map(repr, DATASETS))
-        raise ConfigError(f"{where}: key 'dataset' must be one of {names}, got {name!r}")
+    name = one_of(where, "dataset", raw["dataset"], DATASETS)
     if DATASETS[name] != kind:
         raise ConfigError(
             f"{where}: key 'dataset' {name!r} makes {DATASETS[name]} tasks; set kind = "
             f"{DATASETS[name]!r}, got kind {kind!r}"
         )
-    label = raw.get("label", LABELS[name][0])
-    if label not in LABELS[name]:
-        names = ", ".join(map(repr, LABELS[name]))
-        raise ConfigError(
-            f"{where}: key 'label' for {name!r} must be one of {names}, got {label!r}"
-        )
-    shift = raw["shift"]
-    if shift not in SHIFTS[name]:
-        names = ", ".join(map(repr, SHIFTS[name]))
-        raise ConfigError(
-            f"{where}: key 'shift' for {name!r} must be one of {names}, got {shift!r}"
-        )
+    label = one_of(
+        where, "label", raw.get("label", LABELS[name][0]), LABELS[name], of=f"for {name!r}"
+    )
+    shift = one_of(where, "shift", raw["shift"], SHIFTS[name], of=f"for {name!r}")
     rules = {"translate": (1.0, 3.0, False), "contrast": (0.0, 10.0, True), "top": (0.0, 0.5, True)}
     amount = float_value(where, "amount", raw.get("amount", _DEFAULT_AMOUNT[shift]), rules[shift])
     if shift == "translate" and amount != int(amount):

@@ -15,16 +15,39 @@ A [[family]] table expands into `count` regression tasks drawn from a seeded gen
 `seed` (default 0), and any setting, `train` and `test` as [lo, hi] for every variable.
 A file needs at least one [[task]] or [[family]]. A path that is not a file but the name of a
 built-in lab or suite (suites.py: "classic", "algorithmic", ...) loads that lab.
+
+Limits, checked before any data is sampled (each refusal names the file, key and value):
+- The tasks file is a regular file (symlinks followed) of at most MAX_TASKS_FILE_BYTES (1 MiB;
+  the largest shipped lab is about 6 KB).
+- `train`, `test` and `probe` lie within ±MAX_COORDINATE (1e6; checks.py), `noise` <= 100,
+  and each setting within INT_RULES and FLOAT_RULES (checks.py).
+- A regression or set target's values, standardised with the training statistics, stay within
+  MAX_OOD_SCALE (1e3) on the OOD region: beyond that a log-ratio measures float32 range, not
+  extrapolation. A [[family]] redraws such a target; a [[task]] is refused (and its fresh
+  training-box points are held to the same bound).
+- The lab's total training work stays within MAX_LAB_WORK (1e12): the sum over its tasks of
+  seeds x steps x the multiply-adds of one step of one network, which is n_train x width^2 x
+  depth for an MLP, n_train x (size + 1) x width^2 x depth for a set task, and n_train x rounds
+  x (nodes^2 x width + 2 x nodes x width^2) for a graph task (a [[family]] counts `count`
+  tasks). The shipped labs need 1e9 (real) to 1e10 (large, about 9 s per candidate on a 2-core
+  CPU); the limit, about 100 times the largest, would take some 15 minutes per candidate there.
+- The points sampled to load the lab stay within MAX_LAB_POINTS (2e7): the sum over tasks of
+  n_train + 2 x n_test, times the elements of a set (size, test_size) or the node pairs of a
+  graph (nodes^2, test_nodes^2), and a [[family]] counts `count` tasks (the targets it redraws
+  come on top). One task at the n_train and n_test caps holds 3e6; the shipped labs at most
+  1.2e5.
 """
 
 from __future__ import annotations
 
+import math
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from minact import seeds
 from minact.errors import ConfigError
@@ -43,10 +66,12 @@ from minact.lab.checks import (
     identifier,
     int_value,
     interval,
+    one_of,
     require,
     settings_fields,
 )
 from minact.lab.expression import Expression, ExpressionError, parse_expression
+from minact.lab.files import FileRefused, read_regular
 from minact.lab.kinds import MAX_SET_ELEMENTS
 from minact.lab.sampling import TargetError, sample
 from minact.lab.task import FITNESS_KINDS, KINDS, Lab, Settings, Task
@@ -56,13 +81,20 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
-__all__ = ["MAX_OOD_SCALE", "MAX_SET_ELEMENTS", "MIN_OOD_FRACTION", "default_tasks_path"]
-__all__ += ["load_lab", "transfer_suite_path"]
+__all__ = ["MAX_LAB_POINTS", "MAX_LAB_WORK", "MAX_OOD_SCALE", "MAX_SET_ELEMENTS"]
+__all__ += ["MAX_TASKS_FILE_BYTES", "MIN_OOD_FRACTION", "default_tasks_path", "load_lab"]
+__all__ += ["transfer_suite_path"]
 
-# A generated target whose standardised OOD values exceed this is redrawn: its log-ratio would
-# measure float32 range, not extrapolation. (A degree-5 polynomial reaches about 100.)
+# A generated target whose standardised OOD values exceed this is redrawn, and a hand-written
+# one is refused: its log-ratio would measure float32 range, not extrapolation. (A degree-5
+# polynomial reaches about 100.)
 MAX_OOD_SCALE = 1e3
 MAX_FAMILY_TASKS = 1000
+MAX_TASKS_FILE_BYTES = 1 << 20
+# The lab's total training work and the points sampled to load it (the module docstring says
+# how each is counted, and what the shipped labs need).
+MAX_LAB_WORK = 1e12
+MAX_LAB_POINTS = 20_000_000
 
 _SETTING_KEYS = (*INT_RULES, *FLOAT_RULES, "train", "test")
 _LAB_KEYS = (*_SETTING_KEYS, "reference", "fitness", "max_cost", "timeout", "probe", "cascade")
@@ -90,22 +122,11 @@ def load_lab(path: Path) -> Lab:
     """Returns the lab in the tasks file at `path`, or raises ConfigError naming what is wrong.
 
     A `path` that names no file but a built-in lab or suite ("classic", "algorithmic") loads it.
+    Every table is checked, and the lab's total work (module docstring), before any data is
+    sampled to check the targets.
     """
     path = suites.resolve(Path(path))
-    try:
-        with path.open("rb") as f:
-            document = tomllib.load(f)
-    except FileNotFoundError:
-        known = ", ".join(suites.SUITES)
-        raise ConfigError(
-            f"{path}: no such tasks file; pass an existing one or a built-in lab ({known})"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:  # its message carries the line and column
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the tasks file: {exc.strerror or exc}") from None
+    document = _read(path)
     check_keys(str(path), document, ("lab", "task", "family"))
     raw_lab = document.get("lab", {})
     if not isinstance(raw_lab, dict):
@@ -122,21 +143,48 @@ def load_lab(path: Path) -> Lab:
     tasks: list[Task] = []
     for i, raw in enumerate(raw_tasks, start=1):
         task = _parse_task(path, i, raw, defaults)
-        where = f"{path}: [[task]] {task.name!r} (#{i})"
-        _check_unique(where, task.name, tasks)
+        _check_unique(f"{path}: [[task]] {task.name!r} (#{i})", task.name, tasks)
+        tasks.append(task)
+    plans = [_plan_family(path, i, raw, defaults) for i, raw in enumerate(raw_families, start=1)]
+    _check_size(path, tasks, plans)
+    for i, task in enumerate(tasks, start=1):
         try:
-            sample(task)  # finite on both regions and not constant, checked on the real data
+            _check_data(task)  # finite, not constant and in scale, on the real data
         except TargetError as exc:
             key, value = _data_key(task)
+            where = f"{path}: [[task]] {task.name!r} (#{i})"
             raise ConfigError(f"{where}: key {key!r} {value!r} {exc}") from None
-        tasks.append(task)
-    for i, raw in enumerate(raw_families, start=1):
-        for task in _expand_family(path, i, raw, defaults):
+    for i, plan in enumerate(plans, start=1):
+        for task in _expand_family(plan):
             _check_unique(f"{path}: [[family]] #{i}", task.name, tasks)
             tasks.append(task)
     if "cascade" in raw_lab:
         lab_wide["cascade"] = _parse_cascade(f"{path}: [lab]", raw_lab["cascade"], len(tasks))
     return Lab(path=path, tasks=tuple(tasks), **lab_wide)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """Returns the TOML document of the tasks file at `path`; raises ConfigError."""
+    try:
+        document: dict[str, Any] = tomllib.loads(
+            read_regular(path, MAX_TASKS_FILE_BYTES).decode("utf-8")
+        )
+        return document
+    except FileNotFoundError:
+        known = ", ".join(suites.SUITES)
+        raise ConfigError(
+            f"{path}: no such tasks file; pass an existing one or a built-in lab ({known})"
+        ) from None
+    except FileRefused as exc:
+        raise ConfigError(f"{path}: cannot read the tasks file: it {exc}") from None
+    except tomllib.TOMLDecodeError as exc:  # its message carries the line and column
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the tasks file: {exc.strerror or exc}") from None
+    except RecursionError:  # deeply nested arrays or tables
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
 
 
 def _check_unique(where: str, name: str, tasks: list[Task]) -> None:
@@ -175,10 +223,7 @@ def _parse_lab(where: str, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[st
                 f"{where}: key 'reference' must name a built-in activation ({known}), got {name!r}"
             ) from None
     if "fitness" in raw:
-        if raw["fitness"] not in FITNESS_KINDS:
-            kinds = " or ".join(map(repr, FITNESS_KINDS))
-            raise ConfigError(f"{where}: key 'fitness' must be {kinds}, got {raw['fitness']!r}")
-        lab["fitness"] = raw["fitness"]
+        lab["fitness"] = one_of(where, "fitness", raw["fitness"], FITNESS_KINDS, sep=" or ")
     for key in ("max_cost", "timeout"):
         if key in raw:
             lab[key] = float_value(where, key, raw[key], (0.0, None, True))
@@ -221,10 +266,7 @@ def _parse_task(path: Path, i: int, raw: object, defaults: dict[str, Any]) -> Ta
     name = identifier(where, "name", raw["name"], NAME)
     named = f"{path}: [[task]] {name!r} (#{i})"
     check_keys(named, raw, _TASK_KEYS)
-    kind = raw.get("kind", KINDS[0])
-    if kind not in KINDS:
-        names = ", ".join(map(repr, KINDS))
-        raise ConfigError(f"{named}: key 'kind' must be one of {names}, got {kind!r}")
+    kind = one_of(named, "kind", raw.get("kind", KINDS[0]), KINDS)
     allowed = kinds.allowed_keys(kind, raw)
     if kind == "set":  # missing keys are reported by position, like a missing name
         require(where, raw, kinds.SET_KEYS)
@@ -262,8 +304,22 @@ def _parse_task(path: Path, i: int, raw: object, defaults: dict[str, Any]) -> Ta
     return Task(name, family, target, variables, train, test, settings, kind, sets)
 
 
-def _expand_family(path: Path, i: int, raw: object, defaults: dict[str, Any]) -> list[Task]:
-    """Returns the tasks of the i-th [[family]] table: the generator's first usable targets."""
+@dataclass(frozen=True, slots=True)
+class _FamilyPlan:
+    """A checked [[family]] table, before any target is drawn (`named` says where it is)."""
+
+    named: str
+    name: str
+    generator: str
+    count: int
+    seed: int
+    train: tuple[float, float]
+    test: tuple[float, float]
+    settings: Settings
+
+
+def _plan_family(path: Path, i: int, raw: object, defaults: dict[str, Any]) -> _FamilyPlan:
+    """Returns the i-th (1-based) [[family]] table, checked; nothing is drawn or sampled."""
     where = f"{path}: [[family]] #{i}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a table ([[family]]), got {raw!r}")
@@ -271,10 +327,7 @@ def _expand_family(path: Path, i: int, raw: object, defaults: dict[str, Any]) ->
     name = identifier(where, "name", raw["name"], FAMILY)
     named = f"{path}: [[family]] {name!r} (#{i})"
     check_keys(named, raw, _FAMILY_KEYS)
-    generator = raw["generator"]
-    if generator not in families.GENERATORS:
-        names = ", ".join(map(repr, families.GENERATORS))
-        raise ConfigError(f"{named}: key 'generator' must be one of {names}, got {generator!r}")
+    generator = one_of(named, "generator", raw["generator"], families.GENERATORS)
     count = int_value(named, "count", raw["count"], (1, MAX_FAMILY_TASKS))
     seed = int_value(named, "seed", raw.get("seed", 0), (0, None))
     train = interval(named, "train", raw.get("train", defaults["train"]))
@@ -283,28 +336,111 @@ def _expand_family(path: Path, i: int, raw: object, defaults: dict[str, Any]) ->
     settings = Settings(
         **({k: defaults[k] for k in asdict(Settings())} | settings_fields(named, raw))
     )
+    return _FamilyPlan(named, name, generator, count, seed, train, test, settings)
+
+
+def _expand_family(plan: _FamilyPlan) -> list[Task]:
+    """Returns the tasks of a [[family]] table: the generator's first usable targets."""
     tasks: list[Task] = []
     draws = 0
-    for text in families.targets(generator, seed):
+    for text in families.targets(plan.generator, plan.seed):
         draws += 1
-        if len(tasks) == count or draws > 20 * count + 100:
+        if len(tasks) == plan.count or draws > 20 * plan.count + 100:
             break
         target = parse_expression(text)  # a generator writes valid expressions only
         n = len(target.variables)
-        task_name = f"{name}-{seed}-{len(tasks) + 1:03d}"
-        task = Task(task_name, name, target, target.variables, (train,) * n, (test,) * n, settings)
+        task_name = f"{plan.name}-{plan.seed}-{len(tasks) + 1:03d}"
+        train, test = (plan.train,) * n, (plan.test,) * n
+        task = Task(task_name, plan.name, target, target.variables, train, test, plan.settings)
         try:
             data = sample(task)
         except TargetError:
             continue  # not finite or constant on these boxes: the next draw
-        if float(np.max(np.abs(data.y_ood))) <= MAX_OOD_SCALE:
+        if _scale(data.y_ood) <= MAX_OOD_SCALE:
             tasks.append(task)
-    if len(tasks) < count:
+    if len(tasks) < plan.count:
         raise ConfigError(
-            f"{named}: key 'generator' {generator!r} gave only {len(tasks)} usable targets in "
-            f"{draws - 1} draws for these boxes, short of count = {count}: widen 'train'"
+            f"{plan.named}: key 'generator' {plan.generator!r} gave only {len(tasks)} usable "
+            f"targets in {draws - 1} draws for these boxes, short of count = {plan.count}: "
+            f"widen 'train'"
         )
     return tasks
+
+
+def _scale(y: npt.NDArray[np.float64]) -> float:
+    """Returns the largest magnitude among standardised targets (nan counts as infinite)."""
+    scale = float(np.max(np.abs(y)))
+    return scale if scale == scale else math.inf
+
+
+def _check_data(task: Task) -> None:
+    """Samples the task's data; raises TargetError unless its targets are finite, not constant
+    and, for real-valued targets (regression and set tasks), within MAX_OOD_SCALE on the OOD
+    region (as a generated target must be) and on fresh points of the training box."""
+    data = sample(task)
+    if task.kind not in ("regression", "set") or task.dataset is not None:
+        return
+    for region, y in (("training box", data.y_id), ("OOD region", data.y_ood)):
+        scale = _scale(y)
+        if scale > MAX_OOD_SCALE:
+            raise TargetError(
+                f"reaches {scale:.3g} training standard deviations from the training mean on "
+                f"the {region}, above {MAX_OOD_SCALE:g}: its log-ratios would measure float32 "
+                f"range, not extrapolation; narrow 'test' or rescale the target"
+            )
+
+
+def _task_cost(task_or_plan: Task | _FamilyPlan) -> tuple[float, float]:
+    """Returns (training work, points sampled) of one task (module docstring: how counted)."""
+    s = task_or_plan.settings
+    width, depth, n_train, n_test = float(s.width), float(s.depth), s.n_train, s.n_test
+    mlp = width * width * depth
+    if isinstance(task_or_plan, Task) and task_or_plan.graph is not None:
+        g = task_or_plan.graph
+        step = n_train * g.rounds * (g.nodes**2 * width + 2 * g.nodes * width * width)
+        points = (n_train + n_test) * g.nodes**2 + n_test * g.test_nodes**2
+    elif isinstance(task_or_plan, Task) and task_or_plan.sets is not None:
+        sets = task_or_plan.sets
+        step = n_train * (sets.size + 1) * mlp
+        points = (n_train + n_test) * sets.size + n_test * sets.test_size
+    else:
+        step = n_train * mlp
+        points = n_train + 2 * n_test
+    return s.seeds * s.steps * step, float(points)
+
+
+_SIZE_LIMITS = (  # (what, limit, how it is counted per task, what to lower)
+    (
+        "training work",
+        MAX_LAB_WORK,
+        "seeds x steps x the multiply-adds of one step, n_train x width^2 x depth for an MLP",
+        "steps, seeds, n_train, width, depth or a family's count",
+    ),
+    (
+        "points sampled",
+        MAX_LAB_POINTS,
+        "n_train + 2 x n_test, times a set's elements or a graph's node pairs",
+        "n_train, n_test, the set or graph sizes or a family's count",
+    ),
+)
+
+
+def _check_size(path: Path, tasks: list[Task], plans: list[_FamilyPlan]) -> None:
+    """Raises ConfigError if the lab's training work or sampled points exceed their caps."""
+    parts = [(f"[[task]] {t.name!r}", _task_cost(t)) for t in tasks]
+    for p in plans:
+        work, points = _task_cost(p)
+        parts.append(
+            (f"[[family]] {p.name!r} ({p.count} tasks)", (p.count * work, p.count * points))
+        )
+    for k, (what, limit, counted, lower) in enumerate(_SIZE_LIMITS):
+        total = sum(cost[k] for _, cost in parts)
+        if total > limit:
+            name, cost = max(parts, key=lambda part: part[1][k])
+            raise ConfigError(
+                f"{path}: the lab's {what} is {total:.3g}, above the limit of {limit:.0e} (the "
+                f"sum over tasks of {counted}); {name} alone is {cost[k]:.3g}: lower {lower}"
+            )
 
 
 def _expression(where: str, key: str, text: Any) -> Expression:

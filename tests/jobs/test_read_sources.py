@@ -1,0 +1,103 @@
+"""`minact score SRC...` reads a candidate file only if it is a small regular file.
+
+A sparse 2 GB file, a symlink to /dev/zero and a FIFO used to be read whole (or forever);
+now each is refused with a ConfigError naming the file (and the limit), after reading at most
+the limit + 1 bytes and without blocking.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from minact.candidate import Candidate
+from minact.errors import ConfigError
+from minact.jobs.score import MAX_SOURCE_BYTES, read_sources
+
+SOURCE = "import torch\n\ndef activation(x):\n    return torch.tanh(x)\n"
+
+
+def test_a_huge_sparse_file_is_refused_reading_at_most_the_limit(tmp_path: Path) -> None:
+    sparse = tmp_path / "sparse.py"
+    with sparse.open("wb") as f:
+        f.truncate(2 << 30)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError) as info:
+            read_sources([str(sparse)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == (
+        f"cannot read candidate file {sparse}: it is larger than the limit of "
+        f"{MAX_SOURCE_BYTES} bytes"
+    )
+    assert peak < 1 << 20
+
+
+def test_the_limit_is_bytes_and_a_file_at_it_is_read(tmp_path: Path) -> None:
+    at = tmp_path / "at.py"
+    at.write_text(SOURCE + "#" * (MAX_SOURCE_BYTES - len(SOURCE)), encoding="utf-8")
+    _, rejected = read_sources([str(at)])  # read, then judged by the validator (too long)
+    assert [r.status for r in rejected] == ["invalid"]
+    over = tmp_path / "over.py"
+    over.write_bytes(at.read_bytes() + b"#")
+    with pytest.raises(
+        ConfigError, match=f"over.py: it is larger than the limit of {MAX_SOURCE_BYTES}"
+    ):
+        read_sources([str(over)])
+    small = tmp_path / "small.py"
+    small.write_text(SOURCE, encoding="utf-8")
+    (candidate,), _ = read_sources([str(small)])
+    assert isinstance(candidate, Candidate) and candidate.name == "small"
+
+
+def test_a_symlink_to_dev_zero_is_refused(tmp_path: Path) -> None:
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero")
+    link = tmp_path / "zero.py"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(ConfigError, match=r"zero.py: it is not a regular file \(a character dev"):
+        read_sources([str(link)])
+
+
+def test_a_symlink_to_a_source_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "real.py").write_text(SOURCE, encoding="utf-8")
+    (tmp_path / "link.py").symlink_to(tmp_path / "real.py")
+    (candidate,), _ = read_sources([str(tmp_path / "link.py")])
+    assert candidate.name == "link"
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "pkg.py").mkdir()
+    with pytest.raises(ConfigError, match=r"pkg.py: it is not a regular file \(a directory\)"):
+        read_sources([str(tmp_path / "pkg.py")])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.py"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | None] = []
+
+    def read() -> None:
+        try:
+            read_sources([str(fifo)])
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # release the blocked reader before failing
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(5)
+        pytest.fail("read_sources blocked on a FIFO")
+    (exc,) = outcome
+    assert isinstance(exc, ConfigError)
+    assert "pipe.py: it is not a regular file (a FIFO (named pipe))" in str(exc)
