@@ -141,9 +141,40 @@ class EmptyBody:
     """A 200 event stream with no events at all (llama-cpp-python on a too-long prompt)."""
 
 
+@dataclass(frozen=True)
+class Raw:
+    """`data` written as it is, status line and headers included, then a close after `hang`
+    seconds: a malformed or hostile answer (no `data:` prefix, a false Content-Encoding,
+    broken chunks, a silent stream)."""
+
+    data: bytes
+    hang: float = 0.0
+
+
+@dataclass(frozen=True)
+class Drip:
+    """A 200 whose body is `start`, then one more byte every `every` seconds, without end."""
+
+    start: bytes = b'{"data": ['
+    every: float = 1.0
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class Endless:
+    """A 200 whose body is `start`, then `piece` again and again as fast as it is read, up to
+    `megabytes` (a guard: a client that does not stop fails its test, not the machine)."""
+
+    start: bytes = b'{"data": ['
+    piece: bytes = b'{"id": "m"},' * 1000
+    content_type: str = "application/json"
+    megabytes: float = 256
+
+
 Behaviour = (
     Reply | Status | ErrorEvent | Truncate | DoneWithoutFinish | Hang | Trickle
     | InvalidJsonChunk | WrongContentType | PlainJson | Redirect | Huge | Empty | EmptyBody
+    | Raw | Drip | Endless
 )  # fmt: skip
 Responder = Callable[[dict[str, Any]], Behaviour]  # request body -> what to answer
 
@@ -239,7 +270,13 @@ class _Handler(BaseHTTPRequestHandler):
         """Answers GET /v1/models (the readiness check) and, if set, /props; else 404."""
         owner = self.server.owner
         owner._record(RecordedRequest("GET", self.path, self._headers(), None))
-        if owner.key is not None and self._headers().get("authorization") != f"Bearer {owner.key}":
+        if (answer := owner.gets.get(self.path.rstrip("/"))) is not None:
+            try:
+                self._serve(answer, "test-model")
+            except OSError:  # the client hung up: what a Drip or an Endless waits for
+                self.close_connection = True
+                owner._disconnected()
+        elif owner.key is not None and self._headers().get("authorization") != f"Bearer {owner.key}":
             self._send(401, "application/json", b'{"error":{"message":"Incorrect API key"}}')
         elif self.path.rstrip("/") == "/v1/models":
             self._send(200, "application/json", json.dumps(owner.models).encode())
@@ -353,8 +390,35 @@ class _Handler(BaseHTTPRequestHandler):
                 self._stream(_reply_events(Reply(""), model))
             case EmptyBody():
                 self._stream(iter([]))
+            case Raw():
+                self.wfile.write(b.data)
+                self.wfile.flush()
+                owner._wait(b.hang)
+                self.close_connection = True
+            case Drip():
+                self._open_body(b.content_type)
+                self.wfile.write(b.start)
+                while not owner._wait(b.every):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+            case Endless():
+                self._open_body(b.content_type)
+                self.wfile.write(b.start)
+                for _ in range(int(b.megabytes * 1_000_000 / max(1, len(b.piece)))):
+                    if owner._wait(0):
+                        break
+                    self.wfile.write(b.piece)
             case _:
                 raise TypeError(f"not a Behaviour: {b!r}")
+
+    def _open_body(self, content_type: str) -> None:
+        """Sends 200 headers for a body without a length: it ends when the connection does."""
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.flush()
 
     def _huge(self, b: Huge, model: str) -> Iterator[bytes]:
         yield _event(_chunk(model, {"role": "assistant"}))
@@ -386,10 +450,12 @@ class LLMServer:
         models: Mapping[str, Any] = MODELS,
         props: Mapping[str, Any] | None = None,
         key: str | None = None,
+        gets: Mapping[str, Behaviour] | None = None,
     ) -> None:
         self.key = key  # when set, GET requests without this bearer key are answered 401
         self.models = models  # the body of GET /v1/models (vLLM adds max_model_len)
         self.props = props  # the body of GET /props (llama.cpp's server), or 404
+        self.gets = dict(gets or {})  # {path: behaviour} for GET, e.g. {"/v1/models": Drip()}
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0  # replies cut short because the client closed the connection
         self.latency = latency  # seconds before the first byte of every reply

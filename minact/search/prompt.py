@@ -32,7 +32,9 @@ __all__ = [
 
 Message = dict[str, str]
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+# The opening line's info string holds no backtick (as in CommonMark): a run of backticks
+# without a newline is then searched once, not once per backtick (a capped reply of them).
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _DIFF = re.compile(
     r"<{5,9} ?SEARCH[^\n]*\n(.*?)\n?={5,9}[^\n]*\n(.*?)\n?>{5,9} ?REPLACE", re.DOTALL
 )

@@ -102,8 +102,28 @@ class LLMProposer:
             c = await self.client.complete(request.messages, seed=request.sampling_seed)
         except LLMError as e:
             return Reply("", error=str(e))
+        error = None
+        if c.finish_reason == "length":  # cut at --max-tokens: say so when it left nothing usable
+            import ast
+
+            from minact.search.prompt import ParseFailure, parse_reply
+
+            cut = "the reply was cut at --max-tokens (finish_reason length)"
+            parsed = parse_reply(c.text, request.parent.score.source)
+            if not c.text.strip():
+                spent = getattr(c, "reasoning_chars", 0)
+                error = f"{cut} before any content"
+                error += f" ({spent} characters went to reasoning)" if spent else ""
+            elif isinstance(parsed, ParseFailure):
+                error = f"{cut} before it held a candidate: {parsed.reason}"
+            else:
+                try:
+                    ast.parse(parsed)
+                except (SyntaxError, ValueError, RecursionError, MemoryError):
+                    error = f"{cut} in the middle of its code"
         return Reply(
-            c.text,
+            "" if error else c.text,
+            error=error,
             note=f"llm finish={c.finish_reason}",
             prompt_tokens=c.prompt_tokens,
             completion_tokens=c.completion_tokens,
@@ -157,7 +177,11 @@ class ReplayProposer:
 
 
 def load_replay(path: Path) -> dict[tuple[int, int], Reply]:
-    """Returns {(proposal index, turn): reply} from a `--record` file; raises ConfigError."""
+    """Returns {(proposal index, turn): reply} from a `--record` file; raises ConfigError.
+
+    Every line is checked before the run starts (Reply.from_dict checks each field), so a
+    line of the wrong shape is refused with its number and what is wrong with it.
+    """
     replies: dict[tuple[int, int], Reply] = {}
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -168,12 +192,30 @@ def load_replay(path: Path) -> dict[tuple[int, int], Reply]:
             continue
         try:
             record = json.loads(line)
-            key = (int(record["index"]), int(record.get("turn", 0)))
+            key = _replay_key(record)
             replies[key] = Reply.from_dict(record["reply"])
-        except (ValueError, KeyError, TypeError) as e:
+        except KeyError as e:
+            raise ConfigError(
+                f"--replay {path}: line {n} is not a recorded exchange (it has no {e})"
+            ) from None
+        except (ValueError, TypeError, OverflowError, RecursionError) as e:
             raise ConfigError(
                 f"--replay {path}: line {n} is not a recorded exchange ({e})"
             ) from None
     if not replies:
         raise ConfigError(f"--replay {path}: no recorded exchanges")
     return replies
+
+
+def _replay_key(record: object) -> tuple[int, int]:
+    """Returns a recorded exchange's (index, turn); raises TypeError or ValueError."""
+    if not isinstance(record, dict):
+        raise TypeError(f"a line must be a JSON object, got {type(record).__name__}")
+    key = []
+    for name, value in (("index", record["index"]), ("turn", record.get("turn", 0))):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name!r} must be an integer, got {value!r:.60}")
+        if value < 0:
+            raise ValueError(f"{name!r} must be >= 0, got {value!r}")
+        key.append(value)
+    return key[0], key[1]

@@ -2,7 +2,8 @@
 
 Everything here is pure: llm.py reads the bytes over httpx, feeds them to an EventReader,
 hands each event's data to a Stream, and decides on retries from the Reply or Failure it
-gets back. Each rule says, where it is applied, which servers it is for.
+gets back. Each rule says, where it is applied, which servers it is for. Text the server
+chose (error messages, data lines, names) reaches a reason only through untrusted.clip.
 """
 
 from __future__ import annotations
@@ -10,15 +11,47 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-__all__ = ["EventReader", "Failure", "Reply", "Stream", "error_message", "json_object"]
+from minact.search.untrusted import clip
+
+__all__ = [
+    "CUT",
+    "EventReader",
+    "Failure",
+    "Reply",
+    "Stream",
+    "error_message",
+    "json_object",
+    "shown_code",
+]
+
+CUT = "stream cut before the reply finished"
 
 # A fence (```python, ```py or bare ```) whose body holds the activation, then a closing fence.
 _CODE_BLOCK = re.compile(
     r"```(?i:python3?|py)?[ \t]*\r?\n(?:(?!```).)*?def activation(?:(?!```).)*?```", re.DOTALL
 )
+_HEADER = re.compile(r"```(?i:python3?|py)?[ \t]*\r?\n")  # the opening line of such a block
+# A block as the prompt shows code (prompt.py, conversation.py): fences at the start of a line.
+_SHOWN = re.compile(r"^```[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def _normal(code: str) -> str:
+    return "".join(code.split())
+
+
+def shown_code(messages: Iterable[Mapping[str, str]]) -> frozenset[str]:
+    """Returns the code blocks with the activation that `messages` show (the parent, the
+    inspirations, earlier replies), whitespace removed: a reply quoting one is not done."""
+    shown = set()
+    for m in messages:
+        for code in _SHOWN.findall(m.get("content") or ""):
+            if "def activation" in code:
+                shown.add(_normal(code))
+    return frozenset(shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,49 +72,90 @@ class Reply:
     finish_reason: str
     usage: tuple[int, int] | None
     first_token: float | None
+    reasoning: int = 0  # characters of reasoning (reasoning_content) that came with it
 
 
 class EventReader:
-    """Splits SSE bytes into the data of whole events (lines end in \\n or \\r\\n)."""
+    """Splits SSE bytes into the data of whole events (lines end in \\n or \\r\\n), and
+    notes what arrived, so that a stream without events can be told apart from silence.
 
-    def __init__(self) -> None:
-        self._partial = b""
+    The data of an `event: error` event comes back as {"error": <its message>}.
+    """
+
+    def __init__(self, keep: int = 65536) -> None:
+        self._partial: list[bytes] = []  # an unfinished line, in pieces (joined once, at its end)
+        self._partial_len = 0
         self._data: list[str] = []
+        self._data_len = 0
+        self._event = ""  # the `event:` field of the event being read
+        self._keep = keep
         self.pending = 0  # bytes held for an unfinished event; the caller bounds it
+        self.received = 0  # bytes fed
+        self.data_lines = 0
+        self.first_line: str | None = None  # the first line that is not blank or a comment
+        self.head = bytearray()  # the first `keep` bytes, kept until a data line comes
 
     def feed(self, chunk: bytes) -> list[str]:
         """Returns the data of the events that `chunk` completes."""
-        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        self.received += len(chunk)
+        if not self.data_lines and len(self.head) < self._keep:
+            self.head += chunk[: self._keep - len(self.head)]
+        if b"\n" not in chunk:  # a line in many pieces is joined once, not at every piece
+            self._partial.append(chunk)
+            self._partial_len += len(chunk)
+            self.pending = self._partial_len + self._data_len
+            return []
+        *lines, last = (b"".join(self._partial) + chunk).split(b"\n")
+        self._partial, self._partial_len = [last], len(last)
         events = [data for line in lines if (data := self._line(line)) is not None]
-        self.pending = len(self._partial) + sum(map(len, self._data))
+        self.pending = self._partial_len + self._data_len
         return events
 
     def close(self) -> list[str]:
         """Returns the last event when the server closed without its blank line."""
-        if self._partial:
-            self._line(self._partial)
-        self._partial = b""
+        if self._partial_len:
+            self._line(b"".join(self._partial))
+        self._partial, self._partial_len = [], 0
         return [data] if (data := self._line(b"")) is not None else []
 
     def _line(self, raw: bytes) -> str | None:
         """Takes one line; returns the event's data when the line ends an event."""
         line = raw.removesuffix(b"\r").decode("utf-8", "replace")
         if not line:  # a blank line ends the event
-            data, self._data = self._data, []
-            return "\n".join(data) if data else None
+            data, kind = self._data, self._event
+            self._data, self._data_len, self._event = [], 0, ""
+            if not data:
+                return None
+            text = "\n".join(data)
+            return _as_error(text) if kind == "error" else text
+        if self.first_line is None and not line.startswith(":"):
+            self.first_line = line[:200]
         name, _, value = line.partition(":")
-        if name == "data":  # ":" lines are comments (keep-alive pings); other fields are unused
-            self._data.append(value.removeprefix(" "))
+        value = value.removeprefix(" ")
+        if name == "data":  # ":" lines are comments (keep-alive pings)
+            self._data.append(value)
+            self._data_len += len(value)
+            self.data_lines += 1
+        elif name == "event":
+            self._event = value
         return None
 
 
-def _error_text(error: Any) -> str:
+def _as_error(data: str) -> str:
+    """Returns the data of an `event: error` event as {"error": ...}: its JSON object, or
+    its text (some proxies send `event: error` with `data: {"message": ...}` or plain text)."""
+    obj = json_object(data)
+    if obj is not None and obj.get("error"):
+        return data
+    return json.dumps({"error": obj or data.strip() or "(an empty error event)"})
+
+
+def _error_text(error: Any, secret: str | None = None) -> str:
     """Returns an error's message (and its code, int or str), cut to 300 characters."""
     if isinstance(error, dict):
         code = f" (code {error['code']})" if error.get("code") is not None else ""
         error = f"{error.get('message') or json.dumps(error)}{code}"
-    text = error if isinstance(error, str) else json.dumps(error)
-    return text if len(text) <= 300 else text[:300] + "…"
+    return clip(error if isinstance(error, str) else json.dumps(error), 300, secret)
 
 
 def json_object(body: bytes | str) -> dict[str, Any] | None:
@@ -93,13 +167,13 @@ def json_object(body: bytes | str) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def error_message(body: bytes) -> str:
+def error_message(body: bytes, secret: str | None = None) -> str:
     """Returns the message of an HTTP error body: nested, flat (old vLLM) or plain text."""
     obj = json_object(body) or {}
     for key in ("error", "message", "detail"):  # OpenAI, old vLLM, FastAPI
         if obj.get(key):
-            return _error_text(obj[key])
-    return _error_text(body.decode("utf-8", "replace").strip() or "(empty body)")
+            return _error_text(obj[key], secret)
+    return _error_text(body.decode("utf-8", "replace").strip() or "(empty body)", secret)
 
 
 def _first_choice(obj: dict[str, Any]) -> dict[str, Any]:
@@ -120,21 +194,47 @@ def _usage(obj: dict[str, Any]) -> tuple[int, int] | None:
     return cast(tuple[int, int], counts) if ok else None
 
 
+def _received(reader: EventReader, secret: str | None) -> str:
+    """Says what a stream without events brought: bytes, lines, and the first of them."""
+    n = reader.received
+    if reader.first_line is None:
+        return f"only blank lines and comments (keep-alive pings) in {n} bytes"
+    first = clip(reader.first_line, 80, secret)
+    if not reader.data_lines:
+        return f"no `data:` line in {n} bytes; the first line: '{first}'"
+    return f"no complete event in {n} bytes; the first line: '{first}'"
+
+
 @dataclass(slots=True)
 class Stream:
-    """What one attempt's stream has delivered so far; decides when the attempt is over."""
+    """What one attempt's stream has delivered so far; decides when the attempt is over.
+
+    With `stop_at_code`, the stream ends at the first whole code block with the activation
+    that is not a quote of code in `shown` (see shown_code): a model that first quotes its
+    parent and then answers is read up to the answer, which parse_reply (the last block)
+    takes too. Each character is searched for fences about once (`scanned` counts them).
+    """
 
     cap: int
     stop_at_code: bool
+    shown: frozenset[str] = frozenset()
+    secret: str | None = field(default=None, repr=False)  # masked in every reason
     started: float = field(default_factory=time.monotonic)
     streaming: bool = False  # a 200 with text/event-stream arrived
     events: int = 0  # before [DONE]
     invalid: int = 0  # events whose data was not a JSON object
+    bad_data: str | None = None  # the first of them
     parts: list[str] = field(default_factory=list)
     length: int = 0
+    reasoning: int = 0  # characters of reasoning_content (or reasoning), not in the reply
     finish_reason: str | None = None
     usage: tuple[int, int] | None = None
     first_token: float | None = None
+    scanned: int = 0
+    _open: int | None = field(default=None, init=False, repr=False)  # the open fence's start
+    _block: list[str] = field(default_factory=list, init=False, repr=False)  # text from it on
+    _fence_end: int = field(default=0, init=False, repr=False)  # where the last fence ends
+    _tail: str = field(default="", init=False, repr=False)  # the last 2 characters of the text
 
     def take(self, data: str) -> Reply | Failure | None:
         """Applies one event; returns the attempt's outcome once it is decided."""
@@ -144,57 +244,115 @@ class Stream:
         obj = json_object(data)
         if obj is None:
             self.invalid += 1
+            self.bad_data = self.bad_data or data[:200]
             return None
         if obj.get("error"):
-            return Failure(f"error event in the stream: {_error_text(obj['error'])}")
+            why = _error_text(obj["error"], self.secret)
+            return Failure(f"error event in the stream: {why}")
         self.usage = _usage(obj) or self.usage
         choice = _first_choice(obj)
         if isinstance(finish := choice.get("finish_reason"), str) and finish:
-            self.finish_reason = finish
+            self.finish_reason = clip(finish, 40, self.secret)
         delta = choice.get("delta")
-        content = delta.get("content") if isinstance(delta, dict) else None
+        delta = delta if isinstance(delta, dict) else {}
+        for key in ("reasoning_content", "reasoning"):  # vLLM and llama-server; Ollama
+            if isinstance(thought := delta.get(key), str):
+                self.reasoning += len(thought)
+        content = delta.get("content")
         return self._add(content) if isinstance(content, str) and content else None
 
     def _add(self, content: str) -> Reply | None:
         """Appends reply text; returns the reply once a code block closes or the cap is hit."""
         if self.first_token is None:
             self.first_token = time.monotonic() - self.started
+        start = self.length
         self.parts.append(content)
         self.length += len(content)
-        # Only a chunk with a backtick can close a fence, so the text is rarely rescanned.
-        if self.stop_at_code and "`" in content:
-            text = "".join(self.parts)[: self.cap]
-            if match := _CODE_BLOCK.search(text):
-                return Reply(text[: match.end()], "code_complete", self.usage, self.first_token)
+        if self.stop_at_code and (end := self._scan(content, start)) is not None:
+            if end <= self.cap:
+                return self._reply("".join(self.parts)[:end], "code_complete")
         if self.length >= self.cap:
-            return Reply("".join(self.parts)[: self.cap], "cap", self.usage, self.first_token)
+            return self._reply("".join(self.parts)[: self.cap], "cap")
         return None
 
-    def end(self, why: str = "stream cut before the reply finished") -> Reply | Failure:
-        """Returns the outcome once the stream stopped ([DONE], EOF, a timeout, a cut)."""
+    def _scan(self, content: str, start: int) -> int | None:
+        """Pairs the fences in `content` (at `start` in the text); returns where the first
+        block that ends the stream ends. Only the new text and two characters are searched."""
+        if self._open is not None:
+            self._block.append(content)
+        if "`" in content:
+            keep = max(0, min(2, start - self._fence_end, len(self._tail)))
+            prev = self._tail[len(self._tail) - keep :] if keep else ""
+            window, base = prev + content, start - keep
+            self.scanned += len(window)
+            at = window.find("```")
+            while at >= 0:
+                if self._open is None:
+                    self._open, self._block = base + at, [window[at:]]
+                else:
+                    end = base + at + 3
+                    block = "".join(self._block)[: end - self._open]
+                    self._open, self._block = None, []
+                    if self._answers(block):
+                        return end
+                self._fence_end = base + at + 3
+                at = window.find("```", at + 3)
+        self._tail = (self._tail + content)[-2:]
+        return None
+
+    def _answers(self, block: str) -> bool:
+        """Returns whether a whole fenced block holds the activation and is no quote."""
+        if not _HEADER.match(block) or "def activation" not in block:
+            return False
+        code = _normal(block[block.index("\n") + 1 : -3])
+        return not any(code in quoted for quoted in self.shown)
+
+    def _reply(self, text: str, finish: str) -> Reply:
+        return Reply(text, finish, self.usage, self.first_token, self.reasoning)
+
+    def end(self, why: str | None = None, reader: EventReader | None = None) -> Reply | Failure:
+        """Returns the outcome once the stream stopped: at [DONE] or EOF (`why` None), or
+        for `why` (a timeout, a cut); `reader` tells what arrived when no event did."""
         text = "".join(self.parts)
         if self.invalid and not text:
-            return Failure("invalid JSON in stream")
+            bad = clip(self.bad_data or "", 80, self.secret)
+            return Failure(f"invalid JSON in stream: '{bad}'")
         if self.finish_reason is not None:
-            return Reply(text, self.finish_reason, self.usage, self.first_token)
+            return self._reply(text, self.finish_reason)
         # No finish_reason means truncated, even after [DONE] (llama-cpp-python's interrupt).
         if _CODE_BLOCK.search(text):
-            return Reply(text, "truncated", self.usage, self.first_token)
-        # llama-cpp-python sends an empty 200 stream when the prompt exceeds its context.
-        return Failure(why + ("" if self.events else " (no events: prompt too long?)"))
+            return self._reply(text, "truncated")
+        if self.events:
+            return Failure(f"{CUT}: {why}" if why else CUT)
+        if reader is None or not reader.received:
+            if why is not None:
+                return Failure(f"{why}, before any byte of the event stream")
+            # llama-cpp-python sends an empty 200 stream when the prompt exceeds its context.
+            return Failure(f"{CUT}: the event stream ended empty (no events: prompt too long?)")
+        if why is None and not reader.data_lines:
+            # A whole completion labelled text/event-stream: some servers ignore stream=true.
+            obj = json_object(bytes(reader.head)) or {}
+            if obj.get("error") or _first_choice(obj):
+                return self.plain(bytes(reader.head), "text/event-stream")
+        got = _received(reader, self.secret)
+        return Failure(f"{why}; {got}" if why else f"{CUT}: {got}")
 
     def plain(self, body: bytes, content_type: str) -> Reply | Failure:
         """Returns the outcome of a non-streamed completion (some servers ignore stream=true)."""
         obj = json_object(body) or {}
-        if obj.get("error"):
-            return Failure(f"error from the server: {_error_text(obj['error'])}")
+        if obj.get("error") or obj.get("object") == "error":  # nested, or flat (old vLLM)
+            return Failure(f"error from the server: {error_message(body, self.secret)}")
         choice = _first_choice(obj)
         message = choice.get("message")
         text = message.get("content") if isinstance(message, dict) else None
         if not isinstance(text, str):
-            return Failure(f"unexpected content type {content_type or '(none)'}")
+            kind = clip(content_type or "(none)", 80, self.secret)
+            start = clip(body[:200].decode("utf-8", "replace").strip(), 80, self.secret)
+            return Failure(f"unexpected content type {kind}: '{start}'")
         finish = choice.get("finish_reason")
-        finish = finish if isinstance(finish, str) and finish else "stop"
+        finish = clip(finish, 40, self.secret) if isinstance(finish, str) and finish else "stop"
         first = time.monotonic() - self.started if text else None
         capped = len(text) > self.cap
-        return Reply(text[: self.cap], "cap" if capped else finish, _usage(obj), first)
+        thought = message.get("reasoning_content") if isinstance(message, dict) else None
+        reasoning = len(thought) if isinstance(thought, str) else 0
+        return Reply(text[: self.cap], "cap" if capped else finish, _usage(obj), first, reasoning)

@@ -372,7 +372,7 @@ def test_invalid_json_chunk_is_skipped(server: LLMServer) -> None:
 def test_stream_of_only_invalid_json_is_retried(server: LLMServer) -> None:
     server.push(InvalidJsonChunk(""))
     c = complete(server)
-    assert c.retry_reasons == ("invalid JSON in stream",)
+    assert c.retry_reasons == ("invalid JSON in stream: '{nope'",)  # quoting what came
 
 
 def test_wrong_content_type_is_retried_then_fails() -> None:
@@ -389,10 +389,12 @@ def test_hang_hits_the_read_timeout_and_is_retried(server: LLMServer) -> None:
     assert c.attempts == 2 and c.retry_reasons == ("read timeout: no data for 0.3 s",)
 
 
-def test_trickle_hits_the_deadline_and_is_retried(server: LLMServer) -> None:
+def test_trickle_hits_the_deadline_which_leaves_no_time_to_retry(server: LLMServer) -> None:
     server.push(Trickle(GOOD_REPLY, bytes_per_second=20))  # ~40 s for the whole reply
-    c = complete(server, read_timeout=0.5, deadline=1.0)
-    assert c.attempts == 2 and "within the 1 s deadline" in c.retry_reasons[0]
+    err = fails(server, read_timeout=0.5, deadline=1.0)
+    # The deadline is the request's, retries included: the trickle used it all.
+    assert "failed 1 attempt," in str(err) and "within the 1 s deadline" in str(err)
+    assert "covers the whole request" in str(err) and len(server.requests) == 1
 
 
 def test_redirect_is_refused_and_names_the_location(server: LLMServer) -> None:

@@ -135,7 +135,7 @@ def test_invalid_json_events_are_skipped_but_only_invalid_ones_fail() -> None:
     )
     assert _reply(_read([stream])) == ("ok", "stop", None)
     outcome = _read([b"data: {nope\n\ndata: [1, 2]\n\ndata: [DONE]\n\n"])
-    assert isinstance(outcome, Failure) and outcome.reason == "invalid JSON in stream"
+    assert isinstance(outcome, Failure) and outcome.reason == "invalid JSON in stream: '{nope'"
 
 
 def test_the_last_event_without_its_blank_line_still_counts() -> None:
