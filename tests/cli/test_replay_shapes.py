@@ -1,0 +1,92 @@
+"""`minact evolve --replay FILE` refuses a line of the wrong shape before the run starts.
+
+Each bad line used to raise mid-run (AttributeError, TypeError, OverflowError) and leave the
+run directory marked failed; now it is exit code 1, naming the file, the line and what is
+wrong, before any run directory exists and before anything trains.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from minact.cli import app
+from minact.outcome import Reply
+from tests.conftest import TINY_TASKS
+
+runner = CliRunner()
+
+GOOD = {
+    "index": 0,
+    "turn": 0,
+    "reply": {"text": "```python\nimport torch\ndef activation(x):\n    return x\n```"},
+}
+
+
+def _line(**changes: Any) -> str:
+    """Returns a recorded exchange with `changes` to the record (index, turn) or its reply."""
+    record = json.loads(json.dumps(GOOD))
+    for key, value in changes.items():
+        if key in ("index", "turn"):
+            record[key] = value
+        elif key == "reply":
+            record["reply"] = value
+        else:
+            record["reply"][key] = value
+    return json.dumps(record)
+
+
+BAD_LINES = {
+    "reply-string": (_line(reply="hello"), "a reply must be an object, got 'hello'"),
+    "text-null": (_line(text=None), "'text' must be a string, got None"),
+    "text-number": (_line(text=5), "'text' must be a string, got 5"),
+    "no-text": (_line(reply={"note": "x"}), "the reply has no 'text'"),
+    "tokens-string": (_line(prompt_tokens="many"), "'prompt_tokens' must be an integer >= 0"),
+    "tokens-negative": (_line(completion_tokens=-3), "'completion_tokens' must be an integer"),
+    "tokens-float": (_line(prompt_tokens=2.5), "'prompt_tokens' must be an integer >= 0"),
+    "model-list": (_line(model=["a"]), "'model' must be a string, got ['a']"),
+    "error-number": (_line(error=1), "'error' must be a string, got 1"),
+    "usage-string": (_line(usage_reported="yes"), "'usage_reported' must be true or false"),
+    "latency-nan": ('{"index": 0, "reply": {"text": "", "latency": NaN}}', "'latency' must be"),
+    "first-token-string": (_line(first_token="soon"), "'first_token' must be a finite number"),
+    "retry-reasons-string": (_line(retry_reasons="busy"), "'retry_reasons' must be a list"),
+    "index-overflow": ('{"index": 1e400, "reply": {"text": ""}}', "'index' must be an integer"),
+    "index-float": (_line(index=1.5), "'index' must be an integer, got 1.5"),
+    "index-negative": (_line(index=-1), "'index' must be >= 0, got -1"),
+    "turn-string": (_line(turn="1"), "'turn' must be an integer, got '1'"),
+    "no-index": ('{"reply": {"text": ""}}', "it has no 'index'"),
+    "no-reply": ('{"index": 0}', "it has no 'reply'"),
+    "not-an-object": ("[1, 2]", "a line must be a JSON object, got list"),
+    "not-json": ("{", "Expecting property name"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_LINES, ids=list(BAD_LINES))
+def test_a_bad_replay_line_is_refused_before_the_run(tmp_path: Path, case: str) -> None:
+    bad, expected = BAD_LINES[case]
+    record = tmp_path / "llm.jsonl"
+    record.write_text(_line() + "\n" + bad + "\n", encoding="utf-8")
+    runs = tmp_path / "runs"
+    result = runner.invoke(
+        app,
+        ["evolve", "--budget", "1", "--tasks", str(TINY_TASKS), "--replay", str(record),
+         "--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(runs)],
+    )  # fmt: skip
+    assert result.exit_code in (1, 2), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"--replay {record}: line 2 is not a recorded exchange (" in result.stderr
+    assert expected in result.stderr
+    # Refused before the run starts: no run directory, so none is left marked running.
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_a_recorded_reply_round_trips_and_nulls_read_as_defaults() -> None:
+    reply = Reply("text", "note", None, 3, 4, True, 1.5, 2, 0.25, ("429", "timeout"), model="m")
+    assert Reply.from_dict(json.loads(json.dumps(reply.to_dict()))) == reply
+    nulls = {"text": "", "prompt_tokens": None, "attempts": None, "model": None}
+    assert Reply.from_dict(nulls) == Reply("")
+    assert Reply.from_dict({"text": "", "latency": 2, "future_field": [1]}).latency == 2.0
