@@ -267,16 +267,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.owner._closed(self.connection)
 
     def do_GET(self) -> None:
-        """Answers GET /v1/models (the readiness check) and, if set, /props; else 404."""
+        """Answers GET /v1/models (the readiness check) and, if set, /props; else 404. A path
+        in `gets` is answered by its behaviour instead (a Drip, an Endless, a Raw...)."""
         owner = self.server.owner
         owner._record(RecordedRequest("GET", self.path, self._headers(), None))
+        keyed = owner.key is None or self._headers().get("authorization") == f"Bearer {owner.key}"
         if (answer := owner.gets.get(self.path.rstrip("/"))) is not None:
             try:
                 self._serve(answer, "test-model")
             except OSError:  # the client hung up: what a Drip or an Endless waits for
                 self.close_connection = True
                 owner._disconnected()
-        elif owner.key is not None and self._headers().get("authorization") != f"Bearer {owner.key}":
+        elif not keyed:
             self._send(401, "application/json", b'{"error":{"message":"Incorrect API key"}}')
         elif self.path.rstrip("/") == "/v1/models":
             self._send(200, "application/json", json.dumps(owner.models).encode())

@@ -176,7 +176,8 @@ class LLMClient:
             body["seed"] = seed
         for attempt in range(cfg.retries + 1):
             outcome = await self._attempt(body, shown, end)
-            if isinstance(outcome, sse.Failure) and _refused_seed(outcome, body):
+            time_left = end - time.monotonic() >= self._least
+            if isinstance(outcome, sse.Failure) and _refused_seed(outcome, body) and time_left:
                 # A strict server may refuse the field it does not know: ask once without
                 # it; when that is answered, the seed was the reason, and none is sent again.
                 body = {k: v for k, v in body.items() if k != "seed"}

@@ -1,0 +1,184 @@
+"""The start-up checks of an LLM server: which model it serves, and its context length.
+
+Each check is one GET with an overall deadline and a cap on the bytes it reads, so that a
+server that drips, hangs or answers without end cannot hold a run before it starts (an
+httpx read timeout alone restarts at every byte). What the server says reaches a message
+only through untrusted.clip: the API key masked, control characters escaped. llm.py re-exports
+both checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any, cast
+
+import httpx
+
+from minact.errors import LLMError
+from minact.search import sse
+from minact.search.untrusted import clip, printable, scrub
+
+if TYPE_CHECKING:
+    from minact.search.llm import LLMConfig
+
+__all__ = ["CHECK_BYTES", "CHECK_SECONDS", "context_length", "server_model"]
+
+CHECK_SECONDS = 5.0  # the whole of one check's GET: a server answers GET /models at once
+CHECK_BYTES = 8 * 2**20  # the longest answer read (a hosted API may list hundreds of models)
+_MAX_ID = 512  # characters of a model id (llama-cpp-python's default id is the model's path)
+
+
+class _Unanswered(Exception):
+    """Why a check's GET got no whole answer; `reached` when the server did answer."""
+
+    def __init__(self, why: str, reached: bool) -> None:
+        super().__init__(why)
+        self.reached = reached
+
+
+async def _get(
+    http: httpx.AsyncClient, url: str, config: LLMConfig, seconds: float, cap: int
+) -> tuple[int, bytes]:
+    """Returns the status and body of GET `url`, read within `seconds` and `cap` bytes;
+    raises _Unanswered saying why not."""
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    timeout = httpx.Timeout(seconds, connect=min(seconds, config.connect_timeout))
+    body = bytearray()
+
+    async def read() -> int:
+        async with http.stream("GET", url, headers=headers, timeout=timeout) as response:
+            chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+            async with aclosing(chunks):
+                async for chunk in chunks:
+                    body.extend(chunk)
+                    if len(body) > cap:
+                        raise _Unanswered(f"its answer is longer than {cap} bytes", True)
+            return response.status_code
+
+    try:
+        return await asyncio.wait_for(read(), seconds), bytes(body)
+    except asyncio.TimeoutError:
+        got = f"{len(body)} bytes of the body arrived" if body else "nothing arrived"
+        raise _Unanswered(f"no whole answer within {seconds:g} s ({got})", True) from None
+    except httpx.DecodingError as e:
+        raise _Unanswered(f"its body does not decode ({e})", True) from None
+    except (httpx.HTTPError, httpx.InvalidURL) as e:
+        raise _Unanswered(f"{type(e).__name__}: {e}", False) from None
+
+
+def _usable_id(name: str) -> bool:
+    """Returns whether a model id the server listed can be sent, shown and recorded."""
+    return 0 < len(name) <= _MAX_ID and name.strip() == name and printable(name) == name
+
+
+async def server_model(
+    http: httpx.AsyncClient,
+    config: LLMConfig,
+    *,
+    seconds: float = CHECK_SECONDS,
+    cap: int = CHECK_BYTES,
+) -> str:
+    """Returns the model a run will ask: config.model once the server has shown it serves
+    it, else the first model it lists. Raises LLMError, in one line, within `seconds`, when
+    the server cannot be reached, does not answer in time or in `cap` bytes, rejects the
+    key, does not serve the model, or names none that can be used.
+
+    The check is GET {url}/models, made before any training, so that a dead server or a
+    typo ends the run at once (a server without that route is let be).
+    """
+    key, url = config.api_key, config.url.rstrip("/") + "/models"
+    try:
+        status, content = await _get(http, url, config, seconds, cap)
+    except _Unanswered as e:
+        why = clip(str(e), 300, key)
+        if e.reached:
+            why = f"the LLM server did not answer GET {url} usefully: {why}; is --llm-url right?"
+        else:
+            why = f"cannot reach the LLM server: GET {url} failed ({why}); "
+            why += "is the server running, and is --llm-url (or MINACT_LLM_URL) right?"
+        raise LLMError(scrub(key, why)) from None
+    if status in (401, 403):
+        why = f"the LLM server at {config.url} rejected the API key ({status}: "
+        why += f"{sse.error_message(content, key)}); check MINACT_API_KEY or OPENAI_API_KEY"
+        raise LLMError(scrub(key, why))
+    data = (sse.json_object(content) or {}).get("data") if status == 200 else None
+    listed = [str(m["id"]) for m in data or [] if isinstance(m, dict) and "id" in m]
+    if config.model:
+        if status == 404 or (status == 200 and not isinstance(data, list)):
+            return config.model  # it lists no models: the first request will tell
+        if status != 200:
+            why = f"GET {url} answered {status}: {sse.error_message(content, key)}"
+            raise LLMError(scrub(key, why))
+        if config.model not in listed:
+            served = ", ".join(clip(m, 80, key) for m in listed[:10]) or "none"
+            why = f"--model {config.model!r}: the server at {config.url} does not serve it "
+            why += f"(it serves: {served})"
+            raise LLMError(scrub(key, why))
+        return config.model
+    if status != 200 or not listed:
+        why = f"GET {url} named no model ({status}: "
+        why += f"{sse.error_message(content, key)}); pass the model name"
+        raise LLMError(scrub(key, why))
+    if not _usable_id(listed[0]):
+        why = f"GET {url} names the model '{clip(listed[0], 80, key)}', which has control "
+        why += f"characters or spaces at its ends or is over {_MAX_ID} characters long: not used;"
+        why += " pass the model name with --model"
+        raise LLMError(scrub(key, why))
+    return listed[0]
+
+
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _from_models(body: Any, model: str) -> int | None:
+    """Returns the context length a GET /models body gives for `model` (or its only one)."""
+    data = body.get("data") if isinstance(body, dict) else None
+    entries = [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
+    named = [e for e in entries if e.get("id") == model] or entries[:1]
+    for e in named:
+        meta = e.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
+        # vLLM: max_model_len; OpenRouter and others: context_length; llama-server: meta.
+        for value in (e.get("max_model_len"), e.get("context_length"), e.get("context_window"),
+                      meta.get("n_ctx"), meta.get("n_ctx_train")):  # fmt: skip
+            if (n := _positive(value)) is not None:
+                return n
+    return None
+
+
+async def context_length(
+    http: httpx.AsyncClient,
+    config: LLMConfig,
+    *,
+    seconds: float = CHECK_SECONDS,
+    cap: int = CHECK_BYTES,
+) -> tuple[int, str] | None:
+    """Returns the model's context length in tokens and where the server said it, if it does.
+
+    llama.cpp's server answers GET /props with the context of one slot (what a request
+    may use); vLLM lists `max_model_len` in GET /v1/models, llama-server its training
+    context in `meta`. Servers that say nothing (llama-cpp-python, Ollama's /v1) give None,
+    and so does one that answers neither within `seconds` and `cap` bytes each.
+    """
+    base = config.url.rstrip("/")
+    root = base.removesuffix("/v1")
+    for url in (root + "/props", base + "/models"):
+        try:
+            status, content = await _get(http, url, config, seconds, cap)
+        except _Unanswered:
+            continue
+        if status != 200:
+            continue
+        body = sse.json_object(content)
+        if url.endswith("/props"):
+            settings = (body or {}).get("default_generation_settings")
+            n = _positive((settings or {}).get("n_ctx") if isinstance(settings, dict) else None)
+            n = n or _positive((body or {}).get("n_ctx"))
+        else:
+            n = _from_models(body, config.model)
+        if n is not None:
+            return n, "GET " + url.removeprefix(root)
+    return None

@@ -1,0 +1,46 @@
+"""Text a server chose (error messages, data lines, model ids), made fit for a message.
+
+A server may send anything: ESC sequences that clear the terminal or retitle its window,
+newlines that forge log lines, an echo of the API key. What it says reaches a reason, an
+error, a run's files or the terminal only through `clip` (or `printable` and `scrub`).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["clip", "printable", "scrub"]
+
+# C0 and C1 controls, DEL, line separators and bidirectional overrides: none may reach a
+# terminal or a report as they are (ESC sequences clear screens and retitle windows).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """Returns `text` on one line with its control characters escaped (ESC becomes \\x1b)."""
+
+    def escape(m: re.Match[str]) -> str:
+        c = m.group()
+        return _ESCAPES.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+    return _UNSAFE.sub(escape, text)
+
+
+def scrub(secret: str | None, text: str) -> str:
+    """Returns `text` with `secret` masked as ***, and also any start of it (8 characters or
+    more) just before a cut (…), where a clipped echo of the key ends."""
+    if not secret:
+        return text
+    text = text.replace(secret, "***")
+    if "…" in text:
+        for k in range(len(secret) - 1, 7, -1):
+            text = text.replace(secret[:k] + "…", "***…")
+    return text
+
+
+def clip(text: str, limit: int = 300, secret: str | None = None) -> str:
+    """Returns server-chosen `text` fit for a one-line reason: the secret masked first, then
+    control characters escaped, then cut to `limit` characters."""
+    text = printable(scrub(secret, text))
+    return text if len(text) <= limit else scrub(secret, text[:limit] + "…")
