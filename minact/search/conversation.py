@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 _ASSISTANT_CHARS = 600  # a longer reply is shown back as its code block only
+_CUT = " (the reply was cut at --max-tokens, finish_reason length: write a shorter one)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,19 +103,23 @@ class Conversation:
         size = sum(len(m["content"]) for m in self.request.messages)
         return not self.room or size + FOLLOW_UP_CHARS <= self.room
 
-    def verdict(self, text: str, known: novelty.Known) -> Candidate | novelty.Verdict:
-        """Returns the new candidate in reply `text`, or why there is none."""
+    def verdict(
+        self, text: str, known: novelty.Known, *, cut: bool = False
+    ) -> Candidate | novelty.Verdict:
+        """Returns the new candidate in reply `text`, or why there is none. `cut`: the
+        server cut the reply at --max-tokens, which the reason then says."""
         parent = self.request.parent.score
         parsed = parse_reply(text, parent.source)
         self.repairs = ()
+        why = _CUT if cut else ""
         if isinstance(parsed, ParseFailure):
-            return novelty.Verdict("parse_failure", parsed.reason, text[:2000])
+            return novelty.Verdict("parse_failure", parsed.reason + why, text[:2000])
         if self.repair:
             repaired = repair(parsed)
             parsed, self.repairs = repaired.source, repaired.fixes
         cand = validate(parsed, name=f"c{self.index}", parent=parent.code_hash)
         if not isinstance(cand, Candidate):
-            return novelty.Verdict("rejected", cand.reason, parsed[:2000])
+            return novelty.Verdict("rejected", cand.reason + why, parsed[:2000])
         return known.same_code(cand.code_hash, cand.source, self.known) or cand
 
     def follow_up(self, verdict: novelty.Verdict) -> None:

@@ -278,7 +278,7 @@ class Loop:
             self._done(replace(meta, kind="llm_error", reason=reply.error))
             return
         index = self.openings.known if self.openings.covers(k) else self.known
-        verdict = talk.verdict(reply.text, index)
+        verdict = talk.verdict(reply.text, index, cut=reply.note == "llm finish=length")
         meta.repairs = talk.repairs
         if isinstance(verdict, Candidate):
             meta.source = verdict.source

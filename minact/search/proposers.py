@@ -103,24 +103,14 @@ class LLMProposer:
         except LLMError as e:
             return Reply("", error=str(e))
         error = None
-        if c.finish_reason == "length":  # cut at --max-tokens: say so when it left nothing usable
-            import ast
-
-            from minact.search.prompt import ParseFailure, parse_reply
-
-            cut = "the reply was cut at --max-tokens (finish_reason length)"
-            parsed = parse_reply(c.text, request.parent.score.source)
-            if not c.text.strip():
-                spent = getattr(c, "reasoning_chars", 0)
-                error = f"{cut} before any content"
-                error += f" ({spent} characters went to reasoning)" if spent else ""
-            elif isinstance(parsed, ParseFailure):
-                error = f"{cut} before it held a candidate: {parsed.reason}"
-            else:
-                try:
-                    ast.parse(parsed)
-                except (SyntaxError, ValueError, RecursionError, MemoryError):
-                    error = f"{cut} in the middle of its code"
+        # Cut at --max-tokens before any content (reasoning took it all): no follow-up can
+        # help. A reply cut later is judged as it is, and its verdict says it was cut
+        # (Conversation.verdict), so the follow-up asks for something shorter.
+        if c.finish_reason == "length" and not c.text.strip():
+            error = "the reply was cut at --max-tokens (finish_reason length) before any content"
+            error += (
+                f" ({c.reasoning_chars} characters went to reasoning)" if c.reasoning_chars else ""
+            )
         return Reply(
             "" if error else c.text,
             error=error,

@@ -20,7 +20,9 @@ from minact.lab.task import Lab
 from minact.score import Score, TaskScore
 from minact.search import llm, sse
 from minact.search import server as checks
+from minact.search.conversation import Conversation
 from minact.search.llm import Completion, LLMClient, LLMConfig, Message
+from minact.search.novelty import Known, Verdict, feedback
 from minact.search.population import Member
 from minact.search.prompt import ParseFailure, build_messages, parse_reply
 from minact.search.proposers import LLMProposer, ProposalRequest
@@ -502,19 +504,29 @@ def test_a_reply_that_went_all_to_reasoning_says_it_was_cut(
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "kind", "expected"),
     [
-        ("I shall now think about activations at length and", "before it held a candidate: no"),
-        ("```python\ndef activation(x):\n    return x * torch.sigmoid(", "in the middle of its"),
+        ("I shall now think about activations at length and", "parse_failure", "no"),
+        ("```python\ndef activation(x):\n    return x * torch.sigmoid(", "rejected", "syntax"),
     ],
 )
-def test_code_cut_at_max_tokens_says_so(
-    server: LLMServer, tiny_lab: Lab, text: str, expected: str
+def test_code_cut_at_max_tokens_is_judged_and_its_verdict_says_so(
+    server: LLMServer, tiny_lab: Lab, text: str, kind: str, expected: str
 ) -> None:
     server.push(Reply(text, finish_reason="length"))
     reply = _proposal(server.url, tiny_lab)
-    assert reply.error.startswith("the reply was cut at --max-tokens (finish_reason length)")
-    assert expected in reply.error and reply.text == ""
+    assert reply.error is None and reply.text == text and reply.note == "llm finish=length"
+    parent = _member()
+    request = ProposalRequest(0, parent, None, [], random.Random(0))
+    talk = Conversation(0, request, allowance=3, known=0, seed=0)
+    verdict = talk.verdict(reply.text, Known(), cut=True)
+    assert isinstance(verdict, Verdict) and verdict.kind == kind
+    assert expected in verdict.reason
+    assert verdict.reason.endswith(
+        "cut at --max-tokens, finish_reason length: write a shorter one)"
+    )
+    # The follow-up tells the model so.
+    assert "write a shorter one" in feedback(verdict)
 
 
 def test_a_whole_reply_with_finish_length_is_still_a_reply(
