@@ -1,7 +1,8 @@
 """The tasks.toml loader: TOML in, a checked Lab out, or a ConfigError naming what is wrong.
 
 `load_lab` is the only caller of tomllib. Every error names the file, the task (by name
-and position) or family, the key and the bad value.
+and position) or family, the key and the bad value. parse.py parses and checks each table on
+its own; this module reads the file, checks the lab as a whole and samples its data.
 
 A [[task]] may set `kind` (minact.lab.task describes the kinds): "regression" (the default) and
 "classification" take a `target`, or a bundled `dataset` with its `shift` (datasets.py);
@@ -42,39 +43,21 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from minact import seeds
 from minact.errors import ConfigError
-from minact.lab import families, kinds, suites
-from minact.lab.cascade import CASCADE_KEYS, Cascade
-from minact.lab.checks import (
-    FAMILY,
-    FLOAT_RULES,
-    INT_RULES,
-    MIN_OOD_FRACTION,
-    NAME,
-    box,
-    check_boxes,
-    check_keys,
-    float_value,
-    identifier,
-    int_value,
-    interval,
-    one_of,
-    require,
-    settings_fields,
-)
-from minact.lab.expression import Expression, ExpressionError, parse_expression
+from minact.lab import families, suites
+from minact.lab.checks import MIN_OOD_FRACTION, check_keys
+from minact.lab.expression import parse_expression
 from minact.lab.files import FileRefused, read_regular
 from minact.lab.kinds import MAX_SET_ELEMENTS
+from minact.lab.parse import FamilyPlan, parse_cascade, parse_lab, parse_task, plan_family
 from minact.lab.sampling import TargetError, sample
-from minact.lab.task import FITNESS_KINDS, KINDS, Lab, Settings, Task
+from minact.lab.task import Lab, Task
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -89,20 +72,11 @@ __all__ += ["transfer_suite_path"]
 # one is refused: its log-ratio would measure float32 range, not extrapolation. (A degree-5
 # polynomial reaches about 100.)
 MAX_OOD_SCALE = 1e3
-MAX_FAMILY_TASKS = 1000
 MAX_TASKS_FILE_BYTES = 1 << 20
 # The lab's total training work and the points sampled to load it (the module docstring says
 # how each is counted, and what the shipped labs need).
 MAX_LAB_WORK = 1e12
 MAX_LAB_POINTS = 20_000_000
-
-_SETTING_KEYS = (*INT_RULES, *FLOAT_RULES, "train", "test")
-_LAB_KEYS = (*_SETTING_KEYS, "reference", "fitness", "max_cost", "timeout", "probe", "cascade")
-_SPECIFIC_KEYS = tuple(
-    dict.fromkeys((*kinds.EXPRESSION_KEYS, *kinds.SET_KEYS, *kinds.GRAPH_KEYS, *kinds.DATASET_KEYS))
-)
-_TASK_KEYS = ("name", "family", "kind", *_SPECIFIC_KEYS, *_SETTING_KEYS)
-_FAMILY_KEYS = ("name", "generator", "count", "seed", *_SETTING_KEYS)
 
 
 def default_tasks_path() -> Path:
@@ -131,7 +105,7 @@ def load_lab(path: Path) -> Lab:
     raw_lab = document.get("lab", {})
     if not isinstance(raw_lab, dict):
         raise ConfigError(f"{path}: key 'lab' must be a table ([lab]), got {raw_lab!r}")
-    defaults, lab_wide = _parse_lab(f"{path}: [lab]", raw_lab)
+    defaults, lab_wide = parse_lab(f"{path}: [lab]", raw_lab)
     raw_tasks, raw_families = document.get("task", []), document.get("family", [])
     for key, value in (("task", raw_tasks), ("family", raw_families)):
         if not isinstance(value, list):
@@ -142,10 +116,10 @@ def load_lab(path: Path) -> Lab:
         raise ConfigError(f"{path}: needs at least one [[task]] or [[family]] table, got none")
     tasks: list[Task] = []
     for i, raw in enumerate(raw_tasks, start=1):
-        task = _parse_task(path, i, raw, defaults)
+        task = parse_task(path, i, raw, defaults)
         _check_unique(f"{path}: [[task]] {task.name!r} (#{i})", task.name, tasks)
         tasks.append(task)
-    plans = [_plan_family(path, i, raw, defaults) for i, raw in enumerate(raw_families, start=1)]
+    plans = [plan_family(path, i, raw, defaults) for i, raw in enumerate(raw_families, start=1)]
     _check_size(path, tasks, plans)
     for i, task in enumerate(tasks, start=1):
         try:
@@ -159,7 +133,7 @@ def load_lab(path: Path) -> Lab:
             _check_unique(f"{path}: [[family]] #{i}", task.name, tasks)
             tasks.append(task)
     if "cascade" in raw_lab:
-        lab_wide["cascade"] = _parse_cascade(f"{path}: [lab]", raw_lab["cascade"], len(tasks))
+        lab_wide["cascade"] = parse_cascade(f"{path}: [lab]", raw_lab["cascade"], len(tasks))
     return Lab(path=path, tasks=tuple(tasks), **lab_wide)
 
 
@@ -205,141 +179,7 @@ def _data_key(task: Task) -> tuple[str, str]:
     return ("element" if task.kind == "set" else "target"), task.target.source
 
 
-def _parse_lab(where: str, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Returns the [lab] table as (task defaults, lab-wide fields of Lab)."""
-    check_keys(where, raw, _LAB_KEYS)
-    defaults = {**asdict(Settings()), **settings_fields(where, raw)}
-    defaults["train"] = interval(where, "train", raw.get("train", [-1.0, 1.0]))
-    defaults["test"] = interval(where, "test", raw.get("test", [-2.0, 2.0]))
-    check_boxes(where, ("*",), (defaults["train"],), (defaults["test"],))
-    lab: dict[str, Any] = {}
-    if "reference" in raw:
-        name = identifier(where, "reference", raw["reference"], FAMILY)
-        try:
-            lab["reference"] = seeds.get_seed(name).name
-        except KeyError:
-            known = ", ".join(seeds.SEEDS)
-            raise ConfigError(
-                f"{where}: key 'reference' must name a built-in activation ({known}), got {name!r}"
-            ) from None
-    if "fitness" in raw:
-        lab["fitness"] = one_of(where, "fitness", raw["fitness"], FITNESS_KINDS, sep=" or ")
-    for key in ("max_cost", "timeout"):
-        if key in raw:
-            lab[key] = float_value(where, key, raw[key], (0.0, None, True))
-    if "probe" in raw:
-        lab["probe"] = interval(where, "probe", raw["probe"])
-    return defaults, lab
-
-
-def _parse_cascade(where: str, raw: object, n_tasks: int) -> Cascade | None:
-    """Returns the checked `cascade` of [lab]: a table, or false for none.
-
-    Stage 1 must train fewer tasks than the lab's `n_tasks`.
-    """
-    if raw is False:
-        return None
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            f"{where}: key 'cascade' must be a table ([lab.cascade] with tasks, seed, top, "
-            f"margin) or false, got {raw!r}"
-        )
-    table = f"{where.removesuffix(' [lab]')} [lab.cascade]"
-    check_keys(table, raw, CASCADE_KEYS)
-    require(table, raw, ("tasks",))
-    if n_tasks < 2:
-        raise ConfigError(f"{table}: a cascade needs a lab of 2 or more tasks; it has {n_tasks}")
-    return Cascade(
-        tasks=int_value(table, "tasks", raw["tasks"], (1, n_tasks - 1)),
-        seed=int_value(table, "seed", raw.get("seed", 0), (0, None)),
-        top=int_value(table, "top", raw.get("top", 10), (1, None)),
-        margin=float_value(table, "margin", raw.get("margin", 0.3), (0.0, None, False)),
-    )
-
-
-def _parse_task(path: Path, i: int, raw: object, defaults: dict[str, Any]) -> Task:
-    """Returns the i-th (1-based) [[task]] table as a Task; the data checks are the caller's."""
-    where = f"{path}: [[task]] #{i}"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: must be a table ([[task]]), got {raw!r}")
-    require(where, raw, ("name", "family"))
-    name = identifier(where, "name", raw["name"], NAME)
-    named = f"{path}: [[task]] {name!r} (#{i})"
-    check_keys(named, raw, _TASK_KEYS)
-    kind = one_of(named, "kind", raw.get("kind", KINDS[0]), KINDS)
-    allowed = kinds.allowed_keys(kind, raw)
-    if kind == "set":  # missing keys are reported by position, like a missing name
-        require(where, raw, kinds.SET_KEYS)
-    elif "dataset" not in raw and kind != "graph":
-        require(where, raw, ("target",))
-    for key in _SPECIFIC_KEYS:
-        if key in raw and key not in allowed:
-            raise kinds.misplaced(named, kind, key, raw[key])
-    family = identifier(named, "family", raw["family"], FAMILY)
-    settings = Settings(
-        **({k: defaults[k] for k in asdict(Settings())} | settings_fields(named, raw))
-    )
-    if kind == "classification" and settings.noise:
-        source = "" if "noise" in raw else " (from [lab])"
-        raise ConfigError(
-            f"{named}: key 'noise' must be 0 for kind 'classification' tasks (labels are not "
-            f"noised), got {settings.noise!r}{source}"
-        )
-    if kind == "graph":
-        graph = kinds.graph_spec(named, raw, settings)
-        return Task(name, family, None, (), (), (), settings, kind, graph=graph)
-    if "dataset" in raw:
-        dataset = kinds.dataset_spec(named, kind, raw)
-        return Task(name, family, None, (), (), (), settings, kind, dataset=dataset)
-    key = "element" if kind == "set" else "target"
-    target = _expression(named, key, raw[key])
-    variables = _variables(named, raw, target.variables)
-    train = box(named, "train", raw.get("train", defaults["train"]), variables)
-    if kind == "set" and "test" not in raw:
-        test = train  # length generalisation only: OOD elements from the train box
-    else:
-        test = box(named, "test", raw.get("test", defaults["test"]), variables)
-        check_boxes(named, variables, train, test)
-    sets = kinds.set_spec(named, raw, settings) if kind == "set" else None
-    return Task(name, family, target, variables, train, test, settings, kind, sets)
-
-
-@dataclass(frozen=True, slots=True)
-class _FamilyPlan:
-    """A checked [[family]] table, before any target is drawn (`named` says where it is)."""
-
-    named: str
-    name: str
-    generator: str
-    count: int
-    seed: int
-    train: tuple[float, float]
-    test: tuple[float, float]
-    settings: Settings
-
-
-def _plan_family(path: Path, i: int, raw: object, defaults: dict[str, Any]) -> _FamilyPlan:
-    """Returns the i-th (1-based) [[family]] table, checked; nothing is drawn or sampled."""
-    where = f"{path}: [[family]] #{i}"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: must be a table ([[family]]), got {raw!r}")
-    require(where, raw, ("name", "generator", "count"))
-    name = identifier(where, "name", raw["name"], FAMILY)
-    named = f"{path}: [[family]] {name!r} (#{i})"
-    check_keys(named, raw, _FAMILY_KEYS)
-    generator = one_of(named, "generator", raw["generator"], families.GENERATORS)
-    count = int_value(named, "count", raw["count"], (1, MAX_FAMILY_TASKS))
-    seed = int_value(named, "seed", raw.get("seed", 0), (0, None))
-    train = interval(named, "train", raw.get("train", defaults["train"]))
-    test = interval(named, "test", raw.get("test", defaults["test"]))
-    check_boxes(named, ("*",), (train,), (test,))
-    settings = Settings(
-        **({k: defaults[k] for k in asdict(Settings())} | settings_fields(named, raw))
-    )
-    return _FamilyPlan(named, name, generator, count, seed, train, test, settings)
-
-
-def _expand_family(plan: _FamilyPlan) -> list[Task]:
+def _expand_family(plan: FamilyPlan) -> list[Task]:
     """Returns the tasks of a [[family]] table: the generator's first usable targets."""
     tasks: list[Task] = []
     draws = 0
@@ -390,7 +230,7 @@ def _check_data(task: Task) -> None:
             )
 
 
-def _task_cost(task_or_plan: Task | _FamilyPlan) -> tuple[float, float]:
+def _task_cost(task_or_plan: Task | FamilyPlan) -> tuple[float, float]:
     """Returns (training work, points sampled) of one task (module docstring: how counted)."""
     s = task_or_plan.settings
     width, depth, n_train, n_test = float(s.width), float(s.depth), s.n_train, s.n_test
@@ -425,7 +265,7 @@ _SIZE_LIMITS = (  # (what, limit, how it is counted per task, what to lower)
 )
 
 
-def _check_size(path: Path, tasks: list[Task], plans: list[_FamilyPlan]) -> None:
+def _check_size(path: Path, tasks: list[Task], plans: list[FamilyPlan]) -> None:
     """Raises ConfigError if the lab's training work or sampled points exceed their caps."""
     parts = [(f"[[task]] {t.name!r}", _task_cost(t)) for t in tasks]
     for p in plans:
@@ -441,30 +281,3 @@ def _check_size(path: Path, tasks: list[Task], plans: list[_FamilyPlan]) -> None
                 f"{path}: the lab's {what} is {total:.3g}, above the limit of {limit:.0e} (the "
                 f"sum over tasks of {counted}); {name} alone is {cost[k]:.3g}: lower {lower}"
             )
-
-
-def _expression(where: str, key: str, text: Any) -> Expression:
-    """Returns the checked expression under `key`; it must have at least one variable."""
-    try:
-        expression = parse_expression(text)  # it checks that `text` is a string
-    except ExpressionError as exc:
-        what = "target" if key == "target" else "per-element expression"
-        raise ConfigError(f"{where}: key {key!r} {text!r} is not a valid {what}: {exc}") from None
-    if not expression.variables:
-        raise ConfigError(f"{where}: key {key!r} {text!r} has no variables; a task needs inputs")
-    return expression
-
-
-def _variables(where: str, raw: dict[str, Any], variables: tuple[str, ...]) -> tuple[str, ...]:
-    """Returns the input order: `vars` if given (a permutation of `variables`), else sorted."""
-    if "vars" not in raw:
-        return variables
-    given = raw["vars"]
-    if not (isinstance(given, list) and all(isinstance(v, str) for v in given)) or sorted(
-        given
-    ) != list(variables):
-        raise ConfigError(
-            f"{where}: key 'vars' must list each of the target's variables "
-            f"({', '.join(variables)}) once, got {given!r}"
-        )
-    return tuple(given)
