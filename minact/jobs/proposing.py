@@ -26,7 +26,7 @@ from minact.search.proposers import (
 )
 
 if TYPE_CHECKING:
-    from minact.jobs.evolve import EvolveOptions
+    from minact.jobs.options import EvolveOptions
 
 __all__ = ["describe", "fitted", "proposer"]
 

@@ -1,11 +1,11 @@
-"""Tests for minact.jobs.evolve's options: what a resumed run restores, and what it refuses."""
+"""Tests for minact.jobs.options: what a resumed run restores, and what it refuses."""
 
 from __future__ import annotations
 
 import pytest
 
 from minact.errors import ConfigError
-from minact.jobs.evolve import EvolveOptions, resolve
+from minact.jobs.options import EvolveOptions, resolve
 
 
 def test_a_run_started_before_repairs_resumes_without_them() -> None:

@@ -18,7 +18,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from minact.cli import app
-from minact.jobs.evolve import EvolveOptions
+from minact.jobs.options import EvolveOptions
 from tests.conftest import TINY_TASKS
 
 runner = CliRunner()
@@ -136,7 +136,7 @@ def test_a_resume_skips_events_of_the_wrong_shape_and_says_so_once(
 
 
 def test_the_limits_of_run_json_settings_are_the_flags_limits() -> None:
-    from minact.jobs.evolve import CHOICES, LIMITS
+    from minact.jobs.options import CHOICES, LIMITS
 
     command = typer.main.get_command(app)
     evolve = command.commands["evolve"]  # type: ignore[attr-defined]
