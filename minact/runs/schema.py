@@ -173,7 +173,7 @@ _COUNTER_TYPES: dict[str, Check] = {
 }
 _COUNTERS = keys({}, {f.name: _COUNTER_TYPES[str(f.type)] for f in fields(Counters)})
 
-# run.json's keys, as minact.jobs.options writes them and the commands read them back.
+# run.json's keys, as minact.jobs.evolve writes them and the commands read them back.
 # Keys a run lacks are not checked (older runs lack some); "options" is checked in full by
 # the resume (minact.jobs.options), which knows the settings.
 RUN_KEYS: dict[str, Check] = {
