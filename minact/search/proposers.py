@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from minact.errors import ConfigError, LLMError
+from minact.lab.files import FileRefused, read_regular
 from minact.outcome import Reply
 from minact.search.mutate import Mutator
 from minact.search.population import Member
@@ -30,6 +31,8 @@ __all__ = [
     "ReplayProposer",
     "load_replay",
 ]
+
+MAX_REPLAY_BYTES = 1 << 28  # a record of thousands of exchanges is a few tens of MB
 
 Message = dict[str, str]
 
@@ -174,8 +177,8 @@ def load_replay(path: Path) -> dict[tuple[int, int], Reply]:
     """
     replies: dict[tuple[int, int], Reply] = {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
+        lines = read_regular(path, MAX_REPLAY_BYTES).decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError, FileRefused) as e:
         raise ConfigError(f"--replay {path}: cannot read it ({e})") from None
     for n, line in enumerate(lines, start=1):
         if not line.strip():

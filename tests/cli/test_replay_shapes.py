@@ -8,6 +8,7 @@ wrong, before any run directory exists and before anything trains.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,16 @@ def test_a_recorded_reply_round_trips_and_nulls_read_as_defaults() -> None:
     nulls = {"text": "", "prompt_tokens": None, "attempts": None, "model": None}
     assert Reply.from_dict(nulls) == Reply("")
     assert Reply.from_dict({"text": "", "latency": 2, "future_field": [1]}).latency == 2.0
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_replay_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "llm.jsonl"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would wait for ever
+    result = runner.invoke(
+        app,
+        ["evolve", "--budget", "1", "--tasks", str(TINY_TASKS), "--replay", str(fifo),
+         "--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs")],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "is not a regular file (a FIFO (named pipe))" in result.stderr
