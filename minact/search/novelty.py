@@ -37,6 +37,11 @@ _MAX_LINE = 160
 _FIXABLE = {"invalid", "error", "bad_output", "nonfinite", "not_pointwise", "too_costly"}
 _COMMUTATIVE = (ast.Add, ast.Mult, ast.BitAnd, ast.BitOr)
 # How to fix what small models get wrong most, keyed by a piece of the reason.
+# Small models guard against NaN and infinity with functions that do not exist.
+_FINITE = (
+    "The inputs are always finite numbers: no NaN or infinity checks are needed; write the "
+    "activation's formula."
+)
 _HINTS = (
     (
         "Boolean value of Tensor",
@@ -51,6 +56,8 @@ _HINTS = (
         "is not allowed in candidate code",
         "Call functions through their module: torch.sigmoid, torch.exp, F.gelu, ...",
     ),
+    *((key, _FINITE) for key in ("is_nan", "isnan", "is_inf", "isinf", ".inf`", ".nan`")),
+    ("import of 'numpy'", "Compute with torch functions on the tensor x, not numpy."),
 )
 
 

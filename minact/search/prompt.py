@@ -55,8 +55,9 @@ class ParseFailure:
 def _contract(lab: Lab) -> str:
     lo, hi = lab.probe
     return (
-        "Write `def activation(x)`: it takes a float tensor of any shape and returns a tensor "
-        "of the same shape, dtype and device. It must be elementwise (output i depends only on "
+        "Write `def activation(x)`: it takes a float tensor of any shape (always finite: no "
+        "NaN or infinity checks needed) and returns a tensor of the same shape, dtype and "
+        "device. It must be elementwise (output i depends only on "
         "input i: no reductions, sorting, indexing, shifting or batch statistics), finite with a "
         f"finite derivative for every input in [{lo:g}, {hi:g}] in float32, and cost at most "
         f"{lab.max_cost:g}x GELU in elementwise operations.\n"

@@ -144,3 +144,22 @@ def test_context_length_comes_from_what_the_server_says(
                 return await llm.context_length(http, llm.LLMConfig(url=server.url, model="m"))
 
         assert asyncio.run(ask()) == expected
+
+
+@pytest.mark.parametrize(
+    ("reason", "hint"),
+    [
+        ("line 2: `torch.is_nan` is not an allowed function", "always finite"),
+        ("line 2: attribute `.isinf` is only allowed as a method call", "always finite"),
+        ("line 3: `math.inf` is not an allowed function", "always finite"),
+        ("import of 'numpy' is not allowed; only torch", "not numpy"),
+        ("line 2: `torch.frobnicate` is not an allowed function", ""),
+    ],
+)
+def test_a_rejection_the_model_keeps_repeating_gets_a_hint(reason: str, hint: str) -> None:
+    text = novelty.feedback(novelty.Verdict("rejected", reason, ""))
+    assert reason in text
+    if hint:
+        assert hint in text
+    else:
+        assert "always finite" not in text and "not numpy" not in text
