@@ -230,7 +230,11 @@ def evolve(
     ] = None,
     llm_timeout: Annotated[
         float | None,
-        typer.Option(min=1.0, show_default="300", help="Seconds one LLM request may take."),
+        typer.Option(
+            min=1.0,
+            show_default="300",
+            help="Seconds one LLM request may take, its retries and waits included.",
+        ),
     ] = None,
     cache: CacheOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
