@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,25 @@ def write_candidate(directory: Path, name: str, body: str) -> Path:
     path = directory / f"{name}.py"
     path.write_text(candidate_source(body))
     return path
+
+
+def raised_on_fifo(fifo: Path, read: Callable[[Path], object]) -> BaseException | None:
+    """Returns what `read(fifo)` raised (None if nothing), failing the test if it blocks
+    on the FIFO: nobody writes to it, so a reader that opens it for reading waits for ever."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            read(fifo)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # release the blocked reader before failing
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(5)
+        pytest.fail(f"reading {fifo.name} blocked on a FIFO")
+    return outcome[0]

@@ -266,9 +266,9 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
     for key, value in given.items():
         old = getattr(started, key)
         if value != old and key not in free:
-            flag = "--" + key.replace("_", "-")
+            flag = _flag(key)
             if isinstance(value, bool):  # a switch: name it as the user typed it
-                given_as = flag if value else f"--no-{key.replace('_', '-')}"
+                given_as = flag if value else f"--no-{flag[2:]}"
                 was = "without it" if value else f"with {flag}"
             else:
                 given_as, was = f"{flag} {value!r}", f"with {old!r}"

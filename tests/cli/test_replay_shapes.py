@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from minact.cli import app
 from minact.outcome import Reply
-from tests.conftest import TINY_TASKS
+from tests.conftest import TINY_TASKS, raised_on_fifo
 
 runner = CliRunner()
 
@@ -97,10 +97,10 @@ def test_a_recorded_reply_round_trips_and_nulls_read_as_defaults() -> None:
 def test_a_replay_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path) -> None:
     fifo = tmp_path / "llm.jsonl"
     os.mkfifo(fifo)  # nobody writes to it: reading it would wait for ever
-    result = runner.invoke(
-        app,
-        ["evolve", "--budget", "1", "--tasks", str(TINY_TASKS), "--replay", str(fifo),
-         "--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs")],
-    )  # fmt: skip
+    results: list[Any] = []
+    args = ["evolve", "--budget", "1", "--tasks", str(TINY_TASKS), "--replay", str(fifo)]
+    args += ["--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs")]
+    assert raised_on_fifo(fifo, lambda _: results.append(runner.invoke(app, args))) is None
+    (result,) = results
     assert result.exit_code == 1, result.output
     assert "is not a regular file (a FIFO (named pipe))" in result.stderr

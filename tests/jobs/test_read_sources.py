@@ -8,7 +8,6 @@ the limit + 1 bytes and without blocking.
 from __future__ import annotations
 
 import os
-import threading
 import tracemalloc
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from minact.candidate import Candidate
 from minact.errors import ConfigError
 from minact.jobs.score import MAX_SOURCE_BYTES, read_sources
+from tests.conftest import raised_on_fifo
 
 SOURCE = "import torch\n\ndef activation(x):\n    return torch.tanh(x)\n"
 
@@ -82,22 +82,6 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.py"
     os.mkfifo(fifo)
-    outcome: list[BaseException | None] = []
-
-    def read() -> None:
-        try:
-            read_sources([str(fifo)])
-            outcome.append(None)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=read, daemon=True)
-    thread.start()
-    thread.join(10)
-    if thread.is_alive():  # release the blocked reader before failing
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        thread.join(5)
-        pytest.fail("read_sources blocked on a FIFO")
-    (exc,) = outcome
+    exc = raised_on_fifo(fifo, lambda path: read_sources([str(path)]))
     assert isinstance(exc, ConfigError)
     assert "pipe.py: it is not a regular file (a FIFO (named pipe))" in str(exc)

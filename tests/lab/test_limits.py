@@ -6,7 +6,6 @@ sampled (nothing here trains)."""
 from __future__ import annotations
 
 import os
-import threading
 import time
 import tracemalloc
 import warnings
@@ -19,6 +18,7 @@ from minact.lab import loader
 from minact.lab.checks import MAX_COORDINATE
 from minact.lab.loader import MAX_LAB_POINTS, MAX_LAB_WORK, MAX_TASKS_FILE_BYTES, load_lab
 from minact.lab.suites import SUITES, suite_path
+from tests.conftest import raised_on_fifo
 
 TASK = '[[task]]\nname = "sine"\nfamily = "harmonic"\ntarget = "sin(3*x)"\n'
 SET = '[[task]]\nname = "s"\nfamily = "sets"\nkind = "set"\nelement = "x"\n'
@@ -232,24 +232,7 @@ def test_a_symlink_to_a_regular_file_is_followed(tmp_path: Path) -> None:
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.toml"
     os.mkfifo(fifo)
-    outcome: list[BaseException | None] = []
-
-    def load() -> None:
-        try:
-            load_lab(fifo)
-            outcome.append(None)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=load, daemon=True)
-    thread.start()
-    thread.join(10)
-    if thread.is_alive():  # release the blocked reader before failing
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        os.close(fd)
-        thread.join(5)
-        pytest.fail("load_lab blocked on a FIFO")
-    (exc,) = outcome
+    exc = raised_on_fifo(fifo, load_lab)
     assert isinstance(exc, ConfigError)
     assert (
         str(exc)
