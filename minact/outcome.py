@@ -160,6 +160,13 @@ class Outcome:
     turns: int = 1
     repairs: tuple[str, ...] = ()
 
+    @property
+    def new_valid(self) -> bool:
+        """Returns whether it brought a new valid candidate: evaluated, and scored in full or
+        screened by the cascade (a valid function, scored in part)."""
+        s = self.score
+        return self.kind == "evaluated" and s is not None and (s.ok or s.status == "screened")
+
 
 @dataclass(slots=True)
 class Counters:
@@ -188,6 +195,8 @@ class Counters:
     failures: dict[str, int] = field(default_factory=dict)
     follow_ups: int = 0
     follow_up_reasons: dict[str, int] = field(default_factory=dict)
+    first_new: int = 0  # new valid candidates from a proposal's first reply
+    follow_up_new: int = 0  # new valid candidates from a follow-up's reply
     models: dict[str, dict[str, float]] = field(default_factory=dict)
     prompt_cuts: dict[str, int] = field(default_factory=dict)
 
@@ -224,13 +233,14 @@ class Counters:
     def add_outcome(self, o: Outcome) -> None:
         """Counts one applied outcome under its kind (and its failure, if it failed)."""
         self.repaired += bool(o.repairs)
+        self.first_new += o.new_valid and o.turns == 1
+        self.follow_up_new += o.new_valid and o.turns > 1
         if o.kind == "evaluated" and o.score is not None:
             self.evaluated += 1
             self.cache_hits += o.score.cached
             self.collisions += o.score.collision is not None
-            screened = o.score.status == "screened"  # a valid function, scored in part
-            self.screened += screened
-            if not (o.score.ok or screened):
+            self.screened += o.score.status == "screened"
+            if not o.new_valid:
                 self.failures[o.score.status] = self.failures.get(o.score.status, 0) + 1
             elif o.model:
                 m = self._model(o.model)

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -41,6 +42,13 @@ if TYPE_CHECKING:
     from minact.search.loop import Loop
 
 __all__ = ["evolve"]
+
+
+class FollowUpRule(str, Enum):
+    """When a bad reply is answered (minact.search.followups)."""
+
+    paying = "paying"
+    always = "always"
 
 
 def _api_key() -> str | None:
@@ -171,6 +179,15 @@ def evolve(
             show_default="2",
             help="Times a reply that copies a known function, does not parse or is rejected "
             "is answered, in the same conversation, with the reason; each is an LLM call.",
+        ),
+    ] = None,
+    follow_up_rule: Annotated[
+        FollowUpRule | None,
+        typer.Option(
+            show_default="paying",
+            help="When bad replies are answered: paying (while a model's follow-ups can "
+            "still yield new valid candidates as often per call as its first requests, "
+            "judged from the run so far) or always.",
         ),
     ] = None,
     repair: Annotated[
@@ -335,6 +352,7 @@ def evolve(
         "model": _joined(model),
         "model_weights": _joined(model_weights),
         "follow_ups": follow_ups,
+        "follow_up_rule": follow_up_rule.value if follow_up_rule is not None else None,
         "repair": repair,
         "context_tokens": context_tokens,
         "temperature": temperature,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import minact
 from minact.cache import FitnessCache
@@ -35,6 +35,7 @@ from minact.runs.history import History
 from minact.runs.ranking import RankingDocument, lab_summary
 from minact.runs.rundir import RunExistsError, RunLog, new_run_id
 from minact.search.cascade import Screen
+from minact.search.config import FollowUpRuleName
 from minact.search.loop import Loop, SearchConfig, Summary
 from minact.search.proposers import RecordingProposer
 
@@ -94,6 +95,7 @@ async def run(
         max_calls=options.max_calls,
         prompt_chars=options.prompt_chars,
         follow_ups=options.follow_ups,
+        follow_up_rule=cast(FollowUpRuleName, options.follow_up_rule),  # checked: CHOICES
         repair=options.repair,
     )
     # Before any work: folders that cannot be written and a server that cannot serve the

@@ -20,6 +20,7 @@ from minact.errors import ConfigError
 from minact.lab.checks import INT_RULES
 from minact.runs.history import History
 from minact.runs.schema import BadValue
+from minact.search.config import FOLLOW_UP_RULES
 
 __all__ = [
     "CHOICES",
@@ -87,6 +88,7 @@ class EvolveOptions:
     model: str | None = None  # one model, or an ensemble (comma-separated)
     model_weights: str | None = None  # how often each model is drawn (comma-separated)
     follow_ups: int = 2
+    follow_up_rule: str = "paying"  # when follow-ups are sent (minact.search.followups)
     repair: bool = True  # rewrite known slips in LLM replies (minact.validate.repair)
     context_tokens: int = 0  # 0: ask the server
     temperature: float = 0.8
@@ -121,8 +123,10 @@ class EvolveOptions:
     def from_run(cls, run: Mapping[str, Any]) -> EvolveOptions:
         """Returns the options a run was started with (from a run.json of any version)."""
         if isinstance(run.get("options"), dict):
-            # Runs from before repairs existed judged replies as the model wrote them.
-            return cls.from_dict({"repair": False, **run["options"]})
+            # Runs from before repairs existed judged replies as the model wrote them, and
+            # runs from before the follow-up rule answered every bad reply.
+            old = {"repair": False, "follow_up_rule": "always"}
+            return cls.from_dict({**old, **run["options"]})
         # run.json before options were stored: what it kept at top level.
         kept = {k: run[k] for k in ("budget", "concurrency", "seed", "islands") if k in run}
         llm = run.get("llm") or {}
@@ -164,6 +168,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
     "compile": ("auto", "on", "off"),
     "backend": ("local", "ray"),
+    "follow_up_rule": FOLLOW_UP_RULES,
 }
 
 
@@ -262,7 +267,7 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
     elif started.replay:
         free |= {"llm_url", "temperature"}
     if started.offline or not (started.llm_url or started.replay):
-        free |= {"follow_ups", "repair"}  # the offline mutator is never answered or repaired
+        free |= {"follow_ups", "follow_up_rule", "repair"}  # the mutator is never answered
     for key, value in given.items():
         old = getattr(started, key)
         if value != old and key not in free:

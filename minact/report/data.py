@@ -221,10 +221,23 @@ def uses_llm(run: Mapping[str, Any]) -> bool:
 
 
 def follow_ups(c: Mapping[str, Any]) -> str:
-    """Returns how many replies were answered with a follow-up, and why."""
+    """Returns how many replies were answered with a follow-up and why, and how often a
+    follow-up and a first request gave a new valid candidate (what the follow-up rule
+    weighs; runs from before it was counted show the follow-ups alone)."""
     reasons = c.get("follow_up_reasons") or {}
     why = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(reasons.items()))
-    return f"{c.get('follow_ups', 0)}" + (f" ({why})" if why else "")
+    sent = int(c.get("follow_ups", 0))
+    text = f"{sent}" + (f" ({why})" if why else "")
+    if "first_new" not in c:
+        return text
+    first = int(c.get("calls", 0)) - sent
+    rates = [_rate("follow-ups", int(c.get("follow_up_new", 0)), sent)]
+    rates.append(_rate("first requests", int(c.get("first_new", 0)), first))
+    return f"{text}; new valid candidates from {', from '.join(rates)}"
+
+
+def _rate(what: str, new: int, calls: int) -> str:
+    return f"{what} {new} of {calls}" + (f" ({new / calls:.2f} per call)" if calls > 0 else "")
 
 
 def prompt_note(run: Mapping[str, Any], c: Mapping[str, Any]) -> str:

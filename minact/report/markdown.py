@@ -21,6 +21,7 @@ from minact.report.data import (
     check_table,
     display_name,
     fmt,
+    follow_ups,
     latency_text,
     made_by,
     model_rows,
@@ -74,6 +75,7 @@ def _counter_lines(counters: Mapping[str, Any], llm: bool) -> list[str]:
             f"{counters.get('retries', 0)} retries, tokens {tokens}, "
             f"{counters.get('llm_seconds', 0.0):.1f} s waiting"
         )
+        lines.append(f"- follow-ups: {follow_ups(counters)}")
     return lines
 
 

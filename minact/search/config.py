@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from minact import seeds as seeds_lib
 from minact.candidate import Candidate
 from minact.score import Score
 
-__all__ = ["Evaluator", "SearchConfig"]
+__all__ = ["FOLLOW_UP_RULES", "Evaluator", "FollowUpRuleName", "SearchConfig"]
+
+FollowUpRuleName = Literal["paying", "always"]  # when follow-ups are sent (search.followups)
+FOLLOW_UP_RULES: tuple[FollowUpRuleName, ...] = ("paying", "always")
 
 
 class Evaluator(Protocol):
@@ -44,6 +47,7 @@ class SearchConfig:
     max_consecutive_errors: int = 8
     seed_names: tuple[str, ...] = tuple(seeds_lib.SEEDS)
     follow_ups: int = 0  # answers to a bad reply, in the same conversation (LLM proposers)
+    follow_up_rule: FollowUpRuleName = "paying"
     models: tuple[str, ...] = ()  # an ensemble: each proposal draws one
     model_weights: tuple[float, ...] = ()  # how often each is drawn (empty: equally)
     context_chars: int = 0  # what one conversation may hold (0: unknown, no limit)

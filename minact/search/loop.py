@@ -12,10 +12,10 @@ replies (or resumed from its log) makes the same choices. The price is head-of-l
 blocking: one slow reply holds back later proposals' application, not their work.
 
 A proposal is a conversation (search.conversation): a reply that does not parse, is
-rejected, copies a function known when the proposal was built (same code, expression or
-probed behaviour), or fails a fixable check, is answered with the reason up to
-`follow_ups` times. The call cap counts every exchange; a proposal is granted its
-exchanges when built and gives back the unused ones when applied (timing never matters).
+rejected, copies a function known when the proposal was built, or fails a fixable check,
+is answered with the reason up to `follow_ups` times while follow-ups pay
+(search.followups). The call cap counts every exchange; a proposal is granted its
+exchanges when built and gives back the unused ones when applied.
 
 `--budget` counts distinct candidates evaluated (cache hits and screened ones included);
 replies that do not parse, are rejected, or duplicate an earlier candidate do not.
@@ -41,6 +41,7 @@ from minact.search import novelty
 from minact.search.cascade import Screen
 from minact.search.config import Evaluator, SearchConfig
 from minact.search.conversation import Conversation, open_conversation, sampling_seed
+from minact.search.followups import FollowUpRule
 from minact.search.opening import Openings
 from minact.search.population import Member, Population
 from minact.search.proposers import ProposalRequest, Proposer
@@ -107,7 +108,8 @@ class Loop:
         self.errors_in_a_row = 0  # LLM errors in a row, among the outcomes applied
         self.granted: dict[int, int] = {}  # exchanges granted to each pending proposal
         self.committed = 0  # exchanges used by applied proposals + granted to pending ones
-        self.follow_ups = config.follow_ups if proposer.kind != "offline" else 0
+        limit = config.follow_ups if proposer.kind != "offline" else 0
+        self.rule = FollowUpRule(limit, config.follow_up_rule, config)
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="minact-eval")
         self.slots = asyncio.Semaphore(config.concurrency)
         self.builtins = seeds_lib.seed_candidates(config.seed_names)
@@ -200,7 +202,7 @@ class Loop:
     def _issue(self) -> None:
         while self._can_issue():
             k = self.next_index
-            grant = min(1 + self.follow_ups, self.config.call_cap - self.committed)
+            grant = min(1 + self.rule.grant(k), self.config.call_cap - self.committed)
             if grant < 1:
                 if self.next_index == self.applied:  # nothing pending will give calls back
                     self.stop = ("call_cap", f"reached the cap of {self.config.call_cap} calls")
@@ -356,9 +358,7 @@ class Loop:
 
     def _classify(self, o: Outcome) -> Outcome:
         assert o.score is not None
-        p = self.population
-        dup = p.knows_code(o.score.code_hash) or p.knows_behaviour(o.score.behaviour_hash)
-        if dup is not None:
+        if (dup := self.population.knows(o.score)) is not None:
             return replace(o, kind="duplicate", reason=f"same behaviour as {dup.score.name}")
         return replace(o, kind="evaluated")
 
@@ -368,6 +368,7 @@ class Loop:
 
     def _count(self, o: Outcome) -> None:
         self.counters.add_outcome(o)
+        self.rule.note(o)
         if o.kind == "evaluated" and o.score is not None:
             self._join(Member(o.score, o.index, o.island, o.origin, o.note))
         elif o.kind in ("parse_failure", "rejected"):

@@ -67,13 +67,10 @@ class Population:
 
     # membership -----------------------------------------------------------------------
 
-    def knows_code(self, code_hash: Hash | None) -> Member | None:
-        """Returns the member with this code hash, if any."""
-        return self._codes.get(code_hash) if code_hash is not None else None
-
-    def knows_behaviour(self, behaviour: Hash | None) -> Member | None:
-        """Returns the member that first showed this behaviour, if any."""
-        return self._behaviours.get(behaviour) if behaviour is not None else None
+    def knows(self, s: Score) -> Member | None:
+        """Returns the member with s's code hash, or else the first to show its behaviour."""
+        code = self._codes.get(s.code_hash) if s.code_hash is not None else None
+        return code or (self._behaviours.get(s.behaviour_hash) if s.behaviour_hash else None)
 
     def add(self, member: Member) -> None:
         """Adds a scored candidate (a seed goes to every island, a child to its own)."""

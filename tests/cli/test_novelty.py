@@ -351,3 +351,39 @@ def test_a_replay_given_the_context_cuts_follow_ups_as_the_recorded_run_did(
     resumed = _evolve(tmp_path / "b", "--resume", str(_run_dir(tmp_path / "b")),
                       "--context-tokens", "4096")  # fmt: skip
     assert resumed.exit_code == 1 and "--context-tokens 4096" in resumed.stderr
+
+
+def test_follow_ups_stop_for_a_model_that_repeats_itself(tmp_path: Path) -> None:
+    def respond(body: dict[str, Any], n: int) -> Reply:
+        # Half the opening requests (by their sampling seed: timing plays no part) get a new
+        # function; every other reply, follow-ups included, copies gelu.
+        seed = body["seed"]
+        code = (
+            f"torch.sin({seed % 997 + 2} * x) + x"
+            if len(body["messages"]) == 2 and seed % 2
+            else "F.gelu(x)"
+        )
+        return Reply(f"```python\nimport torch\nimport torch.nn.functional as F\n"
+                     f"def activation(x):\n    return {code}\n```")  # fmt: skip
+
+    counters = {}
+    with LLMServer(_numbered(respond)) as server:
+        for rule in ("paying", "always"):
+            flags = ("--follow-up-rule", rule) if rule == "always" else ()
+            result = _evolve(tmp_path / rule, "--budget", "8", "--seed", "3", "--llm-url",
+                             server.url, "--run-id", "r", "--max-calls", "200", *flags)  # fmt: skip
+            assert result.exit_code == 0, result.stderr
+            run = tmp_path / rule / "runs" / "r"
+            meta = json.loads((run / "run.json").read_text())
+            assert meta["options"]["follow_up_rule"] == rule
+            counters[rule] = c = meta["counters"]
+            assert c["evaluated"] == 8 and c["follow_up_new"] == 0 and c["first_new"] == 8
+            report = (run / "report.md").read_text()
+            first = c["calls"] - c["follow_ups"]
+            assert f"new valid candidates from follow-ups 0 of {c['follow_ups']}" in report
+            assert f"from first requests 8 of {first} ({8 / first:.2f} per call)" in report
+        resumed = _evolve(tmp_path / "paying", "--resume", str(tmp_path / "paying" / "runs" / "r"),
+                          "--follow-up-rule", "always")  # fmt: skip
+    assert resumed.exit_code == 1 and "--follow-up-rule 'always'" in resumed.stderr
+    assert 0 < counters["paying"]["follow_ups"] < counters["always"]["follow_ups"]
+    assert counters["paying"]["calls"] < counters["always"]["calls"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from minact.errors import ConfigError
-from minact.jobs.options import EvolveOptions, resolve
+from minact.jobs.options import EvolveOptions, resolve, started_with
 
 
 def test_a_run_started_before_repairs_resumes_without_them() -> None:
@@ -14,6 +16,16 @@ def test_a_run_started_before_repairs_resumes_without_them() -> None:
     new = {"options": EvolveOptions(budget=10, llm_url="http://127.0.0.1:1/v1").to_dict()}
     assert EvolveOptions.from_run(new).repair is True
     assert EvolveOptions().repair is True
+
+
+def test_a_run_started_before_the_follow_up_rule_answers_every_bad_reply() -> None:
+    old = {"options": {"budget": 10, "llm_url": "http://127.0.0.1:1/v1", "follow_ups": 2}}
+    assert EvolveOptions.from_run(old).follow_up_rule == "always"
+    new = {"options": EvolveOptions(budget=10, llm_url="http://127.0.0.1:1/v1").to_dict()}
+    assert EvolveOptions.from_run(new).follow_up_rule == "paying"
+    bad = {"options": {**new["options"], "follow_up_rule": "sometimes"}}
+    with pytest.raises(ConfigError, match=r"options\.follow_up_rule.*paying, always"):
+        started_with(bad, {}, Path("run.json"))
 
 
 def test_a_resume_keeps_the_repair_setting_of_an_llm_run() -> None:

@@ -153,4 +153,8 @@ def test_the_limits_of_run_json_settings_are_the_flags_limits() -> None:
         n for n, f in EvolveOptions.__dataclass_fields__.items() if f.type in ("int", "float")
     }
     assert numbers == set(LIMITS)
-    assert set(CHOICES) == {"device", "compile", "backend"}
+    assert set(CHOICES) == {"device", "compile", "backend", "follow_up_rule"}
+    for name, words in CHOICES.items():
+        flag = flags["compile_" if name == "compile" else name]
+        enum = flag.type_descriptor.annotation  # type: ignore[attr-defined]
+        assert [c.value for c in enum] == list(words), name

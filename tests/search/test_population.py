@@ -57,8 +57,12 @@ def test_failures_are_kept_for_prompts_not_for_selection() -> None:
     pop.add(_m("bad", None, index=1))
     assert pop.failures(5)[-1].kind == "nonfinite"
     assert {m.score.name for m in pop.ranked()} == {"ok"}
-    assert pop.knows_code(Hash("code-bad")) is not None
-    assert pop.knows_behaviour(Hash("beh-ok")) is not None
+    # A failed candidate is known by its code, and a behaviour by its first member.
+    assert pop.knows(_m("bad", None).score) is not None
+    other_code = Score("x", Hash("code-x"), "src x", "ok", "", Hash("beh-ok"), 0.0)
+    known = pop.knows(other_code)
+    assert known is not None and known.score.name == "ok"
+    assert pop.knows(_m("new", 0.0).score) is None
 
 
 def test_capacity_and_empty_islands() -> None:
