@@ -1,9 +1,9 @@
 """Repairs of the module around a candidate's function: its text, imports and top level.
 
 Part of minact.validate.repair: before the function's own code is repaired, the reply's
-module is made what minact runs of it. `text` fixes the two syntax slips models make
-that no parser gets past (`from torch.nn.functional as F`, one `)` too many at the end
-of a line); `module` keeps the last `def activation`, drops numpy imports, example code
+module is made what minact runs of it. `text` fixes the syntax slips models make that no
+parser gets past (`from torch.nn.functional as F`, one `)` too many at the end of a line,
+or too few at the end of a complete one); `module` keeps the last `def activation`, drops numpy imports, example code
 and statements the function does not read, moves the constants it reads into it, and
 spells the `F` import as Python has it. Each returns what it changed.
 """
@@ -40,9 +40,30 @@ def text(source: str) -> tuple[str, list[str]]:
         fixed = "\n".join(lines)
         if "dropped an unmatched `)` at the end of a line" not in fixes:
             fixes.append("dropped an unmatched `)` at the end of a line")
+    fixed = _close_parens(fixed, fixes)
     if fixes and _syntax_error(fixed) is None:
         return fixed, fixes
     return source, []  # not what was meant, or still broken: validation gives the reason
+
+
+def _close_parens(source: str, fixes: list[str]) -> str:
+    """Returns `source` with the `(` a line left open closed at its end, when the line is
+    complete otherwise (it ends in a name, a number or `)`, not in an operator or a comma:
+    a reply cut mid-expression is not guessed at) and holds no string or other bracket."""
+    error = _syntax_error(source)
+    if error is None or error.msg != "'(' was never closed" or not error.lineno:
+        return source
+    lines = source.split("\n")
+    line = lines[error.lineno - 1].rstrip()
+    code = line.split("#", 1)[0].rstrip() if "#" in line else line
+    missing = code.count("(") - code.count(")")
+    if not 0 < missing <= _MAX_EXTRA_PARENS or any(c in code for c in "'\"[]{}\\"):
+        return source
+    if not re.search(r"[\w)]$", code):
+        return source
+    lines[error.lineno - 1] = code + ")" * missing + line[len(code) :]
+    fixes.append(f"closed {missing} `(` left open at the end of a line")
+    return "\n".join(lines)
 
 
 def _syntax_error(source: str) -> SyntaxError | None:

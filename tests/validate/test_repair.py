@@ -124,6 +124,11 @@ SLIPS = {
             "dropped an unmatched `)` at the end of a line",
         ],
     ),
+    "a parenthesis left open at the end of a complete line": (
+        "def activation(x):\n    gate = torch.sigmoid(torch.where(x > 1, x * (1 + 0.5 * "
+        "torch.sinc(2.5 * x)), torch.tanh(x))  # smooth\n\n    return x * gate\n",
+        ["closed 1 `(` left open at the end of a line"],
+    ),
     "bare pi": (
         "def activation(x):\n    return F.silu(x) + 0.1 * torch.sin(pi * x)\n",
         ["`pi` → `math.pi`"],
@@ -211,6 +216,12 @@ def test_code_that_validates_is_left_as_it_is() -> None:
         "from torch.nn.functional as F\ndef activation(x):\n    return F.gelu(x) *\n",
         # A parenthesis too many that is not at the end of its line.
         "def activation(x):\n    return torch.sin(x)) + x\n",
+        # A line left open mid-expression (a reply cut short), or whose `(` encloses a
+        # string or another bracket: where it would close is not guessed.
+        "def activation(x):\n    return torch.where(x > 0, x, x /\n",
+        "def activation(x):\n    return torch.where(x > 0,\n",
+        "def activation(x):\n    return torch.sum(x[0:1] + x\n",
+        "def activation(x):\n    return F.gelu(x) + torch.sin(x, ')'\n",
     ],
 )
 def test_what_is_not_a_known_slip_is_not_touched(source: str) -> None:
