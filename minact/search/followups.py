@@ -3,13 +3,13 @@
 A follow-up costs an LLM call, as a first request does. Measured with a 0.5B model over
 six benchmark runs (bench/RESULTS.md), a first request gave a new valid candidate 65% of
 the time (200 of 307) and a follow-up 16% (25 of 153): a small model told what was wrong
-mostly writes the same thing again. Under the rule "paying" (the default) a proposal is granted its follow-ups
-while they can still yield as much per call as first requests do, judged per model from
-the outcomes applied so far: the follow-ups' upper confidence bound (Wilson, z = 1.5)
-must reach the first requests' mean (with one success and one failure as the prior).
-Until a model has answered a few follow-ups, the bound is high and follow-ups are sent;
-if the first requests' yield falls later, follow-ups come back. Under "always", every
-proposal is granted `--follow-ups`.
+mostly writes the same thing again. Under the rule "paying" (the default) a proposal is
+granted its follow-ups while they can still yield as much per call as first requests do,
+judged per model from the outcomes applied so far: the follow-ups' upper confidence
+bound (Wilson, z = 1.5) must reach the first requests' mean (with one success and one
+failure as the prior). Until a model has answered a few follow-ups, the bound is high
+and follow-ups are sent; if the first requests' yield falls later, follow-ups come back.
+Under "always", every proposal is granted `--follow-ups`.
 
 The rule reads outcomes in the order the loop applies them (proposal order), so a
 replayed or resumed run grants the same follow-ups.

@@ -35,9 +35,10 @@ Message = dict[str, str]
 # The opening line's info string holds no backtick (as in CommonMark): a run of backticks
 # without a newline is then searched once, not once per backtick (a capped reply of them).
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL)
-_DIFF = re.compile(
-    r"<{5,9} ?SEARCH[^\n]*\n(.*?)\n?={5,9}[^\n]*\n(.*?)\n?>{5,9} ?REPLACE", re.DOTALL
-)
+# The lines that open, divide and close a SEARCH/REPLACE block (_diff_blocks).
+_SEARCH = re.compile(r"[ \t]*<{5,9} ?SEARCH")
+_DIVIDER = re.compile(r"[ \t]*={5,9}")
+_REPLACE = re.compile(r"[ \t]*>{5,9} ?REPLACE")
 _CODE_LANGS = {"", "python", "py", "python3"}
 # A lab with more tasks is summarised: a few examples per family, the extreme per-task scores
 # (the default lab has 100 generated tasks; listing them all would fill the prompt budget).
@@ -291,14 +292,44 @@ def build_messages(
     return build_prompt(lab, parent, top, diverse, failures, max_chars).messages
 
 
-def _parses(text: str) -> bool:
+def _error_line(text: str) -> int | None:
+    """Returns None when `text` parses, else the line its syntax error is on (0: unknown)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
+    except SyntaxError as e:
+        return e.lineno or 0
+    except (ValueError, RecursionError, MemoryError):
+        return 0
+    return None
+
+
+def _diff_blocks(text: str) -> list[tuple[str, str]]:
+    """Returns the (search, replace) text of each SEARCH/REPLACE block, in order.
+
+    Read line by line, each line once: the markers are lines of their own. (A pattern
+    matching a whole block rescans the rest of the reply from every marker, which a reply
+    of many markers turns into minutes.)
+    """
+    blocks: list[tuple[str, str]] = []
+    search: list[str] | None = None  # inside a block's SEARCH part
+    replace: list[str] | None = None  # inside its REPLACE part
+    for line in text.split("\n"):
+        if replace is not None:
+            if _REPLACE.match(line):
+                blocks.append(("\n".join(search or ()), "\n".join(replace)))
+                search = replace = None
+            else:
+                replace.append(line)
+        elif search is not None:
+            if _DIVIDER.match(line):
+                replace = []
+            else:
+                search.append(line)
+        elif _SEARCH.match(line):
+            search = []
+    return blocks
 
 
 def _apply_diff(parent: str, blocks: list[tuple[str, str]]) -> str | ParseFailure:
@@ -343,11 +374,15 @@ def _renamed_block(text: str) -> str | None:
     return None
 
 
+_UNFENCED_CHARS = 16_000  # twice what validation accepts (validate.MAX_SOURCE_CHARS)
+_UNFENCED_TRIES = 64  # prefixes tried, each cut at its syntax error
+
+
 def parse_reply(text: str, parent_source: str) -> str | ParseFailure:
     """Returns the candidate source in an LLM reply, or a ParseFailure saying why not."""
     if not text.strip():
         return ParseFailure("empty reply")
-    diffs: list[tuple[str, str]] = _DIFF.findall(text)
+    diffs = _diff_blocks(text)
     if diffs:
         return _apply_diff(parent_source, diffs)
     blocks: list[str] = [
@@ -367,9 +402,22 @@ def parse_reply(text: str, parent_source: str) -> str | ParseFailure:
     start = max(text.rfind("\nimport ", 0, at), text.rfind("\nfrom ", 0, at), -1) + 1
     if start == 0 and not text.startswith(("import ", "from ")):
         start = at
-    lines = text[start:].splitlines()
-    for end in range(len(lines), 0, -1):
-        candidate = "\n".join(lines[:end])
-        if "def activation" in candidate and _parses(candidate):
-            return candidate + "\n"
+    lines = text[start : at + _UNFENCED_CHARS].splitlines()
+    first = next(i for i, line in enumerate(lines) if "def activation" in line) + 1
+    body = first
+    while body < len(lines) and (not lines[body].strip() or lines[body][0] in " \t"):
+        body += 1  # the def's indented body: prose after code is not indented
+    # The longest prefix that parses. An error on line n rules out the longer prefixes that
+    # hold line n whole, so each try ends there; where errors are found late (a bracket
+    # never closed is reported on its own line), the def and its body are tried next.
+    end = len(lines)
+    for tried in range(_UNFENCED_TRIES):
+        if end < first:
+            break
+        line = _error_line("\n".join(lines[:end]))
+        if line is None:
+            return "\n".join(lines[:end]).rstrip() + "\n"
+        end = min(end - 1, line) if line > 0 else end - 1
+        if tried == _UNFENCED_TRIES // 4:
+            end = min(end, body)
     return ParseFailure("the reply's `def activation` is not valid Python")

@@ -2,10 +2,11 @@
 
 Part of minact.validate.repair: before the function's own code is repaired, the reply's
 module is made what minact runs of it. `text` fixes the syntax slips models make that no
-parser gets past (`from torch.nn.functional as F`, one `)` too many at the end of a line,
-or too few at the end of a complete one); `module` keeps the last `def activation`, drops numpy imports, example code
-and statements the function does not read, moves the constants it reads into it, and
-spells the `F` import as Python has it. Each returns what it changed.
+parser gets past (`from torch.nn.functional as F`, one `)` too many at the end of a
+line, or too few at the end of a complete one); `module` keeps the last `def
+activation`, drops numpy imports, example code and statements the function does not
+read, moves the constants it reads into it, and spells the `F` import as Python has it.
+Each returns what it changed.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -140,3 +142,45 @@ def test_parse_reply_never_raises(text: str) -> None:
 )
 def test_parse_reply_never_raises_on_fragments(parts: list[str]) -> None:
     assert isinstance(parse_reply("".join(parts), PARENT), (str, ParseFailure))
+
+
+def test_a_long_reply_is_read_with_bounded_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reply at the size cap (100,000 characters) of markers or lines that never parse is
+    read once: few parses, not one per line or per marker."""
+    import ast
+
+    parses: list[int] = []
+    real = ast.parse
+
+    def counted(source: str, *args: Any, **kwargs: Any) -> ast.Module:
+        parses.append(len(source))
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", counted)
+    unfenced = "def activation(x):\n    return (x\n" + "a\n" * 50_000
+    result = parse_reply(unfenced, PARENT)
+    assert isinstance(result, ParseFailure) and "not valid Python" in result.reason
+    assert len(parses) <= 64 and max(parses) <= 16_100  # 16,000 characters from the def
+    # Prose after code that leaves a bracket open on every line: the def and its body.
+    parses.clear()
+    prose = (
+        "import torch\ndef activation(x):\n    return torch.tanh(x)\n" + "It is (smooth.\n" * 5000
+    )
+    assert (
+        parse_reply(prose, PARENT) == "import torch\ndef activation(x):\n    return torch.tanh(x)\n"
+    )
+    assert len(parses) <= 18
+    # Prose after top-level code the function reads: cut at the prose's first line.
+    parses.clear()
+    tail = "import torch\ndef activation(x):\n    return A * x\n\nA = 0.1\n"
+    assert parse_reply(tail + "That is all.\n" * 5000, PARENT) == tail
+    assert len(parses) <= 3
+    # Thousands of markers before a block: a divider line outside a block is text; an
+    # opening marker opens a block whose SEARCH text then holds the rest up to the divider.
+    block = "<<<<<<< SEARCH\n    return y + 0.1 * torch.sin(x)\n=======\n"
+    block += "    return y + 0.2 * torch.cos(x)\n>>>>>>> REPLACE"
+    after = parse_reply("=" * 99_000 + "\n" + block, PARENT)
+    assert after == PARENT.replace("0.1 * torch.sin", "0.2 * torch.cos")
+    for noise in ("<<<<<<< SEARCH" * 7000 + "\n", "<<<<<<< SEARCH\n" * 7000):
+        result = parse_reply(noise + block, PARENT)
+        assert isinstance(result, ParseFailure) and "not in the parent" in result.reason
