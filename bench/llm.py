@@ -171,6 +171,11 @@ def figures(run: Path, wall: float, code: int) -> dict[str, Any]:
     # valid function that lost the screen); a failure in training is not valid.
     new = [s for s in scored if s.get("status") in ("ok", "screened")]
     seeds = [e["score"] for e in events if e.get("event") == "seed"]
+    # What the follow-up rule weighs: new valid candidates from first replies and from
+    # follow-ups, per call of each (from the outcomes, so older runs are read the same way).
+    asked = [e for e in outcomes if e.get("model") != "offline" and e["kind"] != "llm_error"]
+    fresh = [e for e in asked if e.get("turns", 1) == 1 and _new(e)]
+    late = [e for e in asked if e.get("turns", 1) > 1 and _new(e)]
     offline = meta.get("proposer") == "offline"
     calls = c.get("proposals", 0) if offline else c.get("calls", 0)
     # Replies answered with a follow-up are counted by their verdict as well.
@@ -190,6 +195,8 @@ def figures(run: Path, wall: float, code: int) -> dict[str, Any]:
         "exit": code,
         "calls": calls,
         "follow_ups": c.get("follow_ups", 0),
+        "first": [len(fresh), len(asked)],
+        "follow_up_yield": [len(late), sum(e.get("turns", 1) - 1 for e in asked)],
         "new_valid": len(new),
         "evaluated": c.get("evaluated", 0),
         "yield": len(new) / calls if calls else 0.0,
@@ -207,23 +214,35 @@ def figures(run: Path, wall: float, code: int) -> dict[str, Any]:
     }
 
 
+def _new(outcome: dict[str, Any]) -> bool:
+    score = outcome.get("score") or {}
+    return outcome["kind"] == "evaluated" and score.get("status") in ("ok", "screened")
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """Returns the figures as a Markdown table."""
     head = (
-        "| proposer | status | calls | follow-ups | new valid | yield / call | duplicates "
-        "| unparsable | rejected | failed checks | repaired | tokens | wall | best new |"
+        "| proposer | status | calls | follow-ups | new valid | yield / call | new: first "
+        "replies · follow-ups | duplicates | unparsable | rejected | failed checks | repaired "
+        "| tokens | wall | best new |"
     )
-    lines = [head, "|---|---|" + "---:|" * 12]
+    lines = [head, "|---|---|" + "---:|" * 13]
     for r in rows:
         best = "—" if r["best_new"] is None else f"{r['best_new']:+.3f}"
         tokens = f"{r['tokens']}" + (" (est.)" if r["tokens_estimated"] else "")
         lines.append(
             f"| {r['proposer']} | {r['status']} | {r['calls']} | {r['follow_ups']} | "
-            f"{r['new_valid']} | {r['yield']:.2f} | {r['duplicates']} | {r['parse_failures']} | "
+            f"{r['new_valid']} | {r['yield']:.2f} | {_split(r)} | {r['duplicates']} | "
+            f"{r['parse_failures']} | "
             f"{r['rejected']} | {r['failed_checks']} | {r.get('repaired', 0)} | {tokens} | "
             f"{r['wall']:.0f} s | {best} |"
         )
     return "\n".join(lines)
+
+
+def _split(r: dict[str, Any]) -> str:
+    (a, b), (c, d) = r.get("first", (0, 0)), r.get("follow_up_yield", (0, 0))
+    return f"{a}/{b} · {c}/{d}"
 
 
 def members(rows: list[dict[str, Any]]) -> str:
