@@ -36,9 +36,11 @@ __all__ = ["check_numeric"]
 
 TENSOR, BOOLS, INT, FLOAT, OTHER = "tensor", "bools", "int", "float", "other"
 
-_COMPARE = frozenset(
-    "gt ge lt le eq ne greater greater_equal less less_equal not_equal".split()
-) | frozenset({"logical_and", "logical_or", "logical_not", "logical_xor"})
+_COMPARE = (
+    frozenset("gt ge lt le eq ne greater greater_equal less less_equal not_equal".split())
+    | frozenset({"logical_and", "logical_or", "logical_not", "logical_xor"})
+    | frozenset({"isnan", "isinf", "isfinite", "isposinf", "isneginf"})  # boolean tensors too
+)
 _MODULES = frozenset({"torch", "F", "math"})
 # round(n, -d) of an int computes 10 ** d: d may not pass the digits of MAX_INT_LITERAL.
 _MAX_ROUND_DIGITS = math.log10(MAX_INT_LITERAL)

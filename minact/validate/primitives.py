@@ -35,7 +35,7 @@ divide true_divide neg negative positive pow float_power reciprocal remainder ro
 sigmoid sign sgn sin sinc sinh sqrt square tan tanh trunc fix where xlogy copysign
 nan_to_num gt ge lt le eq ne greater greater_equal less less_equal not_equal
 logical_and logical_or logical_not logical_xor zeros_like ones_like full_like relu selu
-celu i0
+celu i0 isnan isinf isfinite isposinf isneginf
 """.split()
 
 _SPECIAL = """

@@ -106,6 +106,7 @@ REFUSED = {
         ),
         "may exceed 1e18",
     ),
+    "arithmetic-on-a-nan-test": (fn("return torch.isnan(x) * x"), "boolean tensor"),
     "loop-that-never-runs": (
         fn("k = 1000000000", "for i in range(0):", "    k = 1", "return x * 10 ** k"),
         "may exceed 1e18",
@@ -121,6 +122,12 @@ ACCEPTED = {
         "m = torch.logical_and(x > 0, torch.lt(x, 1))", "return torch.where(m, x, 0.0)"
     ),
     "remainder-function": fn("return torch.remainder(x, 2.0)"),
+    # The guards small models write: x is finite, but an inner value may not be.
+    "nan-and-inf-guards": fn(
+        "y = torch.log1p(x * x) / x",
+        "y = torch.where(torch.isnan(y) | y.isinf(), torch.zeros_like(y), y)",
+        "return torch.where(torch.isfinite(y), y, 0.0)",
+    ),
     "where-method": fn("return x.where(x > 0, 0.1 * x)"),
     "where-keywords": fn("return torch.where(x > 0, x, other=0.0)"),
     "python-int-arithmetic": fn(
