@@ -12,6 +12,7 @@ import pytest
 
 from minact.lab.task import Lab
 from minact.outcome import Outcome, Reply
+from minact.runs.history import History
 from minact.score import Score
 from minact.search.ensemble import Ensemble
 from minact.search.followups import FollowUpRule, Tally, upper_bound
@@ -144,3 +145,25 @@ def test_the_rule_decides_the_same_whatever_the_timing_and_in_a_replay(
     assert outcomes(live_events) == outcomes(retimed_events) == outcomes(replayed_events)
     assert live.counters.to_dict() == retimed.counters.to_dict() == replayed.counters.to_dict()
     assert 0 < live.counters.follow_ups < 2 * live.counters.duplicates + live.counters.follow_ups
+
+
+def test_a_resumed_run_grants_what_the_whole_run_granted(tiny_lab: Lab) -> None:
+    config = SearchConfig(budget=10, concurrency=2, seed=4, follow_ups=2)
+    whole, events = _run(tiny_lab, config, ScriptedProposer(_stubborn))
+    assert 0 < whole.counters.follow_ups < 2 * whole.counters.duplicates  # the rule stopped them
+    outcomes = [n for n, e in enumerate(events) if e["event"] == "outcome"]
+    cut = events[: outcomes[len(outcomes) // 2] + 1]  # killed half-way
+    resumed, more = asyncio.run(_resume(tiny_lab, config, cut))
+    assert resumed.counters.to_dict() == whole.counters.to_dict()
+    turns = [(e["index"], e["turns"]) for e in cut + more if e["event"] == "outcome"]
+    assert turns == [(e["index"], e["turns"]) for e in events if e["event"] == "outcome"]
+
+
+async def _resume(
+    lab: Lab, config: SearchConfig, cut: list[dict[str, Any]]
+) -> tuple[Summary, list[dict[str, Any]]]:
+    more: list[dict[str, Any]] = []
+    history = History.from_events(cut)
+    summary = await run(config, lab, ScriptedProposer(_stubborn), FakeEvaluator(), more.append,
+                        None, history)  # fmt: skip
+    return summary, more
