@@ -74,14 +74,15 @@ async def proposer(
                 deadline=options.llm_timeout,
             )
             # Before any training: a dead server, a rejected key or a wrong name ends the run.
-            config = replace(config, model=await llm.server_model(http, config))
+            answers: llm.Answers = {}  # the start-up checks ask GET /models once
+            config = replace(config, model=await llm.server_model(http, config, answers=answers))
             if config.model in members:
                 raise ConfigError(f"--llm-url: two servers both serve {config.model!r}; name them")
             members[config.model] = LLMProposer(llm.LLMClient(http, config))
             described = {"name": config.model, "url": config.url, "weight": spec.weight}
             if options.context_tokens:
                 described["context"] = [options.context_tokens, "--context-tokens"]
-            elif (found := await llm.context_length(http, config)) is not None:
+            elif (found := await llm.context_length(http, config, answers=answers)) is not None:
                 described["context"] = list(found)
             models.append(described)
         inner: Proposer = Ensemble(members)

@@ -23,7 +23,7 @@ from minact.search.untrusted import clip, printable, scrub
 if TYPE_CHECKING:
     from minact.search.llm import LLMConfig
 
-__all__ = ["CHECK_BYTES", "CHECK_SECONDS", "context_length", "server_model"]
+__all__ = ["CHECK_BYTES", "CHECK_SECONDS", "Answers", "context_length", "server_model"]
 
 CHECK_SECONDS = 5.0  # the whole of one check's GET: a server answers GET /models at once
 CHECK_BYTES = 8 * 2**20  # the longest answer read (a hosted API may list hundreds of models)
@@ -38,11 +38,22 @@ class _Unanswered(Exception):
         self.reached = reached
 
 
+Answers = dict[str, tuple[int, bytes]]  # GET answers by URL, shared by one server's checks
+
+
 async def _get(
-    http: httpx.AsyncClient, url: str, config: LLMConfig, seconds: float, cap: int
+    http: httpx.AsyncClient,
+    url: str,
+    config: LLMConfig,
+    seconds: float,
+    cap: int,
+    answers: Answers | None = None,
 ) -> tuple[int, bytes]:
     """Returns the status and body of GET `url`, read within `seconds` and `cap` bytes;
-    raises _Unanswered saying why not."""
+    raises _Unanswered saying why not. With `answers`, a URL already asked is not asked
+    again (a hosted API's model list may be megabytes), and a new answer is kept there."""
+    if answers is not None and url in answers:
+        return answers[url]
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     timeout = httpx.Timeout(seconds, connect=min(seconds, config.connect_timeout))
     body = bytearray()
@@ -58,7 +69,10 @@ async def _get(
             return response.status_code
 
     try:
-        return await asyncio.wait_for(read(), seconds), bytes(body)
+        answer = await asyncio.wait_for(read(), seconds), bytes(body)
+        if answers is not None:
+            answers[url] = answer
+        return answer
     except asyncio.TimeoutError:
         got = f"{len(body)} bytes of the body arrived" if body else "nothing arrived"
         raise _Unanswered(f"no whole answer within {seconds:g} s ({got})", True) from None
@@ -79,6 +93,7 @@ async def server_model(
     *,
     seconds: float = CHECK_SECONDS,
     cap: int = CHECK_BYTES,
+    answers: Answers | None = None,
 ) -> str:
     """Returns the model a run will ask: config.model once the server has shown it serves
     it, else the first model it lists. Raises LLMError, in one line, within `seconds`, when
@@ -86,11 +101,12 @@ async def server_model(
     key, does not serve the model, or names none that can be used.
 
     The check is GET {url}/models, made before any training, so that a dead server or a
-    typo ends the run at once (a server without that route is let be).
+    typo ends the run at once (a server without that route is let be). `answers`: shared
+    with context_length, which then reads the same list without asking again.
     """
     key, url = config.api_key, config.url.rstrip("/") + "/models"
     try:
-        status, content = await _get(http, url, config, seconds, cap)
+        status, content = await _get(http, url, config, seconds, cap, answers)
     except _Unanswered as e:
         why = clip(str(e), 300, key)
         if e.reached:
@@ -155,19 +171,21 @@ async def context_length(
     *,
     seconds: float = CHECK_SECONDS,
     cap: int = CHECK_BYTES,
+    answers: Answers | None = None,
 ) -> tuple[int, str] | None:
     """Returns the model's context length in tokens and where the server said it, if it does.
 
     llama.cpp's server answers GET /props with the context of one slot (what a request
     may use); vLLM lists `max_model_len` in GET /v1/models, llama-server its training
     context in `meta`. Servers that say nothing (llama-cpp-python, Ollama's /v1) give None,
-    and so does one that answers neither within `seconds` and `cap` bytes each.
+    and so does one that answers neither within `seconds` and `cap` bytes each. A URL in
+    `answers` (server_model's GET /models) is read from there.
     """
     base = config.url.rstrip("/")
     root = base.removesuffix("/v1")
     for url in (root + "/props", base + "/models"):
         try:
-            status, content = await _get(http, url, config, seconds, cap)
+            status, content = await _get(http, url, config, seconds, cap, answers)
         except _Unanswered:
             continue
         if status != 200:

@@ -275,6 +275,16 @@ def test_the_prompt_fits_the_context_the_server_reports(tmp_path: Path) -> None:
     assert meta["prompt"]["chars"] == fitted and meta["prompt"]["context"] == 2048
 
 
+def test_the_model_list_is_asked_once_for_the_name_and_the_context(tmp_path: Path) -> None:
+    listing = {"object": "list", "data": [{"id": "big", "max_model_len": 4096}]}
+    with LLMServer(_answer, models=listing) as server:
+        result = _evolve(tmp_path, "--budget", "1", "--llm-url", server.url)
+        gets = [r.path for r in server.requests if not r.path.endswith("/completions")]
+    assert result.exit_code == 0, result.stderr
+    assert "4096-token context" in result.stderr and "GET /v1/models" in result.stderr
+    assert gets.count("/v1/models") == 1 and gets.count("/props") == 1, gets
+
+
 @pytest.mark.parametrize(
     ("args", "env", "says"),
     [
