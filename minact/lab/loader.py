@@ -29,8 +29,11 @@ Limits, checked before any data is sampled (each refusal names the file, key and
 - The lab's total training work stays within MAX_LAB_WORK (1e12): the sum over its tasks of
   seeds x steps x the multiply-adds of one step of one network, which is n_train x width^2 x
   depth for an MLP, n_train x (size + 1) x width^2 x depth for a set task, and n_train x rounds
-  x (nodes^2 x width + 2 x nodes x width^2) for a graph task (a [[family]] counts `count`
-  tasks). The shipped labs need 1e9 (real) to 1e10 (large, about 9 s per candidate on a 2-core
+  x (PAIR_WORK x nodes^2 x width + 2 x nodes x width^2) for a graph task (a [[family]] counts
+  `count` tasks). PAIR_WORK (32) is what one element of a pair's message costs against one
+  multiply-add of a matmul: the messages are elementwise work (the sum, the activation and the
+  aggregation, forward and backward); counted as 1, the algorithmic suite's estimate was 7 times
+  too low for its measured time beside the MLP labs (bench/RESULTS.md, cost per candidate). The shipped labs need 1e9 (real) to 1e10 (large, about 9 s per candidate on a 2-core
   CPU); the limit, about 100 times the largest, would take some 15 minutes per candidate there.
 - The points sampled to load the lab stay within MAX_LAB_POINTS (2e7): the sum over tasks of
   n_train + 2 x n_test, times the elements of a set (size, test_size) or the node pairs of a
@@ -64,7 +67,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
-__all__ = ["MAX_LAB_POINTS", "MAX_LAB_WORK", "MAX_OOD_SCALE", "MAX_SET_ELEMENTS"]
+__all__ = ["MAX_LAB_POINTS", "MAX_LAB_WORK", "MAX_OOD_SCALE", "MAX_SET_ELEMENTS", "PAIR_WORK"]
 __all__ += ["MAX_TASKS_FILE_BYTES", "MIN_OOD_FRACTION", "default_tasks_path", "load_lab"]
 __all__ += ["transfer_suite_path"]
 
@@ -76,6 +79,7 @@ MAX_TASKS_FILE_BYTES = 1 << 20
 # The lab's total training work and the points sampled to load it (the module docstring says
 # how each is counted, and what the shipped labs need).
 MAX_LAB_WORK = 1e12
+PAIR_WORK = 32.0  # a pair message's elementwise work per element, in multiply-adds (docstring)
 MAX_LAB_POINTS = 20_000_000
 
 
@@ -237,7 +241,8 @@ def _task_cost(task_or_plan: Task | FamilyPlan) -> tuple[float, float]:
     mlp = width * width * depth
     if isinstance(task_or_plan, Task) and task_or_plan.graph is not None:
         g = task_or_plan.graph
-        step = n_train * g.rounds * (g.nodes**2 * width + 2 * g.nodes * width * width)
+        pairs = PAIR_WORK * g.nodes**2 * width
+        step = n_train * g.rounds * (pairs + 2 * g.nodes * width * width)
         points = (n_train + n_test) * g.nodes**2 + n_test * g.test_nodes**2
     elif isinstance(task_or_plan, Task) and task_or_plan.sets is not None:
         sets = task_or_plan.sets
