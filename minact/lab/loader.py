@@ -33,8 +33,10 @@ Limits, checked before any data is sampled (each refusal names the file, key and
   `count` tasks). PAIR_WORK (32) is what one element of a pair's message costs against one
   multiply-add of a matmul: the messages are elementwise work (the sum, the activation and the
   aggregation, forward and backward); counted as 1, the algorithmic suite's estimate was 7 times
-  too low for its measured time beside the MLP labs (bench/RESULTS.md, cost per candidate). The shipped labs need 1e9 (real) to 1e10 (large, about 9 s per candidate on a 2-core
-  CPU); the limit, about 100 times the largest, would take some 15 minutes per candidate there.
+  too low for its measured time beside the MLP labs (bench/RESULTS.md, cost per candidate).
+  The shipped labs need 1e9 (real) to 1.1e10 (algorithmic; large, about 9 s per candidate on
+  a 2-core CPU, 1e10); the limit, about 100 times the largest, would take some 15 minutes
+  per candidate there.
 - The points sampled to load the lab stay within MAX_LAB_POINTS (2e7): the sum over tasks of
   n_train + 2 x n_test, times the elements of a set (size, test_size) or the node pairs of a
   graph (nodes^2, test_nodes^2), and a [[family]] counts `count` tasks (the targets it redraws
