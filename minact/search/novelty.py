@@ -58,6 +58,15 @@ _HINTS = (
     ),
     *((key, _FINITE) for key in ("is_nan", "isnan", "is_inf", "isinf", ".inf`", ".nan`")),
     ("import of 'numpy'", "Compute with torch functions on the tensor x, not numpy."),
+    # torch.clamp(-1.0, 1.0) or torch.sigmoid(-10): a torch function given numbers only.
+    *(
+        (
+            key,
+            "Torch functions take a tensor first, e.g. torch.clamp(x, -1.0, 1.0); for a "
+            "constant use a number or math (math.exp(-10.0)).",
+        )
+        for key in ("invalid combination of arguments", "must be Tensor, not")
+    ),
 )
 
 

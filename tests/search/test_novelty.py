@@ -154,12 +154,18 @@ def test_context_length_comes_from_what_the_server_says(
         ("line 3: `math.inf` is not an allowed function", "always finite"),
         ("import of 'numpy' is not allowed; only torch", "not numpy"),
         ("line 2: `torch.frobnicate` is not an allowed function", ""),
+        ("error: activation(x) raised TypeError: clamp() received an invalid combination of "
+         "arguments - got (float, float)", "take a tensor first"),
+        ("error: activation(x) raised TypeError: sigmoid(): argument 'input' (position 1) must "
+         "be Tensor, not int", "take a tensor first"),
     ],
-)
+)  # fmt: skip
 def test_a_rejection_the_model_keeps_repeating_gets_a_hint(reason: str, hint: str) -> None:
-    text = novelty.feedback(novelty.Verdict("rejected", reason, ""))
+    kind = "failed" if reason.startswith("error:") else "rejected"
+    text = novelty.feedback(novelty.Verdict(kind, reason, ""))
     assert reason in text
     if hint:
         assert hint in text
     else:
         assert "always finite" not in text and "not numpy" not in text
+        assert "take a tensor first" not in text
