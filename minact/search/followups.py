@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
 
 from minact.outcome import Outcome
-from minact.search.config import FollowUpRuleName
+from minact.search.config import SearchConfig
 from minact.search.conversation import draw_model
 
 __all__ = ["FollowUpRule", "Tally", "upper_bound"]
@@ -62,33 +61,23 @@ def upper_bound(successes: int, trials: int, z: float = _Z) -> float:
     return min(1.0, (centre + spread) / (1 + z2 / n))
 
 
-class Drawing(Protocol):
-    """How a run draws each proposal's model (a SearchConfig)."""
-
-    @property
-    def seed(self) -> int: ...
-    @property
-    def models(self) -> tuple[str, ...]: ...
-    @property
-    def model_weights(self) -> tuple[float, ...]: ...
-
-
 class FollowUpRule:
     """Decides how many follow-ups each proposal is granted (see the module docstring).
 
     Args:
-        limit: the most follow-ups a proposal may send (`--follow-ups`).
-        rule: "paying" or "always".
-        drawing: the run's seed and models, which say the model proposal k draws.
+        limit: the most follow-ups a proposal may send (`--follow-ups`; 0 for a proposer
+            that is never answered).
+        config: the run's rule, and its seed and models, which say the model proposal k
+            draws.
     """
 
-    def __init__(self, limit: int, rule: FollowUpRuleName, drawing: Drawing) -> None:
-        self.limit, self.rule, self.drawing = limit, rule, drawing
+    def __init__(self, limit: int, config: SearchConfig) -> None:
+        self.limit, self.rule, self.config = limit, config.follow_up_rule, config
         self.tallies: dict[str, Tally] = {}
 
     def _model(self, k: int) -> str:
-        d = self.drawing
-        return draw_model(d.seed, k, d.models, d.model_weights) or ""
+        c = self.config
+        return draw_model(c.seed, k, c.models, c.model_weights) or ""
 
     def grant(self, k: int) -> int:
         """Returns the follow-ups proposal k may send, as the outcomes applied so far say."""

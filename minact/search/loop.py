@@ -109,7 +109,7 @@ class Loop:
         self.granted: dict[int, int] = {}  # exchanges granted to each pending proposal
         self.committed = 0  # exchanges used by applied proposals + granted to pending ones
         limit = config.follow_ups if proposer.kind != "offline" else 0
-        self.rule = FollowUpRule(limit, config.follow_up_rule, config)
+        self.rule = FollowUpRule(limit, config)
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="minact-eval")
         self.slots = asyncio.Semaphore(config.concurrency)
         self.builtins = seeds_lib.seed_candidates(config.seed_names)

@@ -31,16 +31,13 @@ import math
 from dataclasses import dataclass
 
 from minact.validate.limits import MAX_INT_LITERAL, ValidationError, range_trips
+from minact.validate.primitives import PREDICATES
 
 __all__ = ["check_numeric"]
 
 TENSOR, BOOLS, INT, FLOAT, OTHER = "tensor", "bools", "int", "float", "other"
 
-_COMPARE = (
-    frozenset("gt ge lt le eq ne greater greater_equal less less_equal not_equal".split())
-    | frozenset({"logical_and", "logical_or", "logical_not", "logical_xor"})
-    | frozenset({"isnan", "isinf", "isfinite", "isposinf", "isneginf"})  # boolean tensors too
-)
+_COMPARE = PREDICATES  # calls whose result is a boolean tensor
 _MODULES = frozenset({"torch", "F", "math"})
 # round(n, -d) of an int computes 10 ** d: d may not pass the digits of MAX_INT_LITERAL.
 _MAX_ROUND_DIGITS = math.log10(MAX_INT_LITERAL)

@@ -16,6 +16,7 @@ __all__ = [
     "FORBIDDEN_BUILTINS",
     "METHODS",
     "MODULES",
+    "PREDICATES",
     "canonical",
     "suggestion",
 ]
@@ -33,10 +34,17 @@ exp exp2 expm1 floor frac fmax fmin fmod heaviside hypot lerp lgamma digamma log
 log1p log2 logaddexp logaddexp2 logit maximum minimum mul multiply add sub subtract div
 divide true_divide neg negative positive pow float_power reciprocal remainder round rsqrt
 sigmoid sign sgn sin sinc sinh sqrt square tan tanh trunc fix where xlogy copysign
-nan_to_num gt ge lt le eq ne greater greater_equal less less_equal not_equal
-logical_and logical_or logical_not logical_xor zeros_like ones_like full_like relu selu
-celu i0 isnan isinf isfinite isposinf isneginf
+nan_to_num zeros_like ones_like full_like relu selu celu i0
 """.split()
+
+# The torch functions (and methods) whose result is a boolean tensor: comparisons, their
+# logical combinations, and the NaN and infinity tests models write as guards.
+PREDICATES = frozenset(
+    """
+gt ge lt le eq ne greater greater_equal less less_equal not_equal
+logical_and logical_or logical_not logical_xor isnan isinf isfinite isposinf isneginf
+""".split()
+)
 
 _SPECIAL = """
 erf erfc erfcx erfinv expit logit ndtr ndtri log_ndtr i0 i0e i1 i1e sinc entr xlog1py
@@ -57,7 +65,7 @@ asinh acosh atanh erf erfc gamma lgamma pow fabs hypot floor ceil
 CONSTANTS = frozenset({"math.pi", "math.e", "math.tau", "torch.pi", "torch.e"})
 
 ALLOWED = frozenset(
-    {f"torch.{n}" for n in _TORCH}
+    {f"torch.{n}" for n in (*_TORCH, *PREDICATES)}
     | {f"torch.special.{n}" for n in _SPECIAL}
     | {f"F.{n}" for n in _FUNCTIONAL}
     | {f"math.{n}" for n in _MATH}
@@ -67,7 +75,9 @@ ALLOWED = frozenset(
 # Tensor methods: the elementwise torch functions that also exist as methods, in their
 # out-of-place form only (no trailing underscore), plus clone.
 METHODS = frozenset(
-    (set(_TORCH) - {"zeros_like", "ones_like", "full_like", "selu", "celu"}) | {"clone"}
+    (set(_TORCH) - {"zeros_like", "ones_like", "full_like", "selu", "celu"})
+    | PREDICATES
+    | {"clone"}
 )
 
 # Python builtins a candidate may call. `range` only as a for-loop iterable.

@@ -5,6 +5,7 @@ ensemble, and are granted the same way however the replies are timed or replayed
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def test_the_upper_bound_is_wilsons_and_shrinks_with_evidence() -> None:
 
 def test_the_rule_grants_per_model_and_counts_replies_only() -> None:
     config = SearchConfig(budget=1, seed=3, models=("a", "b"))
-    rule = FollowUpRule(2, "paying", config)
+    rule = FollowUpRule(2, config)
     drawn = {k: rule._model(k) for k in range(40)}
     assert set(drawn.values()) == {"a", "b"}
     for k, model in drawn.items():  # a's first replies help half the time, its follow-ups
@@ -77,14 +78,14 @@ def test_the_rule_grants_per_model_and_counts_replies_only() -> None:
             rule.note(_outcome(k, 1, new=True) if k % 2 else _outcome(k, 3, new=False))
     for k in range(40, 45):
         assert rule.grant(k) == (2 if rule._model(k) == "b" else 0)
-    errors = FollowUpRule(2, "paying", config)
+    errors = FollowUpRule(2, config)
     for k in range(40):
         errors.note(_outcome(k, 3, new=False, kind="llm_error"))
     assert errors.tallies == {} and errors.grant(0) == 2
-    always = FollowUpRule(2, "always", config)
+    always = FollowUpRule(2, replace(config, follow_up_rule="always"))
     for k in range(40):
         always.note(_outcome(k, 3, new=False))
-    assert always.grant(0) == 2 and FollowUpRule(0, "paying", config).grant(0) == 0
+    assert always.grant(0) == 2 and FollowUpRule(0, config).grant(0) == 0
 
 
 def test_follow_ups_stop_when_they_yield_less_than_first_requests(tiny_lab: Lab) -> None:
