@@ -6,15 +6,13 @@ import asyncio
 import json
 import os
 import sys
-import time
-from contextlib import AbstractContextManager, nullcontext
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-from rich.live import Live
 
+from minact.cli._live import search_progress
 from minact.cli._shared import (
     BACKEND_HELP,
     EXIT_INTERRUPTED,
@@ -25,7 +23,6 @@ from minact.cli._shared import (
     Device,
     RayAddressOpt,
     cache_dir,
-    err,
     fail,
     note,
     print_ranking,
@@ -35,11 +32,6 @@ from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
 
 MAX_SEED = 2**63 - 1  # what every generator minact seeds accepts
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from minact.search.loop import Loop
 
 __all__ = ["evolve"]
 
@@ -81,58 +73,6 @@ def _check_models(model: str | None, weights: str | None, url: str | None, whole
             plan(model, weights, url)
     except PlanError as e:
         raise typer.BadParameter(e.message, param_hint=e.flag) from None
-
-
-def _progress(enabled_live: bool) -> tuple[Callable[[Loop], None], AbstractContextManager[Any]]:
-    live = Live(console=err, refresh_per_second=4, transient=True) if enabled_live else None
-    last = [0.0]
-
-    def show(loop: Loop) -> None:
-        elapsed = time.monotonic() - loop.started
-        text = _seeding_line(loop) or _search_line(loop, elapsed)
-        if live is not None:
-            live.update(text)
-        elif time.monotonic() - last[0] > 10 or loop.counters.evaluated == loop.config.budget:
-            last[0] = time.monotonic()
-            note(f"[{elapsed:6.0f}s] {text}")
-
-    return show, live if live is not None else nullcontext()
-
-
-def _seeding_line(loop: Loop) -> str | None:
-    """Returns the line shown while the built-ins are scored, None after."""
-    if loop.seeding is None or loop.seeding[0] >= loop.seeding[1]:
-        return None
-    done, total = loop.seeding
-    text = f"scoring {total} built-in activations: {done}/{total}"
-    if loop.in_flight or loop.waiting_for_evaluation:  # the opening proposals (search.opening)
-        text += (
-            f" · first LLM requests: in flight {loop.in_flight}, "
-            f"replies waiting for the evaluator {loop.waiting_for_evaluation}"
-        )
-    return text
-
-
-def _search_line(loop: Loop, elapsed: float) -> str:
-    """Returns the line shown during the search."""
-    c = loop.counters
-    best = loop.population.ranked()
-    new = [m for m in best if m.origin != "seed"]
-    rate = c.evaluated / elapsed * 60 if elapsed > 0 else 0.0
-    fails = ", ".join(f"{k} {v}" for k, v in sorted(c.failures.items())) or "none"
-    text = f"evaluated {c.evaluated}/{loop.config.budget} ({rate:.1f}/min, {c.cache_hits} cached)"
-    if best:
-        text += f" · best {best[0].score.fitness:+.3f} ({best[0].score.name})"
-    if new and new[0].score.fitness is not None:
-        text += f" · best new {new[0].score.fitness:+.3f}"
-    text += (
-        f" · in flight {loop.in_flight}, evaluating {loop.waiting_for_evaluation}"
-        f" · unparsable {c.parse_failures}, rejected {c.rejected}, duplicates {c.duplicates},"
-        f" LLM errors {c.llm_errors} · follow-ups {c.follow_ups}, repaired {c.repaired}"
-        f" · failed: {fails}"
-        f" · tokens {c.prompt_tokens}+{c.completion_tokens}"
-    )
-    return text
 
 
 def evolve(
@@ -207,8 +147,7 @@ def evolve(
             min=0,
             show_default="0: ask the server",
             help="The model's context in tokens, for servers that do not report it "
-            "(llama-cpp-python, Ollama); the prompt is cut to fit it. With --replay, give "
-            "the recorded run's (its run.json's prompt.context) to replay it exactly.",
+            "(llama-cpp-python, Ollama); the prompt is cut to fit it.",
         ),
     ] = None,
     offline: Annotated[
@@ -264,7 +203,11 @@ def evolve(
         bool, typer.Option(help="Store every LLM exchange in the run directory (llm.jsonl).")
     ] = False,
     replay: Annotated[
-        Path | None, typer.Option(help="Serve LLM replies from a --record file.")
+        Path | None,
+        typer.Option(
+            help="Serve LLM replies from a --record file, with the settings of the run that "
+            "recorded it (its run.json) where no flag is given."
+        ),
     ] = None,
     device: Annotated[
         Device | None, typer.Option(show_default="auto", help="Where candidates train.")
@@ -373,7 +316,7 @@ def evolve(
         "confirm": confirm,
         "confirm_seeds": confirm_seeds,
     }
-    show, live = _progress(sys.stderr.isatty() and not as_json)
+    show, live = search_progress(sys.stderr.isatty() and not as_json)
     hooks = job.Hooks(progress=show, say=note, live=live)
     try:
         result = asyncio.run(

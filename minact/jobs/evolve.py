@@ -23,7 +23,7 @@ from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.jobs import checks, preflight, proposing
 from minact.jobs.interrupt import until_interrupted
-from minact.jobs.options import EvolveOptions, check_budget, resolve, started_with
+from minact.jobs.options import EvolveOptions, check_budget, replayed, resolve, started_with
 from minact.jobs.report import evaluator_curves
 from minact.lab.cascade import stage_tasks
 from minact.lab.loader import default_tasks_path, load_lab
@@ -76,6 +76,10 @@ async def run(
     log: RunLog | None = RunLog.open(resume) if resume is not None else None
     previous = log.read_run() if log is not None else {}
     started = started_with(previous, given, log.run_json) if log is not None else None
+    if log is None and "replay" in given:
+        given, taken = replayed(given)
+        if taken:
+            hooks.say(taken)
     options = resolve(given, started)
     history = History.from_events(log.events()) if log is not None else History()
     if log is not None:

@@ -19,6 +19,7 @@ from typing import Any
 from minact.errors import ConfigError
 from minact.lab.checks import INT_RULES
 from minact.runs.history import History
+from minact.runs.rundir import RunLog
 from minact.runs.schema import BadValue
 from minact.search.config import FOLLOW_UP_RULES
 
@@ -29,6 +30,7 @@ __all__ = [
     "EvolveOptions",
     "check_budget",
     "check_options",
+    "replayed",
     "resolve",
     "started_with",
 ]
@@ -283,3 +285,58 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
                 f"leave {given_as.split()[0]} out to continue it, or start a new run"
             )
     return replace(started, **given)
+
+
+# What a replay takes from the recorded run unless given: the settings that decide which
+# proposal is asked what (and so which recorded reply answers it), and the context that
+# cut its prompts and follow-ups. The lab stays the user's (--tasks), as in any run.
+_REPLAYED = (
+    "seed",
+    "concurrency",
+    "islands",
+    "prompt_chars",
+    "model",
+    "model_weights",
+    "follow_ups",
+    "follow_up_rule",
+    "repair",
+    "max_tokens",
+    "context_tokens",
+)
+
+
+def replayed(given: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Returns `given` with the settings of the run that recorded `given["replay"]` (its
+    run.json, beside the file) where the user gave none, and a line saying what was taken
+    (None when nothing was: no run.json there, or every setting given).
+
+    Raises ConfigError naming the file when that run.json is unreadable or holds a value
+    its flag would refuse.
+    """
+    recorded = Path(given["replay"]).parent / "run.json"
+    if not recorded.is_file():
+        return dict(given), None
+    try:
+        run = RunLog(recorded.parent).read_run()
+        started = started_with(run, given, recorded)
+        taken = {k: getattr(started, k) for k in _REPLAYED if k not in given}
+        context = (run.get("prompt") or {}).get("context")
+        if "context_tokens" in taken and not taken["context_tokens"] and context is not None:
+            # The server reported the context: the run was fitted to it, so the replay is.
+            _check_option("prompt.context", "context_tokens", context, 0)
+            taken["context_tokens"] = context
+    except BadValue as e:
+        raise ConfigError(
+            f"--replay {given['replay']}: the recorded run's {recorded}: {e}"
+        ) from None
+    except ConfigError as e:
+        raise ConfigError(f"--replay {given['replay']}: the recorded run's {e}") from None
+    default = EvolveOptions()
+    taken = {k: v for k, v in taken.items() if v != getattr(default, k)}
+    if not taken:
+        return dict(given), None
+    said = ", ".join(
+        (_flag(k) if v else f"--no-{k}") if isinstance(v, bool) else f"{_flag(k)} {v}"
+        for k, v in taken.items()
+    )
+    return {**given, **taken}, f"replaying with the recorded run's settings: {said}"

@@ -110,9 +110,7 @@ class RunLog:
         try:
             data = json.loads(self.run_json.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise ConfigError(
-                f"{self.run_json}: unreadable ({e}); the run cannot be resumed"
-            ) from None
+            raise ConfigError(f"{self.run_json}: unreadable ({e})") from None
         return check_run(data, self.run_json)
 
     def write_run(self, data: dict[str, Any]) -> None:

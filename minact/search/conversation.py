@@ -21,14 +21,9 @@ from minact.candidate import Candidate, Hash
 from minact.lab.task import Lab
 from minact.search import novelty
 from minact.search.population import Failure, Member, Population
-from minact.search.prompt import (
-    FOLLOW_UP_CHARS,
-    STYLES,
-    ParseFailure,
-    build_prompt,
-    parse_reply,
-)
+from minact.search.prompt import FOLLOW_UP_CHARS, STYLES, build_prompt
 from minact.search.proposers import ProposalRequest
+from minact.search.reply import ParseFailure, parse_reply
 from minact.validate import validate
 from minact.validate.repair import repair
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -353,8 +354,16 @@ def test_a_replay_given_the_context_cuts_follow_ups_as_the_recorded_run_did(
     assert same.exit_code == 0, same.stderr
     assert "600-token context" in same.stderr
     assert outcomes(_run_dir(tmp_path / "b")) == outcomes(run)
-    # Without it the replay follows the copies up, asking for replies never recorded.
-    loose = _evolve(tmp_path / "c", "--budget", "2", "--replay", record)
+    # Given nothing, the replay takes the context (and the rest) from the recorded run.json.
+    auto = _evolve(tmp_path / "d", "--budget", "2", "--replay", record)
+    assert auto.exit_code == 0, auto.stderr
+    assert "recorded run's settings: --max-tokens 64, --context-tokens 600" in auto.stderr
+    assert outcomes(_run_dir(tmp_path / "d")) == outcomes(run)
+    # Away from its run.json, and without the flags, the replay follows the copies up,
+    # asking for replies never recorded.
+    (tmp_path / "alone").mkdir()
+    alone = shutil.copy(record, tmp_path / "alone" / "llm.jsonl")
+    loose = _evolve(tmp_path / "c", "--budget", "2", "--replay", str(alone))
     assert loose.exit_code == 0, loose.stderr
     assert outcomes(_run_dir(tmp_path / "c")) != outcomes(run)
     # A resumed replay keeps the context it was fitted to.

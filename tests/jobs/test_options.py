@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from minact.errors import ConfigError
-from minact.jobs.options import EvolveOptions, resolve, started_with
+from minact.jobs.options import EvolveOptions, replayed, resolve, started_with
 
 
 def test_a_run_started_before_repairs_resumes_without_them() -> None:
@@ -45,3 +46,48 @@ def test_a_resume_keeps_the_repair_setting_of_an_llm_run() -> None:
     # The offline mutator's replies are never repaired: the setting steers nothing there.
     offline = EvolveOptions(budget=10, offline=True)
     assert resolve({"repair": False}, offline).repair is False
+
+
+def _recorded(tmp_path: Path, run: object) -> str:
+    """Writes a recorded run's run.json and llm.jsonl; returns the --replay file."""
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    (tmp_path / "llm.jsonl").write_text("")
+    return str(tmp_path / "llm.jsonl")
+
+
+def test_a_replay_takes_the_recorded_runs_settings_where_none_are_given(tmp_path: Path) -> None:
+    options = EvolveOptions(
+        llm_url="http://127.0.0.1:1/v1", model="m", seed=7, follow_ups=3, repair=False
+    ).to_dict()
+    replay = _recorded(tmp_path, {"options": options, "prompt": {"context": 2048}})
+    given, said = replayed({"replay": replay, "budget": 4, "follow_ups": 1})
+    # The server reported a 2048-token context; the run was fitted to it, so the replay is.
+    assert given == {
+        "replay": replay, "budget": 4, "follow_ups": 1, "seed": 7, "model": "m",
+        "repair": False, "context_tokens": 2048,
+    }  # fmt: skip
+    assert said is not None and "--seed 7" in said and "--no-repair" in said
+    assert "--follow-ups" not in said  # given: the user's flag wins
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "llm.jsonl").write_text("")
+    assert replayed({"replay": str(alone / "llm.jsonl")}) == (
+        {"replay": str(alone / "llm.jsonl")},
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("run", "match"),
+    [
+        ({"options": {"seed": -1}}, r"options\.seed"),
+        ({"options": {}, "prompt": {"context": "big"}}, r"prompt\.context"),
+        ("not a run", r"run\.json"),
+    ],
+)
+def test_a_replay_names_a_bad_setting_of_the_recorded_run(
+    tmp_path: Path, run: object, match: str
+) -> None:
+    replay = _recorded(tmp_path, run)
+    with pytest.raises(ConfigError, match=rf"^--replay .*llm\.jsonl: the recorded run's .*{match}"):
+        replayed({"replay": replay})

@@ -24,8 +24,9 @@ from minact.search.conversation import Conversation
 from minact.search.llm import Completion, LLMClient, LLMConfig, Message
 from minact.search.novelty import Known, Verdict, feedback
 from minact.search.population import Member
-from minact.search.prompt import ParseFailure, build_messages, parse_reply
+from minact.search.prompt import build_messages
 from minact.search.proposers import LLMProposer, ProposalRequest
+from minact.search.reply import ParseFailure, parse_reply
 from minact.search.untrusted import clip, printable, scrub
 from tests.llm_server import (
     GOOD_CODE,

@@ -12,7 +12,8 @@ from minact.candidate import Hash
 from minact.lab.task import Lab
 from minact.score import Score, TaskScore
 from minact.search.population import Failure, Member
-from minact.search.prompt import ParseFailure, build_messages, parse_reply
+from minact.search.prompt import build_messages
+from minact.search.reply import ParseFailure, parse_reply
 
 PARENT = "def activation(x):\n    y = F.gelu(x)\n    return y + 0.1 * torch.sin(x)"
 
