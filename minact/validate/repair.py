@@ -2,13 +2,13 @@
 
 Small models write the function they mean with a few predictable slips: a bare
 `sigmoid(x)` for `torch.sigmoid(x)`, `torch.gelu` for `F.gelu` and `F.sin` for
-`torch.sin`, numpy or `math` functions on tensors, Python's `if` or `max` on a tensor (an
-elementwise choice written as a scalar one), a constant set at the top level, example
-code after the function, the function twice, `from torch.nn.functional as F`, or one `)`
-too many at the end of a line. Each slip costs a call and a follow-up,
-and follow-ups rarely fix them. `repair` rewrites exactly these, by rules that keep the
-author's meaning elementwise, and says what it changed; anything else is left for
-validation to judge. It runs nothing: the source is parsed and unparsed, so a repaired
+`torch.sin`, numpy or `math` functions on tensors and torch ones on numbers, Python's `if`
+or `max` on a tensor (an elementwise choice written as a scalar one), a constant set at
+the top level, example code after the function, the function twice, `from
+torch.nn.functional as F`, or one `)` too many at the end of a line. Each slip costs a
+call and a follow-up, and follow-ups rarely fix them. `repair` rewrites exactly these, by
+rules that keep the author's meaning elementwise, and says what it changed; anything else
+is left for validation to judge. It runs nothing: the source is parsed and unparsed, so a repaired
 candidate is validated like any other. The module around the function is tidied first
 (minact.validate.tidy); this module repairs the function's own code. Repairs are
 best-effort: a source past the validator's size limits, or one a rule fails on, is
@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import ast
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 
 from minact.validate import primitives
 from minact.validate.limits import MAX_INT_LITERAL
 from minact.validate.source import MAX_NODES, MAX_SOURCE_CHARS
-from minact.validate.tidy import bound_names, mentions, module, text
+from minact.validate.tidy import bound_names, mentions, module, tensor_names, text
 
 __all__ = ["Repaired", "repair"]
 
@@ -96,28 +97,6 @@ def _is_number(node: ast.expr) -> bool:
     )
 
 
-def _tensor_names(func: ast.FunctionDef) -> set[str]:
-    """Returns the argument and every local computed from a tensor, in any order."""
-    # Names → the targets of the assignments that read them; then a graph search, not
-    # passes over the assignments to a fixed point, which take quadratic time on a chain
-    # written backwards (`c = b`, `b = a`, `a = x`).
-    readers: dict[str, list[list[str]]] = {}
-    for a in ast.walk(func):
-        if isinstance(a, (ast.Assign, ast.AugAssign)):
-            targets = a.targets if isinstance(a, ast.Assign) else [a.target]
-            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
-            for read in {n.id for n in ast.walk(a.value) if isinstance(n, ast.Name)}:
-                readers.setdefault(read, []).append(names)
-    tensors = {a.arg for a in func.args.args}
-    todo = list(tensors)
-    while todo:
-        for names in readers.get(todo.pop(), []):
-            new = [n for n in names if n not in tensors]
-            tensors.update(new)
-            todo += new
-    return tensors
-
-
 class _Repairer(ast.NodeTransformer):
     """Applies the repairs to one module (use once)."""
 
@@ -125,6 +104,7 @@ class _Repairer(ast.NodeTransformer):
         self.fixes: list[str] = []
         self.bound: set[str] = set()
         self.tensors: set[str] = set()
+        self.uses: Counter[str] = Counter()  # each name's mentions in the function
 
     def _fix(self, what: str) -> None:
         if what not in self.fixes:
@@ -135,7 +115,8 @@ class _Repairer(ast.NodeTransformer):
         if func is None:
             return self.fixes
         self.bound = bound_names(tree)
-        self.tensors = _tensor_names(func)
+        self.tensors = tensor_names(func)
+        self.uses = Counter(n.id for n in ast.walk(func) if isinstance(n, ast.Name))
         self.visit(func)
         func.body = self._statements(func.body)
         return self.fixes
@@ -186,11 +167,16 @@ class _Repairer(ast.NodeTransformer):
                     node.func = ast.copy_location(_path(path), f)
             elif (
                 module == "torch"
-                and f"math.{name}" in primitives.ALLOWED
+                and (f"math.{name}" in primitives.ALLOWED or name == "sigmoid")
                 and len(node.args) == 1
                 and not node.keywords
                 and _is_number(node.args[0])
             ):  # torch.tanh(-2.37) raises: torch functions take tensors, not floats
+                if name == "sigmoid":  # math has none: 1 / (1 + exp(-v)), which never overflows
+                    self._fix("`torch.sigmoid` of a number → `0.5 * (1 + math.tanh(v / 2))`")
+                    half = ast.BinOp(node.args[0], ast.Div(), ast.Constant(2))
+                    tanh = ast.BinOp(ast.Constant(1), ast.Add(), _call("math.tanh", half))
+                    return ast.copy_location(ast.BinOp(ast.Constant(0.5), ast.Mult(), tanh), node)
                 self._fix(f"`torch.{name}` of a number → `math.{name}`")
                 node.func = ast.copy_location(_path(f"math.{name}"), f)
             elif module == "math" and any(self._is_tensor(a) for a in node.args):
@@ -273,8 +259,9 @@ class _Repairer(ast.NodeTransformer):
         if not body:
             return body
         last = body[-1]
+        lets: list[ast.stmt] = []  # the branches' own locals, computed before the return
         if isinstance(last, ast.If):
-            tail = self._if_value(last, None)
+            tail = self._if_value(last, None, lets)
             folded = tail is not None
         else:
             tail, folded = _returned(last), False
@@ -283,34 +270,52 @@ class _Repairer(ast.NodeTransformer):
         n = len(body) - 1
         while n > 0:
             before = body[n - 1]
-            value = self._if_value(before, tail) if isinstance(before, ast.If) else None
+            value = self._if_value(before, tail, lets) if isinstance(before, ast.If) else None
             if value is None:
                 break
             tail, n, folded = value, n - 1, True
         if not folded:
             return body
         self._fix("`if` on a tensor → `torch.where`")
-        return [*body[:n], ast.Return(tail)]
+        return [*body[:n], *lets, ast.Return(tail)]
 
-    def _if_value(self, stmt: ast.If, after: ast.expr | None) -> ast.expr | None:
-        """Returns the value an if/elif/else of single returns gives, or None.
+    def _if_value(
+        self, stmt: ast.If, after: ast.expr | None, lets: list[ast.stmt]
+    ) -> ast.expr | None:
+        """Returns the value an if/elif/else of returns gives, or None; adds to `lets` the
+        branches' assignments to their own locals (torch.where computes every branch).
 
         `after` is what is returned when no branch returns (the statement that follows).
         """
-        if not self._is_tensor(stmt.test) or len(stmt.body) != 1:
-            return None
-        then = _returned(stmt.body[0])
+        mine: list[ast.stmt] = []
+        then = self._branch(stmt.body, mine) if self._is_tensor(stmt.test) else None
         if then is None:
             return None
         if not stmt.orelse:
             otherwise = after
         elif len(stmt.orelse) == 1 and isinstance(stmt.orelse[0], ast.If):
-            otherwise = self._if_value(stmt.orelse[0], after)
-        elif len(stmt.orelse) == 1:
-            otherwise = _returned(stmt.orelse[0])
+            otherwise = self._if_value(stmt.orelse[0], after, mine)
         else:
+            otherwise = self._branch(stmt.orelse, mine)
+        if otherwise is None:
             return None
-        return None if otherwise is None else self._where(stmt.test, then, otherwise)
+        lets[:0] = mine
+        return self._where(stmt.test, then, otherwise)
+
+    def _branch(self, body: list[ast.stmt], lets: list[ast.stmt]) -> ast.expr | None:
+        """Returns what a branch of `name = ...` lines and a return gives, or None; adds
+        its lines to `lets` when each name is mentioned nowhere else in the function (so
+        computing them before the choice changes nothing)."""
+        value = _returned(body[-1]) if body else None
+        if value is None:
+            return None
+        own = Counter(n.id for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Name))
+        for stmt in body[:-1]:
+            name, _ = _assignment([stmt])
+            if name is None or own[name] != self.uses[name]:
+                return None
+        lets.extend(body[:-1])
+        return value
 
     def _assigned(self, stmt: ast.If) -> tuple[str, ast.expr] | None:
         """Returns (y, torch.where(c, a, b)) for `if c: y = a else: y = b` (or no else).
@@ -347,7 +352,7 @@ def _fold(dotted: str, values: list[ast.expr]) -> ast.expr:
 
 
 def _returned(stmt: ast.stmt) -> ast.expr | None:
-    return stmt.value if isinstance(stmt, ast.Return) and stmt.value is not None else None
+    return stmt.value if isinstance(stmt, ast.Return) else None
 
 
 def _assignment(body: list[ast.stmt]) -> tuple[str | None, ast.expr | None]:

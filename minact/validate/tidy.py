@@ -16,7 +16,7 @@ import re
 import warnings
 from collections.abc import Callable
 
-__all__ = ["bound_names", "mentions", "module", "text"]
+__all__ = ["bound_names", "mentions", "module", "tensor_names", "text"]
 
 # `from torch.nn.functional as F`: an import written half as `from`, half as `import`.
 _FROM_AS = re.compile(r"^(\s*)from\s+([A-Za-z_][\w.]*)\s+as\s+([A-Za-z_]\w*)\s*$", re.M)
@@ -100,6 +100,28 @@ def bound_names(node: ast.AST) -> set[str]:
 def mentions(node: ast.AST, names: set[str]) -> bool:
     """Returns whether `node` reads or writes any of `names`."""
     return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+
+
+def tensor_names(func: ast.FunctionDef) -> set[str]:
+    """Returns the argument and every local computed from a tensor, in any order."""
+    # Names → the targets of the assignments that read them; then a graph search, not
+    # passes over the assignments to a fixed point, which take quadratic time on a chain
+    # written backwards (`c = b`, `b = a`, `a = x`).
+    readers: dict[str, list[list[str]]] = {}
+    for a in ast.walk(func):
+        if isinstance(a, (ast.Assign, ast.AugAssign)):
+            targets = a.targets if isinstance(a, ast.Assign) else [a.target]
+            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+            for read in {n.id for n in ast.walk(a.value) if isinstance(n, ast.Name)}:
+                readers.setdefault(read, []).append(names)
+    tensors = {a.arg for a in func.args.args}
+    todo = list(tensors)
+    while todo:
+        for names in readers.get(todo.pop(), []):
+            new = [n for n in names if n not in tensors]
+            tensors.update(new)
+            todo += new
+    return tensors
 
 
 def module(tree: ast.Module, fix: Callable[[str], None]) -> ast.FunctionDef | None:

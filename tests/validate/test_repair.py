@@ -60,6 +60,12 @@ SLIPS = {
         "        return 0\n    return y\n",
         ["`if` on a tensor → `torch.where`"],
     ),
+    "if/elif/else whose branches compute their own locals": (
+        "def activation(x):\n    if x < -4 or x > 4:\n        return F.relu(x)\n    elif x < -1:\n"
+        "        s = torch.sigmoid(1.85 * x + 0.18)\n        return s * x\n    else:\n"
+        "        t = torch.tanh(2.55 * x - 0.83) + 0.1\n        u = t * t\n        return u * x\n",
+        ["`if` on a tensor → `torch.where`"],
+    ),
     "if that assigns": (
         "def activation(x):\n    y = torch.tanh(x)\n    if x > 0:\n        y = y + x\n"
         "    if x < -2 or x > 2:\n        z = 0.5 * y\n    else:\n        z = y\n    return z\n",
@@ -107,6 +113,11 @@ SLIPS = {
     "torch of a number, numpy's copy": (
         "def activation(x):\n    y = x.copy()\n    return 1.5 * torch.tanh(-2.37) + torch.cos(y)\n",
         ["`.copy()` of a tensor → `.clone()`", "`torch.tanh` of a number → `math.tanh`"],
+    ),
+    "torch.sigmoid of a number": (
+        "def activation(x):\n"
+        "    return 2 * torch.sigmoid(-10) + x / (1 + torch.sigmoid(3.0) * x * x)\n",
+        ["`torch.sigmoid` of a number → `0.5 * (1 + math.tanh(v / 2))`"],
     ),
     "from ... as F, a parenthesis too many": (
         "import torch\nfrom torch.nn.functional as F\n\ndef activation(x):\n"
@@ -180,6 +191,22 @@ def test_a_repaired_function_computes_what_the_original_does_element_by_element(
     torch.testing.assert_close(got, expected)
 
 
+def test_torch_sigmoid_of_a_number_becomes_its_value() -> None:
+    source, _ = SLIPS["torch.sigmoid of a number"]
+    x = torch.linspace(-5, 5, 201, dtype=torch.float64)
+    expected = 2 * torch.sigmoid(torch.tensor(-10.0, dtype=torch.float64)) + x / (
+        1 + torch.sigmoid(torch.tensor(3.0, dtype=torch.float64)) * x * x
+    )
+    torch.testing.assert_close(_function(repair(source).source)(x), expected)
+    # Far past where exp overflows, the value is still exact.
+    assert (
+        _function(repair("def activation(x):\n    return x * torch.sigmoid(-800)\n").source)(
+            torch.ones(1)
+        ).item()
+        == 0.0
+    )
+
+
 def test_code_that_validates_is_left_as_it_is() -> None:
     rng = random.Random(0)
     mutator = Mutator(rng)
@@ -205,8 +232,13 @@ def test_code_that_validates_is_left_as_it_is() -> None:
         # Not a function minact knows: validation names it.
         "def activation(x):\n    return frobnicate(x)\n",
         "def activation(x):\n    return eval('x')\n",
-        # An if with more than a return in a branch: its meaning is not a single choice.
-        "def activation(x):\n    if x > 0:\n        y = x\n        return y\n    return -x\n",
+        # A branch whose local is read elsewhere too, or that does more than assign and
+        # return: computing it before the choice could change what the function does.
+        "def activation(x):\n    if x > 0:\n        y = x\n        return y\n"
+        "    y = -x\n    return y\n",
+        "def activation(x):\n    if x > 0:\n        x = 2 * x\n        return x\n    return -x\n",
+        "def activation(x):\n    if x > 0:\n        y = x\n        y += 1\n"
+        "        return y\n    return -x\n",
         # No function at all.
         "x = 1\n",
         # A top-level statement that binds what the function reads, but not as a constant.
