@@ -67,6 +67,11 @@ _HINTS = (
         )
         for key in ("invalid combination of arguments", "must be Tensor, not")
     ),
+    (
+        "unexpected keyword argument",
+        "Each function takes only its own keywords: F.leaky_relu(x, negative_slope=0.01), "
+        "F.elu(x, alpha=1.0), F.softplus(x, beta=1.0); write other shapes as arithmetic.",
+    ),
 )
 
 

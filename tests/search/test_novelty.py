@@ -158,6 +158,8 @@ def test_context_length_comes_from_what_the_server_says(
          "arguments - got (float, float)", "take a tensor first"),
         ("error: activation(x) raised TypeError: sigmoid(): argument 'input' (position 1) must "
          "be Tensor, not int", "take a tensor first"),
+        ("error: activation(x) raised TypeError: selu() got an unexpected keyword argument "
+         "'negative_slope'", "only its own keywords"),
     ],
 )  # fmt: skip
 def test_a_rejection_the_model_keeps_repeating_gets_a_hint(reason: str, hint: str) -> None:
@@ -168,4 +170,4 @@ def test_a_rejection_the_model_keeps_repeating_gets_a_hint(reason: str, hint: st
         assert hint in text
     else:
         assert "always finite" not in text and "not numpy" not in text
-        assert "take a tensor first" not in text
+        assert "take a tensor first" not in text and "only its own keywords" not in text
