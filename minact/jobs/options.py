@@ -318,7 +318,9 @@ def replayed(given: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         return dict(given), None
     try:
         run = RunLog(recorded.parent).read_run()
-        started = started_with(run, given, recorded)
+        others = {f.name for f in fields(EvolveOptions)} - set(_REPLAYED)
+        # Only the settings a replay takes are checked: the others are not its concern.
+        started = started_with(run, {**dict.fromkeys(others), **given}, recorded)
         taken = {k: getattr(started, k) for k in _REPLAYED if k not in given}
         context = (run.get("prompt") or {}).get("context")
         if "context_tokens" in taken and not taken["context_tokens"] and context is not None:

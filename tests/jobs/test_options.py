@@ -75,12 +75,15 @@ def test_a_replay_takes_the_recorded_runs_settings_where_none_are_given(tmp_path
         {"replay": str(alone / "llm.jsonl")},
         None,
     )
+    # A setting the replay does not take is not its concern, whatever its value.
+    odd = _recorded(tmp_path, {"options": {**options, "workers": -1, "device": "tpu"}})
+    assert replayed({"replay": odd})[0]["seed"] == 7
 
 
 @pytest.mark.parametrize(
     ("run", "match"),
     [
-        ({"options": {"seed": -1}}, r"options\.seed"),
+        ({"options": {"seed": -1, "workers": -1}}, r"options\.seed"),
         ({"options": {}, "prompt": {"context": "big"}}, r"prompt\.context"),
         ("not a run", r"run\.json"),
     ],
