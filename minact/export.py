@@ -8,20 +8,29 @@ source (what was evaluated), with `activation` renamed; `activation` stays bound
 from __future__ import annotations
 
 import ast
+import builtins
 import keyword
 import re
 
-__all__ = ["class_name", "module_text", "valid_name"]
+__all__ = ["NAME_RULE", "class_name", "module_text", "valid_name"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
+# Names the module binds or the layer's forward reads (its `self` and `x`), and Python's
+# builtins, which the function may call itself (`abs(x)` would call the export).
+_TAKEN = frozenset({"torch", "F", "math", "nn", "self", "x"}) | frozenset(dir(builtins))
+NAME_RULE = "a Python identifier, not a keyword, a builtin, torch, F, math, nn, self or x"
+
+
 def valid_name(name: str) -> bool:
-    """Returns whether `name` can name the exported function."""
+    """Returns whether `name` can name the exported function (NAME_RULE): one that
+    starts with `__` would be mangled inside the layer's class."""
     return (
         bool(_IDENT.match(name))
         and not keyword.iskeyword(name)
-        and name not in ("torch", "F", "math", "nn")
+        and name not in _TAKEN
+        and not name.startswith("__")
     )
 
 

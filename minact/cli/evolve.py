@@ -32,6 +32,8 @@ from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
 
 MAX_SEED = 2**63 - 1  # what every generator minact seeds accepts
+MAX_ISLANDS = 1024  # each island is a list the search keeps; more than a run can fill
+MAX_TEMPERATURE = 100.0  # servers cap it near 2; a bound keeps inf out of the JSON sent
 
 __all__ = ["evolve"]
 
@@ -163,7 +165,7 @@ def evolve(
         ),
     ] = None,
     islands: Annotated[
-        int | None, typer.Option(min=1, show_default="4", help="Sub-populations.")
+        int | None, typer.Option(min=1, max=MAX_ISLANDS, show_default="4", help="Sub-populations.")
     ] = None,
     max_calls: Annotated[
         int | None,
@@ -173,7 +175,10 @@ def evolve(
         int | None, typer.Option(min=500, show_default="8000", help="Prompt size limit.")
     ] = None,
     temperature: Annotated[
-        float | None, typer.Option(min=0.0, show_default="0.8", help="LLM sampling temperature.")
+        float | None,
+        typer.Option(
+            min=0.0, max=MAX_TEMPERATURE, show_default="0.8", help="LLM sampling temperature."
+        ),
     ] = None,
     max_tokens: Annotated[
         int | None, typer.Option(min=16, show_default="1024", help="LLM reply token limit.")

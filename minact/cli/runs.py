@@ -123,12 +123,12 @@ def export(
     The module also binds `activation` to the function, so `minact score FILE` scores it.
     An existing file is left alone unless --force is given.
     """
-    from minact.export import valid_name
+    from minact.export import NAME_RULE, valid_name
     from minact.jobs.candidates import export as export_job
     from minact.jobs.candidates import find_candidate
 
     if name is not None and not valid_name(name):
-        raise typer.BadParameter(f"{name!r} is not a usable Python name", param_hint="--name")
+        raise typer.BadParameter(f"{name!r}: the name must be {NAME_RULE}", param_hint="--name")
     try:
         found = find_candidate(hash_prefix, runs_dir, run, cache_dir(cache))
         target, fname = export_job(found, output, name, cache_dir(cache), force=force)

@@ -8,7 +8,7 @@ from minact.cache import FitnessCache
 from minact.candidate import Hash, Rejection
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION
-from minact.export import module_text, valid_name
+from minact.export import NAME_RULE, module_text, valid_name
 from minact.runs.catalog import Found, all_runs, find
 from minact.validate import validate
 
@@ -42,7 +42,7 @@ def export(
     """
     fname = name or f"act_{found.code_hash[:8]}"
     if not valid_name(fname):
-        raise ConfigError(f"--name {fname!r} is not a usable Python name")
+        raise ConfigError(f"--name {fname!r}: the name must be {NAME_RULE}")
     checked = validate(found.source)
     if isinstance(checked, Rejection):
         raise ConfigError(

@@ -149,12 +149,12 @@ LIMITS: dict[str, tuple[float, float | None]] = {
     "budget": (1, None),
     "concurrency": (1, None),
     "seed": (0, 2**63 - 1),  # what every generator minact seeds accepts
-    "islands": (1, None),
+    "islands": (1, 1024),  # each a list the search keeps
     "max_calls": (0, None),  # 0: 4 x budget + concurrency
     "prompt_chars": (500, None),
     "follow_ups": (0, None),
     "context_tokens": (0, None),
-    "temperature": (0.0, None),
+    "temperature": (0.0, 100.0),  # finite: JSON has no inf
     "max_tokens": (16, None),
     "llm_retries": (0, None),
     "llm_timeout": (1.0, None),

@@ -39,9 +39,9 @@ Limits, checked before any data is sampled (each refusal names the file, key and
   per candidate there.
 - The points sampled to load the lab stay within MAX_LAB_POINTS (2e7): the sum over tasks of
   n_train + 2 x n_test, times the elements of a set (size, test_size) or the node pairs of a
-  graph (nodes^2, test_nodes^2), and a [[family]] counts `count` tasks (the targets it redraws
-  come on top). One task at the n_train and n_test caps holds 3e6; the shipped labs at most
-  1.2e5.
+  graph (nodes^2, test_nodes^2), times the input variables of a task or a set's element, and
+  a [[family]] counts `count` tasks (the targets it redraws come on top). One task of one
+  variable at the n_train and n_test caps holds 3e6; the shipped labs at most 1.2e5.
 """
 
 from __future__ import annotations
@@ -249,11 +249,16 @@ def _task_cost(task_or_plan: Task | FamilyPlan) -> tuple[float, float]:
     elif isinstance(task_or_plan, Task) and task_or_plan.sets is not None:
         sets = task_or_plan.sets
         step = n_train * (sets.size + 1) * mlp
-        points = (n_train + n_test) * sets.size + n_test * sets.test_size
+        points = ((n_train + n_test) * sets.size + n_test * sets.test_size) * _inputs(task_or_plan)
     else:
         step = n_train * mlp
-        points = n_train + 2 * n_test
+        points = (n_train + 2 * n_test) * _inputs(task_or_plan)
     return s.seeds * s.steps * step, float(points)
+
+
+def _inputs(task_or_plan: Task | FamilyPlan) -> int:
+    """Returns the numbers a point holds: one per input variable (a family draws one)."""
+    return max(1, len(task_or_plan.variables)) if isinstance(task_or_plan, Task) else 1
 
 
 _SIZE_LIMITS = (  # (what, limit, how it is counted per task, what to lower)
@@ -266,8 +271,9 @@ _SIZE_LIMITS = (  # (what, limit, how it is counted per task, what to lower)
     (
         "points sampled",
         MAX_LAB_POINTS,
-        "n_train + 2 x n_test, times a set's elements or a graph's node pairs",
-        "n_train, n_test, the set or graph sizes or a family's count",
+        "n_train + 2 x n_test, times a set's elements or a graph's node pairs, times the "
+        "input variables",
+        "n_train, n_test, the set or graph sizes, the variables or a family's count",
     ),
 )
 

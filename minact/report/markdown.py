@@ -32,6 +32,7 @@ from minact.report.data import (
 )
 from minact.runs.checks import check_text
 from minact.runs.ranking import RankingDocument, RankingEntry, task_value
+from minact.untrusted import printable
 
 __all__ = ["render_markdown", "render_run_markdown"]
 
@@ -39,15 +40,18 @@ MD_REPLY_LINES = 60
 
 
 def _cell(text: Any) -> str:
-    """Returns text that stays inside one Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Returns text that stays inside one Markdown table cell, its controls escaped (a
+    model's text may hold ESC sequences, which `cat report.md` would run)."""
+    return printable(" ".join(str(text).split())).replace("|", "\\|")
 
 
 def _fence(text: str, lang: str = "") -> list[str]:
-    """Returns `text` as a fenced block whose fence no backtick run inside can close."""
+    """Returns `text` as a fenced block whose fence no backtick run inside can close, each
+    line's control characters escaped."""
+    text = "\n".join(printable(line) for line in text.rstrip().split("\n"))
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
-    return [fence + lang, text.rstrip(), fence]
+    return [fence + lang, text, fence]
 
 
 def _counter_lines(counters: Mapping[str, Any], llm: bool) -> list[str]:

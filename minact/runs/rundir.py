@@ -109,7 +109,7 @@ class RunLog:
         minact reads has a value of the wrong type (runs.schema: the message names it)."""
         try:
             data = json.loads(self.run_json.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as e:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
             raise ConfigError(f"{self.run_json}: unreadable ({e})") from None
         return check_run(data, self.run_json)
 
@@ -147,7 +147,7 @@ class RunLog:
                 for line in f:
                     try:
                         event = json.loads(line)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         continue  # the line a killed run was writing
                     if isinstance(event, dict) and "event" in event:
                         yield event

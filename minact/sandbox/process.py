@@ -201,7 +201,7 @@ class WorkerProcess:
             raise WorkerCrashed(reason)
         try:
             reply = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             self.kill()
             raise WorkerCrashed("the worker sent a malformed reply") from None
         if not isinstance(reply, dict):

@@ -11,6 +11,7 @@ This module does not import torch.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -22,8 +23,9 @@ from minact.errors import EvaluationError
 from minact.lab.task import Task
 from minact.sandbox.client import START_SECONDS, TrainItem, VerifyItem, WorkerClient, WorkerSettings
 from minact.sandbox.process import WorkerProcess
+from minact.untrusted import printable
 
-__all__ = ["INSTALL", "NodeWorker", "import_ray", "reason"]
+__all__ = ["INSTALL", "NodeWorker", "cause", "import_ray", "reason"]
 
 # Answers one request line with its own environment, as JSON: the worker's protocol.
 _PRINT_ENVIRONMENT = (
@@ -44,10 +46,20 @@ def import_ray() -> Any:
 
 def reason(e: BaseException) -> str:
     """Returns the last line of an error's message (Ray puts the cause there), with its type."""
-    text = str(e).strip() or type(e).__name__
+    return f"{type(e).__name__}: {cause(e)}"[:500]
+
+
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the remote traceback it puts in str(e)
+_RAISED = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception): ")
+
+
+def cause(e: BaseException) -> str:
+    """Returns the message of an error raised in an actor: the last line of the traceback
+    Ray carries, without its colours or the `module.Error: ` it starts with."""
+    text = _COLOUR.sub("", str(e)).strip() or type(e).__name__
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    last = lines[-1] if lines else text
-    return f"{type(e).__name__}: {last}"[:500]
+    last = lines[-1].strip() if lines else text
+    return printable(_RAISED.sub("", last))[:500]
 
 
 def _private_home() -> Path:

@@ -25,7 +25,7 @@ from typing import Any
 import minact
 from minact.errors import EvaluationError
 from minact.sandbox.client import START_SECONDS, TrainItem, VerifyItem, WorkerSettings
-from minact.sandbox.ray_actor import INSTALL, NodeWorker, import_ray, reason
+from minact.sandbox.ray_actor import INSTALL, NodeWorker, cause, import_ray, reason
 from minact.sandbox.ray_fleet import Fleet, Job
 from minact.score import Admission, TaskResult
 
@@ -117,9 +117,9 @@ class RayWorkers:
         for ref in [a.start.remote() for a in actors]:
             try:
                 infos.append(self._check(ray.get(ref, timeout=START_SECONDS)))
-            except EvaluationError:
+            except EvaluationError as e:  # the node's worker refused (or differs): its words
                 self.kill()
-                raise
+                raise EvaluationError(cause(e)) from None
             except Exception as e:
                 self.kill()
                 raise EvaluationError(

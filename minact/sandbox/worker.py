@@ -43,13 +43,18 @@ _Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def _limit_memory(nbytes: int) -> None:
+    """Caps the worker's address space at `nbytes` (0: no cap of minact's), or at the
+    limit the user already set where that is lower (a shell's `ulimit -v`, a batch
+    scheduler's): a process may lower its limits, never raise them."""
     try:
         import resource
     except ImportError:  # not on POSIX: no cap, the parent's timeout still applies
         return
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if nbytes > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+    given = [v for v in resource.getrlimit(resource.RLIMIT_AS) if v != resource.RLIM_INFINITY]
+    caps = given + ([nbytes] if nbytes > 0 else [])
+    if caps:
+        resource.setrlimit(resource.RLIMIT_AS, (min(caps), min(caps)))
 
 
 class _Session:

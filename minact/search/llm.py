@@ -25,7 +25,7 @@ import httpx
 from minact.errors import LLMError
 from minact.search import sse
 from minact.search.server import CHECK_SECONDS, Answers, context_length, server_model
-from minact.search.untrusted import clip, printable, scrub
+from minact.untrusted import clip, printable, scrub
 
 __all__ = [
     "CHECK_SECONDS",

@@ -18,7 +18,7 @@ import httpx
 
 from minact.errors import LLMError
 from minact.search import sse
-from minact.search.untrusted import clip, printable, scrub
+from minact.untrusted import clip, printable, scrub
 
 if TYPE_CHECKING:
     from minact.search.llm import LLMConfig

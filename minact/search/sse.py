@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from minact.search.untrusted import clip
+from minact.untrusted import clip
 
 __all__ = [
     "CUT",
@@ -184,14 +184,19 @@ def _first_choice(obj: dict[str, Any]) -> dict[str, Any]:
     return first if isinstance(first, dict) else {}
 
 
+_MAX_TOKENS = 1 << 40  # a count past any context; more (or below 0) is not a count
+
+
 def _usage(obj: dict[str, Any]) -> tuple[int, int] | None:
     """Returns the (prompt, completion) token counts, if the server sent them."""
     usage = obj.get("usage")
     if not isinstance(usage, dict):  # spec: null on every chunk but the last
         return None
     counts = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    ok = all(isinstance(n, int) and not isinstance(n, bool) for n in counts)
-    return cast(tuple[int, int], counts) if ok else None
+    ok = all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= _MAX_TOKENS for n in counts
+    )
+    return cast(tuple[int, int], counts) if ok else None  # else estimated, as if not sent
 
 
 def _received(reader: EventReader, secret: str | None) -> str:

@@ -118,8 +118,11 @@ def test_export_writes_an_importable_matching_module(
     expected = load_activation(best["source"])(x)
     assert torch.allclose(module.my_act(x), expected)
     assert torch.allclose(module.MyAct()(x), expected)
-    bad = _invoke(finished_run, "export", best["code_hash"][:10], "--name", "class")
-    assert bad.exit_code == 2
+    # A keyword, or a name the module or its layer uses (the layer's forward calls the
+    # function: as `self`, `x` or `abs` it would call something else).
+    for name in ("class", "self", "x", "abs", "__class__", "__private", "torch", "9a"):
+        bad = _invoke(finished_run, "export", best["code_hash"][:10], "--name", name)
+        assert bad.exit_code == 2 and "--name" in bad.stderr, (name, bad.stderr)
 
 
 def test_an_exported_file_scores_as_the_same_candidate_from_the_cache(

@@ -55,6 +55,9 @@ def _option(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 BAD_RUN_JSON: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "islands_0": (_option("islands", 0), "key 'options.islands' has a bad value (0: "),
+    # A list per island: 10**30 of them would take the machine's memory.
+    "islands_huge": (_option("islands", 10**30), "key 'options.islands' has a bad value (1000"),
+    "temperature_inf": (_option("temperature", 1e999), "key 'options.temperature' has a bad"),
     "tasks_5": (_option("tasks", 5), "key 'options.tasks' has a bad value (5: "),
     "concurrency_0": (_option("concurrency", 0), "key 'options.concurrency' has a bad value"),
     "seed_string": (_option("seed", "1"), "key 'options.seed' has a bad value ('1': "),

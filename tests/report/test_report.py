@@ -29,6 +29,7 @@ from tests.browser import needs_chromium, screenshot
 from tests.conftest import TINY_TASKS, candidate
 
 HOSTILE = "<script>alert(1)</script>"
+TERMINAL = "\x1b]0;retitled\x07\x1b[2J"  # retitles the window, clears the screen
 
 
 def _from_cache(directory: Path) -> CurveSource:
@@ -142,7 +143,7 @@ def write_run(run_dir: Path, lab: Lab, counters: dict[str, Any] | None = None) -
                 "score": _score(seeds.seed_candidate(name), fitness, baseline=True).to_dict(),
             }
         )
-    hostile = f"Here you go {HOSTILE}\n```python\n{C0.source}\n```"
+    hostile = f"Here you go {HOSTILE}{TERMINAL}\n```python\n{C0.source}\n```"
     events += [
         {"event": "reply", "index": 0, "reply": _reply(hostile, latency=2.0)},
         {"event": "reply", "index": 1, "reply": _reply(f"```python\n{C1.source}\n```")},
@@ -271,6 +272,8 @@ def test_markdown_reads_as_text_and_links_plot_files_that_exist(
     # The hostile reply is quoted inside a fence that its own backticks cannot close.
     block = md[md.index("The reply that made it:") :]
     assert block.split("\n")[2] == "````text" and HOSTILE in block
+    # `cat report.md` shows a model's ESC sequences; it does not run them.
+    assert "\x1b" not in md and "\x07" not in md and "\\x1b]0;retitled\\x07\\x1b[2J" in md
     assert "<" not in md.replace(HOSTILE, "").replace(BAD_REASON, "")
 
 

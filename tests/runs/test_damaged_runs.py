@@ -87,8 +87,13 @@ def _drop(key: str) -> Callable[[Path], None]:
     return damage
 
 
+def _nested(run: Path) -> None:
+    (run / "run.json").write_text("[" * 100_000 + "]" * 100_000)  # past json's recursion
+
+
 BROKEN = {
     "truncated": (_truncate, "unreadable"),
+    "nested": (_nested, "unreadable"),
     "old": (_drop("lab_summary"), "no lab summary; the run predates reports"),
     "bad_summary": (_set("lab_summary", {"lab": 5, "tasks": 7}), "key 'lab_summary.lab'"),
     "bad_counters": (_set("counters", "x"), "key 'counters' has a bad value ('x'"),

@@ -34,6 +34,18 @@ def test_a_truncated_last_line_is_skipped_and_repaired(tmp_path: Path) -> None:
     assert [e["index"] for e in log.events()] == [0, 1]
 
 
+def test_a_line_nested_past_jsons_recursion_is_skipped(tmp_path: Path) -> None:
+    log = RunLog.create(tmp_path, "r")
+    log.write_run({})
+    log.append({"event": "outcome", "index": 0})
+    log.close()
+    with log.events_path.open("a") as f:
+        f.write("[" * 100_000 + "]" * 100_000 + "\n")
+    log.append({"event": "outcome", "index": 1})
+    log.close()
+    assert [e["index"] for e in log.events()] == [0, 1]
+
+
 def test_errors_name_the_directory(tmp_path: Path) -> None:
     RunLog.create(tmp_path, "taken")
     with pytest.raises(ConfigError, match="exists; pass --resume"):

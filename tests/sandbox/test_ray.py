@@ -204,6 +204,17 @@ def test_a_node_with_another_torch_is_refused() -> None:
     assert not workers.running
 
 
+def test_an_error_raised_in_an_actor_is_told_in_its_own_words() -> None:
+    @ray.remote
+    def refuse() -> None:
+        raise EvaluationError("the evaluation worker refused to start: it said no")
+
+    with pytest.raises(EvaluationError) as info:
+        ray.get(refuse.remote())
+    assert "\n" in str(info.value)  # Ray's coloured traceback of the remote call
+    assert ray_actor.cause(info.value) == "the evaluation worker refused to start: it said no"
+
+
 def test_an_interrupt_from_another_thread_stops_the_batch(tmp_path: Path) -> None:
     # Long enough that no machine finishes before the interrupt: it kills the batch anyway.
     lab = _longer(load_lab(TINY_TASKS), 200_000)

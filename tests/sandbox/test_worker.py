@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from minact.sandbox import worker
 from minact.sandbox.process import WorkerProcess
@@ -47,3 +52,32 @@ def test_a_real_worker_survives_a_request_its_handler_chokes_on(tmp_path: Path) 
         assert process.request(GOOD, timeout=120) == {"ok": True, "results": []}
     finally:
         process.stop()
+
+
+# Started under an address-space limit lower than the cap minact asks for (a shell's
+# `ulimit -v`, a batch scheduler's), the worker keeps that limit instead of failing to
+# raise it.
+_UNDER_A_LIMIT = """
+import resource, sys, tempfile
+from pathlib import Path
+limit = min(16 << 30, resource.getrlimit(resource.RLIMIT_AS)[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from minact.sandbox.process import WorkerProcess
+process = WorkerProcess(Path(tempfile.mkdtemp()))
+process.start()
+try:
+    hello = {"op": "hello", "device": "cpu", "threads": 1, "memory_bytes": 2 * limit}
+    print(process.request(hello, timeout=120)["ok"])
+    print(process.request({"op": "curves", "lo": -1.0, "hi": 1.0, "n": 3, "items": []}, 120))
+finally:
+    process.stop()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sysconf"), reason="address-space limits are POSIX")
+def test_a_worker_started_under_a_lower_memory_limit_keeps_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _UNDER_A_LIMIT], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["True", "{'ok': True, 'results': []}"], done.stdout

@@ -27,7 +27,7 @@ from minact.search.population import Member
 from minact.search.prompt import build_messages
 from minact.search.proposers import LLMProposer, ProposalRequest
 from minact.search.reply import ParseFailure, parse_reply
-from minact.search.untrusted import clip, printable, scrub
+from minact.untrusted import clip, printable, scrub
 from tests.llm_server import (
     GOOD_CODE,
     GOOD_REPLY,

@@ -92,10 +92,19 @@ def test_the_usage_chunk_with_empty_null_or_missing_choices(usage_chunk: bytes) 
     assert _reply(_read([stream])) == ("hi", "stop", (5, 2))
 
 
-def test_usage_with_counts_that_are_not_integers_is_ignored() -> None:
+@pytest.mark.parametrize(
+    "counts",
+    [
+        b'"5", "completion_tokens": true',
+        b'-2000, "completion_tokens": 3',
+        b"1" + b"0" * 400 + b', "completion_tokens": 3',
+    ],
+    ids=["not-integers", "negative", "400-digits"],
+)
+def test_usage_with_counts_that_are_not_token_counts_is_ignored(counts: bytes) -> None:
     stream = (
         b'data: {"choices": [{"delta": {"content": "hi"}, "finish_reason": "stop"}]}\n\n'
-        b'data: {"choices": [], "usage": {"prompt_tokens": "5", "completion_tokens": true}}\n\n'
+        b'data: {"choices": [], "usage": {"prompt_tokens": ' + counts + b"}}\n\n"
         b"data: [DONE]\n\n"
     )
     assert _reply(_read([stream])) == ("hi", "stop", None)
