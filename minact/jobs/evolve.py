@@ -10,6 +10,7 @@ stops the search cleanly: the report is still written and the summary says "inte
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -22,7 +23,7 @@ from minact.cache import FitnessCache
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.jobs import checks, preflight, proposing
-from minact.jobs.interrupt import until_interrupted
+from minact.jobs.interrupt import raising_on_stop_signals, until_interrupted
 from minact.jobs.options import EvolveOptions, check_budget, replayed, resolve, started_with
 from minact.jobs.report import evaluator_curves
 from minact.lab.cascade import stage_tasks
@@ -30,6 +31,7 @@ from minact.lab.loader import default_tasks_path, load_lab
 from minact.lab.task import Lab
 from minact.report import build as report_build
 from minact.report import files as report_files
+from minact.report.data import ReportData
 from minact.runs.catalog import run_ranking, skipped_warning
 from minact.runs.history import History
 from minact.runs.ranking import RankingDocument, lab_summary
@@ -114,6 +116,7 @@ async def run(
                     proposer = RecordingProposer(proposer, log.directory / "llm.jsonl")
                 meta = _meta(log, previous, options, config, lab)
                 log.write_run(meta)
+                finished = False  # run.json says how the run ended
                 try:
                     with Evaluator(lab, cache, _evaluator_config(options)) as evaluator:
                         config = proposing.fitted(config, options, described)
@@ -140,29 +143,52 @@ async def run(
                                     ("interrupted", "interrupted; evaluated candidates are kept")
                                 ),
                             )
-                        meta.update(
-                            status=summary.status,
-                            message=summary.message,
-                            counters=summary.counters.to_dict(),
-                            seconds=previous.get("seconds", 0.0) + summary.seconds,
-                            device=evaluator.info.get("device") or previous.get("device"),
-                            worker=evaluator.info or previous.get("worker"),
-                        )
-                        if summary.status != "interrupted":
-                            _check(log, options, lab, evaluator, hooks.say)
-                        log.append({"event": "end", "time": time.time(), "status": summary.status})
-                        log.close()
-                        log.write_run(meta)
-                        # The report's curves come from the workers that are already warm.
-                        curves = evaluator_curves(evaluator)
-                        data = report_build.build(log.directory, curves, warn=None)
+                        with raising_on_stop_signals():
+                            if summary.status != "interrupted":
+                                try:
+                                    _check(log, options, lab, evaluator, hooks.say)
+                                except KeyboardInterrupt:
+                                    evaluator.interrupt()  # a batch may be in flight
+                                    summary = replace(summary, status="interrupted",
+                                                      message=_CHECKS_STOPPED)  # fmt: skip
+                            meta.update(
+                                status=summary.status,
+                                message=summary.message,
+                                counters=summary.counters.to_dict(),
+                                seconds=previous.get("seconds", 0.0) + summary.seconds,
+                                device=evaluator.info.get("device") or previous.get("device"),
+                                worker=evaluator.info or previous.get("worker"),
+                            )
+                            log.append({"event": "end", "time": time.time(),
+                                        "status": summary.status})  # fmt: skip
+                            log.close()
+                            log.write_run(meta)
+                            finished = True
+                            data = _report(log, evaluator)
                 except BaseException as e:
-                    if meta["status"] == "running":  # never leave it looking alive
+                    if not finished:  # never leave it looking alive
                         log.close()
-                        log.write_run({**meta, "status": "failed", "message": str(e)[:500]})
+                        stopped = isinstance(e, (KeyboardInterrupt, asyncio.CancelledError))
+                        status = "interrupted" if stopped else "failed"
+                        message = str(e)[:500] or f"{status} ({type(e).__name__})"
+                        log.write_run({**meta, "status": status, "message": message})
                     raise
     report_files.write(log.directory, data)
     return EvolveResult(summary, data.ranking, log.directory, data.warnings)
+
+
+_CHECKS_STOPPED = "interrupted during the checks after the search; its candidates are kept"
+
+
+def _report(log: RunLog, evaluator: Evaluator) -> ReportData:
+    """Returns the run's report, its curves from the workers that are already warm; when a
+    signal stops that, the report without the curves the cache lacks (`minact report`
+    draws them later)."""
+    try:
+        return report_build.build(log.directory, evaluator_curves(evaluator), warn=None)
+    except KeyboardInterrupt:
+        evaluator.interrupt()
+        return report_build.build(log.directory, evaluator_curves(evaluator), warn=None)
 
 
 def _meta(

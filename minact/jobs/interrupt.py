@@ -9,6 +9,10 @@ work had done. `until_interrupted` installs its own SIGINT handler for the time 
 runs, so every version behaves the same: the work is cancelled (its `finally` blocks and
 `CancelledError` handlers run), and the caller gets the value it chose for an interruption.
 
+Work that runs on the loop's thread without awaiting (the checks after a search, the
+report) gives asyncio's handlers no chance to run: `raising_on_stop_signals` makes both
+signals raise KeyboardInterrupt there instead, as SIGINT does in plain Python.
+
 This module imports nothing but the standard library, so tests can drive it under every
 Python version minact supports.
 """
@@ -21,7 +25,7 @@ import signal
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["until_interrupted"]
+__all__ = ["raising_on_stop_signals", "until_interrupted"]
 
 T = TypeVar("T")
 
@@ -65,3 +69,24 @@ def _on_stop_signals(handler: Callable[[], None]) -> Iterator[None]:
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+@contextlib.contextmanager
+def raising_on_stop_signals() -> Iterator[None]:
+    """Makes SIGINT and SIGTERM raise KeyboardInterrupt while the block runs (synchronous
+    work: SIGTERM would otherwise end the process before it writes what it did)."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous: dict[signal.Signals, Any] = {}
+    for sig in _SIGNALS:
+        try:
+            previous[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread: the caller's own handling stands
+            break
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -78,3 +79,39 @@ def test_sigterm_marks_a_run_interrupted(tmp_path: Path) -> None:
     _stop_when_training(proc, cache)
     meta = json.loads((runs / "r" / "run.json").read_text())
     assert meta["status"] == "interrupted", meta["status"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_checks_after_the_search_marks_the_run_and_writes_its_report(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    # The search trains on the tiny lab; --validate then trains on a lab that never ends.
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    cmd = [sys.executable, "-m", "minact", "evolve", "--offline", "--budget", "2", "--tasks",
+           str(TINY_TASKS), "--validate", str(_slow_lab(tmp_path)), "--validate-top", "1",
+           "--cache-dir", str(cache), "--runs-dir", str(runs), "--run-id", "r",
+           "--workers", "1"]  # fmt: skip
+    lines: list[str] = []
+    with subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr or []), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 300
+        while not any(line.startswith("validating the top") for line in lines):
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.2)
+        time.sleep(3.0)  # training on the endless lab now
+        proc.send_signal(sig)
+        proc.wait(timeout=120)
+        reader.join(timeout=10)
+    assert proc.returncode == 130, "".join(lines)
+    meta = json.loads((runs / "r" / "run.json").read_text())
+    assert meta["status"] == "interrupted", meta
+    assert "during the checks" in meta["message"]
+    assert (runs / "r" / "report.md").is_file() and (runs / "r" / "ranking.json").is_file()
+    events = (runs / "r" / "events.jsonl").read_text().splitlines()
+    assert json.loads(events[-1])["event"] == "end"
+    assert _workers(cache) == []
