@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -74,8 +74,26 @@ async def run(
     hooks: Hooks | None = None,
 ) -> EvolveResult:
     """Runs (or resumes) a search with the settings `given`, and writes its report."""
+    with ExitStack() as holding:  # the run directory, for this process alone
+        log = RunLog.open(resume) if resume is not None else None
+        if log is not None:
+            holding.enter_context(log.held())
+        return await _run(given, log, holding, cache_dir, runs_dir, run_id, api_key, hooks)
+
+
+async def _run(
+    given: Mapping[str, Any],
+    log: RunLog | None,
+    holding: ExitStack,
+    cache_dir: Path,
+    runs_dir: Path,
+    run_id: str | None,
+    api_key: str | None,
+    hooks: Hooks | None,
+) -> EvolveResult:
+    """`run`, with the resumed run's directory held (a new one is held in `holding`)."""
     hooks = hooks or Hooks()
-    log: RunLog | None = RunLog.open(resume) if resume is not None else None
+    resume = log is not None
     previous = log.read_run() if log is not None else {}
     started = started_with(previous, given, log.run_json) if log is not None else None
     if log is None and "replay" in given:
@@ -112,6 +130,7 @@ async def run(
             with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
                 if log is None:
                     log = _create_log(runs_dir, run_id, options.seed)
+                    holding.enter_context(log.held())
                 if options.record:
                     proposer = RecordingProposer(proposer, log.directory / "llm.jsonl")
                 meta = _meta(log, previous, options, config, lab)

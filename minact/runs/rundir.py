@@ -154,6 +154,40 @@ class RunLog:
         except OSError as e:  # only reading raises here: the caller's errors stay its own
             raise _cannot("read", self.events_path, e) from None
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Holds the run for this process while the block runs; raises ConfigError, naming
+        the holder, when another process holds it (two searches appending to one log
+        would interleave, each giving the same proposals other candidates). The lock is
+        the operating system's, so a killed process leaves none behind; where there is
+        none (not POSIX), the run is not guarded."""
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        path = self.directory / ".lock"
+        try:
+            f = path.open("a+", encoding="utf-8")
+        except OSError as e:
+            raise _cannot("write", path, e) from None
+        with f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                holder = f.read(20).strip()
+                pid = f" (pid {holder})" if holder.isdigit() else ""
+                raise ConfigError(
+                    f"{self.directory}: the run is in use by another minact process{pid}; "
+                    "wait for it to end, or stop it and resume the run"
+                ) from None
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
+            yield  # closing the file releases the lock
+
     def close(self) -> None:
         """Closes the event log; raises ConfigError when what it held cannot be written."""
         events, self._events = self._events, None

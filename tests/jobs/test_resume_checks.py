@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from minact.cli import app
 from minact.jobs.options import EvolveOptions
+from minact.runs.rundir import RunLog
 from tests.conftest import TINY_TASKS
 
 runner = CliRunner()
@@ -161,3 +162,17 @@ def test_the_limits_of_run_json_settings_are_the_flags_limits() -> None:
         flag = flags["compile_" if name == "compile" else name]
         enum = flag.type_descriptor.annotation  # type: ignore[attr-defined]
         assert [c.value for c in enum] == list(words), name
+
+
+def test_a_run_another_process_holds_is_not_resumed(
+    finished: dict[str, Path], tmp_path: Path
+) -> None:
+    run = _copy(finished, tmp_path)
+    before = (run / "events.jsonl").read_text()
+    with RunLog.open(run).held():  # the process still running it
+        result = _resume(finished, run, "--budget", "3")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"error: {run}: the run is in use by another minact process")
+    assert (run / "events.jsonl").read_text() == before
+    again = _resume(finished, run, "--budget", "3")
+    assert again.exit_code == 0, again.output

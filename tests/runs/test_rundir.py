@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,18 @@ def test_a_directory_that_cannot_be_made_says_why(tmp_path: Path) -> None:
         RunLog.create(blocker, "r1")
     assert not isinstance(info.value, RunExistsError)
     assert str(info.value) == f"cannot create run directory {blocker / 'r1'}: Not a directory"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the lock is POSIX's flock")
+def test_a_run_is_held_by_one_process_at_a_time(tmp_path: Path) -> None:
+    log = RunLog.create(tmp_path, "r")
+    log.write_run({})
+    with log.held():
+        other = RunLog.open(tmp_path / "r")  # as another process would open it
+        with pytest.raises(
+            ConfigError, match=rf"in use by another minact process \(pid {os.getpid()}\)"
+        ):
+            with other.held():
+                pass
+    with RunLog.open(tmp_path / "r").held():  # released with the block
+        pass
