@@ -112,14 +112,17 @@ ThreadsOpt = Annotated[
 ]
 
 
+MAX_WORKERS = 256  # processes, each holding torch (about 300 MB): more is a slip of the keys
+
+
 def workers_count(value: str) -> int:
     """Returns --workers as a number of processes (0 for auto); a usage error otherwise."""
     text = value.strip().lower()
     if text == "auto":
         return 0
-    if text.isdigit() and int(text) >= 1:
+    if text.isdigit() and 1 <= int(text) <= MAX_WORKERS:
         return int(text)
-    raise typer.BadParameter(f"{value!r}: give a number of workers (1 or more) or auto",
+    raise typer.BadParameter(f"{value!r}: give a number of workers (1 to {MAX_WORKERS}) or auto",
                              param_hint="--workers")  # fmt: skip
 
 

@@ -284,8 +284,11 @@ def evolve(
     """
     from minact.jobs import evolve as job
     from minact.runs.checks import check_text
+    from minact.runs.rundir import RUN_ID_RULE, usable_run_id
 
     whole = resume is None and not offline and replay is None
+    if run_id is not None and not usable_run_id(run_id):
+        raise typer.BadParameter(f"{run_id!r}: {RUN_ID_RULE}", param_hint="--run-id")
     _check_models(model, model_weights, llm_url, whole)
     given: dict[str, Any] = {
         "budget": budget,

@@ -159,7 +159,7 @@ LIMITS: dict[str, tuple[float, float | None]] = {
     "llm_retries": (0, None),
     "llm_timeout": (1.0, None),
     "batch_size": (0, None),
-    "workers": (0, None),  # 0: auto
+    "workers": (0, 256),  # 0: auto; as many as cli._shared.MAX_WORKERS
     "threads": (0, None),
     "validate_top": (1, None),
     "confirm": (0, None),
@@ -278,7 +278,8 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
                 given_as = flag if value else f"--no-{flag[2:]}"
                 was = "without it" if value else f"with {flag}"
             else:
-                given_as, was = f"{flag} {value!r}", f"with {old!r}"
+                given_as = f"{flag} {value!r}"
+                was = "without it" if old is None else f"with {old!r}"
             raise ConfigError(
                 f"{given_as}: the run was started {was}, and a resumed run keeps the "
                 "settings that steer the search (so that the same replies give the same run); "
@@ -288,9 +289,12 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
 
 
 # What a replay takes from the recorded run unless given: the settings that decide which
-# proposal is asked what (and so which recorded reply answers it), and the context that
-# cut its prompts and follow-ups. The lab stays the user's (--tasks), as in any run.
+# proposal is asked what (and so which recorded reply answers it), the context that cut
+# its prompts and follow-ups, and where it stopped (past it, no reply was recorded). The
+# lab stays the user's (--tasks), as in any run.
 _REPLAYED = (
+    "budget",
+    "max_calls",
     "seed",
     "concurrency",
     "islands",

@@ -27,7 +27,8 @@ MAX_SOURCE_BYTES = 4 * MAX_SOURCE_CHARS
 def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
     """Returns validated candidates and the rejections (as scores) for SRC arguments.
 
-    A SRC is a .py file (or any existing file) defining `activation`, or a built-in name.
+    A SRC is a .py file (or any existing file) defining `activation`, or a built-in name
+    (which a folder of that name does not hide).
     Raises ConfigError for a file that cannot be read, is not a regular file (after
     symlinks: a FIFO, a device) or is over MAX_SOURCE_BYTES, and for a name that is neither.
     """
@@ -35,7 +36,9 @@ def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
     rejected: list[Score] = []
     for src in srcs:
         path = Path(src)
-        if path.suffix == ".py" or path.exists():
+        # A folder that happens to share a built-in's name (`./gelu/`) is not a candidate.
+        builtin = _is_builtin(src) and not path.is_file()
+        if not builtin and (path.suffix == ".py" or path.exists()):
             try:
                 data = read_regular(path, MAX_SOURCE_BYTES)
             except FileRefused as e:
@@ -58,6 +61,14 @@ def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
             shown = text if isinstance(text, str) else ""
             rejected.append(rejection_score(Rejection(result.reason, name=name), shown))
     return candidates, rejected
+
+
+def _is_builtin(name: str) -> bool:
+    try:
+        seeds.get_seed(name)
+    except KeyError:
+        return False
+    return True
 
 
 def score(

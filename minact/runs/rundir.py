@@ -22,9 +22,15 @@ from typing import IO, Any
 from minact.errors import ConfigError
 from minact.runs.schema import check_run
 
-__all__ = ["RunExistsError", "RunLog", "new_run_id", "write_atomic"]
+__all__ = ["RUN_ID_RULE", "RunExistsError", "RunLog", "new_run_id", "usable_run_id", "write_atomic"]
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}\Z")
+RUN_ID_RULE = "use letters, digits, '.', '_' and '-', a letter or digit first (at most 100)"
+
+
+def usable_run_id(run_id: str) -> bool:
+    """Returns whether `run_id` can name a run directory (RUN_ID_RULE): never a path."""
+    return bool(_RUN_ID.match(run_id))
 
 
 class RunExistsError(ConfigError):
@@ -76,9 +82,7 @@ class RunLog:
         """Creates runs_dir/run_id; raises RunExistsError if it exists, ConfigError (with the
         operating system's reason) if it cannot be created or the id is unusable."""
         if not _RUN_ID.match(run_id):
-            raise ConfigError(
-                f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-' (at most 100)"
-            )
+            raise ConfigError(f"--run-id {run_id!r}: {RUN_ID_RULE}")
         directory = runs_dir / run_id
         try:
             directory.mkdir(parents=True, exist_ok=False)
@@ -156,37 +160,31 @@ class RunLog:
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        """Holds the run for this process while the block runs; raises ConfigError, naming
-        the holder, when another process holds it (two searches appending to one log
-        would interleave, each giving the same proposals other candidates). The lock is
-        the operating system's, so a killed process leaves none behind; where there is
-        none (not POSIX), the run is not guarded."""
+        """Holds the run for this process while the block runs; raises ConfigError when
+        another process holds it (two searches appending to one log would interleave, each
+        giving the same proposals other candidates). The lock is the operating system's,
+        on the directory itself: a killed process leaves none behind, and no file. Where
+        there is none (not POSIX), the run is not guarded."""
         try:
             import fcntl
         except ImportError:
             yield
             return
-        path = self.directory / ".lock"
         try:
-            f = path.open("a+", encoding="utf-8")
+            fd = os.open(self.directory, os.O_RDONLY)
         except OSError as e:
-            raise _cannot("write", path, e) from None
-        with f:
+            raise _cannot("read", self.directory, e) from None
+        try:
             try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                f.seek(0)
-                holder = f.read(20).strip()
-                pid = f" (pid {holder})" if holder.isdigit() else ""
                 raise ConfigError(
-                    f"{self.directory}: the run is in use by another minact process{pid}; "
-                    "wait for it to end, or stop it and resume the run"
+                    f"{self.directory}: the run is in use by another minact process; wait "
+                    "for it to end, or stop it and resume the run"
                 ) from None
-            f.seek(0)
-            f.truncate()
-            f.write(str(os.getpid()))
-            f.flush()
-            yield  # closing the file releases the lock
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def close(self) -> None:
         """Closes the event log; raises ConfigError when what it held cannot be written."""

@@ -149,9 +149,11 @@ class WorkerPool:
         return any(c.running for c in self.clients)
 
     def start(self) -> dict[str, Any]:
-        """Starts every worker at once and returns `info`; raises the first failure."""
-        for f in [self._threads.submit(c.start) for c in self.clients]:
-            f.result()  # EvaluationError propagates
+        """Starts one worker and returns `info`; raises EvaluationError. The others start
+        on their first request: two candidates on a pool of ten start two workers, not
+        ten (each holds torch in memory)."""
+        if not self.running:
+            self.clients[0].start()
         return self.info
 
     def interrupt(self) -> None:

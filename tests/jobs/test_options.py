@@ -48,6 +48,12 @@ def test_a_resume_keeps_the_repair_setting_of_an_llm_run() -> None:
     assert resolve({"repair": False}, offline).repair is False
 
 
+def test_a_resume_names_a_setting_the_run_was_started_without() -> None:
+    started = EvolveOptions(budget=10, llm_url="http://127.0.0.1:1/v1", model="m")
+    with pytest.raises(ConfigError, match=r"^--replay 'x.jsonl': the run was started without it,"):
+        resolve({"replay": "x.jsonl"}, started)
+
+
 def _recorded(tmp_path: Path, run: object) -> str:
     """Writes a recorded run's run.json and llm.jsonl; returns the --replay file."""
     (tmp_path / "run.json").write_text(json.dumps(run))
@@ -57,7 +63,7 @@ def _recorded(tmp_path: Path, run: object) -> str:
 
 def test_a_replay_takes_the_recorded_runs_settings_where_none_are_given(tmp_path: Path) -> None:
     options = EvolveOptions(
-        llm_url="http://127.0.0.1:1/v1", model="m", seed=7, follow_ups=3, repair=False
+        llm_url="http://127.0.0.1:1/v1", model="m", seed=7, follow_ups=3, repair=False, budget=9
     ).to_dict()
     replay = _recorded(tmp_path, {"options": options, "prompt": {"context": 2048}})
     given, said = replayed({"replay": replay, "budget": 4, "follow_ups": 1})
@@ -68,6 +74,7 @@ def test_a_replay_takes_the_recorded_runs_settings_where_none_are_given(tmp_path
     }  # fmt: skip
     assert said is not None and "--seed 7" in said and "--no-repair" in said
     assert "--follow-ups" not in said  # given: the user's flag wins
+    assert replayed({"replay": replay})[0]["budget"] == 9  # where the recording stopped
     alone = tmp_path / "alone"
     alone.mkdir()
     (alone / "llm.jsonl").write_text("")

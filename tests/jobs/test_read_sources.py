@@ -85,3 +85,15 @@ def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     exc = raised_on_fifo(fifo, lambda path: read_sources([str(path)]))
     assert isinstance(exc, ConfigError)
     assert "pipe.py: it is not a regular file (a FIFO (named pipe))" in str(exc)
+
+
+def test_a_folder_named_like_a_built_in_does_not_hide_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gelu").mkdir()
+    (tmp_path / "tanh").write_text(SOURCE.replace("tanh(x)", "tanh(x) * 0.5"))
+    candidates, rejected = read_sources(["gelu", "tanh"])
+    assert rejected == []
+    assert candidates[0].name == "gelu" and "F.gelu" in candidates[0].source
+    assert "0.5" in candidates[1].source  # a file of that name is the user's candidate

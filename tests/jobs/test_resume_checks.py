@@ -140,6 +140,7 @@ def test_a_resume_skips_events_of_the_wrong_shape_and_says_so_once(
 
 
 def test_the_limits_of_run_json_settings_are_the_flags_limits() -> None:
+    from minact.cli._shared import MAX_WORKERS
     from minact.jobs.options import CHOICES, LIMITS
 
     command = typer.main.get_command(app)
@@ -149,8 +150,9 @@ def test_the_limits_of_run_json_settings_are_the_flags_limits() -> None:
     auto = {"max_calls", "workers"}  # 0 stands for "auto" in the settings, not on the CLI
     for name, (lo, hi) in LIMITS.items():
         assert name in settings
-        if name == "workers":
-            continue  # a string on the CLI: N or auto
+        if name == "workers":  # a string on the CLI: N or auto
+            assert hi == MAX_WORKERS
+            continue
         flag = flags[name]
         assert (flag.min, flag.max) == ((1 if name in auto else lo), hi), name
     numbers = {

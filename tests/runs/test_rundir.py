@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -80,9 +79,7 @@ def test_a_run_is_held_by_one_process_at_a_time(tmp_path: Path) -> None:
     log.write_run({})
     with log.held():
         other = RunLog.open(tmp_path / "r")  # as another process would open it
-        with pytest.raises(
-            ConfigError, match=rf"in use by another minact process \(pid {os.getpid()}\)"
-        ):
+        with pytest.raises(ConfigError, match="in use by another minact process;"):
             with other.held():
                 pass
     with RunLog.open(tmp_path / "r").held():  # released with the block

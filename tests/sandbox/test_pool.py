@@ -98,10 +98,25 @@ def test_any_started_worker_speaks_for_the_pool(tmp_path: Path) -> None:
         workers.stop()
 
 
+def test_a_pool_starts_only_the_workers_its_work_needs(tiny_lab: Lab, tmp_path: Path) -> None:
+    workers = _fake_pool(tmp_path, 5)
+    try:
+        workers.start()
+        items = [
+            TrainItem(f"def activation(x):\n    return {k} * x", tiny_lab.tasks) for k in (1, 2)
+        ]
+        assert len(workers.train(items, lambda n: 30)) == 2
+        assert [c.running for c in workers.clients] == [True, True, False, False, False]
+    finally:
+        workers.stop()
+
+
 def test_interrupt_reaches_every_worker(tiny_lab: Lab, tmp_path: Path) -> None:
     workers = _fake_pool(tmp_path, 3)
-    workers.start()
-    assert all(c.running for c in workers.clients)
+    workers.start()  # one worker: the others start on their first request
+    assert [c.running for c in workers.clients] == [True, False, False]
+    for c in workers.clients[1:]:
+        c.start()
     workers.interrupt()
     assert not any(c.running for c in workers.clients)
     with pytest.raises(EvaluationError, match="interrupted"):
