@@ -32,6 +32,8 @@ import json
 import math
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
@@ -229,8 +231,25 @@ def _answer(handlers: Mapping[str, _Handler], line: str) -> dict[str, Any] | Non
         return {"ok": False, "error": f"{op} request failed: {type(e).__name__}: {e}"[:500]}
 
 
+def _exit_with_parent(every: float = 1.0) -> None:
+    """Ends the worker when its parent is gone (killed with SIGKILL, say): mid-training it
+    would not read the closed stdin until its request ended, which on a long lab can be
+    hours of the machine. A thread, not PR_SET_PDEATHSIG, which fires when the *thread*
+    that started the worker ends (pools start workers from their threads)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent:  # reparented: the parent died
+                os._exit(1)
+
+    threading.Thread(target=watch, name="minact-parent-watch", daemon=True).start()
+
+
 def main() -> None:
     """Serves requests until stdin closes or an exit request arrives."""
+    _exit_with_parent()
     # Keep the protocol on a private descriptor; stray prints go to stderr.
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)

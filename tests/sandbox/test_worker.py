@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from minact.sandbox import worker
 from minact.sandbox.process import WorkerProcess
+from tests.conftest import TINY_TASKS
 
 # Requests that make a handler raise (missing keys, values of the wrong type) or that name
 # no handler at all; the worker must answer each one and go on serving.
@@ -81,3 +84,49 @@ def test_a_worker_started_under_a_lower_memory_limit_keeps_it() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["True", "{'ok': True, 'results': []}"], done.stdout
+
+
+# A parent that starts a worker training for ever, says its pid, and waits to be killed.
+_PARENT = """
+import dataclasses, sys, tempfile, threading, time
+from pathlib import Path
+from minact.lab.loader import load_lab
+from minact.sandbox.client import TrainItem, WorkerClient, WorkerSettings
+lab = load_lab(Path(sys.argv[1]))
+tasks = tuple(dataclasses.replace(t, settings=dataclasses.replace(t.settings, steps=10**8))
+              for t in lab.tasks)
+client = WorkerClient(Path(tempfile.mkdtemp()), WorkerSettings(device="cpu", threads=1))
+client.start()
+item = TrainItem("def activation(x):\\n    return x", tasks)
+threading.Thread(target=client.train, args=([item], lambda n: 3600.0), daemon=True).start()
+time.sleep(2.0)
+print(client._process._proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in state  # a zombie has ended
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_a_worker_ends_when_its_parent_is_killed() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _PARENT, str(TINY_TASKS)], stdout=subprocess.PIPE, text=True
+    ) as parent:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())  # training now: it reads no stdin till done
+        assert _alive(worker)
+        parent.kill()  # SIGKILL: no handler of the parent's runs
+        parent.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = _alive(worker)
+    if alive:
+        os.kill(worker, signal.SIGKILL)  # not to leave it on the machine
+    assert not alive, "the worker outlived its parent"
