@@ -85,10 +85,22 @@ def score(
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
         with Evaluator(lab, cache, config, progress=progress) as evaluator:
             scores = evaluator.score(candidates)
-        warnings = list(cache.warnings)
+        warnings = _same_code(candidates) + list(cache.warnings)
     info = evaluator.info
     run = {"command": "score", "device": info.get("device"), "worker": info or None}
     return ranking_document([*scores, *rejected], lab, run), warnings
+
+
+def _same_code(candidates: Sequence[Candidate]) -> list[str]:
+    """Says which SRCs normalise to the code of an earlier one: they are scored once."""
+    first: dict[str, str] = {}
+    said = []
+    for c in candidates:
+        if c.code_hash in first:
+            said.append(f"{c.name} is the same code as {first[c.code_hash]}: scored once")
+        else:
+            first[c.code_hash] = c.name
+    return said
 
 
 def agreement(doc: RankingDocument) -> LabAgreement:

@@ -101,11 +101,12 @@ def test_score_files_reformatted_and_equivalent(tmp_path: Path) -> None:
         "def activation(x):  # a comment\n    '''doc'''\n\n    return fn.silu( x )\n"
     )
     xsig = write_candidate(tmp_path, "xsig", "x * torch.sigmoid(x)")
-    code, out, _ = _score(str(silu), str(reformatted), str(xsig), "--json", cache=tmp_path / "c")
+    code, out, err = _score(str(silu), str(reformatted), str(xsig), "--json", cache=tmp_path / "c")
     assert code == 0
     by = {c["name"]: c for c in json.loads(out)["candidates"]}
-    # Identical code collapses to one entry; equal behaviour shares one evaluation.
-    assert "reformatted" not in by or by["reformatted"]["code_hash"] == by["silu_file"]["code_hash"]
+    # Identical code collapses to one entry, and says so; equal behaviour shares one evaluation.
+    assert "reformatted" not in by
+    assert "warning: reformatted is the same code as silu_file: scored once" in err
     assert by["silu_file"]["behaviour_hash"] == by["xsig"]["behaviour_hash"]
     assert by["silu_file"]["fitness"] == by["xsig"]["fitness"]
     assert sorted([by["silu_file"]["cached"], by["xsig"]["cached"]]) == [False, True]
