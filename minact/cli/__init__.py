@@ -29,7 +29,7 @@ import typer
 from typer.core import TyperGroup
 
 from minact.cli import evolve, runs, score
-from minact.cli._shared import fail_os
+from minact.cli._shared import EXIT_INTERRUPTED, fail_os, note
 
 __all__ = ["app", "main"]
 
@@ -51,6 +51,9 @@ class _Commands(TyperGroup):
             if e.errno == errno.EPIPE:
                 raise  # `minact ... | head`: click exits 1 without a message
             fail_os(e)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM in a command that keeps nothing
+            note("interrupted")
+            raise typer.Exit(code=EXIT_INTERRUPTED) from None
         finally:
             if main:
                 signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)

@@ -41,7 +41,8 @@ def _workers(cache: Path) -> list[int]:
     return found
 
 
-def _stop_when_training(proc: subprocess.Popen[str], cache: Path) -> None:
+def _stop_when_training(proc: subprocess.Popen[str], cache: Path) -> str:
+    """Sends SIGTERM once the command trains; returns its stderr."""
     deadline = time.monotonic() + 120
     while len(_workers(cache)) < 2:  # both workers of the pool
         assert proc.poll() is None, proc.communicate()
@@ -49,7 +50,7 @@ def _stop_when_training(proc: subprocess.Popen[str], cache: Path) -> None:
         time.sleep(0.2)
     time.sleep(8.0)  # training now, on every worker the command starts
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
     deadline = time.monotonic() + 10
     while _workers(cache) and time.monotonic() < deadline:  # the group is killed: give it time
         time.sleep(0.2)
@@ -57,6 +58,7 @@ def _stop_when_training(proc: subprocess.Popen[str], cache: Path) -> None:
     for pid in left:  # not to leave it training on the test machine
         os.kill(pid, signal.SIGKILL)
     assert left == [], "a worker outlived its command"
+    return stderr
 
 
 @pytest.mark.slow
@@ -65,8 +67,8 @@ def test_sigterm_stops_score_and_its_worker(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "minact", "score", "relu", "--tasks", str(_slow_lab(tmp_path)),
            "--cache-dir", str(cache), "--workers", "2"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _stop_when_training(proc, cache)
-    assert proc.returncode != 0
+    stderr = _stop_when_training(proc, cache)
+    assert proc.returncode == 130 and stderr.endswith("interrupted\n"), stderr
 
 
 @pytest.mark.slow
