@@ -74,7 +74,10 @@ def show(
         fail(e)
     out = stdout()
     entry = found.entry
-    where = f"run {found.run}" if found.run else "the cache (in no run)"
+    if found.run:
+        where = f"run {found.run}"
+    else:  # only the runs searched are known not to hold it
+        where = f"the cache (not in run {run})" if run is not None else "the cache (in no run)"
     name = entry["name"] if entry else ""
     out.print(Text.assemble((found.code_hash, "bold"), f"  {name}  from {where}"))
     if entry is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from minact.errors import ConfigError
 from minact.runs.catalog import find
 from minact.sandbox.loader import load_activation
 from tests.browser import needs_chromium, screenshot
-from tests.conftest import ASSETS, TINY_TASKS
+from tests.conftest import ASSETS, TINY_TASKS, write_candidate
 
 runner = CliRunner()
 
@@ -68,6 +69,26 @@ def test_show_prints_code_scores_and_lineage(finished_run: dict[str, Path]) -> N
     assert best["code_hash"] in out and "def activation(x):" in out
     assert "sine" in out and "product" in out and "lineage:" in out
     assert f"{best['fitness']:+.3f}" in out
+
+
+def test_show_says_a_candidate_found_in_the_cache_is_not_in_the_run_named(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(finished_run["cache"], cache)
+    new = write_candidate(tmp_path, "new", "torch.tanh(x) * 0.77")
+    scored = runner.invoke(
+        app, ["score", str(new), "--tasks", str(TINY_TASKS), "--cache-dir", str(cache), "--json"]
+    )
+    assert scored.exit_code == 0, scored.stderr
+    code = next(c for c in json.loads(scored.stdout)["candidates"] if c["name"] == "new")
+    run = str(finished_run["run"])
+    args = ["show", code["code_hash"][:10], "--run", run, "--cache-dir", str(cache)]
+    shown = runner.invoke(app, args)
+    assert shown.exit_code == 0, shown.stderr
+    # Compared without whitespace: a long temporary path may wrap.
+    said = "".join(f"from the cache (not in run {run})".split())
+    assert said in "".join(shown.stdout.split())
 
 
 def test_show_unknown_and_bad_prefixes_are_clear(finished_run: dict[str, Path]) -> None:
