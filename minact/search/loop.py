@@ -18,7 +18,8 @@ is answered with the reason up to `follow_ups` times while follow-ups pay
 exchanges when built and gives back the unused ones when applied.
 
 `--budget` counts distinct candidates evaluated (cache hits and screened ones included);
-replies that do not parse, are rejected, or duplicate an earlier candidate do not.
+replies that do not parse, are rejected, or duplicate an earlier candidate do not. A resume
+scores again the built-ins its log lacks (all of them, the logged ones from the cache).
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ async def run(
 class Loop:
     """The state of one run; every method runs on the event loop's thread.
 
-    Progress displays read `counters`, `population`, `in_flight`,
-    `waiting_for_evaluation`, `seeding`, `config` and `started`; nothing else is public.
+    Progress displays read `counters`, `population`, `in_flight`, `waiting_for_evaluation`,
+    `seeding`, `config` and `started`; nothing else is public.
     """
 
     def __init__(
@@ -89,8 +90,8 @@ class Loop:
         screen: Screen | None = None,  # the evaluation cascade, if the lab sets one
     ) -> None:
         self.config, self.lab, self.proposer = config, lab, proposer
-        self.screen = screen or Screen(evaluator)
-        self.evaluator, self.record, self.history = evaluator, record, history
+        self.screen, self.evaluator = screen or Screen(evaluator), evaluator
+        self.record, self.history = record, history
         self.progress = progress or (lambda _: None)
         self.population = Population(config.islands, migration_interval=config.migration_interval)
         self.counters = Counters()
@@ -108,13 +109,11 @@ class Loop:
         self.errors_in_a_row = 0  # LLM errors in a row, among the outcomes applied
         self.granted: dict[int, int] = {}  # exchanges granted to each pending proposal
         self.committed = 0  # exchanges used by applied proposals + granted to pending ones
-        limit = config.follow_ups if proposer.kind != "offline" else 0
-        self.rule = FollowUpRule(limit, config)
+        self.rule = FollowUpRule(config.follow_ups if proposer.kind != "offline" else 0, config)
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="minact-eval")
         self.slots = asyncio.Semaphore(config.concurrency)
         self.builtins = seeds_lib.seed_candidates(config.seed_names)
-        # With an LLM, the first proposals go out while the built-ins are scored.
-        opening = config.lookahead if proposer.kind != "offline" else 0
+        opening = config.lookahead if proposer.kind != "offline" else 0  # sent while seeding
         self.openings = Openings(self.builtins, opening, seed=config.seed, models=config.models,
                                  weights=config.model_weights)  # fmt: skip
         self.seeded = False  # the built-ins' scores have joined the population
@@ -157,12 +156,13 @@ class Loop:
             self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def _seed(self) -> None:
-        if self.history.seeds:
-            scores = self.history.seeds
-        else:
+        scores = self.history.seeds
+        logged = {s.code_hash for s in scores}
+        if not logged >= {c.code_hash for c in self.builtins}:  # none, or killed mid-log:
             scores = await score_seeds(self.evaluator, self.builtins, self.pool, self._seeding)
             for s in scores:
-                self.record({"event": "seed", "score": s.to_dict()})
+                if s.code_hash not in logged:
+                    self.record({"event": "seed", "score": s.to_dict()})
         for s in scores:
             self._join(Member(s, -1, None, "seed"))
         if not self.population.ranked():

@@ -331,6 +331,25 @@ def test_sigkill_then_resume_completes_the_budget(
     assert [(x["code_hash"], x["fitness"]) for x in doc["candidates"]] == uninterrupted
 
 
+def test_a_run_killed_while_it_logged_the_built_ins_scores_the_rest_on_resume(
+    tmp_path: Path, uninterrupted: list[tuple[str, Any]]
+) -> None:
+    # With the built-ins cached, a run logs their 14 scores in a burst; a kill in it left a
+    # log of a few, and the resumed run searched from those few.
+    whole = _evolve(tmp_path, "--budget", "10", "--seed", "4", "--run-id", "r")
+    assert whole.exit_code == 0, whole.stderr
+    events = tmp_path / "runs" / "r" / "events.jsonl"
+    lines = events.read_text().splitlines(keepends=True)
+    sixth = [i for i, line in enumerate(lines) if '"event": "seed"' in line][5]
+    events.write_text("".join(lines[: sixth + 1]))
+    result = _evolve(tmp_path, "--resume", str(tmp_path / "runs" / "r"))
+    assert result.exit_code == 0, result.stderr
+    seeds = [e for e in _events(tmp_path / "runs" / "r") if e["event"] == "seed"]
+    assert len(seeds) == 14 and len({e["score"]["code_hash"] for e in seeds}) == 14
+    doc = json.loads((tmp_path / "runs" / "r" / "ranking.json").read_text())
+    assert [(x["code_hash"], x["fitness"]) for x in doc["candidates"]] == uninterrupted
+
+
 @pytest.mark.slow
 def test_two_runs_share_one_cache(tmp_path: Path) -> None:
     cache = tmp_path / "fresh-cache"
