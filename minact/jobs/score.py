@@ -36,9 +36,9 @@ def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
     rejected: list[Score] = []
     for src in srcs:
         path = Path(src)
+        seed = _builtin(src)
         # A folder that happens to share a built-in's name (`./gelu/`) is not a candidate.
-        builtin = _is_builtin(src) and not path.is_file()
-        if not builtin and (path.suffix == ".py" or path.exists()):
+        if (seed is None or path.is_file()) and (path.suffix == ".py" or path.exists()):
             try:
                 data = read_regular(path, MAX_SOURCE_BYTES)
             except FileRefused as e:
@@ -46,14 +46,12 @@ def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
             except OSError as e:
                 raise ConfigError(f"cannot read candidate file {src}: {e.strerror or e}") from None
             name, text = path.stem, decode_source(data)
+        elif seed is not None:
+            name, text = seed.name, seeds.seed_source(seed.name)
         else:
-            try:
-                name = seeds.get_seed(src).name
-            except KeyError:
-                raise ConfigError(
-                    f"SRC {src!r} is neither a .py file nor a built-in ({', '.join(seeds.SEEDS)})"
-                ) from None
-            text = seeds.seed_source(name)
+            raise ConfigError(
+                f"SRC {src!r} is neither a .py file nor a built-in ({', '.join(seeds.SEEDS)})"
+            )
         result = validate(text, name=name) if isinstance(text, str) else text
         if isinstance(result, Candidate):
             candidates.append(result)
@@ -63,12 +61,11 @@ def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
     return candidates, rejected
 
 
-def _is_builtin(name: str) -> bool:
+def _builtin(name: str) -> seeds.Seed | None:
     try:
-        seeds.get_seed(name)
+        return seeds.get_seed(name)
     except KeyError:
-        return False
-    return True
+        return None
 
 
 def score(

@@ -81,7 +81,7 @@ class RunLog:
     def create(cls, runs_dir: Path, run_id: str) -> RunLog:
         """Creates runs_dir/run_id; raises RunExistsError if it exists, ConfigError (with the
         operating system's reason) if it cannot be created or the id is unusable."""
-        if not _RUN_ID.match(run_id):
+        if not usable_run_id(run_id):
             raise ConfigError(f"--run-id {run_id!r}: {RUN_ID_RULE}")
         directory = runs_dir / run_id
         try:

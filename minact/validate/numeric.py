@@ -37,7 +37,6 @@ __all__ = ["check_numeric"]
 
 TENSOR, BOOLS, INT, FLOAT, OTHER = "tensor", "bools", "int", "float", "other"
 
-_COMPARE = PREDICATES  # calls whose result is a boolean tensor
 _MODULES = frozenset({"torch", "F", "math"})
 # round(n, -d) of an int computes 10 ** d: d may not pass the digits of MAX_INT_LITERAL.
 _MAX_ROUND_DIGITS = math.log10(MAX_INT_LITERAL)
@@ -287,7 +286,7 @@ class _Interpreter:
             if name in ("floor", "ceil"):
                 return self._to_int(e.args[0] if e.args else None, args)
             return _F
-        if name in _COMPARE:
+        if name in PREDICATES:  # calls whose result is a boolean tensor
             return _B
         if path == "torch.where" or (name == "where" and receiver):
             # torch.where(condition, input, other), or input.where(condition, other)
