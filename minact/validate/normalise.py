@@ -118,6 +118,9 @@ class Normaliser:
             if not isinstance(s.target, ast.Name):
                 raise ValidationError(f"line {s.lineno}: assign to one plain name at a time")
             if s.value is None:
+                # Not evaluated, but it makes the name local in Python: `torch: int` would
+                # make `torch.tanh(x)` raise, so it may not name a module or builtin either.
+                self._assignable(s.target)
                 return None
             value = self._expr(s.value)
             return ast.Assign(targets=[self._target(s.target)], value=value, lineno=s.lineno)
@@ -159,11 +162,15 @@ class Normaliser:
         return ast.For(target=target, iter=s.iter, body=body, orelse=orelse, type_comment=None)
 
     def _target(self, node: ast.Name) -> ast.Name:
+        self._assignable(node)
+        self.locals.add(node.id)
+        return ast.Name(id=node.id, ctx=ast.Store())
+
+    def _assignable(self, node: ast.Name) -> None:
+        """Raises ValidationError unless `node` names a local the function may bind."""
         self._name_ok(node.id, getattr(node, "lineno", 0))
         if node.id in self.aliases or node.id in primitives.BUILTINS:
             raise ValidationError(f"line {node.lineno}: cannot assign to `{node.id}`")
-        self.locals.add(node.id)
-        return ast.Name(id=node.id, ctx=ast.Store())
 
     # expressions ------------------------------------------------------------------
 

@@ -171,14 +171,18 @@ def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
     aliases: dict[str, str] = dict(_CANONICAL)
     funcs: list[ast.FunctionDef] = []
     bound: str | None = None  # `activation = name`
+    others: dict[str, int] = {}  # names imports and classes bind at top level -> line
     for i, stmt in enumerate(tree.body):
         if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            aliases.update(_import_aliases(stmt))
+            imported = _import_aliases(stmt)
+            aliases.update(imported)
+            others.update(dict.fromkeys(imported, stmt.lineno))
         elif isinstance(stmt, ast.FunctionDef):
             funcs.append(stmt)
         elif (i == 0 and is_docstring(stmt)) or _is_main_guard(stmt):
             continue
         elif isinstance(stmt, ast.ClassDef) and stmt.name != "activation":
+            others[stmt.name] = stmt.lineno
             continue
         elif _assigns(stmt, "__all__"):
             continue
@@ -198,6 +202,14 @@ def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
         found = ", ".join(names) if names else "none"
         raise ValidationError(f"expected exactly one function, `def activation(x)`; found: {found}")
     func = funcs[0]
+    # Python would call what an import or class binds to either name, not the def (or,
+    # bound before it, the def's own calls of its name): only the def may bind them.
+    for taken in ("activation", func.name):
+        if taken in others:
+            raise ValidationError(
+                f"line {others[taken]}: `{taken}` is bound by an import or class as well "
+                "as by the def; only the function may have that name"
+            )
     func.name = "activation"
     # Imports at the top of the body (a common LLM habit) count as module imports.
     body = list(func.body)

@@ -167,11 +167,15 @@ def _tidy_top_level(tree: ast.Module, func: ast.FunctionDef, fix: Callable[[str]
     }
     moved: list[ast.stmt] = []
     dropped: list[ast.stmt] = []
+    after = False  # past the function
     for stmt in tree.body:
+        after = after or stmt is func
         if stmt is func or isinstance(stmt, (ast.Import, ast.ImportFrom)):
             continue
         if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
             continue  # a docstring
+        if after and func.name in bound_names(stmt):
+            continue  # `activation = F.gelu` is what Python calls, not the def: validation judges
         if not bound_names(stmt) & reads:
             dropped.append(stmt)
         elif (

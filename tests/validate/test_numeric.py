@@ -178,3 +178,15 @@ def test_reasons_name_the_authors_line() -> None:
     source = "import torch\n\n\ndef activation(x):\n    y = x\n\n    return y * (y > 0)\n"
     result = validate(source)
     assert isinstance(result, Rejection) and result.reason.startswith("line 7:")
+
+
+def test_repeated_continues_keep_every_state_that_differs() -> None:
+    # Equal states at `continue` are kept once (joining hundreds of them over 64 iterations
+    # took seconds in the main process); states that differ are still joined, so an int
+    # that grows between the continues is still bounded.
+    many = ["c = x > 0", "n = 2", "for i in range(64):"] + ["    if c:", "        continue"] * 150
+    accepted = validate(fn(*many, "return x"))
+    assert isinstance(accepted, Candidate), accepted
+    growing = [*many[:-2], "    n = n * n", "    if c:", "        continue", "return x * n"]
+    refused = validate(fn(*growing))
+    assert isinstance(refused, Rejection) and "may exceed 1e18" in refused.reason

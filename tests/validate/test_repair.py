@@ -244,6 +244,10 @@ def test_code_that_validates_is_left_as_it_is() -> None:
         # A top-level statement that binds what the function reads, but not as a constant.
         "for i in range(3):\n    A = i\ndef activation(x):\n    return A * x\n",
         "A = activation\ndef activation(x):\n    return A(x)\n",
+        # What rebinds the function after it is what Python calls: dropping it as example
+        # code would score the def instead of F.gelu or the class.
+        "import torch.nn.functional as F\ndef activation(x):\n    return x\nactivation = F.gelu\n",
+        "def activation(x):\n    return x\nclass activation:\n    pass\n",
         # A syntax slip mended, another left: nothing is changed, validation names the error.
         "from torch.nn.functional as F\ndef activation(x):\n    return F.gelu(x) *\n",
         # A parenthesis too many that is not at the end of its line.

@@ -215,6 +215,28 @@ def test_an_alias_of_the_one_function_keeps_the_code_hash(source: str) -> None:
         ),
         pytest.param(BASE + "\n\nclass activation:\n    pass\n", "found ClassDef", id="class"),
         pytest.param(RIPPLE, "found: ripple", id="no-alias"),
+        # Python would call torch.tanh, or the class, not the def: the normal form was the def.
+        pytest.param(
+            BASE + "\nfrom torch import tanh as activation\n",
+            "`activation` is bound by an import or class as well",
+            id="import-rebinds-activation",
+        ),
+        pytest.param(
+            "from torch import tanh as activation\n"
+            "def activation(x):\n    return activation(x) * 2.0\n",
+            "`activation` is bound by an import or class as well",
+            id="import-before-a-def-that-calls-itself",
+        ),
+        pytest.param(
+            RIPPLE + "\n\nclass ripple:\n    pass\n\n\nactivation = ripple\n",
+            "`ripple` is bound by an import or class as well",
+            id="class-rebinds-the-aliased-def",
+        ),
+        pytest.param(
+            RIPPLE + "\nfrom torch import tanh as ripple\n\nactivation = ripple\n",
+            "`ripple` is bound by an import or class as well",
+            id="import-rebinds-the-aliased-def",
+        ),
     ],
 )
 def test_alias_rules(source: str, reason: str) -> None:
@@ -354,6 +376,11 @@ HOSTILE: list[tuple[str, str, str]] = [
         "cannot assign to `F`",
     ),
     ("assign-to-builtin", fn("float = 3", "return x"), "cannot assign to `float`"),
+    # A bare annotation makes the name local, so as written these raise UnboundLocalError;
+    # dropped from the normal form, they would compute torch.tanh / abs instead.
+    ("annotation-shadows-a-module", fn("torch: int", "return torch.tanh(x)"), "assign to `torch`"),
+    ("annotation-shadows-a-builtin", fn("abs: int", "return abs(x)"), "cannot assign to `abs`"),
+    ("annotation-binds-nothing", fn("y: float", "return y"), "unknown name `y`"),
     ("async-def", "async def activation(x):\n    return x\n", "AsyncFunctionDef"),
     (
         "class-statement",
