@@ -9,12 +9,25 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["clip", "printable", "scrub"]
+__all__ = ["clip", "printable", "scrub", "writable"]
 
 # C0 and C1 controls, DEL, line separators and bidirectional overrides: none may reach a
-# terminal or a report as they are (ESC sequences clear screens and retitle windows).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# terminal or a report as they are (ESC sequences clear screens and retitle windows). Lone
+# surrogates (a JSON escape like \ud800) cannot be written as UTF-8 at all: a file write fails.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def writable(text: str) -> str:
+    """Returns `text` with each lone surrogate replaced by U+FFFD, so that it encodes as UTF-8.
+
+    JSON may escape half a character (`"\\ud800"`): such a reply, sent back to the server
+    in a follow-up or written to a report, would fail there, far from where it came in.
+    """
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def printable(text: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any, cast
 import httpx
 
 from minact.errors import LLMError
-from minact.search import sse
+from minact.search import inflate, sse
 from minact.search.server import CHECK_SECONDS, Answers, context_length, server_model
 from minact.untrusted import clip, printable, scrub
 
@@ -93,7 +93,7 @@ def _retry_after(headers: httpx.Headers) -> float | None:
             return max(0.0, seconds)
     try:  # an HTTP date
         when = parsedate_to_datetime(headers.get("retry-after", ""))
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # Overflow: a year of 20 digits
         return None
     when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
@@ -120,7 +120,9 @@ def _refused_seed(failure: sse.Failure, body: dict[str, Any]) -> bool:
 
 def _chunks(response: httpx.Response) -> aclosing[AsyncGenerator[bytes, None]]:
     # aclosing: leaving the loop early must close the generator now, not at garbage collection.
-    return aclosing(cast(AsyncGenerator[bytes, None], response.aiter_bytes()))
+    # inflate, not httpx, decodes: it inflates a compressed body a bounded piece at a time.
+    raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+    return aclosing(inflate.decoded(raw, response.headers.get("content-encoding", "")))
 
 
 async def _read_some(response: httpx.Response, limit: int) -> bytes:
@@ -246,7 +248,7 @@ class LLMClient:
             return sse.Failure(f"invalid URL {self._endpoint!r}: {e}", retryable=False)
         except httpx.ConnectError as e:
             why = f"cannot connect: {e}"
-        except httpx.DecodingError as e:  # e.g. `Content-Encoding: gzip` on a plain body
+        except (httpx.DecodingError, inflate.DecodeError) as e:  # e.g. gzip on a plain body
             why = f"the body does not decode as its Content-Encoding header says ({e})"
         except httpx.TransportError as e:
             why = f"connection error ({type(e).__name__}): {e}"
@@ -342,5 +344,9 @@ def http_client(*, use_proxy_env: bool = False) -> httpx.AsyncClient:
     """Returns the HTTP client for LLMClient (use it as `async with`)."""
     # The caller decides whether proxy variables apply (a remote API behind a corporate
     # proxy needs them; a local server must not be captured by a stray HTTP_PROXY).
-    # The pool (100 connections) exceeds any sensible concurrency.
-    return httpx.AsyncClient(trust_env=use_proxy_env)
+    # The pool (100 connections) exceeds any sensible concurrency. Only the codings that
+    # minact.search.inflate decodes are offered: httpx would offer br and zstd too where
+    # their packages happen to be installed, and a server might then send them.
+    return httpx.AsyncClient(
+        trust_env=use_proxy_env, headers={"Accept-Encoding": ", ".join(inflate.CODINGS)}
+    )

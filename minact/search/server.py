@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx
 
 from minact.errors import LLMError
-from minact.search import sse
+from minact.search import inflate, sse
 from minact.untrusted import clip, printable, scrub
 
 if TYPE_CHECKING:
@@ -60,7 +60,9 @@ async def _get(
 
     async def read() -> int:
         async with http.stream("GET", url, headers=headers, timeout=timeout) as response:
-            chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+            raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+            # inflate, not httpx, decodes: a compressed answer is inflated a piece at a time.
+            chunks = inflate.decoded(raw, response.headers.get("content-encoding", ""))
             async with aclosing(chunks):
                 async for chunk in chunks:
                     body.extend(chunk)
@@ -76,7 +78,7 @@ async def _get(
     except asyncio.TimeoutError:
         got = f"{len(body)} bytes of the body arrived" if body else "nothing arrived"
         raise _Unanswered(f"no whole answer within {seconds:g} s ({got})", True) from None
-    except httpx.DecodingError as e:
+    except (httpx.DecodingError, inflate.DecodeError) as e:
         raise _Unanswered(f"its body does not decode ({e})", True) from None
     except (httpx.HTTPError, httpx.InvalidURL) as e:
         raise _Unanswered(f"{type(e).__name__}: {e}", False) from None
@@ -120,7 +122,8 @@ async def server_model(
         why += f"{sse.error_message(content, key)}); check MINACT_API_KEY or OPENAI_API_KEY"
         raise LLMError(scrub(key, why))
     data = (sse.json_object(content) or {}).get("data") if status == 200 else None
-    listed = [str(m["id"]) for m in data or [] if isinstance(m, dict) and "id" in m]
+    entries = data if isinstance(data, list) else []  # `"data": 5` lists nothing either
+    listed = [str(m["id"]) for m in entries if isinstance(m, dict) and "id" in m]
     if config.model:
         if status == 404 or (status == 200 and not isinstance(data, list)):
             return config.model  # it lists no models: the first request will tell
@@ -145,8 +148,14 @@ async def server_model(
     return listed[0]
 
 
+_MAX_CONTEXT = 1 << 40  # tokens: past any model's; a larger "length" is no length
+
+
 def _positive(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    """Returns `value` when it is a context length (an int from 1 to _MAX_CONTEXT), else None."""
+    # A number past a float's range would end the run where the prompt is fitted to it.
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_CONTEXT
+    return value if ok else None
 
 
 def _from_models(body: Any, model: str) -> int | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from minact.untrusted import clip
+from minact.untrusted import clip, writable
 
 __all__ = [
     "CUT",
@@ -94,6 +94,7 @@ class EventReader:
         self.data_lines = 0
         self.first_line: str | None = None  # the first line that is not blank or a comment
         self.head = bytearray()  # the first `keep` bytes, kept until a data line comes
+        self._lines = 0  # lines taken
 
     def feed(self, chunk: bytes) -> list[str]:
         """Returns the data of the events that `chunk` completes."""
@@ -121,6 +122,9 @@ class EventReader:
     def _line(self, raw: bytes) -> str | None:
         """Takes one line; returns the event's data when the line ends an event."""
         line = raw.removesuffix(b"\r").decode("utf-8", "replace")
+        if not self._lines:  # the SSE spec drops a byte order mark that starts the stream
+            line = line.removeprefix("\ufeff")
+        self._lines += 1
         if not line:  # a blank line ends the event
             data, kind = self._data, self._event
             self._data, self._data_len, self._event = [], 0, ""
@@ -264,7 +268,7 @@ class Stream:
             if isinstance(thought := delta.get(key), str):
                 self.reasoning += len(thought)
         content = delta.get("content")
-        return self._add(content) if isinstance(content, str) and content else None
+        return self._add(writable(content)) if isinstance(content, str) and content else None
 
     def _add(self, content: str) -> Reply | None:
         """Appends reply text; returns the reply once a code block closes or the cap is hit."""
@@ -354,6 +358,7 @@ class Stream:
             kind = clip(content_type or "(none)", 80, self.secret)
             start = clip(body[:200].decode("utf-8", "replace").strip(), 80, self.secret)
             return Failure(f"unexpected content type {kind}: '{start}'")
+        text = writable(text)
         finish = choice.get("finish_reason")
         finish = clip(finish, 40, self.secret) if isinstance(finish, str) and finish else "stop"
         first = time.monotonic() - self.started if text else None
