@@ -51,7 +51,8 @@ def require(where: str, raw: dict[str, Any], keys: tuple[str, ...]) -> None:
     """Raises ConfigError naming the first of `keys` that `raw` lacks."""
     for key in keys:
         if key not in raw:
-            raise ConfigError(f"{where}: key {key!r} is required; got keys {', '.join(raw)}")
+            got = f"keys {', '.join(raw)}" if raw else "an empty table"
+            raise ConfigError(f"{where}: key {key!r} is required; got {got}")
 
 
 def check_keys(

@@ -14,12 +14,17 @@ train box unless the task gives its own `test`, and then from that box minus the
 A [[family]] table expands into `count` regression tasks drawn from a seeded generator
 (families.py): `name` (the tasks' family, and their names' prefix), `generator`, `count`,
 `seed` (default 0), and any setting, `train` and `test` as [lo, hi] for every variable.
-A file needs at least one [[task]] or [[family]]. A path that is not a file but the name of a
+A file needs at least one [[task]] or [[family]]; no two [[task]] tables may be the same
+task but for name and family, nor two [[family]] tables draw the same stream (each would
+count twice in the fitness). A path that is not a file but the name of a
 built-in lab or suite (suites.py: "classic", "algorithmic", ...) loads that lab.
 
 Limits, checked before any data is sampled (each refusal names the file, key and value):
 - The tasks file is a regular file (symlinks followed) of at most MAX_TASKS_FILE_BYTES (1 MiB;
-  the largest shipped lab is about 6 KB).
+  the largest shipped lab is about 6 KB), UTF-8 text (a leading byte-order mark is skipped).
+- The lab holds at most MAX_LAB_TASKS (10,000) tasks: its [[task]] tables plus the counts of
+  its [[family]] tables, counted before any task is parsed or drawn (a 100 KB file of
+  families could otherwise ask for two million tasks; the largest shipped lab has 200).
 - `train`, `test` and `probe` lie within ±MAX_COORDINATE (1e6; checks.py), `noise` <= 100,
   and each setting within INT_RULES and FLOAT_RULES (checks.py).
 - A regression or set target's values, standardised with the training statistics, stay within
@@ -69,7 +74,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
-__all__ = ["MAX_LAB_POINTS", "MAX_LAB_WORK", "MAX_OOD_SCALE", "MAX_SET_ELEMENTS", "PAIR_WORK"]
+__all__ = [
+    "MAX_LAB_POINTS",
+    "MAX_LAB_TASKS",
+    "MAX_LAB_WORK",
+    "MAX_OOD_SCALE",
+    "MAX_SET_ELEMENTS",
+    "PAIR_WORK",
+]
 __all__ += ["MAX_TASKS_FILE_BYTES", "MIN_OOD_FRACTION", "default_tasks_path", "load_lab"]
 __all__ += ["transfer_suite_path"]
 
@@ -83,6 +95,7 @@ MAX_TASKS_FILE_BYTES = 1 << 20
 MAX_LAB_WORK = 1e12
 PAIR_WORK = 32.0  # a pair message's elementwise work per element, in multiply-adds (docstring)
 MAX_LAB_POINTS = 20_000_000
+MAX_LAB_TASKS = 10_000  # [[task]] tables plus [[family]] counts (docstring)
 
 
 def default_tasks_path() -> Path:
@@ -120,12 +133,24 @@ def load_lab(path: Path) -> Lab:
             )
     if not raw_tasks and not raw_families:
         raise ConfigError(f"{path}: needs at least one [[task]] or [[family]] table, got none")
+    # The families first: their counts, with the tables, bound the work of all that follows.
+    plans = [plan_family(path, i, raw, defaults) for i, raw in enumerate(raw_families, start=1)]
+    _check_count(path, len(raw_tasks), plans)
+    _check_distinct_families(path, plans)
     tasks: list[Task] = []
+    seen: dict[str, int] = {}  # task name -> its position (a list lookup was quadratic)
+    digests: dict[str, Task] = {}
     for i, raw in enumerate(raw_tasks, start=1):
         task = parse_task(path, i, raw, defaults)
-        _check_unique(f"{path}: [[task]] {task.name!r} (#{i})", task.name, tasks)
+        where = f"{path}: [[task]] {task.name!r} (#{i})"
+        _check_unique(where, task.name, seen)
+        if (same := digests.setdefault(task.digest(), task)) is not task:
+            raise ConfigError(
+                f"{where}: is the same task as #{seen[same.name]} {same.name!r} (all its keys "
+                f"but 'name' and 'family' agree): it would count twice in the fitness"
+            )
+        seen[task.name] = len(tasks) + 1
         tasks.append(task)
-    plans = [plan_family(path, i, raw, defaults) for i, raw in enumerate(raw_families, start=1)]
     _check_size(path, tasks, plans)
     for i, task in enumerate(tasks, start=1):
         try:
@@ -136,7 +161,8 @@ def load_lab(path: Path) -> Lab:
             raise ConfigError(f"{where}: key {key!r} {value!r} {exc}") from None
     for i, plan in enumerate(plans, start=1):
         for task in _expand_family(plan):
-            _check_unique(f"{path}: [[family]] #{i}", task.name, tasks)
+            _check_unique(f"{path}: [[family]] #{i}", task.name, seen)
+            seen[task.name] = len(tasks) + 1
             tasks.append(task)
     if "cascade" in raw_lab:
         lab_wide["cascade"] = parse_cascade(f"{path}: [lab]", raw_lab["cascade"], len(tasks))
@@ -146,8 +172,10 @@ def load_lab(path: Path) -> Lab:
 def _read(path: Path) -> dict[str, Any]:
     """Returns the TOML document of the tasks file at `path`; raises ConfigError."""
     try:
+        # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark, which
+        # tomllib reports as an "invalid statement" at line 1, column 1.
         document: dict[str, Any] = tomllib.loads(
-            read_regular(path, MAX_TASKS_FILE_BYTES).decode("utf-8")
+            read_regular(path, MAX_TASKS_FILE_BYTES).decode("utf-8-sig")
         )
         return document
     except FileNotFoundError:
@@ -161,17 +189,45 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except ValueError as exc:  # an integer of more than 4300 digits: int() refuses to parse it
+        reason = str(exc).split("; use sys.")[0]  # the advice is for Python code, not for users
+        raise ConfigError(f"{path}: invalid TOML: {reason}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the tasks file: {exc.strerror or exc}") from None
     except RecursionError:  # deeply nested arrays or tables
         raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
 
 
-def _check_unique(where: str, name: str, tasks: list[Task]) -> None:
-    names = [t.name for t in tasks]
-    if name in names:
-        first = names.index(name) + 1
-        raise ConfigError(f"{where}: key 'name' {name!r} is already used by task #{first}")
+def _check_unique(where: str, name: str, seen: dict[str, int]) -> None:
+    """Raises ConfigError if `name` is already among `seen` (name -> 1-based position)."""
+    if name in seen:
+        raise ConfigError(f"{where}: key 'name' {name!r} is already used by task #{seen[name]}")
+
+
+def _check_distinct_families(path: Path, plans: list[FamilyPlan]) -> None:
+    """Raises ConfigError if two [[family]] tables draw the same stream of tasks."""
+    streams: dict[tuple[object, ...], FamilyPlan] = {}
+    for plan in plans:
+        stream = (plan.generator, plan.seed, plan.train, plan.test, plan.settings)
+        if (same := streams.setdefault(stream, plan)) is not plan:
+            raise ConfigError(
+                f"{plan.named}: key 'seed' {plan.seed!r} draws the same tasks as "
+                f"{same.named.removeprefix(f'{path}: ')} "
+                f"(same generator, seed, boxes and settings; the smaller count is a prefix of "
+                f"the larger): they would count twice in the fitness; give another 'seed'"
+            )
+
+
+def _check_count(path: Path, n_tables: int, plans: list[FamilyPlan]) -> None:
+    """Raises ConfigError if the [[task]] tables and the families' counts exceed MAX_LAB_TASKS."""
+    drawn = sum(p.count for p in plans)
+    if n_tables + drawn > MAX_LAB_TASKS:
+        families = f" and {drawn} from the key 'count' of {len(plans)} [[family]] tables"
+        raise ConfigError(
+            f"{path}: the lab has {n_tables + drawn} tasks ({n_tables} [[task]] tables"
+            f"{families if plans else ''}), above the limit of {MAX_LAB_TASKS}: remove tables"
+            f"{' or lower a count' if plans else ''}"
+        )
 
 
 def _data_key(task: Task) -> tuple[str, str]:
@@ -226,13 +282,15 @@ def _check_data(task: Task) -> None:
     data = sample(task)
     if task.kind not in ("regression", "set") or task.dataset is not None:
         return
+    # A set's OOD sum grows with test_size, and its test box is often the train box.
+    remedy = "lower 'test_size', narrow 'test'" if task.kind == "set" else "narrow 'test'"
     for region, y in (("training box", data.y_id), ("OOD region", data.y_ood)):
         scale = _scale(y)
         if scale > MAX_OOD_SCALE:
             raise TargetError(
                 f"reaches {scale:.3g} training standard deviations from the training mean on "
                 f"the {region}, above {MAX_OOD_SCALE:g}: its log-ratios would measure float32 "
-                f"range, not extrapolation; narrow 'test' or rescale the target"
+                f"range, not extrapolation; {remedy} or rescale the target"
             )
 
 

@@ -140,7 +140,8 @@ def test_a_family_key_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_duplicate_name_across_families_is_refused(tmp_path: Path) -> None:
-    text = LAB + _family(count=1, seed=3) + _family(count=1, seed=3)
+    # Another generator, same name and seed: the same task names, not the same tasks.
+    text = LAB + _family(count=1, seed=3) + _family(count=1, seed=3, generator="fourier")
     with pytest.raises(
         ConfigError, match=r"\[\[family\]\] #2: key 'name' 'poly-3-001' is already used"
     ):

@@ -15,7 +15,13 @@ import pytest
 from minact.errors import ConfigError
 from minact.lab import loader
 from minact.lab.checks import MAX_COORDINATE
-from minact.lab.loader import MAX_LAB_POINTS, MAX_LAB_WORK, MAX_TASKS_FILE_BYTES, load_lab
+from minact.lab.loader import (
+    MAX_LAB_POINTS,
+    MAX_LAB_TASKS,
+    MAX_LAB_WORK,
+    MAX_TASKS_FILE_BYTES,
+    load_lab,
+)
 from minact.lab.suites import SUITES, suite_path
 from tests.conftest import raised_on_fifo
 
@@ -122,6 +128,7 @@ def test_a_set_task_beyond_the_ood_scale_is_refused(tmp_path: Path) -> None:
     text = SET.replace('element = "x"', 'element = "exp(4*x)"') + "test = [-3.0, 3.0]\n"
     message = str(_load(tmp_path, text))
     assert "key 'element' 'exp(4 * x)' reaches " in message and "above 1000" in message
+    assert "lower 'test_size', narrow 'test' or rescale" in message  # the set's own remedy
 
 
 # --- 10. the lab's total work --------------------------------------------------------------------
@@ -171,7 +178,10 @@ SIZES = {
         "[[task]] 'wide'",
     ),
     "many-tasks": (
-        "".join(TASK.replace("sine", f"t{i}") + "n_test = 1000000\n" for i in range(11)),
+        "".join(
+            TASK.replace("sine", f"t{i}") + f"n_test = 1000000\ndata_seed = {i}\n"
+            for i in range(11)
+        ),
         "points sampled",
         "[[task]] 't0'",
     ),
@@ -188,6 +198,47 @@ def test_an_absurd_lab_is_refused_before_any_data_is_sampled(
     limit = f"{MAX_LAB_WORK if what == 'training work' else MAX_LAB_POINTS:.0e}"
     assert f"the lab's {what} is " in message and f"above the limit of {limit}" in message
     assert largest in message and "lower " in message
+
+
+def test_a_lab_of_too_many_tasks_is_refused_before_any_is_parsed_or_drawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loader, "sample", _never_sample)
+    # A 100 KB file of families asked for 1.6 million tasks: the loader drew them for hours.
+    small = "[lab]\nsteps = 1\nseeds = 1\nn_train = 4\nn_test = 4\nwidth = 1\ndepth = 1\n"
+    families = "".join(FAMILY.replace('"poly"', f'"p{i}"').replace("2", "1000") for i in range(11))
+    message = str(_load(tmp_path, small + families))
+    assert message.endswith(
+        f"the lab has 11000 tasks (0 [[task]] tables and 11000 from the key 'count' of 11 "
+        f"[[family]] tables), above the limit of {MAX_LAB_TASKS}: remove tables or lower a count"
+    )
+    tables = "".join(TASK.replace("sine", f"t{i}") for i in range(MAX_LAB_TASKS + 1))
+    message = str(_load(tmp_path, small + tables))
+    assert f"the lab has {MAX_LAB_TASKS + 1} tasks ({MAX_LAB_TASKS + 1} [[task]] tables)" in message
+
+
+def test_a_task_written_twice_under_two_names_is_refused(tmp_path: Path) -> None:
+    # The same numbers under another name and family, spelled differently: counted twice.
+    twice = TASK + TASK.replace("sine", "again").replace("harmonic", "h2").replace("3*x", "3 * x")
+    message = str(_load(tmp_path, twice))
+    assert message.endswith(
+        "[[task]] 'again' (#2): is the same task as #1 'sine' (all its keys but 'name' and "
+        "'family' agree): it would count twice in the fitness"
+    )
+    path = tmp_path / "lab.toml"
+    path.write_text(twice + "seeds = 2\n", encoding="utf-8")
+    assert len(load_lab(path).tasks) == 2  # another setting: another task
+
+
+def test_two_families_drawing_the_same_tasks_are_refused(tmp_path: Path) -> None:
+    again = FAMILY.replace('"poly"', '"again"').replace("2", "5")
+    message = str(_load(tmp_path, FAMILY + again))
+    assert "[[family]] 'again' (#2): key 'seed' 0 draws the same tasks as [[family]] 'poly' " in (
+        message
+    )
+    path = tmp_path / "lab.toml"
+    path.write_text(FAMILY + again + "seed = 1\n", encoding="utf-8")
+    assert len(load_lab(path).tasks) == 7
 
 
 def test_every_shipped_lab_is_far_below_the_size_limits() -> None:
@@ -228,6 +279,24 @@ def test_a_tasks_file_over_the_size_limit_is_refused_without_reading_it_whole(
         load_lab(path)
     path.write_bytes(TASK.encode() + b"#" * (MAX_TASKS_FILE_BYTES - len(TASK)))
     assert load_lab(path).tasks[0].name == "sine"
+
+
+def test_an_integer_too_long_for_python_is_invalid_toml(tmp_path: Path) -> None:
+    # tomllib lets int() raise a plain ValueError (not a TOMLDecodeError) past 4300 digits.
+    message = str(_load(tmp_path, f"[lab]\ndata_seed = {'9' * 5000}\n" + TASK))
+    assert "invalid TOML: Exceeds the limit (4300 digits)" in message
+    assert "sys.set_int_max_str_digits" not in message  # advice for Python code, not users
+
+
+def test_a_byte_order_mark_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "lab.toml"
+    path.write_text(TASK, encoding="utf-8-sig")  # as Notepad saves "UTF-8 with BOM"
+    assert load_lab(path).tasks[0].name == "sine"
+
+
+def test_an_empty_task_table_says_so(tmp_path: Path) -> None:
+    message = str(_load(tmp_path, "[[task]]\n"))
+    assert message.endswith("[[task]] #1: key 'name' is required; got an empty table")
 
 
 def test_a_symlink_to_dev_zero_is_refused(tmp_path: Path) -> None:
