@@ -92,7 +92,7 @@ def confirmation(
     new = [c for c in ok if not c["baseline"]][:top]
     # The best baselines too: a claim is paired, so both sides need the same seeds.
     baselines = [c for c in ok if c["baseline"]][:BASELINES_CONFIRMED]
-    more = lab.with_seeds(seeds)
+    more = lab.with_seeds(seeds)  # its size was checked before the search (evolve._lab)
     say(f"confirming the top {len(new)} and {len(baselines)} baselines with {seeds} seeds")
     scores, seconds = _score(more, [*new, *baselines], evaluator)
     return check_event(

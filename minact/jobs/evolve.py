@@ -27,7 +27,7 @@ from minact.jobs.interrupt import raising_on_stop_signals, until_interrupted
 from minact.jobs.options import EvolveOptions, check_budget, replayed, resolve, started_with
 from minact.jobs.report import evaluator_curves
 from minact.lab.cascade import stage_tasks
-from minact.lab.loader import default_tasks_path, load_lab
+from minact.lab.loader import default_tasks_path, lab_with_seeds, load_lab
 from minact.lab.task import Lab
 from minact.report import build as report_build
 from minact.report import files as report_files
@@ -277,6 +277,8 @@ def _lab(options: EvolveOptions, previous: Mapping[str, Any]) -> Lab:
     """Returns the run's lab; on a resume it must be the lab the run started with."""
     path = Path(options.tasks) if options.tasks else default_tasks_path()
     lab = load_lab(path)
+    if options.confirm:  # refused now, not after the search
+        lab_with_seeds(lab, options.confirm_seeds, "--confirm-seeds")
     if previous and lab.digest() != previous.get("lab_digest"):
         raise ConfigError(f"{lab.path}: the lab differs from the one the run started with")
     if previous and [t.digest() for t in lab.tasks] != previous.get("task_digests"):

@@ -25,7 +25,7 @@ from minact.candidate import Candidate
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.lab import suites
-from minact.lab.loader import load_lab
+from minact.lab.loader import lab_with_seeds, load_lab
 from minact.report.html import render_ranking_html
 from minact.report.markdown import render_markdown
 from minact.runs.catalog import all_runs, find, latest_run, log_warning, run_ranking
@@ -89,7 +89,7 @@ def rescore(
         raise ConfigError(f"give exactly one of --tasks FILE or --suite ({', '.join(SUITES)})")
     lab = load_lab(tasks if tasks is not None else suite_path(str(suite)))
     if network_seeds is not None:
-        lab = lab.with_seeds(network_seeds)
+        lab = lab_with_seeds(lab, network_seeds, "--seeds")
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
         picks, baseline_fitness, origin, source_run = _choose(
             hashes, run, top, all_cached, runs_dir, cache

@@ -83,6 +83,7 @@ __all__ = [
     "PAIR_WORK",
 ]
 __all__ += ["MAX_TASKS_FILE_BYTES", "MIN_OOD_FRACTION", "default_tasks_path", "load_lab"]
+__all__ += ["lab_with_seeds"]
 __all__ += ["transfer_suite_path"]
 
 # A generated target whose standardised OOD values exceed this is redrawn, and a hand-written
@@ -334,6 +335,19 @@ _SIZE_LIMITS = (  # (what, limit, how it is counted per task, what to lower)
         "n_train, n_test, the set or graph sizes, the variables or a family's count",
     ),
 )
+
+
+def lab_with_seeds(lab: Lab, seeds: int, flag: str) -> Lab:
+    """Returns `lab` with `seeds` networks per task; raises ConfigError, naming `flag`, if
+    that lab's training work exceeds MAX_LAB_WORK (the file's own seeds passed the check)."""
+    more = lab.with_seeds(seeds)
+    work = sum(_task_cost(t)[0] for t in more.tasks)
+    if work > MAX_LAB_WORK:
+        raise ConfigError(
+            f"{flag} {seeds}: {lab.path}'s training work would be {work:.3g} with {seeds} "
+            f"networks per task, above the limit of {MAX_LAB_WORK:.0e}; lower {flag}"
+        )
+    return more
 
 
 def _check_size(path: Path, tasks: list[Task], plans: list[FamilyPlan]) -> None:

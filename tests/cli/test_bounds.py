@@ -14,6 +14,7 @@ from minact.lab.checks import INT_RULES
 from tests.conftest import TINY_TASKS
 
 runner = CliRunner()
+DEAD = ["--model", "m", "--llm-url", "http://127.0.0.1:9/v1"]
 
 
 def test_seed_counts_are_bounded_like_a_lab_files() -> None:
@@ -37,3 +38,25 @@ def test_an_out_of_range_value_names_its_flag(tmp_path: Path, args: list[str], f
     flat = " ".join(re.sub("[│╭╮╰╯─]", " ", result.stderr).split())  # the box wraps lines
     assert f"Invalid value for '{flag}'" in flat
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        # A dead server: without the refusal the run would end at once on it, not train.
+        (["evolve", "--tasks", "large", "--confirm", "1", *DEAD], "--confirm-seeds"),
+        (["rescore", "--suite", "large"], "--seeds"),
+    ],
+    ids=["confirm-seeds", "rescore-seeds"],
+)
+def test_seeds_that_take_a_lab_past_its_work_limit_are_refused_up_front(
+    tmp_path: Path, args: list[str], flag: str
+) -> None:
+    # 100 networks per task is within the flag's range, but the large lab's work
+    # with them is past the loader's cap: refused before anything trains, as the file would be.
+    where = ["--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs")]
+    result = runner.invoke(app, [*args, flag, "100", *where])
+    assert result.exit_code == 1, result.output
+    flat = " ".join(result.stderr.split())
+    assert f"{flag} 100:" in flat and "above the limit of 1e+12" in flat
+    assert not (tmp_path / "runs").exists()
