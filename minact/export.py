@@ -12,6 +12,8 @@ import builtins
 import keyword
 import re
 
+from minact.untrusted import printable
+
 __all__ = ["NAME_RULE", "class_name", "module_text", "valid_name"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -52,7 +54,10 @@ def module_text(source: str, name: str, docstring: str) -> str:
     cls = class_name(name)
     # `minact score FILE` looks for `activation`; bind it when the function has another name.
     alias = "" if name == "activation" else f"activation = {name}\n\n\n"
-    doc = docstring.replace('"""', "'''").rstrip()
+    # The docstring quotes run files (a path, a proposal's note): a control character or a
+    # backslash (`C:\Users`, `\N{`) would stop the module from compiling.
+    doc = "\n".join(printable(line) for line in docstring.rstrip().split("\n"))
+    doc = doc.replace('"""', "'''").replace("\\", "\\\\")
     return (
         f'"""{doc}\n"""\n\n'
         "import math\n\n"

@@ -38,6 +38,7 @@ class _Commands(TyperGroup):
     """minact's commands, with the last resort for OSErrors (see the module's docstring)."""
 
     def invoke(self, ctx: Any) -> Any:
+        _tolerant_output()
         main = threading.current_thread() is threading.main_thread()
         before = signal.getsignal(signal.SIGTERM)
         if main:
@@ -57,6 +58,15 @@ class _Commands(TyperGroup):
         finally:
             if main:
                 signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+
+
+def _tolerant_output() -> None:
+    """Lets standard output and error replace what their encoding cannot write (±, —, ←
+    under PYTHONIOENCODING=ascii or a Latin-1 locale) instead of failing the command."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # a test's capture may lack it
+        if reconfigure is not None and "utf" not in (getattr(stream, "encoding", "") or "").lower():
+            reconfigure(errors="replace")
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:

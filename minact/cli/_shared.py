@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from minact.errors import MinactError
+from minact.untrusted import printable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -225,10 +226,11 @@ def print_ranking(doc: RankingDocument) -> None:
     if wide:
         table.add_column("code", no_wrap=True)
     for c in doc["candidates"]:
-        status = c["status"] if c["status"] == "ok" else f"{c['status']}: {c['reason']}"
+        # Names and reasons come from run files and replies: no controls reach the terminal.
+        status = printable(c["status"] if c["status"] == "ok" else f"{c['status']}: {c['reason']}")
         row = [
             str(c["rank"] or "—"),
-            c["name"] or "?",
+            printable(c["name"] or "?"),
             _fmt(c["fitness"], "+.3f"),
             *([_fmt(c.get("original_fitness"), "+.3f")] if before else []),
             _fmt(c["fitness_spread"]),
@@ -245,8 +247,9 @@ def print_ranking(doc: RankingDocument) -> None:
 
         claim = best.get("claim") or {}
         console.print(
-            f"does {best['name']}, the best candidate, beat the best baseline "
-            f"({claim['against']}) beyond noise? {claim_text(claim)}, the interval of its "
+            f"does {printable(best['name'])}, the best candidate, beat the best baseline "
+            f"({printable(str(claim['against']))}) beyond noise? {claim_text(claim)}, the "
+            "interval of its "
             "fitness minus the baseline's (below 0: better)"
         )
 

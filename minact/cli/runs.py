@@ -30,6 +30,7 @@ from minact.cli._shared import (
 )
 from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
+from minact.untrusted import printable
 
 __all__ = ["export", "report", "rescore", "show"]
 
@@ -78,25 +79,28 @@ def show(
         where = f"run {found.run}"
     else:  # only the runs searched are known not to hold it
         where = f"the cache (not in run {run})" if run is not None else "the cache (in no run)"
-    name = entry["name"] if entry else ""
-    out.print(Text.assemble((found.code_hash, "bold"), f"  {name}  from {where}"))
+    # A run's files are anyone's to edit: their text reaches the terminal without controls.
+    name = printable(entry["name"]) if entry else ""
+    out.print(Text.assemble((found.code_hash, "bold"), f"  {name}  from {printable(where)}"))
     if entry is not None:
         origin, why = entry.get("origin", ""), entry.get("note")
         how = f" ({origin}: {why})" if why else f" ({origin})" if origin else ""
-        out.print(f"proposal {entry.get('index')}{how}; parent {(entry['parent'] or '—')[:12]}")
+        parent = (entry["parent"] or "—")[:12]
+        out.print(printable(f"proposal {entry.get('index')}{how}; parent {parent}"))
         status = entry["status"]
-        status += f": {entry['reason']}" if status != "ok" else ""
+        status = printable(status + (f": {entry['reason']}" if status != "ok" else ""))
         out.print(
             f"status {status}; fitness {_fmt(entry['fitness'], '+.3f')} ± "
             f"{_fmt(entry['fitness_spread'], '.3f')}; mean OOD MSE "
             f"{_fmt(entry['mean_ood_mse'], '.4g')}; cost {_fmt(entry['cost'], '.1f')}x GELU"
         )
-    out.print("\n" + found.source.rstrip() + "\n")
+    code = "\n".join(printable(line) for line in found.source.rstrip().split("\n"))
+    out.print("\n" + code + "\n")
     if entry is not None and entry["tasks"]:
         table = Table("task", "OOD MSE", "ID MSE", "± OOD", "log-ratio vs reference")
         for task, t in entry["tasks"].items():
             table.add_row(
-                task,
+                printable(task),
                 _fmt(t["ood_loss"], ".4g"),
                 _fmt(t["id_loss"], ".4g"),
                 _fmt(t["ood_spread"], ".3g"),
@@ -104,7 +108,9 @@ def show(
             )
         out.print(table)
     if found.lineage:
-        chain = " ← ".join(f"{a['name']} ({_fmt(a['fitness'], '+.3f')})" for a in found.lineage)
+        chain = " ← ".join(
+            f"{printable(a['name'])} ({_fmt(a['fitness'], '+.3f')})" for a in found.lineage
+        )
         out.print(f"lineage: {name} ← {chain}")
     elif entry is None:
         out.print("no scores recorded in a run; `minact score FILE` scores a saved copy")
@@ -179,7 +185,8 @@ def rescore(
     """Score a run's best (or given, or all cached) candidates and the baselines on other tasks.
 
     The result goes to RUN_DIR/rescore-<lab>/ for a run's candidates (default: the latest
-    run), and to RUNS_DIR/rescore-<lab>/ for hashes or --all-cached, unless --out says.
+    run), and to RUNS_DIR/rescore-<lab>/ for hashes or --all-cached, unless --out says;
+    to rescore-<lab>-<8 hex digits>/ where that folder holds another lab's rescore.
     It holds ranking.json, report.md and report.html: the rank agreement between the
     original and the new fitness (Kendall tau, Spearman rho), a scatter plot of the two, and
     whether each candidate beats the best baseline beyond noise.

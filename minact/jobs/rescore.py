@@ -6,14 +6,14 @@ the lab it came from beside the new one, and the rank agreement between the two 
 candidate that has both (Kendall tau and Spearman rho, with an interval over the new
 lab's tasks), written with report.md and report.html (with a scatter plot of the two) to
 an output folder: `RUN_DIR/rescore-<lab>/` for a run's candidates, `RUNS_DIR/rescore-<lab>/`
-otherwise.
+otherwise (`rescore-<lab>-<8 hex digits>/` when that folder holds another lab's rescore).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.lab import suites
 from minact.lab.loader import lab_with_seeds, load_lab
+from minact.lab.task import sha256_json
 from minact.report.html import render_ranking_html
 from minact.report.markdown import render_markdown
 from minact.runs.catalog import all_runs, find, latest_run, log_warning, run_ranking
@@ -125,7 +126,7 @@ def rescore(
     }
     doc = ranking_document(scores, lab, meta, extra)
     doc["agreement"] = _agreement(doc)
-    directory = out or (source_run or runs_dir) / f"rescore-{lab.path.stem}"
+    directory = out or _folder(source_run or runs_dir, lab.path.stem, doc)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         write_atomic(directory / "ranking.json", json.dumps(doc, indent=2) + "\n")
@@ -134,6 +135,32 @@ def rescore(
     except OSError as e:
         raise ConfigError(f"cannot write the rescore to {directory}: {e.strerror or e}") from None
     return Rescored(doc, directory)
+
+
+def _identity(doc: Mapping[str, Any]) -> str:
+    """Returns what makes two rescores the same: their lab's settings and tasks (data,
+    seeds, fitness), not the file's name or folder."""
+    tasks = [(t["name"], t["digest"]) for t in doc["tasks"]]
+    return sha256_json(
+        {"lab": doc["lab"]["digest"], "fitness": doc["lab"]["fitness"], "tasks": tasks}
+    )
+
+
+def _folder(parent: Path, stem: str, doc: RankingDocument) -> Path:
+    """Returns parent/rescore-<stem>, the folder a rescore on this lab replaces; when that
+    folder holds something else (another lab file of the same name, other --seeds, a
+    folder minact did not write), parent/rescore-<stem>-<8 digits of the lab's identity>
+    instead, so that one lab's results never silently replace another's."""
+    plain = parent / f"rescore-{stem}"
+    if not plain.exists():
+        return plain
+    try:
+        held = json.loads((plain / "ranking.json").read_text(encoding="utf-8"))
+        if _identity(held) == _identity(doc):
+            return plain
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, TypeError, KeyError):
+        pass  # unreadable, or not a ranking: not ours to replace
+    return parent / f"rescore-{stem}-{_identity(doc)[:8]}"
 
 
 def _agreement(doc: RankingDocument) -> dict[str, Any] | None:

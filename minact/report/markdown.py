@@ -39,10 +39,19 @@ __all__ = ["render_markdown", "render_run_markdown"]
 MD_REPLY_LINES = 60
 
 
+def _inline(text: Any) -> str:
+    """Returns text that stays on its line and reads as text: its controls escaped (a
+    model's text may hold ESC sequences, which `cat report.md` would run), its newlines
+    folded (a name must not start a heading of its own), and no HTML or link (a viewer
+    renders `<img onerror=...>` and follows `[x](javascript:...)`)."""
+    line = printable(" ".join(str(text).split()))
+    line = line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return line.replace("](", "]\\(")
+
+
 def _cell(text: Any) -> str:
-    """Returns text that stays inside one Markdown table cell, its controls escaped (a
-    model's text may hold ESC sequences, which `cat report.md` would run)."""
-    return printable(" ".join(str(text).split())).replace("|", "\\|")
+    """Returns text that stays inside one Markdown table cell (`_inline`, pipes escaped)."""
+    return _inline(text).replace("|", "\\|")
 
 
 def _fence(text: str, lang: str = "") -> list[str]:
@@ -87,21 +96,21 @@ def _header_lines(doc: RankingDocument, counters: Mapping[str, Any] | None) -> l
     run: Mapping[str, Any] = doc["run"] or {}
     lab = doc["lab"]
     lab_line = (
-        f"- lab: {lab['path']} ({len(doc['tasks'])} tasks; fitness {lab['fitness']}, lower is "
-        f"better, {lab['reference']} = 0)"
+        f"- lab: {_inline(lab['path'])} ({len(doc['tasks'])} tasks; fitness "
+        f"{_inline(lab['fitness'])}, lower is better, {_inline(lab['reference'])} = 0)"
     )
     command = run.get("command")
     if command in ("score", "rescore"):  # a ranking without a search behind it
         lines = [f"# minact {command}", ""]
         if run.get("from"):
-            lines.append(f"- candidates from: {run['from']}")
+            lines.append(f"- candidates from: {_inline(run['from'])}")
         return [*lines, lab_line, f"- device: {run.get('device')}", ""]
     if not run:
         return ["# minact ranking", "", lab_line, ""]
     lines = [
-        f"# minact run {run.get('run_id', '')}".rstrip(),
+        f"# minact run {_inline(run.get('run_id', ''))}".rstrip(),
         "",
-        f"- status: **{run.get('status')}** — {run.get('message', '')}",
+        f"- status: **{_inline(run.get('status'))}** — {_inline(run.get('message', ''))}",
         f"- proposer: {run.get('proposer')}; budget {run.get('budget')}; seed "
         f"{run.get('seed')}; concurrency {run.get('concurrency')}; wall time "
         f"{run.get('seconds', 0.0):.0f} s; device {run.get('device')}",
@@ -156,7 +165,7 @@ def render_markdown(doc: RankingDocument, top: int = 30) -> str:
     if best is not None:
         lines += [
             "",
-            f"## Best new candidate: {best['name']} ({(best['code_hash'] or '')[:10]})",
+            f"## Best new candidate: {_inline(best['name'])} ({(best['code_hash'] or '')[:10]})",
             "",
             *_fence(best["source"], "python"),
         ]
@@ -180,7 +189,7 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
         lines.append(f"- LLM latency per reply: {latency_text(data.latency)}")
     if uses_llm(doc["run"] or {}):
         lines.append(f"- prompt: {prompt_note(doc['run'] or {}, data.counters)}")
-    lines += [f"- warning: {w}" for w in data.warnings]
+    lines += [f"- warning: {_inline(w)}" for w in data.warnings]
     models = model_rows(data)
     if models:
         lines += ["", "## Models", "", "| " + " | ".join(MODEL_HEADER) + " |"]
@@ -190,7 +199,7 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
     if doc.get("checks"):
         header, rows = check_table(doc)
         lines += ["", "## Checks after the search", ""]
-        lines += [f"- {line}" for line in check_text(doc.get("checks") or {})]
+        lines += [f"- {_inline(line)}" for line in check_text(doc.get("checks") or {})]
         lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     if figures:
@@ -209,13 +218,13 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
         lin = data.lineage.get(h)
         lines += [
             "",
-            f"## {i}. {c['name']} ({h[:10]}): fitness {fmt(c['fitness'], '+.3f')} ± "
+            f"## {i}. {_inline(c['name'])} ({h[:10]}): fitness {fmt(c['fitness'], '+.3f')} ± "
             f"{fmt(c['fitness_spread'], '.3f')}",
             "",
-            f"- made by: {made_by(lin)}",
-            f"- parent: {display_name(data, lin.parent if lin else c.get('parent'))}"
-            + (f"; {partner(data, lin)}" if partner(data, lin) else ""),
-            f"- ancestry: {' → '.join(ancestry(data, h))}",
+            f"- made by: {_inline(made_by(lin))}",
+            f"- parent: {_inline(display_name(data, lin.parent if lin else c.get('parent')))}"
+            + (f"; {_inline(partner(data, lin))}" if partner(data, lin) else ""),
+            f"- ancestry: {' → '.join(_inline(a) for a in ancestry(data, h))}",
             "",
             *_fence(c["source"], "python"),
         ]

@@ -27,6 +27,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from minact.curves import GRID
+from minact.untrusted import printable
 
 __all__ = ["activation_svg", "agreement_svg", "fitness_over_run_svg", "heatmap_svg"]
 
@@ -37,6 +38,7 @@ Y_BOUND = 1e300  # y limits stay within ±this: twice it is still a finite float
 _STYLE: dict[Any, Any] = {
     "svg.fonttype": "none",  # text as <text>, no glyph outlines embedded
     "svg.hashsalt": "minact",  # stable ids, so the same data gives the same SVG
+    "text.parse_math": False,  # a name is text: "a$b$" is drawn as it is, not as TeX
     "font.size": 9.0,
     "axes.spines.top": False,
     "axes.spines.right": False,
@@ -64,14 +66,15 @@ def activation_svg(
         n_new = len(curves) - len(baselines & set(curves))
         for i, label in enumerate(ordered):
             x, f, df = curves[label]
+            shown = _label(label)
             style: dict[str, Any] = (
-                {"color": colours(i % 10), "linewidth": 1.6, "label": label}
+                {"color": colours(i % 10), "linewidth": 1.6, "label": shown}
                 if i < n_new
                 else {
                     "color": BASELINE_GREY,
                     "linewidth": 1.1,
                     "linestyle": greys[(i - n_new) % len(greys)],
-                    "label": f"{label} (baseline)",
+                    "label": f"{shown} (baseline)",
                 }
             )
             ax_f.plot(x, _clamp(f, f_lim), **style)
@@ -160,12 +163,12 @@ def heatmap_svg(rows: list[str], cols: list[str], values: list[list[float | None
         ax.set_ylim(len(rows), 0)
         ax.set_xticks(
             [j + 0.5 for j in range(len(cols))],
-            cols,
+            [_label(c) for c in cols],
             rotation=35,
             ha="right",
             rotation_mode="anchor",
         )
-        ax.set_yticks([i + 0.5 for i in range(len(rows))], rows)
+        ax.set_yticks([i + 0.5 for i in range(len(rows))], [_label(r) for r in rows])
         ax.tick_params(length=0)
         for side in ("left", "bottom"):
             ax.spines[side].set_visible(False)
@@ -190,7 +193,9 @@ def agreement_svg(
         few = sum(1 for p in points if not p[3]) <= 8
         for name, x, y, baseline in points:
             if baseline or few:
-                ax.annotate(name, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7)
+                ax.annotate(
+                    _label(name), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7
+                )
         ax.axhline(0.0, color="black", linewidth=0.6, linestyle="--")
         ax.axvline(0.0, color="black", linewidth=0.6, linestyle="--")
         ax.set_xlabel(xlabel)
@@ -198,6 +203,17 @@ def agreement_svg(
         ax.legend(frameon=False, fontsize=8)
         fig.tight_layout()
         return _svg(fig)
+
+
+LABEL_CHARS = 40  # a longer name would leave no room for the axes (tight_layout fails)
+
+
+def _label(text: str) -> str:
+    """Returns a name as a figure shows it: its control characters escaped (a run's files
+    may hold ESC sequences; the font has no glyph for them, and a warning would print
+    them), clipped to LABEL_CHARS."""
+    text = printable(text)
+    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 
 def _y_limits(

@@ -18,7 +18,7 @@ from minact.candidate import Hash, Rejection
 from minact.claims import claims
 from minact.fitness import family_means
 from minact.lab.task import Lab
-from minact.score import Score
+from minact.score import Score, TaskScore
 
 __all__ = [
     "RankingDocument",
@@ -147,6 +147,12 @@ def _num(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
+def _known(s: Score, families: Mapping[str, str]) -> Mapping[str, TaskScore]:
+    # A hand-edited run.json can name fewer tasks than a score holds: a task of no known
+    # family has no family to count towards.
+    return {name: t for name, t in s.tasks.items() if name in families}
+
+
 def _entry(rank: int | None, s: Score, families: Mapping[str, str]) -> RankingEntry:
     return {
         "rank": rank,
@@ -159,7 +165,7 @@ def _entry(rank: int | None, s: Score, families: Mapping[str, str]) -> RankingEn
         "fitness": _num(s.fitness),
         "fitness_spread": _num(s.fitness_spread),
         "mean_ood_mse": _num(s.mean_ood_mse),
-        "families": {f: _num(v) for f, v in family_means(s.tasks, families).items()},
+        "families": {f: _num(v) for f, v in family_means(_known(s, families), families).items()},
         "tasks": {
             name: {
                 "ood_loss": _num(t.ood_loss),

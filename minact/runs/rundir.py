@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,9 +51,15 @@ def _cannot(action: str, path: Path, e: OSError) -> ConfigError:
 def write_atomic(path: Path, text: str) -> None:
     """Writes `text` to `path` through a temporary file and a rename; raises ConfigError
     (the path and the operating system's reason) when it cannot."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    # A name of its own, created exclusively and never through a link: two writers of one
+    # file (two `minact report`s) do not swap each other's halves, and a link planted in
+    # the folder under a predictable name cannot turn the write onto another file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
-        tmp.write_text(text, encoding="utf-8")
+        fd = os.open(tmp, flags, 0o666)
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(text)
         os.replace(tmp, path)
     except OSError as e:
         with contextlib.suppress(OSError):

@@ -73,7 +73,20 @@ def test_report_where_report_md_is_a_folder(run_dir: Path) -> None:
     (run_dir / "report.md").mkdir()
     line = _one_error_line(_report(run_dir))
     assert line == f"error: cannot write {run_dir / 'report.md'}: Is a directory"
-    assert not (run_dir / ".report.md.tmp").exists()  # no temporary file left behind
+    assert not list(run_dir.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_report_leaves_a_link_planted_in_the_run_alone(run_dir: Path, tmp_path: Path) -> None:
+    # Whoever can write the run folder may plant links where the report's temporary files
+    # used to go; writing the report must not write through them to another file.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    for name in ("ranking.json", "report.md", "report.html"):
+        (run_dir / f".{name}.tmp").symlink_to(victim)
+    result = _report(run_dir)
+    assert result.exit_code == 0, result.stderr
+    assert victim.read_text() == "precious\n"
+    assert (run_dir / "report.md").read_text().startswith("# minact run")
 
 
 def test_report_in_a_read_only_run_directory(run_dir: Path) -> None:
@@ -148,3 +161,23 @@ def test_output_to_a_full_device(args: list[str]) -> None:
         1,
         "error: No space left on device: standard output\n",
     )
+
+
+@pytest.mark.parametrize("command", ["seeds", "show"])
+def test_output_in_an_encoding_without_the_tables_characters(command: str, run_dir: Path) -> None:
+    # ±, — and ← cannot be written in ASCII (PYTHONIOENCODING=ascii, or LANG=C without UTF-8
+    # mode): they are replaced, and the command still does its job.
+    args = [command]
+    if command == "show":
+        args += [str(C0.code_hash)[:10], "--runs-dir", str(run_dir.parent)]
+        args += ["--cache-dir", str(run_dir.parents[1] / "cache")]
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "minact", *args],
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode("ascii", "replace")
+    assert b"Traceback" not in proc.stderr
+    assert (b"relu" if command == "seeds" else b"c0") in proc.stdout

@@ -306,3 +306,23 @@ def test_rescore_never_writes_over_a_runs_own_reports(finished_run: dict[str, Pa
     flat = " ".join(re.sub("[│╭╮╰╯─]", " ", result.stderr).split())  # the box wraps lines
     assert result.exit_code == 2 and "is a run directory" in flat
     assert (run / "ranking.json").read_text() == before
+
+
+def test_rescores_of_two_labs_of_one_name_are_both_kept(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    # lab.toml in two folders: the second rescore must not replace the first one's files.
+    labs = []
+    for folder, asset in (("a", TINY_TASKS), ("b", ASSETS / "other_tasks.toml")):
+        (tmp_path / folder).mkdir()
+        labs.append(tmp_path / folder / "lab.toml")
+        labs[-1].write_text(asset.read_text())
+    for lab in [*labs, labs[0]]:
+        result = _invoke(finished_run, "rescore", "--tasks", str(lab), "--top", "1")
+        assert result.exit_code == 0, result.stderr
+    folders = sorted(finished_run["run"].glob("rescore-lab*"))
+    assert len(folders) == 2, folders
+    paths = {json.loads((f / "ranking.json").read_text())["lab"]["path"] for f in folders}
+    assert paths == {str(labs[0]), str(labs[1])}
+    # The same lab again replaces its own folder, the one named first.
+    assert f"{finished_run['run'] / 'rescore-lab'}/report.md" in result.stderr

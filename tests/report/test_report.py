@@ -266,7 +266,8 @@ def test_markdown_reads_as_text_and_links_plot_files_that_exist(
         assert svg.startswith("<svg")
     assert "| 1 | c4 | -0.400 | 0.050 |" in md
     assert "- ancestry: gelu → c0 → c4" in md
-    assert "- c1: nonfinite — " + BAD_REASON in md
+    # Raw HTML in a name or reason would be rendered by a Markdown viewer: it reads as text.
+    assert "- c1: nonfinite — f(x) is not finite at x = 3 &lt;img src=x onerror=alert(1)&gt;" in md
     assert "| parse_failure | 1 | the reply holds no ```python block |" in md
     assert "- LLM latency per reply: mean 2.20 s, median 1.00 s, max 6.00 s" in md
     # The hostile reply is quoted inside a fence that its own backticks cannot close.
@@ -274,7 +275,7 @@ def test_markdown_reads_as_text_and_links_plot_files_that_exist(
     assert block.split("\n")[2] == "````text" and HOSTILE in block
     # `cat report.md` shows a model's ESC sequences; it does not run them.
     assert "\x1b" not in md and "\x07" not in md and "\\x1b]0;retitled\\x07\\x1b[2J" in md
-    assert "<" not in md.replace(HOSTILE, "").replace(BAD_REASON, "")
+    assert "<" not in md.replace(HOSTILE, "")  # only inside the reply's fence
 
 
 def test_ranking_is_rederived_with_lineage_fields(run_dir: Path) -> None:

@@ -247,3 +247,44 @@ def test_a_malformed_check_event_is_skipped(finished: dict[str, Any], tmp_path: 
     report = runner.invoke(app, ["report", str(run), "--cache-dir", str(finished["cache"])])
     assert report.exit_code == 0, report.output
     assert "checks" not in json.loads((run / "ranking.json").read_text())
+
+
+def test_a_lab_summary_without_some_scored_tasks_is_still_shown(
+    finished: dict[str, Any], tmp_path: Path
+) -> None:
+    # A hand-edited run.json whose lab lists fewer tasks than the scores hold: the tasks it
+    # no longer names count towards no family, and the commands still answer.
+    runs = tmp_path / "runs"
+    run = _copy(finished, runs, "edited")
+    _edit_run(run, lambda d: d["lab_summary"].__setitem__("tasks", d["lab_summary"]["tasks"][:1]))
+    shown = _invoke(finished, runs, "show", finished["hash"][:10])
+    assert shown.exit_code == 0, shown.output
+    assert finished["hash"] in shown.stdout
+    reported = runner.invoke(app, ["report", str(run), "--cache-dir", str(finished["cache"])])
+    assert reported.exit_code == 0, reported.output
+    doc = json.loads((run / "ranking.json").read_text())
+    assert all(len(c["families"]) <= 1 for c in doc["candidates"])
+
+
+def test_an_export_quoting_backslashes_and_controls_still_compiles(
+    finished: dict[str, Any], tmp_path: Path
+) -> None:
+    # The docstring quotes the run's path and the proposal's note: `\N{` or a NUL there
+    # must not stop the module from compiling.
+    import ast
+
+    runs = tmp_path / "runs"
+    run = _copy(finished, runs, "odd")
+    note = "C:\\Users\\me \\N{x} \x00 \x1b[2J"
+
+    def edit(events: list[dict[str, Any]]) -> None:
+        for e in events:
+            if e["event"] == "outcome":
+                e["note"] = note
+
+    _edit_events(run, edit)
+    target = tmp_path / "act.py"
+    result = _invoke(finished, runs, "export", finished["hash"][:10], "-o", str(target))
+    assert result.exit_code == 0, result.output
+    doc = ast.get_docstring(ast.parse(target.read_text())) or ""
+    assert "C:\\Users\\me \\N{x} \\x00 \\x1b[2J" in doc

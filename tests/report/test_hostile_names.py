@@ -1,0 +1,66 @@
+"""A run whose files name a candidate with hostile text, seen through `report` and `show`.
+
+Whoever can write a run directory chooses its names and sources. The Markdown report
+keeps them on their line, as text (no heading, HTML or link of their own); the figures
+draw them as they are (a `$` is not TeX); the terminal gets no control character.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from minact import seeds
+from minact.cli import app
+from minact.lab.task import Lab
+from tests.report.test_report import C0, C4, SEED_FITNESS, put_curves, write_run
+
+runner = CliRunner()
+
+NAME = "c4 $\\frac{$\n# forged heading <img src=x onerror=alert(1)> [go](javascript:alert(2))"
+ESCAPES = "\x1b[2J\x1b]0;retitled\x07"
+
+
+@pytest.fixture
+def hostile_run(tmp_path: Path, tiny_lab: Lab) -> Path:
+    """The report tests' run, with c4 renamed, and ESC sequences in its source."""
+    run = tmp_path / "runs" / "r1"
+    write_run(run, tiny_lab)
+    put_curves(tmp_path / "cache", [C0, C4, *(seeds.seed_candidate(n) for n in SEED_FITNESS)])
+    path = run / "events.jsonl"
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    for e in events:
+        score: dict[str, Any] | None = e.get("score")
+        if score and score["name"] == "c4":
+            score["name"] = NAME + ESCAPES
+            score["source"] += f"\n# {ESCAPES}"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return run
+
+
+def test_the_markdown_report_keeps_a_hostile_name_as_text(hostile_run: Path) -> None:
+    cache = hostile_run.parents[1] / "cache"
+    result = runner.invoke(app, ["report", str(hostile_run), "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    md = (hostile_run / "report.md").read_text()
+    assert "\x1b" not in md and "\x07" not in md
+    assert not any(line.startswith("# forged") for line in md.splitlines())
+    assert "<img" not in md and "](javascript:" not in md
+    assert "&lt;img src=x onerror=alert(1)&gt;" in md
+    # Every figure was drawn, the hostile name in it as it is, not as TeX.
+    assert "warning" not in md
+    svg = (hostile_run / "plots" / "activations.svg").read_text()
+    assert "$\\frac{$" in svg
+
+
+def test_show_prints_no_control_characters(hostile_run: Path) -> None:
+    cache = hostile_run.parents[1] / "cache"
+    args = ["show", str(C4.code_hash)[:10], "--runs-dir", str(hostile_run.parent)]
+    result = runner.invoke(app, [*args, "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "\\x1b[2J" in result.output  # shown, escaped
