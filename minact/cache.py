@@ -21,6 +21,11 @@ Entries are JSON text (never pickles written by minact):
 * `meta/salt`: a random secret made once per cache, from which the probe points no source
   can predict are drawn (`seed`). It never leaves this module: not in logs, runs or reports.
 
+Each entry names the key it was written under and, but for sources, the torch version
+(its numbers depend on torch's kernels; the worker runs this interpreter's torch, and Ray
+nodes must run the same one). An entry under another key (copied or edited by hand) is
+unreadable; one written under another torch, or before entries named it, is a miss.
+
 diskcache keeps each entry in SQLite (a large one in a file beside it), which is safe for
 several processes at once. A corrupt or unreadable entry is a miss; a cache that cannot be
 opened is a CacheError. diskcache would load a pickled key or value, and a pickle can run any
@@ -37,6 +42,7 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -96,6 +102,14 @@ def _is_int64(value: Any) -> bool:
     return type(value) is int and -(2**63) <= value < 2**63
 
 
+def torch_version() -> str:
+    """Returns the installed torch's version, without importing torch ("none" without one)."""
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     """A cached result and the code hash whose training produced it (None if unknown)."""
@@ -107,9 +121,12 @@ class Stored:
 class FitnessCache:
     """Fitness results on disk, shared by every run that uses the same directory."""
 
-    def __init__(self, directory: Path, version: str) -> None:
+    def __init__(self, directory: Path, version: str, torch: str | None = None) -> None:
+        """Opens the cache in `directory` for evaluator `version` and `torch` (default: the
+        installed torch's version); raises CacheError."""
         self.directory = directory
         self.version = version
+        self.torch = torch_version() if torch is None else torch
         self.warnings: list[str] = []
         self._salt: str | None = None
         try:
@@ -321,16 +338,23 @@ class FitnessCache:
             data = json.loads(raw)
             if not isinstance(data, dict):
                 raise ValueError("not an object")
-            return parse(data)
+            if data.pop("key", key) != key:
+                raise ValueError("an entry of another key")
+            torch = data.pop("torch", None)
+            parsed = parse(data)  # a malformed entry says so, whichever torch wrote it
+            # Numbers of another torch are a miss, as are entries that do not say theirs.
+            return parsed if torch == self.torch or key.startswith("src/") else None
         except Exception as e:  # a damaged entry can raise anything
+            why = f": {str(e)[:80]}" if isinstance(e, ValueError) else ""
             self.warnings.append(
-                f"cache entry {key} unreadable ({type(e).__name__}); re-evaluating"
+                f"cache entry {key} unreadable ({type(e).__name__}{why}); re-evaluating"
             )
             return None
 
     def _put(self, key: str, value: dict[str, Any]) -> None:
         try:
-            self._cache.set(key, json.dumps(value, sort_keys=True))
+            stamped = {**value, "key": key, "torch": self.torch}
+            self._cache.set(key, json.dumps(stamped, sort_keys=True))
         except (sqlite3.Error, OSError) as e:
             # The result stays in memory for this command; only its reuse is lost.
             self.warnings.append(f"could not write cache entry {key}: {e}")

@@ -148,15 +148,53 @@ def test_entries_written_before_read_back_large_ones_from_files_too(tmp_path: Pa
     with FitnessCache(tmp_path / "c", "1") as cache:
         assert cache.get_source(B) == big
         assert dict(cache.sources()) == {H: entries[f"src/{H}"]["source"], B: big}
-        assert cache.get_result(B, "task", "lab") == Stored(res, H)
-        assert cache.get_admission(H, "lab") == Admission("ok", "", B, 2.0)
+        # Numbers that do not say which torch computed them are not served, quietly.
+        assert cache.get_result(B, "task", "lab") is None
+        assert cache.get_admission(H, "lab") is None
         cache.seed("probe:lab")
         assert cache.warnings == []
         cache.put_source(Hash("f" * 64), big)
     with diskcache.Cache(str(tmp_path / "c")) as raw:
-        assert json.loads(raw.get("src/" + "f" * 64)) == {"source": big}
+        stored = json.loads(raw.get("src/" + "f" * 64))
+        assert stored["source"] == big and stored["key"] == "src/" + "f" * 64
         assert raw.get("meta/salt") == "5a" * 32
     assert len(list((tmp_path / "c").rglob("*.val"))) == 2  # both large sources in files
+
+
+def test_an_entry_under_another_key_is_a_miss(tmp_path: Path) -> None:
+    # A cache edited by hand: relu's result on one task copied over its result on another,
+    # an admission copied to other code. Served, they were numbers of other work.
+    res = TaskResult("ok", "", (0.5,), (0.1,), 1.0)
+    with FitnessCache(tmp_path / "c", "1") as cache:
+        cache.put_result(B, "task", "lab", res, H)
+        cache.put_admission(H, "lab", Admission("too_costly", "costs 40x GELU"))
+    with diskcache.Cache(str(tmp_path / "c")) as raw:
+        raw.set(f"res/1/lab/other-task/{B}", raw.get(f"res/1/lab/task/{B}"))
+        raw.set(f"adm/1/lab/{B}", raw.get(f"adm/1/lab/{H}"))
+        raw.set(f"src/{B}", raw.get(f"res/1/lab/task/{B}"))
+    with FitnessCache(tmp_path / "c", "1") as cache:
+        assert cache.get_result(B, "task", "lab") == Stored(res, H)
+        assert cache.get_result(B, "other-task", "lab") is None
+        assert cache.get_admission(B, "lab") is None
+        assert cache.get_source(B) is None
+        assert len(cache.warnings) == 3
+        assert all("another key" in w for w in cache.warnings)
+
+
+def test_results_of_another_torch_are_a_miss(tmp_path: Path) -> None:
+    res = TaskResult("ok", "", (0.5,), (0.1,), 1.0)
+    with FitnessCache(tmp_path / "c", "1", torch="2.4.0") as old:
+        assert old.torch == "2.4.0"
+        old.put_result(B, "task", "lab", res, H)
+        old.put_admission(H, "lab", Admission("ok", "", B, 2.0))
+        old.put_source(H, "def activation(x):\n    return x")
+    with FitnessCache(tmp_path / "c", "1", torch="2.9.0") as new:
+        assert new.get_result(B, "task", "lab") is None
+        assert new.get_admission(H, "lab") is None
+        assert new.get_source(H) == "def activation(x):\n    return x"  # code is code
+        assert new.warnings == []
+    with FitnessCache(tmp_path / "c", "1") as installed:  # the installed torch by default
+        assert installed.torch not in ("", "2.4.0")
 
 
 def test_commands_run_on_a_cache_holding_hostile_pickles(tmp_path: Path) -> None:
