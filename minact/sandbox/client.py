@@ -249,7 +249,15 @@ class WorkerClient:
             raise EvaluationError("evaluation interrupted")
         if not self._process.running:
             self.start()
-        reply = self._process.request(msg, timeout)
+        try:
+            reply = self._process.request(msg, timeout)
+        except (WorkerTimeout, WorkerCrashed):
+            # Killed by interrupt(): no verdict on the candidates, so none may be cached as
+            # a crash (a second Ctrl-C on the same candidate would make it final) or as a
+            # failed verification (a collision, for good).
+            if self._interrupted:
+                raise EvaluationError("evaluation interrupted") from None
+            raise
         if not reply.get("ok"):
             raise _Refused(f"the worker refused the request: {reply.get('error')}")
         return reply

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from minact.cache import FitnessCache
+from minact.evaluate import EVALUATOR_VERSION
+from minact.seeds import seed_candidates
 from tests.conftest import TINY_TASKS
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
@@ -72,7 +75,7 @@ def test_sigterm_stops_score_and_its_worker(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigterm_marks_a_run_interrupted(tmp_path: Path) -> None:
+def test_sigterm_marks_a_run_interrupted_and_blames_no_candidate(tmp_path: Path) -> None:
     cache, runs = tmp_path / "cache", tmp_path / "runs"
     cmd = [sys.executable, "-m", "minact", "evolve", "--offline", "--budget", "5", "--tasks",
            str(_slow_lab(tmp_path)), "--cache-dir", str(cache), "--runs-dir", str(runs),
@@ -81,6 +84,12 @@ def test_sigterm_marks_a_run_interrupted(tmp_path: Path) -> None:
     _stop_when_training(proc, cache)
     meta = json.loads((runs / "r" / "run.json").read_text())
     assert meta["status"] == "interrupted", meta["status"]
+    # The workers killed by the stop were training built-ins: that is no crash of theirs.
+    # Cached as one, a second stop in the same training made it final, and the resumed
+    # run reported the candidate as crashed where the run never stopped had scored it.
+    with FitnessCache(cache, EVALUATOR_VERSION) as fitness:
+        crashes = {c.name: fitness.crashes(c.code_hash) for c in seed_candidates()}
+    assert not any(crashes.values()), crashes
 
 
 @pytest.mark.slow
