@@ -44,10 +44,10 @@ from minact.lab.task import Lab, Task
 from minact.reuse import Resolved, Results, noted
 from minact.sandbox.client import WorkerSettings
 from minact.sandbox.pool import local_workers
-from minact.sandbox.process import load_average
+from minact.sandbox.process import from_outside, load_average, machine_cores
 from minact.sandbox.ray_workers import RayWorkers
 from minact.sandbox.workers import Workers
-from minact.score import TRANSIENT, Admission, Conditions, Score
+from minact.score import TRANSIENT, Admission, Conditions, Score, failed_again
 
 __all__ = [
     "EVALUATOR_VERSION",
@@ -245,12 +245,13 @@ class Evaluator:
         """
         out: dict[Hash, Admission] = {}
         todo: list[Candidate] = []
-        attempts: dict[Hash, int] = {}
+        before: dict[Hash, Conditions] = {}  # the conditions of a failure probed again
         for c in cands:
             cached = self.cache.get_admission(c.code_hash, self._lab_digest)
             if cached is not None and cached.status in TRANSIENT:
                 cond = self.cache.get_admission_conditions(c.code_hash, self._lab_digest)
-                attempts[c.code_hash] = cond.attempts if cond is not None else 1
+                if cond is not None:
+                    before[c.code_hash] = cond
                 if cond is None or not cond.final(self._admit_deadline(), self._device()):
                     cached = None
                 else:
@@ -264,8 +265,14 @@ class Evaluator:
             chunk = todo[start : start + ADMIT_CHUNK]
             for c, adm in zip(chunk, self._admit_chunk(chunk), strict=True):
                 if adm.status in TRANSIENT:
-                    tries = attempts.get(c.code_hash, 0) + 1
-                    cond = Conditions(self._admit_deadline(), self._device(), load_average(), tries)
+                    cond = failed_again(
+                        before.get(c.code_hash),
+                        self._admit_deadline(),
+                        self._device(),
+                        load_average(),
+                        machine_cores(),
+                        from_outside(adm.reason),
+                    )
                     self.cache.put_admission(c.code_hash, self._lab_digest, adm, cond)
                     adm = replace(adm, reason=noted(adm.reason, cond))
                 else:

@@ -31,9 +31,9 @@ from minact.candidate import Candidate, Hash
 from minact.errors import EvaluationError
 from minact.lab.task import Lab, Task
 from minact.sandbox.client import TrainItem, VerifyItem
-from minact.sandbox.process import load_average
+from minact.sandbox.process import from_outside, load_average, machine_cores
 from minact.sandbox.workers import Workers
-from minact.score import TRANSIENT, Conditions, TaskResult
+from minact.score import TRANSIENT, Conditions, TaskResult, failed_again
 
 __all__ = ["Resolved", "Results", "noted"]
 
@@ -226,8 +226,14 @@ class Results:
         """Caches a fresh result where it belongs; returns it as the Score should show it."""
         previous = self.cache.get_transient(st.code, d, self._lab)
         if r.status in TRANSIENT:
-            attempts = previous[1].attempts + 1 if previous is not None else 1
-            cond = Conditions(self.lab.timeout, self._device(), load_average(), attempts)
+            cond = failed_again(
+                previous[1] if previous is not None else None,
+                self.lab.timeout,
+                self._device(),
+                load_average(),
+                machine_cores(),
+                from_outside(r.reason),
+            )
             self.cache.put_transient(st.code, d, self._lab, dataclasses.replace(r, trace=()), cond)
             return _noted(r, cond)
         self.cache.put_result(st.key, d, self._lab, r, st.code)
@@ -238,7 +244,12 @@ class Results:
 
 def noted(reason: str, cond: Conditions) -> str:
     """Returns a transient failure's reason with the conditions it happened under."""
-    when = "final after a retry" if cond.attempts >= 2 else "a later call retries it once"
+    if cond.final(cond.timeout, cond.device):
+        when = "final after a retry" if cond.attempts == 2 else f"final after {cond.attempts} calls"
+    elif cond.clean < cond.attempts:  # this failure, or an earlier one, is not a verdict
+        when = "a later call retries it: the machine was busy or it was stopped from outside"
+    else:
+        when = "a later call retries it"
     return f"{reason} ({cond.describe()}; {when})"
 
 

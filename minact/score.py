@@ -14,10 +14,13 @@ from typing import Any
 from minact.candidate import Hash, Status, parse_status
 
 __all__ = ["TRANSIENT", "Admission", "Conditions", "Score", "TaskResult", "TaskScore"]
+__all__ += ["BUSY_LOAD", "MAX_ATTEMPTS", "failed_again"]
 
 # Failures that say more about the machine than about the code: stored under the code hash
 # only, with the conditions they happened under, and retried once by a later call.
 TRANSIENT: frozenset[Status] = frozenset({"timeout", "crashed"})
+BUSY_LOAD = 1.5  # a 1-minute load average per core above this: the machine was oversubscribed
+MAX_ATTEMPTS = 4  # a failure that recurs in this many calls stands, whatever they ran under
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +75,26 @@ class Conditions:
         device: the worker's device ("cpu", "cuda"; "" when unknown).
         load: the machine's 1-minute load average at the time (None where unknown).
         attempts: how many calls have failed this way in a row.
+        clean: how many of those failures say something about the code: on a machine that
+            was not oversubscribed, and not caused from outside (a signal from a user or the
+            kernel's out-of-memory killer, memory taken by other work).
     """
 
     timeout: float
     device: str = ""
     load: float | None = None
     attempts: int = 1
+    clean: int = 0
 
     def final(self, timeout: float, device: str) -> bool:
         """Returns whether the failure stands: retried once already, under no longer a limit
-        and on the same device (an unknown device counts as the same)."""
+        and on the same device (an unknown device counts as the same), and seen once where
+        nothing else could explain it; or failed MAX_ATTEMPTS times, whatever the conditions
+        (a load spike is never frozen into the cache; a machine always busy does not pay
+        for a slow candidate in every call)."""
         same_device = not device or not self.device or device == self.device
-        return self.attempts >= 2 and timeout <= self.timeout and same_device
+        seen = self.attempts >= 2 and (self.clean >= 1 or self.attempts >= MAX_ATTEMPTS)
+        return seen and timeout <= self.timeout and same_device
 
     def describe(self) -> str:
         """Returns e.g. "timeout 120 s, cpu, load 3.2"."""
@@ -97,6 +108,7 @@ class Conditions:
             "device": self.device,
             "load": self.load,
             "attempts": self.attempts,
+            "clean": self.clean,
         }
 
     @classmethod
@@ -108,7 +120,27 @@ class Conditions:
             str(d.get("device", "")),
             float(load) if load is not None else None,
             int(d.get("attempts", 1)),
+            int(d.get("clean", 0)),
         )
+
+
+def failed_again(
+    previous: Conditions | None,
+    timeout: float,
+    device: str,
+    load: float | None,
+    cores: int,
+    outside: bool = False,
+) -> Conditions:
+    """Returns the conditions of a transient failure after `previous` (None: the first).
+
+    It counts as clean unless it was caused from `outside` or the load average was above
+    BUSY_LOAD per core (an unknown load counts as calm: nothing says otherwise).
+    """
+    busy = load is not None and load > BUSY_LOAD * max(1, cores)
+    attempts = (previous.attempts if previous is not None else 0) + 1
+    clean = (previous.clean if previous is not None else 0) + (not outside and not busy)
+    return Conditions(timeout, device, load, attempts, clean)
 
 
 def _floats(values: Any) -> tuple[float, ...]:

@@ -19,7 +19,7 @@ from minact.cli import app
 from minact.errors import CacheError
 from minact.evaluate import EVALUATOR_VERSION
 from minact.lab.loader import load_lab
-from minact.score import Admission, Conditions, TaskResult
+from minact.score import MAX_ATTEMPTS, Admission, Conditions, TaskResult, failed_again
 from tests.conftest import TINY_TASKS
 
 H = Hash("c0de" * 16)
@@ -302,13 +302,35 @@ def test_transient_failures_belong_to_the_code_with_their_conditions(cache: Fitn
 
 
 def test_conditions_decide_when_a_transient_failure_is_final() -> None:
-    once, twice = Conditions(10.0, "cpu", 1.0, 1), Conditions(10.0, "cpu", 1.0, 2)
+    once, twice = Conditions(10.0, "cpu", 1.0, 1, 1), Conditions(10.0, "cpu", 1.0, 2, 2)
     assert not once.final(10.0, "cpu")  # retried once by a later call first
     assert twice.final(10.0, "cpu") and twice.final(5.0, "") and twice.final(10.0, "")
     assert not twice.final(20.0, "cpu")  # a raised timeout retries it
     assert not twice.final(10.0, "cuda")  # so does another device
     assert Conditions.from_dict(twice.to_dict()) == twice
     assert "timeout 10 s, cpu, load 1.0" == twice.describe()
+
+
+def test_a_failure_on_a_busy_machine_or_from_outside_is_no_verdict() -> None:
+    def calls(*causes: tuple[float | None, bool]) -> Conditions:
+        cond = None
+        for load, outside in causes:
+            cond = failed_again(cond, 10.0, "cpu", load, 2, outside)
+        assert cond is not None
+        return cond
+
+    calm, busy, killed = (1.0, False), (3.5, False), (1.0, True)  # 2 cores: busy above 3.0
+    assert calls(busy, calm).final(10.0, "cpu")  # it failed on a calm machine too
+    assert calls(calm, busy).final(10.0, "cpu")
+    assert calls((None, False), (None, False)).final(10.0, "cpu")  # no load known: calm
+    # A load spike, or a worker killed from outside, in both calls: retried...
+    assert not calls(busy, busy).final(10.0, "cpu")
+    assert not calls(killed, killed).final(10.0, "cpu")
+    assert not calls(killed, busy, busy).final(10.0, "cpu")
+    # ...until it has failed in MAX_ATTEMPTS calls: a machine always busy stops paying for it.
+    assert calls(*[busy] * MAX_ATTEMPTS).final(10.0, "cpu")
+    assert calls(busy, busy).clean == 0 and calls(calm, killed, calm).clean == 2
+    assert Conditions.from_dict({"timeout": 10.0}) == Conditions(10.0, "", None, 1, 0)
 
 
 def test_verdicts_are_kept_per_code_producer_and_task(cache: FitnessCache) -> None:

@@ -19,7 +19,7 @@ from minact.candidate import Status
 from minact.curves import parse_curve
 from minact.errors import EvaluationError
 from minact.lab.task import Task
-from minact.sandbox.process import WorkerCrashed, WorkerProcess, WorkerTimeout
+from minact.sandbox.process import OUT_OF_MEMORY, WorkerCrashed, WorkerProcess, WorkerTimeout
 from minact.score import Admission, TaskResult
 
 __all__ = ["START_SECONDS", "TrainItem", "VerifyItem", "WorkerClient", "WorkerSettings"]
@@ -31,7 +31,12 @@ R = TypeVar("R")
 
 
 class _Refused(Exception):
-    """The worker answered {"ok": false} to a request it should have served."""
+    """The worker answered {"ok": false} to a request it should have served; `memory`: it
+    said memory ran out (no verdict on the code, which a later call retries)."""
+
+    def __init__(self, message: str, memory: bool = False) -> None:
+        super().__init__(message)
+        self.memory = memory
 
 
 # What makes a batch worth asking again item by item.
@@ -193,6 +198,8 @@ class WorkerClient:
             if isinstance(e, WorkerTimeout):
                 limit = deadline(len(item.tasks))
                 failure = TaskResult("timeout", f"training did not finish within {limit:.3g} s")
+            elif isinstance(e, _Refused) and e.memory:
+                failure = TaskResult("crashed", f"training {OUT_OF_MEMORY}: {e}"[:500])
             elif isinstance(e, _Refused):
                 failure = TaskResult("error", str(e)[:500])
             else:
@@ -259,7 +266,8 @@ class WorkerClient:
                 raise EvaluationError("evaluation interrupted") from None
             raise
         if not reply.get("ok"):
-            raise _Refused(f"the worker refused the request: {reply.get('error')}")
+            error = f"the worker refused the request: {reply.get('error')}"
+            raise _Refused(error, memory=reply.get("memory") is True)
         return reply
 
 

@@ -68,8 +68,11 @@ def _seconds(fn: Activation, x: torch.Tensor) -> float:
     return time.thread_time() - start
 
 
-def time_ratio(fn: Activation, lo: float, hi: float, limit: float) -> float:
-    """Returns fn's forward+backward time over GELU's on float32 CPU points of [lo, hi].
+def time_ratio(
+    fn: Activation, lo: float, hi: float, limit: float, repeats: int = TIME_REPEATS
+) -> float:
+    """Returns fn's forward+backward time over GELU's on float32 CPU points of [lo, hi],
+    the fastest of `repeats` interleaved timings of each.
 
     Stops early once the candidate is clearly over `limit` (a ratio): a slow candidate
     is not timed five times over.
@@ -82,7 +85,7 @@ def time_ratio(fn: Activation, lo: float, hi: float, limit: float) -> float:
         _seconds(fn, x)  # warm up: first calls allocate and initialise kernels
         _seconds(F.gelu, x)
         ours, gelu = float("inf"), float("inf")
-        for i in range(TIME_REPEATS):
+        for i in range(repeats):
             ours = min(ours, _seconds(fn, x))
             gelu = min(gelu, _seconds(F.gelu, x))
             if i >= 1 and ours > 4 * limit * gelu:

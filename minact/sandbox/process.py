@@ -33,12 +33,15 @@ import minact
 from minact.errors import EvaluationError
 
 __all__ = [
+    "OUT_OF_MEMORY",
     "WALL_CAP",
     "WorkerCrashed",
     "WorkerProcess",
     "WorkerTimeout",
+    "from_outside",
     "load_average",
     "load_factor",
+    "machine_cores",
     "worker_environment",
 ]
 
@@ -100,6 +103,25 @@ def load_average() -> float | None:
         return round(os.getloadavg()[0], 2)
     except (OSError, AttributeError):
         return None
+
+
+# Causes of a failure that say nothing about the code: signals that only a user, a
+# supervisor or the kernel's out-of-memory killer send (candidate code cannot signal; the
+# parent's own kills end as timeouts or interrupts), and memory that ran out in training
+# (the address-space cap refuses a candidate's own excess at admission; in training, memory
+# goes short when other work, another worker or a user's limit takes it).
+OUT_OF_MEMORY = "ran out of memory"
+_OUTSIDE = (*(f"worker killed by {s}" for s in ("SIGKILL", "SIGTERM", "SIGINT", "SIGHUP")),)
+
+
+def from_outside(reason: str) -> bool:
+    """Returns whether a timeout's or crash's `reason` names a cause from outside the code."""
+    return OUT_OF_MEMORY in reason or any(cause in reason for cause in _OUTSIDE)
+
+
+def machine_cores() -> int:
+    """Returns the machine's cores (what its load average is measured against)."""
+    return os.cpu_count() or 1
 
 
 def load_factor() -> float:

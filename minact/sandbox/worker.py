@@ -159,6 +159,7 @@ class _Session:
                     "ok": False,
                     "error": f"training raised {type(e).__name__}: {e}"[:500],
                     "retry": True,
+                    "memory": _out_of_memory(e),
                 }
             for (i, k), r in zip(slots, trained, strict=True):
                 results[i][k] = r.to_dict()
@@ -245,6 +246,14 @@ def _exit_with_parent(every: float = 1.0) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, name="minact-parent-watch", daemon=True).start()
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Returns whether `e` says memory ran out: MemoryError, torch's OutOfMemoryError (CUDA),
+    or the CPU allocator's refusal under the address-space cap (a RuntimeError)."""
+    text = str(e)
+    named = type(e).__name__ in ("MemoryError", "OutOfMemoryError")
+    return named or "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 def main() -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from minact.lab.loader import load_lab
 from minact.lab.task import Lab
 from minact.sandbox.client import TrainItem, WorkerClient, WorkerSettings
+from minact.sandbox.process import from_outside
 
 # A worker that says hello, then answers every train request with one result too few for
 # each item: the first task's result only.
@@ -40,3 +42,38 @@ def test_a_missing_task_result_fails_the_item_instead_of_shifting_the_rest(
     assert "answered 1 results for 2 items" in results[0][0].reason
     # The item with one task was answered in full when asked alone.
     assert [r.status for r in results[1]] == ["ok"]
+
+
+BIG = """
+[lab]
+seeds = 1
+steps = 2
+width = 2048
+depth = 1
+n_train = 65536
+n_test = 64
+
+[[task]]
+name = "big"
+family = "f"
+target = "sin(x)"
+train = [-1, 1]
+"""
+
+
+def test_memory_running_out_in_training_is_a_crash_from_outside(tmp_path: Path) -> None:
+    # A real worker under a 1.5 GB address-space cap (as under a user's `ulimit -v`; on a
+    # GPU, other work takes the memory): one hidden layer of this task is 512 MB.
+    (tmp_path / "big.toml").write_text(BIG)
+    lab = load_lab(tmp_path / "big.toml")
+    settings = WorkerSettings(device="cpu", threads=1, memory_bytes=1_500_000_000)
+    client = WorkerClient(tmp_path / "home", settings)
+    try:
+        results = client.train([TrainItem(SOURCE, lab.tasks)], lambda n: 120.0)
+    finally:
+        client.stop()
+    # Not an `error` (a verdict on the code, cached for good): a crash, retried by a later
+    # call, whose cause is outside the code.
+    (result,) = results[0]
+    assert result.status == "crashed", result.reason
+    assert from_outside(result.reason) and "allocate" in result.reason
