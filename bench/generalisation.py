@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from minact.claims import claim_text, paired_claim
+from minact.claims import MIN_TASKS, claim_text, paired_claim
 
 PAIRS = (("gelusine", "relu"), ("gelusine", "gelu"), ("gsp", "relu"), ("gsp", "gelu"))
 
@@ -87,7 +87,7 @@ def main() -> None:
             tasks = [t for t in ra if t in rb]
             claim = paired_claim([ra[t] for t in tasks], [rb[t] for t in tasks], b)
             diff = f"{claim.difference:+.3f}" if claim else "—"
-            text = claim_text(claim.to_dict()) if claim else "fewer than 3 tasks"
+            text = claim_text(claim.to_dict()) if claim else f"fewer than {MIN_TASKS} tasks"
             print(f"| {name} | {a} vs {b} | {diff} | {text} |")
 
 

@@ -29,13 +29,16 @@ import numpy.typing as npt
 
 __all__ = ["MIN_CANDIDATES", "MIN_TASKS", "LabAgreement", "Spread", "cross_agreement"]
 __all__ += ["family_agreement", "kendall_tau", "lab_agreement", "score_matrix", "spearman_rho"]
-__all__ += ["fitness_agreement", "split_half"]
+__all__ += ["MIN_INTERVAL_TASKS", "fitness_agreement", "split_half"]
 
 Matrix = npt.NDArray[np.float64]  # (candidates, tasks), lower is better
 # Below these, a split-half tau is too coarse to mean anything (5 candidates: tau moves in 0.2
 # steps; 6 tasks: halves of 3).
 MIN_CANDIDATES = 5
 MIN_TASKS = 6
+# Resampling one or two tasks gives one or three distinct draws: an "interval" that looks
+# precise and measures nothing. Below this, rescore gives the agreement without one.
+MIN_INTERVAL_TASKS = 3
 STABLE, WEAK = 0.6, 0.3  # median split-half tau: stable at or above STABLE, unstable below WEAK
 AGAINST = -0.1  # a family whose tau against the other tasks is below this ranks against them
 
@@ -153,14 +156,17 @@ def fitness_agreement(
     their per-task scores on another (same row order): Kendall tau and Spearman rho of the
     original fitness against the mean over the new tasks, each with its spread when the new
     tasks are resampled with replacement (the original fitness is held fixed). None with
-    fewer than 3 candidates or no task."""
+    fewer than 3 candidates or no task; the spreads are null (and `interval` says why) with
+    fewer than MIN_INTERVAL_TASKS tasks."""
     x = np.asarray(original, dtype=np.float64)
     new = np.asarray(new, dtype=np.float64)
     if x.size < 3 or new.ndim != 2 or new.shape[0] != x.size or new.shape[1] == 0:
         return None
     rng = np.random.default_rng(seed)
-    taus, rhos = [], []
-    for _ in range(resamples):
+    taus: list[float] = []
+    rhos: list[float] = []
+    few = new.shape[1] < MIN_INTERVAL_TASKS
+    for _ in range(0 if few else resamples):
         y = new[:, rng.integers(0, new.shape[1], new.shape[1])].mean(axis=1)
         taus.append(kendall_tau(x, y))
         rhos.append(spearman_rho(x, y))
@@ -179,7 +185,9 @@ def fitness_agreement(
         "tasks": int(new.shape[1]),
         "kendall_tau": stat(kendall_tau(x, y), _spread(taus)),
         "spearman_rho": stat(spearman_rho(x, y), _spread(rhos)),
-        "interval": "5-95% over tasks resampled with replacement",
+        "interval": f"none: fewer than {MIN_INTERVAL_TASKS} tasks to resample"
+        if few
+        else "5-95% over tasks resampled with replacement",
         "resamples": resamples,
         "seed": seed,
     }

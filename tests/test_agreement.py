@@ -140,11 +140,39 @@ def test_fitness_agreement_of_a_consistent_and_a_reversed_ranking() -> None:
     from minact.agreement import fitness_agreement
 
     original = [0.0, 1.0, 2.0, 3.0]
-    same = np.array([[0.0, 0.1], [1.0, 1.2], [2.0, 2.1], [3.0, 3.3]])
+    same = np.array([[0.0, 0.1, 0.2], [1.0, 1.2, 1.1], [2.0, 2.1, 2.3], [3.0, 3.3, 3.1]])
     got = fitness_agreement(original, same, resamples=50)
     assert got is not None and got["kendall_tau"]["value"] == 1.0
-    assert got["spearman_rho"]["value"] == 1.0 and got["candidates"] == 4 and got["tasks"] == 2
+    assert got["spearman_rho"]["value"] == 1.0 and got["candidates"] == 4 and got["tasks"] == 3
     reversed_ = fitness_agreement(original, -same, resamples=50)
     assert reversed_ is not None and reversed_["kendall_tau"]["value"] == -1.0
     assert reversed_["kendall_tau"]["hi"] == -1.0
     assert fitness_agreement([0.0, 1.0], same[:2]) is None
+
+
+def test_fitness_agreement_over_too_few_tasks_has_no_interval() -> None:
+    from minact.agreement import fitness_agreement
+    from minact.report.data import agreement_text
+
+    # One task resampled is always that task: an interval [v, v] would look precise.
+    got = fitness_agreement([0.1, 0.2, 0.3, 0.4], np.array([[0.3], [0.1], [0.2], [0.5]]))
+    assert got is not None and got["kendall_tau"]["value"] == pytest.approx(1 / 3)
+    for stat in ("kendall_tau", "spearman_rho"):
+        assert got[stat]["lo"] is None and got[stat]["hi"] is None and got[stat]["median"] is None
+    assert got["interval"].startswith("none")
+    text = agreement_text(got)
+    assert "Kendall tau +0.33 and" in text and "no interval: 1 task here" in text
+    assert "5-95%" not in text
+
+
+def test_tau_and_rho_match_scipy_with_ties() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        n = int(rng.integers(3, 12))
+        a = rng.integers(0, 4, n).astype(float)
+        b = rng.integers(0, 4, n).astype(float)
+        if len(set(a)) < 2 or len(set(b)) < 2:
+            continue
+        assert kendall_tau(a, b) == pytest.approx(stats.kendalltau(a, b).statistic)
+        assert spearman_rho(a, b) == pytest.approx(stats.spearmanr(a, b).statistic)

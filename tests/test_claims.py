@@ -2,30 +2,76 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from minact.claims import best_baseline, claim_text, claims, paired_claim
+import numpy as np
+import pytest
+
+from minact.claims import (
+    MIN_TASKS,
+    _t_quantile,
+    best_baseline,
+    claim_text,
+    claims,
+    expanded_tail,
+    paired_claim,
+    selection_note,
+)
 
 
 def test_a_candidate_better_on_every_task_beats_the_baseline() -> None:
-    c = paired_claim([-0.5, -0.4, -0.6, -0.45], [0.0, 0.1, -0.1, 0.05], "gelu")
+    c = paired_claim([-0.5, -0.4, -0.6, -0.45, -0.5, -0.55], [0.0, 0.1, -0.1, 0.05, 0, 0], "gelu")
     assert c is not None and c.verdict == "yes" and c.against == "gelu"
-    assert c.hi < 0 and c.lo <= c.difference <= c.hi and c.tasks == 4
+    assert c.hi < 0 and c.lo <= c.difference <= c.hi and c.tasks == 6
     assert claim_text(c.to_dict()).startswith("yes (95% CI [-")
 
 
 def test_worse_everywhere_is_no_and_mixed_is_inconclusive() -> None:
-    worse = paired_claim([0.3, 0.4, 0.5], [0.0, 0.0, 0.0], "relu")
+    worse = paired_claim([0.3, 0.4, 0.5, 0.35, 0.45, 0.4], [0.0] * 6, "relu")
     assert worse is not None and worse.verdict == "no" and worse.lo > 0
     mixed = paired_claim([-1.0, 1.0, -0.9, 1.1, -1.2, 0.8], [0.0] * 6, "relu")
     assert mixed is not None and mixed.verdict == "inconclusive" and mixed.lo < 0 < mixed.hi
 
 
-def test_the_interval_is_seeded_and_needs_three_tasks() -> None:
-    a, b = [-0.2, 0.1, -0.3, 0.05, -0.1], [0.0] * 5
+def test_the_interval_is_seeded_and_needs_six_finite_tasks() -> None:
+    a, b = [-0.2, 0.1, -0.3, 0.05, -0.1, -0.2], [0.0] * 6
     assert paired_claim(a, b, "x", seed=3) == paired_claim(a, b, "x", seed=3)
+    # Better on all of five tasks happens by chance 1 time in 32: no 95% claim from that.
+    assert MIN_TASKS == 6
+    assert paired_claim([-1.0, -2.0, -0.5, -0.7, -1.5], [0.0] * 5, "x") is None
     assert paired_claim([-1.0, -2.0], [0.0, 0.0], "x") is None
+    assert paired_claim([-1.0, -2.0, -1.0, math.nan, -1.0, -1.0], [0.0] * 6, "x") is None
+    assert paired_claim([-1.0, -2.0, -1.0, -1.0, -1.0, -1.0], [0.0] * 5 + [math.inf], "x") is None
     assert claim_text(None) == "—"
+
+
+def test_identical_scores_are_inconclusive_and_a_constant_gain_is_a_yes() -> None:
+    same = paired_claim([0.1, -0.2, 0.3, 0.0, 0.5, -0.1], [0.1, -0.2, 0.3, 0.0, 0.5, -0.1], "x")
+    assert same is not None and same.verdict == "inconclusive" and same.lo == same.hi == 0.0
+    gain = paired_claim([-0.1] * 6, [0.0] * 6, "x")
+    assert gain is not None and gain.verdict == "yes" and gain.hi == pytest.approx(-0.1)
+
+
+def test_the_expanded_interval_widens_over_few_tasks_only() -> None:
+    assert expanded_tail(6) < 0.5 < expanded_tail(20) < expanded_tail(200) < 2.5
+    assert expanded_tail(10_000) == pytest.approx(2.5, abs=0.01)
+    # Student's t quantiles (from tables) within 1e-3 from df 4 on.
+    for df, t in ((4, 2.7764), (5, 2.5706), (10, 2.2281), (30, 2.0423)):
+        assert _t_quantile(0.975, df) == pytest.approx(t, abs=1e-3)
+
+
+def test_a_yes_by_chance_is_rare_over_few_tasks() -> None:
+    # Nothing differs: per-task differences are pure noise. A 95% interval below 0 should
+    # come about 2.5% of the time; the plain percentile interval gave 6-7% at 6-8 tasks.
+    rng = np.random.default_rng(11)
+    for n in (6, 8):
+        trials = 1000
+        yes = sum(
+            paired_claim(list(rng.standard_normal(n)), [0.0] * n, "x", seed=i).verdict == "yes"  # type: ignore[union-attr]
+            for i in range(trials)
+        )
+        assert yes / trials < 0.05, (n, yes)
 
 
 def _row(name: str, fitness: float, ratios: list[float], baseline: bool) -> dict[str, Any]:
@@ -40,14 +86,31 @@ def _row(name: str, fitness: float, ratios: list[float], baseline: bool) -> dict
 
 
 def test_claims_pair_each_new_candidate_with_the_best_baseline() -> None:
+    tasks = [f"t{i}" for i in range(6)]
     rows = [
-        _row("new", -0.5, [-0.5, -0.6, -0.4], False),
-        _row("gelu", -0.2, [-0.2, -0.2, -0.2], True),
-        _row("relu", 0.0, [0.0, 0.0, 0.0], True),
+        _row("new", -0.5, [-0.5, -0.6, -0.4, -0.5, -0.55, -0.45], False),
+        _row("gelu", -0.2, [-0.2] * 6, True),
+        _row("relu", 0.0, [0.0] * 6, True),
     ]
     assert best_baseline(rows) is rows[1]
-    found = claims(rows, ["t0", "t1", "t2"])
+    found = claims(rows, tasks)
     assert set(found) == {"new" * 8}
     claim = found["new" * 8]
     assert claim is not None and claim.against == "gelu" and claim.verdict == "yes"
+    assert claim.compared == 1 and selection_note(claim.to_dict()) == ""
     assert claims([rows[0]], ["t0"]) == {}  # no baseline, nothing to claim
+
+
+def test_each_claim_counts_the_candidates_it_was_picked_from() -> None:
+    tasks = [f"t{i}" for i in range(6)]
+    rows = [
+        _row("new", -0.5, [-0.5, -0.6, -0.4, -0.5, -0.55, -0.45], False),
+        _row("other", -0.3, [-0.3] * 6, False),
+        _row("failed", 0.0, [0.0] * 6, False) | {"status": "error"},
+        _row("gelu", -0.2, [-0.2] * 6, True),
+    ]
+    found = claims(rows, tasks)
+    assert set(found) == {"new" * 8, "other" * 8}  # no claim for a failure or a baseline
+    best = found["new" * 8]
+    assert best is not None and best.compared == 2 and best.to_dict()["compared"] == 2
+    assert "best of 2 candidates on these same tasks" in selection_note(best.to_dict())

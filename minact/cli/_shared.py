@@ -243,14 +243,15 @@ def print_ranking(doc: RankingDocument) -> None:
     console.print(table)
     best = next((c for c in doc["candidates"] if c.get("claim")), None)
     if best is not None:
-        from minact.claims import claim_text
+        from minact.claims import claim_text, selection_note
 
         claim = best.get("claim") or {}
+        caveat = selection_note(claim)
         console.print(
             f"does {printable(best['name'])}, the best candidate, beat the best baseline "
             f"({printable(str(claim['against']))}) beyond noise? {claim_text(claim)}, the "
             "interval of its "
-            "fitness minus the baseline's (below 0: better)"
+            "fitness minus the baseline's (below 0: better)" + (f"; {caveat}" if caveat else "")
         )
 
 

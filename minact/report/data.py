@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from minact.agreement import MIN_INTERVAL_TASKS
 from minact.runs.history import Lineage
 from minact.runs.ranking import RankingDocument, RankingEntry
 
@@ -123,14 +124,23 @@ def agreement_text(agreement: Mapping[str, Any] | None) -> str:
         )
 
     def stat(s: Mapping[str, Any]) -> str:
+        if s["lo"] is None and s["hi"] is None:
+            return fmt(s["value"], "+.2f")
         return f"{fmt(s['value'], '+.2f')} (5-95%: {fmt(s['lo'], '+.2f')}..{fmt(s['hi'], '+.2f')})"
 
+    tau, rho = stat(agreement["kendall_tau"]), stat(agreement["spearman_rho"])
+    tasks = agreement["tasks"]
+    # Too few tasks to resample has no interval (minact.agreement): say so, not "[v, v]".
+    few = tasks < MIN_INTERVAL_TASKS
+    how = (
+        f"no interval: {tasks} task{'s' if tasks != 1 else ''} here, too few to resample"
+        if few
+        else f"intervals over the {tasks} tasks here, resampled {agreement['resamples']} times"
+    )
     return (
         f"over {agreement['candidates']} candidates (baselines included), the ranking by "
-        f"original fitness and the ranking here agree with Kendall tau "
-        f"{stat(agreement['kendall_tau'])} and Spearman rho {stat(agreement['spearman_rho'])}; "
-        f"intervals over the {agreement['tasks']} tasks here, resampled "
-        f"{agreement['resamples']} times"
+        f"original fitness and the ranking here agree with Kendall tau {tau} and Spearman rho "
+        f"{rho}; {how}"
     )
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from minact.claims import claim_text
+from minact.claims import claim_text, selection_note
 from minact.runs import events as decode
 from minact.runs.ranking import RankingDocument, RankingEntry, ranking_document
 from minact.score import Score
@@ -113,6 +113,15 @@ def _confirmation(doc: RankingDocument, check: _Check) -> dict[str, Any]:
     """Returns the confirmation summary; adds a `confirmation` block to each checked row of
     `doc` (a copy the caller owns)."""
     event, checked = check.event, check.ranking
+    # The confirmed were picked from all of the run's new candidates on these same tasks
+    # (more seeds, same tasks): that is the choice their claims are optimistic about.
+    pool = sum(1 for c in doc["candidates"] if c["status"] == "ok" and not c["baseline"])
+
+    def picked(claim: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if claim is None:
+            return None
+        return {**claim, "compared": max(int(claim.get("compared") or 1), pool)}
+
     by_hash = {c["code_hash"]: c for c in checked["candidates"] if c["code_hash"]}
     rows: list[RankingEntry] = []
     for c in doc["candidates"]:
@@ -126,7 +135,7 @@ def _confirmation(doc: RankingDocument, check: _Check) -> dict[str, Any]:
             "fitness_spread": v["fitness_spread"],
             "rank": v["rank"],
             "status": v["status"],
-            "claim": v.get("claim"),
+            "claim": picked(v.get("claim")),
         }
         rows.append(cast(RankingEntry, {**c, "confirmation": block}))
     doc["candidates"] = rows
@@ -143,7 +152,7 @@ def _confirmation(doc: RankingDocument, check: _Check) -> dict[str, Any]:
             "code_hash": winner["code_hash"],
             "fitness": winner["fitness"],
             "fitness_spread": winner["fitness_spread"],
-            "claim": winner.get("claim"),
+            "claim": picked(winner.get("claim")),
         },
     }
 
@@ -191,9 +200,11 @@ def check_text(checks: Mapping[str, Any]) -> list[str]:
         if w:
             claim = w.get("claim")
             against = f" ({claim['against']})" if claim else ""
+            caveat = selection_note(claim)
             lines.append(
                 f"confirmed with {c['seeds']} seeds per task: winner {w['name']} at "
                 f"{w['fitness']:+.3f}; beats best baseline{against}: {claim_text(claim)}"
+                + (f" ({caveat})" if caveat else "")
             )
         else:
             lines.append(f"confirmed with {c['seeds']} seeds per task: no new candidate ranked")

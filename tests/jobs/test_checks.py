@@ -15,7 +15,7 @@ from minact.cli import app
 from tests.conftest import ASSETS
 
 runner = CliRunner()
-LAB = ASSETS / "three_tasks.toml"
+LAB = ASSETS / "six_tasks.toml"
 OTHER = ASSETS / "other_tasks.toml"
 
 
@@ -85,7 +85,7 @@ def test_confirmation_rescores_with_more_seeds_under_their_own_key(
         assert any(d in k for k in keys)
     winner = doc["checks"]["confirmation"]["winner"]
     claim = winner["claim"]
-    assert claim["tasks"] == 3 and claim["verdict"] in ("yes", "no", "inconclusive")
+    assert claim["tasks"] == 6 and claim["verdict"] in ("yes", "no", "inconclusive")
     assert (
         claim["against"]
         == min((c for c in confirmed if c["baseline"]), key=lambda c: c["confirmation"]["fitness"])[
@@ -93,11 +93,18 @@ def test_confirmation_rescores_with_more_seeds_under_their_own_key(
         ]
     )
     assert f"beats best baseline ({claim['against']}): {claim['verdict']}" in checked["stderr"]
+    # The winner was picked from all of the run's new candidates on these same tasks.
+    pool = [c for c in doc["candidates"] if c["status"] == "ok" and not c["baseline"]]
+    assert claim["compared"] == len(pool)
+    if len(pool) > 1:
+        said_err = " ".join(checked["stderr"].split())
+        assert f"best of {len(pool)} candidates on these same tasks" in said_err
     # Under the ranking, the search's own claim for its best candidate, on the lab.
     best = next(c for c in doc["candidates"] if c.get("claim"))
     said = " ".join(checked["stdout"].split())  # the terminal may wrap it
     assert f"does {best['name']}, the best candidate, beat the best baseline (" in said
     assert f"beyond noise? {best['claim']['verdict']} (95% CI [" in said
+    assert best["claim"]["compared"] == len(pool) > 1 and "so a yes is optimistic" in said
 
 
 def test_reports_show_both_fitnesses_and_report_rebuilds_them(checked: dict[str, Any]) -> None:
