@@ -199,6 +199,14 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
     return "—" if v is None else format(v, spec)
 
 
+def status_text(status: str, reason: str) -> str:
+    """Returns a candidate's status with its reason ("error: ..."), for the terminal."""
+    if status == "ok" or not reason:
+        return printable(status)
+    # Some reasons open with their status ("screened after stage 1: ..."): say it once.
+    return printable(reason if reason.startswith(status) else f"{status}: {reason}")
+
+
 def print_ranking(doc: RankingDocument) -> None:
     """Prints a ranking document as a table that fits the terminal."""
     lab = doc["lab"]
@@ -227,7 +235,7 @@ def print_ranking(doc: RankingDocument) -> None:
         table.add_column("code", no_wrap=True)
     for c in doc["candidates"]:
         # Names and reasons come from run files and replies: no controls reach the terminal.
-        status = printable(c["status"] if c["status"] == "ok" else f"{c['status']}: {c['reason']}")
+        status = status_text(c["status"], c["reason"])
         row = [
             str(c["rank"] or "—"),
             printable(c["name"] or "?"),

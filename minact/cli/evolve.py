@@ -169,7 +169,11 @@ def evolve(
     ] = None,
     max_calls: Annotated[
         int | None,
-        typer.Option(min=1, show_default="4 x budget + concurrency", help="Cap on proposals."),
+        typer.Option(
+            min=1,
+            show_default="4 x budget + concurrency",
+            help="Cap on LLM calls, follow-ups included (offline proposals count too).",
+        ),
     ] = None,
     prompt_chars: Annotated[
         int | None, typer.Option(min=500, show_default="8000", help="Prompt size limit.")

@@ -20,11 +20,14 @@ from minact.cli._shared import (
     DeviceOpt,
     RayAddressOpt,
     RunsOpt,
+    ThreadsOpt,
     WorkersOpt,
     cache_dir,
+    evaluation_progress,
     fail,
     note,
     print_ranking,
+    status_text,
     stdout,
     workers_count,
 )
@@ -87,8 +90,7 @@ def show(
         how = f" ({origin}: {why})" if why else f" ({origin})" if origin else ""
         parent = (entry["parent"] or "—")[:12]
         out.print(printable(f"proposal {entry.get('index')}{how}; parent {parent}"))
-        status = entry["status"]
-        status = printable(status + (f": {entry['reason']}" if status != "ok" else ""))
+        status = status_text(entry["status"], entry["reason"])
         out.print(
             f"status {status}; fitness {_fmt(entry['fitness'], '+.3f')} ± "
             f"{_fmt(entry['fitness_spread'], '.3f')}; mean OOD MSE "
@@ -179,7 +181,7 @@ def rescore(
             help="Networks per task (overrides the lab's seeds; cached under their own key).",
         ),
     ] = None,
-    threads: Annotated[int, typer.Option(min=0, help="Worker torch threads (0: all cores).")] = 0,
+    threads: ThreadsOpt = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Score a run's best (or given, or all cached) candidates and the baselines on other tasks.
@@ -203,24 +205,28 @@ def rescore(
         )
     address = check_ray_address(backend, ray_address)
     n_workers = workers_count(workers)
+    # Another suite trains every baseline again: minutes on a CPU, which a bar accounts for.
+    update, bar = evaluation_progress(sys.stderr.isatty() and not as_json)
     try:
-        result = rescore_job(
-            tasks=tasks,
-            suite=suite,
-            hashes=hashes or [],
-            run=run,
-            top=top,
-            all_cached=all_cached,
-            runs_dir=runs_dir,
-            cache_dir=cache_dir(cache),
-            device=device.value,
-            workers=n_workers,
-            backend=backend.value,
-            ray_address=address,
-            out=out,
-            network_seeds=seeds,
-            threads=threads,
-        )
+        with bar:
+            result = rescore_job(
+                tasks=tasks,
+                suite=suite,
+                hashes=hashes or [],
+                run=run,
+                top=top,
+                all_cached=all_cached,
+                runs_dir=runs_dir,
+                cache_dir=cache_dir(cache),
+                device=device.value,
+                workers=n_workers,
+                backend=backend.value,
+                ray_address=address,
+                out=out,
+                network_seeds=seeds,
+                threads=threads,
+                progress=update,
+            )
     except MinactError as e:
         fail(e)
     if as_json:

@@ -82,9 +82,12 @@ def _docstring(found: Found, name: str) -> str:
     e = found.entry
     lines = [f"{name}: an activation function found by minact.", ""]
     if e is not None and e["fitness"] is not None:
+        # With one network per task there is no spread over seeds: none is claimed.
+        spread = e["fitness_spread"]
         lines.append(
-            f"Fitness {e['fitness']:+.4f} ± {e['fitness_spread'] or 0:.4f} "
-            "(mean log OOD-MSE ratio to the reference; lower is better, 0 = reference)"
+            f"Fitness {e['fitness']:+.4f}"
+            + (f" ± {spread:.4f} (sd over seeds)" if spread is not None else "")
+            + " (mean log OOD-MSE ratio to the reference; lower is better, 0 = reference)"
         )
     if e is not None and found.run is not None:
         note = e.get("note")

@@ -23,7 +23,7 @@ from minact.agreement import fitness_agreement, score_matrix
 from minact.cache import FitnessCache
 from minact.candidate import Candidate
 from minact.errors import ConfigError
-from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
+from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig, Progress
 from minact.lab import suites
 from minact.lab.loader import lab_with_seeds, load_lab
 from minact.lab.task import sha256_json
@@ -83,9 +83,11 @@ def rescore(
     out: Path | None = None,
     network_seeds: int | None = None,
     threads: int = 0,
+    progress: Progress | None = None,
 ) -> Rescored:
     """Scores the chosen candidates and the 14 baselines on another lab (with
-    `network_seeds` networks per task instead of the lab's, when given); raises ConfigError."""
+    `network_seeds` networks per task instead of the lab's, when given), telling `progress`
+    how far the evaluation is; raises ConfigError."""
     if (tasks is None) == (suite is None):
         raise ConfigError(f"give exactly one of --tasks FILE or --suite ({', '.join(SUITES)})")
     lab = load_lab(tasks if tasks is not None else suite_path(str(suite)))
@@ -111,7 +113,7 @@ def rescore(
             backend=backend,
             ray_address=ray_address,
         )
-        with Evaluator(lab, cache, config) as evaluator:
+        with Evaluator(lab, cache, config, progress=progress) as evaluator:
             scores = evaluator.score([*seeds.seed_candidates(), *chosen])
     meta = {
         "command": "rescore",

@@ -174,9 +174,13 @@ def find(
 ) -> Found:
     """Returns the candidate whose code hash starts with `prefix`; raises ConfigError, also
     when one of `runs` cannot be ranked (`all_runs` leaves such runs out)."""
-    prefix = prefix.strip().lower()
+    given = prefix.strip()
+    prefix = given.lower()
     if len(prefix) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in prefix):
-        raise ConfigError(f"{prefix!r} is not a hash prefix: give at least {MIN_PREFIX} hex digits")
+        raise ConfigError(
+            f"{given!r} is not a hash prefix: give at least {MIN_PREFIX} hex digits"
+            + _named(given, runs)
+        )
     hits: dict[str, Found] = {}
     for run in runs:
         doc, _ = run_ranking(run, warn)
@@ -195,6 +199,22 @@ def find(
             f"{prefix!r} is ambiguous: {len(hits)} candidates match ({listed}); give more digits"
         )
     return next(iter(hits.values()))
+
+
+def _named(name: str, runs: Iterable[Path]) -> str:
+    """Returns " (c23 is 5798dd395b in run R)" for the candidates the runs call `name`,
+    else "": a ranking's table shows names, and a name is what a user types first."""
+    hashes: dict[str, Path] = {}
+    for run in runs:
+        try:
+            doc, _ = run_ranking(run, None)
+        except ConfigError:  # the lookup fails anyway: an unreadable run adds nothing
+            continue
+        for c in doc["candidates"]:
+            if c["name"] == name and c["code_hash"]:
+                hashes.setdefault(c["code_hash"], run)
+    said = [f"{name} is {h[:10]} in run {run}" for h, run in list(hashes.items())[:5]]
+    return f" ({'; '.join(said)}{'; ...' if len(hashes) > 5 else ''})" if said else ""
 
 
 def all_runs(runs_dir: Path, warn: Warn = log_warning) -> list[Path]:

@@ -79,6 +79,14 @@ def test_evolve_screens_candidates_and_reports_them(tmp_path: Path) -> None:
     assert "failed: screened" not in md  # not a failure
     assert f"screened by the cascade: {counters['screened']} of 8" in md
     assert "Screened by the cascade" in (run / "report.html").read_text()
+    # The terminal says "screened" once: the reason opens with it.
+    assert "screened after stage 1" in result.stdout and "screened:" not in result.stdout
+    hash_ = screened[0]["code_hash"][:10]
+    shown = runner.invoke(
+        app, ["show", hash_, "--runs-dir", str(tmp_path), "--cache-dir", str(CACHE[-1])]
+    )
+    assert shown.exit_code == 0, shown.stderr
+    assert "status screened after stage 1: " in shown.stdout
 
 
 def test_the_same_seed_gives_the_same_run_and_a_resume_replays_screened_outcomes(
