@@ -127,7 +127,7 @@ def _ranking_lines(doc: RankingDocument, shown: Sequence[RankingEntry]) -> list[
     families = list(doc["lab"]["families"])
     # A rescore also shows each candidate's fitness on the lab it came from.
     before = any("original_fitness" in c for c in doc["candidates"])
-    claimed = any("claim" in c for c in doc["candidates"])
+    claimed = any(c.get("claim") for c in doc["candidates"])  # a column with something in it
     header = ["#", "name", "fitness", *(["was"] if before else []), "± seed sd", *families]
     header += ["mean OOD MSE", *(["beats best baseline"] if claimed else []), "status", "parent"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -67,9 +67,10 @@ class RankingEntry(_Entry, total=False):
     The required fields come from the candidate's Score; a run adds its lineage (index,
     origin, island, note) and a rescore the fitness on the lab it came from. `collision`
     names the behaviour hash the candidate shared with code that trains differently (its
-    results are then its own, under its code hash), else null. `claim` (new candidates,
-    when the ranking holds a baseline): does it beat the best baseline beyond noise
-    (minact.claims). `validation` and `confirmation`: its scores on a run's held-out suite
+    results are then its own, under its code hash), else null. `claim`: does a new
+    candidate beat the ranking's best baseline beyond noise (minact.claims); null for
+    baselines and failures, and where no claim can be made (no baseline, too few tasks).
+    `validation` and `confirmation`: its scores on a run's held-out suite
     and with more seeds (minact.runs.checks), when the run made those checks.
     `partial_fitness` is a screened candidate's fitness on the cascade's stage-1 tasks,
     else null.
@@ -239,10 +240,9 @@ def ranking_document(
     ]
     # Every ranking says whether its new candidates beat its best baseline beyond noise.
     found = claims(rows, [t["name"] for t in summary["tasks"]])
-    for row in rows:
-        if row["code_hash"] in found:
-            c = found[row["code_hash"]]
-            row["claim"] = c.to_dict() if c is not None else None
+    for row in rows:  # every row has the key (null: a baseline, a failure, too few tasks)
+        c = found.get(row["code_hash"]) if row["code_hash"] else None
+        row["claim"] = c.to_dict() if c is not None else None
     return {
         "minact": minact.__version__,
         "run": dict(run) if run is not None else None,

@@ -100,3 +100,16 @@ def test_the_document_is_json_with_nulls_for_missing_numbers_and_extra_fields() 
         None,
     )
     assert doc["run"] == {"run_id": "r"} and doc["tasks"] == LAB["tasks"]
+
+
+def test_every_row_has_a_claim_key() -> None:
+    # A consumer reads c["claim"] on every row: null on baselines, failures and screened rows.
+    doc = ranking_document(
+        [
+            Score("relu", Hash("a" * 64), "", "ok", fitness=0.0, baseline=True),
+            Score("bad", Hash("b" * 64), "", "error", "raised"),
+        ],
+        {"lab": {"path": "x", "digest": "d", "reference": "relu", "fitness": "f",
+                 "families": []}, "tasks": []},
+    )  # fmt: skip
+    assert [c["claim"] for c in doc["candidates"]] == [None, None]
