@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 _MAX_LINE = 160
+_REASON_CHARS = 240  # of a reason told back: a duplicate's, naming the function, fits
 # Failures the model can fix: the worker's checks (and training) say what went wrong.
 # A timeout or a crash says nothing the model could act on.
 _FIXABLE = {"invalid", "error", "bad_output", "nonfinite", "not_pointwise", "too_costly"}
@@ -249,24 +250,29 @@ def _hint(reason: str) -> str:
 
 def feedback(v: Verdict) -> str:
     """Returns the follow-up message for a reply that gave no new candidate."""
+    # A reason may quote the reply (a name thousands of characters long, an error's
+    # message): told back whole, a follow-up would outgrow what prompt.FOLLOW_UP_CHARS
+    # keeps for it in the model's context. The hint is found in the whole reason.
+    reason = v.reason if len(v.reason) <= _REASON_CHARS else v.reason[:_REASON_CHARS] + " …"
+    hint = _hint(v.reason)
     if v.kind == "failed":
         return (
-            f"Your function failed when it was run: {v.reason}.{_hint(v.reason)} Fix it (on "
+            f"Your function failed when it was run: {reason}.{hint} Fix it (on "
             "tensors use torch functions; math only for constants such as math.pi) and reply "
             "with the complete function in one ```python block."
         )
     if v.kind == "duplicate":
         return (
-            f"Your function is {v.reason}. A copy is wasted: it cannot improve the search. "
+            f"Your function is {reason}. A copy is wasted: it cannot improve the search. "
             "Write a DIFFERENT activation function, not any function listed above, and reply "
             "with the complete function in one ```python block."
         )
     if v.kind == "parse_failure":
         return (
-            f"I could not use your reply: {v.reason}. Reply with ONE ```python block holding "
+            f"I could not use your reply: {reason}. Reply with ONE ```python block holding "
             "the complete `def activation(x):` function."
         )
     return (
-        f"Your function was rejected: {v.reason}.{_hint(v.reason)} Fix that and reply with "
+        f"Your function was rejected: {reason}.{hint} Fix that and reply with "
         "the complete function in one ```python block."
     )

@@ -79,23 +79,33 @@ def _apply_diff(parent: str, blocks: list[tuple[str, str]]) -> str | ParseFailur
             child = child.replace(search, replace, 1)
             continue
         # Tolerate differences in trailing spaces and indentation width of whole lines.
-        lines = [ln.strip() for ln in child.splitlines()]
-        want = [ln.strip() for ln in search.splitlines() if ln.strip()]
-        for start in range(len(lines)):
-            window = [ln for ln in lines[start:] if ln][: len(want)]
-            if window == want:
-                break
-        else:
-            return ParseFailure(f"diff block {i}: the SEARCH text is not in the parent")
         child_lines = child.splitlines()
-        end, matched = start, 0
-        while matched < len(want):
-            matched += bool(child_lines[end].strip())
-            end += 1
+        span = _loose_find(child_lines, [ln.strip() for ln in search.splitlines() if ln.strip()])
+        if span is None:
+            return ParseFailure(f"diff block {i}: the SEARCH text is not in the parent")
+        start, end = span
         indent = re.match(r"\s*", child_lines[start]).group(0)  # type: ignore[union-attr]
         new = [indent + ln.strip() if ln.strip() else "" for ln in replace.splitlines()]
         child = "\n".join(child_lines[:start] + new + child_lines[end:])
     return child
+
+
+def _loose_find(lines: list[str], want: list[str]) -> tuple[int, int] | None:
+    """Returns the span of `lines` whose non-blank lines, stripped, are `want`, or None.
+
+    One substring search over the stripped non-blank lines joined: an earlier block may
+    have made the child tens of thousands of lines long, and comparing a window at each
+    line takes quadratic time (minutes) on it.
+    """
+    kept = [n for n, ln in enumerate(lines) if ln.strip()]
+    if not lines or not want:
+        return (0, 0) if lines else None  # blank SEARCH text: insert at the top
+    joined = "\n".join(lines[n].strip() for n in kept)
+    at = f"\n{joined}\n".find("\n" + "\n".join(want) + "\n")  # whole lines only
+    if at < 0:
+        return None
+    first = joined.count("\n", 0, at)  # the matched line's position among the non-blank
+    return kept[first], kept[first + len(want) - 1] + 1
 
 
 _ONE_DEF = re.compile(r"^def ([A-Za-z_][A-Za-z0-9_]*)\(\s*[A-Za-z_][A-Za-z0-9_]*\s*\)", re.M)

@@ -21,6 +21,8 @@ __all__ = ["bound_names", "mentions", "module", "tensor_names", "text"]
 # `from torch.nn.functional as F`: an import written half as `from`, half as `import`.
 _FROM_AS = re.compile(r"^(\s*)from\s+([A-Za-z_][\w.]*)\s+as\s+([A-Za-z_]\w*)\s*$", re.M)
 _MAX_EXTRA_PARENS = 3
+# What begins a line that continues the expression on the line before, and no statement.
+_CONTINUES = re.compile(r"\s*(?:[-+*/%@&|^<>=!.,)\]}]|(?:and|or|in|is|not\s+in)\b)")
 
 
 def text(source: str) -> tuple[str, list[str]]:
@@ -60,11 +62,20 @@ def _close_parens(source: str, fixes: list[str]) -> str:
     missing = code.count("(") - code.count(")")
     if not 0 < missing <= _MAX_EXTRA_PARENS or any(c in code for c in "'\"[]{}\\"):
         return source
-    if not re.search(r"[\w)]$", code):
+    if not re.search(r"[\w)]$", code) or _continued(lines[error.lineno :]):
         return source
     lines[error.lineno - 1] = code + ")" * missing + line[len(code) :]
     fixes.append(f"closed {missing} `(` left open at the end of a line")
     return "\n".join(lines)
+
+
+def _continued(after: list[str]) -> bool:
+    """Returns whether the next line of code (after blank and comment lines) goes on with
+    an expression: it starts with a binary operator, a closing bracket, `.` or `,`. The
+    `(` left open may then close after it, and closing it at the end of the line before
+    would turn the rest of the expression into a statement that computes nothing."""
+    code = next((ln for ln in after if ln.strip() and not ln.strip().startswith("#")), "")
+    return _CONTINUES.match(code) is not None
 
 
 def _syntax_error(source: str) -> SyntaxError | None:

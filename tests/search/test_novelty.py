@@ -13,7 +13,7 @@ from minact.lab.task import Lab
 from minact.score import Score, TaskScore
 from minact.search import llm, novelty
 from minact.search.population import Member
-from minact.search.prompt import build_prompt, fit_to_context
+from minact.search.prompt import FOLLOW_UP_CHARS, build_prompt, fit_to_context
 from tests.llm_server import LLMServer
 
 SINE = "def activation(y):\n    a = F.gelu(y)\n    b = 0.1 * torch.sin(y)\n    return a + b"
@@ -171,3 +171,18 @@ def test_a_rejection_the_model_keeps_repeating_gets_a_hint(reason: str, hint: st
     else:
         assert "always finite" not in text and "not numpy" not in text
         assert "take a tensor first" not in text and "only its own keywords" not in text
+
+
+@pytest.mark.parametrize("kind", ["rejected", "parse_failure", "failed", "duplicate"])
+def test_a_follow_up_quotes_a_long_reason_in_part(kind: str) -> None:
+    """A reason that quotes the reply (a 7,000-character name) is told back cut short, so a
+    follow-up stays within what the prompt keeps for it; the hint still comes with it."""
+    name = "a" * 7000
+    reason = f"line 2: `torch.{name}` is not allowed in candidate code"
+    message = novelty.feedback(novelty.Verdict(kind, reason, ""))
+    assert len(message) < FOLLOW_UP_CHARS
+    assert "torch.aaa" in message and name not in message
+    if kind == "rejected":
+        assert "Call functions through their module" in message
+    short = "line 2: `foo` is not allowed in candidate code"
+    assert short in novelty.feedback(novelty.Verdict(kind, short, ""))

@@ -96,6 +96,31 @@ def test_search_replace_diffs_apply_to_the_parent() -> None:
     assert isinstance(result, ParseFailure) and "not in the parent" in result.reason
 
 
+def test_a_loose_search_keeps_the_indentation_of_the_lines_it_matches() -> None:
+    """A blank line above the matched lines is neither replaced nor where the indentation
+    is taken from (the replacement once landed at column 0, outside the function)."""
+    parent = "import torch\n\ndef activation(x):\n    y = torch.tanh(x)\n\n    return y\n"
+    diff = "<<<<<<< SEARCH\nreturn y \n=======\nreturn 2 * y\n>>>>>>> REPLACE"
+    assert parse_reply(diff, parent) == parent.replace("return y", "return 2 * y").rstrip("\n")
+
+
+def test_a_loose_search_in_a_long_child_is_one_search() -> None:
+    """A first block that makes the child 40,000 lines long, then blocks matched loosely at
+    its end: each is found by one search, where a window compared at every line took
+    quadratic time (16 s of the main process for one block)."""
+    parent = "def activation(x):\n    y = x\n    return y\n"
+    grow = "<<<<<<< SEARCH\n    return y\n=======\n" + "    y = y + 1\n" * 40_000
+    grow += "    return y\n>>>>>>> REPLACE\n"
+    loose = "<<<<<<< SEARCH\n  y = y + 1\n return y\n=======\nreturn y\n>>>>>>> REPLACE\n"
+    result = parse_reply(grow + loose * 3, parent)
+    assert isinstance(result, str)
+    lines = result.splitlines()
+    assert lines[-1] == "    return y" and lines.count("    y = y + 1") == 40_000 - 3
+    missing = "<<<<<<< SEARCH\n  y = y + 2\n=======\nq\n>>>>>>> REPLACE\n"
+    result = parse_reply(grow + missing, parent)
+    assert isinstance(result, ParseFailure) and "diff block 2" in result.reason
+
+
 @pytest.mark.parametrize(
     ("reply", "reason"),
     [

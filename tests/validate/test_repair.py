@@ -258,6 +258,11 @@ def test_code_that_validates_is_left_as_it_is() -> None:
         "def activation(x):\n    return torch.where(x > 0,\n",
         "def activation(x):\n    return torch.sum(x[0:1] + x\n",
         "def activation(x):\n    return F.gelu(x) + torch.sin(x, ')'\n",
+        # The next line goes on with the expression: closed at the end of the first line,
+        # `y` would be x + 1 and the rest a statement that computes nothing.
+        "def activation(x):\n    y = (x + 1\n    - x * 0.5\n    return y\n",
+        "def activation(x):\n    y = (x + 1\n\n    # half\n    * 0.5\n    return y\n",
+        "def activation(x):\n    y = torch.sigmoid(x\n    .abs()\n    return y\n",
     ],
 )
 def test_what_is_not_a_known_slip_is_not_touched(source: str) -> None:
