@@ -129,11 +129,16 @@ class FitnessCache:
         self.torch = torch_version() if torch is None else torch
         self.warnings: list[str] = []
         self._salt: str | None = None
+        self._cache = self._open()
+        self._database = self._identity()
+
+    def _open(self) -> diskcache.Cache:
+        """Opens (or creates) the store in the cache's folder; raises CacheError."""
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(parents=True, exist_ok=True)
             # No eviction: a result is never dropped to make room; entries are small.
-            self._cache = diskcache.Cache(
-                str(directory),
+            return diskcache.Cache(
+                str(self.directory),
                 disk=_TextDisk,
                 eviction_policy="none",
                 timeout=60,
@@ -141,9 +146,32 @@ class FitnessCache:
             )
         except (sqlite3.Error, OSError) as e:
             raise CacheError(
-                f"cannot open the cache at {directory}: {e}; pass --cache-dir DIR or fix its "
-                "permissions (deleting a damaged cache folder is safe: it only costs re-evaluation)"
+                f"cannot open the cache at {self.directory}: {e}; pass --cache-dir DIR or fix "
+                "its permissions (deleting a damaged cache folder is safe: it only costs "
+                "re-evaluation)"
             ) from None
+
+    def _identity(self) -> tuple[int, int] | None:
+        """Returns the device and inode of the database file in the folder, None if none."""
+        try:
+            st = (self.directory / "cache.db").stat()
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _reopen_if_replaced(self) -> None:
+        """Opens the store again when its database left the folder (removed, replaced)."""
+        # SQLite goes on writing to the file it opened: after `rm -r` of the folder, every
+        # later result would go to a deleted file, in silence.
+        if self._identity() == self._database:
+            return
+        self.warnings.append(
+            f"the cache at {self.directory} was removed or replaced while the command ran; "
+            "later results are kept in a new one there"
+        )
+        self._cache.close()
+        self._cache = self._open()
+        self._database = self._identity()
 
     def close(self) -> None:
         """Closes the underlying database."""
@@ -353,8 +381,9 @@ class FitnessCache:
 
     def _put(self, key: str, value: dict[str, Any]) -> None:
         try:
+            self._reopen_if_replaced()
             stamped = {**value, "key": key, "torch": self.torch}
             self._cache.set(key, json.dumps(stamped, sort_keys=True))
-        except (sqlite3.Error, OSError) as e:
+        except (sqlite3.Error, OSError, CacheError) as e:
             # The result stays in memory for this command; only its reuse is lost.
             self.warnings.append(f"could not write cache entry {key}: {e}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -186,14 +186,28 @@ async def _run(
                             data = _report(log, evaluator)
                 except BaseException as e:
                     if not finished:  # never leave it looking alive
-                        log.close()
                         stopped = isinstance(e, (KeyboardInterrupt, asyncio.CancelledError))
                         status = "interrupted" if stopped else "failed"
                         message = str(e)[:500] or f"{status} ({type(e).__name__})"
-                        log.write_run({**meta, "status": status, "message": message})
+                        # A run folder that is gone or full fails these too; the error that
+                        # stopped the run says more than theirs, so it is the one raised.
+                        with suppress(ConfigError):
+                            log.close()
+                        with suppress(ConfigError):
+                            log.write_run({**meta, "status": status, "message": message})
                     raise
     report_files.write(log.directory, data)
-    return EvolveResult(summary, data.ranking, log.directory, data.warnings)
+    warnings = data.warnings + _cache_notes(cache.warnings)
+    return EvolveResult(summary, data.ranking, log.directory, warnings)
+
+
+def _cache_notes(warnings: list[str], shown: int = 3) -> list[str]:
+    """Returns what went wrong with the cache during the run (results it could not keep, or
+    read), the first `shown` in full and a count of the rest: one per entry would be noise."""
+    distinct = list(dict.fromkeys(warnings))
+    rest = len(distinct) - shown
+    more = [f"and {rest} more cache warnings like these"] if rest > 0 else []
+    return [f"cache: {w}" for w in distinct[:shown]] + more
 
 
 _CHECKS_STOPPED = "interrupted during the checks after the search; its candidates are kept"

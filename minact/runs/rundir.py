@@ -73,6 +73,7 @@ class RunLog:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._events: IO[str] | None = None
+        self._written = 0  # bytes events.jsonl held after this process's last append
 
     @property
     def run_json(self) -> Path:
@@ -143,10 +144,38 @@ class RunLog:
             if self._events is None:
                 self._events = self.events_path.open("a", encoding="utf-8")
                 self._repair_tail()
+            else:
+                self._check_same_log(self._events)
             self._events.write(line)
             self._events.flush()
+            self._written = os.fstat(self._events.fileno()).st_size
         except OSError as e:
             raise _cannot("write", self.events_path, e) from None
+
+    def _check_same_log(self, events: IO[str]) -> None:
+        """Raises ConfigError when events.jsonl is no longer the file this process appends
+        to (removed, replaced, its folder moved) or lost lines it held (truncated)."""
+        # Appending to a file that left the folder would lose every later event in silence,
+        # and the run would end "finished" with a ranking built from what replaced it.
+        mine = os.fstat(events.fileno())
+        try:
+            there = os.stat(self.events_path)
+        except FileNotFoundError:
+            there = None
+        if there is None or (there.st_dev, there.st_ino) != (mine.st_dev, mine.st_ino):
+            what = "removed or replaced" if self.directory.is_dir() else "moved or removed"
+            subject = self.events_path if self.directory.is_dir() else self.directory
+            raise ConfigError(
+                f"{subject} was {what} while the run was writing it; the run stops. "
+                "Evaluated candidates are in the cache: put the run directory back and "
+                "--resume it, or start a new run"
+            )
+        if mine.st_size < self._written:
+            raise ConfigError(
+                f"{self.events_path} was truncated while the run was writing it (its events "
+                f"fell from {self._written} to {mine.st_size} bytes); the run stops. Evaluated "
+                "candidates are in the cache: --resume the run or start a new one"
+            )
 
     def events(self) -> Iterator[dict[str, Any]]:
         """Yields the logged events; skips a truncated or damaged line. Raises ConfigError
