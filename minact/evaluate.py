@@ -41,13 +41,12 @@ from minact.curves import GRID, Curve, parse_curve
 from minact.errors import EvaluationError
 from minact.fitness import aggregate, first_failure
 from minact.lab.task import Lab, Task
-from minact.reuse import Resolved, Results, noted
+from minact.reuse import Resolved, Results, failure_conditions, noted
 from minact.sandbox.client import WorkerSettings
 from minact.sandbox.pool import local_workers
-from minact.sandbox.process import from_outside, load_average, machine_cores
 from minact.sandbox.ray_workers import RayWorkers
 from minact.sandbox.workers import Workers
-from minact.score import TRANSIENT, Admission, Conditions, Score, failed_again
+from minact.score import TRANSIENT, Admission, Conditions, Score
 
 __all__ = [
     "EVALUATOR_VERSION",
@@ -265,13 +264,8 @@ class Evaluator:
             chunk = todo[start : start + ADMIT_CHUNK]
             for c, adm in zip(chunk, self._admit_chunk(chunk), strict=True):
                 if adm.status in TRANSIENT:
-                    cond = failed_again(
-                        before.get(c.code_hash),
-                        self._admit_deadline(),
-                        self._device(),
-                        load_average(),
-                        machine_cores(),
-                        from_outside(adm.reason),
+                    cond = failure_conditions(
+                        before.get(c.code_hash), self._admit_deadline(), self._device(), adm.reason
                     )
                     self.cache.put_admission(c.code_hash, self._lab_digest, adm, cond)
                     adm = replace(adm, reason=noted(adm.reason, cond))

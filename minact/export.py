@@ -12,7 +12,7 @@ import builtins
 import keyword
 import re
 
-from minact.untrusted import printable
+from minact.untrusted import printable_lines
 
 __all__ = ["NAME_RULE", "class_name", "module_text", "valid_name"]
 
@@ -56,7 +56,7 @@ def module_text(source: str, name: str, docstring: str) -> str:
     alias = "" if name == "activation" else f"activation = {name}\n\n\n"
     # The docstring quotes run files (a path, a proposal's note): a control character or a
     # backslash (`C:\Users`, `\N{`) would stop the module from compiling.
-    doc = "\n".join(printable(line) for line in docstring.rstrip().split("\n"))
+    doc = printable_lines(docstring)
     doc = doc.replace('"""', "'''").replace("\\", "\\\\")
     return (
         f'"""{doc}\n"""\n\n'

@@ -35,7 +35,7 @@ from minact.sandbox.process import from_outside, load_average, machine_cores
 from minact.sandbox.workers import Workers
 from minact.score import TRANSIENT, Conditions, TaskResult, failed_again
 
-__all__ = ["Resolved", "Results", "noted"]
+__all__ = ["Resolved", "Results", "failure_conditions", "noted"]
 
 Progress = Callable[[str, int, int], None]
 # (code, producer) -> {task digest: the producer's trace on it}, awaiting verification
@@ -226,20 +226,23 @@ class Results:
         """Caches a fresh result where it belongs; returns it as the Score should show it."""
         previous = self.cache.get_transient(st.code, d, self._lab)
         if r.status in TRANSIENT:
-            cond = failed_again(
-                previous[1] if previous is not None else None,
-                self.lab.timeout,
-                self._device(),
-                load_average(),
-                machine_cores(),
-                from_outside(r.reason),
-            )
+            before = previous[1] if previous is not None else None
+            cond = failure_conditions(before, self.lab.timeout, self._device(), r.reason)
             self.cache.put_transient(st.code, d, self._lab, dataclasses.replace(r, trace=()), cond)
             return _noted(r, cond)
         self.cache.put_result(st.key, d, self._lab, r, st.code)
         if previous is not None:
             self.cache.drop_transient(st.code, d, self._lab)
         return r
+
+
+def failure_conditions(
+    previous: Conditions | None, timeout: float, device: str, reason: str
+) -> Conditions:
+    """Returns the conditions of a timeout or crash with `reason` after `previous` (None:
+    the first), with the machine's load now and whether the reason names an outside cause."""
+    outside = from_outside(reason)
+    return failed_again(previous, timeout, device, load_average(), machine_cores(), outside)
 
 
 def noted(reason: str, cond: Conditions) -> str:

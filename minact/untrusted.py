@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["clip", "printable", "scrub", "writable"]
+__all__ = ["clip", "printable", "printable_lines", "scrub", "writable"]
 
 # C0 and C1 controls, DEL, line separators and bidirectional overrides: none may reach a
 # terminal or a report as they are (ESC sequences clear screens and retitle windows). Lone
@@ -38,6 +38,12 @@ def printable(text: str) -> str:
         return _ESCAPES.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
 
     return _UNSAFE.sub(escape, text)
+
+
+def printable_lines(text: str) -> str:
+    """Returns `text` (trailing whitespace dropped) with each line's control characters
+    escaped as `printable` does, its line breaks kept."""
+    return "\n".join(printable(line) for line in text.rstrip().split("\n"))
 
 
 def scrub(secret: str | None, text: str) -> str:

@@ -1,10 +1,12 @@
-"""Test doubles for the search loop: a deterministic evaluator and scripted proposers."""
+"""Test doubles for the search loop: a deterministic evaluator, scripted proposers, and a
+recorder of the LLM client's waits."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from minact import seeds
 from minact.candidate import Candidate, Hash
@@ -100,3 +102,25 @@ class ScriptedProposer:
 def fenced(body: str) -> str:
     """Returns a reply holding `def activation(x): return <body>` in a python fence."""
     return f"Here you go.\n```python\nimport torch\ndef activation(x):\n    return {body}\n```\n"
+
+
+T = TypeVar("T")
+
+
+class Sleeps:
+    """Records the waits asked for instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def run(coro: Awaitable[T]) -> T:
+    """Runs `coro`, failing (not hanging) if it takes more than 30 s."""
+
+    async def guarded() -> T:
+        return await asyncio.wait_for(coro, 30)
+
+    return asyncio.run(guarded())

@@ -61,7 +61,6 @@ def _machine_load(monkeypatch: pytest.MonkeyPatch, load: float) -> None:
     """Makes the evaluator see `load` as the machine's load average: whether a failure is
     a verdict depends on it, and a test must not depend on the machine's real load."""
     monkeypatch.setattr("minact.reuse.load_average", lambda: load)
-    monkeypatch.setattr("minact.evaluate.load_average", lambda: load)
 
 
 def _score(lab: Lab, cache: FitnessCache, *cands: Candidate) -> dict[str, Score]:

@@ -33,7 +33,7 @@ from minact.cli._shared import (
 )
 from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
-from minact.untrusted import printable
+from minact.untrusted import printable, printable_lines
 
 __all__ = ["export", "report", "rescore", "show"]
 
@@ -96,7 +96,7 @@ def show(
             f"{_fmt(entry['fitness_spread'], '.3f')}; mean OOD MSE "
             f"{_fmt(entry['mean_ood_mse'], '.4g')}; cost {_fmt(entry['cost'], '.1f')}x GELU"
         )
-    code = "\n".join(printable(line) for line in found.source.rstrip().split("\n"))
+    code = printable_lines(found.source)
     out.print("\n" + code + "\n")
     if entry is not None and entry["tasks"]:
         table = Table("task", "OOD MSE", "ID MSE", "± OOD", "log-ratio vs reference")

@@ -32,7 +32,7 @@ from minact.report.data import (
 )
 from minact.runs.checks import check_text
 from minact.runs.ranking import RankingDocument, RankingEntry, task_value
-from minact.untrusted import printable
+from minact.untrusted import printable, printable_lines
 
 __all__ = ["render_markdown", "render_run_markdown"]
 
@@ -57,7 +57,7 @@ def _cell(text: Any) -> str:
 def _fence(text: str, lang: str = "") -> list[str]:
     """Returns `text` as a fenced block whose fence no backtick run inside can close, each
     line's control characters escaped."""
-    text = "\n".join(printable(line) for line in text.rstrip().split("\n"))
+    text = printable_lines(text)
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return [fence + lang, text, fence]

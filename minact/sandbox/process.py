@@ -128,7 +128,7 @@ def load_factor() -> float:
     """Returns how many times oversubscribed the machine's cores are (1.0 at most once per
     core, or where the system does not say)."""
     load = load_average()
-    return 1.0 if load is None else max(1.0, load / (os.cpu_count() or 1))
+    return 1.0 if load is None else max(1.0, load / machine_cores())
 
 
 class WorkerProcess:

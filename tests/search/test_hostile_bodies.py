@@ -9,8 +9,8 @@ import gzip
 import json
 import random
 import zlib
-from collections.abc import AsyncGenerator, Awaitable, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator
+from typing import Any
 
 import httpx
 import pytest
@@ -20,36 +20,11 @@ from minact.search import llm
 from minact.search.inflate import PIECE, DecodeError, decoded
 from minact.search.llm import Completion, LLMClient, LLMConfig, Message
 from minact.untrusted import clip, writable
+from tests.fakes import Sleeps, run
 from tests.llm_server import GOOD_REPLY, ErrorEvent, LLMServer, PlainJson, Raw, Reply, Status
 
 MESSAGES: list[Message] = [{"role": "user", "content": "Write one."}]
 ANSWER = GOOD_REPLY[: GOOD_REPLY.rindex("```") + 3]  # a stream is read up to its code's end
-T = TypeVar("T")
-
-
-class Sleeps:
-    """Records the waits asked for instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
-@pytest.fixture
-def server() -> Iterator[LLMServer]:
-    with LLMServer() as s:
-        yield s
-
-
-def run(coro: Awaitable[T]) -> T:
-    """Runs `coro`, failing (not hanging) if it takes more than 30 s."""
-
-    async def guarded() -> T:
-        return await asyncio.wait_for(coro, 30)
-
-    return asyncio.run(guarded())
 
 
 def ask(server: LLMServer, sleep: Sleeps | None = None, **overrides: Any) -> Completion:

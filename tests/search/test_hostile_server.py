@@ -3,11 +3,9 @@ escape sequences, echoed keys and malformed streams, all over real HTTP on 127.0
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
-from collections.abc import Awaitable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +26,7 @@ from minact.search.prompt import build_messages
 from minact.search.proposers import LLMProposer, ProposalRequest
 from minact.search.reply import ParseFailure, parse_reply
 from minact.untrusted import clip, printable, scrub
+from tests.fakes import Sleeps, run
 from tests.llm_server import (
     GOOD_CODE,
     GOOD_REPLY,
@@ -46,17 +45,6 @@ from tests.llm_server import (
 
 KEY = "sk-test-s3cret-key-0123456789abcdef"
 MESSAGES: list[Message] = [{"role": "user", "content": "Write one."}]
-T = TypeVar("T")
-
-
-class Sleeps:
-    """Records the waits asked for instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
 
 
 PARENT = "def activation(x):\n    y = F.gelu(x)\n    return y + 0.1 * torch.sin(x)"
@@ -66,21 +54,6 @@ def _member(source: str = PARENT, fitness: float = -0.2, name: str = "p") -> Mem
     tasks = {"sine": TaskScore(1.0, 0.1, 0.0, -0.4), "product": TaskScore(2.0, 0.2, 0.0, 0.0)}
     score = Score(name, Hash(name * 8), source, "ok", "", Hash(name * 9), fitness, 0.01, 1.5, tasks)
     return Member(score, 0, 0, "llm")
-
-
-@pytest.fixture
-def server() -> Iterator[LLMServer]:
-    with LLMServer() as s:
-        yield s
-
-
-def run(coro: Awaitable[T]) -> T:
-    """Runs `coro`, failing (not hanging) if it takes more than 30 s."""
-
-    async def guarded() -> T:
-        return await asyncio.wait_for(coro, 30)
-
-    return asyncio.run(guarded())
 
 
 async def _ask(

@@ -7,7 +7,7 @@ import email.utils
 import random
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from minact.errors import LLMError, MinactError
 from minact.search import llm, sse
 from minact.search.llm import Completion, LLMClient, LLMConfig, Message
+from tests.fakes import Sleeps
 from tests.llm_server import (
     GOOD_CODE,
     GOOD_REPLY,
@@ -45,23 +46,6 @@ MESSAGES: list[Message] = [
 ]
 KEY = "sk-test-s3cret-key-0123456789"
 NO_CODE = "I would rather talk about the weather today, which is lovely."
-
-
-class Sleeps:
-    """Records the waits asked for instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
-@pytest.fixture
-def server() -> Iterator[LLMServer]:
-    """Yields a fresh server (its default reply is GOOD_REPLY, streamed)."""
-    with LLMServer() as s:
-        yield s
 
 
 async def _complete(url: str, sleep: Sleeps | None, **overrides: Any) -> Completion:
