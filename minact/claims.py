@@ -1,10 +1,12 @@
 """Claims that survive noise: does a candidate beat the best baseline, beyond chance?
 
-A candidate's fitness is the mean over tasks of its per-task log-ratio against the reference,
-so the difference between two candidates' fitness is the mean over tasks of the per-task
-differences. The comparison is paired: both were trained on the same tasks (same data, same
-network seeds), and the per-task difference cancels what the task itself contributes. A
-bootstrap over tasks (resampling them with replacement, a fixed seed so the interval is
+A candidate's fitness is the mean over tasks of a per-task measure (its log-ratio against the
+reference; its OOD MSE under `fitness = "mean_ood_mse"`), so the difference between two
+candidates' fitness is the mean over tasks of the per-task differences of that measure, and
+the claim tests the very measure the ranking (and the pick of the best baseline) uses.
+The comparison is paired: both were trained on the same tasks (same data, same network
+seeds), and the per-task difference cancels what the task itself contributes. A bootstrap
+over tasks (resampling them with replacement, a fixed seed so the interval is
 reproducible) gives a 95% interval of the mean difference. Over few tasks the plain
 percentile interval is too narrow (its "yes" comes 5-13% of the time at 3-8 tasks when nothing
 differs, not 2.5%), so it is the *expanded* percentile interval (Hesterberg 2015, "What
@@ -37,7 +39,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["RESAMPLES", "Claim", "best_baseline", "claim_text", "claims", "expanded_tail"]
-__all__ += ["paired_claim", "selection_note"]
+__all__ += ["MEASURES", "paired_claim", "selection_note"]
 
 Row = Mapping[str, Any]  # a ranking.json candidate row
 
@@ -51,10 +53,11 @@ class Claim:
     """A paired comparison of a candidate against a baseline over the tasks both were scored on.
 
     Attributes:
-        against: the baseline's name.  difference: mean over tasks of the candidate's log-ratio
-        minus the baseline's (negative: the candidate is better).  lo, hi: the 95% bootstrap
-        interval of that mean.  tasks: how many tasks were paired.  verdict: "yes", "no" or
-        "inconclusive" (does the candidate beat the baseline?).  compared: how many new
+        against: the baseline's name.  difference: mean over tasks of the candidate's per-task
+        measure (log-ratio, or OOD MSE under fitness "mean_ood_mse") minus the baseline's
+        (negative: the candidate is better).  lo, hi: the 95% bootstrap interval of that
+        mean.  tasks: how many tasks were paired.  verdict: "yes", "no" or "inconclusive"
+        (does the candidate beat the baseline?).  compared: how many new
         candidates the ranking compared with the same baseline (the claim of the best of
         them is optimistic: it was picked on these tasks).
     """
@@ -128,14 +131,21 @@ def best_baseline(rows: Sequence[Row]) -> Row | None:
     return min(ok, key=lambda c: float(c["fitness"])) if ok else None
 
 
-def _log_ratio(row: Row, task: str) -> float | None:
-    v = (row["tasks"].get(task) or {}).get("log_ratio")
-    return float(v) if v is not None and math.isfinite(v) else None
+MEASURES = {"mean_log_ratio": "log_ratio", "mean_ood_mse": "ood_loss"}  # fitness -> per task
 
 
-def claims(rows: Sequence[Row], tasks: Sequence[str], *, seed: int = 0) -> dict[str, Claim | None]:
+def _task_value(row: Row, task: str, measure: str) -> float | None:
+    v = (row["tasks"].get(task) or {}).get(measure)
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+
+
+def claims(
+    rows: Sequence[Row], tasks: Sequence[str], *, fitness: str = "mean_log_ratio", seed: int = 0
+) -> dict[str, Claim | None]:
     """Returns {code hash: claim} for every ranked new candidate among ranking rows: does it
-    beat the best baseline of these rows beyond noise? Empty without a baseline."""
+    beat the best baseline of these rows beyond noise, on the per-task measure whose mean is
+    the `fitness` kind? Empty without a baseline."""
+    measure = MEASURES.get(fitness, "log_ratio")
     base = best_baseline(rows)
     if base is None:
         return {}
@@ -146,7 +156,7 @@ def claims(rows: Sequence[Row], tasks: Sequence[str], *, seed: int = 0) -> dict[
     ]
     out: dict[str, Claim | None] = {}
     for c in new:
-        pairs = [(_log_ratio(c, t), _log_ratio(base, t)) for t in tasks]
+        pairs = [(_task_value(c, t, measure), _task_value(base, t, measure)) for t in tasks]
         kept = [(a, b) for a, b in pairs if a is not None and b is not None]
         mine, theirs = [a for a, _ in kept], [b for _, b in kept]
         against = str(base["name"])

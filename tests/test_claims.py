@@ -114,3 +114,25 @@ def test_each_claim_counts_the_candidates_it_was_picked_from() -> None:
     best = found["new" * 8]
     assert best is not None and best.compared == 2 and best.to_dict()["compared"] == 2
     assert "best of 2 candidates on these same tasks" in selection_note(best.to_dict())
+
+
+def test_the_claim_tests_the_measure_the_fitness_averages() -> None:
+    # Under fitness "mean_ood_mse" the best baseline is the one with the lowest mean OOD MSE,
+    # and the claim pairs OOD MSEs: a candidate better in log-ratio on every task but worse
+    # in MSE where the scale is largest is not declared a winner on another measure.
+    tasks = [f"t{i}" for i in range(6)]
+    scale = [100.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+
+    def row(name: str, ratios: list[float], mse: list[float], baseline: bool) -> dict[str, Any]:
+        r = _row(name, sum(mse) / 6, ratios, baseline)
+        for i, v in enumerate(mse):
+            r["tasks"][f"t{i}"]["ood_loss"] = v
+        return r
+
+    base = row("gelu", [0.0] * 6, scale, True)
+    new = row("new", [0.1, -0.5, -0.5, -0.5, -0.5, -0.5], [110.0] + [0.6] * 5, False)
+    by_ratio = claims([base, new], tasks)["new" * 8]
+    by_mse = claims([base, new], tasks, fitness="mean_ood_mse")["new" * 8]
+    assert by_ratio is not None and by_ratio.difference < 0
+    assert by_mse is not None and by_mse.difference == pytest.approx((10.0 - 0.4 * 5) / 6)
+    assert by_mse.verdict != "yes"

@@ -239,7 +239,8 @@ def ranking_document(
         for rank, s in ranked(scores)
     ]
     # Every ranking says whether its new candidates beat its best baseline beyond noise.
-    found = claims(rows, [t["name"] for t in summary["tasks"]])
+    fitness = str(summary["lab"].get("fitness") or "mean_log_ratio")
+    found = claims(rows, [t["name"] for t in summary["tasks"]], fitness=fitness)
     for row in rows:  # every row has the key (null: a baseline, a failure, too few tasks)
         c = found.get(row["code_hash"]) if row["code_hash"] else None
         row["claim"] = c.to_dict() if c is not None else None

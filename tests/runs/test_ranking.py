@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from minact.candidate import Hash, Rejection
 from minact.runs.ranking import ranked, ranking_document, rejection_score
 from minact.score import Score, TaskScore
@@ -113,3 +115,31 @@ def test_every_row_has_a_claim_key() -> None:
                  "families": []}, "tasks": []},
     )  # fmt: skip
     assert [c["claim"] for c in doc["candidates"]] == [None, None]
+
+
+def test_a_ranking_under_mean_ood_mse_claims_on_ood_mse() -> None:
+    # The lab's fitness kind picks the measure the claim pairs (the one the ranking sorts by).
+    names = [f"t{i}" for i in range(6)]
+    lab = {
+        "lab": {**LAB["lab"], "fitness": "mean_ood_mse", "families": ["f"]},
+        "tasks": [{"name": n, "family": "f"} for n in names],
+    }
+
+    def scored(name: str, baseline: bool, mse: list[float], ratio: float) -> Score:
+        tasks = {n: TaskScore(v, 0.1, 0.0, ratio) for n, v in zip(names, mse, strict=True)}
+        return Score(name, Hash(f"h-{name}"), "", "ok", "", Hash(f"b-{name}"), sum(mse) / 6,
+                     None, sum(mse) / 6, tasks, baseline=baseline)  # fmt: skip
+
+    base = scored("gelu", True, [100.0] + [1.0] * 5, 0.0)
+    new = scored("new", False, [110.0] + [0.6] * 5, -0.5)
+
+    def claim(fitness: str) -> dict[str, object]:
+        lab["lab"]["fitness"] = fitness
+        rows = ranking_document([base, new], lab)["candidates"]
+        found = next(c["claim"] for c in rows if c["name"] == "new")
+        assert found is not None
+        return dict(found)
+
+    by_mse = claim("mean_ood_mse")
+    assert by_mse["difference"] == pytest.approx(8 / 6) and by_mse["verdict"] != "yes"
+    assert claim("mean_log_ratio")["difference"] == -0.5
