@@ -10,7 +10,8 @@ failed batch is asked again item by item), so only the culprit fails, as with on
 worker. Probing, verifying and drawing take milliseconds and go to one free worker.
 
 `local_workers` picks the split: on CUDA one worker per visible device, pinned to it with
-CUDA_VISIBLE_DEVICES; on CPU one single-thread worker per core (bench/pipeline.py on 2
+CUDA_VISIBLE_DEVICES; on CPU one single-thread worker per core (the affinity mask capped by
+a cgroup CPU quota: sandbox/cores.py) (bench/pipeline.py on 2
 cores: two single-thread workers beat one worker with two threads, and two workers with
 torch's default threads each were several times slower than either). This module does
 not import torch.
@@ -31,24 +32,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from minact.sandbox.client import TrainItem, VerifyItem, WorkerClient, WorkerSettings
+from minact.sandbox.cores import affinity_cores, cpu_cores
 from minact.sandbox.workers import Workers
 from minact.score import Admission, TaskResult
 
-__all__ = ["MAX_AUTO_CPU_WORKERS", "WorkerPool", "cuda_devices", "local_workers"]
+__all__ = ["MAX_AUTO_CPU_WORKERS", "WorkerPool", "cpu_cores", "cuda_devices", "local_workers"]
 
 # `auto` on CPU stops here: each worker holds its own torch (a few hundred MB), and only 2
 # cores were measured.
 MAX_AUTO_CPU_WORKERS = 8
 
 T = TypeVar("T")
-
-
-def cpu_cores() -> int:
-    """Returns the cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def cuda_devices() -> list[str]:
@@ -94,10 +88,12 @@ def local_workers(home: Path, settings: WorkerSettings, workers: int) -> Workers
             workers = min(cpu_cores(), MAX_AUTO_CPU_WORKERS)
             # Two workers each using all cores ran several times slower than one.
             settings = settings if settings.threads else replace(settings, threads=1)
+    if not devices and not settings.threads and (workers > 1 or cpu_cores() < affinity_cores()):
+        # Split the cores (a CPU quota below the affinity mask counts: torch's default
+        # threads would follow the mask and be throttled).
+        settings = replace(settings, threads=max(1, cpu_cores() // workers))
     if workers == 1:
         return WorkerClient(home, settings)
-    if not devices and not settings.threads:
-        settings = replace(settings, threads=max(1, cpu_cores() // workers))
     clients = []
     for i in range(workers):
         pinned = (

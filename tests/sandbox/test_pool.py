@@ -137,7 +137,11 @@ def test_auto_pins_one_worker_per_visible_gpu(
     assert pool.cuda_devices() == []
 
 
-def test_auto_on_cpu_splits_the_cores_into_single_thread_workers(tmp_path: Path) -> None:
+def test_auto_on_cpu_splits_the_cores_into_single_thread_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool, "affinity_cores", lambda: 2)  # no CPU quota below the mask
+    monkeypatch.setattr(pool, "cpu_cores", lambda: 2)
     workers = pool.local_workers(tmp_path / "worker", WorkerSettings(device="cpu"), 0)
     expected = min(pool.cpu_cores(), pool.MAX_AUTO_CPU_WORKERS)
     assert workers.size == expected
