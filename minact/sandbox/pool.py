@@ -10,11 +10,10 @@ failed batch is asked again item by item), so only the culprit fails, as with on
 worker. Probing, verifying and drawing take milliseconds and go to one free worker.
 
 `local_workers` picks the split: on CUDA one worker per visible device, pinned to it with
-CUDA_VISIBLE_DEVICES; on CPU one single-thread worker per core (the affinity mask capped by
-a cgroup CPU quota: sandbox/cores.py) (bench/pipeline.py on 2
-cores: two single-thread workers beat one worker with two threads, and two workers with
-torch's default threads each were several times slower than either). This module does
-not import torch.
+CUDA_VISIBLE_DEVICES; on CPU one single-thread worker per core, the cores being the affinity
+mask capped by a cgroup CPU quota (sandbox/cores.py). bench/pipeline.py on 2 cores: two
+single-thread workers beat one worker with two threads, and two workers with torch's default
+threads each were several times slower than either. This module does not import torch.
 """
 
 from __future__ import annotations
