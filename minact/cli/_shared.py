@@ -74,9 +74,25 @@ def ray_address(backend: Backend | None, address: str | None) -> str | None:
     return address
 
 
+def path_value(value: str | os.PathLike[str]) -> Path:
+    """Parses a file or folder option: an empty value is a usage error, not the current
+    folder (Path("") is "."; `--runs-dir ""` would write runs among the user's files)."""
+    if isinstance(value, os.PathLike):  # a default, already a Path
+        return Path(value)
+    if not value.strip():
+        raise typer.BadParameter("an empty path; give a file or folder name")
+    if "\0" in value:
+        raise typer.BadParameter(f"{value!r} holds a NUL character, which no path can")
+    return Path(value)
+
+
 TasksOpt = Annotated[
     Path | None,
-    typer.Option("--tasks", help="Lab file (default: ./tasks.toml, else the built-in lab)."),
+    typer.Option(
+        "--tasks",
+        parser=path_value,
+        help="Lab file (default: ./tasks.toml, else the built-in lab).",
+    ),
 ]
 DeviceOpt = Annotated[
     Device, typer.Option("--device", help="Where candidates train (auto: CUDA when available).")
@@ -88,12 +104,15 @@ CacheOpt = Annotated[
     Path | None,
     typer.Option(
         "--cache-dir",
+        parser=path_value,
         envvar="MINACT_CACHE_DIR",
         show_envvar=True,
         help="Fitness cache folder (default: ./cache).",
     ),
 ]
-RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="Where run directories are.")]
+RunsOpt = Annotated[
+    Path, typer.Option("--runs-dir", parser=path_value, help="Where run directories are.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 WorkersOpt = Annotated[
     str,

@@ -25,6 +25,7 @@ from minact.cli._shared import (
     cache_dir,
     fail,
     note,
+    path_value,
     print_ranking,
     workers_count,
 )
@@ -83,7 +84,8 @@ def evolve(
         typer.Option(min=1, show_default="100", help="Distinct candidates to evaluate."),
     ] = None,
     tasks: Annotated[
-        Path | None, typer.Option(help="Lab file (default: ./tasks.toml or built-in).")
+        Path | None,
+        typer.Option(parser=path_value, help="Lab file (default: ./tasks.toml or built-in)."),
     ] = None,
     llm_url: Annotated[
         str | None,
@@ -202,11 +204,16 @@ def evolve(
         ),
     ] = None,
     cache: CacheOpt = None,
-    runs_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
+    runs_dir: Annotated[
+        Path, typer.Option(parser=path_value, help="Where run directories go.")
+    ] = Path("runs"),
     run_id: Annotated[str | None, typer.Option(help="Name of the run directory.")] = None,
     resume: Annotated[
         Path | None,
-        typer.Option(help="Continue a stopped or killed run with the settings it started with."),
+        typer.Option(
+            parser=path_value,
+            help="Continue a stopped or killed run with the settings it started with.",
+        ),
     ] = None,
     record: Annotated[
         bool, typer.Option(help="Store every LLM exchange in the run directory (llm.jsonl).")
@@ -214,8 +221,9 @@ def evolve(
     replay: Annotated[
         Path | None,
         typer.Option(
+            parser=path_value,
             help="Serve LLM replies from a --record file, with the settings of the run that "
-            "recorded it (its run.json) where no flag is given."
+            "recorded it (its run.json) where no flag is given.",
         ),
     ] = None,
     device: Annotated[

@@ -26,6 +26,7 @@ from minact.cli._shared import (
     evaluation_progress,
     fail,
     note,
+    path_value,
     print_ranking,
     status_text,
     stdout,
@@ -38,7 +39,7 @@ from minact.untrusted import printable, printable_lines
 __all__ = ["export", "report", "rescore", "show"]
 
 HashArg = Annotated[str, typer.Argument(metavar="HASH", help="Code hash or a prefix (4+ digits).")]
-RunOpt = Annotated[Path | None, typer.Option(help="Only look in this run.")]
+RunOpt = Annotated[Path | None, typer.Option(parser=path_value, help="Only look in this run.")]
 
 
 def _fmt(v: Any, spec: str) -> str:
@@ -46,7 +47,9 @@ def _fmt(v: Any, spec: str) -> str:
 
 
 def report(
-    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory.")],
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN_DIR", parser=path_value, help="A run directory.")
+    ],
     cache: CacheOpt = None,
     device: Annotated[
         Device, typer.Option(help="Where activation curves the cache lacks are computed.")
@@ -120,7 +123,10 @@ def show(
 
 def export(
     hash_prefix: HashArg,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", parser=path_value, help="File to write."),
+    ] = None,
     name: Annotated[
         str | None, typer.Option(help="Function name (default act_<first 8 hash digits>).")
     ] = None,
@@ -152,14 +158,18 @@ def rescore(
     hashes: Annotated[
         list[str] | None, typer.Argument(metavar="[HASH]...", help="Candidates to rescore.")
     ] = None,
-    tasks: Annotated[Path | None, typer.Option(help="The other tasks file.")] = None,
+    tasks: Annotated[
+        Path | None, typer.Option(parser=path_value, help="The other tasks file.")
+    ] = None,
     suite: Annotated[
         str | None,
         typer.Option(
             help="A built-in suite instead: transfer, algorithmic, real (`minact suites`: all)."
         ),
     ] = None,
-    run: Annotated[Path | None, typer.Option(help="Take candidates from this run.")] = None,
+    run: Annotated[
+        Path | None, typer.Option(parser=path_value, help="Take candidates from this run.")
+    ] = None,
     top: Annotated[int, typer.Option(min=1, help="How many of the run's best.")] = 5,
     all_cached: Annotated[bool, typer.Option(help="Every candidate in the cache.")] = False,
     runs_dir: RunsOpt = Path("runs"),
@@ -170,7 +180,10 @@ def rescore(
     ray_address: RayAddressOpt = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Folder for ranking.json and report.md (see the command's help)."),
+        typer.Option(
+            parser=path_value,
+            help="Folder for ranking.json and report.md (see the command's help).",
+        ),
     ] = None,
     seeds: Annotated[
         int | None,

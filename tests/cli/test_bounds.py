@@ -60,3 +60,29 @@ def test_seeds_that_take_a_lab_past_its_work_limit_are_refused_up_front(
     flat = " ".join(result.stderr.split())
     assert f"{flag} 100:" in flat and "above the limit of 1e+12" in flat
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["evolve", "--offline", "--runs-dir", ""], "--runs-dir"),
+        (["evolve", "--offline", "--cache-dir", " "], "--cache-dir"),
+        (["evolve", "--offline", "--tasks", ""], "--tasks"),
+        (["evolve", "--offline", "--resume", ""], "--resume"),
+        (["show", "abcd", "--runs-dir", ""], "--runs-dir"),
+        (["report", ""], "RUN_DIR"),
+        (["rescore", "--tasks", "a\0b"], "--tasks"),
+    ],
+    ids=["runs-dir", "cache-dir", "tasks", "resume", "show", "report", "nul"],
+)
+def test_an_empty_path_is_a_usage_error_not_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], flag: str
+) -> None:
+    # Path("") is "."; a run or a cache written among the user's own files is not what an
+    # empty value (an unset shell variable, say) meant.
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    flat = " ".join(re.sub("[│╭╮╰╯─]", " ", result.stderr).split())
+    assert f"Invalid value for '{flag}'" in flat
+    assert list(tmp_path.iterdir()) == []
