@@ -246,5 +246,7 @@ def rescore(
         sys.stdout.write(json.dumps(result.ranking, indent=2) + "\n")
     else:
         print_ranking(result.ranking)
+    for w in result.warnings:
+        note(f"warning: {w}")
     note(f"agreement: {agreement_text(result.ranking.get('agreement'))}")
     note(f"rescore report: {result.directory}/report.md and report.html")

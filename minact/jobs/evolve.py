@@ -24,6 +24,7 @@ from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.jobs import checks, preflight, proposing
 from minact.jobs.interrupt import raising_on_stop_signals, until_interrupted
+from minact.jobs.notes import cache_notes
 from minact.jobs.options import EvolveOptions, check_budget, replayed, resolve, started_with
 from minact.jobs.report import evaluator_curves
 from minact.lab.cascade import stage_tasks
@@ -197,17 +198,8 @@ async def _run(
                             log.write_run({**meta, "status": status, "message": message})
                     raise
     report_files.write(log.directory, data)
-    warnings = data.warnings + _cache_notes(cache.warnings)
+    warnings = data.warnings + cache_notes(cache.warnings)
     return EvolveResult(summary, data.ranking, log.directory, warnings)
-
-
-def _cache_notes(warnings: list[str], shown: int = 3) -> list[str]:
-    """Returns what went wrong with the cache during the run (results it could not keep, or
-    read), the first `shown` in full and a count of the rest: one per entry would be noise."""
-    distinct = list(dict.fromkeys(warnings))
-    rest = len(distinct) - shown
-    more = [f"and {rest} more cache warnings like these"] if rest > 0 else []
-    return [f"cache: {w}" for w in distinct[:shown]] + more
 
 
 _CHECKS_STOPPED = "interrupted during the checks after the search; its candidates are kept"

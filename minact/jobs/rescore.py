@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from minact.cache import FitnessCache
 from minact.candidate import Candidate
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig, Progress
+from minact.jobs.notes import cache_notes
 from minact.lab import suites
 from minact.lab.loader import lab_with_seeds, load_lab
 from minact.lab.task import sha256_json
@@ -41,10 +42,12 @@ SUITES = tuple(suites.SUITES)  # the built-in labs and suites (minact/lab/suites
 
 @dataclass(frozen=True, slots=True)
 class Rescored:
-    """A rescore's ranking document and the folder its files were written to."""
+    """A rescore's ranking document, the folder its files were written to, and what went
+    wrong with the cache (results it could not keep or read, as cache_notes says them)."""
 
     ranking: RankingDocument
     directory: Path
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ def rescore(
         )
         with Evaluator(lab, cache, config, progress=progress) as evaluator:
             scores = evaluator.score([*seeds.seed_candidates(), *chosen])
+        warnings = cache_notes(cache.warnings)
     meta = {
         "command": "rescore",
         "from": origin,
@@ -136,7 +140,7 @@ def rescore(
         write_atomic(directory / "report.html", render_ranking_html(doc))
     except OSError as e:
         raise ConfigError(f"cannot write the rescore to {directory}: {e.strerror or e}") from None
-    return Rescored(doc, directory)
+    return Rescored(doc, directory, warnings)
 
 
 def _identity(doc: Mapping[str, Any]) -> str:

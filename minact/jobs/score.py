@@ -11,6 +11,7 @@ from minact.cache import FitnessCache
 from minact.candidate import Candidate, Rejection
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig, Progress
+from minact.jobs.notes import cache_notes
 from minact.lab.files import FileRefused, read_regular
 from minact.lab.loader import default_tasks_path, load_lab
 from minact.runs.ranking import RankingDocument, ranking_document, rejection_score
@@ -82,7 +83,7 @@ def score(
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
         with Evaluator(lab, cache, config, progress=progress) as evaluator:
             scores = evaluator.score(candidates)
-        warnings = _same_code(candidates) + list(cache.warnings)
+        warnings = _same_code(candidates) + cache_notes(cache.warnings)
     info = evaluator.info
     run = {"command": "score", "device": info.get("device"), "worker": info or None}
     return ranking_document([*scores, *rejected], lab, run), warnings

@@ -230,3 +230,23 @@ def test_workers_flag_gives_the_same_ranking_and_refuses_nonsense(tmp_path: Path
     assert got["2"] == got["1"] and len(got["1"]) == 3
     code, _, err = _score("gelu", "--workers", "many", cache=tmp_path / "cache")
     assert code == 2 and "--workers" in err and "'many'" in err
+
+
+def test_cache_warnings_are_summarised_not_one_line_per_entry(tmp_path: Path) -> None:
+    # A damaged cache warns once per entry it cannot read; score (like evolve and rescore)
+    # shows the first three and counts the rest.
+    import diskcache
+
+    cache = tmp_path / "cache"
+    assert _score("relu", "gelu", "tanh", cache=cache)[0] == 0
+    with diskcache.Cache(str(cache)) as raw:
+        damaged = [k for k in raw.iterkeys() if str(k).startswith("res/")]
+        for k in damaged:
+            raw.set(k, "{not json")
+    assert len(damaged) >= 5
+    code, out, err = _score("relu", "gelu", "tanh", cache=cache)
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if "unreadable" in ln]
+    assert len(lines) == 3, err
+    assert f"and {len(damaged) - 3} more cache warnings like these" in err
+    assert out.count("relu") >= 1
