@@ -117,7 +117,10 @@ def _block(title: str, m: Member) -> str:
 
 
 CHARS_PER_TOKEN = 3.2  # measured 3.4-3.5 on these prompts (SmolLM2, Qwen); a little margin
-FOLLOW_UP_CHARS = 1000  # a follow-up adds the reply shown back (<= 600) and the reason
+# A follow-up adds the reply shown back (at most 600 characters and its code fence) and the
+# message saying why it gave nothing new (at most about 580 with the longest hint), and the
+# chat template wraps each of the two messages in a few tokens.
+FOLLOW_UP_CHARS = 1300
 MIN_PROMPT_CHARS = 1500  # below this the prompt cannot state the task and the contract
 
 

@@ -118,7 +118,8 @@ def test_a_prompt_over_its_budget_says_so(tiny_lab: Lab) -> None:
 def test_fit_to_context_leaves_room_for_the_reply_and_the_follow_ups() -> None:
     assert fit_to_context(8000, 32768, 1024, 2)[0] == 8000
     chars, note = fit_to_context(8000, 2048, 512, 1)
-    assert chars == int(3.2 * (2048 - 512)) - 1000 and "cut from 8000" in note and "2048" in note
+    assert chars == int(3.2 * (2048 - 512)) - FOLLOW_UP_CHARS
+    assert "cut from 8000" in note and "2048" in note
     chars, note = fit_to_context(8000, 1024, 1000, 2)
     assert chars == 1500 and "lower --max-tokens" in note
 
@@ -186,3 +187,16 @@ def test_a_follow_up_quotes_a_long_reason_in_part(kind: str) -> None:
         assert "Call functions through their module" in message
     short = "line 2: `foo` is not allowed in candidate code"
     assert short in novelty.feedback(novelty.Verdict(kind, short, ""))
+
+
+@pytest.mark.parametrize("kind", ["rejected", "parse_failure", "failed", "duplicate"])
+def test_a_whole_follow_up_fits_the_room_kept_for_it(kind: str) -> None:
+    """The longest reply shown back plus the longest reason (with each hint in turn) stays
+    within FOLLOW_UP_CHARS, with room for the chat template."""
+    from minact.search.conversation import _ASSISTANT_CHARS, _code_only
+
+    template = 2 * 16 * 2  # two messages, ~16 tokens of chat template each, 2+ chars a token
+    for key, _ in [("", ""), *novelty._HINTS]:
+        verdict = novelty.Verdict(kind, key + " " + "r" * 5000, "s" * 5000)
+        said = _code_only("t" * (_ASSISTANT_CHARS + 1), verdict)
+        assert len(said) + len(novelty.feedback(verdict)) + template <= FOLLOW_UP_CHARS, key
