@@ -56,6 +56,14 @@ async def proposer(
     except PlanError as e:
         raise ConfigError(str(e)) from None
     local = all(_is_local(s.url) for s in specs if s.name != MUTATOR)
+    if api_key is not None and not (api_key.isascii() and api_key.isprintable()):
+        # httpx cannot send it (a traceback), or quotes it unmasked in its error (a line
+        # break in it is shown escaped): said here, without the key.
+        raise ConfigError(
+            "the API key (MINACT_API_KEY or OPENAI_API_KEY) holds a character that an HTTP"
+            " header cannot carry (a non-ASCII letter, a line break or another control"
+            " character); was it copied whole and alone?"
+        )
     async with llm.http_client(use_proxy_env=not local) as http:
         members: dict[str, Proposer] = {}
         models: list[dict[str, Any]] = []

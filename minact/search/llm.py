@@ -23,7 +23,7 @@ from typing import Any, cast
 import httpx
 
 from minact.errors import LLMError
-from minact.search import inflate, sse
+from minact.search import inflate, sse, thinking
 from minact.search.server import CHECK_SECONDS, Answers, context_length, server_model
 from minact.untrusted import clip, printable, scrub
 
@@ -151,6 +151,9 @@ class LLMClient:
         self._rng = rng if rng is not None else random.Random()
         self._endpoint = config.url.rstrip("/") + "/chat/completions"
         self.seeded = True  # False once the server refused a request for its `seed` field
+        # True once a reply closed a thinking block it never opened (the chat template opens
+        # it): later streams start inside one, and a sketch there does not end them.
+        self.thinks_first = False
         self._headers = {"Accept": "text/event-stream, application/json"}
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
@@ -193,6 +196,7 @@ class LLMClient:
                     )
                 outcome = retried
             if isinstance(outcome, sse.Reply):
+                self.thinks_first = self.thinks_first or thinking.starts_inside(outcome.text)
                 return self._completion(outcome, messages, start, reasons)
             reasons.append(self._clean(outcome.reason))
             if not outcome.retryable:
@@ -231,7 +235,13 @@ class LLMClient:
         it failed."""
         cfg = self._config
         left = max(0.0, end - time.monotonic())
-        stream = sse.Stream(cfg.max_reply_chars, cfg.stop_at_code_end, shown, cfg.api_key)
+        stream = sse.Stream(
+            cfg.max_reply_chars,
+            cfg.stop_at_code_end,
+            shown,
+            cfg.api_key,
+            thinking=self.thinks_first,
+        )
         reader = sse.EventReader(keep=self._limit)
         # CancelledError is not caught: it closes the response on its way out to the caller.
         try:
@@ -307,6 +317,8 @@ class LLMClient:
             why += "it redirects to the URL asked; is a proxy or a login page in front of it?"
         elif shown.endswith("/chat/completions"):
             why += f"set --llm-url to {shown.removesuffix('/chat/completions')}"
+            if target.host != response.request.url.host:  # the key would go there
+                why += " if you trust that host with the API key"
         else:
             why += "not an API endpoint; is a proxy or a login page in front of it?"
         return sse.Failure(why, False)
@@ -344,9 +356,15 @@ def http_client(*, use_proxy_env: bool = False) -> httpx.AsyncClient:
     """Returns the HTTP client for LLMClient (use it as `async with`)."""
     # The caller decides whether proxy variables apply (a remote API behind a corporate
     # proxy needs them; a local server must not be captured by a stray HTTP_PROXY).
+    # Loopback is never proxied: with a remote API in the ensemble the variables apply, and
+    # a local server's requests, its key included, went to the proxy (which cannot reach it).
     # The pool (100 connections) exceeds any sensible concurrency. Only the codings that
     # minact.search.inflate decodes are offered: httpx would offer br and zstd too where
     # their packages happen to be installed, and a server might then send them.
+    direct: dict[str, httpx.AsyncBaseTransport | None] = {
+        f"all://{host}": None for host in ("127.0.0.1", "localhost", "[::1]")
+    }
     return httpx.AsyncClient(
-        trust_env=use_proxy_env, headers={"Accept-Encoding": ", ".join(inflate.CODINGS)}
-    )
+        trust_env=use_proxy_env, mounts=direct if use_proxy_env else None,
+        headers={"Accept-Encoding": ", ".join(inflate.CODINGS)},
+    )  # fmt: skip

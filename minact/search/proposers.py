@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from minact.errors import ConfigError, LLMError
 from minact.lab.files import FileRefused, read_regular
 from minact.outcome import Reply
+from minact.search import thinking
 from minact.search.mutate import Mutator
 from minact.search.population import Member
 
@@ -106,14 +107,15 @@ class LLMProposer:
         except LLMError as e:
             return Reply("", error=str(e))
         error = None
-        # Cut at --max-tokens before any content (reasoning took it all): no follow-up can
-        # help. A reply cut later is judged as it is, and its verdict says it was cut
-        # (Conversation.verdict), so the follow-up asks for something shorter.
-        if c.finish_reason == "length" and not c.text.strip():
-            error = "the reply was cut at --max-tokens (finish_reason length) before any content"
-            error += (
-                f" ({c.reasoning_chars} characters went to reasoning)" if c.reasoning_chars else ""
-            )
+        # Cut at --max-tokens before any content or any answer after the <think> block
+        # (reasoning took it all): no follow-up can help. A reply cut later is judged as it
+        # is, and its verdict says it was cut (Conversation.verdict), so the follow-up asks
+        # for something shorter.
+        if c.finish_reason == "length" and not (thinking.answer(c.text) or "").strip():
+            thought = c.reasoning_chars + len(c.text.strip())
+            where = "answer after its thinking" if c.text.strip() else "content"
+            error = f"the reply was cut at --max-tokens (finish_reason length) before any {where}"
+            error += f" ({thought} characters went to reasoning)" if thought else ""
         return Reply(
             "" if error else c.text,
             error=error,

@@ -1,7 +1,8 @@
 """An LLM's reply back to candidate source: text in, source or a reason out.
 
 A reply may hold one fenced python block with `def activation(x)`, SEARCH/REPLACE blocks
-against the parent, or unfenced code; anything else is a ParseFailure with a reason. Every
+against the parent, or unfenced code, after any thinking (`<think>...</think>`: code
+sketched there is no answer); anything else is a ParseFailure with a reason. Every
 step is bounded in the reply's length: replies are untrusted, and a capped reply of
 markers or brackets must not cost minutes.
 """
@@ -12,6 +13,8 @@ import ast
 import re
 import warnings
 from dataclasses import dataclass
+
+from minact.search import thinking
 
 __all__ = ["ParseFailure", "parse_reply"]
 
@@ -132,6 +135,12 @@ def parse_reply(text: str, parent_source: str) -> str | ParseFailure:
     """Returns the candidate source in an LLM reply, or a ParseFailure saying why not."""
     if not text.strip():
         return ParseFailure("empty reply")
+    answer = thinking.answer(text)
+    if answer is None:
+        return ParseFailure("the reply ends inside its <think> block: no answer after it")
+    if not answer.strip():
+        return ParseFailure("the reply is all thinking: nothing after its </think>")
+    text = answer
     diffs = _diff_blocks(text)
     if diffs:
         return _apply_diff(parent_source, diffs)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from minact.search.thinking import Tags
 from minact.untrusted import clip, writable
 
 __all__ = [
@@ -76,8 +77,9 @@ class Reply:
 
 
 class EventReader:
-    """Splits SSE bytes into the data of whole events (lines end in \\n or \\r\\n), and
-    notes what arrived, so that a stream without events can be told apart from silence.
+    """Splits SSE bytes into the data of whole events (lines end in \\n, \\r\\n or \\r, as
+    the SSE spec allows), and notes what arrived, so that a stream without events can be
+    told apart from silence.
 
     The data of an `event: error` event comes back as {"error": <its message>}.
     """
@@ -95,12 +97,18 @@ class EventReader:
         self.first_line: str | None = None  # the first line that is not blank or a comment
         self.head = bytearray()  # the first `keep` bytes, kept until a data line comes
         self._lines = 0  # lines taken
+        self._after_cr = False  # the last chunk ended in \r: a \n starting the next is its pair
 
     def feed(self, chunk: bytes) -> list[str]:
         """Returns the data of the events that `chunk` completes."""
         self.received += len(chunk)
         if not self.data_lines and len(self.head) < self._keep:
             self.head += chunk[: self._keep - len(self.head)]
+        if chunk and (self._after_cr or b"\r" in chunk):
+            # A lone \r ends a line too: a server ending lines with it alone sent one line.
+            chunk = chunk[1:] if self._after_cr and chunk.startswith(b"\n") else chunk
+            self._after_cr = chunk.endswith(b"\r")
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if b"\n" not in chunk:  # a line in many pieces is joined once, not at every piece
             self._partial.append(chunk)
             self._partial_len += len(chunk)
@@ -121,7 +129,7 @@ class EventReader:
 
     def _line(self, raw: bytes) -> str | None:
         """Takes one line; returns the event's data when the line ends an event."""
-        line = raw.removesuffix(b"\r").decode("utf-8", "replace")
+        line = raw.decode("utf-8", "replace")
         if not self._lines:  # the SSE spec drops a byte order mark that starts the stream
             line = line.removeprefix("\ufeff")
         self._lines += 1
@@ -203,6 +211,16 @@ def _usage(obj: dict[str, Any]) -> tuple[int, int] | None:
     return cast(tuple[int, int], counts) if ok else None  # else estimated, as if not sent
 
 
+def _reasoning(message: dict[str, Any]) -> int:
+    """Returns the characters of reasoning in a delta or message: reasoning_content
+    (llama-server, DeepSeek, older vLLM) or reasoning (Ollama, OpenRouter, vLLM),
+    counted once where a server sends both with the same text (vLLM's transition)."""
+    for key in ("reasoning_content", "reasoning"):
+        if isinstance(thought := message.get(key), str):
+            return len(thought)
+    return 0
+
+
 def _received(reader: EventReader, secret: str | None) -> str:
     """Says what a stream without events brought: bytes, lines, and the first of them."""
     n = reader.received
@@ -219,15 +237,18 @@ class Stream:
     """What one attempt's stream has delivered so far; decides when the attempt is over.
 
     With `stop_at_code`, the stream ends at the first whole code block with the activation
-    that is not a quote of code in `shown` (see shown_code): a model that first quotes its
-    parent and then answers is read up to the answer, which parse_reply (the last block)
-    takes too. Each character is searched for fences about once (`scanned` counts them).
+    that is not a quote of code in `shown` (see shown_code) nor a sketch in the model's
+    thinking (minact.search.thinking; `thinking`: the text starts inside it): a model that
+    first quotes its parent, or thinks, and then answers is read up to the answer, which
+    parse_reply (the last block after the thinking) takes too. Each character is searched
+    for fences about once (`scanned` counts them).
     """
 
     cap: int
     stop_at_code: bool
     shown: frozenset[str] = frozenset()
     secret: str | None = field(default=None, repr=False)  # masked in every reason
+    thinking: bool = False  # the text starts inside a thinking block (its template opened it)
     started: float = field(default_factory=time.monotonic)
     streaming: bool = False  # a 200 with text/event-stream arrived
     events: int = 0  # before [DONE]
@@ -244,6 +265,10 @@ class Stream:
     _block: list[str] = field(default_factory=list, init=False, repr=False)  # text from it on
     _fence_end: int = field(default=0, init=False, repr=False)  # where the last fence ends
     _tail: str = field(default="", init=False, repr=False)  # the last 2 characters of the text
+    _tags: Tags = field(init=False, repr=False)  # where thinking blocks open and close
+
+    def __post_init__(self) -> None:
+        self._tags = Tags(self.thinking)
 
     def take(self, data: str) -> Reply | Failure | None:
         """Applies one event; returns the attempt's outcome once it is decided."""
@@ -264,9 +289,7 @@ class Stream:
             self.finish_reason = clip(finish, 40, self.secret)
         delta = choice.get("delta")
         delta = delta if isinstance(delta, dict) else {}
-        for key in ("reasoning_content", "reasoning"):  # vLLM and llama-server; Ollama
-            if isinstance(thought := delta.get(key), str):
-                self.reasoning += len(thought)
+        self.reasoning += _reasoning(delta)
         content = delta.get("content")
         return self._add(writable(content)) if isinstance(content, str) and content else None
 
@@ -277,6 +300,8 @@ class Stream:
         start = self.length
         self.parts.append(content)
         self.length += len(content)
+        if self.stop_at_code:
+            self._tags.feed(content, start)
         if self.stop_at_code and (end := self._scan(content, start)) is not None:
             if end <= self.cap:
                 return self._reply("".join(self.parts)[:end], "code_complete")
@@ -299,10 +324,10 @@ class Stream:
                 if self._open is None:
                     self._open, self._block = base + at, [window[at:]]
                 else:
-                    end = base + at + 3
-                    block = "".join(self._block)[: end - self._open]
+                    end, opened = base + at + 3, self._open
+                    block = "".join(self._block)[: end - opened]
                     self._open, self._block = None, []
-                    if self._answers(block):
+                    if self._answers(block) and not self._tags.inside(opened):
                         return end
                 self._fence_end = base + at + 3
                 at = window.find("```", at + 3)
@@ -354,6 +379,8 @@ class Stream:
         choice = _first_choice(obj)
         message = choice.get("message")
         text = message.get("content") if isinstance(message, dict) else None
+        if isinstance(message, dict) and text is None:
+            text = ""  # all reasoning up to max_tokens, or a tool call: finish_reason says
         if not isinstance(text, str):
             kind = clip(content_type or "(none)", 80, self.secret)
             start = clip(body[:200].decode("utf-8", "replace").strip(), 80, self.secret)
@@ -363,6 +390,5 @@ class Stream:
         finish = clip(finish, 40, self.secret) if isinstance(finish, str) and finish else "stop"
         first = time.monotonic() - self.started if text else None
         capped = len(text) > self.cap
-        thought = message.get("reasoning_content") if isinstance(message, dict) else None
-        reasoning = len(thought) if isinstance(thought, str) else 0
+        reasoning = _reasoning(message) if isinstance(message, dict) else 0
         return Reply(text[: self.cap], "cap" if capped else finish, _usage(obj), first, reasoning)

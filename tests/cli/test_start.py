@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from minact.cli import app
@@ -78,6 +79,22 @@ def test_a_rejected_key_ends_the_run_and_is_never_shown(tmp_path: Path) -> None:
     assert result.exit_code == 1
     (line,) = _error_lines(result.stderr)
     assert "rejected the API key" in line and "401" in line and wrong not in line
+    _nothing_started(tmp_path)
+
+
+@pytest.mark.parametrize("key", ["sk-line\nbreak-0123456789", "sk-s\u00e9cret-0123456789"])
+def test_a_key_no_header_can_carry_ends_the_run_and_is_never_shown(
+    tmp_path: Path, key: str
+) -> None:
+    # A line break was quoted unmasked in httpx's error; a non-ASCII letter was a traceback.
+    with LLMServer(models=serving("m")) as server:
+        result = _evolve(tmp_path, "--model", "m", "--llm-url", server.url,
+                         env={"MINACT_API_KEY": key})  # fmt: skip
+        requests = list(server.requests)
+    assert result.exit_code == 1
+    (line,) = _error_lines(result.stderr)
+    assert "the API key (MINACT_API_KEY or OPENAI_API_KEY) holds a character" in line
+    assert "0123456789" not in result.output + result.stderr and requests == []
     _nothing_started(tmp_path)
 
 

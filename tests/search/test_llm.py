@@ -472,12 +472,12 @@ def test_event_reader_handles_line_ends_comments_and_fields() -> None:
 
 @given(st.lists(st.integers(min_value=0, max_value=200), max_size=10))
 def test_event_reader_does_not_depend_on_chunking(cuts: list[int]) -> None:
-    stream = b'data: {"a": 1}\r\n\r\n: ping\n\ndata: x\ndata: y\n\ndata: [DONE]\n\n' * 2
+    stream = b'data: {"a": 1}\r\n\r\n: ping\n\ndata: x\ndata: y\n\ndata: z\r\rdata: [DONE]\n\n' * 2
     points = sorted({min(c, len(stream)) for c in cuts})
     pieces = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
     reader = sse.EventReader()
     events = [e for piece in pieces for e in reader.feed(piece)] + reader.close()
-    assert events == ['{"a": 1}', "x\ny", "[DONE]"] * 2
+    assert events == ['{"a": 1}', "x\ny", "z", "[DONE]"] * 2
 
 
 @pytest.mark.parametrize(

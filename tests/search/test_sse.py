@@ -41,13 +41,14 @@ def test_a_whole_stream_in_one_chunk() -> None:
     assert _reply(_read([VLLM])) == ("Hello é", "stop", (12, 3))
 
 
-def test_crlf_line_ends_give_the_same_reply() -> None:
-    assert _reply(_read([VLLM.replace(b"\n", b"\r\n")])) == ("Hello é", "stop", (12, 3))
+@pytest.mark.parametrize("end", [b"\r\n", b"\r"])
+def test_crlf_and_cr_line_ends_give_the_same_reply(end: bytes) -> None:
+    assert _reply(_read([VLLM.replace(b"\n", end)])) == ("Hello é", "stop", (12, 3))
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
 def test_chunks_cut_mid_line_mid_crlf_and_mid_character(size: int) -> None:
-    for stream in (VLLM, VLLM.replace(b"\n", b"\r\n")):
+    for stream in (VLLM, VLLM.replace(b"\n", b"\r\n"), VLLM.replace(b"\n", b"\r")):
         chunks = [stream[i : i + size] for i in range(0, len(stream), size)]
         assert _reply(_read(chunks)) == ("Hello é", "stop", (12, 3))
 
