@@ -195,7 +195,7 @@ async def _run(
                         with suppress(ConfigError):
                             log.close()
                         with suppress(ConfigError):
-                            log.write_run({**meta, "status": status, "message": message})
+                            log.write_end({**meta, "status": status, "message": message})
                     raise
     report_files.write(log.directory, data)
     warnings = data.warnings + cache_notes(cache.warnings)

@@ -21,15 +21,21 @@ __all__ = ["folders", "remove_empty", "writable"]
 
 
 def writable(folder: Path, flag: str) -> list[Path]:
-    """Creates `folder` if needed and checks that files can be written in it; returns the
-    folders it created, outermost first."""
+    """Creates `folder` if needed and checks that a file can be written in it (a read-only
+    or full disk cannot); returns the folders it created, outermost first."""
     missing = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=".minact-check-", dir=folder)
-        os.close(fd)
-        os.unlink(name)
+        try:
+            # A byte, not an empty file: an empty file needs no room, so a full disk would
+            # pass the check and fail the run's first write.
+            os.write(fd, b"\n")
+        finally:
+            os.close(fd)
+            os.unlink(name)
     except OSError as e:
+        remove_empty(missing)  # a full disk lets the folder be made, then refuses the byte
         why = e.strerror or type(e).__name__
         raise ConfigError(
             f"{flag} {folder}: cannot write there ({why}); choose a folder you can write to"

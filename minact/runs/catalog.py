@@ -92,7 +92,7 @@ def run_ranking(run: Path, warn: Warn | None = log_warning) -> tuple[RankingDocu
     Raises ConfigError when `run` is not a readable run directory.
     """
     log = RunLog.open(run)
-    meta = log.read_run()
+    meta = _as_ended(log, log.read_run())
     summary = _summary(log, meta)
     events = list(log.events())
     history = History.from_events(events)
@@ -103,6 +103,21 @@ def run_ranking(run: Path, warn: Warn | None = log_warning) -> tuple[RankingDocu
     doc = ranking_document([s for s, _ in scored], summary, meta, extra)
     # The run's held-out validation and confirmation, when it made them.
     return checks.attach(doc, events), history
+
+
+_GONE = (
+    "its process ended without marking the run (killed, or the machine stopped); "
+    "evaluated candidates are kept: --resume the run to continue it"
+)
+
+
+def _as_ended(log: RunLog, meta: dict[str, Any]) -> dict[str, Any]:
+    """Returns run.json's content as rankings and reports show it: a run marked "running"
+    that no process holds ended without a word (kill -9, a power cut), so it is shown
+    interrupted, never as alive."""
+    if meta.get("status") == "running" and not log.in_use():
+        return {**meta, "status": "interrupted", "message": _GONE}
+    return meta
 
 
 def _runs(runs_dir: Path) -> Iterator[Path]:

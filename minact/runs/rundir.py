@@ -67,6 +67,27 @@ def write_atomic(path: Path, text: str) -> None:
         raise _cannot("write", path, e) from None
 
 
+def _rewrite_in_place(path: Path, data: bytes) -> bool:
+    """Overwrites `path` with `data` when `data` is no longer than the file; returns whether
+    it did. No new file and no new bytes on the disk are needed."""
+    try:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        if len(data) > os.fstat(fd).st_size:
+            return False
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.ftruncate(fd, len(data))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
 class RunLog:
     """One run's directory: its config, its event log and its outputs."""
 
@@ -128,6 +149,21 @@ class RunLog:
     def write_run(self, data: dict[str, Any]) -> None:
         """Replaces run.json; raises ConfigError when it cannot."""
         write_atomic(self.run_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def write_end(self, data: dict[str, Any]) -> None:
+        """Replaces run.json with how the run ended; raises ConfigError when it cannot.
+
+        Where the replacement cannot be written but run.json can (a full disk: the new file
+        needs room, run.json's own bytes do not), run.json is rewritten in place, without
+        indentation, when that fits in its current size."""
+        try:
+            self.write_run(data)
+        except ConfigError:
+            # A run stopped by a full disk would otherwise go on saying "running", and be
+            # taken for a live run, or for the latest finished one.
+            text = json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n"
+            if not _rewrite_in_place(self.run_json, text.encode("utf-8")):
+                raise
 
     def write_text(self, name: str, text: str) -> Path:
         """Replaces a file of the run directory and returns its path; raises ConfigError
@@ -221,6 +257,25 @@ class RunLog:
             yield
         finally:
             os.close(fd)  # releases the lock
+
+    def in_use(self) -> bool:
+        """Returns whether a process holds the run (`held`); True where that cannot be told
+        (not POSIX, a folder it cannot open)."""
+        try:
+            import fcntl
+        except ImportError:
+            return True
+        try:
+            fd = os.open(self.directory, os.O_RDONLY)
+        except OSError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a look: closing fd lets it go
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     def close(self) -> None:
         """Closes the event log; raises ConfigError when what it held cannot be written."""

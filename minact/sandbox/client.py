@@ -19,7 +19,13 @@ from minact.candidate import Status
 from minact.curves import parse_curve
 from minact.errors import EvaluationError
 from minact.lab.task import Task
-from minact.sandbox.process import OUT_OF_MEMORY, WorkerCrashed, WorkerProcess, WorkerTimeout
+from minact.sandbox.process import (
+    OUT_OF_MEMORY,
+    STOPPED,
+    WorkerCrashed,
+    WorkerProcess,
+    WorkerTimeout,
+)
 from minact.score import Admission, TaskResult
 
 __all__ = ["START_SECONDS", "TrainItem", "VerifyItem", "WorkerClient", "WorkerSettings"]
@@ -197,7 +203,10 @@ class WorkerClient:
         def failed(item: TrainItem, e: Exception) -> list[TaskResult]:
             if isinstance(e, WorkerTimeout):
                 limit = deadline(len(item.tasks))
-                failure = TaskResult("timeout", f"training did not finish within {limit:.3g} s")
+                why = f": {STOPPED}" if STOPPED in str(e) else ""
+                failure = TaskResult(
+                    "timeout", f"training did not finish within {limit:.3g} s{why}"
+                )
             elif isinstance(e, _Refused) and e.memory:
                 failure = TaskResult("crashed", f"training {OUT_OF_MEMORY}: {e}"[:500])
             elif isinstance(e, _Refused):

@@ -9,7 +9,10 @@ dies, the whole process group is killed and the caller decides what to retry. Th
 deadline counts the time the machine could give the worker: on a machine loaded beyond
 its cores, wall-clock time counts at the rate 1 / (load / cores), so a busy machine does
 not turn a healthy candidate into a timeout, within a hard cap of WALL_CAP times the
-deadline in wall-clock time, which still ends any hang. Replies are JSON (never pickle),
+deadline in wall-clock time, which still ends any hang. Time this process spends stopped
+itself (SIGSTOP, a suspended job) is not counted, within twice that cap (a machine so
+overloaded that every poll wakes late must still end a hang), and a timeout of a worker
+someone stopped says so: it is no verdict on the candidate. Replies are JSON (never pickle),
 so a compromised worker cannot run code in the parent by what it sends back, and their
 size is capped.
 """
@@ -34,6 +37,7 @@ from minact.errors import EvaluationError
 
 __all__ = [
     "OUT_OF_MEMORY",
+    "STOPPED",
     "WALL_CAP",
     "WorkerCrashed",
     "WorkerProcess",
@@ -48,6 +52,7 @@ __all__ = [
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 WALL_CAP = 8.0  # a deadline stretched by the machine's load never exceeds this multiple
 _POLL_SECONDS = 0.5  # how often a wait re-reads the load
+_STALLED_SECONDS = 5.0  # a poll that ends this much later than asked: this process was stopped
 _OVERSIZED = b""  # what a reader puts for a reply line over MAX_REPLY_BYTES (a line is never empty)
 _PASSED_THROUGH = (
     "PATH",
@@ -111,7 +116,11 @@ def load_average() -> float | None:
 # (the address-space cap refuses a candidate's own excess at admission; in training, memory
 # goes short when other work, another worker or a user's limit takes it).
 OUT_OF_MEMORY = "ran out of memory"
-_OUTSIDE = (*(f"worker killed by {s}" for s in ("SIGKILL", "SIGTERM", "SIGINT", "SIGHUP")),)
+STOPPED = "the worker was stopped from outside (SIGSTOP)"
+_OUTSIDE = (
+    *(f"worker killed by {s}" for s in ("SIGKILL", "SIGTERM", "SIGINT", "SIGHUP")),
+    STOPPED,
+)
 
 
 def from_outside(reason: str) -> bool:
@@ -236,23 +245,31 @@ class WorkerProcess:
         machine's time (see the module's docstring); kills the worker and raises
         WorkerTimeout past it."""
         started = last = time.monotonic()
-        used = 0.0
+        used = paused = 0.0
         while True:
             try:
                 return self._replies.get(timeout=min(_POLL_SECONDS, max(timeout - used, 0.001)))
             except queue.Empty:
                 now = time.monotonic()
-                used += (now - last) / load_factor()
-                last = now
-                wall = now - started
+                gap, last = now - last, now
+                if gap > _STALLED_SECONDS and now - started < 2 * timeout * WALL_CAP:
+                    # This process was stopped (SIGSTOP, a suspended job, a frozen container)
+                    # while the worker may have gone on and answered: that time says nothing
+                    # of the worker, and counting it would time out a healthy candidate.
+                    paused += gap
+                    continue
+                used += gap / load_factor()
+                wall = now - started - paused
                 if used >= timeout or wall >= timeout * WALL_CAP:
+                    stopped = _stopped(self._proc)
                     self.kill()
                     busy = (
                         f" ({wall:.0f} s of wall-clock time on a busy machine)"
                         if wall > 1.5 * timeout
                         else ""
                     )
-                    raise WorkerTimeout(f"no answer within {timeout:.3g} s{busy}") from None
+                    why = f"; {STOPPED}" if stopped else ""
+                    raise WorkerTimeout(f"no answer within {timeout:.3g} s{busy}{why}") from None
 
     def stop(self) -> None:
         """Asks the worker to exit, and kills it if it does not within a few seconds."""
@@ -317,6 +334,19 @@ class WorkerProcess:
             what = f"exited with code {code}"
         last = [ln for ln in self._stderr if ln.strip()]
         return f"worker {what}" + (f": {last[-1][:300]}" if last else "")
+
+
+def _stopped(proc: subprocess.Popen[bytes] | None) -> bool:
+    """Returns whether `proc` is stopped by a signal (SIGSTOP, SIGTSTP) or a tracer; False
+    where the system does not say (no /proc)."""
+    if proc is None:
+        return False
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    # The state follows the command name, which is in parentheses and may hold any byte.
+    return stat.rpartition(")")[2].split()[:1] in (["T"], ["t"])
 
 
 def _read_replies(stream: IO[bytes], replies: queue.Queue[bytes | None]) -> None:

@@ -4,17 +4,21 @@ mid-run at the same point every time (one proposal in flight at a time)."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from minact.cache import FitnessCache
 from minact.cli import app
 from minact.evaluate import EVALUATOR_VERSION
+from minact.runs import rundir
 from tests.conftest import TINY_TASKS
 from tests.llm_server import LLMServer, numbered_replies
 
@@ -95,3 +99,40 @@ def test_a_cache_folder_removed_mid_run_is_made_again_and_said(tmp_path: Path) -
         if e["event"] == "outcome" and e.get("kind") == "evaluated"
     ]
     assert evaluated and set(evaluated[-2:]) <= _sources(cache)
+
+
+def test_a_run_stopped_by_a_full_disk_is_marked_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = [False]
+    enospc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    append, write_atomic = rundir.RunLog.append, rundir.write_atomic
+
+    # From the fault on, nothing new fits in the run folder: no new line in events.jsonl,
+    # no new file (run.json is replaced through one); run.json's own bytes stay writable.
+    def appending(log: rundir.RunLog, event: dict[str, Any]) -> None:
+        if full[0]:
+            raise rundir._cannot("write", log.events_path, enospc)
+        append(log, event)
+
+    def writing(path: Path, text: str) -> None:
+        if full[0]:
+            raise rundir._cannot("write", path, enospc)
+        write_atomic(path, text)
+
+    monkeypatch.setattr(rundir.RunLog, "append", appending)
+    monkeypatch.setattr(rundir, "write_atomic", writing)
+    result = _evolve_with_fault(tmp_path, lambda: full.__setitem__(0, True))
+    assert result.exit_code == 1, result.stderr
+    run = tmp_path / "runs" / "r"
+    assert f"error: cannot write {run / 'events.jsonl'}: No space left on device" in result.stderr
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "failed" and "No space left on device" in meta["message"]
+    assert meta["budget"] == 5  # the run's settings are kept, for a --resume
+    # Once there is room again, the run goes on from what it had logged.
+    full[0] = False
+    with LLMServer(numbered_replies(lambda k: f"x * {k + 2}")) as server:
+        args = ["evolve", "--resume", str(run), "--cache-dir", str(tmp_path / "cache")]
+        resumed = runner.invoke(app, [*args, "--llm-url", server.url])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"

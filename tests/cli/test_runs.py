@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from minact.cli import app
 from minact.errors import ConfigError
 from minact.runs.catalog import find
+from minact.runs.rundir import RunLog
 from minact.sandbox.loader import load_activation
 from tests.browser import needs_chromium, screenshot
 from tests.conftest import ASSETS, TINY_TASKS, write_candidate
@@ -328,3 +329,26 @@ def test_rescores_of_two_labs_of_one_name_are_both_kept(
     assert paths == {str(labs[0]), str(labs[1])}
     # The same lab again replaces its own folder, the one named first.
     assert f"{finished_run['run'] / 'rescore-lab'}/report.md" in result.stderr
+
+
+def test_a_run_left_marked_running_by_a_killed_process_is_reported_interrupted(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    run = tmp_path / "r"
+    shutil.copytree(finished_run["run"], run)
+    meta = json.loads((run / "run.json").read_text())
+    # What kill -9 (or a power cut) leaves: run.json as it was written at the start.
+    (run / "run.json").write_text(json.dumps({**meta, "status": "running", "message": ""}))
+    cache = ["--cache-dir", str(finished_run["cache"])]
+
+    def shown() -> dict[str, Any]:
+        result = runner.invoke(app, ["report", str(run), *cache])
+        assert result.exit_code == 0, result.stderr
+        return dict(json.loads((run / "ranking.json").read_text())["run"])
+
+    with RunLog(run).held():  # a process still runs it: it is running
+        assert shown()["status"] == "running"
+    gone = shown()
+    assert gone["status"] == "interrupted" and "--resume" in gone["message"]
+    assert "status: **interrupted**" in (run / "report.md").read_text()
+    assert json.loads((run / "run.json").read_text())["status"] == "running"  # only shown

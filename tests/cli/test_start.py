@@ -8,6 +8,11 @@ written ends the run with exit 1 and one line naming the cause, before the 14 bu
 from __future__ import annotations
 
 import json
+import os
+import resource
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +129,28 @@ def test_an_unwritable_cache_or_runs_folder_ends_the_run(tmp_path: Path) -> None
     assert result.exit_code == 1 and "--runs-dir" in result.stderr
     assert "cannot write there" in result.stderr
     assert not (blocker.parent / "runs").exists()
+
+
+def _no_room() -> None:
+    # A file may be created, but not one byte written to it: as on a full disk (EFBIG for
+    # ENOSPC), where an empty file needs no room.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_a_full_disk_ends_the_run_before_any_training(tmp_path: Path) -> None:
+    cache = tmp_path / "new" / "cache"
+    cmd = [sys.executable, "-m", "minact", "evolve", "--tasks", str(TINY_TASKS), "--offline"]
+    cmd += ["--cache-dir", str(cache), "--runs-dir", str(tmp_path / "runs")]
+    env = {k: v for k, v in os.environ.items() if k not in NO_LLM_ENV}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, preexec_fn=_no_room, timeout=600
+    )
+    assert done.returncode == 1, done.stderr
+    (line,) = _error_lines(done.stderr)
+    assert line.startswith(f"error: --cache-dir {cache}: cannot write there (File too large)")
+    assert not (tmp_path / "new").exists() and not (tmp_path / "runs").exists()
 
 
 def test_rescore_takes_the_latest_run_with_candidates(tmp_path: Path) -> None:
