@@ -136,6 +136,9 @@ async def _read_some(response: httpx.Response, limit: int) -> bytes:
     return bytes(body[:limit])
 
 
+FINISH_GRACE = 5.0  # seconds a stream may stay open after its finish_reason
+
+
 class LLMClient:
     """Asks an OpenAI-compatible server for streamed chat completions, with retries."""
 
@@ -295,9 +298,20 @@ class LLMClient:
     async def _read_events(
         self, response: httpx.Response, stream: sse.Stream, reader: sse.EventReader
     ) -> sse.Reply | sse.Failure:
-        """Reads SSE events until [DONE], EOF, a whole code block or the cap."""
+        """Reads SSE events until [DONE], EOF, a whole code block or the cap, or for at most
+        FINISH_GRACE seconds after the choice's finish_reason (what may still come is usage
+        and [DONE]: a server that keeps the stream open after it held a reply without code
+        until the read timeout)."""
         async with _chunks(response) as chunks:
-            async for chunk in chunks:
+            pieces = aiter(chunks)
+            while True:
+                try:
+                    wait = None if stream.finish_reason is None else FINISH_GRACE
+                    chunk = await asyncio.wait_for(anext(pieces), wait)
+                except StopAsyncIteration:
+                    break
+                except asyncio.TimeoutError:
+                    return stream.end(None, reader)
                 for data in reader.feed(chunk):
                     if (outcome := stream.take(data)) is not None:
                         return outcome

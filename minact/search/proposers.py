@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,10 +103,13 @@ class LLMProposer:
 
     async def propose(self, request: ProposalRequest) -> Reply:
         """Returns the model's reply to the request's prompt, or the error after retries."""
+        start = time.monotonic()
         try:
             c = await self.client.complete(request.messages, seed=request.sampling_seed)
         except LLMError as e:
-            return Reply("", error=str(e))
+            # A failed call cost its attempts and waits too (up to --llm-timeout): the run's
+            # LLM time and each model's seconds count it.
+            return Reply("", error=str(e), latency=time.monotonic() - start)
         error = None
         # Cut at --max-tokens before any content or any answer after the <think> block
         # (reasoning took it all): no follow-up can help. A reply cut later is judged as it

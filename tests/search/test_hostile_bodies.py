@@ -175,6 +175,20 @@ def test_a_byte_order_mark_before_the_first_event_is_dropped(server: LLMServer) 
     assert (c.text, c.attempts) == (ANSWER, 1)
 
 
+def test_a_stream_held_open_after_its_finish_reason_ends_after_a_grace(
+    server: LLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reply without a code block is read to its end; a server that sends the finish chunk
+    # and then neither [DONE] nor a close held it until the read timeout, then failed it.
+    monkeypatch.setattr(llm, "FINISH_GRACE", 0.2)
+    chunk = {"choices": [{"index": 0, "delta": {"content": "No code, sorry."}}]}
+    finish = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    events = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(finish)}\n\n".encode()
+    server.push(Raw(_head() + events, hang=60.0))
+    c = ask(server, read_timeout=20.0, deadline=30.0, retries=0)
+    assert (c.text, c.finish_reason, c.attempts) == ("No code, sorry.", "stop", 1)
+
+
 # --- numbers and lists of the wrong kind ----------------------------------------------------
 
 

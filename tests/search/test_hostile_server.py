@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from minact.candidate import Hash
 from minact.errors import LLMError
 from minact.lab.task import Lab
+from minact.outcome import Counters
 from minact.score import Score, TaskScore
-from minact.search import llm, sse
+from minact.search import llm, proposers, sse
 from minact.search import server as checks
 from minact.search.conversation import Conversation
 from minact.search.llm import Completion, LLMClient, LLMConfig, Message
@@ -522,3 +523,24 @@ def test_a_redirect_to_a_login_page_is_not_an_llm_url(server: LLMServer) -> None
     server.push(Redirect("https://sso.example/login?next=/v1", code=302))
     message = refused(server)
     assert "not an API endpoint" in message and "set --llm-url" not in message
+
+
+def test_a_failed_call_counts_the_time_it_took(
+    server: LLMServer, tiny_lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its attempts and waits cost as much as a reply's (up to --llm-timeout): the run's LLM
+    # seconds and each model's seconds count them, not 0.
+    class Clock:
+        now = 100.0
+
+        def monotonic(self) -> float:
+            self.now += 7.0
+            return self.now
+
+    server.push(*[Status(400)] * 2)
+    monkeypatch.setattr(proposers, "time", Clock())
+    reply = _proposal(server.url, tiny_lab)
+    assert reply.error is not None and reply.latency == 7.0
+    counters = Counters()
+    counters.add_reply(reply)
+    assert counters.llm_seconds == 7.0
