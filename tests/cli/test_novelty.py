@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from minact.cli import app
+from minact.search.prompt import FOLLOW_UP_CHARS
 from tests.conftest import TINY_TASKS
 from tests.llm_server import LLMServer, Reply, serving
 
@@ -266,7 +267,7 @@ def test_the_prompt_fits_the_context_the_server_reports(tmp_path: Path) -> None:
         chat = [r.json for r in server.requests if r.path.endswith("/chat/completions")]
     assert result.exit_code == 0, result.stderr
     room = int(3.2 * (2048 - 128))
-    fitted = room - 2 * 1000
+    fitted = room - 2 * FOLLOW_UP_CHARS
     assert f"cut from 8000 to {fitted} characters" in result.stderr
     assert "2048-token context" in result.stderr and "GET /props" in result.stderr
     for body in chat:  # the opening request fits, and a conversation the whole context
