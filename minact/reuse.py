@@ -13,6 +13,8 @@ The rules, so that every number minact reports comes from the candidate's own co
    training reached other inputs. A mismatch is a collision: the candidate's key
    becomes its code hash and it trains every task there, so the shared entry, whoever
    wrote it first, is never overwritten by, nor served to, code that trains differently.
+   A failed result (non-finite losses, an error) is never served to another code: that
+   code trains every task under its code hash in the same way, without a collision.
 3. Timeouts and crashes are stored under the code hash only (never shared), with the
    conditions they happened under; a later call retries them once, and again whenever the
    lab's timeout is raised or the device changes.
@@ -146,6 +148,13 @@ class Results:
         if producer is None:
             self._collide(st)
             return False
+        if stored.result.status != "ok":
+            # A failure is the producer's own: verification samples the inputs its training
+            # reached, and code that fails only at exact pre-activations training hits (a
+            # spike at one float) matches at every sampled point. Served to other code, that
+            # failure would be final for functions that train well; they train themselves.
+            self._collide(st, mismatch=False)
+            return False
         verdict = self.cache.get_verdict(st.code, producer, self._lab, d)
         if verdict is None:
             to_verify.setdefault((st.code, producer), {})[d] = stored.result.trace
@@ -155,10 +164,12 @@ class Results:
             return False
         return True
 
-    def _collide(self, st: Resolved) -> None:
+    def _collide(self, st: Resolved, *, mismatch: bool = True) -> None:
         """Moves st to its own key: results under its code hash, trained by itself.
 
-        (Why it did not match is kept with the verdict in the cache.)
+        `mismatch`: verification found that it computes something else (a collision, named
+        in its Score; why is kept with the verdict in the cache); else it moves only because
+        the shared entry is another code's failure.
         """
         if st.key == st.code:
             return
@@ -168,7 +179,8 @@ class Results:
             for d, r in st.results.items()
             if r.status in TRANSIENT or self._producer(st.key, d) == st.code
         }
-        st.collision, st.key, st.results = st.key, st.code, kept
+        st.collision = st.key if mismatch else None
+        st.key, st.results = st.code, kept
         for d, r in kept.items():
             if r.status not in TRANSIENT:
                 self.cache.put_result(st.key, d, self._lab, r, st.code)

@@ -226,7 +226,8 @@ class Score:
         fitness_spread: standard deviation of the per-seed fitness.
         mean_ood_mse: plain mean over tasks of the median OOD MSE.
         behaviour_hash: the key its results are stored under: the behaviour hash of f and f'
-            (shared by equal functions), or its code hash after a collision.
+            (shared by equal functions), or its code hash after a collision or where the
+            shared entry was another code's failure (minact.reuse).
         cached: True when no training ran for it in this call.
         collision: set when its behaviour hash matched other code whose results its own code
             did not reproduce (minact.evaluate verifies before reusing): that hash. Its

@@ -274,3 +274,46 @@ def test_a_verdict_holds_only_for_the_tasks_whose_training_it_checked(
         honest = _score(wide, other, cap)["cap"]
     assert second["cap"].fitness == honest.fitness != second["relu"].fitness
     assert second["cap"].collision is not None
+
+
+def _unseen_preactivation(lab: Lab) -> float:
+    """Returns a pre-activation that seed 1's network of the lab's first task feeds its
+    first layer's activation at step 0: the same for every activation (initial weights
+    depend on the task and seed alone), and never traced (only seed 0 is)."""
+    import torch
+
+    from minact.sandbox.trainer import Job, Trainer
+
+    task = lab.tasks[0]
+    seen: list[torch.Tensor] = []
+
+    def record(z: torch.Tensor) -> torch.Tensor:
+        if not seen and z.shape[0] == task.settings.seeds:  # the first batched forward
+            seen.append(z.detach().clone())
+        return torch.nn.functional.silu(z)
+
+    Trainer("cpu").train([Job(0, record, task)])
+    first, second = seen[0][0], seen[0][1]
+    return next(float(v) for v in second.reshape(-1) if not bool((first == v).any()))
+
+
+@pytest.mark.slow
+def test_another_codes_failure_is_never_served(
+    tiny_lab: Lab, cache: FitnessCache, tmp_path: Path
+) -> None:
+    # SiLU but for a spike at one float that training reaches: the spiking code's loss is
+    # NaN, while every probe, traced and dense point agrees with F.silu. Served that
+    # failure, F.silu would be "nonfinite" for good; it must train itself.
+    at = _unseen_preactivation(tiny_lab)
+    spike = _cand(f"torch.where(x == {at!r}, x * 0.0 + 3e38, x * torch.sigmoid(x))", "spike")
+    silu = _cand("F.silu(x)", "silu")
+    first = _score(tiny_lab, cache, spike)["spike"]
+    assert first.status == "nonfinite" and "seed 1" in first.reason
+    got = _score(tiny_lab, cache, silu)["silu"]
+    with FitnessCache(tmp_path / "fresh", EVALUATOR_VERSION) as other:
+        honest = _score(tiny_lab, other, silu)["silu"]
+    assert got.ok and got.fitness == honest.fitness and got.tasks == honest.tasks
+    assert got.collision is None and not got.cached and got.behaviour_hash == silu.code_hash
+    again = _score(tiny_lab, cache, silu, spike)  # later calls: each finds its own results
+    assert again["silu"].cached and again["silu"].fitness == honest.fitness
+    assert again["spike"].status == "nonfinite" and again["spike"].cached
