@@ -29,12 +29,16 @@ def search_progress(
     last = [0.0]
 
     def show(loop: Loop) -> None:
-        elapsed = time.monotonic() - loop.started
+        now = time.monotonic()
+        # Called after every outcome: a line that is not printed is not written either.
+        if live is None and now - last[0] <= 10 and loop.counters.evaluated != loop.config.budget:
+            return
+        elapsed = now - loop.started
         text = _seeding_line(loop) or _search_line(loop, elapsed)
         if live is not None:
             live.update(text)
-        elif time.monotonic() - last[0] > 10 or loop.counters.evaluated == loop.config.budget:
-            last[0] = time.monotonic()
+        else:
+            last[0] = now
             note(f"[{elapsed:6.0f}s] {text}")
 
     return show, live if live is not None else nullcontext()
@@ -58,14 +62,14 @@ def _search_line(loop: Loop, elapsed: float) -> str:
     """Returns the line shown during the search."""
     c = loop.counters
     best = loop.population.ranked()
-    new = [m for m in best if m.origin != "seed"]
+    new = next((m for m in best if m.origin != "seed"), None)
     rate = c.evaluated / elapsed * 60 if elapsed > 0 else 0.0
     fails = ", ".join(f"{k} {v}" for k, v in sorted(c.failures.items())) or "none"
     text = f"evaluated {c.evaluated}/{loop.config.budget} ({rate:.1f}/min, {c.cache_hits} cached)"
     if best:
         text += f" · best {best[0].score.fitness:+.3f} ({best[0].score.name})"
-    if new and new[0].score.fitness is not None:
-        text += f" · best new {new[0].score.fitness:+.3f}"
+    if new is not None and new.score.fitness is not None:
+        text += f" · best new {new.score.fitness:+.3f}"
     text += (
         f" · in flight {loop.in_flight}, evaluating {loop.waiting_for_evaluation}"
         f" · unparsable {c.parse_failures}, rejected {c.rejected}, duplicates {c.duplicates},"

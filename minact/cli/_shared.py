@@ -226,8 +226,13 @@ def status_text(status: str, reason: str) -> str:
     return printable(reason if reason.startswith(status) else f"{status}: {reason}")
 
 
+ROWS = 60  # a longer ranking prints the rows its report's table shows
+TOP_ROWS = 30  # new candidates among them (and every baseline)
+
+
 def print_ranking(doc: RankingDocument) -> None:
-    """Prints a ranking document as a table that fits the terminal."""
+    """Prints a ranking document as a table that fits the terminal (for a long one, the
+    best new candidates and the baselines, and how many rows are left out)."""
     lab = doc["lab"]
     console = stdout()
     # On a narrow terminal, columns go (code, then families) so the numbers keep their room.
@@ -252,7 +257,14 @@ def print_ranking(doc: RankingDocument) -> None:
     table.add_column("cache", no_wrap=True)
     if wide:
         table.add_column("code", no_wrap=True)
-    for c in doc["candidates"]:
+    # A run of 2000 candidates printed 2000 rows (3 s of layout) above its summary;
+    # ranking.json holds every candidate.
+    rows = doc["candidates"]
+    if len(rows) > ROWS:
+        from minact.runs.ranking import shown
+
+        rows = shown(rows, TOP_ROWS)
+    for c in rows:
         # Names and reasons come from run files and replies: no controls reach the terminal.
         status = status_text(c["status"], c["reason"])
         row = [
@@ -268,6 +280,11 @@ def print_ranking(doc: RankingDocument) -> None:
         ]
         table.add_row(*row, *([(c["code_hash"] or "")[:10]] if wide else []))
     console.print(table)
+    if len(rows) < len(doc["candidates"]):
+        console.print(
+            f"{len(doc['candidates']) - len(rows)} more candidates not shown (the table holds "
+            f"the best {TOP_ROWS} new ones and the baselines); ranking.json lists every one"
+        )
     best = next((c for c in doc["candidates"] if c.get("claim")), None)
     if best is not None:
         from minact.claims import claim_text, selection_note

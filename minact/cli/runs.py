@@ -239,6 +239,7 @@ def rescore(
                 network_seeds=seeds,
                 threads=threads,
                 progress=update,
+                say=note,
             )
     except MinactError as e:
         fail(e)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,10 +87,12 @@ def rescore(
     network_seeds: int | None = None,
     threads: int = 0,
     progress: Progress | None = None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> Rescored:
     """Scores the chosen candidates and the 14 baselines on another lab (with
     `network_seeds` networks per task instead of the lab's, when given), telling `progress`
-    how far the evaluation is; raises ConfigError."""
+    how far the evaluation is and `say` how many candidates --all-cached chose; raises
+    ConfigError."""
     if (tasks is None) == (suite is None):
         raise ConfigError(f"give exactly one of --tasks FILE or --suite ({', '.join(SUITES)})")
     lab = load_lab(tasks if tasks is not None else suite_path(str(suite)))
@@ -109,6 +111,14 @@ def rescore(
                 original[c.code_hash] = p.fitness
         if not chosen and not all_cached:
             raise ConfigError(f"no candidates to rescore from {origin}")
+        if all_cached:  # every run's and lab's candidates: the user cannot know how many
+            builtins = seeds.seed_candidates()
+            n = len({c.code_hash for c in chosen} - {c.code_hash for c in builtins})
+            say(
+                f"--all-cached: rescoring the {n} candidates the cache holds (from every run "
+                f"and lab) and the {len(builtins)} baselines on {lab.path} ({len(lab.tasks)} "
+                "tasks); results the cache has for this lab are not trained again"
+            )
         config = EvaluatorConfig(
             device=device,
             threads=threads,

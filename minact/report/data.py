@@ -10,7 +10,7 @@ from typing import Any
 
 from minact.agreement import MIN_INTERVAL_TASKS
 from minact.runs.history import Lineage
-from minact.runs.ranking import RankingDocument, RankingEntry
+from minact.runs.ranking import RankingDocument, RankingEntry, shown
 
 __all__ = [
     "FIGURES",
@@ -82,13 +82,7 @@ class ReportData:
     def shown(self, top: int = 30) -> list[RankingEntry]:
         """Returns the ranking rows a report table shows: the best `top` new ones and every
         baseline, in rank order."""
-        out: list[RankingEntry] = []
-        new = 0
-        for c in self.ranking["candidates"]:
-            if c["status"] == "ok" and (c["baseline"] or new < top):
-                out.append(c)
-                new += not c["baseline"]
-        return out
+        return shown(self.ranking["candidates"], top)
 
     def failed(self) -> list[RankingEntry]:
         """Returns the ranking rows of candidates that failed."""

@@ -10,7 +10,9 @@ matplotlib is slow to import and `minact --help` must stay fast.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import io
+import itertools
 import math
 import re
 import statistics
@@ -104,17 +106,11 @@ def fitness_over_run_svg(
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(7.0, 3.4))
         ax = fig.subplots()
-        xs: list[int] = []
-        values: list[float] = []
-        best: list[float] = []
-        median: list[float] = []
-        for n, fitness in points:
-            if fitness is None or not math.isfinite(fitness):
-                continue
-            values.append(fitness)
-            xs.append(n)
-            best.append(min(values))
-            median.append(statistics.median(values))
+        kept = [(n, f) for n, f in points if f is not None and math.isfinite(f)]
+        xs = [n for n, _ in kept]
+        values = [f for _, f in kept]
+        best = list(itertools.accumulate(values, min))
+        median = _running_medians(values)
         # One series: the reference belongs in the limits, whatever size the fitness is.
         lim = _y_limits([[*values, 0.0]], keep_low=True) if values else None
         ax.scatter(xs, _clamp(values, lim), s=14, color="#777777", label="each candidate", zorder=3)
@@ -263,6 +259,26 @@ def _clamp(values: Sequence[float], lim: tuple[float, float] | None) -> list[flo
     lo, hi = lim
     span = hi - lo
     return [v if math.isnan(v) else min(max(v, lo - span), hi + span) for v in values]
+
+
+def _running_medians(values: Sequence[float]) -> list[float]:
+    """Returns the median of each prefix of `values`, as statistics.median gives it."""
+    # Two heaps, the lower half (negated) and the upper: the median of every prefix in
+    # O(n log n). Sorting each prefix took 1.7 s for a run of 5000 candidates.
+    low: list[float] = []
+    high: list[float] = []
+    out: list[float] = []
+    for v in values:
+        if low and v > -low[0]:
+            heapq.heappush(high, v)
+        else:
+            heapq.heappush(low, -v)
+        if len(low) > len(high) + 1:
+            heapq.heappush(high, -heapq.heappop(low))
+        elif len(high) > len(low):
+            heapq.heappush(low, -heapq.heappop(high))
+        out.append(-low[0] if len(low) > len(high) else (-low[0] + high[0]) / 2)
+    return out
 
 
 def _svg(fig: Figure) -> str:

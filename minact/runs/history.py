@@ -61,6 +61,7 @@ class History:
         turns: every reply, by (proposal index, turn).
         follow_ups: the verdict kind of each reply answered with a follow-up.
         cuts: what the prompt budget left out of each proposal's request.
+        exchanges: the turns logged of each proposal, in order (the keys of `turns`).
         skipped: events of a known kind that were skipped for their shape (a line edited
             by hand, or written by another tool).
     """
@@ -71,6 +72,7 @@ class History:
     turns: dict[tuple[int, int], Reply] = field(default_factory=dict)
     follow_ups: dict[tuple[int, int], str] = field(default_factory=dict)
     cuts: dict[int, dict[str, int]] = field(default_factory=dict)
+    exchanges: dict[int, list[int]] = field(default_factory=dict)
     skipped: int = 0
 
     @classmethod
@@ -102,8 +104,9 @@ class History:
                     decode.check(e)  # runs.checks reads it; counted here if malformed
             except decode.MalformedEvent:
                 h.skipped += 1
-        for (index, _), reply in sorted(h.turns.items()):
+        for (index, turn), reply in sorted(h.turns.items()):
             h.replies[index] = reply  # the highest turn wins
+            h.exchanges.setdefault(index, []).append(turn)
         # Only a gap-free prefix of outcomes can be replayed in order.
         n = 0
         while n in h.outcomes:
@@ -131,14 +134,19 @@ class History:
     def count_exchanges(self, c: Counters, index: int | None = None) -> None:
         """Counts the logged replies, follow-ups and prompt cuts (of proposal `index` only,
         if given) into `c`."""
-        for (k, turn), reply in sorted(self.turns.items()):
-            if index is None or k == index:
-                c.add_reply(reply)
-                if (k, turn) in self.follow_ups:
-                    c.add_follow_up(self.follow_ups[(k, turn)])
-        for k, cut in sorted(self.cuts.items()):
-            if index is None or k == index:
-                c.add_prompt_cuts(cut)
+        # A resume counts each replayed proposal's own: looked up, not found among all the
+        # log's turns (sorting them for each proposal made replaying 2000 quadratic).
+        if index is None:
+            keys, cuts = sorted(self.turns), [cut for _, cut in sorted(self.cuts.items())]
+        else:
+            keys = [(index, turn) for turn in self.exchanges.get(index, ())]
+            cuts = [self.cuts[index]] if index in self.cuts else []
+        for key in keys:
+            c.add_reply(self.turns[key])
+            if key in self.follow_ups:
+                c.add_follow_up(self.follow_ups[key])
+        for cut in cuts:
+            c.add_prompt_cuts(cut)
 
     def counters(self) -> Counters:
         """Returns the counters recounted from the log, as the loop counts them."""

@@ -28,6 +28,7 @@ __all__ = [
     "ranked",
     "ranking_document",
     "rejection_score",
+    "shown",
     "task_value",
 ]
 
@@ -134,6 +135,18 @@ def ranked(scores: Sequence[Score]) -> list[tuple[int | None, Score]]:
         (s for s in scores if not s.ok and s.status != "screened"), key=lambda s: (s.status, s.name)
     )
     out.extend((None, s) for s in [*unranked, *screened, *failed])
+    return out
+
+
+def shown(candidates: Sequence[RankingEntry], top: int = 30) -> list[RankingEntry]:
+    """Returns the rows a ranking table shows: the best `top` new candidates and every
+    baseline, in rank order."""
+    out: list[RankingEntry] = []
+    new = 0
+    for c in candidates:
+        if c["status"] == "ok" and (c["baseline"] or new < top):
+            out.append(c)
+            new += not c["baseline"]
     return out
 
 

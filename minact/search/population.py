@@ -12,6 +12,7 @@ The search loop (minact.search.loop) is the only writer; nothing here needs a lo
 
 from __future__ import annotations
 
+import bisect
 import collections
 import random
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class Population:
         self.capacity = capacity
         self.migration_interval = migration_interval
         self.members: list[Member] = []
+        self._ranked: list[Member] = []  # the successful members, kept in ranked() order
         self._pools: list[list[Member]] = [[] for _ in range(islands)]
         self._codes: dict[Hash, Member] = {}
         self._behaviours: dict[Hash, Member] = {}
@@ -84,6 +86,10 @@ class Population:
             if s.status != "screened":  # screened is no failure: it scored, but worse
                 self.note_failure(s.source, s.status, s.reason)
             return
+        # Kept sorted as members join (after those it ties with, as a stable sort would put
+        # it): the ranking is read for every proposal and every progress update, and
+        # sorting the whole run each time grew with the run.
+        bisect.insort(self._ranked, member, key=_rank)
         targets = range(self.islands) if member.island is None else [member.island % self.islands]
         for i in targets:
             self._insert(i, member)
@@ -113,8 +119,7 @@ class Population:
 
     def ranked(self) -> list[Member]:
         """Returns the successful members, best fitness first (ties by age)."""
-        ok = [m for m in self.members if m.score.ok]
-        return sorted(ok, key=lambda m: (m.score.fitness, m.index))
+        return list(self._ranked)
 
     def top(self, k: int, exclude: set[Hash] | None = None) -> list[Member]:
         """Returns the k best members with distinct behaviours, skipping `exclude`."""
@@ -151,7 +156,7 @@ class Population:
         if any(m.score.code_hash == member.score.code_hash for m in pool):
             return
         pool.append(member)
-        pool.sort(key=lambda m: (m.score.fitness, m.index))
+        pool.sort(key=_rank)
         del pool[self.capacity :]
 
     def _migrate(self) -> None:
@@ -159,3 +164,8 @@ class Population:
         for i, best in enumerate(bests):
             if best is not None:
                 self._insert((i + 1) % self.islands, best)
+
+
+def _rank(m: Member) -> tuple[float | None, int]:
+    """Returns the key members are ranked by: fitness (lower is better), then age."""
+    return m.score.fitness, m.index

@@ -205,6 +205,10 @@ def test_rescore_writes_beside_the_runs_never_into_the_current_directory(
         assert result.exit_code == 0, result.stderr
         assert f"{target}/report.md" in result.stderr
         assert (target / "ranking.json").is_file() and (target / "report.md").is_file()
+    # --all-cached says how many it chose (a cache of many runs holds thousands).
+    said = re.search(r"--all-cached: rescoring the (\d+) candidates", result.stderr)
+    rows = json.loads((target / "ranking.json").read_text())["candidates"]
+    assert said is not None and int(said[1]) == sum(not c["baseline"] for c in rows) > 0
     chosen = tmp_path / "chosen"
     result = _invoke(finished_run, "rescore", best, "--tasks", other, "--out", str(chosen))
     assert result.exit_code == 0, result.stderr

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import random
 import re
+import statistics
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -115,6 +117,15 @@ def test_fitness_over_run_skips_failures_and_draws_the_reference() -> None:
     _check_inline(plots.fitness_over_run_svg([(1, None)]))
     huge: list[tuple[int, float | None]] = [(1, 1e308), (2, -1e308), (3, 0.1), (4, 1e308)]
     _check_inline(plots.fitness_over_run_svg(huge, best_baseline=-1e308))
+
+
+def test_the_median_so_far_is_each_prefix_median() -> None:
+    # Kept in two heaps (sorting every prefix was quadratic in the run's length).
+    rng = random.Random(0)
+    for n in range(0, 400, 7):
+        values = [rng.choice([rng.uniform(-3, 3), 0.5, -1.0, 1e300, -1e300]) for _ in range(n)]
+        medians = [statistics.median(values[: i + 1]) for i in range(n)]
+        assert plots._running_medians(values) == medians
 
 
 def test_heatmap_is_annotated_vector_cells_centred_on_zero() -> None:

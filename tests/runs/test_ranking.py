@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from dataclasses import replace
 
 import pytest
 
@@ -143,3 +145,22 @@ def test_a_ranking_under_mean_ood_mse_claims_on_ood_mse() -> None:
     by_mse = claim("mean_ood_mse")
     assert by_mse["difference"] == pytest.approx(8 / 6) and by_mse["verdict"] != "yes"
     assert claim("mean_log_ratio")["difference"] == -0.5
+
+
+def test_a_long_ranking_prints_its_best_new_rows_and_every_baseline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from minact.cli._shared import ROWS, TOP_ROWS, print_ranking
+
+    scores = [_ok(f"n{i}", i / 100) for i in range(2000)] + [_failed("f", "timeout")]
+    baselines = [replace(_ok(f"b{i}", 5.0 + i), baseline=True) for i in range(3)]
+    doc = ranking_document([*scores, *baselines], LAB, {"run_id": "r"})
+    print_ranking(doc)
+    out = capsys.readouterr().out
+    rows = re.findall(r"^│ +\d+ │ (\w+)", out, re.MULTILINE)
+    assert rows == [f"n{i}" for i in range(TOP_ROWS)] + ["b0", "b1", "b2"]
+    assert "1971 more candidates not shown" in out and "ranking.json lists every one" in out
+    short = ranking_document([*scores[: ROWS - 1], scores[-1]], LAB, {"run_id": "r"})
+    print_ranking(short)
+    out = capsys.readouterr().out
+    assert "more candidates" not in out and "timeout" in out  # a short one: every row

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from minact.lab.task import Lab
-from minact.outcome import Reply
+from minact.outcome import Counters, Reply
 from minact.runs.history import History
 from minact.search.ensemble import Ensemble
 from minact.search.loop import SearchConfig, Summary, run
@@ -161,6 +161,31 @@ def test_resume_in_the_middle_of_a_conversation(tiny_lab: Lab) -> None:
     assert _outcomes(cut + new_events) == _outcomes(events)
     logged = [(e["index"], e["turn"]) for e in cut + new_events if e["event"] == "follow_up"]
     assert len(logged) == len(set(logged))  # nothing logged twice
+
+
+class _OneKeyAtATime(dict[tuple[int, int], Reply]):
+    """A log's replies that refuse to be listed: only looked up, one key at a time."""
+
+    def __iter__(self) -> Any:
+        raise AssertionError("all the log's replies were listed")
+
+    def items(self) -> Any:
+        raise AssertionError("all the log's replies were listed")
+
+
+def test_a_resume_counts_each_proposal_from_its_own_exchanges(tiny_lab: Lab) -> None:
+    config = SearchConfig(budget=6, concurrency=2, seed=4, follow_ups=2)
+    _, events = _run(tiny_lab, config, ScriptedProposer(_copier))
+    history = History.from_events(events)
+    whole = Counters()
+    history.count_exchanges(whole)
+    assert whole.follow_ups > 0 and len(history.turns) > len(history.outcomes)
+    # Replaying proposal k looks up its own turns: replaying thousands stays linear.
+    history.turns = _OneKeyAtATime(history.turns)
+    by_proposal = Counters()
+    for k in range(len(history.outcomes)):
+        history.count_exchanges(by_proposal, k)
+    assert by_proposal.to_dict() == whole.to_dict()
 
 
 def test_the_offline_mutator_gets_no_follow_ups(tiny_lab: Lab) -> None:

@@ -107,6 +107,24 @@ def test_the_prompt_lists_scored_functions_and_says_what_it_cut(tiny_lab: Lab) -
     assert 0 < prompt.cut["scored list"] < 60
 
 
+def test_the_scored_list_writes_only_the_lines_that_fit(
+    tiny_lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A line parses its member's source: a run of thousands must not write them all.
+    parent = _member(SINE, "p", -0.2)
+    listed = [
+        _member(f"def activation(x):\n    return torch.tanh({i} * x)", f"s{i}") for i in range(2000)
+    ]
+    written: list[str] = []
+    label = novelty.label
+    monkeypatch.setattr(novelty, "label", lambda m: written.append(m.score.name) or label(m))
+    prompt = build_prompt(tiny_lab, parent, [], [], [], 4000, catalogue=listed, style="gate")
+    kept = 2000 - prompt.cut["scored list"]
+    assert 0 < kept < 100 and len(written) == kept + 1  # the lines kept, and the first cut
+    assert f"- s{kept - 1} = " in prompt.messages[1]["content"]
+    assert f"- s{kept} = " not in prompt.messages[1]["content"]
+
+
 def test_a_prompt_over_its_budget_says_so(tiny_lab: Lab) -> None:
     parent = _member(SINE, "p", -0.2)
     prompt = build_prompt(tiny_lab, parent, [], [], [], 1500, catalogue=[], style="tail")

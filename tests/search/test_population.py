@@ -87,3 +87,21 @@ def test_diverse_draws_from_every_member_outside_the_excluded_ones() -> None:
     rest = pop.diverse(2, random.Random(0), {*top, Hash("beh-m2"), Hash("beh-m3")})
     assert {m.score.name for m in rest} == {"m4", "m5"}
     assert pop.diverse(3, random.Random(0), {Hash(f"code-m{i}") for i in range(6)}) == []
+
+
+def test_the_ranking_kept_as_members_join_is_the_sorted_one() -> None:
+    # Fitness ties (seeds share index -1) keep the order members joined in, as sorting did.
+    rng = random.Random(3)
+    pop = Population(islands=2)
+    joined = []
+    for i in range(300):
+        seed = i < 20
+        m = _m(f"m{i}", rng.choice([None, 0.5, *(rng.random() for _ in range(3))]),
+               None if seed else i % 2, -1 if seed else i)  # fmt: skip
+        pop.add(m)
+        joined.append(m)
+        if i % 37 == 0 or i == 299:
+            ok = [m for m in joined if m.score.ok]
+            assert pop.ranked() == sorted(ok, key=lambda m: (m.score.fitness, m.index))
+    pop.ranked().clear()  # a copy: the caller's to change
+    assert len(pop.ranked()) == sum(m.score.ok for m in joined)
