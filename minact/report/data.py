@@ -4,9 +4,9 @@ render it. The helpers here word lineage and numbers the same way in both."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from minact.agreement import MIN_INTERVAL_TASKS
 from minact.runs.history import Lineage
@@ -15,8 +15,10 @@ from minact.runs.ranking import RankingDocument, RankingEntry, shown
 __all__ = [
     "FIGURES",
     "ReportData",
+    "LIST_ROWS",
     "agreement_text",
     "ancestry",
+    "capped",
     "check_table",
     "display_name",
     "fmt",
@@ -27,6 +29,18 @@ __all__ = [
     "screened_text",
     "uses_llm",
 ]
+
+T = TypeVar("T")
+
+# Rows of a report's lists (failed candidates, reasons, retries); the rest are counted. A run of
+# thousands of proposals has as many distinct reasons (a duplicate's names the copied function).
+LIST_ROWS = 50
+
+
+def capped(rows: Sequence[T], limit: int = LIST_ROWS) -> tuple[list[T], int]:
+    """Returns the first `limit` rows and how many are left out."""
+    return list(rows[:limit]), max(0, len(rows) - limit)
+
 
 # figure name (plots/<name>.svg): caption, in the order reports show them.
 FIGURES = {

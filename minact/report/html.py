@@ -21,6 +21,7 @@ from minact.report.data import (
     ReportData,
     agreement_text,
     ancestry,
+    capped,
     check_table,
     display_name,
     fmt,
@@ -63,6 +64,7 @@ def _environment() -> jinja2.Environment:
         made_by=made_by,
         partner=partner,
         claim_text=claim_text,
+        capped=capped,
     )
     return env
 

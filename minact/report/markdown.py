@@ -18,6 +18,7 @@ from minact.report.data import (
     ReportData,
     agreement_text,
     ancestry,
+    capped,
     check_table,
     display_name,
     fmt,
@@ -242,16 +243,23 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
         for c in screened:
             partial = fmt(c.get("partial_fitness"), "+.3f")
             lines.append(f"| {_cell(c['name'])} | {partial} | {_cell(c['reason'])} |")
-    failed = data.failed()
+    failed, more = capped(data.failed())
     if failed:
         lines += ["", "## Failed candidates", ""]
         lines += [f"- {_cell(c['name'])}: {c['status']} — {_cell(c['reason'])}" for c in failed]
-    if data.reasons:
+        lines += [f"- … and {more} more (ranking.json lists every candidate)"] if more else []
+    reasons, more = capped(data.reasons)
+    if reasons:
         lines += ["", "## Proposals that did not make a ranked candidate, by reason", ""]
         lines += ["| kind | count | reason |", "|---|---|---|"]
-        lines += [f"| {_cell(k)} | {n} | {_cell(r)[:160]} |" for k, r, n in data.reasons]
-    if data.retries and uses_llm(doc["run"] or {}):
+        lines += [f"| {_cell(k)} | {n} | {_cell(r)[:160]} |" for k, r, n in reasons]
+        rest = sum(n for _, _, n in data.reasons[len(reasons) :])
+        lines += [f"| … | {rest} | {more} other reasons |"] if more else []
+    retries, more = capped(data.retries)
+    if retries and uses_llm(doc["run"] or {}):
         lines += ["", "## LLM attempts retried, by reason", ""]
         lines += ["| count | reason |", "|---|---|"]
-        lines += [f"| {n} | {_cell(r)[:160]} |" for r, n in data.retries]
+        lines += [f"| {n} | {_cell(r)[:160]} |" for r, n in retries]
+        rest = sum(n for _, n in data.retries[len(retries) :])
+        lines += [f"| {rest} | {more} other reasons |"] if more else []
     return "\n".join(lines) + "\n"

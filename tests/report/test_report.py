@@ -487,3 +487,28 @@ def test_report_of_a_real_evolve_run_matches_its_ranking(tmp_path: Path) -> None
     )
     shutil.rmtree(tmp_path / "cache")  # curves now come from nowhere: the report still works
     assert build(run_dir).curves == {}
+
+
+def test_long_lists_are_capped_and_counted(run_dir: Path) -> None:
+    # A run of thousands of proposals has as many distinct reasons (a duplicate's names the
+    # function it copies) and may have hundreds of failures: the report shows LIST_ROWS of
+    # each and counts the rest.
+    from dataclasses import replace
+
+    from minact.report.data import LIST_ROWS
+    from minact.report.html import render_run_html
+    from minact.report.markdown import render_run_markdown
+
+    data = build(run_dir)
+    failed = data.failed()[0]
+    many = [{**failed, "name": f"f{i}", "code_hash": f"{i:064x}"} for i in range(LIST_ROWS + 7)]
+    ranking = {**data.ranking, "candidates": [*data.ranking["candidates"], *many]}
+    reasons = [("duplicate", f"same as c{i}", 1) for i in range(LIST_ROWS + 20)]
+    data = replace(data, ranking=ranking, reasons=reasons)  # type: ignore[arg-type]
+    text = render_run_markdown(data, {})
+    assert f"- … and {len(data.failed()) - LIST_ROWS} more (ranking.json" in text
+    assert "| … | 20 | 20 other reasons |" in text
+    assert f"same as c{LIST_ROWS - 1} " in text and f"same as c{LIST_ROWS} " not in text
+    page = render_run_html(data, {})
+    assert f"… and {len(data.failed()) - LIST_ROWS} more" in page
+    assert "20 other reasons" in page and f"same as c{LIST_ROWS}<" not in page
