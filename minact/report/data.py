@@ -14,8 +14,8 @@ from minact.runs.ranking import RankingDocument, RankingEntry, shown
 
 __all__ = [
     "FIGURES",
-    "ReportData",
     "LIST_ROWS",
+    "ReportData",
     "agreement_text",
     "ancestry",
     "capped",
