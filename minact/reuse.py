@@ -14,7 +14,9 @@ The rules, so that every number minact reports comes from the candidate's own co
    becomes its code hash and it trains every task there, so the shared entry, whoever
    wrote it first, is never overwritten by, nor served to, code that trains differently.
    A failed result (non-finite losses, an error) is never served to another code: that
-   code trains every task under its code hash in the same way, without a collision.
+   code trains every task under its code hash in the same way, without a collision. So
+   does a code whose verification the worker could not finish on a busy machine or under
+   a stop from outside: that is no verdict, and a later call verifies it again.
 3. Timeouts and crashes are stored under the code hash only (never shared), with the
    conditions they happened under; a later call retries them once, and again whenever the
    lab's timeout is raised or the device changes.
@@ -90,6 +92,10 @@ class Results:
         self._lab = lab.digest()
         # Places the dense check of verification where no source can know it.
         self._verify_seed = cache.seed(f"verify:{self._lab}")
+        # Verifications the worker could not finish under conditions that explain it (a busy
+        # machine, a worker stopped or killed from outside): no verdict, kept for this call
+        # only, so a later call verifies again.
+        self._unverified: dict[tuple[Hash, Hash, str], str] = {}
 
     def gather(self, admitted: Sequence[tuple[Candidate, Hash]]) -> dict[Hash, Resolved]:
         """Returns {code hash: Resolved} for admitted (candidate, behaviour hash) pairs."""
@@ -155,6 +161,9 @@ class Results:
             # failure would be final for functions that train well; they train themselves.
             self._collide(st, mismatch=False)
             return False
+        if (st.code, producer, d) in self._unverified:
+            self._collide(st, mismatch=False)  # trains itself; nothing says they differ
+            return False
         verdict = self.cache.get_verdict(st.code, producer, self._lab, d)
         if verdict is None:
             to_verify.setdefault((st.code, producer), {})[d] = stored.result.trace
@@ -210,7 +219,10 @@ class Results:
         for (code, producer, tasks), (match, reason) in zip(
             pairs, self.worker.verify(items, self._verify_deadline), strict=True
         ):
-            self.cache.put_verdict(code, producer, self._lab, tasks, match, reason)
+            if not match and _not_a_verdict(reason):
+                self._unverified.update({(code, producer, d): reason for d in tasks})
+            else:
+                self.cache.put_verdict(code, producer, self._lab, tasks, match, reason)
         self._progress("verify", len(items), len(items))
 
     # training -----------------------------------------------------------------------
@@ -255,6 +267,15 @@ def failure_conditions(
     the first), with the machine's load now and whether the reason names an outside cause."""
     outside = from_outside(reason)
     return failed_again(previous, timeout, device, load_average(), machine_cores(), outside)
+
+
+def _not_a_verdict(reason: str) -> bool:
+    """Returns whether a failed verification (the worker timed out or failed on it) says
+    more about the machine than about the code: stopped or killed from outside, or on a
+    machine whose load was above BUSY_LOAD per core."""
+    if not reason.startswith(("verification timed out", "verification failed")):
+        return False  # the worker answered: a mismatch
+    return failure_conditions(None, 0.0, "", reason).clean == 0
 
 
 def noted(reason: str, cond: Conditions) -> str:

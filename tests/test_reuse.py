@@ -317,3 +317,31 @@ def test_another_codes_failure_is_never_served(
     again = _score(tiny_lab, cache, silu, spike)  # later calls: each finds its own results
     assert again["silu"].cached and again["silu"].fitness == honest.fitness
     assert again["spike"].status == "nonfinite" and again["spike"].cached
+
+
+@pytest.mark.parametrize(("load", "kept"), [(100.0, False), (0.0, True)])
+def test_a_verification_the_worker_could_not_finish_is_a_verdict_only_on_a_calm_machine(
+    tiny_lab: Lab, cache: FitnessCache, monkeypatch: pytest.MonkeyPatch, load: float, kept: bool
+) -> None:
+    from minact.sandbox.client import WorkerClient
+
+    silu, xsig = _cand("F.silu(x)", "silu"), _cand("x * torch.sigmoid(x)", "xsig")
+    _score(tiny_lab, cache, silu)
+    _machine_load(monkeypatch, load)
+
+    def timed_out(self: WorkerClient, items: list[object], deadline: float) -> list[object]:
+        return [(False, "verification timed out: no answer within 1 s")] * len(items)
+
+    with monkeypatch.context() as m:
+        m.setattr(WorkerClient, "verify", timed_out)
+        got = _score(tiny_lab, cache, xsig)["xsig"]
+    # It trains itself either way; on a busy machine it is no collision and no verdict.
+    assert got.ok and not got.cached and got.behaviour_hash == xsig.code_hash
+    assert (got.collision is not None) == kept
+    verdict = cache.get_verdict(
+        xsig.code_hash, silu.code_hash, tiny_lab.digest(), tiny_lab.tasks[0].digest()
+    )
+    assert (verdict is not None) == kept
+    if not kept:  # a later call verifies it, and shares the result
+        again = _score(tiny_lab, cache, xsig)["xsig"]
+        assert again.cached and again.collision is None
