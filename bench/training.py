@@ -4,7 +4,8 @@ Each measurement is a fresh process that sets up as the worker does (threads, he
 once to warm up (task data, lazy imports), then times `--repeat` trainings of each
 candidate, one candidate per batch, and reports the median. Baseline and subject processes
 alternate (B S B S ...) so that both meet the same load, and the ratio of their medians is
-the result.
+the result. The CPU time the process used (user + system, all its threads) is reported too:
+on a machine that others load, it moves less than wall time.
 
 The baseline is this tree with glibc's default heap (heap.py), or, with `--against DIR`,
 another checkout of minact trained as its own worker would (for instance
@@ -53,15 +54,20 @@ def child(lab_name: str, threads: int, repeat: int, heap: bool) -> dict[str, obj
     trainer.train([Job(0, fns["gelu"], t) for t in lab.tasks])  # warm-up
     out: dict[str, object] = {}
     for name, fn in fns.items():
-        seconds, faults = [], []
+        seconds, cpu, faults = [], [], []
         for _ in range(repeat):
             before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             results = trainer.train([Job(0, fn, t) for t in lab.tasks])
             seconds.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - cpu_start)
             faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
             assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
-        out[name] = {"s": statistics.median(seconds), "faults": statistics.median(faults)}
+        out[name] = {
+            "s": statistics.median(seconds),
+            "cpu": statistics.median(cpu),
+            "faults": statistics.median(faults),
+        }
     return out
 
 
@@ -98,11 +104,14 @@ def main() -> int:
         for name in CANDIDATES:
             b = statistics.median(r[name]["s"] for r in runs["base"])
             t = statistics.median(r[name]["s"] for r in runs["this"])
+            cb = statistics.median(r[name]["cpu"] for r in runs["base"])
+            ct = statistics.median(r[name]["cpu"] for r in runs["this"])
             fb = statistics.median(r[name]["faults"] for r in runs["base"])
             ft = statistics.median(r[name]["faults"] for r in runs["this"])
             print(
                 f"{threads} thread(s) {name:<9} baseline {b:6.3f} s ({fb:7.0f} faults)  "
-                f"this {t:6.3f} s ({ft:7.0f} faults)  this/baseline {t / b:.3f}"
+                f"this {t:6.3f} s ({ft:7.0f} faults)  this/baseline {t / b:.3f}  "
+                f"CPU time {cb:6.3f} s -> {ct:6.3f} s: {ct / cb:.3f}"
             )
     return 0
 

@@ -43,6 +43,7 @@ class Adam:
         m, v = (like.new_zeros(sum(sizes)) for _ in range(2))
         self._flat_m, self._flat_v = m, v
         self._flat_g = torch.empty_like(m) if self._flat is not None else None
+        self._tmp: tuple[torch.Tensor, torch.Tensor] | None = None
         # Per-parameter views of the same moments, for a step where some grads are missing.
         self._m = [s.view(p.shape) for s, p in zip(torch.split(m, sizes), params, strict=True)]
         self._v = [s.view(p.shape) for s, p in zip(torch.split(v, sizes), params, strict=True)]
@@ -75,10 +76,22 @@ class Adam:
         c1: float,
         c2: float,
     ) -> None:
-        m.mul_(self.beta1).add_(g * (1 - self.beta1))
-        v.mul_(self.beta2).add_(g * g * (1 - self.beta2))
-        denom = (v / c2).sqrt_().add_(self.eps)
-        p.sub_(m / denom * (self.lr / c1))
+        # The same ops as m = b1 m + (1 - b1) g, ..., into two scratch buffers: a step's
+        # temporaries were 5 allocations the size of all parameters.
+        a, b = self._scratch(g)
+        m.mul_(self.beta1).add_(torch.mul(g, 1 - self.beta1, out=a))
+        v.mul_(self.beta2).add_(torch.mul(g, g, out=a).mul_(1 - self.beta2))
+        denom = torch.div(v, c2, out=b).sqrt_().add_(self.eps)
+        p.sub_(torch.div(m, denom, out=a).mul_(self.lr / c1))
+
+    def _scratch(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns two buffers of `like`'s shape, kept for the packed update."""
+        if self._tmp is not None and self._tmp[0].shape == like.shape:
+            return self._tmp
+        pair = (torch.empty_like(like), torch.empty_like(like))
+        if self._flat is not None and like.shape == self._flat.shape:
+            self._tmp = pair
+        return pair
 
 
 def _buffer(params: Sequence[torch.Tensor]) -> torch.Tensor | None:

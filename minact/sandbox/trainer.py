@@ -37,7 +37,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +46,7 @@ from minact.lab.task import Task
 from minact.sandbox.adam import Adam, packed
 from minact.sandbox.graph import graph_forward, graph_params
 from minact.sandbox.loader import Activation
+from minact.sandbox.readout import Readout
 from minact.sandbox.trace import Tracer
 from minact.score import TaskResult
 
@@ -213,13 +213,13 @@ class Trainer:
         else:
             eager = _make_forward(_segments(jobs), pool_at)
 
-            def forward_one(fn: Activation) -> _Forward:
-                return _make_forward([(0, 1, fn)], pool_at)
+            def forward_one(fn: Activation) -> _Forward:  # any number of networks
+                return _make_forward([(0, 1, fn)], pool_at, readout=False)
 
         firsts = list(itertools.accumulate((j.task.settings.seeds for j in jobs[:-1]), initial=0))
 
         def tracer() -> Tracer:
-            return Tracer(firsts, [j.fn for j in jobs], forward_one)
+            return Tracer(firsts, [j.fn for j in jobs], forward_one, batched=task.graph is None)
 
         trace = tracer()
         forward = eager
@@ -330,12 +330,15 @@ def _segment_act(segments: Sequence[tuple[int, int, Activation]]) -> Activation:
 
 
 def _make_forward(
-    segments: Sequence[tuple[int, int, Activation]], pool_at: int | None = None
+    segments: Sequence[tuple[int, int, Activation]],
+    pool_at: int | None = None,
+    readout: bool = True,
 ) -> _Forward:
     """Returns forward(x, params) applying each segment's activation to its networks.
 
     With `pool_at` (set tasks), x is (networks, sets, k, d) and the hidden layers before
-    index `pool_at` see each element; their outputs are summed over each set.
+    index `pool_at` see each element; their outputs are summed over each set. Without
+    `readout` it returns the last hidden layer's output (what tracing needs).
     """
 
     act = _segment_act(segments)
@@ -346,36 +349,9 @@ def _make_forward(
             if layer == pool_at:
                 h = _sum_pool(h, x.shape[1])  # (networks, sets, width)
             h = act(torch.baddbmm(params[i + 1], h, params[i]))  # (networks, points, width)
-        out: torch.Tensor = _Readout.apply(params[-1], h, params[-2])  # type: ignore[no-untyped-call]
+        if not readout:
+            return h
+        out: torch.Tensor = Readout.apply(params[-1], h, params[-2])  # type: ignore[no-untyped-call]
         return out  # (networks, points, 1)
 
     return forward
-
-
-class _Readout(torch.autograd.Function):
-    """baddbmm(b, h, w) for a one-unit output layer: (networks, points, 1).
-
-    Its backward computes what autograd's baddbmm backward computes, but the gradient for
-    h, grad @ w^T with an inner size of 1, as a broadcast product: bmm took as long for that
-    outer product as for the 32 x 32 hidden layer's. Each element is one product either
-    way, exactly rounded; `+ 0.0` gives an exact zero bmm's sign (+0, where -0 * w is -0).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, b: torch.Tensor, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(h, w)
-        return torch.baddbmm(b, h, w)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        h, w = ctx.saved_tensors
-        need_b, need_h, need_w = ctx.needs_input_grad
-        # b's gradient is grad itself: autograd sums it over the points, as for baddbmm.
-        grad_b = grad if need_b else None
-        grad_h = None
-        if need_h:
-            grad_h = (
-                grad * w.transpose(1, 2) + 0.0 if w.shape[-1] == 1 else grad.bmm(w.transpose(1, 2))
-            )
-        grad_w = h.transpose(1, 2).bmm(grad) if need_w else None
-        return grad_b, grad_h, grad_w

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from minact.lab.task import Lab, Task
-from minact.sandbox import trainer
+from minact.sandbox.readout import Readout
 from minact.sandbox.trainer import Job, Trainer
 from minact.score import TaskResult
 
@@ -96,17 +96,23 @@ def test_a_missing_result_fails_loudly_instead_of_shifting_the_rest(tiny_lab: La
         _Forgetful(lambda group: [done] * (len(group) - 1)).train(jobs)
 
 
-@pytest.mark.parametrize("outputs", [1, 4])
-def test_the_readout_backward_is_bit_for_bit_baddbmms(outputs: int) -> None:
+@pytest.mark.parametrize(
+    ("outputs", "points", "width"),
+    [(1, 64, 32), (4, 64, 32), (1, 128, 32), (1, 256, 32), (1, 96, 8)],
+)
+def test_the_readout_is_bit_for_bit_baddbmm(outputs: int, points: int, width: int) -> None:
     gen = torch.Generator().manual_seed(0)
     b = torch.randn(6, 1, outputs, generator=gen, requires_grad=True)
-    h = torch.randn(6, 64, 32, generator=gen, requires_grad=True)
-    w = torch.randn(6, 32, outputs, generator=gen)
+    h = torch.randn(6, points, width, generator=gen, requires_grad=True)
+    w = torch.randn(6, width, outputs, generator=gen)
     w[:, :4] = 0.0  # exact zeros, and -0 * w, whose sign bmm does not keep
     w.requires_grad_(True)
-    grad = torch.randn(6, 64, outputs, generator=gen)
+    grad = torch.randn(6, points, outputs, generator=gen)
     grad[:, :8] = -0.0
-    ours = torch.autograd.grad(trainer._Readout.apply(b, h, w), (b, h, w), grad)
-    theirs = torch.autograd.grad(torch.baddbmm(b, h, w), (b, h, w), grad)
+    out = Readout.apply(b, h, w)
+    ref = torch.baddbmm(b, h, w)
+    assert torch.equal(out.detach().view(torch.int32), ref.detach().view(torch.int32))
+    ours = torch.autograd.grad(out, (b, h, w), grad)
+    theirs = torch.autograd.grad(ref, (b, h, w), grad)
     for a, t in zip(ours, theirs, strict=True):
         assert torch.equal(a.view(torch.int32), t.view(torch.int32))
