@@ -93,6 +93,14 @@ class Completer(Protocol):
         ...
 
 
+# Why a reply has no text, by the finish_reason that says so.
+_NO_TEXT = {
+    "tool_calls": "the model answered with a tool call instead of text (minact offers no tools)",
+    "function_call": "the model answered with a function call instead of text",
+    "content_filter": "the server's content filter stopped the reply before any text",
+}
+
+
 class LLMProposer:
     """Asks an OpenAI-compatible server (through llm.LLMClient) for a child."""
 
@@ -120,6 +128,9 @@ class LLMProposer:
             where = "answer after its thinking" if c.text.strip() else "content"
             error = f"the reply was cut at --max-tokens (finish_reason length) before any {where}"
             error += f" ({thought} characters went to reasoning)" if thought else ""
+        elif not c.text.strip() and c.finish_reason in _NO_TEXT:
+            # Said as it is: an "empty reply" parse failure would blame the model's code.
+            error = f"{_NO_TEXT[c.finish_reason]} (finish_reason {c.finish_reason})"
         return Reply(
             "" if error else c.text,
             error=error,

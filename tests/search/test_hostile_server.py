@@ -544,3 +544,15 @@ def test_a_failed_call_counts_the_time_it_took(
     counters = Counters()
     counters.add_reply(reply)
     assert counters.llm_seconds == 7.0
+
+
+@pytest.mark.parametrize(
+    ("finish", "said"), [("tool_calls", "tool call"), ("content_filter", "content filter")]
+)
+def test_a_reply_without_text_says_why_from_its_finish_reason(
+    server: LLMServer, tiny_lab: Lab, finish: str, said: str
+) -> None:
+    server.push(Reply("", finish_reason=finish))
+    reply = _proposal(server.url, tiny_lab)
+    assert reply.error is not None and said in reply.error and finish in reply.error
+    assert reply.text == ""
