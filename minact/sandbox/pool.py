@@ -80,17 +80,18 @@ def local_workers(home: Path, settings: WorkerSettings, workers: int) -> Workers
     CPU, a worker whose threads are 0 gets one thread (the cores are split, not shared).
     """
     devices = cuda_devices() if settings.device in ("auto", "cuda") else []
+    cores = cpu_cores()  # reads the cgroup files once
     if workers == 0:
         if devices:
             workers = len(devices)
         else:
-            workers = min(cpu_cores(), MAX_AUTO_CPU_WORKERS)
+            workers = min(cores, MAX_AUTO_CPU_WORKERS)
             # Two workers each using all cores ran several times slower than one.
             settings = settings if settings.threads else replace(settings, threads=1)
-    if not devices and not settings.threads and (workers > 1 or cpu_cores() < affinity_cores()):
+    if not devices and not settings.threads and (workers > 1 or cores < affinity_cores()):
         # Split the cores (a CPU quota below the affinity mask counts: torch's default
         # threads would follow the mask and be throttled).
-        settings = replace(settings, threads=max(1, cpu_cores() // workers))
+        settings = replace(settings, threads=max(1, cores // workers))
     if workers == 1:
         return WorkerClient(home, settings)
     clients = []
