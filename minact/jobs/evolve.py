@@ -143,14 +143,15 @@ async def _run(
                         meta.update(described)
                         hooks.say(proposing.describe(described))
                         event = "resume" if resume else "start"
-                        log.append({"event": event, "time": time.time(), **described})
+                        opening = {"event": event, "time": time.time(), **described}
+                        events = _Events(log, opening, wait=history.ended is not None)
                         screen = Screen.of_lab(evaluator, lab, evaluator.on_tasks)
                         loop = Loop(
                             config,
                             lab,
                             proposer,
                             evaluator,
-                            log.append,
+                            events.append,
                             hooks.progress,
                             history,
                             screen,
@@ -164,9 +165,16 @@ async def _run(
                                 ),
                             )
                         with raising_on_stop_signals():
-                            if summary.status != "interrupted":
+                            # A resume that added nothing to a log that ends as this session
+                            # does (killed before its report) only writes what is missing.
+                            again = (
+                                not events.added
+                                and history.ended == summary.status
+                                and _checks(options) == _checks(started)
+                            )
+                            if summary.status != "interrupted" and not again:
                                 try:
-                                    _check(log, options, lab, evaluator, hooks.say)
+                                    _check(log, events, options, lab, evaluator, hooks.say)
                                 except KeyboardInterrupt:
                                     evaluator.interrupt()  # a batch may be in flight
                                     summary = replace(summary, status="interrupted",
@@ -179,8 +187,9 @@ async def _run(
                                 device=evaluator.info.get("device") or previous.get("device"),
                                 worker=evaluator.info or previous.get("worker"),
                             )
-                            log.append({"event": "end", "time": time.time(),
-                                        "status": summary.status})  # fmt: skip
+                            if not again:
+                                events.append({"event": "end", "time": time.time(),
+                                               "status": summary.status})  # fmt: skip
                             log.close()
                             log.write_run(meta)
                             finished = True
@@ -258,8 +267,36 @@ def _evaluator_config(options: EvolveOptions) -> EvaluatorConfig:
     )
 
 
+class _Events:
+    """Appends a session's events to the run's log, its opening line ("start", "resume")
+    first. On a resume of a log that ended, the opening line waits for the session's first
+    event: a session that adds nothing (the search and checks were done) adds no line."""
+
+    def __init__(self, log: RunLog, opening: dict[str, Any], *, wait: bool) -> None:
+        self._log, self._opening = log, opening
+        self.added = False  # whether this session appended a line
+        if not wait:
+            self.append(opening)
+
+    def append(self, event: dict[str, Any]) -> None:
+        """Appends `event` (after the waiting opening line, if any); raises ConfigError."""
+        if not self.added and event is not self._opening:
+            self._log.append(self._opening)
+        self._log.append(event)
+        self.added = True
+
+
+def _checks(options: EvolveOptions | None) -> tuple[Any, ...]:
+    """Returns the checks after the search that `options` ask for (a resume may add some)."""
+    if options is None:
+        return ()
+    confirm = (options.confirm, options.confirm_seeds) if options.confirm else None
+    return (options.validate, options.validate_top if options.validate else None, confirm)
+
+
 def _check(
     log: RunLog,
+    events: _Events,
     options: EvolveOptions,
     lab: Lab,
     evaluator: Evaluator,
@@ -271,12 +308,12 @@ def _check(
     ranking, _ = run_ranking(log.directory, warn=None)  # a resume said what it skipped
     if options.validate is not None:
         top = options.validate_top
-        log.append(dict(checks.validation(ranking, options.validate, top, evaluator, say)))
+        events.append(dict(checks.validation(ranking, options.validate, top, evaluator, say)))
     if options.confirm:
         event = checks.confirmation(
             ranking, lab, options.confirm, options.confirm_seeds, evaluator, say
         )
-        log.append(dict(event))
+        events.append(dict(event))
 
 
 def _lab(options: EvolveOptions, previous: Mapping[str, Any]) -> Lab:

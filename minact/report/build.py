@@ -20,6 +20,7 @@ from minact.candidate import Candidate, Hash
 from minact.curves import Curve
 from minact.errors import MinactError
 from minact.report.data import ReportData
+from minact.runs import index
 from minact.runs.catalog import Warn, log_warning, run_ranking
 from minact.runs.history import History
 from minact.runs.rundir import RunLog
@@ -47,6 +48,7 @@ def build(
     and `warn` (None: silence) told how many. Raises ConfigError when `run_dir` is not a
     readable run directory.
     """
+    taken = index.stamp(run_dir)  # before the log is read: see minact.runs.index
     ranking, history = run_ranking(run_dir, warn)
     run = RunLog.open(run_dir).read_run()
     ok = [c for c in ranking["candidates"] if c["status"] == "ok"]
@@ -77,6 +79,8 @@ def build(
         curves={h: (list(c.x), list(c.f), list(c.df)) for h, c in got.items()},
         tasks=_lab_tasks(run),
         warnings=warnings,
+        stamp=taken,
+        skipped=history.skipped,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from minact.agreement import MIN_INTERVAL_TASKS
 from minact.runs.history import Lineage
+from minact.runs.index import Stamp
 from minact.runs.ranking import RankingDocument, RankingEntry, shown
 
 __all__ = [
@@ -73,6 +74,8 @@ class ReportData:
         tasks: the lab's tasks as `Task.to_dict` gives them, when the lab file was
             readable; else the ranking's task summaries.
         warnings: what the report could not show, and why.
+        stamp: run.json and events.jsonl as the ranking was built from them, and
+            skipped: the events it skipped for their shape (both for the ranking's index).
     """
 
     ranking: RankingDocument
@@ -88,6 +91,8 @@ class ReportData:
     curves: dict[str, tuple[list[float], list[float], list[float]]] = field(default_factory=dict)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    stamp: Stamp | None = None
+    skipped: int = 0
 
     def candidate(self, code_hash: str | None) -> RankingEntry | None:
         """Returns the ranking entry with `code_hash`, or None."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from minact.report.data import FIGURES, ReportData
 from minact.report.html import render_run_html
 from minact.report.markdown import render_run_markdown
+from minact.runs import index
 from minact.runs.ranking import task_value
 from minact.runs.rundir import RunLog, write_atomic
 
@@ -36,6 +37,8 @@ def write(run_dir: Path, data: ReportData) -> list[Path]:
             path.unlink(missing_ok=True)  # a figure of an earlier report, now stale
     log = RunLog(run_dir)
     written.append(log.write_text("ranking.json", json.dumps(data.ranking, indent=2) + "\n"))
+    if data.stamp is not None:  # lookups then read ranking.json instead of the log
+        index.write(run_dir, data.ranking, data.stamp, data.skipped)
     written.append(log.write_text("report.md", render_run_markdown(data, files)))
     written.append(log.write_text("report.html", render_run_html(data, figures, left_out)))
     return written

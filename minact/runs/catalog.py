@@ -3,6 +3,9 @@
 A run's candidates come from its event log (the source of truth), ranked the same way
 for every command. Lineage walks parent hashes inside the same run.
 
+A lookup reads a run's ranking.json instead while its index says that the file is what
+the log gives (minact.runs.index), and parses it only in a run that holds the prefix.
+
 A runs folder holds what users copied, edited and interrupted: a run that cannot be
 ranked (run.json unreadable, of the wrong shape, or from before reports) is skipped with
 a one-line warning when the folder is searched (`all_runs`, `latest_run`), and is an
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from minact.errors import ConfigError
-from minact.runs import checks
+from minact.runs import checks, index
 from minact.runs.history import History
 from minact.runs.ranking import RankingDocument, RankingEntry, ranking_document
 from minact.runs.rundir import RunLog
@@ -198,11 +201,8 @@ def find(
         )
     hits: dict[str, Found] = {}
     for run in runs:
-        doc, _ = run_ranking(run, warn)
-        by_hash = {h: c for c in doc["candidates"] if (h := c["code_hash"])}
-        for h, entry in by_hash.items():
-            if h.startswith(prefix) and h not in hits:
-                hits[h] = Found(h, entry["source"], entry, run, _lineage(entry, by_hash))
+        for h, found in _matches(run, prefix, warn).items():
+            hits.setdefault(h, found)  # the first run that holds it
     for h, source in cached_sources:
         if h.startswith(prefix) and h not in hits:
             hits[h] = Found(h, source)
@@ -216,18 +216,51 @@ def find(
     return next(iter(hits.values()))
 
 
+def _matches(run: Path, prefix: str, warn: Warn | None) -> dict[str, Found]:
+    """Returns the candidates of `run` whose code hash starts with `prefix`: from its
+    ranking.json while its index says the file is current, else ranked from its log."""
+    kept = index.read(run)
+    if kept is not None:
+        if kept.skipped and warn is not None:  # as ranking its log would say
+            warn(skipped_warning(run / "events.jsonl", kept.skipped))
+        if not any(h.startswith(prefix) for h, _ in kept.names):
+            return {}  # the run holds no match: its ranking is not even read
+        rows = index.candidates(run, kept)
+        found = _found(run, rows, prefix) if rows is not None else {}
+        # Only the rows shown are checked in full: checking thousands costs what replaying does.
+        shown = [e for f in found.values() for e in (f.entry, *f.lineage) if e is not None]
+        if found and all(index.well_formed(e) for e in shown):
+            return found
+        warn = None  # said above; the file changed or was edited: the log decides
+    return _found(run, run_ranking(run, warn)[0]["candidates"], prefix)
+
+
+def _found(run: Path, rows: list[RankingEntry], prefix: str) -> dict[str, Found]:
+    by_hash = {h: c for c in rows if (h := c["code_hash"])}
+    return {
+        h: Found(h, entry["source"], entry, run, _lineage(entry, by_hash))
+        for h, entry in by_hash.items()
+        if h.startswith(prefix)
+    }
+
+
 def _named(name: str, runs: Iterable[Path]) -> str:
     """Returns " (c23 is 5798dd395b in run R)" for the candidates the runs call `name`,
     else "": a ranking's table shows names, and a name is what a user types first."""
     hashes: dict[str, Path] = {}
     for run in runs:
-        try:
-            doc, _ = run_ranking(run, None)
-        except ConfigError:  # the lookup fails anyway: an unreadable run adds nothing
-            continue
-        for c in doc["candidates"]:
-            if c["name"] == name and c["code_hash"]:
-                hashes.setdefault(c["code_hash"], run)
+        kept = index.read(run)
+        if kept is not None:
+            names = kept.names
+        else:
+            try:
+                doc, _ = run_ranking(run, None)
+            except ConfigError:  # the lookup fails anyway: an unreadable run adds nothing
+                continue
+            names = tuple((h, c["name"]) for c in doc["candidates"] if (h := c["code_hash"]))
+        for h, called in names:
+            if called == name:
+                hashes.setdefault(h, run)
     said = [f"{name} is {h[:10]} in run {run}" for h, run in list(hashes.items())[:5]]
     return f" ({'; '.join(said)}{'; ...' if len(hashes) > 5 else ''})" if said else ""
 

@@ -64,6 +64,8 @@ class History:
         exchanges: the turns logged of each proposal, in order (the keys of `turns`).
         skipped: events of a known kind that were skipped for their shape (a line edited
             by hand, or written by another tool).
+        ended: the status of the "end" line the log ends with ("" for one without a
+            status); None when the log does not end with one (a running or killed run).
     """
 
     seeds: list[Score] = field(default_factory=list)
@@ -74,6 +76,7 @@ class History:
     cuts: dict[int, dict[str, int]] = field(default_factory=dict)
     exchanges: dict[int, list[int]] = field(default_factory=dict)
     skipped: int = 0
+    ended: str | None = None
 
     @classmethod
     def from_events(cls, events: Iterable[Mapping[str, Any]]) -> History:
@@ -82,6 +85,10 @@ class History:
         h = cls()
         for e in events:
             kind = e.get("event")
+            # Only the last line counts: a log holds one "end" line per session of a resumed
+            # run, and earlier versions logged one again on resuming a run killed after its
+            # end line but before its report.
+            h.ended = _status(e) if kind == "end" else None
             try:
                 if kind == "seed":
                     h.seeds.append(decode.score(e.get("score")))
@@ -155,3 +162,8 @@ class History:
         for _, o in sorted(self.outcomes.items()):
             c.add_outcome(o)
         return c
+
+
+def _status(end: Mapping[str, Any]) -> str:
+    status = end.get("status")
+    return status if isinstance(status, str) else ""

@@ -131,6 +131,10 @@ class RunLog:
         """Opens an existing run directory; raises ConfigError if it is not one."""
         log = cls(directory)
         if not directory.is_dir():
+            if directory.is_symlink():  # it is there, and a user would say so
+                raise ConfigError(
+                    f"{directory}: a symbolic link to no directory (broken or a loop)"
+                )
             raise ConfigError(f"{directory}: no such run directory")
         if not log.run_json.is_file():
             raise ConfigError(f"{directory}: not a run directory (no run.json)")

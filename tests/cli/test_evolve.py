@@ -60,6 +60,7 @@ def test_offline_evolve_writes_a_complete_run_directory(tmp_path: Path) -> None:
     assert "offline mutator" in result.stderr
     run = _run_dir(tmp_path)
     assert sorted(p.name for p in run.iterdir()) == [
+        ".ranking-index.json",  # lookups read ranking.json while it is current
         "events.jsonl",
         "plots",
         "ranking.json",
