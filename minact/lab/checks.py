@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from collections.abc import Collection
 from typing import Any
 
@@ -17,7 +18,8 @@ from minact.lab.task import Box
 
 __all__ = ["FAMILY", "FLOAT_RULES", "INT_RULES", "MAX_COORDINATE", "MIN_OOD_FRACTION", "NAME"]
 __all__ += ["box", "check_boxes", "check_keys", "float_value", "identifier", "int_value"]
-__all__ += ["interval", "one_of", "require", "settings_fields"]
+__all__ += ["MAX_NESTING", "interval", "nesting", "one_of", "require", "settings_fields"]
+__all__ += ["shown"]
 
 # Rejection sampling of the OOD region needs it to be a fair share of the test box.
 MIN_OOD_FRACTION = 0.01
@@ -43,8 +45,38 @@ FLOAT_RULES: dict[str, tuple[float, float | None, bool]] = {
     # not finite in float32 once squared in the loss.
     "noise": (0.0, 100.0, False),
 }
+# Tables and arrays within one another: a shipped lab nests 5 deep (the document, [[task]], the
+# table, `train` as a list of [lo, hi]). Dotted headers ([a.a.a...], 5,000 deep in 20 KB) nest
+# without recursion in the parser, and the repr of such a value in an error message raised
+# RecursionError.
+MAX_NESTING = 16
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 FAMILY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}\Z")
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict = 3, 8, 8
+_SHOWN.maxstring = _SHOWN.maxother = 120
+
+
+def shown(value: object) -> str:
+    """Returns repr(value), shortened for a one-line error message: a tasks file of 1 MB
+    can hold a 1 MB string or list, which the message would otherwise quote whole."""
+    return _SHOWN.repr(value)
+
+
+def nesting(document: object) -> int:
+    """Returns how deep tables and arrays nest in `document` (a scalar is 0), counted without
+    recursion and up to MAX_NESTING + 1."""
+    deepest, todo = 0, [(document, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, (dict, list)):
+            deepest = max(deepest, depth)
+            children = value.values() if isinstance(value, dict) else value
+            if depth <= MAX_NESTING:  # deeper is refused anyway: no need to walk further
+                todo.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def require(where: str, raw: dict[str, Any], keys: tuple[str, ...]) -> None:
@@ -62,7 +94,9 @@ def check_keys(
     for key, value in table.items():
         if key not in known:
             known_keys = ", ".join(known)
-            raise ConfigError(f"{where}: unknown {what} {key!r} = {value!r}; known: {known_keys}")
+            raise ConfigError(
+                f"{where}: unknown {what} {shown(key)} = {shown(value)}; known: {known_keys}"
+            )
 
 
 def settings_fields(where: str, raw: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +115,7 @@ def int_value(where: str, key: str, value: object, rule: tuple[int, int | None])
         if lo <= value and (hi is None or value <= hi):
             return value
     bounds = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
-    raise ConfigError(f"{where}: key {key!r} must be an integer {bounds}, got {value!r}")
+    raise ConfigError(f"{where}: key {key!r} must be an integer {bounds}, got {shown(value)}")
 
 
 def float_value(
@@ -93,14 +127,14 @@ def float_value(
         if (lo < value if lo_open else lo <= value) and (hi is None or value <= hi):
             return float(value)
     bounds = f"{'>' if lo_open else '>='} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
-    raise ConfigError(f"{where}: key {key!r} must be a number {bounds}, got {value!r}")
+    raise ConfigError(f"{where}: key {key!r} must be a number {bounds}, got {shown(value)}")
 
 
 def identifier(where: str, key: str, value: object, pattern: re.Pattern[str]) -> str:
     """Returns `value` if it is a string matching `pattern`, else raises ConfigError."""
     if not isinstance(value, str) or not pattern.match(value):
         what = "a short name (letters, digits, '_', '-')"
-        raise ConfigError(f"{where}: key {key!r} must be {what}, got {value!r}")
+        raise ConfigError(f"{where}: key {key!r} must be {what}, got {shown(value)}")
     return value
 
 
@@ -115,9 +149,11 @@ def interval(where: str, key: str, value: object) -> tuple[float, float]:
                     return float(lo), float(hi)
                 raise ConfigError(
                     f"{where}: key {key!r} must lie within [{-MAX_COORDINATE:g}, "
-                    f"{MAX_COORDINATE:g}] (the networks train in float32), got {value!r}"
+                    f"{MAX_COORDINATE:g}] (the networks train in float32), got {shown(value)}"
                 )
-    raise ConfigError(f"{where}: key {key!r} must be [lo, hi] with finite lo < hi, got {value!r}")
+    raise ConfigError(
+        f"{where}: key {key!r} must be [lo, hi] with finite lo < hi, got {shown(value)}"
+    )
 
 
 def one_of(
@@ -134,7 +170,7 @@ def one_of(
     names = sep.join(map(repr, options))
     must = f"one of {names}" if sep == ", " else names
     qualified = f"{key!r} {of}" if of else repr(key)
-    raise ConfigError(f"{where}: key {qualified} must be {must}, got {value!r}")
+    raise ConfigError(f"{where}: key {qualified} must be {must}, got {shown(value)}")
 
 
 def box(where: str, key: str, value: object, variables: tuple[str, ...]) -> Box:
@@ -146,7 +182,7 @@ def box(where: str, key: str, value: object, variables: tuple[str, ...]) -> Box:
     if missing:
         raise ConfigError(
             f"{where}: key {key!r} must give a range for every variable; "
-            f"missing {', '.join(missing)}, got {value!r}"
+            f"missing {', '.join(missing)}, got {shown(value)}"
         )
     return tuple(interval(where, f"{key}.{v}", value[v]) for v in variables)
 

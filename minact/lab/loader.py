@@ -47,6 +47,9 @@ Limits, checked before any data is sampled (each refusal names the file, key and
   graph (nodes^2, test_nodes^2), times the input variables of a task or a set's element, and
   a [[family]] counts `count` tasks (the targets it redraws come on top). One task of one
   variable at the n_train and n_test caps holds 3e6; the shipped labs at most 1.2e5.
+- The tasks that train as one batch (same kind and settings) need at most MAX_TRAINING_BYTES
+  (32 GiB) at once: activations, parameters and data of each network (memory.py says how
+  they are counted, and why this bound).
 """
 
 from __future__ import annotations
@@ -61,10 +64,11 @@ import numpy.typing as npt
 
 from minact.errors import ConfigError
 from minact.lab import families, suites
-from minact.lab.checks import MIN_OOD_FRACTION, check_keys
+from minact.lab.checks import MAX_NESTING, MIN_OOD_FRACTION, check_keys, nesting
 from minact.lab.expression import parse_expression
 from minact.lab.files import FileRefused, read_regular
 from minact.lab.kinds import MAX_SET_ELEMENTS
+from minact.lab.memory import MAX_TRAINING_BYTES, check_memory
 from minact.lab.parse import FamilyPlan, parse_cascade, parse_lab, parse_task, plan_family
 from minact.lab.sampling import TargetError, sample
 from minact.lab.task import Lab, Task
@@ -80,6 +84,7 @@ __all__ = [
     "MAX_LAB_WORK",
     "MAX_OOD_SCALE",
     "MAX_SET_ELEMENTS",
+    "MAX_TRAINING_BYTES",
     "PAIR_WORK",
 ]
 __all__ += ["MAX_TASKS_FILE_BYTES", "MIN_OOD_FRACTION", "default_tasks_path", "load_lab"]
@@ -121,6 +126,8 @@ def load_lab(path: Path) -> Lab:
     """
     path = suites.resolve(Path(path))
     document = _read(path)
+    if nesting(document) > MAX_NESTING:
+        raise ConfigError(f"{path}: tables and arrays nest more than {MAX_NESTING} deep")
     check_keys(str(path), document, ("lab", "task", "family"))
     raw_lab = document.get("lab", {})
     if not isinstance(raw_lab, dict):
@@ -153,6 +160,7 @@ def load_lab(path: Path) -> Lab:
         seen[task.name] = len(tasks) + 1
         tasks.append(task)
     _check_size(path, tasks, plans)
+    check_memory(path, tasks, plans)
     for i, task in enumerate(tasks, start=1):
         try:
             _check_data(task)  # finite, not constant and in scale, on the real data
@@ -347,6 +355,10 @@ def lab_with_seeds(lab: Lab, seeds: int, flag: str) -> Lab:
             f"{flag} {seeds}: {lab.path}'s training work would be {work:.3g} with {seeds} "
             f"networks per task, above the limit of {MAX_LAB_WORK:.0e}; lower {flag}"
         )
+    try:
+        check_memory(lab.path, more.tasks, [])
+    except ConfigError as exc:
+        raise ConfigError(f"{flag} {seeds}: {exc}") from None
     return more
 
 

@@ -32,6 +32,7 @@ from minact.lab.checks import (
     one_of,
     require,
     settings_fields,
+    shown,
 )
 from minact.lab.expression import Expression, ExpressionError, parse_expression
 from minact.lab.task import FITNESS_KINDS, KINDS, Settings, Task
@@ -190,9 +191,13 @@ def _expression(where: str, key: str, text: Any) -> Expression:
         expression = parse_expression(text)  # it checks that `text` is a string
     except ExpressionError as exc:
         what = "target" if key == "target" else "per-element expression"
-        raise ConfigError(f"{where}: key {key!r} {text!r} is not a valid {what}: {exc}") from None
+        raise ConfigError(
+            f"{where}: key {key!r} {shown(text)} is not a valid {what}: {exc}"
+        ) from None
     if not expression.variables:
-        raise ConfigError(f"{where}: key {key!r} {text!r} has no variables; a task needs inputs")
+        raise ConfigError(
+            f"{where}: key {key!r} {shown(text)} has no variables; a task needs inputs"
+        )
     return expression
 
 

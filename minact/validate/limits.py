@@ -61,6 +61,11 @@ def check_power(e: ast.BinOp, line: int) -> None:
     r = e.right
     if isinstance(r, ast.UnaryOp) and isinstance(r.op, ast.USub):
         r = r.operand
+        if isinstance(r, ast.Constant) and isinstance(r.value, (int, float)) and r.value > 0:
+            # m ** -n is a float, computed as float(m) ** -n at once, whatever n: 10 ** -300
+            # is 1e-300. The base's own powers are checked where they occur, and its size
+            # by check_numeric (float(m) needs |m| < 1.8e308; the ints there stay <= 1e18).
+            return
     # Powers in the base compound: ((((10 ** 18) ** 64) ** 64) ** 64) ** 64 has 3e8 digits.
     nested = any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) for n in ast.walk(e.left))
     if (

@@ -16,12 +16,13 @@ compute with. Integer and boolean values are confined to three documented uses:
 So no integer tensor can arise, and the only way a boolean affects a value is a
 `torch.where`. The check is an abstract interpretation of the function: each expression
 gets a kind (float tensor, boolean tensor, Python int, Python float) and, where it may be
-a Python int, a bound on its size; loops are unrolled (at most 64 iterations in all) and
-branches joined, so bounds are upper bounds of what the code can compute. A value that
-may be an int on one path keeps its bound whatever it is on another (`10 if c else x`,
-`max(10, 0.5)`), the states at `break` and `continue` are joined where they lead, and a
-bound that is not a number (0 * an unbounded int) counts as unbounded: where the
-interpreter cannot bound an integer, the code is refused.
+a Python int, an interval holding it (signed, for `10 ** -64` is a float: see intervals);
+loops are unrolled (at most 64 iterations in all) and branches joined, so bounds are
+upper bounds of what the code can compute. A value that may be an int on one path keeps
+its bound whatever it is on another (`10 if c else x`, `max(10, 0.5)`), the states at
+`break` and `continue` are joined where they lead, and a bound that is not a number
+(0 * an unbounded int) counts as unbounded: where the interpreter cannot bound an integer,
+the code is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import ast
 import math
 from dataclasses import dataclass
 
+from minact.validate.intervals import Interval, hull, int_op, magnitude, point, span, unary
 from minact.validate.limits import MAX_INT_LITERAL, ValidationError, range_trips
 from minact.validate.primitives import PREDICATES
 
@@ -45,33 +47,33 @@ _BOOL_ADVICE = "use torch.where(condition, a, b) to turn a comparison into value
 
 @dataclass(frozen=True, slots=True)
 class _Kind:
-    """What an expression may be: a value of `kind` or, where `bound` is not None, also a
-    Python int of |value| <= bound (always so for INT)."""
+    """What an expression may be: a value of `kind` or, where `ints` is not None, also a
+    Python int in that interval (always so for INT)."""
 
     kind: str
-    bound: float | None = None
+    ints: Interval | None = None
 
 
 _T, _B, _F, _O = _Kind(TENSOR), _Kind(BOOLS), _Kind(FLOAT), _Kind(OTHER)
 _Env = dict[str, _Kind]
 
 
-def _max_bound(a: float | None, b: float | None) -> float | None:
+def _hull(a: Interval | None, b: Interval | None) -> Interval | None:
     if a is None or b is None:
         return b if a is None else a
-    return max(a, b)
+    return hull(*a, *b)
 
 
 def _join(a: _Kind, b: _Kind) -> _Kind:
     """Returns the kind of a value that is `a` on one path and `b` on another."""
-    bound = _max_bound(a.bound, b.bound)  # an int on either path keeps its bound
+    ints = _hull(a.ints, b.ints)  # an int on either path keeps its bound
     if a.kind == b.kind:
-        return _Kind(a.kind, bound)
+        return _Kind(a.kind, ints)
     kinds = {a.kind, b.kind}
     # Strict: whatever may be a boolean tensor is treated as one. INT comes last: joined
-    # with anything else, the int is what `bound` keeps.
+    # with anything else, the int is what `ints` keeps.
     kind = next(k for k in (BOOLS, TENSOR, FLOAT, OTHER) if k in kinds)
-    return _Kind(kind, bound)
+    return _Kind(kind, ints)
 
 
 def _join_env(a: _Env, b: _Env) -> _Env:
@@ -92,37 +94,15 @@ def _path(e: ast.expr) -> str | None:
     return None
 
 
-def _int_bound(op: ast.operator, a: float, b: float) -> float:
-    """Returns an upper bound of |m op n| for Python ints |m| <= a, |n| <= b (inf: none)."""
-    if isinstance(op, (ast.Add, ast.Sub)):
-        bound = a + b
-    elif isinstance(op, ast.Mult):
-        bound = a * b
-    elif isinstance(op, ast.FloorDiv):
-        bound = a
-    elif isinstance(op, ast.Mod):
-        bound = b
-    elif isinstance(op, ast.Pow):
-        if a <= 1 or b == 0:  # 0, 1 and -1 to any power; anything to the power 0
-            bound = 1.0
-        else:  # a > 1 and b > 0, so the product is positive (inf where either is)
-            digits = b * math.log10(a)
-            bound = math.inf if digits > math.log10(MAX_INT_LITERAL) else a**b
-    else:  # bitwise
-        bound = 2 * max(a, b)
-    # 0 * inf is NaN, and NaN > MAX_INT_LITERAL is False: unknown must mean unbounded.
-    return math.inf if math.isnan(bound) else bound
-
-
-def _range_bound(it: ast.expr) -> float:
-    """Returns the largest |bound| of a validated `range(...)` (integer literals only)."""
+def _range_ints(it: ast.expr) -> Interval:
+    """Returns an interval holding the values of a validated `range(...)` (int literals)."""
     assert isinstance(it, ast.Call)
-    values = [0]
-    for a in it.args:
+    values = [0.0] if len(it.args) == 1 else []  # range(stop) starts at 0
+    for a in it.args[:2]:  # the values lie between start and stop, whatever the step
         c = a.operand if isinstance(a, ast.UnaryOp) else a
         assert isinstance(c, ast.Constant) and isinstance(c.value, int)
-        values.append(abs(c.value))
-    return float(max(values))
+        values.append(float(-c.value if isinstance(a, ast.UnaryOp) else c.value))
+    return hull(*values)
 
 
 class _Interpreter:
@@ -170,7 +150,7 @@ class _Interpreter:
 
     def _for(self, s: ast.For) -> None:
         assert isinstance(s.target, ast.Name)
-        counter = _Kind(INT, _range_bound(s.iter))
+        counter = _Kind(INT, _range_ints(s.iter))
         trips = range_trips(s.iter)
         before = dict(self.env)
         breaks: list[_Env] = []
@@ -195,7 +175,7 @@ class _Interpreter:
         if isinstance(e, ast.Constant):
             v = e.value
             if isinstance(v, (bool, int)):
-                return _Kind(INT, float(abs(v)))
+                return _Kind(INT, point(float(v)))
             return _F if isinstance(v, float) else _O
         if isinstance(e, ast.Name):
             return self.env.get(e.id, _T)
@@ -204,11 +184,10 @@ class _Interpreter:
         if isinstance(e, ast.UnaryOp):
             k = self.expr(e.operand)
             if isinstance(e.op, ast.Not):
-                return _Kind(INT, 1.0)
+                return _Kind(INT, (0.0, 1.0))
             if k.kind == BOOLS and not isinstance(e.op, ast.Invert):
                 raise ValidationError(f"line {line}: arithmetic on a comparison; {_BOOL_ADVICE}")
-            # -n, +n and ~n (-n - 1) of an int: at most one more than n in size
-            return _Kind(k.kind, None if k.bound is None else k.bound + 1)
+            return _Kind(k.kind, None if k.ints is None else unary(e.op, k.ints))
         if isinstance(e, ast.BinOp):
             return self.binop(self.expr(e.left), e.op, self.expr(e.right), line)
         if isinstance(e, ast.BoolOp):
@@ -220,10 +199,10 @@ class _Interpreter:
         if isinstance(e, ast.Compare):
             kinds = [self.expr(e.left), *(self.expr(c) for c in e.comparators)]
             if not any(k.kind in (TENSOR, BOOLS) for k in kinds):
-                return _Kind(INT, 1.0)
+                return _Kind(INT, (0.0, 1.0))
             # A Python bool (an int), unless an operand is surely a tensor.
-            surely = any(k.kind in (TENSOR, BOOLS) and k.bound is None for k in kinds)
-            return _B if surely else _Kind(BOOLS, 1.0)
+            surely = any(k.kind in (TENSOR, BOOLS) and k.ints is None for k in kinds)
+            return _B if surely else _Kind(BOOLS, (0.0, 1.0))
         if isinstance(e, ast.IfExp):
             self.expr(e.test)
             return _join(self.expr(e.body), self.expr(e.orelse))
@@ -255,26 +234,25 @@ class _Interpreter:
             if bitwise:
                 raise ValidationError(f"line {line}: `{symbol}` applies to comparisons only")
             kind = TENSOR
-        elif a.kind == b.kind == INT and not isinstance(op, ast.Div):
-            kind = INT
-        else:
-            kind = FLOAT
-        return _Kind(kind, self._ints(a, op, b, line))
+        else:  # int op int is an int, except `/` and `**` of a negative n (ints is None)
+            kind = INT if a.kind == b.kind == INT else FLOAT
+        ints = self._ints(a, op, b, line)
+        return _Kind(FLOAT if kind == INT and ints is None else kind, ints)
 
     @staticmethod
-    def _ints(a: _Kind, op: ast.operator, b: _Kind, line: int) -> float | None:
-        """Returns a bound of |a op b| where both may be Python ints (None: the result is
-        no int); raises ValidationError where it may exceed MAX_INT_LITERAL."""
-        if a.bound is None or b.bound is None or isinstance(op, ast.Div):
+    def _ints(a: _Kind, op: ast.operator, b: _Kind, line: int) -> Interval | None:
+        """Returns the interval of `a op b` where both may be Python ints (None: the result
+        is no int); raises ValidationError where it may exceed MAX_INT_LITERAL."""
+        if a.ints is None or b.ints is None:
             return None
-        bound = _int_bound(op, a.bound, b.bound)
-        if not bound <= MAX_INT_LITERAL:
+        ints = int_op(op, a.ints, b.ints)
+        if ints is not None and not magnitude(ints) <= MAX_INT_LITERAL:
             symbol = _SYMBOLS.get(type(op), type(op).__name__)
             raise ValidationError(
                 f"line {line}: integer arithmetic (`{symbol}`) may exceed 1e18; big "
                 "Python integers are refused: compute in floating point (e.g. 10.0 ** n)"
             )
-        return bound
+        return ints
 
     def call(self, e: ast.Call, line: int) -> _Kind:
         args = [self.expr(a) for a in e.args]
@@ -316,7 +294,7 @@ class _Interpreter:
             raise ValidationError(
                 f"line {line}: torch.where's branches must be values, not comparisons"
             )
-        if len(branches) == 2 and all(k.bound is not None for k in branches):
+        if len(branches) == 2 and all(k.ints is not None for k in branches):
             raise ValidationError(
                 f"line {line}: torch.where with integer branches makes an integer tensor; "
                 "write floats (1.0, 0.0)"
@@ -348,23 +326,23 @@ class _Interpreter:
             return _O  # round() raises
         if (
             ndigits is not None
-            and ndigits.bound is not None
-            and number.bound is not None
-            and not ndigits.bound <= _MAX_ROUND_DIGITS
-        ):  # round(1, -10 ** 9) computes 10 ** (10 ** 9), for as long as that takes
+            and ndigits.ints is not None
+            and number.ints is not None
+            and not ndigits.ints[0] >= -_MAX_ROUND_DIGITS
+        ):  # round(1, -10 ** 9) computes 10 ** (10 ** 9); round(1, 30) is 1 at once
             raise ValidationError(
                 f"line {line}: round() of an integer to more than {_MAX_ROUND_DIGITS:.0f} "
                 "digits may exceed 1e18; big Python integers are refused"
             )
         # round(n, d) of an int n is n (d >= 0) or the nearest multiple of 10 ** -d, which
-        # is 0 or at most 2|n|: bounded by n's bound either way.
-        bound = None if number.bound is None else 2 * number.bound
+        # is 0 or at most 2|n| of n's sign: bounded by n's bound either way.
+        ints = None if number.ints is None else hull(0.0, 2 * number.ints[0], 2 * number.ints[1])
         if number.kind in (TENSOR, INT):  # Tensor.__round__ gives a tensor
-            return _Kind(number.kind, number.bound if ndigits is None else bound)
+            return _Kind(number.kind, number.ints if ndigits is None else ints)
         if ndigits is None or ndigits.kind == OTHER:  # round(v), round(v, None): an int
             node = e.args[0] if e.args else next(k.value for k in e.keywords if k.arg == "number")
             return self._to_int(node, [number])
-        return _Kind(FLOAT, bound)  # round(v, d) of a float is a float
+        return _Kind(FLOAT, ints)  # round(v, d) of a float is a float
 
     @staticmethod
     def _to_int(node: ast.expr | None, args: list[_Kind]) -> _Kind:
@@ -373,8 +351,8 @@ class _Interpreter:
             return args[0]
         if isinstance(node, ast.Constant) and isinstance(node.value, float):
             v = node.value
-            return _Kind(INT, abs(v) + 1 if math.isfinite(v) else math.inf)
-        return _Kind(INT, math.inf)
+            return _Kind(INT, span(abs(v) + 1 if math.isfinite(v) else math.inf))
+        return _Kind(INT, span(math.inf))
 
 
 _SYMBOLS = {

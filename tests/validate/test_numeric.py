@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import math
+
 import pytest
 
 from minact import seeds
 from minact.candidate import Candidate, Rejection
 from minact.validate import validate
+from minact.validate.intervals import Interval, int_op
 
 
 def fn(*body: str) -> str:
@@ -111,6 +115,29 @@ REFUSED = {
         fn("k = 1000000000", "for i in range(0):", "    k = 1", "return x * 10 ** k"),
         "may exceed 1e18",
     ),
+    # Signs are tracked, and refusal still follows the size of the int Python computes.
+    "tower-of-powers": (fn("return x * 10 ** 10 ** 10"), "literal exponent <= 64"),
+    "power-of-a-large-local": (fn("n = 2 ** 30", "return x * 2 ** n"), "may exceed 1e18"),
+    "negative-base-even-power": (fn("return x * (-3) ** 38"), "may exceed 1e18"),
+    "negated-negative-counter": (
+        fn("y = x", "for i in range(-40, 0):", "    y = y + 10 ** -i", "return y"),
+        "may exceed 1e18",
+    ),
+    "exponent-of-either-sign": (
+        fn("y = x", "for i in range(-40, 20, 2):", "    y = y * 10 ** i", "return y"),
+        "may exceed 1e18",
+    ),
+    # A negative exponent makes a float, but the base is computed first, as an int.
+    "big-base-of-a-negative-power": (fn("return x * (2 ** 70) ** -1"), "exponent <= 64"),
+    "base-over-1e18-of-a-negative-power": (
+        fn("return x * (2 ** 60) ** -1"),
+        "integer arithmetic (`**`) may exceed 1e18",
+    ),
+    "product-base-of-a-negative-power": (
+        fn("return x * (10 ** 18 * 10 ** 18) ** -1"),
+        "integer arithmetic (`*`) may exceed 1e18",
+    ),
+    "big-negative-round-digits": (fn("k = round(1, -19)", "return x"), "may exceed 1e18"),
 }
 
 ACCEPTED = {
@@ -143,6 +170,21 @@ ACCEPTED = {
     "integer-error-at-runtime": fn("return x * (10 // 0)"),
     "round": fn("return torch.round(x) + round(2.5) + round(7, -1) + round(0.5, 9)"),
     "int-or-float-in-range": fn("n = max(10, 0.5)", "return x * n ** 3 + round(n, -2)"),
+    # int ** negative int is a float, computed as float(m) ** -n: small, and at once.
+    "negative-literal-exponent": fn("return x * (10 ** -64)"),
+    "negative-exponent-first": fn("return 10 ** -64 * x"),
+    "very-negative-literal-exponent": fn("return x * 10 ** -300 + 10 ** -1000000000"),
+    "negated-local-exponent": fn("n = 64", "return x * 10 ** -n"),
+    "negative-counter-exponent": fn(
+        "y = x", "for i in range(1, 64):", "    y = y + 10 ** -i", "return y"
+    ),
+    "exponent-negative-or-small": fn(
+        "y = x", "for i in range(-45, 18):", "    y = y + 10 ** i", "return y"
+    ),
+    "tensor-to-a-negative-power": fn("return x ** -2"),
+    "base-under-1e18-of-a-negative-power": fn("return x * (2 ** 59) ** -1"),
+    "negative-base-squared": fn("return x * (-3) ** 2 * (-10) ** 18"),
+    "round-to-many-digits": fn("return x * round(5, 30)"),
     "break-and-continue": fn(
         "y = x",
         "for i in range(4):",
@@ -190,3 +232,27 @@ def test_repeated_continues_keep_every_state_that_differs() -> None:
     growing = [*many[:-2], "    n = n * n", "    if c:", "        continue", "return x * n"]
     refused = validate(fn(*growing))
     assert isinstance(refused, Rejection) and "may exceed 1e18" in refused.reason
+
+
+@pytest.mark.parametrize(
+    ("base", "exponent", "expected"),
+    [
+        ((10.0, 10.0), (-64.0, -64.0), None),  # a float: no int at all
+        ((-3.0, -3.0), (2.0, 2.0), (0.0, 9.0)),
+        ((-3.0, 2.0), (0.0, 3.0), (-27.0, 27.0)),
+        ((2.0, 10.0), (-5.0, 3.0), (-1.0, 1000.0)),  # int() of 2 ** -5 and the like: 0
+        ((-1.0, 1.0), (0.0, 10**9), (-1.0, 1.0)),
+        ((2.0, 2.0), (0.0, 61.0), (-math.inf, math.inf)),  # over 1e18: the caller refuses
+    ],
+)
+def test_int_powers_keep_their_sign(
+    base: Interval, exponent: Interval, expected: Interval | None
+) -> None:
+    assert int_op(ast.Pow(), base, exponent) == expected
+
+
+def test_unknown_interval_arithmetic_is_unbounded() -> None:
+    # 0 * inf and inf - inf are NaN, which compares False against any limit.
+    unbounded = (-math.inf, math.inf)
+    assert int_op(ast.Mult(), (0.0, 0.0), unbounded) == unbounded
+    assert int_op(ast.Sub(), (0.0, math.inf), (0.0, math.inf)) == unbounded
