@@ -442,7 +442,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class LLMServer:
-    """A scriptable OpenAI-compatible streaming server on a free port of 127.0.0.1."""
+    """A scriptable OpenAI-compatible streaming server on a free port of 127.0.0.1 (or of
+    another loopback address)."""
 
     def __init__(
         self,
@@ -453,7 +454,9 @@ class LLMServer:
         props: Mapping[str, Any] | None = None,
         key: str | None = None,
         gets: Mapping[str, Behaviour] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
+        """`host`: the IPv4 address to listen on (any of 127.0.0.0/8 is this machine)."""
         self.key = key  # when set, GET requests without this bearer key are answered 401
         self.models = models  # the body of GET /v1/models (vLLM adds max_model_len)
         self.props = props  # the body of GET /props (llama.cpp's server), or 404
@@ -466,9 +469,9 @@ class LLMServer:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._connections: dict[socket.socket, threading.Thread] = {}
-        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _HTTPServer((host, 0), _Handler)
         self._httpd.owner = self
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        self.url = f"http://{host}:{self._httpd.server_address[1]}/v1"
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from minact.errors import ConfigError
 from minact.search.loop import SearchConfig
+from minact.search.loopback import is_loopback
 from minact.search.prompt import conversation_room, fit_to_context
 from minact.search.proposers import (
     OfflineProposer,
@@ -55,7 +56,8 @@ async def proposer(
         specs = plan(options.model, options.model_weights, options.llm_url)
     except PlanError as e:
         raise ConfigError(str(e)) from None
-    local = all(_is_local(s.url) for s in specs if s.name != MUTATOR)
+    urls = [s.url for s in specs if s.name != MUTATOR]
+    local = all(is_loopback(urlsplit(url).hostname or "") for url in urls)
     if api_key is not None and not (api_key.isascii() and api_key.isprintable()):
         # httpx cannot send it (a traceback), or quotes it unmasked in its error (a line
         # break in it is shown escaped): said here, without the key.
@@ -64,7 +66,7 @@ async def proposer(
             " header cannot carry (a non-ASCII letter, a line break or another control"
             " character); was it copied whole and alone?"
         )
-    async with llm.http_client(use_proxy_env=not local) as http:
+    async with llm.http_client(use_proxy_env=not local, servers=urls) as http:
         members: dict[str, Proposer] = {}
         models: list[dict[str, Any]] = []
         for spec in specs:
@@ -123,11 +125,6 @@ def _replayed(options: EvolveOptions) -> dict[str, Any]:
         {"name": n, "url": "", "weight": w} for n, w in zip(names, weights, strict=True)
     ]
     return described
-
-
-def _is_local(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def fitted(config: SearchConfig, options: EvolveOptions, described: dict[str, Any]) -> SearchConfig:

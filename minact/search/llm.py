@@ -13,9 +13,9 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, cast
@@ -23,7 +23,7 @@ from typing import Any, cast
 import httpx
 
 from minact.errors import LLMError
-from minact.search import inflate, sse, thinking
+from minact.search import inflate, loopback, sse, thinking
 from minact.search.server import CHECK_SECONDS, Answers, context_length, server_model
 from minact.untrusted import clip, printable, scrub
 
@@ -149,14 +149,15 @@ class LLMClient:
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        thinks_first: bool | None = None,
     ) -> None:
         self._http, self._config, self._sleep = http, config, sleep
         self._rng = rng if rng is not None else random.Random()
         self._endpoint = config.url.rstrip("/") + "/chat/completions"
         self.seeded = True  # False once the server refused a request for its `seed` field
-        # True once a reply closed a thinking block it never opened (the chat template opens
-        # it): later streams start inside one, and a sketch there does not end them.
-        self.thinks_first = False
+        # Whether the chat template opens a thinking block (replies start inside one). Until
+        # a reply shows it (None), streams are read whole: a </think> may follow their code.
+        self.thinks_first = thinks_first
         self._headers = {"Accept": "text/event-stream, application/json"}
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
@@ -199,7 +200,10 @@ class LLMClient:
                     )
                 outcome = retried
             if isinstance(outcome, sse.Reply):
-                self.thinks_first = self.thinks_first or thinking.starts_inside(outcome.text)
+                inside = self.thinks_first is True  # as this attempt's stream was read
+                if self.thinks_first is None:
+                    self.thinks_first = thinking.template_opens(outcome.text, outcome.finish_reason)
+                outcome = replace(outcome, text=thinking.made_explicit(outcome.text, inside))
                 return self._completion(outcome, messages, start, reasons)
             reasons.append(self._clean(outcome.reason))
             if not outcome.retryable:
@@ -291,7 +295,8 @@ class LLMClient:
                 return _http_failure(status, response.headers, body_start, self._config.api_key)
             if "text/event-stream" not in content_type.lower():
                 # Some servers ignore stream=true and send the whole completion.
-                return stream.plain(await _read_some(response, self._limit), content_type)
+                whole = await _read_some(response, self._limit + 1)  # one more: was it cut?
+                return stream.plain(whole[: self._limit], content_type, len(whole) > self._limit)
             stream.streaming = True
             return await self._read_events(response, stream, reader)
 
@@ -366,17 +371,27 @@ class LLMClient:
         )  # fmt: skip
 
 
-def http_client(*, use_proxy_env: bool = False) -> httpx.AsyncClient:
-    """Returns the HTTP client for LLMClient (use it as `async with`)."""
+def http_client(*, use_proxy_env: bool = False, servers: Iterable[str] = ()) -> httpx.AsyncClient:
+    """Returns the HTTP client for LLMClient (use it as `async with`); the loopback hosts
+    among `servers` (base URLs) are always reached directly, as are localhost's names."""
     # The caller decides whether proxy variables apply (a remote API behind a corporate
     # proxy needs them; a local server must not be captured by a stray HTTP_PROXY).
     # Loopback is never proxied: with a remote API in the ensemble the variables apply, and
     # a local server's requests, its key included, went to the proxy (which cannot reach it).
+    # A mount names a host, never a range: the servers' loopback hosts are named one by one.
     # The pool (100 connections) exceeds any sensible concurrency. Only the codings that
     # minact.search.inflate decodes are offered: httpx would offer br and zstd too where
     # their packages happen to be installed, and a server might then send them.
+    hosts = set(loopback.NAMES)
+    for url in servers:
+        try:
+            host = httpx.URL(url).host
+        except httpx.InvalidURL:  # its requests fail, and say why, before any proxy
+            continue
+        if loopback.is_loopback(host):
+            hosts.add(host)
     direct: dict[str, httpx.AsyncBaseTransport | None] = {
-        f"all://{host}": None for host in ("127.0.0.1", "localhost", "[::1]")
+        f"all://[{host}]" if ":" in host else f"all://{host}": None for host in sorted(hosts)
     }
     return httpx.AsyncClient(
         trust_env=use_proxy_env, mounts=direct if use_proxy_env else None,

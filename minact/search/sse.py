@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from minact.search import webpage
+from minact.search.events import EventReader, json_object
 from minact.search.thinking import Tags
 from minact.untrusted import clip, writable
 
@@ -76,92 +78,6 @@ class Reply:
     reasoning: int = 0  # characters of reasoning (reasoning_content) that came with it
 
 
-class EventReader:
-    """Splits SSE bytes into the data of whole events (lines end in \\n, \\r\\n or \\r, as
-    the SSE spec allows), and notes what arrived, so that a stream without events can be
-    told apart from silence.
-
-    The data of an `event: error` event comes back as {"error": <its message>}.
-    """
-
-    def __init__(self, keep: int = 65536) -> None:
-        self._partial: list[bytes] = []  # an unfinished line, in pieces (joined once, at its end)
-        self._partial_len = 0
-        self._data: list[str] = []
-        self._data_len = 0
-        self._event = ""  # the `event:` field of the event being read
-        self._keep = keep
-        self.pending = 0  # bytes held for an unfinished event; the caller bounds it
-        self.received = 0  # bytes fed
-        self.data_lines = 0
-        self.first_line: str | None = None  # the first line that is not blank or a comment
-        self.head = bytearray()  # the first `keep` bytes, kept until a data line comes
-        self._lines = 0  # lines taken
-        self._after_cr = False  # the last chunk ended in \r: a \n starting the next is its pair
-
-    def feed(self, chunk: bytes) -> list[str]:
-        """Returns the data of the events that `chunk` completes."""
-        self.received += len(chunk)
-        if not self.data_lines and len(self.head) < self._keep:
-            self.head += chunk[: self._keep - len(self.head)]
-        if chunk and (self._after_cr or b"\r" in chunk):
-            # A lone \r ends a line too: a server ending lines with it alone sent one line.
-            chunk = chunk[1:] if self._after_cr and chunk.startswith(b"\n") else chunk
-            self._after_cr = chunk.endswith(b"\r")
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if b"\n" not in chunk:  # a line in many pieces is joined once, not at every piece
-            self._partial.append(chunk)
-            self._partial_len += len(chunk)
-            self.pending = self._partial_len + self._data_len
-            return []
-        *lines, last = (b"".join(self._partial) + chunk).split(b"\n")
-        self._partial, self._partial_len = [last], len(last)
-        events = [data for line in lines if (data := self._line(line)) is not None]
-        self.pending = self._partial_len + self._data_len
-        return events
-
-    def close(self) -> list[str]:
-        """Returns the last event when the server closed without its blank line."""
-        if self._partial_len:
-            self._line(b"".join(self._partial))
-        self._partial, self._partial_len = [], 0
-        return [data] if (data := self._line(b"")) is not None else []
-
-    def _line(self, raw: bytes) -> str | None:
-        """Takes one line; returns the event's data when the line ends an event."""
-        line = raw.decode("utf-8", "replace")
-        if not self._lines:  # the SSE spec drops a byte order mark that starts the stream
-            line = line.removeprefix("\ufeff")
-        self._lines += 1
-        if not line:  # a blank line ends the event
-            data, kind = self._data, self._event
-            self._data, self._data_len, self._event = [], 0, ""
-            if not data:
-                return None
-            text = "\n".join(data)
-            return _as_error(text) if kind == "error" else text
-        if self.first_line is None and not line.startswith(":"):
-            self.first_line = line[:200]
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "data":  # ":" lines are comments (keep-alive pings)
-            self._data.append(value)
-            self._data_len += len(value)
-            self.data_lines += 1
-        elif name == "event":
-            self._event = value
-        return None
-
-
-def _as_error(data: str) -> str:
-    """Returns the data of an `event: error` event as {"error": ...}: its JSON object, or
-    its text (some proxies send `event: error` with `data: {"message": ...}` or plain text)."""
-    obj = json_object(data)
-    if obj is not None and obj.get("error"):
-        return data
-    return json.dumps({"error": obj or data.strip() or "(an empty error event)"})
-
-
 def _error_text(error: Any, secret: str | None = None) -> str:
     """Returns an error's message (and its code, int or str), cut to 300 characters."""
     if isinstance(error, dict):
@@ -170,22 +86,15 @@ def _error_text(error: Any, secret: str | None = None) -> str:
     return clip(error if isinstance(error, str) else json.dumps(error), 300, secret)
 
 
-def json_object(body: bytes | str) -> dict[str, Any] | None:
-    """Returns `body` parsed as a JSON object, or None when it is not one."""
-    try:
-        obj = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
 def error_message(body: bytes, secret: str | None = None) -> str:
-    """Returns the message of an HTTP error body: nested, flat (old vLLM) or plain text."""
+    """Returns the message of an HTTP error body: nested, flat (old vLLM), plain text, or
+    a proxy's or web server's page (its title: webpage.summary)."""
     obj = json_object(body) or {}
     for key in ("error", "message", "detail"):  # OpenAI, old vLLM, FastAPI
         if obj.get(key):
             return _error_text(obj[key], secret)
-    return _error_text(body.decode("utf-8", "replace").strip() or "(empty body)", secret)
+    text = webpage.summary(body, secret) or body.decode("utf-8", "replace").strip()
+    return _error_text(text or "(empty body)", secret)
 
 
 def _first_choice(obj: dict[str, Any]) -> dict[str, Any]:
@@ -227,6 +136,8 @@ def _received(reader: EventReader, secret: str | None) -> str:
     if reader.first_line is None:
         return f"only blank lines and comments (keep-alive pings) in {n} bytes"
     first = clip(reader.first_line, 80, secret)
+    if not reader.data_lines and (page := webpage.summary(bytes(reader.head), secret)):
+        return f"{page} in place of events ({n} bytes)"  # a proxy's page, mislabelled
     if not reader.data_lines:
         return f"no `data:` line in {n} bytes; the first line: '{first}'"
     return f"no complete event in {n} bytes; the first line: '{first}'"
@@ -248,7 +159,7 @@ class Stream:
     stop_at_code: bool
     shown: frozenset[str] = frozenset()
     secret: str | None = field(default=None, repr=False)  # masked in every reason
-    thinking: bool = False  # the text starts inside a thinking block (its template opened it)
+    thinking: bool | None = False  # starts inside a thinking block (None: not known yet)
     started: float = field(default_factory=time.monotonic)
     streaming: bool = False  # a 200 with text/event-stream arrived
     events: int = 0  # before [DONE]
@@ -371,8 +282,9 @@ class Stream:
         got = _received(reader, self.secret)
         return Failure(f"{why}; {got}" if why else f"{CUT}: {got}")
 
-    def plain(self, body: bytes, content_type: str) -> Reply | Failure:
-        """Returns the outcome of a non-streamed completion (some servers ignore stream=true)."""
+    def plain(self, body: bytes, content_type: str, cut: bool = False) -> Reply | Failure:
+        """Returns the outcome of a non-streamed completion (some servers ignore stream=true);
+        `cut`: `body` is only the start of a longer one."""
         obj = json_object(body) or {}
         if obj.get("error") or obj.get("object") == "error":  # nested, or flat (old vLLM)
             return Failure(f"error from the server: {error_message(body, self.secret)}")
@@ -384,7 +296,11 @@ class Stream:
         if not isinstance(text, str):
             kind = clip(content_type or "(none)", 80, self.secret)
             start = clip(body[:200].decode("utf-8", "replace").strip(), 80, self.secret)
-            return Failure(f"unexpected content type {kind}: '{start}'")
+            page = webpage.summary(body, self.secret)
+            if cut and page is None:  # its JSON does not end within the limit
+                return Failure(f"a non-streamed reply longer than {len(body)} bytes, not read")
+            said = page or f"'{start}'"
+            return Failure(f"unexpected content type {kind}: {said}")
         text = writable(text)
         finish = choice.get("finish_reason")
         finish = clip(finish, 40, self.secret) if isinstance(finish, str) and finish else "stop"

@@ -31,7 +31,11 @@ def ask(server: LLMServer, sleep: Sleeps | None = None, **overrides: Any) -> Com
     async def main() -> Completion:
         config = LLMConfig(url=server.url, model="test-model", **overrides)
         async with httpx.AsyncClient(trust_env=False) as http:
-            client = LLMClient(http, config, sleep=sleep or Sleeps(), rng=random.Random(0))
+            # As after a first reply that opened no thinking block: a fresh client reads its
+            # first replies whole (test_hostile_models), and these test the early stop.
+            client = LLMClient(
+                http, config, sleep=sleep or Sleeps(), rng=random.Random(0), thinks_first=False
+            )
             return await client.complete(MESSAGES)
 
     return run(main())
@@ -128,7 +132,7 @@ def test_requests_offer_only_the_codings_minact_decodes(server: LLMServer) -> No
     async def main() -> Completion:
         config = LLMConfig(url=server.url, model="test-model")
         async with llm.http_client() as http:
-            client = LLMClient(http, config, sleep=Sleeps(), rng=random.Random(0))
+            client = LLMClient(http, config, sleep=Sleeps(), thinks_first=False)
             return await client.complete(MESSAGES)
 
     assert run(main()).text == ANSWER

@@ -48,12 +48,13 @@ def _event(delta: dict[str, Any], finish: str | None = None, end: str = "\n") ->
     return f"data: {json.dumps(chunk)}{end}{end}".encode()
 
 
-def _proposal(server: LLMServer) -> Any:
+def _proposal(server: LLMServer, thinks_first: bool | None = None) -> Any:
     """Returns the proposer's Reply to one request (whose parent is a plain GELU)."""
 
     async def main() -> Any:
         async with httpx.AsyncClient(trust_env=False) as http:
-            client = LLMClient(http, LLMConfig(server.url, "test-model"), sleep=Sleeps())
+            config = LLMConfig(server.url, "test-model")
+            client = LLMClient(http, config, sleep=Sleeps(), thinks_first=thinks_first)
             tasks = {"sine": TaskScore(1.0, 0.1, 0.0, -0.4)}
             score = Score("p", Hash("p" * 8), "def activation(x):\n    return F.gelu(x)\n",
                           "ok", "", Hash("p" * 9), -0.2, 0.01, 1.5, tasks)  # fmt: skip
@@ -90,6 +91,52 @@ def test_thinking_opened_by_the_chat_template_is_learnt_from_its_close(
     )
     first, second = _asks(server.url, 2)
     assert parse_reply(first.text, "") == GOOD_CODE
+    assert parse_reply(second.text, "") == GOOD_CODE
+
+
+@pytest.mark.parametrize("chunk_chars", [3, 20, 10_000])
+def test_a_sketch_in_the_first_reply_opened_by_the_template_is_not_the_answer(
+    server: LLMServer, chunk_chars: int
+) -> None:
+    # The client learnt the template from a reply's </think>, but the first reply's stream
+    # stopped at its sketch, before the </think>: the sketch was the candidate, and as the
+    # cut text held no tag, nothing was learnt and every later reply gave the sketch too.
+    text = f"{THOUGHT}</think>\n\n{GOOD_REPLY}"
+    server.push(Reply(text, chunk_chars=chunk_chars), Reply(text, chunk_chars=chunk_chars))
+    first, second = _asks(server.url, 2)
+    for c in (first, second):
+        assert c.text.startswith("<think>" + THOUGHT + "</think>")  # the template's opener
+        assert parse_reply(c.text, "") == GOOD_CODE
+    assert second.finish_reason == "code_complete"  # learnt: stopped at the answer
+
+
+def test_a_first_reply_without_thinking_is_read_whole_then_streams_stop_early(
+    server: LLMServer,
+) -> None:
+    chatter = GOOD_REPLY + " More words." * 50
+    server.push(Reply(chatter), Reply(chatter))
+    first, second = _asks(server.url, 2)
+    assert (first.text, first.finish_reason) == (chatter, "stop")  # a </think> might follow
+    assert second.finish_reason == "code_complete" and second.text.endswith(GOOD_CODE + "```")
+    assert parse_reply(first.text, "") == parse_reply(second.text, "") == GOOD_CODE
+
+
+def test_a_reply_cut_inside_the_thinking_its_template_opened_is_said_cut(
+    server: LLMServer,
+) -> None:
+    # No tag at all: the sketch was taken, and the cut blamed on the sketch's code.
+    server.push(Reply(THOUGHT, finish_reason="length"))
+    reply = _proposal(server, thinks_first=True)
+    assert reply.error.startswith(
+        "the reply was cut at --max-tokens (finish_reason length) before any answer after"
+        " its thinking"
+    )
+
+
+def test_a_first_reply_cut_before_any_tag_teaches_nothing(server: LLMServer) -> None:
+    server.push(Reply(THOUGHT, finish_reason="length"), Reply(f"{THOUGHT}</think>\n{GOOD_REPLY}"))
+    first, second = _asks(server.url, 2)
+    assert first.text == THOUGHT and first.finish_reason == "length"
     assert parse_reply(second.text, "") == GOOD_CODE
 
 

@@ -62,7 +62,11 @@ async def _ask(
 ) -> Completion:
     config = LLMConfig(url=url, model="test-model", **overrides)
     async with httpx.AsyncClient(trust_env=False) as http:
-        client = LLMClient(http, config, sleep=sleep or Sleeps(), rng=random.Random(0))
+        # As after a first reply that opened no thinking block: a fresh client reads its
+        # first replies whole (test_hostile_models), and these test the early stop.
+        client = LLMClient(
+            http, config, sleep=sleep or Sleeps(), rng=random.Random(0), thinks_first=False
+        )
         return await client.complete(messages)
 
 

@@ -1,0 +1,173 @@
+"""minact.search.llm against web pages and odd encodings where an API answer was due: a
+proxy's HTML 502, a login page, a page labelled as an event stream, a byte order mark on
+every line, a character split between chunks, a whole reply of 50 MB. Over real HTTP on
+127.0.0.1; the pages' one-line descriptions (minact.search.webpage) are checked apart."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import httpx
+import pytest
+
+from minact.errors import LLMError
+from minact.search.llm import Completion, LLMClient, LLMConfig, Message
+from minact.search.webpage import summary
+from tests.fakes import Sleeps, run
+from tests.llm_server import GOOD_REPLY, LLMServer, Raw, Status
+
+MESSAGES: list[Message] = [{"role": "user", "content": "Write one."}]
+ANSWER = GOOD_REPLY[: GOOD_REPLY.rindex("```") + 3]  # a stream is read up to its code's end
+NGINX_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad"
+    b" Gateway</h1></center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n"
+)
+LOGIN = (
+    b"<!DOCTYPE html>\n<html><head><meta charset=utf-8><style>p { color: red }</style>"
+    b"<script>var next = '<b>';</script></head>\n<body><h1>Sign in</h1><p>Use your"
+    b" corporate&nbsp;account &amp; password.\x1b[2J</p>" + b"<div>more</div>" * 2000 + b"</body>"
+)
+
+
+def _ask(server: LLMServer, **overrides: object) -> Completion:
+    async def main() -> Completion:
+        config = LLMConfig(url=server.url, model="test-model", **overrides)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(trust_env=False) as http:
+            client = LLMClient(
+                http, config, sleep=Sleeps(), rng=random.Random(0), thinks_first=False
+            )
+            return await client.complete(MESSAGES)
+
+    return run(main())
+
+
+def _fails(server: LLMServer, **overrides: object) -> str:
+    with pytest.raises(LLMError) as info:
+        _ask(server, retries=0, **overrides)
+    return str(info.value)
+
+
+def _answer(status: str, ctype: str, body: bytes, *extra: str) -> Raw:
+    lines = [f"HTTP/1.1 {status}", f"Content-Type: {ctype}", *extra, "Connection: close"]
+    return Raw(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+
+
+def _events(text: str = GOOD_REPLY) -> bytes:
+    chunk = {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}]}
+    return f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+
+
+# --- pages in place of answers ----------------------------------------------------------------
+
+
+def test_a_proxys_html_error_page_is_said_by_its_title(server: LLMServer) -> None:
+    # The whole page was quoted (cut at 300 characters) into the error the user saw.
+    server.push(_answer("502 Bad Gateway", "text/html", NGINX_502))
+    message = _fails(server)
+    assert message.endswith("last: 502 Bad Gateway: an HTML page titled '502 Bad Gateway'")
+    assert "<" not in message and "\\r" not in message
+
+
+def test_a_page_without_a_title_is_said_by_its_first_words(server: LLMServer) -> None:
+    server.push(_answer("403 Forbidden", "text/html; charset=utf-8", LOGIN))
+    message = _fails(server)
+    assert message.endswith(
+        "403 Forbidden: an HTML page: 'Sign in Use your corporate account & password.\\x1b[2J"
+        " more more more more more more more more more m…' (check the API key)"
+    )
+
+
+def test_json_and_plain_text_error_bodies_are_quoted_as_before(server: LLMServer) -> None:
+    server.push(Status(500, {"error": {"message": "CUDA out of memory", "code": 500}}))
+    assert _fails(server).endswith("500 Internal Server Error: CUDA out of memory (code 500)")
+    server.push(Status(503, "Model is loading\nplease wait"))
+    assert _fails(server).endswith("503 Service Unavailable: Model is loading\\nplease wait")
+
+
+def test_a_page_with_status_200_is_said_by_its_title(server: LLMServer) -> None:
+    server.push(
+        _answer("200 OK", "text/html", LOGIN.replace(b"<head>", b"<head><title>SSO</title>"))
+    )
+    message = _fails(server)
+    assert message.endswith("unexpected content type text/html: an HTML page titled 'SSO'")
+
+
+def test_a_page_labelled_as_an_event_stream_is_said_to_be_one(server: LLMServer) -> None:
+    server.push(_answer("200 OK", "text/event-stream", NGINX_502))
+    message = _fails(server)
+    assert message.endswith(
+        f"stream cut before the reply finished: an HTML page titled '502 Bad Gateway' in place"
+        f" of events ({len(NGINX_502)} bytes)"
+    )
+
+
+def test_a_whole_reply_past_the_read_limit_says_so(server: LLMServer) -> None:
+    # 50 MB of one completion: "unexpected content type application/json" blamed the type.
+    message = {"role": "assistant", "content": GOOD_REPLY + "x" * 50_000_000}
+    body = json.dumps({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+    server.push(_answer("200 OK", "application/json", body.encode()))
+    limit = 4 * 1000 + 65536
+    said = _fails(server, max_reply_chars=1000)
+    assert said.endswith(f"a non-streamed reply longer than {limit} bytes, not read")
+
+
+# --- encodings ----------------------------------------------------------------------------
+
+
+def test_a_byte_order_mark_on_every_line_is_dropped(server: LLMServer) -> None:
+    # A server that encodes each event as utf-8-sig: no event was ever read, and the
+    # error said only "stream cut before the reply finished".
+    lines = _events().split(b"\n")
+    server.push(
+        _answer("200 OK", "text/event-stream", b"\n".join(b"\xef\xbb\xbf" + ln for ln in lines))
+    )
+    assert _ask(server).text == ANSWER
+
+
+def test_a_byte_order_mark_before_the_json_of_each_event_is_dropped(server: LLMServer) -> None:
+    server.push(
+        _answer(
+            "200 OK", "text/event-stream", _events().replace(b"data: {", b"data: \xef\xbb\xbf{")
+        )
+    )
+    assert _ask(server).text == ANSWER
+
+
+def test_characters_split_between_chunks_arrive_whole(server: LLMServer) -> None:
+    data = _events("Une porte lisse é—😀:\n" + GOOD_REPLY)
+    body = b"".join(b"%X\r\n%s\r\n" % (1, data[i : i + 1]) for i in range(len(data)))
+    server.push(Raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n" + body + b"0\r\n\r\n"))  # fmt: skip
+    assert _ask(server).text == "Une porte lisse é—😀:\n" + ANSWER
+
+
+# --- one-line descriptions of pages -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (NGINX_502, "an HTML page titled '502 Bad Gateway'"),
+        (b"\xef\xbb\xbf \n<html><title>a\n  b &lt;c&gt;</title>", "an HTML page titled 'a b <c>'"),
+        (b"<html><body><td>a</td><td>b</td></body></html>", "an HTML page: 'a b'"),
+        (b"<html><head><title></title><script>x</script></head>", "an HTML page without text"),
+        (b'<?xml version="1.0"?><Error><Code>Denied</Code></Error>', "an XML document: 'Denied'"),
+        (b"<title>" + b"k" * 500, "an HTML page: 'k" + "k" * 99 + "…'"),
+        (b"<a " + b" " * 50_000, "an HTML page: '<a'"),
+        (b"<!--" + b"-" * 50_000, "an HTML page: '<!--" + "-" * 96 + "…'"),
+    ],
+)  # fmt: skip
+def test_a_page_is_said_in_one_line(body: bytes, said: str) -> None:
+    assert summary(body) == said
+
+
+@pytest.mark.parametrize("body", [b'{"error": "x"}', b"Bad gateway", b"", b"  \n"])
+def test_what_is_not_markup_is_no_page(body: bytes) -> None:
+    assert summary(body) is None
+
+
+def test_a_key_echoed_in_a_page_is_masked() -> None:
+    assert summary(b"<title>bad key sk-secret-0123</title>", "sk-secret-0123") == (
+        "an HTML page titled 'bad key ***'"
+    )
