@@ -260,6 +260,7 @@ class Normaliser:
         if any(isinstance(a, ast.Starred) for a in e.args):
             raise ValidationError(f"line {line}: `*args` in calls is not allowed")
         func = self._callee(e.func, line)
+        self._inplace_ok(ast.unparse(func), e.args, line)
         args = [self._expr(a) for a in e.args]
         keywords = [ast.keyword(arg=k.arg, value=self._kwvalue(k.value)) for k in e.keywords]
         return ast.Call(func=func, args=args, keywords=keywords)
@@ -298,7 +299,24 @@ class Normaliser:
                     + primitives.suggestion(func.attr, method=True)
                 )
             return ast.Attribute(value=self._expr(func.value), attr=func.attr, ctx=ast.Load())
+        # What the callee is built of first: `getattr(x, name)(0)` is refused for getattr.
+        self._expr(func)
         raise ValidationError(f"line {line}: calls must name an allowed function directly")
+
+    @staticmethod
+    def _inplace_ok(path: str, args: list[ast.expr], line: int) -> None:
+        """Raises ValidationError where `path` gets `inplace` positionally (`F.relu(x, True)`)
+        as anything but a literal False: it would mutate the input, as `inplace=` would."""
+        position = primitives.INPLACE_POSITION.get(path)
+        if position is None or len(args) <= position:
+            return
+        flag = args[position]
+        if isinstance(flag, ast.Constant) and type(flag.value) in (bool, int) and not flag.value:
+            return
+        raise ValidationError(
+            f"line {line}: argument {position + 1} of `{path}` is `inplace`, which mutates its "
+            "input; leave it out"
+        )
 
     def _kwvalue(self, v: ast.expr) -> ast.expr:
         if isinstance(v, ast.Constant) and isinstance(v.value, str):

@@ -14,6 +14,7 @@ __all__ = [
     "BUILTINS",
     "CONSTANTS",
     "FORBIDDEN_BUILTINS",
+    "INPLACE_POSITION",
     "METHODS",
     "MODULES",
     "PREDICATES",
@@ -32,7 +33,7 @@ abs absolute acos arccos acosh arccosh asin arcsin asinh arcsinh atan arctan ata
 atanh arctanh ceil clamp clamp_min clamp_max clip cos cosh deg2rad rad2deg erf erfc erfinv
 exp exp2 expm1 floor frac fmax fmin fmod heaviside hypot lerp lgamma digamma log log10
 log1p log2 logaddexp logaddexp2 logit maximum minimum mul multiply add sub subtract div
-divide true_divide neg negative positive pow float_power reciprocal remainder round rsqrt
+divide true_divide neg negative positive pow reciprocal remainder round rsqrt
 sigmoid sign sgn sin sinc sinh sqrt square tan tanh trunc fix where xlogy copysign
 nan_to_num zeros_like ones_like full_like relu selu celu i0
 """.split()
@@ -60,6 +61,23 @@ _MATH = """
 sqrt exp log log2 log10 log1p expm1 sin cos tan asin acos atan atan2 sinh cosh tanh
 asinh acosh atanh erf erfc gamma lgamma pow fabs hypot floor ceil
 """.split()
+
+# Where the F functions take `inplace` positionally (`F.relu(x, True)`): a true value there
+# mutates the input, so only a literal False may stand in that place (the keyword is refused).
+INPLACE_POSITION: dict[str, int] = {
+    f"F.{name}": position
+    for names, position in (
+        (("relu", "relu6", "selu", "silu", "mish", "hardswish", "hardsigmoid"), 1),
+        (("elu", "celu", "leaky_relu"), 2),
+        (("hardtanh", "threshold"), 3),
+    )
+    for name in names
+}
+
+# Why a torch function that looks elementwise is left out, said where a candidate calls it.
+_WHY_NOT = {
+    "float_power": "it computes in float64 and would change the dtype; use torch.pow",
+}
 
 # Names usable as plain values (numbers), not only as calls.
 CONSTANTS = frozenset({"math.pi", "math.e", "math.tau", "torch.pi", "torch.e"})
@@ -105,6 +123,8 @@ def suggestion(name: str, *, method: bool = False) -> str:
     """Returns " (did you mean `torch.sin`?)" for a misspelt function or method name
     (`F.sine`, `x.sinus()`), or "" when no allowed name is close."""
     last = name.rsplit(".", 1)[-1]
+    if last in _WHY_NOT:
+        return f" ({_WHY_NOT[last]})"
     if method:
         close = difflib.get_close_matches(last, sorted(METHODS), n=1, cutoff=0.8)
         return f" (did you mean `.{close[0]}()`?)" if close else ""

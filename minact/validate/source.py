@@ -166,12 +166,13 @@ def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
     around the function: its one def under another name with `activation = name` after
     it, an `__all__` list, and classes. Those never run in the worker (only the normal
     form of the function does), and the function cannot reach them: a name it does not
-    define is refused.
+    define is refused, and so is a class named as a module or import the function reads.
     """
     aliases: dict[str, str] = dict(_CANONICAL)
     funcs: list[ast.FunctionDef] = []
     bound: str | None = None  # `activation = name`
     others: dict[str, int] = {}  # names imports and classes bind at top level -> line
+    classes: dict[str, int] = {}  # class names -> line, for _check_shadowing
     for i, stmt in enumerate(tree.body):
         if isinstance(stmt, (ast.Import, ast.ImportFrom)):
             imported = _import_aliases(stmt)
@@ -182,7 +183,7 @@ def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
         elif (i == 0 and is_docstring(stmt)) or _is_main_guard(stmt):
             continue
         elif isinstance(stmt, ast.ClassDef) and stmt.name != "activation":
-            others[stmt.name] = stmt.lineno
+            others[stmt.name] = classes[stmt.name] = stmt.lineno
             continue
         elif _assigns(stmt, "__all__"):
             continue
@@ -210,6 +211,7 @@ def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
                 f"line {others[taken]}: `{taken}` is bound by an import or class as well "
                 "as by the def; only the function may have that name"
             )
+    _check_shadowing(aliases, classes, func)
     func.name = "activation"
     # Imports at the top of the body (a common LLM habit) count as module imports.
     body = list(func.body)
@@ -219,6 +221,29 @@ def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
             aliases.update(_import_aliases(stmt))
     func.body = body or [ast.Pass()]
     return aliases, func
+
+
+def _check_shadowing(
+    aliases: dict[str, str], classes: dict[str, int], func: ast.FunctionDef
+) -> None:
+    """Raises ValidationError where a class, or the def under another name, takes a name
+    the function reads as a module or an imported function.
+
+    In Python the function would read the class (or itself) there; the normal form reads
+    the module, so minact would score other code than the file's (`class torch: tanh = abs`).
+    """
+    read = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)}
+    for name, line in classes.items():
+        if name in aliases and name in read:
+            raise ValidationError(
+                f"line {line}: class `{name}` takes the name the function reads as "
+                f"`{aliases[name]}`; rename the class"
+            )
+    if func.name in aliases and func.name in read:
+        raise ValidationError(
+            f"line {func.lineno}: `def {func.name}` takes the name of `{aliases[func.name]}`; "
+            "name the function `activation`"
+        )
 
 
 def _alias_target(stmt: ast.stmt, target: str, bound: str | None, defined: list[str]) -> str:

@@ -176,6 +176,12 @@ def _tidy_top_level(tree: ast.Module, func: ast.FunctionDef, fix: Callable[[str]
         for n in ast.walk(func)
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in local
     }
+    # The constants those read, and theirs (`BETA = ALPHA * 2`): all move, or BETA's line
+    # would move without the ALPHA it needs. One pass from the end, as a module is run from
+    # the top; a name read before it is set fails in Python and in validation alike.
+    for stmt in reversed(tree.body):
+        if isinstance(stmt, ast.Assign) and bound_names(stmt) & reads:
+            reads |= {n.id for n in ast.walk(stmt.value) if isinstance(n, ast.Name)}
     moved: list[ast.stmt] = []
     dropped: list[ast.stmt] = []
     after = False  # past the function

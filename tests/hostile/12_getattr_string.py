@@ -1,4 +1,4 @@
-# expect: invalid: allowed function directly
+# expect: invalid: calling `getattr` is forbidden
 import math
 import torch
 import torch.nn.functional as F

@@ -1,4 +1,4 @@
-# expect: bad_output: in place
+# expect: invalid: inplace
 import math
 import torch
 import torch.nn.functional as F

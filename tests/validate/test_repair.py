@@ -95,6 +95,14 @@ SLIPS = {
             "moved `FREQ = …` into the function (top level: imports only)",
         ],
     ),
+    "a constant read through another": (
+        "import torch\nSCALE = 0.5\nSLOPE = 2 * SCALE\n\ndef activation(x):\n"
+        "    return torch.tanh(SLOPE * x)\n",
+        [
+            "moved `SCALE = …` into the function (top level: imports only)",
+            "moved `SLOPE = …` into the function (top level: imports only)",
+        ],
+    ),
     "example code after the function": (
         "import torch\nfrom torch.nn.functional import F\n\ndef activation(x):\n"
         "    return F.gelu(x) + A * torch.sin(x)\n\n# try it\nx = torch.tensor([-1.0, 0.5])\n"

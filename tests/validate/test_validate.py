@@ -291,7 +291,13 @@ HOSTILE: list[tuple[str, str, str]] = [
     ("type", fn("return type(x)"), "calling `type` is forbidden"),
     ("function-globals", fn("return F.gelu.__globals__"), "(`__globals__`)"),
     ("getattr", fn("return getattr(torch, 'save')"), "calling `getattr` is forbidden"),
-    ("getattr-called", fn("return getattr(torch, 'save')(x, 'f')"), "allowed function directly"),
+    # a callee computed by a call: the reason names what computes it
+    (
+        "getattr-called",
+        fn("return getattr(torch, 'save')(x, 'f')"),
+        "calling `getattr` is forbidden",
+    ),
+    ("call-a-call", fn("return F.gelu(x)(x)"), "allowed function directly"),
     ("eval", fn("return eval('1')"), "calling `eval` is forbidden"),
     ("exec", fn("exec('x = 1')", "return x"), "calling `exec` is forbidden"),
     ("compile", fn("return compile('1', 'f', 'eval')"), "calling `compile` is forbidden"),
@@ -338,6 +344,39 @@ HOSTILE: list[tuple[str, str, str]] = [
     ("shape", fn("return x * x.shape"), "attribute `.shape` is only allowed as a method call"),
     # in place, dtype, device, escapes to data
     ("relu-inplace", fn("return F.relu(x, inplace=True)"), "keyword `inplace=` is not allowed"),
+    # inplace passed by position: refused as the keyword is, unless a literal False
+    (
+        "relu-inplace-positional",
+        fn("return F.relu(x, True)"),
+        "argument 2 of `F.relu` is `inplace`",
+    ),
+    (
+        "threshold-inplace-positional",
+        fn("return F.threshold(x, 0.0, 0.0, True)"),
+        "argument 4 of `F.threshold` is `inplace`",
+    ),
+    ("elu-inplace-computed", fn("return F.elu(x, 1.0, 1 > 0)"), "argument 3 of `F.elu`"),
+    # float_power computes in float64: the dtype would change, so it is refused by name
+    ("float_power", fn("return torch.float_power(x, 2)"), "computes in float64"),
+    ("x.float_power", fn("return x.float_power(2)"), "computes in float64"),
+    # a class or the def taking a name the function reads as a module: Python would read
+    # the class there, the normal form the module
+    (
+        "class-shadows-torch",
+        "import torch\n\nclass torch:\n    tanh = abs\n\ndef activation(x):\n"
+        "    return torch.tanh(x)\n",
+        "class `torch` takes the name the function reads as `torch`",
+    ),
+    (
+        "class-shadows-import",
+        "from math import pi\n\nclass pi:\n    pass\n\ndef activation(x):\n    return x * pi\n",
+        "class `pi` takes the name the function reads as `math.pi`",
+    ),
+    (
+        "def-named-torch",
+        "def torch(x):\n    return torch.tanh(x)\n\nactivation = torch\n",
+        "`def torch` takes the name of `torch`",
+    ),
     ("sin-out", fn("return torch.sin(x, out=x)"), "keyword `out=` is not allowed"),
     ("dtype-keyword", fn("return torch.zeros_like(x, dtype=torch.float64)"), "`dtype=`"),
     ("device-keyword", fn("return torch.ones_like(x, device='cuda')"), "`device=`"),
@@ -486,9 +525,13 @@ def test_hostile_ids_are_unique() -> None:
 # Statically fine; whatever is wrong with them is the worker's to find (test_fingerprint.py).
 ACCEPTED = {
     "augmented-assign": (fn("x += 1", "return x"), "def activation(x):\n    x += 1\n    return x"),
-    "positional-inplace": (
-        fn("return F.relu(x, True)"),
-        "def activation(x):\n    return F.relu(x, True)",
+    "positional-inplace-false": (
+        fn("return F.relu(x, False) + F.hardtanh(x, -2.0, 2.0, 0)"),
+        "def activation(x):\n    return F.relu(x, False) + F.hardtanh(x, -2.0, 2.0, 0)",
+    ),
+    "class-the-function-does-not-read": (
+        "import math\n\nclass math:\n    pi = 3\n\ndef activation(x):\n    return F.gelu(x)\n",
+        "def activation(x):\n    return F.gelu(x)",
     ),
     "cyrillic-local": (
         fn("у = x * 2", "return у"),  # a Cyrillic у, not a Latin y
