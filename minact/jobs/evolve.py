@@ -112,6 +112,8 @@ async def _run(
     options = replace(options, tasks=str(lab.path))
     if log is not None and history.skipped:  # said once: the report is built quietly
         hooks.say(skipped_warning(log.events_path, history.skipped))
+    if log is not None and (damage := log.damage()) is not None:
+        hooks.say(damage)
     config = SearchConfig(
         budget=options.budget,
         concurrency=options.concurrency,

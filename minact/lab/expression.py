@@ -1,7 +1,8 @@
 """A small, safe expression language for the micro-lab's target functions.
 
 A target such as ``sin(3*x) + 0.5*x1**2`` is parsed with :func:`ast.parse` and every node is
-checked against a whitelist: numeric constants, variable names, the constants ``pi`` and ``e``,
+checked against a whitelist: finite numeric constants, variable names, the constants ``pi`` and
+``e`` (``nan`` and ``inf`` are refused, in any case, as numbers and as names),
 unary ``+``/``-``, binary ``+ - * / **`` and calls of a fixed set of numpy functions by bare name.
 Nothing is ever passed to ``eval`` or ``compile``; evaluation walks the checked tree in float64.
 """
@@ -58,6 +59,9 @@ FUNCTIONS: Mapping[str, tuple[Callable[..., Any], int]] = {
 
 # These names always mean the constant, never a variable.
 CONSTANTS: Mapping[str, float] = {"pi": math.pi, "e": math.e}
+# Names that read as non-finite numbers (numpy's nan and inf, in any case) are neither: a
+# target must be finite, and as variables `nan * x` would quietly be a task of two inputs.
+_NOT_FINITE = frozenset({"nan", "inf", "infinity"})
 
 _BINARY: Mapping[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: np.add,
@@ -162,6 +166,11 @@ def _check(body: ast.expr) -> tuple[str, ...]:
         elif isinstance(node, ast.Name):
             if node.id in FUNCTIONS:
                 raise ExpressionError(f"function {node.id!r} must be called, e.g. {node.id}(x)")
+            if node.id.lower() in _NOT_FINITE:
+                raise ExpressionError(
+                    f"name {node.id!r} is not allowed: a target must be finite, and no "
+                    "variable may be called nan or inf"
+                )
             if node.id not in CONSTANTS:
                 if not _VARIABLE.match(node.id):
                     raise ExpressionError(

@@ -70,7 +70,7 @@ from minact.lab.files import FileRefused, read_regular
 from minact.lab.kinds import MAX_SET_ELEMENTS
 from minact.lab.memory import MAX_TRAINING_BYTES, check_memory
 from minact.lab.parse import FamilyPlan, parse_cascade, parse_lab, parse_task, plan_family
-from minact.lab.sampling import TargetError, sample
+from minact.lab.sampling import TargetError, check_edges, sample
 from minact.lab.task import Lab, Task
 
 if sys.version_info >= (3, 11):
@@ -285,10 +285,12 @@ def _scale(y: npt.NDArray[np.float64]) -> float:
 
 
 def _check_data(task: Task) -> None:
-    """Samples the task's data; raises TargetError unless its targets are finite, not constant
-    and, for real-valued targets (regression and set tasks), within MAX_OOD_SCALE on the OOD
-    region (as a generated target must be) and on fresh points of the training box."""
+    """Samples the task's data; raises TargetError unless its targets are finite (on the samples
+    and at the boxes' bounds and 0), not constant and, for real-valued targets (regression and
+    set tasks), within MAX_OOD_SCALE on the OOD region (as a generated target must be) and on
+    fresh points of the training box."""
     data = sample(task)
+    check_edges(task)  # 1/x on [-1, 1] is finite at every sampled point
     if task.kind not in ("regression", "set") or task.dataset is not None:
         return
     # A set's OOD sum grows with test_size, and its test box is often the train box.

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from minact.lab.expression import ExpressionError
 from minact.lab.task import AGGREGATES, Box, SetSpec, Task, sha256_json
 
-__all__ = ["FloatArray", "TargetError", "TaskData", "ood_fraction", "sample"]
+__all__ = ["FloatArray", "TargetError", "TaskData", "check_edges", "ood_fraction", "sample"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -101,6 +101,38 @@ def sample(task: Task) -> TaskData:
         y_train = y_train + s.noise * rng.standard_normal(s.n_train)
     y_id, y_ood = (y_id - mean) / std, (y_ood - mean) / std
     return TaskData(x_train, y_train, x_id, y_id, x_ood, y_ood, y_mean=mean, y_std=std)
+
+
+# The edge check's grid has at most this many points (5 values per variable: 5 variables).
+MAX_EDGE_POINTS = 5**5
+
+
+def check_edges(task: Task) -> None:
+    """Raises TargetError if the target is not finite at a special point of its boxes.
+
+    Sampled points miss the points where targets such as 1/x or log(x) are infinite: the
+    grid of each variable's bounds (train and test) and 0 where the test box holds it is
+    checked too. A target of more variables than the grid allows is checked on its samples.
+    """
+    if task.target is None or not task.variables:
+        return
+    values = []
+    for (lo, hi), (tlo, thi) in zip(task.train, task.test, strict=True):
+        values.append(sorted({lo, hi, tlo, thi} | ({0.0} if tlo <= 0.0 <= thi else set())))
+    if math.prod(len(v) for v in values) > MAX_EDGE_POINTS:
+        return
+    grid = np.stack(np.meshgrid(*values, indexing="ij"), axis=-1).reshape(-1, len(values))
+    y = task.target.evaluate({v: grid[:, i] for i, v in enumerate(task.variables)})
+    bad = ~np.isfinite(y)
+    if bool(bad.any()):
+        point = grid[int(np.argmax(bad))]
+        inside = all(lo <= c <= hi for c, (lo, hi) in zip(point, task.train, strict=True))
+        at = ", ".join(f"{v} = {c:g}" for v, c in zip(task.variables, point, strict=True))
+        region = "training box" if inside else "OOD region"
+        raise TargetError(
+            f"is not finite at {at} on the {region} (e.g. a division by zero or the log of "
+            f"0 there): choose boxes without it or rewrite the target"
+        )
 
 
 def _uniform(rng: np.random.Generator, box: Box, n: int) -> FloatArray:

@@ -101,6 +101,8 @@ def run_ranking(run: Path, warn: Warn | None = log_warning) -> tuple[RankingDocu
     history = History.from_events(events)
     if history.skipped and warn is not None:
         warn(skipped_warning(log.events_path, history.skipped))
+    if (damage := log.damage()) is not None and warn is not None:
+        warn(damage)
     scored = history.scored()
     extra = {s.code_hash: lineage.to_dict() for s, lineage in scored if s.code_hash}
     doc = ranking_document([s for s, _ in scored], summary, meta, extra)

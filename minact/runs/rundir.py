@@ -95,6 +95,10 @@ class RunLog:
         self.directory = directory
         self._events: IO[str] | None = None
         self._written = 0  # bytes events.jsonl held after this process's last append
+        # Of the last read of events.jsonl to its end: lines that were no event, and the
+        # processes that wrote it (the start and each resume), each of which may leave one.
+        self.unreadable = 0
+        self.writers = 1
 
     @property
     def run_json(self) -> Path:
@@ -218,8 +222,10 @@ class RunLog:
             )
 
     def events(self) -> Iterator[dict[str, Any]]:
-        """Yields the logged events; skips a truncated or damaged line. Raises ConfigError
-        when events.jsonl cannot be read."""
+        """Yields the logged events; skips a truncated or damaged line, and counts them in
+        `unreadable` once the log is read to its end (`damage` says whether that is more
+        than kills explain). Raises ConfigError when events.jsonl cannot be read."""
+        unreadable, writers = 0, 1
         if not self.events_path.exists():
             return
         try:
@@ -228,11 +234,28 @@ class RunLog:
                     try:
                         event = json.loads(line)
                     except (ValueError, RecursionError):
-                        continue  # the line a killed run was writing
+                        event = None  # the line a killed run was writing, or damage
                     if isinstance(event, dict) and "event" in event:
+                        writers += event["event"] == "resume"
                         yield event
+                    else:
+                        unreadable += 1
         except OSError as e:  # only reading raises here: the caller's errors stay its own
             raise _cannot("read", self.events_path, e) from None
+        self.unreadable, self.writers = unreadable, writers
+
+    def damage(self) -> str | None:
+        """Returns a one-line warning when the last full read of events.jsonl skipped more
+        lines than its writers' kills explain (one cut line each), else None."""
+        # A killed run loses at most the line it was writing; binary garbage or a file that
+        # is mostly not JSON lines would otherwise rank nothing without a word.
+        if self.unreadable <= self.writers:
+            return None
+        lines = "line" if self.unreadable == 1 else "lines"
+        return (
+            f"warning: {self.events_path}: skipped {self.unreadable} unreadable {lines} (not "
+            "JSON events: damaged, or not minact's log); what they held is not ranked"
+        )
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:

@@ -27,8 +27,12 @@ def call(fn: Activation, x: torch.Tensor, what: str) -> torch.Tensor:
             "bad_output", f"activation changed the shape from {tuple(x.shape)} to {tuple(y.shape)}"
         )
     if y.dtype != x.dtype:
+        # A Python complex number (say (-8) ** 0.5 of a computed base) makes a complex tensor.
+        why = " (a complex result: a negative number to a fractional power?)"
         raise CandidateError(
-            "bad_output", f"activation changed the dtype from {x.dtype} to {y.dtype}"
+            "bad_output",
+            f"activation changed the dtype from {x.dtype} to {y.dtype}"
+            + (why if y.is_complex() else ""),
         )
     if y.device != x.device:
         raise CandidateError("bad_output", f"activation moved the tensor to {y.device}")

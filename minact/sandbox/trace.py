@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
+from minact.sandbox import randperm
 from minact.sandbox.loader import Activation
 
 __all__ = ["EXTREMES", "TRACE_POINTS", "Tracer"]
@@ -25,6 +27,8 @@ EXTREMES = 32
 # Elements per network that batched tracing needs a multiple of: whole vectors, two at a time
 # (AVX-512), in each thread's share too.
 BLOCK = 128
+# The extremes are found a chunk of pre-activations at a time (_extremes).
+CHUNK = 1 << 20
 
 _Forward = Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]
 
@@ -104,20 +108,59 @@ class Tracer:
         return True
 
     def sample(self, job: int, seed: int) -> tuple[float, ...]:
-        """Returns job's trace: up to TRACE_POINTS finite pre-activations, float32-exact."""
-        seen = self._seen[job]
+        """Returns job's trace: up to TRACE_POINTS finite pre-activations, float32-exact.
+
+        The job's recorded pre-activations are let go of: each job is sampled once.
+        """
+        seen, self._seen[job] = self._seen[job], []
         z = torch.cat(seen) if seen else torch.zeros(0)
+        del seen  # the pieces are views of what training computed: only z is needed now
         finite = torch.isfinite(z)
         if not bool(finite.all()):  # a boolean index costs a full pass more; mostly a copy
             z = z[finite]
+        del finite
         if z.numel() > TRACE_POINTS:
             # topk, not a full sort: sorting every pre-activation of 100 tasks took 0.7 s
             # of a candidate's 11 s on a loaded CPU (bench/RESULTS.md, overhead).
-            top = z.abs().topk(EXTREMES).indices
-            # The other indices in increasing order, as a mask's nonzero() gave them, faster.
-            rest = torch.from_numpy(np.delete(np.arange(z.numel(), dtype=np.int64), top.numpy()))
-            gen = torch.Generator().manual_seed(seed)
-            rest = rest[torch.randperm(rest.numel(), generator=gen)[: TRACE_POINTS - EXTREMES]]
+            top = _extremes(z)
+            rest = _rest(z.numel(), top.numpy(), TRACE_POINTS - EXTREMES, seed)
             z = z[torch.cat([top, rest])]
         # 9 significant digits round-trip a float32 exactly and keep the JSON short.
         return tuple(float(f"{v:.9g}") for v in z.tolist())
+
+
+def _extremes(z: torch.Tensor) -> torch.Tensor:
+    """Returns z.abs().topk(EXTREMES).indices, from the top of each CHUNK where that is the
+    same: torch's topk holds a (value, index) pair, 16 bytes, for each of z's elements."""
+    if z.numel() <= CHUNK:
+        return z.abs().topk(EXTREMES).indices
+    values, indices = [], []
+    for start in range(0, z.numel(), CHUNK):
+        v, i = z[start : start + CHUNK].abs().topk(min(EXTREMES + 1, len(z) - start))
+        values.append(v)
+        indices.append(i + start)
+    v, order = torch.cat(values).topk(EXTREMES + 1)
+    # Ties leave topk's choice (and order) to its sort: only distinct values decide alone.
+    if bool((v[1:] == v[:-1]).any()):
+        return z.abs().topk(EXTREMES).indices
+    return torch.cat(indices)[order[:EXTREMES]]
+
+
+def _rest(n: int, top: npt.NDArray[np.int64], k: int, seed: int) -> torch.Tensor:
+    """Returns k indices of range(n) not in `top`, drawn as randperm of the others chose them.
+
+    The others in increasing order, permuted by torch.randperm(n - len(top)) of a generator
+    seeded with `seed`, give the first k: only those k are computed here (randperm.py).
+    Materialising the others and the permutation took 4 bytes for each of the n float32
+    pre-activations, twice over, at once: the worker's memory peak on large tasks.
+    """
+    m = n - len(top)
+    picks = randperm.head(m, k, seed)
+    if picks is None:  # a torch whose randperm we cannot reproduce: the full permutation
+        gen = torch.Generator().manual_seed(seed)
+        picks = torch.randperm(m, generator=gen)[:k].numpy()
+    # The rank-r index not in `top` is r plus the number of top indices at or below it;
+    # top's k-th smallest (0-based) minus k is the first rank that passes it.
+    gaps = np.sort(top) - np.arange(len(top))
+    chosen = picks + np.searchsorted(gaps, picks, side="right")
+    return torch.from_numpy(chosen.astype(np.int64))

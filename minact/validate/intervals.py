@@ -14,7 +14,8 @@ import math
 
 from minact.validate.limits import MAX_INT_LITERAL
 
-__all__ = ["Interval", "hull", "int_op", "magnitude", "point", "span", "unary"]
+__all__ = ["Interval", "complex_power", "fold", "hull", "int_op", "magnitude", "point", "span"]
+__all__ += ["unary"]
 
 Interval = tuple[float, float]
 
@@ -100,3 +101,36 @@ def _natural_power(a: Interval, lo_n: float, hi_n: float) -> Interval:
         return _ANY
     top = base**hi_n
     return (0.0 if nonnegative else -top, top)
+
+
+def fold(op: ast.operator, a: float | None, b: float | None) -> float | None:
+    """Returns `a op b` of Python numbers known at check time (float arithmetic), or None
+    where it is not one known real float: either is unknown (None), Python raises (1.0 / 0,
+    10.0 ** 400), or the operator is not arithmetic. A complex `**` is refused before."""
+    if a is None or b is None:
+        return None
+    try:
+        if isinstance(op, ast.Add):
+            return a + b
+        if isinstance(op, ast.Sub):
+            return a - b
+        if isinstance(op, ast.Mult):
+            return a * b
+        if isinstance(op, ast.Div):
+            return a / b
+        if isinstance(op, ast.Pow) and not complex_power(a, b):  # never complex: refused
+            value = a**b
+            return value if isinstance(value, float) else None
+    except (ArithmeticError, ValueError):
+        return None
+    return None
+
+
+def complex_power(base: float | None, exponent: float | None, ints: Interval | None = None) -> bool:
+    """Returns whether Python's `base ** exponent` is surely a complex number: a negative base
+    (`base`, or any int in `ints` when its value is unknown) to a known power that is not a
+    whole number ((-8) ** 0.5 is (1.7e-16+2.83j)). An int exponent is never fractional."""
+    negative = (base is not None and base < 0) or (ints is not None and ints[1] < 0)
+    if not negative or exponent is None or not math.isfinite(exponent):
+        return False
+    return not exponent.is_integer()

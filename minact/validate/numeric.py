@@ -31,6 +31,7 @@ import ast
 import math
 from dataclasses import dataclass
 
+from minact.validate import intervals
 from minact.validate.intervals import Interval, hull, int_op, magnitude, point, span, unary
 from minact.validate.limits import MAX_INT_LITERAL, ValidationError, range_trips
 from minact.validate.primitives import PREDICATES
@@ -48,10 +49,12 @@ _BOOL_ADVICE = "use torch.where(condition, a, b) to turn a comparison into value
 @dataclass(frozen=True, slots=True)
 class _Kind:
     """What an expression may be: a value of `kind` or, where `ints` is not None, also a
-    Python int in that interval (always so for INT)."""
+    Python int in that interval (always so for INT). `value` is a FLOAT's value where
+    literal arithmetic decides it (an INT's is its interval, where that is one point)."""
 
     kind: str
     ints: Interval | None = None
+    value: float | None = None
 
 
 _T, _B, _F, _O = _Kind(TENSOR), _Kind(BOOLS), _Kind(FLOAT), _Kind(OTHER)
@@ -68,7 +71,7 @@ def _join(a: _Kind, b: _Kind) -> _Kind:
     """Returns the kind of a value that is `a` on one path and `b` on another."""
     ints = _hull(a.ints, b.ints)  # an int on either path keeps its bound
     if a.kind == b.kind:
-        return _Kind(a.kind, ints)
+        return _Kind(a.kind, ints, a.value if a.value == b.value else None)
     kinds = {a.kind, b.kind}
     # Strict: whatever may be a boolean tensor is treated as one. INT comes last: joined
     # with anything else, the int is what `ints` keeps.
@@ -82,6 +85,13 @@ def _join_env(a: _Env, b: _Env) -> _Env:
     if a == b:  # the usual case, compared at C speed: unchanged kinds are the same objects
         return a
     return {n: _join(a[n], b[n]) if n in a and n in b else a.get(n) or b[n] for n in a | b}
+
+
+def _known(k: _Kind) -> float | None:
+    """Returns the Python number `k` surely is, where the check knows it (else None)."""
+    if k.kind == INT and k.ints is not None and k.ints[0] == k.ints[1]:
+        return k.ints[0]
+    return k.value if k.kind == FLOAT else None
 
 
 def _path(e: ast.expr) -> str | None:
@@ -176,7 +186,7 @@ class _Interpreter:
             v = e.value
             if isinstance(v, (bool, int)):
                 return _Kind(INT, point(float(v)))
-            return _F if isinstance(v, float) else _O
+            return _Kind(FLOAT, None, v) if isinstance(v, float) else _O
         if isinstance(e, ast.Name):
             return self.env.get(e.id, _T)
         if isinstance(e, ast.Attribute):  # math.pi and the like
@@ -187,7 +197,10 @@ class _Interpreter:
                 return _Kind(INT, (0.0, 1.0))
             if k.kind == BOOLS and not isinstance(e.op, ast.Invert):
                 raise ValidationError(f"line {line}: arithmetic on a comparison; {_BOOL_ADVICE}")
-            return _Kind(k.kind, None if k.ints is None else unary(e.op, k.ints))
+            value = k.value if k.kind == FLOAT and k.value is not None else None
+            if value is not None and not isinstance(e.op, ast.UAdd):
+                value = -value if isinstance(e.op, ast.USub) else None
+            return _Kind(k.kind, None if k.ints is None else unary(e.op, k.ints), value)
         if isinstance(e, ast.BinOp):
             return self.binop(self.expr(e.left), e.op, self.expr(e.right), line)
         if isinstance(e, ast.BoolOp):
@@ -236,8 +249,16 @@ class _Interpreter:
             kind = TENSOR
         else:  # int op int is an int, except `/` and `**` of a negative n (ints is None)
             kind = INT if a.kind == b.kind == INT else FLOAT
+            ints_base = a.ints if a.kind == INT else None
+            if isinstance(op, ast.Pow) and intervals.complex_power(_known(a), _known(b), ints_base):
+                raise ValidationError(
+                    f"line {line}: `**` gives a complex result (a negative number to a "
+                    "fractional power, as (-8) ** 0.5); activations compute real floats"
+                )
         ints = self._ints(a, op, b, line)
-        return _Kind(FLOAT if kind == INT and ints is None else kind, ints)
+        kind = FLOAT if kind == INT and ints is None else kind
+        value = intervals.fold(op, _known(a), _known(b)) if kind == FLOAT else None
+        return _Kind(kind, ints, value)
 
     @staticmethod
     def _ints(a: _Kind, op: ast.operator, b: _Kind, line: int) -> Interval | None:
@@ -304,7 +325,8 @@ class _Interpreter:
         self, name: str, e: ast.Call, args: list[_Kind], named: dict[str, _Kind], line: int
     ) -> _Kind:
         if name == "float":
-            return _F
+            known = _known(args[0]) if len(args) == 1 else None
+            return _F if known is None else _Kind(FLOAT, None, known)
         if name == "int":
             return self._to_int(e.args[0] if e.args else None, args)
         if name == "round":
@@ -312,7 +334,9 @@ class _Interpreter:
         if name == "abs" and args:
             if args[0].kind == BOOLS:
                 raise ValidationError(f"line {line}: abs() of a comparison; {_BOOL_ADVICE}")
-            return args[0]
+            k = args[0]  # no sign: abs(-8) ** 0.5 is real
+            ints = None if k.ints is None else hull(0.0, magnitude(k.ints))
+            return _Kind(k.kind, ints, None if k.value is None else abs(k.value))
         out = args[0] if args else _O  # min, max
         for k in args[1:]:
             out = _join(out, k)

@@ -305,6 +305,15 @@ def test_the_documented_message_shape(tmp_path: Path) -> None:
         ("x - x + 2", "constant"),
         ("np.sin(x)", "not a valid target"),
         ("3", "no variables"),
+        # nan and inf are no variables: `nan * x` loaded as a task of two inputs.
+        ("nan * x", "name 'nan' is not allowed: a target must be finite"),
+        ("x + inf - inf", "name 'inf' is not allowed"),
+        ("Infinity * x", "name 'Infinity' is not allowed"),
+        ("x / 0", "not finite on the training box"),
+        # Finite at every sampled point, infinite at points of the boxes.
+        ("1 / x", "not finite at x = 0 on the training box"),
+        ("1 / (x - 2)", "not finite at x = 2 on the OOD region"),
+        ("sin(x) / x", "not finite at x = 0"),
     ],
 )
 def test_unusable_targets_name_the_task(tmp_path: Path, target: str, reason: str) -> None:
@@ -324,6 +333,15 @@ LAB_ERRORS = [
     ("train = [-3.0, 1.0]", "train", "[-3, 1]"),
     ("depth = 0", "depth", "0"),
 ]
+
+
+def test_a_target_of_two_variables_is_checked_at_its_boxes_corners(tmp_path: Path) -> None:
+    text = TWO_VARS.replace("x1*x2", "x1 / (x1 + x2)")
+    where = r"'prod' \(#1\): key 'target' .*not finite at x1 = -2, x2 = 2 on the OOD region"
+    with pytest.raises(ConfigError, match=where):
+        _load(tmp_path, text)
+    # pi and e are constants, finite everywhere: one input.
+    assert _task(tmp_path, ONE_TASK.replace("sin(3*x)", "e * x + pi")).variables == ("x",)
 
 
 @pytest.mark.parametrize(("line", "key", "value"), LAB_ERRORS)

@@ -68,10 +68,15 @@ def test_show_and_export_serve_the_good_run_and_warn_of_the_bad(
     _no_traceback(result)
     assert result.exit_code == 0 and hostile["hash"][:8] in result.output, result.output
     assert all("\n" not in m for m in caplog.messages)
-    skipped = [m.removeprefix("warning: skipping run ") for m in caplog.messages]
+    prefix = "warning: skipping run "
+    skipped = [m.removeprefix(prefix) for m in caplog.messages if m.startswith(prefix)]
     assert {m.split(": ")[0] for m in skipped} == {
         str(hostile["runs"] / name) for name in ("binary", "truncated")
     }
+    # A log of binary garbage is searched, and said to be so once.
+    damaged = [m for m in caplog.messages if not m.startswith(prefix)]
+    events = hostile["runs"] / "garbage-events" / "events.jsonl"
+    assert len(damaged) == 1 and damaged[0].startswith(f"warning: {events}: skipped 17 unreadable")
 
 
 @pytest.mark.parametrize(
@@ -96,6 +101,23 @@ def test_report_of_each_run_is_one_line_or_a_report(
     assert result.exit_code == code and said in result.stderr, result.output
     if code:
         assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("run", ["garbage-events", "cut-events"])
+def test_report_of_a_damaged_log_warns_once_and_a_cut_line_does_not(
+    hostile: dict[str, Any], run: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="minact"):
+        result = runner.invoke(
+            app, ["report", str(hostile["runs"] / run), "--cache-dir", str(hostile["cache"])]
+        )
+    assert result.exit_code == 0, result.output
+    damaged = [m for m in caplog.messages if "unreadable" in m]
+    if run == "cut-events":  # one cut last line is what a killed run leaves: no warning
+        assert damaged == []
+    else:  # a ranking of nothing, said to come from a log of garbage
+        events = hostile["runs"] / run / "events.jsonl"
+        assert len(damaged) == 1 and damaged[0].startswith(f"warning: {events}: skipped 17")
 
 
 @pytest.mark.parametrize("run", ["truncated", "binary", "loop", "not-a-run"])

@@ -84,3 +84,39 @@ def test_a_run_is_held_by_one_process_at_a_time(tmp_path: Path) -> None:
                 pass
     with RunLog.open(tmp_path / "r").held():  # released with the block
         pass
+
+
+def _log_with(tmp_path: Path, damage: bytes, resumes: int = 0) -> RunLog:
+    """Returns a run whose events.jsonl holds two events, `resumes` resume events and `damage`."""
+    log = RunLog.create(tmp_path, "r")
+    log.write_run({})
+    log.append({"event": "outcome", "index": 0})
+    for _ in range(resumes):
+        log.append({"event": "resume"})
+    log.close()
+    with log.events_path.open("ab") as f:
+        f.write(damage)
+    log.append({"event": "outcome", "index": 1})
+    log.close()
+    return log
+
+
+def test_one_cut_line_per_writer_is_not_damage(tmp_path: Path) -> None:
+    log = _log_with(tmp_path, b'{"event": "outcome", "ind')  # killed, then resumed
+    assert [e["index"] for e in log.events()] == [0, 1]
+    assert log.unreadable == 1 and log.damage() is None
+    again = _log_with(tmp_path / "twice", b'{"event": "out\n{"ev', resumes=1)
+    assert len(list(again.events())) == 3 and again.damage() is None
+
+
+def test_binary_garbage_in_the_log_is_one_warning_naming_file_and_count(tmp_path: Path) -> None:
+    # 8 times every byte: 8 "\n" and 8 "\r" (a line end too, read as text), so 17 lines.
+    garbage = bytes(range(255, -1, -1)) * 8
+    log = _log_with(tmp_path, garbage)
+    assert [e["index"] for e in log.events()] == [0, 1]
+    said = log.damage()
+    assert said is not None and "\n" not in said
+    assert said.startswith(f"warning: {log.events_path}: skipped 17 unreadable lines")
+    # JSON that is no event counts too: a file of numbers is not minact's log.
+    numbers = _log_with(tmp_path / "numbers", b"1\n2\n[3]\n")
+    assert len(list(numbers.events())) == 2 and "skipped 3 unreadable" in str(numbers.damage())

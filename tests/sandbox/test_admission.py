@@ -187,6 +187,13 @@ FAILURES: list[tuple[str, tuple[str, ...], str, str]] = [
     ("where-one-argument", ("return torch.where(x > 0)",), "bad_output", "returned tuple"),
     ("returns-none", ("return None",), "bad_output", "returned NoneType"),
     ("returns-number", ("return 1.0",), "bad_output", "returned float"),
+    # A negative base the validator cannot compute: math.cos(math.pi) is -1.0.
+    (
+        "complex-power",
+        ("return x * math.cos(math.pi) ** 0.5",),
+        "bad_output",
+        "torch.complex128 (a complex result",
+    ),
     ("float-of-tensor", ("return float(x)",), "error", "ValueError"),
     ("math-of-tensor", ("return math.sin(x)",), "error", "ValueError"),
     ("full-like-tensor", ("return torch.full_like(x, x)",), "error", "TypeError"),

@@ -20,7 +20,17 @@ def fn(*body: str) -> str:
     )
 
 
+_COMPLEX = "`**` gives a complex result"
 REFUSED = {
+    "complex-int-base": (fn("return x * (-8) ** 0.5"), _COMPLEX),
+    "complex-float-base": (fn("return x + (-8.0) ** -0.5"), _COMPLEX),
+    "complex-three-halves": (fn("return x * (-2) ** 1.5"), _COMPLEX),
+    "complex-of-a-name": (fn("a = -2.0", "a -= 1.0", "return x * a ** 1.5"), _COMPLEX),
+    "complex-of-float": (fn("return x * float(-8) ** (1 / 2)"), _COMPLEX),
+    "complex-loop-counter": (
+        fn("y = x", "for i in range(-5, -1):", "    y = y + i ** 0.5", "return y"),
+        _COMPLEX,
+    ),
     "bool-times-tensor": (fn("return x * (x > 0)"), "`*` on a comparison's result"),
     "bool-times-int": (fn("return (x > 0) * 5 + x"), "boolean tensor"),
     "bool-plus-float": (fn("m = x > 0", "return m + 0.5"), "`+` on a comparison's result"),
@@ -141,6 +151,12 @@ REFUSED = {
 }
 
 ACCEPTED = {
+    "negative-base-whole-float-power": fn("return x * (-8.0) ** 2.0 + (-8) ** 3"),
+    "positive-base-fractional-power": fn("return x * 8 ** 0.5 + 2.0 ** -0.5"),
+    "abs-of-a-negative-base": fn("return x * abs(-8) ** 0.5 + abs(-2.0) ** 1.5"),
+    "unknown-base-fractional-power": fn(
+        "a = 2.0", "for i in range(3):", "    a = a - 1.0", "return x * abs(a) ** 0.5"
+    ),
     "where": fn("return torch.where(x > 0, x, 0.1 * x)"),
     "where-float-and-int": fn("return torch.where(x > 0, 1.0, -1) * x"),
     "where-tensor-and-int": fn("return torch.where(x > 0, x, 0)"),

@@ -1,0 +1,65 @@
+"""Tests for minact.sandbox.trace's sample: the same points as the full permutation gave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from minact.sandbox import randperm, trace
+from minact.sandbox.trace import EXTREMES, TRACE_POINTS, Tracer
+
+
+def _full_permutation_sample(z: torch.Tensor, seed: int) -> tuple[float, ...]:
+    """Returns the trace as sample() drew it with every index and a full randperm."""
+    z = z[torch.isfinite(z)]
+    if z.numel() > TRACE_POINTS:
+        top = z.abs().topk(EXTREMES).indices
+        rest = torch.from_numpy(np.delete(np.arange(z.numel(), dtype=np.int64), top.numpy()))
+        gen = torch.Generator().manual_seed(seed)
+        rest = rest[torch.randperm(rest.numel(), generator=gen)[: TRACE_POINTS - EXTREMES]]
+        z = z[torch.cat([top, rest])]
+    return tuple(float(f"{v:.9g}") for v in z.tolist())
+
+
+def _tracer(pieces: list[torch.Tensor]) -> Tracer:
+    tracer = Tracer([0], [torch.tanh], lambda fn: lambda x, params: fn(x))
+    tracer._seen[0] = list(pieces)
+    return tracer
+
+
+@pytest.mark.parametrize("n", [0, 10, 256, 257, 300, 5_000, 200_003])
+@pytest.mark.parametrize("seed", [0, 7, 2**59 + 12345])
+def test_sample_is_bit_for_bit_the_full_permutations(n: int, seed: int) -> None:
+    gen = torch.Generator().manual_seed(n)
+    z = torch.randn(n, generator=gen) * 3
+    z[::97] = torch.round(z[::97])  # ties among the extremes and elsewhere
+    z[5:n:1013] = float("nan")
+    z[7:n:2011] = float("inf")
+    pieces = [z[: n // 3], z[n // 3 :]]
+    tracer = _tracer(pieces)
+    assert tracer.sample(0, seed) == _full_permutation_sample(z, seed)
+    assert tracer._seen[0] == []  # let go of: the pre-activations were the memory peak
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_extremes_found_by_chunks_are_topks(monkeypatch: pytest.MonkeyPatch, ties: bool) -> None:
+    monkeypatch.setattr(trace, "CHUNK", 1000)  # 50 chunks, the last one of 7 elements
+    z = torch.randn(49_007, generator=torch.Generator().manual_seed(3))
+    if ties:  # equal magnitudes among the extremes: topk's own choice is kept
+        z[[10, 20_000, 49_006]] = torch.tensor([9.0, -9.0, 9.0])
+    for seed in (0, 5):
+        assert _tracer([z]).sample(0, seed) == _full_permutation_sample(z, seed)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 224, 225, 1000, 3_000_001])
+def test_randperm_head_is_torchs(n: int) -> None:
+    for seed in (0, 1, 2**40 + 3):
+        expected = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:224]
+        got = randperm.head(n, 224, seed)
+        assert got is not None and np.array_equal(got, expected.numpy())
+
+
+def test_randperm_head_declines_what_it_cannot_reproduce() -> None:
+    assert randperm.head(randperm.SMALL_N, 224, 0) is None  # torch's 64-bit shuffle
+    assert randperm.head(1000, 224, -1) is None
