@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from minact.sandbox.loader import Activation
-from minact.sandbox.probe import value_and_slope
+from minact.sandbox.probe import call, value_and_slope
 
 __all__ = ["TIME_FACTOR", "count", "time_ratio"]
 
@@ -55,7 +55,10 @@ def count(fn: Activation, x: torch.Tensor) -> tuple[float, int]:
     """Returns (elements produced per input element, largest single output) of fn(x)."""
     counter = _CostCounter()
     with torch.no_grad(), counter:
-        fn(x)
+        # Guarded like every other call of the candidate: an op that fails only under the
+        # counting mode, or a candidate whose result changed since, is its failure, with a
+        # reason (CandidateError), never an exception out of admission.
+        call(fn, x, "x, counting its operations")
     return counter.elements / x.numel(), counter.largest
 
 

@@ -295,6 +295,26 @@ def test_cost_counts_elementwise_operations() -> None:
     assert check(seeds.seed_source("gelu")).cost == 1.0
 
 
+def test_a_candidate_failing_while_its_operations_are_counted_is_a_result() -> None:
+    # The cost counter calls the candidate once more, under a dispatch mode: a failure
+    # there is the candidate's (a reason), not an exception out of admission.
+    calls: list[int] = []
+
+    def flaky(t: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("only the first call works")
+        return t * 2
+
+    x = probe_grid(*PROBE)
+    flaky(x)
+    with pytest.raises(CandidateError, match=r"counting its operations.*RuntimeError") as info:
+        cost.count(flaky, x)
+    assert info.value.kind == "error"
+    with pytest.raises(CandidateError, match="returned float"):
+        cost.count(lambda t: 1.0, x)  # type: ignore[arg-type, return-value]
+
+
 def test_time_is_measured_against_gelu() -> None:
     assert cost.time_ratio(F.gelu, *PROBE, 100.0) == pytest.approx(1.0, rel=0.9)
     slow = cost.time_ratio(lambda t: torch.special.i1(torch.special.i1(t)), *PROBE, 100.0)
