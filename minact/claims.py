@@ -8,7 +8,7 @@ The comparison is paired: both were trained on the same tasks (same data, same n
 seeds), and the per-task difference cancels what the task itself contributes. A bootstrap
 over tasks (resampling them with replacement, a fixed seed so the interval is
 reproducible) gives a 95% interval of the mean difference. Over few tasks the plain
-percentile interval is too narrow (its "yes" comes 5-13% of the time at 3-8 tasks when nothing
+percentile interval is too narrow (its "yes" comes 6-13% of the time at 3-8 tasks when nothing
 differs, not 2.5%), so it is the *expanded* percentile interval (Hesterberg 2015, "What
 teachers should know about the bootstrap"): percentiles moved out by the ratio of Student's t
 to the normal quantile, which widens it by what a t interval adds over few tasks:

@@ -24,6 +24,7 @@ ROOT = PACKAGE.parent
 SCANNED_SUFFIXES = {".py", ".toml", ".j2", ".css", ".md"}
 # What runs, scores and exports write, named in docs and messages; not repository files.
 WRITTEN = {"report.md", "report.html", "ranking.json", "run.json", "events.jsonl", "llm.jsonl"}
+WRITTEN |= {".ranking-index.json"}  # beside ranking.json (minact.runs.index)
 _NAME = re.compile(
     r"(?<![\w/.{}<>*-])([\w./<>*{}-]*\w\.(?:md|py|toml|json|jsonl|html|j2|css|svg))\b"
 )

@@ -125,7 +125,12 @@ def export(
     hash_prefix: HashArg,
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", parser=path_value, help="File to write."),
+        typer.Option(
+            "-o",
+            "--output",
+            parser=path_value,
+            help="File to write (default: <function name>.py in the current folder).",
+        ),
     ] = None,
     name: Annotated[
         str | None, typer.Option(help="Function name (default act_<first 8 hash digits>).")
@@ -182,7 +187,7 @@ def rescore(
         Path | None,
         typer.Option(
             parser=path_value,
-            help="Folder for ranking.json and report.md (see the command's help).",
+            help="Folder for ranking.json, report.md and report.html (see the command's help).",
         ),
     ] = None,
     seeds: Annotated[
@@ -206,9 +211,16 @@ def rescore(
     original and the new fitness (Kendall tau, Spearman rho), a scatter plot of the two, and
     whether each candidate beats the best baseline beyond noise.
     """
+    from minact.jobs.rescore import SUITES
     from minact.jobs.rescore import rescore as rescore_job
     from minact.report.data import agreement_text
 
+    if (tasks is None) == (suite is None):
+        # Which lab to score on is a usage question (exit 2), like any flag typer checks.
+        raise typer.BadParameter(
+            f"give exactly one of --tasks FILE or --suite ({', '.join(SUITES)})",
+            param_hint="--tasks / --suite",
+        )
     if out is not None and (out / "run.json").exists():
         # Its ranking.json and reports are the run's own: a rescore would replace them.
         raise typer.BadParameter(

@@ -165,6 +165,20 @@ def test_an_exported_file_scores_as_the_same_candidate_from_the_cache(
     assert entry["fitness"] == best["fitness"]
 
 
+def test_export_without_a_file_writes_the_function_name_in_the_current_folder(
+    finished_run: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # README and --help: FILE defaults to <function name>.py in the current folder.
+    monkeypatch.chdir(tmp_path)
+    best = _best(finished_run)["code_hash"]
+    result = _invoke(finished_run, "export", best[:10])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / f"act_{best[:8]}.py").is_file()
+    named = _invoke(finished_run, "export", best[:10], "--name", "my_act")
+    assert named.exit_code == 0, named.stderr
+    assert "def my_act(x" in (tmp_path / "my_act.py").read_text()
+
+
 def _result_keys(cache: Path) -> set[str]:
     with diskcache.Cache(str(cache)) as c:
         return {k for k in c.iterkeys() if isinstance(k, str) and k.startswith("res/")}
@@ -286,8 +300,12 @@ def test_rescore_with_more_seeds_is_cached_under_its_own_key(
 
 
 def test_rescore_needs_exactly_one_lab(finished_run: dict[str, Path]) -> None:
+    # Neither or both is a usage error (exit 2, as README's exit codes say); a suite that
+    # does not exist is a value at fault (exit 1, named).
     result = _invoke(finished_run, "rescore")
-    assert result.exit_code == 1 and "exactly one of --tasks" in result.stderr
+    assert result.exit_code == 2 and "exactly one of --tasks" in result.stderr
+    result = _invoke(finished_run, "rescore", "--tasks", "x.toml", "--suite", "transfer")
+    assert result.exit_code == 2 and "exactly one of --tasks" in result.stderr
     result = _invoke(finished_run, "rescore", "--suite", "imagenet")
     assert result.exit_code == 1 and "built-in suites" in result.stderr
 
