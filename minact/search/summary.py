@@ -32,7 +32,8 @@ def summarise(
     """Returns the Summary of a run: finished, stopped by `stop` (status, message) before its
     budget, or `forced`."""
     c = counters
-    status, message = forced or ("finished", f"evaluated {c.evaluated} candidates")
+    noun = "candidate" if c.evaluated == 1 else "candidates"
+    status, message = forced or ("finished", f"evaluated {c.evaluated} {noun}")
     if forced is None and c.evaluated < budget and stop is not None:
         status, message = stop
         message += (
