@@ -122,11 +122,15 @@ WorkersOpt = Annotated[
         "single-thread worker per core).",
     ),
 ]
+# Torch threads per worker: more than any machine's cores only oversubscribes them, and
+# 100000 made the worker fail to start with a bare MemoryError.
+MAX_THREADS = 256
 ThreadsOpt = Annotated[
     int,
     typer.Option(
         "--threads",
         min=0,
+        max=MAX_THREADS,
         help="Torch threads per worker (0: all cores for one worker, else cores / workers).",
     ),
 ]

@@ -17,6 +17,7 @@ from minact.cli._shared import (
     BACKEND_HELP,
     EXIT_INTERRUPTED,
     MAX_SEEDS,
+    MAX_THREADS,
     Backend,
     CacheOpt,
     Compile,
@@ -35,6 +36,9 @@ from minact.errors import MinactError
 MAX_SEED = 2**63 - 1  # what every generator minact seeds accepts
 MAX_ISLANDS = 1024  # each island is a list the search keeps; more than a run can fill
 MAX_TEMPERATURE = 100.0  # servers cap it near 2; a bound keeps inf out of the JSON sent
+# A day: a request still streaming after it is a hung server, and a bound keeps inf (no
+# timeout at all, and no JSON number) out of run.json and ranking.json.
+MAX_LLM_TIMEOUT = 86400.0
 
 __all__ = ["evolve"]
 
@@ -62,14 +66,21 @@ def _joined(text: str | None) -> str | None:
     return ",".join(split(text)) or None
 
 
-def _check_models(model: str | None, weights: str | None, url: str | None, whole: bool) -> None:
+def _check_models(
+    model: str | None, weights: str | None, url: str | None, whole: bool, offline: bool
+) -> None:
     """Raises a usage error naming the flag when the weights, models and URLs do not fit.
 
     `whole`: the flags describe the whole ensemble (not a resume, which keeps its own).
+    `offline`: no server is asked, so a MINACT_LLM_URL left in the environment is not judged.
     """
-    from minact.search.ensemble import PlanError, parse_weights, plan
+    from minact.search.ensemble import PlanError, check_list, check_urls, parse_weights, plan
 
     try:
+        for flag, text in (("--model", model), ("--model-weights", weights), ("--llm-url", url)):
+            check_list(text, flag)
+        if url:  # a resume may give another address: checked all the same
+            check_urls(url, form=not offline)
         if weights:
             parse_weights(weights)
         if whole and url:
@@ -199,6 +210,7 @@ def evolve(
         float | None,
         typer.Option(
             min=1.0,
+            max=MAX_LLM_TIMEOUT,
             show_default="300",
             help="Seconds one LLM request may take, its retries and waits included.",
         ),
@@ -246,7 +258,12 @@ def evolve(
     ] = None,
     threads: Annotated[
         int | None,
-        typer.Option(min=0, show_default="0: cores / workers", help="Torch threads per worker."),
+        typer.Option(
+            min=0,
+            max=MAX_THREADS,
+            show_default="0: cores / workers",
+            help="Torch threads per worker.",
+        ),
     ] = None,
     backend: Annotated[
         Backend | None, typer.Option("--backend", show_default="local", help=BACKEND_HELP)
@@ -301,7 +318,7 @@ def evolve(
     whole = resume is None and not offline and replay is None
     if run_id is not None and not usable_run_id(run_id):
         raise typer.BadParameter(f"{run_id!r}: {RUN_ID_RULE}", param_hint="--run-id")
-    _check_models(model, model_weights, llm_url, whole)
+    _check_models(model, model_weights, llm_url, whole, offline)
     given: dict[str, Any] = {
         "budget": budget,
         "tasks": str(tasks) if tasks is not None else None,

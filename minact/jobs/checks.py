@@ -93,6 +93,21 @@ def confirmation(
     # The best baselines too: a claim is paired, so both sides need the same seeds.
     baselines = [c for c in ok if c["baseline"]][:BASELINES_CONFIRMED]
     more = lab.with_seeds(seeds)  # its size was checked before the search (evolve._lab)
+    if not new:
+        # Baselines alone make no claim: training them again would cost minutes for nothing.
+        # The event still says the check was asked for and why it made none (the report).
+        reason = _nothing_to_confirm(ranking)
+        say(f"confirmation skipped: {reason}")
+        return check_event(
+            "confirmation",
+            lab_summary(more),
+            [],
+            seeds=seeds,
+            top=top,
+            seconds=0.0,
+            time=time.time(),
+            skipped=reason,
+        )
     say(f"confirming the top {len(new)} and {len(baselines)} baselines with {seeds} seeds")
     scores, seconds = _score(more, [*new, *baselines], evaluator)
     return check_event(
@@ -104,3 +119,14 @@ def confirmation(
         seconds=seconds,
         time=time.time(),
     )
+
+
+def _nothing_to_confirm(ranking: RankingDocument) -> str:
+    """Returns why a run has no new candidate to confirm: how many were screened or failed."""
+    new = [c for c in ranking["candidates"] if not c["baseline"]]
+    screened = sum(1 for c in new if c["status"] == "screened")
+    failed = len(new) - screened
+    parts = [f"{screened} screened by the cascade"] if screened else []
+    parts += [f"{failed} failed"] if failed else []
+    why = f" ({', '.join(parts)})" if parts else ""
+    return f"no new candidate was ranked on the full lab{why}, so there is no claim to confirm"

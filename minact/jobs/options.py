@@ -157,10 +157,10 @@ LIMITS: dict[str, tuple[float, float | None]] = {
     "temperature": (0.0, 100.0),  # finite: JSON has no inf
     "max_tokens": (16, None),
     "llm_retries": (0, None),
-    "llm_timeout": (1.0, None),
+    "llm_timeout": (1.0, 86400.0),  # a day (cli.evolve.MAX_LLM_TIMEOUT): finite, for JSON
     "batch_size": (0, None),
     "workers": (0, 256),  # 0: auto; as many as cli._shared.MAX_WORKERS
-    "threads": (0, None),
+    "threads": (0, 256),  # as many as cli._shared.MAX_THREADS
     "validate_top": (1, None),
     "confirm": (0, None),
     "confirm_seeds": (1, INT_RULES["seeds"][1]),  # as many networks per task as a lab's

@@ -164,6 +164,8 @@ def check_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
 
     checks = doc.get("checks") or {}
     validation, confirmation = checks.get("validation"), checks.get("confirmation")
+    if confirmation and confirmation.get("skipped"):
+        confirmation = None  # it scored nothing: no column to show (check_text says why)
     header = ["#", "name", "lab fitness"]
     if validation:
         header += [f"validation ({validation['suite']})", "wins lab, loses validation"]

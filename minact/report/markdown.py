@@ -201,8 +201,9 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
         header, rows = check_table(doc)
         lines += ["", "## Checks after the search", ""]
         lines += [f"- {_inline(line)}" for line in check_text(doc.get("checks") or {})]
-        lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+        if rows:  # a confirmation skipped for want of new candidates checked no row
+            lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     if figures:
         lines += ["", "## Figures", ""]
         lines += [f"- {FIGURES[k]}: [{p}]({p})" for k, p in figures.items() if k in FIGURES]

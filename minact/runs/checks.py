@@ -141,10 +141,13 @@ def _confirmation(doc: RankingDocument, check: _Check) -> dict[str, Any]:
     doc["candidates"] = rows
     new = [c for c in checked["candidates"] if not c["baseline"] and c["status"] == "ok"]
     winner = new[0] if new else None  # the ranking is best first
+    skipped = event.get("skipped")
     return {
         "seeds": event.get("seeds"),
         "candidates": len(checked["candidates"]),
         "seconds": event.get("seconds"),
+        # Why nothing was scored (no new candidate ranked in full), or None: the check ran.
+        "skipped": skipped if isinstance(skipped, str) else None,
         "winner": None
         if winner is None
         else {
@@ -197,7 +200,9 @@ def check_text(checks: Mapping[str, Any]) -> list[str]:
     c = checks.get("confirmation")
     if c:
         w = c.get("winner")
-        if w:
+        if c.get("skipped"):
+            lines.append(f"confirmation with {c['seeds']} seeds per task skipped: {c['skipped']}")
+        elif w:
             claim = w.get("claim")
             against = f" ({claim['against']})" if claim else ""
             caveat = selection_note(claim)

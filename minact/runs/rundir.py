@@ -139,6 +139,10 @@ class RunLog:
                 raise ConfigError(
                     f"{directory}: a symbolic link to no directory (broken or a loop)"
                 )
+            if directory.exists():  # "no such" would send the user looking for a typo
+                raise ConfigError(
+                    f"{directory}: a file, not a run directory; give the run's folder"
+                )
             raise ConfigError(f"{directory}: no such run directory")
         if not log.run_json.is_file():
             raise ConfigError(f"{directory}: not a run directory (no run.json)")

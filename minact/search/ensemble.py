@@ -14,8 +14,10 @@ with cheap local edits of the best candidates (`--model qwen,offline`). It takes
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 from minact.outcome import Reply
 from minact.search.proposers import ProposalRequest, Proposer
@@ -25,6 +27,8 @@ __all__ = [
     "Ensemble",
     "ModelSpec",
     "PlanError",
+    "check_list",
+    "check_urls",
     "parse_weights",
     "plan",
     "split",
@@ -60,6 +64,60 @@ def split(text: str | None) -> list[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
+def check_list(text: str | None, flag: str) -> None:
+    """Raises PlanError for `flag` when a comma-separated list has an empty item (`a,,b`,
+    `a,`): dropping it would shift every later item against the other lists' order."""
+    items = (text or "").split(",")
+    if len(items) > 1 and not all(item.strip() for item in items):
+        raise PlanError(flag, f"{text!r} has an empty item between commas; give each one")
+
+
+def _shown(url: str) -> str:
+    """Returns `url` with any password in it masked, for messages (by text, not by parsing:
+    a URL too broken to parse may hold one as well)."""
+    return re.sub(r"(//[^/@]*?:)[^/]*@", r"\1***@", url)  # to the last @ of the host part
+
+
+def check_urls(text: str, *, form: bool = True) -> None:
+    """Raises PlanError for --llm-url unless each URL in `text` is an http(s) URL with a host
+    (`form`: only where a server will be asked) and no credentials in it (always).
+
+    A URL the client cannot use would otherwise surface as "cannot reach the server"; and
+    a user or password in it would be written to run.json (an offline run keeps the URL
+    too) and printed in errors, where the key from the environment never is (README,
+    Secrets).
+    """
+    for url in split(text):
+        shown = _shown(url)
+        if shown != url:
+            raise PlanError(
+                "--llm-url",
+                f"{shown!r} holds a password, which would be written to run.json; remove "
+                "it and give the key in MINACT_API_KEY (or OPENAI_API_KEY)",
+            )
+        if not form:
+            continue
+        if any(c.isspace() for c in url):
+            raise PlanError("--llm-url", f"{shown!r} holds a space; give the URL alone")
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - parsing the port raises on a bad one
+        except ValueError as e:
+            raise PlanError("--llm-url", f"{shown!r} is no URL ({e})") from None
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise PlanError(
+                "--llm-url",
+                f"{shown!r}: give an http:// or https:// URL with a host, "
+                "e.g. http://127.0.0.1:8000/v1",
+            )
+        if parts.username is not None or parts.password is not None:
+            raise PlanError(
+                "--llm-url",
+                f"{shown!r} holds credentials, which would be written to run.json; remove "
+                "them and give the key in MINACT_API_KEY (or OPENAI_API_KEY)",
+            )
+
+
 def parse_weights(text: str) -> list[float]:
     """Returns the weights in `text`; raises PlanError unless they are numbers >= 0, not all 0."""
     values: list[float] = []
@@ -73,6 +131,8 @@ def parse_weights(text: str) -> list[float]:
         values.append(w)
     if sum(values) <= 0:
         raise PlanError("--model-weights", f"{text!r}: the weights are all zero")
+    if not math.isfinite(sum(values)):  # 1e308,1e308: each finite, their total not
+        raise PlanError("--model-weights", f"{text!r}: the weights' sum is not finite")
     return values
 
 

@@ -86,3 +86,82 @@ def test_an_empty_path_is_a_usage_error_not_the_current_folder(
     flat = " ".join(re.sub("[│╭╮╰╯─]", " ", result.stderr).split())
     assert f"Invalid value for '{flag}'" in flat
     assert list(tmp_path.iterdir()) == []
+
+
+def _flat(text: str) -> str:
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", text).split())  # the box wraps lines
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "says"),
+    [
+        (
+            ["evolve", "--offline", "--llm-timeout", "inf"],
+            "--llm-timeout",
+            "less than or equal to 86400",
+        ),
+        (["evolve", "--offline", "--threads", "100000"], "--threads", "less than or equal to 256"),
+        (["score", "relu", "--threads", "100000"], "--threads", "less than or equal to 256"),
+        (
+            ["rescore", "--suite", "classic", "--threads", "257"],
+            "--threads",
+            "less than or equal to 256",
+        ),
+        # Each weight finite, their sum not: the draw would divide by inf.
+        (
+            ["evolve", "--model", "a,b", "--model-weights", "1e308,1e308", *DEAD[2:]],
+            "--model-weights",
+            "the weights' sum is not finite",
+        ),
+        # An empty item would shift the models against their URLs or weights.
+        (["evolve", "--model", "a,,b", *DEAD[2:]], "--model", "has an empty item"),
+        (["evolve", *DEAD[:2], "--llm-url", "http://127.0.0.1:9/v1,"], "--llm-url", "empty item"),
+        (["evolve", *DEAD[:2], "--llm-url", "127.0.0.1:9/v1"], "--llm-url", "give an http://"),
+        (["evolve", *DEAD[:2], "--llm-url", "file:///etc/passwd"], "--llm-url", "an http://"),
+        (["evolve", *DEAD[:2], "--llm-url", "http://a b/v1"], "--llm-url", "holds a space"),
+        (["evolve", *DEAD[:2], "--llm-url", "http://h:99999/v1"], "--llm-url", "is no URL"),
+    ],
+    ids=[
+        "timeout-inf",
+        "threads",
+        "score-threads",
+        "rescore-threads",
+        "weights-sum",
+        "model-gap",
+        "url-gap",
+        "no-scheme",
+        "file",
+        "space",
+        "port",
+    ],
+)
+def test_a_bad_value_is_a_usage_error_before_any_work(
+    tmp_path: Path, args: list[str], flag: str, says: str
+) -> None:
+    where = ["--cache-dir", str(tmp_path / "cache")]
+    where += ["--runs-dir", str(tmp_path / "runs")] if args[0] != "score" else []
+    result = runner.invoke(app, [*args, *where])
+    assert result.exit_code == 2, result.output
+    flat = _flat(result.stderr)
+    assert f"Invalid value for '{flag}'" in flat or f"Invalid value for {flag}" in flat, flat
+    assert says in flat
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["llm", "offline"])
+@pytest.mark.parametrize(
+    "url", ["http://user:s3cr3t-pw@127.0.0.1:9/v1", "http://user:s3cr3t-pw@[::1/v1"]
+)
+def test_a_password_in_the_url_is_refused_and_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, offline: bool
+) -> None:
+    # An offline run keeps MINACT_LLM_URL in run.json too: the password would be written.
+    monkeypatch.setenv("MINACT_LLM_URL", url)
+    args = ["evolve", "--budget", "1", "--tasks", str(TINY_TASKS), "--model", "m"]
+    args += ["--offline"] if offline else []
+    args += ["--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "s3cr3t" not in result.output
+    assert "holds a password" in _flat(result.stderr) and "user:***@" in result.stderr
+    assert not (tmp_path / "runs").exists()

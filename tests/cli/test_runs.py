@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -119,6 +120,17 @@ def test_missing_or_corrupt_run_directories_are_clear(tmp_path: Path) -> None:
         paths, "rescore", "--tasks", str(TINY_TASKS), "--run", str(tmp_path / "missing")
     )
     assert result.exit_code == 1 and "no such run directory" in result.stderr
+    # A file where a run's folder was meant (a FIFO too: nothing reads from it).
+    (tmp_path / "notes.txt").write_text("x")
+    os.mkfifo(tmp_path / "pipe")
+    for path in ("notes.txt", "pipe"):
+        for args in (["evolve", "--resume"], ["show", "abcd", "--run"]):
+            result = _invoke(paths, *args, str(tmp_path / path))
+            assert result.exit_code == 1, (args, result.output)
+            assert "a file, not a run directory" in result.stderr, (args, result.stderr)
+            result = runner.invoke(app, ["report", str(tmp_path / path)])
+            assert result.exit_code == 1, (args, result.output)
+            assert "a file, not a run directory" in result.stderr, (args, result.stderr)
 
 
 def test_export_writes_an_importable_matching_module(

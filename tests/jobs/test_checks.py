@@ -146,3 +146,35 @@ def test_an_unknown_validation_suite_fails_before_the_search(tmp_path: Path) -> 
     result = _evolve(tmp_path, "bad", "--budget", "1", "--validate", "imagenet")
     assert result.exit_code == 1 and "--validate 'imagenet'" in result.stderr
     assert not (tmp_path / "runs" / "bad" / "events.jsonl").exists()
+
+
+def test_confirm_with_no_new_candidate_ranked_in_full_is_skipped(tmp_path: Path) -> None:
+    # The cascade lab screens most offline candidates; at seed 5 the one candidate is screened,
+    # so no new candidate has a full fitness and there is no claim to confirm.
+    args = ["--offline", "--budget", "1", "--confirm", "2", "--confirm-seeds", "2"]
+    common = ["--tasks", str(ASSETS / "cascade_tasks.toml"), "--seed", "5"]
+    common += ["--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs")]
+    result = runner.invoke(app, ["evolve", *common, "--run-id", "s", *args])
+    assert result.exit_code == 0, result.stderr
+    run = tmp_path / "runs" / "s"
+    doc = json.loads((run / "ranking.json").read_text())
+    assert [c["status"] for c in doc["candidates"] if not c["baseline"]] == ["screened"]
+    assert "confirming the top" not in result.stderr  # no baseline trained again
+    assert "confirmation skipped: no new candidate was ranked on the full lab" in result.stderr
+    (event,) = [e for e in _events(run) if e["event"] == "confirmation"]
+    assert event["scores"] == [] and "1 screened by the cascade" in event["skipped"]
+    assert not any("confirmation" in c for c in doc["candidates"])
+    assert doc["checks"]["confirmation"]["winner"] is None
+    assert "1 screened by the cascade" in doc["checks"]["confirmation"]["skipped"]
+    for name in ("report.md", "report.html"):
+        text = (run / name).read_text()
+        assert "confirmation with 2 seeds per task skipped" in text
+        assert "confirmed (2 seeds)" not in text  # no column of nothing
+    # `report` rebuilds the same; a resume with nothing to add neither checks nor logs again.
+    assert runner.invoke(app, ["report", str(run)]).exit_code == 0
+    assert "skipped" in json.loads((run / "ranking.json").read_text())["checks"]["confirmation"]
+    lines = (run / "events.jsonl").read_text()
+    again = ["evolve", "--resume", str(run), "--cache-dir", str(tmp_path / "cache")]
+    result = runner.invoke(app, again)
+    assert result.exit_code == 0, result.stderr
+    assert (run / "events.jsonl").read_text() == lines
