@@ -8,22 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from minact.errors import ConfigError
 from minact.lab.checks import MAX_NESTING, nesting, shown
-from minact.lab.loader import load_lab
+from tests.lab import load_error
 
 TASK = '[[task]]\nname = "sine"\nfamily = "harmonic"\ntarget = "sin(3*x)"\n'
-
-
-def _message(tmp_path: Path, text: str) -> str:
-    """Returns the one-line ConfigError message of loading `text`."""
-    path = tmp_path / "lab.toml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError) as info:
-        load_lab(path)
-    message = str(info.value)
-    assert message.startswith(f"{path}: ") and "\n" not in message, message
-    return message
 
 
 @pytest.mark.parametrize(
@@ -39,16 +27,16 @@ def _message(tmp_path: Path, text: str) -> str:
     ids=["top-level", "in-a-task", "in-a-known-key", "arrays"],
 )
 def test_values_nested_too_deep_are_refused_in_one_line(tmp_path: Path, text: str) -> None:
-    message = _message(tmp_path, text)
+    message = load_error(tmp_path, text)
     assert message.endswith(f"tables and arrays nest more than {MAX_NESTING} deep")
 
 
 def test_a_long_value_is_shortened_in_the_message(tmp_path: Path) -> None:
     long_sum = "+".join(["x"] * 20000)
-    message = _message(tmp_path, TASK.replace("sin(3*x)", long_sum))
+    message = load_error(tmp_path, TASK.replace("sin(3*x)", long_sum))
     assert "[[task]] 'sine' (#1): key 'target' 'x+x+x" in message
     assert "...+x+x" in message and "the limit is 2000" in message and len(message) < 500
-    message = _message(tmp_path, TASK + "bogus = [" + "1, " * 100000 + "1]\n")
+    message = load_error(tmp_path, TASK + "bogus = [" + "1, " * 100000 + "1]\n")
     assert "unknown key 'bogus' = [1, 1, 1, 1, 1, 1, 1, 1, ...]" in message
     assert len(message) < 1000
 

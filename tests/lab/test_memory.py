@@ -13,6 +13,7 @@ from minact.errors import ConfigError
 from minact.lab import loader, memory
 from minact.lab.loader import MAX_TRAINING_BYTES, lab_with_seeds, load_lab
 from minact.lab.suites import SUITES, suite_path
+from tests.lab import load_error
 
 TASK = '[[task]]\nname = "sine"\nfamily = "harmonic"\ntarget = "sin(3*x)"\n'
 GRAPH = '[[task]]\nname = "g"\nfamily = "graphs"\nkind = "graph"\nalgorithm = "bfs"\n'
@@ -30,12 +31,7 @@ def _never_sample(*args: object) -> None:
 def _refusal(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Returns the ConfigError message of loading `text`, which must not sample any data."""
     monkeypatch.setattr(loader, "sample", _never_sample)
-    path = tmp_path / "lab.toml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError) as info:
-        load_lab(path)
-    message = str(info.value)
-    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    message = load_error(tmp_path, text)
     assert "above the limit of 32.0 GiB (minact/lab/memory.py)" in message
     return message
 
