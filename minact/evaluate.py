@@ -350,6 +350,7 @@ class Evaluator:
         agg = aggregate(by_task, reference, self.lab.fitness)
         return Score(
             status="ok",
+            reason=adm.reason,  # a note from admission ("flat: ..."), or ""
             fitness=agg.fitness,
             fitness_spread=agg.fitness_spread,
             mean_ood_mse=agg.mean_ood_mse,

@@ -223,8 +223,9 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
 
 
 def status_text(status: str, reason: str) -> str:
-    """Returns a candidate's status with its reason ("error: ..."), for the terminal."""
-    if status == "ok" or not reason:
+    """Returns a candidate's status with its reason ("error: ...", or a scored candidate's
+    note: "ok: flat: ..."), for the terminal."""
+    if not reason:
         return printable(status)
     # Some reasons open with their status ("screened after stage 1: ..."): say it once.
     return printable(reason if reason.startswith(status) else f"{status}: {reason}")

@@ -30,7 +30,8 @@ Limits, checked before any data is sampled (each refusal names the file, key and
 - A regression or set target's values, standardised with the training statistics, stay within
   MAX_OOD_SCALE (1e3) on the OOD region: beyond that a log-ratio measures float32 range, not
   extrapolation. A [[family]] redraws such a target; a [[task]] is refused (and its fresh
-  training-box points are held to the same bound).
+  training-box points are held to the same bound), as is a [[task]] target with a pole or a
+  non-finite value inside its boxes that the samples miss (sampling.check_poles).
 - The lab's total training work stays within MAX_LAB_WORK (1e12): the sum over its tasks of
   seeds x steps x the multiply-adds of one step of one network, which is n_train x width^2 x
   depth for an MLP, n_train x (size + 1) x width^2 x depth for a set task, and n_train x rounds
@@ -70,7 +71,7 @@ from minact.lab.files import FileRefused, read_regular
 from minact.lab.kinds import MAX_SET_ELEMENTS
 from minact.lab.memory import MAX_TRAINING_BYTES, check_memory
 from minact.lab.parse import FamilyPlan, parse_cascade, parse_lab, parse_task, plan_family
-from minact.lab.sampling import TargetError, check_edges, sample
+from minact.lab.sampling import TargetError, check_edges, check_poles, sample
 from minact.lab.task import Lab, Task
 
 if sys.version_info >= (3, 11):
@@ -285,13 +286,16 @@ def _scale(y: npt.NDArray[np.float64]) -> float:
 
 
 def _check_data(task: Task) -> None:
-    """Samples the task's data; raises TargetError unless its targets are finite (on the samples
-    and at the boxes' bounds and 0), not constant and, for real-valued targets (regression and
-    set tasks), within MAX_OOD_SCALE on the OOD region (as a generated target must be) and on
-    fresh points of the training box."""
+    """Samples the task's data; raises TargetError unless its targets are finite (on the samples,
+    at the boxes' bounds and 0, and along dense lines through the test box), not constant and,
+    for real-valued targets (regression and set tasks), free of poles inside the boxes (sampling.
+    check_poles) and within MAX_OOD_SCALE on the OOD region (as a generated target must be) and
+    on fresh points of the training box."""
     data = sample(task)
     check_edges(task)  # 1/x on [-1, 1] is finite at every sampled point
-    if task.kind not in ("regression", "set") or task.dataset is not None:
+    real_valued = task.kind in ("regression", "set") and task.dataset is None
+    check_poles(task, bounded=real_valued)  # and 1/(x - 0.3) finite but huge near 0.3
+    if not real_valued:
         return
     # A set's OOD sum grows with test_size, and its test box is often the train box.
     remedy = "lower 'test_size', narrow 'test'" if task.kind == "set" else "narrow 'test'"

@@ -143,7 +143,9 @@ def _ranking_lines(doc: RankingDocument, shown: Sequence[RankingEntry]) -> list[
             *(fmt(c["families"].get(f), "+.3f") for f in families),
             fmt(c["mean_ood_mse"], ".4g"),
             *([_cell("" if c["baseline"] else claim_text(c.get("claim")))] if claimed else []),
-            _cell(c["status"]),
+            _cell(
+                c["status"] + (f": {c['reason']}" if c["status"] == "ok" and c["reason"] else "")
+            ),
             (c.get("parent") or "")[:10],
         ]
         lines.append("| " + " | ".join(row) + " |")

@@ -6,10 +6,11 @@ keep f and f' finite, in float64 and in float32 (the training dtype), at every p
 inside the lab's probe range: a fixed grid, points drawn from the cache's secret salt, and
 random float32 inputs shaped like a training batch (which also runs code that would crash
 between grid points). It must cost at most the lab's `max_cost` relative to GELU, counted
-and timed (cost.py). Its behaviour hash covers f and f' at those points and beyond the
-probe range (fingerprint.py), so `x * torch.sigmoid(x)` and `F.silu(x)` share one
-evaluation while code that differs in float32, between grid points or beyond the probe
-range does not.
+and timed (cost.py). One whose f' is 0 almost everywhere (FLAT_SHARE) is admitted with a
+note in its reason, which the ranking shows beside its score. Its behaviour hash covers f
+and f' at those points and beyond the probe range (fingerprint.py), so `x * torch.sigmoid(x)`
+and `F.silu(x)` share one evaluation while code that differs in float32, between grid points
+or beyond the probe range does not.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ from minact.score import Admission
 __all__ = ["admit", "probe_grid", "warm_up"]
 
 POINTWISE_TOL = 1e-9
+# A candidate whose f' is exactly 0 at all but this share of the probe points inside the probe
+# range (float64 and float32 alike) is admitted and trained with a note saying it is flat:
+# sign, round, floor, a constant. No gradient reaches the layers before it, so only the output
+# layer learns: the network is a fixed random-features model, and its score says how well
+# such features extrapolate, not how the activation trains. Users of an activation search
+# expect that said next to the score (it can rank above ReLU on a small lab); the contract
+# has no failure kind for it, and refusing it would drop a number measured on its own code.
+FLAT_SHARE = 0.01
 MAX_ELEMENTS_PER_INPUT = 4  # largest single intermediate, in elements per input element
 NEAR_LIMIT = 1.3  # a timed ratio up to this multiple of its limit is timed again (_check_cost)
 RANDOM_SHAPE = (4, 64, 16)  # (networks, points, width), like the trainer's hidden layers
@@ -129,7 +138,21 @@ def _check(fn: Activation, probe: tuple[float, float], max_cost: float, seed: in
     _require_finite(within, y32[:n], "f(x)", "float32")
     _require_finite(within, dy32[:n], "f'(x)", "float32")
     _check_random(fn, seed, lo, hi)
-    return Admission("ok", "", behaviour_hash(y64, dy64, y32, dy32), round(relative, 3))
+    note = _flat_note(dy64[:n], dy32[:n], probe)
+    return Admission("ok", note, behaviour_hash(y64, dy64, y32, dy32), round(relative, 3))
+
+
+def _flat_note(dy64: torch.Tensor, dy32: torch.Tensor, probe: tuple[float, float]) -> str:
+    """Returns a note if f' is 0 at all but FLAT_SHARE of the probe points, else ""."""
+    sloped = float(((dy64 != 0) | (dy32 != 0)).double().mean())
+    if sloped > FLAT_SHARE:
+        return ""
+    lo, hi = probe
+    where = "every probe point" if sloped == 0 else f"{1 - sloped:.1%} of the probe points"
+    return (
+        f"flat: f'(x) = 0 at {where} in [{lo:g}, {hi:g}]: no gradient reaches the "
+        f"hidden layers, only the output layer trains (a score of fixed random features)"
+    )
 
 
 def admit(source: str, probe: tuple[float, float], max_cost: float, seed: int = 0) -> Admission:
