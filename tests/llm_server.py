@@ -87,6 +87,17 @@ class Hang:
 
 
 @dataclass(frozen=True)
+class Stall:
+    """A well-formed stream of `text` that stops after `after` bytes of its body (0: right
+    after the 200 headers, or in the middle of an event) and then holds the connection open,
+    silent, for `seconds`: a server that hangs mid-reply."""
+
+    text: str = GOOD_REPLY
+    after: int = 0
+    seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class Trickle:
     """A well-formed stream of `text`, sent one byte at a time."""
 
@@ -172,7 +183,7 @@ class Endless:
 
 
 Behaviour = (
-    Reply | Status | ErrorEvent | Truncate | DoneWithoutFinish | Hang | Trickle
+    Reply | Status | ErrorEvent | Truncate | DoneWithoutFinish | Hang | Stall | Trickle
     | InvalidJsonChunk | WrongContentType | PlainJson | Redirect | Huge | Empty | EmptyBody
     | Raw | Drip | Endless
 )  # fmt: skip
@@ -367,6 +378,12 @@ class _Handler(BaseHTTPRequestHandler):
             case DoneWithoutFinish():
                 self._stream(_reply_events(Reply(b.text, usage=False, finish_reason=None), model))
             case Hang():
+                owner._wait(b.seconds)
+                self.close_connection = True
+            case Stall():
+                self._start_stream()
+                if data := b"".join(_reply_events(Reply(b.text), model))[: b.after]:
+                    self._write(data)
                 owner._wait(b.seconds)
                 self.close_connection = True
             case Trickle():

@@ -39,7 +39,8 @@ async def proposer(
     """Yields the proposer and its description for run.json; closes its HTTP client after.
 
     Each server is asked first, with a short timeout, whether it serves its model; the
-    LLMError of one that does not ends the run before any training.
+    LLMError of one that does not (or the ConfigError of a URL that answers with a web page)
+    ends the run before any training.
     """
     if options.replay is not None:
         replies = load_replay(Path(options.replay))

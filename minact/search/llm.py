@@ -1,23 +1,20 @@
 """Streaming chat client for OpenAI-compatible servers: retries, deadlines, early stop.
 
-With minact.search.server (the start-up checks, re-exported here), the only module that
-imports httpx; minact.sse turns the bytes it reads into replies. It never reads the
-environment, the API key never appears in reprs, reasons or errors, and text the server
-chose reaches them only with its control characters escaped. Each rule says, where it is
-applied, which servers it is for.
+With minact.search.server (the start-up checks, re-exported here) and minact.search.status
+(what an error status says), the only module that imports httpx; minact.sse turns the bytes
+it reads into replies. It never reads the environment, the API key never appears in
+reprs, reasons or errors, and text the server chose reaches them only with its control
+characters escaped. Each rule says, where it is applied, which servers it is for.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import httpx
@@ -25,6 +22,7 @@ import httpx
 from minact.errors import LLMError
 from minact.search import inflate, loopback, sse, thinking
 from minact.search.server import CHECK_SECONDS, Answers, context_length, server_model
+from minact.search.status import failure as status_failure
 from minact.untrusted import clip, printable, scrub
 
 __all__ = [
@@ -40,9 +38,6 @@ __all__ = [
 ]
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
-
-_HINTS = {401: "check the API key", 403: "check the API key",
-          404: "check the URL (the base, ending in /v1) and the model name"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +57,9 @@ class LLMConfig:
     backoff_max: float = 8.0
     max_retry_after: float = 60.0  # longest Retry-After honoured; a longer one gives up
     max_reply_chars: int = 100_000  # stop reading beyond this many characters
+    # The bytes a stream may bring, pings and empty chunks included, before 4 KiB a token of
+    # max_tokens: a server that sends comments without end is cut, not read for the deadline.
+    max_stream_bytes: int = 64 * 2**20
     stop_at_code_end: bool = True  # stop once a whole code block with the activation arrived
 
 
@@ -79,37 +77,6 @@ class Completion:
     first_token: float | None  # seconds from the successful attempt's start to its first text
     retry_reasons: tuple[str, ...]  # why each failed attempt failed
     reasoning_chars: int = 0  # characters the model spent on reasoning_content (not in text)
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Returns how many seconds the server asked us to wait, if it said."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name, "").strip()
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            continue
-        if math.isfinite(seconds):
-            return max(0.0, seconds)
-    try:  # an HTTP date
-        when = parsedate_to_datetime(headers.get("retry-after", ""))
-    except (TypeError, ValueError, IndexError, OverflowError):  # Overflow: a year of 20 digits
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-def _http_failure(
-    status: int, headers: httpx.Headers, body: bytes, secret: str | None
-) -> sse.Failure:
-    """Returns why an HTTP error status failed the attempt, and whether to retry."""
-    message = sse.error_message(body, secret)
-    reason = f"{status} {httpx.codes.get_reason_phrase(status)}: {message}"
-    reason += f" ({_HINTS[status]})" if status in _HINTS else ""
-    retryable = status in (408, 409, 429) or status >= 500  # as openai-python does
-    flag = headers.get("x-should-retry", "").strip().lower()
-    retryable = flag == "true" if flag in ("true", "false") else retryable
-    return sse.Failure(reason, retryable, _retry_after(headers) if retryable else None, status)
 
 
 def _refused_seed(failure: sse.Failure, body: dict[str, Any]) -> bool:
@@ -279,6 +246,11 @@ class LLMClient:
         """Returns the most bytes one event (or a whole plain reply) may take."""
         return 4 * self._config.max_reply_chars + 65536  # JSON escapes can quadruple text
 
+    @property
+    def _stream_limit(self) -> int:
+        """Returns the most bytes one stream may bring: a token's chunk takes a few hundred."""
+        return self._config.max_stream_bytes + 4096 * self._config.max_tokens
+
     async def _request(
         self, body: dict[str, Any], stream: sse.Stream, reader: sse.EventReader
     ) -> sse.Reply | sse.Failure:
@@ -292,7 +264,7 @@ class LLMClient:
                 return self._redirect(response)
             if not 200 <= status < 300:
                 body_start = await _read_some(response, 65536)
-                return _http_failure(status, response.headers, body_start, self._config.api_key)
+                return status_failure(status, response.headers, body_start, self._config.api_key)
             if "text/event-stream" not in content_type.lower():
                 # Some servers ignore stream=true and send the whole completion.
                 whole = await _read_some(response, self._limit + 1)  # one more: was it cut?
@@ -303,10 +275,10 @@ class LLMClient:
     async def _read_events(
         self, response: httpx.Response, stream: sse.Stream, reader: sse.EventReader
     ) -> sse.Reply | sse.Failure:
-        """Reads SSE events until [DONE], EOF, a whole code block or the cap, or for at most
-        FINISH_GRACE seconds after the choice's finish_reason (what may still come is usage
-        and [DONE]: a server that keeps the stream open after it held a reply without code
-        until the read timeout)."""
+        """Reads SSE events until [DONE], EOF, a whole code block, the cap or the stream's
+        byte limit, or for at most FINISH_GRACE seconds after the choice's finish_reason
+        (what may still come is usage and [DONE]: a server that keeps the stream open after
+        it held a reply without code until the read timeout)."""
         async with _chunks(response) as chunks:
             pieces = aiter(chunks)
             while True:
@@ -322,6 +294,8 @@ class LLMClient:
                         return outcome
                 if reader.pending > self._limit:
                     return sse.Failure(f"an SSE event longer than {self._limit} bytes")
+                if reader.received > (most := self._stream_limit):
+                    return stream.end(f"more than {most} bytes without the reply's end", reader)
         for data in reader.close():
             if (outcome := stream.take(data)) is not None:
                 return outcome

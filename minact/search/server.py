@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
-from minact.errors import LLMError
-from minact.search import inflate, sse
+from minact.errors import ConfigError, LLMError
+from minact.search import inflate, sse, webpage
 from minact.untrusted import clip, printable, scrub
 
 if TYPE_CHECKING:
@@ -100,7 +100,8 @@ async def server_model(
     """Returns the model a run will ask: config.model once the server has shown it serves
     it, else the first model it lists. Raises LLMError, in one line, within `seconds`, when
     the server cannot be reached, does not answer in time or in `cap` bytes, rejects the
-    key, does not serve the model, or names none that can be used.
+    key, does not serve the model, or names none that can be used; ConfigError when it
+    answers with a web page or other text that is no API's (--llm-url names no API).
 
     The check is GET {url}/models, made before any training, so that a dead server or a
     typo ends the run at once (a server without that route is let be). `answers`: shared
@@ -117,6 +118,12 @@ async def server_model(
             why = f"cannot reach the LLM server: GET {url} failed ({why}); "
             why += "is the server running, and is --llm-url (or MINACT_LLM_URL) right?"
         raise LLMError(scrub(key, why)) from None
+    if status == 200 and (other := webpage.not_an_answer(content, "", key)) is not None:
+        # A web UI, a portal or a static site where the API was meant: no model name and
+        # no retry can help; every request would get the same page.
+        why = f"--llm-url {config.url}: GET {url} answered with {other}, not the API's list"
+        why += " of models; give the API's base URL (it usually ends in /v1)"
+        raise ConfigError(scrub(key, why))
     if status in (401, 403):
         why = f"the LLM server at {config.url} rejected the API key ({status}: "
         why += f"{sse.error_message(content, key)}); check MINACT_API_KEY or OPENAI_API_KEY"

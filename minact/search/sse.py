@@ -12,7 +12,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from minact.search import webpage
@@ -130,17 +130,19 @@ def _reasoning(message: dict[str, Any]) -> int:
     return 0
 
 
-def _received(reader: EventReader, secret: str | None) -> str:
-    """Says what a stream without events brought: bytes, lines, and the first of them."""
+def _received(reader: EventReader, secret: str | None) -> Failure:
+    """Says what a stream without events brought: bytes, lines, and the first of them.
+    A page in their place (a web UI's or a portal's, mislabelled) will stay one: no retry."""
     n = reader.received
-    if reader.first_line is None:
-        return f"only blank lines and comments (keep-alive pings) in {n} bytes"
-    first = clip(reader.first_line, 80, secret)
     if not reader.data_lines and (page := webpage.summary(bytes(reader.head), secret)):
-        return f"{page} in place of events ({n} bytes)"  # a proxy's page, mislabelled
-    if not reader.data_lines:
-        return f"no `data:` line in {n} bytes; the first line: '{first}'"
-    return f"no complete event in {n} bytes; the first line: '{first}'"
+        return Failure(f"{page} in place of events ({n} bytes; {webpage.URL_HINT})", False)
+    if reader.first_line is None and reader.pending == n:  # one line, never ended
+        return Failure(f"{n} bytes of a line that never ended")
+    if reader.first_line is None:
+        return Failure(f"only blank lines and comments (keep-alive pings) in {n} bytes")
+    first = clip(reader.first_line, 80, secret)
+    what = "complete event" if reader.data_lines else "`data:` line"
+    return Failure(f"no {what} in {n} bytes; the first line: '{first}'")
 
 
 @dataclass(slots=True)
@@ -280,7 +282,7 @@ class Stream:
             if obj.get("error") or _first_choice(obj):
                 return self.plain(bytes(reader.head), "text/event-stream")
         got = _received(reader, self.secret)
-        return Failure(f"{why}; {got}" if why else f"{CUT}: {got}")
+        return replace(got, reason=f"{why}; {got.reason}" if why else f"{CUT}: {got.reason}")
 
     def plain(self, body: bytes, content_type: str, cut: bool = False) -> Reply | Failure:
         """Returns the outcome of a non-streamed completion (some servers ignore stream=true);
@@ -295,12 +297,15 @@ class Stream:
             text = ""  # all reasoning up to max_tokens, or a tool call: finish_reason says
         if not isinstance(text, str):
             kind = clip(content_type or "(none)", 80, self.secret)
-            start = clip(body[:200].decode("utf-8", "replace").strip(), 80, self.secret)
-            page = webpage.summary(body, self.secret)
-            if cut and page is None:  # its JSON does not end within the limit
+            # A page (a web UI's, a portal's) or text that is no JSON: asking again gives
+            # the same; an empty body or a cut JSON may do better.
+            if (other := webpage.not_an_answer(body, content_type, self.secret)) is not None:
+                why = f"unexpected content type {kind}: {other}, not an API answer"
+                return Failure(f"{why} ({webpage.URL_HINT})", retryable=False)
+            if cut:  # its JSON does not end within the limit
                 return Failure(f"a non-streamed reply longer than {len(body)} bytes, not read")
-            said = page or f"'{start}'"
-            return Failure(f"unexpected content type {kind}: {said}")
+            start = clip(body[:200].decode("utf-8", "replace").strip(), 80, self.secret)
+            return Failure(f"unexpected content type {kind}: '{start}'")
         text = writable(text)
         finish = choice.get("finish_reason")
         finish = clip(finish, 40, self.secret) if isinstance(finish, str) and finish else "stop"

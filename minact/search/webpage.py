@@ -2,6 +2,10 @@
 a welcome page. It is said in one line, by its title or else by a short excerpt of its
 text without the markup, never quoted whole.
 
+With status 200, such a page (or any text that is neither JSON nor an event stream) is
+no answer that a retry could improve: --llm-url names a web UI or a captive portal rather
+than the API (`not_an_answer` says so, and the client gives up at once).
+
 Bodies are untrusted and may be hostile: every step here is linear in the body's length.
 """
 
@@ -12,7 +16,7 @@ import re
 
 from minact.untrusted import clip
 
-__all__ = ["summary"]
+__all__ = ["URL_HINT", "not_an_answer", "summary"]
 
 EXCERPT = 100  # characters of a page's title or text in a reason
 _SCAN = 16_384  # characters of the body searched: a page's title and first words are early
@@ -21,6 +25,11 @@ _SCAN = 16_384  # characters of the body searched: a page's title and first word
 # one pass, not retried at each split of its characters between the two.
 _PIECE = re.compile(r"<(/?)([A-Za-z!?][^<>\s/]*)(?:[\s/][^<>]*)?>|[^<]+|<")
 _HIDDEN = {"script", "style"}  # their text is no page text
+# How an answer of the API may start: JSON (perhaps cut short, which a retry may mend) or
+# the fields of an event stream (a comment, data, event, id, retry).
+_API_START = ("{", "[", '"', ":", "data:", "event:", "id:", "retry:")
+_PAGE_TYPES = ("text/html", "application/xhtml+xml")
+URL_HINT = "is --llm-url the API's base URL? It usually ends in /v1"
 
 
 def summary(body: bytes, secret: str | None = None) -> str | None:
@@ -35,6 +44,22 @@ def summary(body: bytes, secret: str | None = None) -> str | None:
     if words := _words(text):
         return f"{kind}: '{clip(words, EXCERPT, secret)}'"
     return f"{kind} without text"
+
+
+def not_an_answer(body: bytes, content_type: str, secret: str | None = None) -> str | None:
+    """Returns a one-line description of a successful response's `body` when it cannot be
+    an API's answer, however often it is asked again: a page (by its markup or its type,
+    text/html), or text that starts as neither JSON nor an event stream. Returns None for
+    anything else, an empty body included: a connection that ended early may do better."""
+    if (page := summary(body, secret)) is not None:
+        return page
+    text = body[: EXCERPT * 4].decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
+    if not text:
+        return None
+    start = clip(" ".join(text.split()), EXCERPT, secret)
+    if content_type.split(";")[0].strip().lower() in _PAGE_TYPES:
+        return f"an HTML page: '{start}'"
+    return None if text.startswith(_API_START) else f"text: '{start}'"
 
 
 def _flat(text: str) -> str:

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from minact.cli import app
 from minact.runs.rundir import RunLog
 from tests.conftest import TINY_TASKS
-from tests.llm_server import LLMServer, numbered_replies, serving
+from tests.llm_server import LLMServer, Raw, numbered_replies, serving
 
 runner = CliRunner()
 NO_LLM_ENV = {"MINACT_LLM_URL": None, "MINACT_MODEL": None, "MINACT_API_KEY": None,
@@ -72,6 +72,26 @@ def test_a_model_the_server_does_not_serve_ends_the_run(tmp_path: Path) -> None:
     assert result.exit_code == 1
     (line,) = _error_lines(result.stderr)
     assert "--model 'nope'" in line and "it serves: a, b" in line
+    assert posts == []
+    _nothing_started(tmp_path)
+
+
+@pytest.mark.parametrize("model", [[], ["--model", "m"]])
+def test_a_web_page_at_the_url_ends_the_run(tmp_path: Path, model: list[str]) -> None:
+    # --llm-url names a web UI (no /v1): its page came back with status 200 to every request,
+    # each retried with backoff as if the server were busy.
+    page = b"<!DOCTYPE html><html><head><title>Open WebUI</title></head><body></body></html>"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n"
+    with LLMServer(gets={"/models": Raw(head + page)}) as s:
+        root = s.url.removesuffix("/v1")
+        result = _evolve(tmp_path, *model, "--llm-url", root)
+        posts = [r for r in s.requests if r.method == "POST"]
+    assert result.exit_code == 1
+    (line,) = _error_lines(result.stderr)
+    assert line == (
+        f"error: --llm-url {root}: GET {root}/models answered with an HTML page titled 'Open"
+        " WebUI', not the API's list of models; give the API's base URL (it usually ends in /v1)"
+    )
     assert posts == []
     _nothing_started(tmp_path)
 

@@ -11,11 +11,12 @@ import random
 import httpx
 import pytest
 
-from minact.errors import LLMError
+from minact.errors import ConfigError, LLMError
+from minact.search import llm
 from minact.search.llm import Completion, LLMClient, LLMConfig, Message
-from minact.search.webpage import summary
+from minact.search.webpage import not_an_answer, summary
 from tests.fakes import Sleeps, run
-from tests.llm_server import GOOD_REPLY, LLMServer, Raw, Status
+from tests.llm_server import GOOD_REPLY, LLMServer, Raw, Reply, Status
 
 MESSAGES: list[Message] = [{"role": "user", "content": "Write one."}]
 ANSWER = GOOD_REPLY[: GOOD_REPLY.rindex("```") + 3]  # a stream is read up to its code's end
@@ -44,12 +45,13 @@ def _ask(server: LLMServer, **overrides: object) -> Completion:
 
 def _fails(server: LLMServer, **overrides: object) -> str:
     with pytest.raises(LLMError) as info:
-        _ask(server, retries=0, **overrides)
+        _ask(server, **{"retries": 0, **overrides})
     return str(info.value)
 
 
 def _answer(status: str, ctype: str, body: bytes, *extra: str) -> Raw:
-    lines = [f"HTTP/1.1 {status}", f"Content-Type: {ctype}", *extra, "Connection: close"]
+    typed = [f"Content-Type: {ctype}"] if ctype else []  # "": no Content-Type at all
+    lines = [f"HTTP/1.1 {status}", *typed, *extra, "Connection: close"]
     return Raw(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
 
 
@@ -85,21 +87,92 @@ def test_json_and_plain_text_error_bodies_are_quoted_as_before(server: LLMServer
     assert _fails(server).endswith("503 Service Unavailable: Model is loading\\nplease wait")
 
 
-def test_a_page_with_status_200_is_said_by_its_title(server: LLMServer) -> None:
-    server.push(
-        _answer("200 OK", "text/html", LOGIN.replace(b"<head>", b"<head><title>SSO</title>"))
-    )
-    message = _fails(server)
-    assert message.endswith("unexpected content type text/html: an HTML page titled 'SSO'")
+HINT = "not an API answer (is --llm-url the API's base URL? It usually ends in /v1)"
+SSO = LOGIN.replace(b"<head>", b"<head><title>SSO</title>")
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body", "said"),
+    [
+        ("text/html", SSO, f"unexpected content type text/html: an HTML page titled 'SSO', {HINT}"),
+        ("text/html; charset=utf-8", b"  Welcome\n to  the UI", "text/html; charset=utf-8: an"
+         f" HTML page: 'Welcome to the UI', {HINT}"),
+        ("application/json", NGINX_502, "application/json: an HTML page titled '502 Bad"
+         f" Gateway', {HINT}"),
+        ("text/plain", b"Ollama is running", f"text/plain: text: 'Ollama is running', {HINT}"),
+        ("", b"OK\x1b[2J", f"(none): text: 'OK\\x1b[2J', {HINT}"),
+    ],
+)  # fmt: skip
+def test_a_page_or_text_with_status_200_fails_at_once(ctype: str, body: bytes, said: str) -> None:
+    # A web UI's or a portal's page (--llm-url without /v1) was retried with backoff until
+    # the retries ran out, though every attempt got the same page.
+    with LLMServer(lambda request: _answer("200 OK", ctype, body)) as server:
+        message = _fails(server, retries=3)
+        assert len(server.requests) == 1
+    assert message.endswith(said) and "failed" not in message
+    assert "<" not in message
 
 
 def test_a_page_labelled_as_an_event_stream_is_said_to_be_one(server: LLMServer) -> None:
     server.push(_answer("200 OK", "text/event-stream", NGINX_502))
-    message = _fails(server)
+    message = _fails(server, retries=3)
     assert message.endswith(
         f"stream cut before the reply finished: an HTML page titled '502 Bad Gateway' in place"
-        f" of events ({len(NGINX_502)} bytes)"
+        f" of events ({len(NGINX_502)} bytes; is --llm-url the API's base URL? It usually ends"
+        " in /v1)"
     )
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body"),
+    [
+        ("application/json", b""),  # an answer that ended before its first byte
+        ("application/json", b'{"choices": [{"index": 0, "mess'),  # cut short
+        ("text/plain", b'\n {"choices": '),  # JSON, whatever the type says
+        ("text/plain", b"data: {nope\n\n"),  # an event stream, mislabelled
+    ],
+)
+def test_an_empty_or_cut_answer_with_status_200_is_retried(
+    server: LLMServer, ctype: str, body: bytes
+) -> None:
+    server.push(_answer("200 OK", ctype, body), Reply())
+    c = _ask(server)
+    assert c.attempts == 2 and c.text == ANSWER
+    assert "not an API answer" not in c.retry_reasons[0]
+
+
+def _served_model(url: str, model: str) -> str:
+    async def main() -> str:
+        async with llm.http_client() as http:
+            return await llm.server_model(http, LLMConfig(url, model))
+
+    return run(main())
+
+
+@pytest.mark.parametrize("model", ["", "test-model"])
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [(SSO, "an HTML page titled 'SSO'"), (b"Ollama is running", "text: 'Ollama is running'")],
+)
+def test_a_page_at_the_start_up_check_ends_the_run_naming_the_url(
+    model: str, body: bytes, said: str
+) -> None:
+    # A web UI's root (--llm-url without /v1): with a model, the check let it be and the
+    # first requests were retried with backoff; without one, it said "pass the model name".
+    with LLMServer(gets={"/models": _answer("200 OK", "text/html", body)}) as server:
+        root = server.url.removesuffix("/v1")
+        with pytest.raises(ConfigError) as info:
+            _served_model(root, model)
+    assert str(info.value) == (
+        f"--llm-url {root}: GET {root}/models answered with {said}, not the API's list of"
+        " models; give the API's base URL (it usually ends in /v1)"
+    )
+
+
+def test_an_empty_model_list_with_status_200_still_lets_the_first_request_tell() -> None:
+    with LLMServer(gets={"/v1/models": _answer("200 OK", "application/json", b"")}) as server:
+        assert _served_model(server.url, "test-model") == "test-model"
 
 
 def test_a_whole_reply_past_the_read_limit_says_so(server: LLMServer) -> None:
@@ -165,6 +238,21 @@ def test_a_page_is_said_in_one_line(body: bytes, said: str) -> None:
 @pytest.mark.parametrize("body", [b'{"error": "x"}', b"Bad gateway", b"", b"  \n"])
 def test_what_is_not_markup_is_no_page(body: bytes) -> None:
     assert summary(body) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "said"),
+    [
+        (b"\xef\xbb\xbf \n[1, 2", "text/plain", None),  # JSON, perhaps cut: a retry may mend it
+        (b": ping\n\n", "text/plain", None),  # an event stream's comment
+        (b"id: 7\ndata: x\n\n", "", None),
+        (b" \r\n ", "text/html", None),  # nothing came: a retry may do better
+        (b"Bad gateway", "text/plain", "text: 'Bad gateway'"),
+        (b"Bad gateway", "TEXT/HTML; charset=utf-8", "an HTML page: 'Bad gateway'"),
+    ],
+)
+def test_what_cannot_be_an_answer_is_told_apart(body: bytes, ctype: str, said: str | None) -> None:
+    assert not_an_answer(body, ctype) == said
 
 
 def test_a_key_echoed_in_a_page_is_masked() -> None:

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minact.errors import LLMError, MinactError
-from minact.search import llm, sse
+from minact.search import llm, sse, status
 from minact.search.llm import Completion, LLMClient, LLMConfig, Message
 from tests.fakes import Sleeps
 from tests.llm_server import (
@@ -363,12 +363,13 @@ def test_stream_of_only_invalid_json_is_retried(server: LLMServer) -> None:
     assert c.retry_reasons == ("invalid JSON in stream: '{nope'",)  # quoting what came
 
 
-def test_wrong_content_type_is_retried_then_fails() -> None:
+def test_a_web_page_with_status_200_fails_at_once() -> None:
+    # The same page would come back: it was retried with backoff until the retries ran out.
     with LLMServer(responder=lambda body: WrongContentType()) as server:
         sleeps = Sleeps()
         err = fails(server, sleeps, retries=2)
-        assert "unexpected content type text/html" in str(err)
-        assert len(server.requests) == 3 and len(sleeps.delays) == 2
+        assert "unexpected content type text/html: an HTML page: 'Welcome to nginx!'" in str(err)
+        assert len(server.requests) == 1 and sleeps.delays == []
 
 
 def test_hang_hits_the_read_timeout_and_is_retried(server: LLMServer) -> None:
@@ -497,7 +498,7 @@ def test_event_reader_does_not_depend_on_chunking(cuts: list[int]) -> None:
     ],
 )
 def test_retry_after_parsing(headers: dict[str, str], expected: float | None) -> None:
-    assert llm._retry_after(httpx.Headers(headers)) == expected
+    assert status.retry_after(httpx.Headers(headers)) == expected
 
 
 def test_usage_chunk_with_null_or_missing_choices() -> None:
