@@ -271,8 +271,9 @@ class FitnessCache:
         except (sqlite3.Error, OSError) as e:
             self.warnings.append(f"could not drop a stale failure of {code_hash[:12]}: {e}")
 
-    def crashes(self, code_hash: Hash) -> list[str]:
-        """Returns the reasons of the crashes recorded for `code_hash` and not since cleared."""
+    def verdicts(self, code_hash: Hash) -> list[tuple[str, str]]:
+        """Returns (status, reason) of each admission of `code_hash` and each of its transient
+        failures not since cleared, on any lab."""
         prefixes = (f"adm/{self.version}/", f"trn/{self.version}/")
         try:
             keys = [
@@ -284,7 +285,11 @@ class FitnessCache:
             self.warnings.append(f"cannot list the cache ({type(e).__name__})")
             return []
         found = (self._get(k, lambda d: (str(d["status"]), str(d.get("reason", "")))) for k in keys)
-        return [reason for f in found if f is not None and f[0] == "crashed" for reason in [f[1]]]
+        return [f for f in found if f is not None]
+
+    def crashes(self, code_hash: Hash) -> list[str]:
+        """Returns the reasons of the crashes recorded for `code_hash` and not since cleared."""
+        return [reason for status, reason in self.verdicts(code_hash) if status == "crashed"]
 
     # verification of reuse ----------------------------------------------------------
 

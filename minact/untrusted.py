@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["clip", "printable", "printable_lines", "scrub", "writable"]
+__all__ = ["clip", "printable", "printable_lines", "printable_text", "scrub", "writable"]
 
-# C0 and C1 controls, DEL, line separators and bidirectional overrides: none may reach a
-# terminal or a report as they are (ESC sequences clear screens and retitle windows). Lone
-# surrogates (a JSON escape like \ud800) cannot be written as UTF-8 at all: a file write fails.
+# C0 and C1 controls, DEL, line separators, bidirectional marks and overrides, and the
+# invisible characters (zero-width space and joiners, word joiner, invisible operators,
+# soft hyphen, BOM): none may reach a terminal or a report as they are (ESC sequences clear
+# screens and retitle windows; RLO and zero-width characters make text read as other text).
+# Lone surrogates (a JSON escape like \ud800) cannot be written as UTF-8 at all.
 _UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+    "[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]"
 )
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -44,6 +47,13 @@ def printable_lines(text: str) -> str:
     """Returns `text` (trailing whitespace dropped) with each line's control characters
     escaped as `printable` does, its line breaks kept."""
     return "\n".join(printable(line) for line in text.rstrip().split("\n"))
+
+
+def printable_text(text: str) -> str:
+    """Returns `text` with each line's control characters escaped as `printable` does, its
+    line breaks (\\n, and \\r\\n as \\n) kept and nothing stripped: for a block of code or
+    a reply shown as it is, and for every value a report renders."""
+    return "\n".join(printable(line) for line in text.replace("\r\n", "\n").split("\n"))
 
 
 def scrub(secret: str | None, text: str) -> str:

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from minact.errors import MinactError
-from minact.untrusted import printable
+from minact.untrusted import printable, printable_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -152,7 +152,7 @@ def workers_count(value: str) -> int:
 
 def fail(e: MinactError) -> NoReturn:
     """Prints `error: <message>` to stderr, as plain text, and exits with the error's code."""
-    err.print(Text.assemble(("error: ", "red"), str(e)))
+    err.print(Text.assemble(("error: ", "red"), printable_text(str(e))))
     raise typer.Exit(code=e.exit_code)
 
 
@@ -203,8 +203,9 @@ def _stdout_broken() -> bool:
 
 
 def note(text: str) -> None:
-    """Prints one line to stderr, as plain text."""
-    err.print(text)
+    """Prints one line to stderr, as plain text: what it quotes from files and servers (a
+    path, a run's name) with its control, bidi and zero-width characters escaped."""
+    err.print(printable_text(text))
 
 
 def cache_dir(flag: Path | None) -> Path:
@@ -244,8 +245,10 @@ def print_ranking(doc: RankingDocument) -> None:
     wide = console.width >= 120
     families = list(lab["families"]) if console.width >= 100 else []
     table = Table(
-        title=f"ranking on {lab['path']} ({len(doc['tasks'])} tasks; {lab['fitness']}, "
-        f"lower is better, {lab['reference']} = 0)"
+        title=printable(
+            f"ranking on {lab['path']} ({len(doc['tasks'])} tasks; {lab['fitness']}, "
+            f"lower is better, {lab['reference']} = 0)"
+        )
     )
     number: dict[str, Any] = {"justify": "right", "no_wrap": True, "min_width": 6}
     table.add_column("#", justify="right", no_wrap=True)

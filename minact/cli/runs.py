@@ -143,7 +143,9 @@ def export(
     """Write a standalone module: the function and an nn.Module (needs only torch).
 
     The module also binds `activation` to the function, so `minact score FILE` scores it.
-    An existing file is left alone unless --force is given.
+    An existing file is left alone unless --force is given. A candidate whose evaluation
+    failed (too_costly, nonfinite, ...) is exported with a warning and its status in the
+    docstring; one that crashed the worker is refused.
     """
     from minact.export import NAME_RULE, valid_name
     from minact.jobs.candidates import export as export_job
@@ -153,10 +155,15 @@ def export(
         raise typer.BadParameter(f"{name!r}: the name must be {NAME_RULE}", param_hint="--name")
     try:
         found = find_candidate(hash_prefix, runs_dir, run, cache_dir(cache))
-        target, fname = export_job(found, output, name, cache_dir(cache), force=force)
+        done = export_job(found, output, name, cache_dir(cache), force=force)
     except MinactError as e:
         fail(e)
-    note(f"wrote {target} ({fname} and its nn.Module)")
+    if done.failed:
+        note(
+            f"warning: {found.code_hash[:12]} did not pass minact's evaluation "
+            f"({done.failed}); exported all the same, and its docstring says so"
+        )
+    note(f"wrote {done.target} ({done.name} and its nn.Module)")
 
 
 def rescore(

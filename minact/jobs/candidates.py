@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 from minact.cache import FitnessCache
@@ -12,7 +14,7 @@ from minact.export import NAME_RULE, module_text, valid_name
 from minact.runs.catalog import Found, all_runs, find
 from minact.validate import validate
 
-__all__ = ["export", "find_candidate"]
+__all__ = ["Exported", "export", "find_candidate"]
 
 
 def find_candidate(prefix: str, runs_dir: Path, run: Path | None, cache_dir: Path) -> Found:
@@ -24,6 +26,22 @@ def find_candidate(prefix: str, runs_dir: Path, run: Path | None, cache_dir: Pat
         return find(prefix, runs, list(cache.sources()))
 
 
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """A written module.
+
+    Attributes:
+        target: the file written.
+        name: the function's name in it.
+        failed: "status: reason" where the candidate's recorded evaluation did not pass
+            (the module's docstring says so too); None otherwise.
+    """
+
+    target: Path
+    name: str
+    failed: str | None = None
+
+
 def export(
     found: Found,
     output: Path | None,
@@ -31,14 +49,17 @@ def export(
     cache_dir: Path | None = None,
     *,
     force: bool = False,
-) -> tuple[Path, str]:
-    """Writes `found` as a standalone module; returns the file and the function's name.
+) -> Exported:
+    """Writes `found` as a standalone module.
 
     An existing file (a lab file, a run's run.json, ...) is replaced only with `force`.
 
     Refuses code that no longer passes static validation, and code whose last evaluation
     crashed (in the run, or as recorded in the cache at `cache_dir`): a module that kills
-    the process importing it is not a result.
+    the process importing it is not a result. Code that failed otherwise (too_costly,
+    nonfinite, ...) is exported with that status in its docstring, and `failed` says it:
+    those verdicts hold for a lab's budget and probe range, and the code is still the
+    user's to read or to try elsewhere.
     """
     fname = name or f"act_{found.code_hash[:8]}"
     if not valid_name(fname):
@@ -49,14 +70,16 @@ def export(
             f"{found.code_hash[:12]} does not pass minact's validation ({checked.reason}); "
             "it is not exported"
         )
-    crashes = _crashes(found, cache_dir)
+    verdicts = _verdicts(found, cache_dir)
+    crashes = [reason for status, reason in verdicts if status == "crashed"]
     if crashes:
         raise ConfigError(
             f"{found.code_hash[:12]} crashed the evaluation worker when last evaluated "
             f"({crashes[0]}); code that crashes is not exported"
         )
+    failure = next(((s, r) for s, r in verdicts if s not in _PASSED), None)
     target = output or Path(f"{fname}.py")
-    text = module_text(found.source, fname, _docstring(found, fname))
+    text = module_text(found.source, fname, _docstring(found, fname, verdicts))
     try:
         # "x" creates the file or fails if it is there, in one step: no race with a check.
         with target.open("w" if force else "x", encoding="utf-8") as f:
@@ -65,20 +88,57 @@ def export(
         raise ConfigError(f"{target} exists; --force replaces it") from None
     except OSError as e:
         raise ConfigError(f"cannot write {target}: {e.strerror or e}") from None
-    return target, fname
+    return Exported(target, fname, f"{failure[0]}: {failure[1]}" if failure else None)
 
 
-def _crashes(found: Found, cache_dir: Path | None) -> list[str]:
-    """Returns why `found` crashed when last evaluated (its run entry, then the cache)."""
-    if found.entry is not None and found.entry["status"] == "crashed":
-        return [found.entry["reason"]]
+# Statuses under which the worker admitted the code (a screened candidate trained on part
+# of the lab); every other one is a failure of some check.
+_PASSED = frozenset({"ok", "screened"})
+
+
+def _verdicts(found: Found, cache_dir: Path | None) -> list[tuple[str, str]]:
+    """Returns (status, reason) of `found`'s evaluation: its run entry's, else what the cache
+    at `cache_dir` recorded of it (admissions, transient failures; empty when nothing)."""
+    if found.entry is not None:
+        return [(found.entry["status"], found.entry["reason"])]
     if cache_dir is None or not cache_dir.exists():
         return []
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
-        return cache.crashes(Hash(found.code_hash))
+        return cache.verdicts(Hash(found.code_hash))
 
 
-def _docstring(found: Found, name: str) -> str:
+_ADMITTED = (
+    "When evaluated, minact ran it only in a separate worker process, which admitted it "
+    "(shape and dtype kept, pointwise, f and f' finite in float64 and float32 at fixed, "
+    "secretly salted and random inputs of the probe range, cost within budget)"
+)
+
+
+def _evaluation(found: Found, verdicts: list[tuple[str, str]]) -> str:
+    """Returns what the docstring says of the evaluation: only the checks it passed."""
+    failure = next(((s, r) for s, r in verdicts if s not in _PASSED), None)
+    if failure is not None:
+        status, reason = failure
+        return (
+            "When evaluated, minact ran it only in a separate worker process, and it did not "
+            f"pass: its recorded status is {status}"
+            + (f" ({reason})" if reason else "")
+            + ". The checks it failed are not claimed; minact ranks no such candidate."
+        )
+    if not verdicts:
+        return "No evaluation of it is recorded: how it runs was not checked."
+    status, reason = verdicts[0]
+    if found.entry is None:
+        return f"{_ADMITTED}; no run records its score."
+    if status == "screened":
+        return (
+            f"{_ADMITTED}; the lab's evaluation cascade screened it ({reason}): its fitness "
+            "on the whole lab was not measured."
+        )
+    return f"{_ADMITTED}; it trained to finite losses on the lab (status ok)."
+
+
+def _docstring(found: Found, name: str, verdicts: list[tuple[str, str]]) -> str:
     e = found.entry
     lines = [f"{name}: an activation function found by minact.", ""]
     if e is not None and e["fitness"] is not None:
@@ -99,22 +159,12 @@ def _docstring(found: Found, name: str) -> str:
         if e["parent"]:
             lines.append(f"Parent: {e['parent']}")
     lines.append(f"Code hash: {found.code_hash}")
-    status = e["status"] if e is not None else None
-    evaluated = (
-        "it trained to finite losses on the lab (status ok)"
-        if status == "ok"
-        else f"its recorded status is {status}"
-        if status is not None
-        else "no run records its score"
-    )
     lines += [
         "",
         "Checked by minact: at export, the source passed static validation (allow-listed",
         "elementwise torch/math code computing in floating point: no integer division,",
         "rounding modes, integer tensors or big Python integers), and no crash of it is",
-        "recorded. When evaluated, minact ran it only in a separate worker process, which",
-        "admitted it (shape and dtype kept, pointwise, f and f' finite in float64 and float32",
-        "at fixed, secretly salted and random inputs of the probe range, cost within budget);",
-        f"{evaluated}.",
+        "recorded.",
+        *textwrap.wrap(_evaluation(found, verdicts), 88),
     ]
     return "\n".join(lines)

@@ -16,13 +16,13 @@ from minact.lab.files import FileRefused, read_regular
 from minact.lab.loader import default_tasks_path, load_lab
 from minact.runs.ranking import RankingDocument, ranking_document, rejection_score
 from minact.score import Score
-from minact.validate import MAX_SOURCE_CHARS, decode_source, validate
+from minact.validate import MAX_TEXT_CHARS, decode_source, validate
 
 __all__ = ["MAX_SOURCE_BYTES", "agreement", "read_sources", "score"]
 
 # The most bytes a candidate file may hold: what decode_source accepts (4 bytes per character
 # at most in UTF-8). Only this much (+ 1) is read, so a huge file or /dev/zero costs nothing.
-MAX_SOURCE_BYTES = 4 * MAX_SOURCE_CHARS
+MAX_SOURCE_BYTES = 4 * MAX_TEXT_CHARS
 
 
 def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:

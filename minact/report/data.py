@@ -27,8 +27,10 @@ __all__ = [
     "made_by",
     "partner",
     "run_facts",
+    "run_value",
     "screened_text",
     "uses_llm",
+    "wall_time",
 ]
 
 T = TypeVar("T")
@@ -240,6 +242,25 @@ def latency_text(latency: Mapping[str, float]) -> str:
     return text
 
 
+def run_value(run: Mapping[str, Any], key: str) -> str:
+    """Returns a run.json value as text, or what its absence means: a run still running
+    records its proposer, device and time only as it ends."""
+    value = run.get(key)
+    if value is not None and value != "":
+        return str(value)
+    return "not yet recorded (running)" if run.get("status") == "running" else "unknown"
+
+
+def wall_time(run: Mapping[str, Any], spec: str = ".1f") -> str:
+    """Returns a run's wall time: the seconds run.json records, and for a running run that
+    they are earlier sessions' only (none for a first session)."""
+    seconds = run.get("seconds")
+    known = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+    if run.get("status") == "running":
+        return f"running (earlier sessions: {seconds:{spec}} s)" if known else "running"
+    return f"{seconds:{spec}} s" if known else "unknown"
+
+
 def uses_llm(run: Mapping[str, Any]) -> bool:
     """Returns whether a run's proposals came from a language model (its own, or replayed)."""
     return run.get("proposer") in ("llm", "replay")
@@ -331,8 +352,8 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
     llm = run.get("llm") or {}
     proposer = " ".join(str(v) for v in (run.get("proposer"), *llm.values()) if v)
     facts: list[tuple[str, str]] = [
-        ("status", f"{run.get('status')} — {run.get('message', '')}"),
-        ("proposer", proposer or "—"),
+        ("status", f"{run.get('status')}" + (f" — {run['message']}" if run.get("message") else "")),
+        ("proposer", proposer or run_value(run, "proposer")),
         ("budget", f"{run.get('budget')} candidates; proposals capped at {run.get('max_calls')}"),
         ("proposals", str(c.get("proposals", 0))),
         ("evaluated", str(c.get("evaluated", 0))),
@@ -359,9 +380,9 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
         ]
     device = " ".join(str(worker.get(k) or "") for k in ("device_name", "torch")).strip()
     facts += [
-        ("wall time", f"{run.get('seconds', 0.0):.1f} s"),
+        ("wall time", wall_time(run)),
         ("started", _when(created)),
-        ("device", device or str(run.get("device"))),
+        ("device", device or run_value(run, "device")),
         (
             "seed / concurrency / islands",
             f"{run.get('seed')} / {run.get('concurrency')} / {run.get('islands')}",

@@ -2,7 +2,10 @@
 
 The page is a Jinja2 template (templates/run.html.j2) rendered with autoescape on, so
 every candidate name, source, reason and LLM reply is escaped unless marked otherwise;
-only the figures' SVG text is inserted as it is.
+only the figures' SVG text is inserted as it is. Every value the template writes, marked
+safe or not, first passes `_visible` (the environment's `finalize`): control, bidi and
+zero-width characters (an ESC sequence or an RLO in a reply, a run's note or a path) are
+shown escaped, as report.md and the terminal show them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from minact.claims import claim_text
 from minact.report.data import (
@@ -33,6 +37,7 @@ from minact.report.data import (
 )
 from minact.runs.checks import check_text
 from minact.runs.ranking import RankingDocument
+from minact.untrusted import printable_text
 
 __all__ = ["render_ranking_html", "render_run_html"]
 
@@ -47,6 +52,17 @@ SECTIONS = (
 )
 
 
+def _visible(value: Any) -> Any:
+    """Returns a value the template writes with its unsafe characters escaped (line breaks
+    kept). Markup too: a filter such as `join` returns escaped text as Markup, and escaping
+    adds only backslashes and hex digits, never markup."""
+    if isinstance(value, Markup):
+        return Markup(printable_text(str(value)))
+    if value is None or isinstance(value, (int, float)):
+        return value
+    return printable_text(str(value))
+
+
 @cache
 def _environment() -> jinja2.Environment:
     templates = resources.files("minact.report") / "templates"
@@ -56,6 +72,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,  # a misspelt field fails the tests, not the page
         trim_blocks=False,
         keep_trailing_newline=True,
+        finalize=_visible,  # once for every {{ value }}, not per field
     )
     env.globals.update(
         fmt=fmt,

@@ -2,7 +2,9 @@
 
 `render_markdown` renders a ranking document alone (ranking.json's shape, also what `score`
 and `rescore` produce); `render_run_markdown` renders a run's full report and links the
-figures' files. Candidate and LLM text stays inside fences and table cells.
+figures' files. Candidate and LLM text stays inside fences and table cells, and the whole
+page passes `printable_text` once at the end: no control, bidi or zero-width character is
+written as it is, whichever field it came in.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from minact.report.data import (
     model_rows,
     partner,
     prompt_note,
+    run_value,
     screened_text,
     uses_llm,
+    wall_time,
 )
 from minact.runs.checks import check_text
 from minact.runs.ranking import RankingDocument, RankingEntry, task_value
-from minact.untrusted import printable, printable_lines
+from minact.untrusted import printable, printable_lines, printable_text
 
 __all__ = ["render_markdown", "render_run_markdown"]
 
@@ -105,16 +109,17 @@ def _header_lines(doc: RankingDocument, counters: Mapping[str, Any] | None) -> l
         lines = [f"# minact {command}", ""]
         if run.get("from"):
             lines.append(f"- candidates from: {_inline(run['from'])}")
-        return [*lines, lab_line, f"- device: {run.get('device')}", ""]
+        return [*lines, lab_line, f"- device: {_inline(run_value(run, 'device'))}", ""]
     if not run:
         return ["# minact ranking", "", lab_line, ""]
     lines = [
         f"# minact run {_inline(run.get('run_id', ''))}".rstrip(),
         "",
-        f"- status: **{_inline(run.get('status'))}** — {_inline(run.get('message', ''))}",
-        f"- proposer: {run.get('proposer')}; budget {run.get('budget')}; seed "
-        f"{run.get('seed')}; concurrency {run.get('concurrency')}; wall time "
-        f"{run.get('seconds', 0.0):.0f} s; device {run.get('device')}",
+        f"- status: **{_inline(run.get('status'))}**"
+        + (f" — {_inline(run['message'])}" if run.get("message") else ""),
+        f"- proposer: {_inline(run_value(run, 'proposer'))}; budget {run.get('budget')}; "
+        f"seed {run.get('seed')}; concurrency {run.get('concurrency')}; wall time "
+        f"{wall_time(run, '.0f')}; device {_inline(run_value(run, 'device'))}",
         lab_line,
     ]
     if counters:
@@ -172,7 +177,7 @@ def render_markdown(doc: RankingDocument, top: int = 30) -> str:
             "",
             *_fence(best["source"], "python"),
         ]
-    return "\n".join(lines) + "\n"
+    return printable_text("\n".join(lines)) + "\n"
 
 
 def _task_table(data: ReportData, key: str, rows: Sequence[RankingEntry]) -> list[str]:
@@ -265,4 +270,4 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
         lines += [f"| {n} | {_cell(r)[:160]} |" for r, n in retries]
         rest = sum(n for _, n in data.retries[len(retries) :])
         lines += [f"| {rest} | {more} other reasons |"] if more else []
-    return "\n".join(lines) + "\n"
+    return printable_text("\n".join(lines)) + "\n"

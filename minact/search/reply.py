@@ -127,7 +127,7 @@ def _renamed_block(text: str) -> str | None:
     return None
 
 
-_UNFENCED_CHARS = 16_000  # twice what validation accepts (validate.MAX_SOURCE_CHARS)
+_UNFENCED_CHARS = 16_000  # twice the limit of the code that runs (validate.MAX_SOURCE_CHARS)
 _UNFENCED_TRIES = 64  # prefixes tried, each cut at its syntax error
 
 

@@ -8,12 +8,22 @@ form (normalise.py) makes `code_hash` independent of formatting, comments and im
 from __future__ import annotations
 
 from minact.validate.limits import MAX_LOOP_ITERATIONS, ValidationError
-from minact.validate.source import MAX_NODES, MAX_SOURCE_CHARS, code_hash, decode_source, validate
+from minact.validate.source import (
+    MAX_NODES,
+    MAX_SOURCE_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_TEXT_NODES,
+    code_hash,
+    decode_source,
+    validate,
+)
 
 __all__ = [
     "MAX_LOOP_ITERATIONS",
     "MAX_NODES",
     "MAX_SOURCE_CHARS",
+    "MAX_TEXT_CHARS",
+    "MAX_TEXT_NODES",
     "ValidationError",
     "code_hash",
     "decode_source",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from minact.validate import primitives
 from minact.validate.limits import MAX_INT_LITERAL
-from minact.validate.source import MAX_NODES, MAX_SOURCE_CHARS
+from minact.validate.source import MAX_NODES, MAX_TEXT_CHARS
 from minact.validate.tidy import bound_names, mentions, module, tensor_names, text
 
 __all__ = ["Repaired", "repair"]
@@ -44,7 +44,7 @@ class Repaired:
 
 def repair(source: str) -> Repaired:
     """Returns `source` with the slips above rewritten, and the list of what changed."""
-    if len(source) > MAX_SOURCE_CHARS:
+    if len(source) > MAX_TEXT_CHARS:
         return Repaired(source, ())
     original = source
     try:
@@ -53,7 +53,9 @@ def repair(source: str) -> Repaired:
             warnings.simplefilter("ignore")
             tree = ast.parse(source)
         if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
-            return Repaired(original, ())  # validation refuses it; repairing it costs time
+            # The function alone may have MAX_NODES: more is code validation refuses, or
+            # what stands around a function (a class, demo code), which needs no repair.
+            return Repaired(original, ())
         fixes += _Repairer().run(tree)
         if not fixes:
             return Repaired(source, ())

@@ -9,6 +9,11 @@ gives the author (often an LLM) a reason it can act on.
 The normalised source is `ast.unparse` of the function with canonical module names
 (`torch`, `F` for torch.nn.functional, `math`), and without imports, docstrings,
 comments and annotations, so formatting never changes `code_hash`.
+
+Size limits apply to that code, what is hashed and run (MAX_SOURCE_CHARS, MAX_NODES):
+comments, docstrings and what `minact export` writes around the function do not count
+against them. The text as given has limits of its own, generous ones (MAX_TEXT_CHARS,
+MAX_TEXT_NODES), which only bound the work of reading it.
 """
 
 from __future__ import annotations
@@ -27,14 +32,18 @@ __all__ = [
     "MAX_LOOP_ITERATIONS",
     "MAX_NODES",
     "MAX_SOURCE_CHARS",
+    "MAX_TEXT_CHARS",
+    "MAX_TEXT_NODES",
     "ValidationError",
     "code_hash",
     "decode_source",
     "validate",
 ]
 
-MAX_SOURCE_CHARS = 8000
-MAX_NODES = 1500
+MAX_SOURCE_CHARS = 8000  # characters of the normalised function: what is hashed and run
+MAX_NODES = 1500  # syntax nodes of the normalised function
+MAX_TEXT_CHARS = 32_000  # characters of the text as given, comments and docstrings included
+MAX_TEXT_NODES = 4 * MAX_NODES  # syntax nodes of the text as given (imports, docstrings, ...)
 MAX_DEPTH = 48  # nesting of AST nodes; deeper sources are refused before recursion hurts
 
 # The names the worker binds. They need no import, so a normalised source validates to
@@ -49,8 +58,8 @@ def code_hash(normalised_source: str) -> Hash:
 
 def decode_source(data: bytes) -> str | Rejection:
     """Returns `data` decoded as UTF-8, or a Rejection saying why it is not text."""
-    if len(data) > 4 * MAX_SOURCE_CHARS:
-        return Rejection(f"source is {len(data)} bytes; the limit is {MAX_SOURCE_CHARS} characters")
+    if len(data) > 4 * MAX_TEXT_CHARS:
+        return Rejection(f"source is {len(data)} bytes; the limit is {MAX_TEXT_CHARS} characters")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -67,10 +76,12 @@ def validate(source: str, *, name: str = "", parent: Hash | None = None) -> Cand
 
 
 def _normalise(source: str) -> str:
-    if len(source) > MAX_SOURCE_CHARS:
-        raise ValidationError(
-            f"source is {len(source)} characters; the limit is {MAX_SOURCE_CHARS}"
-        )
+    if len(source) > MAX_TEXT_CHARS:
+        raise ValidationError(f"source is {len(source)} characters; the limit is {MAX_TEXT_CHARS}")
+    nul = source.find("\0")
+    if nul >= 0:  # Python's parser says only "null bytes", at no line
+        line = source.count("\n", 0, nul) + 1
+        raise ValidationError(f"line {line}: source contains a NUL byte at offset {nul}")
     try:
         with warnings.catch_warnings():  # e.g. "\s" in a docstring: same verdict under -W error
             warnings.simplefilter("ignore")
@@ -80,15 +91,23 @@ def _normalise(source: str) -> str:
     except (ValueError, RecursionError, MemoryError) as e:
         raise ValidationError(f"source cannot be parsed: {type(e).__name__}: {e}") from None
     nodes = sum(1 for _ in ast.walk(tree))
-    if nodes > MAX_NODES:
-        raise ValidationError(f"source has {nodes} syntax nodes; the limit is {MAX_NODES}")
+    if nodes > MAX_TEXT_NODES:
+        raise ValidationError(f"source has {nodes} syntax nodes; the limit is {MAX_TEXT_NODES}")
     _check_depth(tree, 0)
     aliases, func = _split_module(tree)
     module = Normaliser(aliases, func).run()
     normal_def = module.body[0]
     assert isinstance(normal_def, ast.FunctionDef)
+    nodes = sum(1 for _ in ast.walk(module))
+    if nodes > MAX_NODES:
+        raise ValidationError(f"the function has {nodes} syntax nodes; the limit is {MAX_NODES}")
     check_numeric(normal_def)
     normalised = ast.unparse(ast.fix_missing_locations(module))
+    if len(normalised) > MAX_SOURCE_CHARS:
+        raise ValidationError(
+            f"the function is {len(normalised)} characters without comments and docstrings; "
+            f"the limit is {MAX_SOURCE_CHARS}"
+        )
     try:  # compiling runs nothing; it catches what parsing does not, e.g. `break` outside a loop
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

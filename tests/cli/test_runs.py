@@ -247,6 +247,20 @@ def test_rescore_writes_beside_the_runs_never_into_the_current_directory(
     assert "None" not in header and "status" not in header and "budget" not in header
 
 
+def test_rescore_prints_a_hostile_tasks_path_escaped(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    lab = tmp_path / "lab\x1b[41m\u202e\u200b.toml"
+    shutil.copyfile(TINY_TASKS, lab)
+    args = ("rescore", "--tasks", str(lab), "--top", "1", "--out", str(tmp_path / "out"))
+    result = _invoke(finished_run, *args)
+    assert result.exit_code == 0, result.stderr
+    for text in (result.stdout, result.stderr):
+        assert not re.search("[\x1b\u202e\u200b]", text)
+    assert "ranking on" in result.stdout and "\\u202e" in result.stdout
+    assert "rescore report: " in result.stderr
+
+
 def test_rescore_measures_agreement_and_draws_it(
     finished_run: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -286,7 +286,7 @@ def test_what_is_not_a_known_slip_is_not_touched(source: str) -> None:
         "def activation(x):\n    return sigmoid(" + "-" * 7000 + "x)\n",
         "def activation(x:\n",
         "\x00\x01 not python",
-        "def activation(x):\n    return sigmoid(x)\n" + "#" * 20_000,
+        "def activation(x):\n    return sigmoid(x)\n" + "#" * 40_000,
     ],
 )
 def test_hostile_input_is_returned_unchanged_for_validation_to_refuse(source: str) -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from minact import export, seeds
 from minact.candidate import Candidate, Rejection
-from minact.validate import MAX_SOURCE_CHARS, code_hash, decode_source, validate
+from minact.validate import MAX_SOURCE_CHARS, MAX_TEXT_CHARS, code_hash, decode_source, validate
 
 HEADER = "import math\nimport torch\nimport torch.nn.functional as F\n\n\n"
 
@@ -495,13 +495,26 @@ HOSTILE: list[tuple[str, str, str]] = [
     ("string-keyword-not-a-word", fn("return F.gelu(x, approximate='a b')"), "short words"),
     ("string-keyword-too-long", fn(f"return F.gelu(x, approximate='{'a' * 40}')"), "short words"),
     # sizes, parsing, encodings, Unicode
-    ("over-size-limit", "#" * 9000 + "\n" + fn("return x"), f"the limit is {MAX_SOURCE_CHARS}"),
+    (
+        "over-size-limit",
+        fn(*(f"c = {k + 0.12345678901234567!r}" for k in range(300)), "return x + c"),
+        f"characters without comments and docstrings; the limit is {MAX_SOURCE_CHARS}",
+    ),
+    ("over-text-limit", "#" * 33000 + "\n" + fn("return x"), f"the limit is {MAX_TEXT_CHARS}"),
     ("2000-parentheses", fn("return " + "(" * 2000 + "x" + ")" * 2000), "nested parentheses"),
     ("200-unary-minus", fn("return " + "-" * 200 + "x"), "nested more than 48 levels"),
-    ("1600-nodes", fn("return " + "x + " * 800 + "x"), "syntax nodes; the limit is 1500"),
+    (
+        "1750-nodes",
+        fn(*["c = x + 1.0"] * 250, "return c"),
+        "function has 2007 syntax nodes; the limit is 1500",
+    ),
     ("syntax-error", "def activation(x):\n    return x +\n", "syntax error at line 2"),
     ("indentation-error", "def activation(x):\nreturn x\n", "syntax error at line 2"),
-    ("nul-byte", "def activation(x):\n    return x\0\n", "null bytes"),
+    (
+        "nul-byte",
+        "def activation(x):\n    return x\0\n",
+        "line 2: source contains a NUL byte at offset 31",
+    ),
     ("fullwidth-eval", fn("return ｅｖａｌ('1')"), "calling `eval` is forbidden"),
     ("fullwidth-open", fn("return ｏｐｅｎ('/etc/passwd')"), "calling `open` is forbidden"),
     ("fullwidth-underscore", fn("return x.＿＿class＿＿"), "syntax error"),
@@ -590,8 +603,17 @@ def test_decode_source() -> None:
     assert decode_source(b"\xef\xbb\xbfdef f(): pass") == "def f(): pass"
     bad = decode_source(b"def activation(x):\n    return x  # \xff\xfe\n")
     assert isinstance(bad, Rejection) and "not UTF-8" in bad.reason
-    big = decode_source(b"#" * (4 * MAX_SOURCE_CHARS + 1))
+    big = decode_source(b"#" * (4 * MAX_TEXT_CHARS + 1))
     assert isinstance(big, Rejection) and "limit" in big.reason
+
+
+def test_the_size_limits_count_the_code_not_its_comments_and_docstrings() -> None:
+    # 11 KB, mostly docstring and comments: the function is what is hashed and run.
+    code = fn("return x * torch.sigmoid(x)")
+    doc = '"""' + "A gate, explained at length. " * 300 + '"""\n'
+    long = doc + "# note\n" * 400 + code.replace("):\n", "):\n    " + doc, 1)
+    assert len(long) > 11_000
+    assert ok(long).code_hash == ok(code).code_hash
 
 
 def test_syntax_errors_name_the_line() -> None:
