@@ -145,10 +145,12 @@ class FitnessCache:
                 statistics=False,
             )
         except (sqlite3.Error, OSError) as e:
+            # An OSError's reason alone: "Permission denied", not "[Errno 13] ...: 'cache'".
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise CacheError(
-                f"cannot open the cache at {self.directory}: {e}; pass --cache-dir DIR or fix "
-                "its permissions (deleting a damaged cache folder is safe: it only costs "
-                "re-evaluation)"
+                f"cannot open the cache at {self.directory}: {why}; pass --cache-dir DIR (or "
+                "set MINACT_CACHE_DIR) or fix its permissions (deleting a damaged cache folder "
+                "is safe: it only costs re-evaluation)"
             ) from None
 
     def _identity(self) -> tuple[int, int] | None:

@@ -6,11 +6,12 @@ minact.jobs. Each command module imports what it needs inside the command, so th
 evaluator's worker process owns it).
 
 Errors: a command turns minact's own errors into one `error:` line and exit code 1
-(`_shared.fail`). An OSError no command expected (a file that cannot be written, standard
-output on a full disk) gets the same one line, with its path and reason, from the group
-below, whichever way the commands run (the `minact` script, `python -m minact`, a test's
-CliRunner); a closed pipe is left to click, which exits quietly. Any other exception is a
-bug and keeps its traceback.
+(`_shared.fail`), and a UsageError (a HASH of the wrong form) into typer's usage error,
+exit code 2, as for a flag typer refuses. An OSError no command expected (a file that
+cannot be written, standard output on a full disk) gets the same one line, with its path
+and reason, from the group below, whichever way the commands run (the `minact` script,
+`python -m minact`, a test's CliRunner); a closed pipe is left to click, which exits
+quietly. Any other exception is a bug and keeps its traceback.
 
 SIGTERM (`kill`, `timeout`, a container stopping) is taken as Ctrl-C: the command unwinds,
 so its worker processes are stopped and a run is marked interrupted, not left running.

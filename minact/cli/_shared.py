@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from minact.errors import MinactError
+from minact.errors import MinactError, UsageError
 from minact.untrusted import printable, printable_text
 
 if TYPE_CHECKING:
@@ -100,11 +100,39 @@ DeviceOpt = Annotated[
 CompileOpt = Annotated[
     Compile, typer.Option("--compile", help="torch.compile the training step (auto: CUDA only).")
 ]
+
+
+def not_a_folder(path: Path) -> str | None:
+    """Returns why `path` can never be a folder (it, or a folder above it, is a file or
+    another thing that is not a directory), else None; permissions are not judged here."""
+    for p in (path, *path.parents):
+        if p.is_dir():
+            return None
+        if os.path.lexists(p):  # a file, a FIFO, a link to nothing
+            what = "is a file, not a directory" if p.is_file() else "is not a directory"
+            return f"{path} {what}" if p == path else f"{path}: {p} {what}"
+    return None
+
+
+def cache_value(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """Checks --cache-dir as it is parsed: a path that can never be a folder is a usage
+    error naming the flag, or MINACT_CACHE_DIR when the value came from there."""
+    problem = not_a_folder(value) if value is not None else None
+    if problem is not None:
+        # By name: typer carries a click of its own, whose ParameterSource is not click's.
+        source = ctx.get_parameter_source(param.name or "")
+        env = getattr(source, "name", None) == "ENVIRONMENT"
+        hint = "MINACT_CACHE_DIR" if env else "'--cache-dir'"
+        raise typer.BadParameter(f"{problem}; give a folder for the cache", param_hint=hint)
+    return value
+
+
 CacheOpt = Annotated[
     Path | None,
     typer.Option(
         "--cache-dir",
         parser=path_value,
+        callback=cache_value,
         envvar="MINACT_CACHE_DIR",
         show_envvar=True,
         help="Fitness cache folder (default: ./cache).",
@@ -151,7 +179,10 @@ def workers_count(value: str) -> int:
 
 
 def fail(e: MinactError) -> NoReturn:
-    """Prints `error: <message>` to stderr, as plain text, and exits with the error's code."""
+    """Prints `error: <message>` to stderr, as plain text, and exits with the error's code;
+    a UsageError (exit code 2) is shown as typer shows the flags it refuses."""
+    if isinstance(e, UsageError):
+        raise typer.BadParameter(printable_text(str(e)), param_hint=e.param) from None
     err.print(Text.assemble(("error: ", "red"), printable_text(str(e))))
     raise typer.Exit(code=e.exit_code)
 
@@ -209,8 +240,17 @@ def note(text: str) -> None:
 
 
 def cache_dir(flag: Path | None) -> Path:
-    """Returns the cache folder: the flag (or $MINACT_CACHE_DIR), else ./cache."""
-    return flag if flag is not None and str(flag) else Path("cache")
+    """Returns the cache folder: the flag (or $MINACT_CACHE_DIR, both checked as parsed),
+    else ./cache; a usage error when ./cache can never be a folder."""
+    if flag is not None and str(flag):
+        return flag
+    problem = not_a_folder(Path("cache"))
+    if problem is not None:
+        raise typer.BadParameter(
+            f"{problem}; ./cache is the default cache folder: give another",
+            param_hint="'--cache-dir'",
+        )
+    return Path("cache")
 
 
 def stdout() -> Console:

@@ -39,6 +39,11 @@ MAX_TEMPERATURE = 100.0  # servers cap it near 2; a bound keeps inf out of the J
 # A day: a request still streaming after it is a hung server, and a bound keeps inf (no
 # timeout at all, and no JSON number) out of run.json and ranking.json.
 MAX_LLM_TIMEOUT = 86400.0
+# Tokens: the longest context any model is served with (10M, Llama 4 Scout; the most
+# minact.search.server.MAX_CONTEXT believes a server about), and a reply of 1M, far past
+# what servers let one reply be. Without bounds, 10**30 reached run.json and each request.
+MAX_CONTEXT_TOKENS = 10_000_000
+MAX_REPLY_TOKENS = 1_000_000
 
 __all__ = ["evolve"]
 
@@ -160,6 +165,7 @@ def evolve(
         int | None,
         typer.Option(
             min=0,
+            max=MAX_CONTEXT_TOKENS,
             show_default="0: ask the server",
             help="The model's context in tokens, for servers that do not report it "
             "(llama-cpp-python, Ollama); the prompt is cut to fit it.",
@@ -198,7 +204,10 @@ def evolve(
         ),
     ] = None,
     max_tokens: Annotated[
-        int | None, typer.Option(min=16, show_default="1024", help="LLM reply token limit.")
+        int | None,
+        typer.Option(
+            min=16, max=MAX_REPLY_TOKENS, show_default="1024", help="LLM reply token limit."
+        ),
     ] = None,
     llm_retries: Annotated[
         int | None,

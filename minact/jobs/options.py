@@ -22,6 +22,7 @@ from minact.runs.history import History
 from minact.runs.rundir import RunLog
 from minact.runs.schema import BadValue
 from minact.search.config import FOLLOW_UP_RULES
+from minact.search.ensemble import has_credentials
 
 __all__ = [
     "CHOICES",
@@ -153,9 +154,9 @@ LIMITS: dict[str, tuple[float, float | None]] = {
     "max_calls": (0, None),  # 0: 4 x budget + concurrency
     "prompt_chars": (500, None),
     "follow_ups": (0, None),
-    "context_tokens": (0, None),
+    "context_tokens": (0, 10_000_000),  # cli.evolve.MAX_CONTEXT_TOKENS, search.server's
     "temperature": (0.0, 100.0),  # finite: JSON has no inf
-    "max_tokens": (16, None),
+    "max_tokens": (16, 1_000_000),  # cli.evolve.MAX_REPLY_TOKENS
     "llm_retries": (0, None),
     "llm_timeout": (1.0, 86400.0),  # a day (cli.evolve.MAX_LLM_TIMEOUT): finite, for JSON
     "batch_size": (0, None),
@@ -219,8 +220,8 @@ _OLD_KEYS = {"llm_url": "llm.url", "model": "llm.model"}
 
 def started_with(run: Mapping[str, Any], given: Mapping[str, Any], where: Path) -> EvolveOptions:
     """Returns the settings run.json says a run was started with; raises ConfigError naming
-    the key when one has a value its flag would refuse (the user's flags, which replace
-    them, are not checked here)."""
+    the key when one has a value its flag would refuse, or a URL with credentials in it
+    (the user's flags, which replace them, are not checked here)."""
     started = EvolveOptions.from_run(run)
 
     def key(name: str) -> str:
@@ -230,6 +231,13 @@ def started_with(run: Mapping[str, Any], given: Mapping[str, Any], where: Path) 
         check_options(started, skip=given.keys(), key=key)
     except BadValue as e:
         raise ConfigError(f"{where}: {e}") from None
+    if "llm_url" not in given and started.llm_url and has_credentials(started.llm_url):
+        # Written by a minact from before --llm-url refused them; never shown, nor used.
+        raise ConfigError(
+            f"{where}: key '{key('llm_url')}' is a URL with a user or password in it (not "
+            "shown here); minact keeps no credentials in run.json: remove them from it and "
+            "give the key in MINACT_API_KEY, or give --llm-url URL to resume with another"
+        )
     return started
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,14 @@ from minact.lab.loader import lab_with_seeds, load_lab
 from minact.lab.task import sha256_json
 from minact.report.html import render_ranking_html
 from minact.report.markdown import render_markdown
-from minact.runs.catalog import all_runs, find, latest_run, log_warning, run_ranking
+from minact.runs.catalog import (
+    all_runs,
+    check_prefix,
+    find,
+    latest_run,
+    log_warning,
+    run_ranking,
+)
 from minact.runs.ranking import RankingDocument, ranking_document
 from minact.runs.rundir import write_atomic
 from minact.validate import validate
@@ -92,9 +99,11 @@ def rescore(
     """Scores the chosen candidates and the 14 baselines on another lab (with
     `network_seeds` networks per task instead of the lab's, when given), telling `progress`
     how far the evaluation is and `say` how many candidates --all-cached chose; raises
-    ConfigError."""
+    ConfigError (UsageError for a HASH that is no hash prefix)."""
     if (tasks is None) == (suite is None):
         raise ConfigError(f"give exactly one of --tasks FILE or --suite ({', '.join(SUITES)})")
+    for h in hashes:  # a HASH of the wrong form is a usage error, before the cache is made
+        check_prefix(h, _runs(run, runs_dir))
     lab = load_lab(tasks if tasks is not None else suite_path(str(suite)))
     if network_seeds is not None:
         lab = lab_with_seeds(lab, network_seeds, "--seeds")
@@ -186,6 +195,11 @@ def _agreement(doc: RankingDocument) -> dict[str, Any] | None:
     _, _, matrix = score_matrix(rows)  # keeps the ok rows with tasks, in order
     kept = [c for c in rows if c["status"] == "ok" and c["tasks"]]
     return fitness_agreement([float(c.get("original_fitness") or 0.0) for c in kept], matrix)
+
+
+def _runs(run: Path | None, runs_dir: Path) -> Iterator[Path]:
+    """Yields the runs a HASH is looked for in, listing them only when asked."""
+    yield from [run] if run is not None else all_runs(runs_dir)
 
 
 def _choose(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from minact.runs.ranking import RankingDocument, ranking_document, rejection_sco
 from minact.score import Score
 from minact.validate import MAX_TEXT_CHARS, decode_source, validate
 
-__all__ = ["MAX_SOURCE_BYTES", "agreement", "read_sources", "score"]
+__all__ = ["MAX_SOURCE_BYTES", "agreement", "given_once", "read_sources", "score"]
 
 # The most bytes a candidate file may hold: what decode_source accepts (4 bytes per character
 # at most in UTF-8). Only this much (+ 1) is read, so a huge file or /dev/zero costs nothing.
@@ -38,8 +39,7 @@ def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
     for src in srcs:
         path = Path(src)
         seed = _builtin(src)
-        # A folder that happens to share a built-in's name (`./gelu/`) is not a candidate.
-        if (seed is None or path.is_file()) and (path.suffix == ".py" or path.exists()):
+        if _is_file(path, seed):
             try:
                 data = read_regular(path, MAX_SOURCE_BYTES)
             except FileRefused as e:
@@ -62,6 +62,36 @@ def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
     return candidates, rejected
 
 
+def _is_file(path: Path, seed: seeds.Seed | None) -> bool:
+    """Returns whether a SRC is read as a file rather than as the built-in `seed`."""
+    # A folder that happens to share a built-in's name (`./gelu/`) is not a candidate.
+    return (seed is None or path.is_file()) and (path.suffix == ".py" or path.exists())
+
+
+def given_once(srcs: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Returns the SRCs with each file (by its real path) and built-in kept once, first
+    where given, and a line for each one given more than once (it is scored once)."""
+    spelt: dict[tuple[str, str], list[str]] = {}
+    for src in srcs:
+        seed = _builtin(src)
+        if _is_file(Path(src), seed):
+            key = ("file", os.path.realpath(src))
+        else:  # a built-in, or a SRC read_sources refuses
+            key = ("built-in", seed.name if seed is not None else src)
+        spelt.setdefault(key, []).append(src)
+    said = []
+    for (kind, _), given in spelt.items():
+        if len(given) > 1:
+            names = list(dict.fromkeys(given))
+            said.append(
+                f"{names[0]} was given {len(given)} times: scored once"
+                if len(names) == 1
+                else f"{' and '.join(names)} name the same {kind}, given {len(given)} times: "
+                "scored once"
+            )
+    return [given[0] for given in spelt.values()], said
+
+
 def _builtin(name: str) -> seeds.Seed | None:
     try:
         return seeds.get_seed(name)
@@ -79,25 +109,35 @@ def score(
 ) -> tuple[RankingDocument, list[str]]:
     """Scores SRCs (and the lab's reference) on a lab; returns the ranking and cache warnings."""
     lab = load_lab(tasks if tasks is not None else default_tasks_path())
-    candidates, rejected = read_sources(srcs)
+    once, repeated = given_once(srcs)
+    given: list[tuple[str, Candidate]] = []
+    rejected: list[Score] = []
+    for src in once:
+        found, refused = read_sources([src])
+        given += [(src, c) for c in found]
+        rejected += refused
+    candidates = [c for _, c in given]
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
         with Evaluator(lab, cache, config, progress=progress) as evaluator:
             scores = evaluator.score(candidates)
-        warnings = _same_code(candidates) + cache_notes(cache.warnings)
+        warnings = repeated + _same_code(given) + cache_notes(cache.warnings)
     info = evaluator.info
     run = {"command": "score", "device": info.get("device"), "worker": info or None}
     return ranking_document([*scores, *rejected], lab, run), warnings
 
 
-def _same_code(candidates: Sequence[Candidate]) -> list[str]:
-    """Says which SRCs normalise to the code of an earlier one: they are scored once."""
-    first: dict[str, str] = {}
+def _same_code(given: Sequence[tuple[str, Candidate]]) -> list[str]:
+    """Says which SRCs normalise to the code of an earlier one: they are scored once. Each
+    is called by its name, or by the SRC given where both have one name (a/f.py, b/f.py)."""
+    first: dict[str, tuple[str, Candidate]] = {}
     said = []
-    for c in candidates:
-        if c.code_hash in first:
-            said.append(f"{c.name} is the same code as {first[c.code_hash]}: scored once")
-        else:
-            first[c.code_hash] = c.name
+    for src, c in given:
+        if c.code_hash not in first:
+            first[c.code_hash] = (src, c)
+            continue
+        src0, c0 = first[c.code_hash]
+        this, that = (c.name, c0.name) if c.name != c0.name else (src, src0)
+        said.append(f"{this} is the same code as {that}: scored once")
     return said
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from minact.errors import ConfigError
+from minact.errors import ConfigError, UsageError
 from minact.runs import checks, index
 from minact.runs.history import History
 from minact.runs.ranking import RankingDocument, RankingEntry, ranking_document
@@ -32,6 +32,7 @@ __all__ = [
     "Found",
     "Warn",
     "all_runs",
+    "check_prefix",
     "find",
     "latest_run",
     "log_warning",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 MIN_PREFIX = 4
+HASH_DIGITS = 64  # a code hash is a sha256 digest in hex
 
 Warn = Callable[[str], None]  # takes one line, "warning: ..."
 
@@ -192,15 +194,10 @@ def find(
     cached_sources: Iterable[tuple[str, str]] = (),
     warn: Warn | None = log_warning,
 ) -> Found:
-    """Returns the candidate whose code hash starts with `prefix`; raises ConfigError, also
-    when one of `runs` cannot be ranked (`all_runs` leaves such runs out)."""
-    given = prefix.strip()
-    prefix = given.lower()
-    if len(prefix) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in prefix):
-        raise ConfigError(
-            f"{given!r} is not a hash prefix: give at least {MIN_PREFIX} hex digits"
-            + _named(given, runs)
-        )
+    """Returns the candidate whose code hash starts with `prefix`; raises UsageError when
+    `prefix` is not of a hash prefix's form (`check_prefix`), else ConfigError, also when
+    one of `runs` cannot be ranked (`all_runs` leaves such runs out)."""
+    prefix = check_prefix(prefix, runs)
     hits: dict[str, Found] = {}
     for run in runs:
         for h, found in _matches(run, prefix, warn).items():
@@ -216,6 +213,22 @@ def find(
             f"{prefix!r} is ambiguous: {len(hits)} candidates match ({listed}); give more digits"
         )
     return next(iter(hits.values()))
+
+
+def check_prefix(prefix: str, runs: Iterable[Path] = ()) -> str:
+    """Returns `prefix` as the lowercase start of a code hash; raises UsageError (HASH)
+    unless it is 4 to 64 hex digits, naming the hashes of the candidates `runs` call
+    `prefix` (the names a ranking's table shows). `runs` is read only then."""
+    given = prefix.strip()
+    prefix = given.lower()
+    if MIN_PREFIX <= len(prefix) <= HASH_DIGITS and all(c in "0123456789abcdef" for c in prefix):
+        return prefix
+    raise UsageError(
+        "HASH",
+        f"{given!r} is not a hash prefix: give the first {MIN_PREFIX} to {HASH_DIGITS} hex "
+        "digits (0-9, a-f) of a candidate's code hash, as a ranking's code column shows them"
+        + _named(given, runs),
+    )
 
 
 def _matches(run: Path, prefix: str, warn: Warn | None) -> dict[str, Found]:

@@ -29,6 +29,7 @@ __all__ = [
     "PlanError",
     "check_list",
     "check_urls",
+    "has_credentials",
     "parse_weights",
     "plan",
     "split",
@@ -76,6 +77,21 @@ def _shown(url: str) -> str:
     """Returns `url` with any password in it masked, for messages (by text, not by parsing:
     a URL too broken to parse may hold one as well)."""
     return re.sub(r"(//[^/@]*?:)[^/]*@", r"\1***@", url)  # to the last @ of the host part
+
+
+def has_credentials(text: str) -> bool:
+    """Returns whether a URL in `text` (one, or a comma-separated list) holds a user or a
+    password: what check_urls refuses in a flag, and a run.json from before it may hold."""
+    for url in split(text):
+        if _shown(url) != url:
+            return True
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # too broken to parse: the text check above is all there is
+            continue
+        if parts.username is not None or parts.password is not None:
+            return True
+    return False
 
 
 def check_urls(text: str, *, form: bool = True) -> None:

@@ -23,7 +23,14 @@ from minact.untrusted import clip, printable, scrub
 if TYPE_CHECKING:
     from minact.search.llm import LLMConfig
 
-__all__ = ["CHECK_BYTES", "CHECK_SECONDS", "Answers", "context_length", "server_model"]
+__all__ = [
+    "CHECK_BYTES",
+    "CHECK_SECONDS",
+    "MAX_CONTEXT",
+    "Answers",
+    "context_length",
+    "server_model",
+]
 
 CHECK_SECONDS = 5.0  # the whole of one check's GET: a server answers GET /models at once
 CHECK_BYTES = 8 * 2**20  # the longest answer read (a hosted API may list hundreds of models)
@@ -155,13 +162,15 @@ async def server_model(
     return listed[0]
 
 
-_MAX_CONTEXT = 1 << 40  # tokens: past any model's; a larger "length" is no length
+# Tokens: the longest context any model is served with (Llama 4 Scout's 10M); a larger
+# "length" is no length. --context-tokens takes as much (minact.jobs.options.LIMITS).
+MAX_CONTEXT = 10_000_000
 
 
 def _positive(value: Any) -> int | None:
-    """Returns `value` when it is a context length (an int from 1 to _MAX_CONTEXT), else None."""
+    """Returns `value` when it is a context length (an int from 1 to MAX_CONTEXT), else None."""
     # A number past a float's range would end the run where the prompt is fitted to it.
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_CONTEXT
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_CONTEXT
     return value if ok else None
 
 

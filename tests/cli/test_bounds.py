@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -101,6 +102,17 @@ def _flat(text: str) -> str:
             "less than or equal to 86400",
         ),
         (["evolve", "--offline", "--threads", "100000"], "--threads", "less than or equal to 256"),
+        # A number of tokens past any model's: it reached run.json and every request.
+        (
+            ["evolve", "--offline", "--budget", "1", "--max-tokens", str(10**30)],
+            "--max-tokens",
+            "to 1000000",
+        ),
+        (
+            ["evolve", "--offline", "--budget", "1", "--context-tokens", str(10**30)],
+            "--context-tokens",
+            "less than or equal to 10000000",
+        ),
         (["score", "relu", "--threads", "100000"], "--threads", "less than or equal to 256"),
         (
             ["rescore", "--suite", "classic", "--threads", "257"],
@@ -124,6 +136,8 @@ def _flat(text: str) -> str:
     ids=[
         "timeout-inf",
         "threads",
+        "max-tokens",
+        "context-tokens",
         "score-threads",
         "rescore-threads",
         "weights-sum",
@@ -165,3 +179,92 @@ def test_a_password_in_the_url_is_refused_and_never_shown(
     assert "s3cr3t" not in result.output
     assert "holds a password" in _flat(result.stderr) and "user:***@" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+HASH_COMMANDS = [["show"], ["export"], ["rescore", "--suite", "classic"]]
+
+
+@pytest.mark.parametrize("command", HASH_COMMANDS, ids=["show", "export", "rescore"])
+@pytest.mark.parametrize(
+    "given", ["zzzz", "abc", "12-4", "a" * 65], ids=["not-hex", "short", "dash", "too-long"]
+)
+def test_a_hash_of_the_wrong_form_is_a_usage_error_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str], given: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # export writes into the current folder
+    where = ["--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs")]
+    result = runner.invoke(app, [*command, given, *where])
+    assert result.exit_code == 2, result.output
+    flat = _flat(result.stderr)
+    assert f"Invalid value for HASH: {given!r} is not a hash prefix" in flat, flat
+    assert "4 to 64 hex digits (0-9, a-f)" in flat
+    assert list(tmp_path.iterdir()) == []  # no cache made, nothing trained or written
+
+
+@pytest.mark.parametrize("command", HASH_COMMANDS, ids=["show", "export", "rescore"])
+def test_a_hash_prefix_that_matches_nothing_still_could_not_be_done(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # Of the right form (upper case and spaces are forgiven): the lookup ran, and failed.
+    where = ["--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs")]
+    result = runner.invoke(app, [*command, " ABCD ", *where])
+    assert result.exit_code == 1, result.output
+    said = "error: no candidate's hash starts with 'abcd' (in the runs or the cache)\n"
+    assert result.stderr == said
+
+
+def _file(tmp_path: Path) -> Path:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    return blocker
+
+
+@pytest.mark.parametrize("command", [["evolve", "--offline", "--budget", "1"], ["score", "relu"]])
+@pytest.mark.parametrize("from_env", [True, False], ids=["env", "flag"])
+@pytest.mark.parametrize("under", [False, True], ids=["file", "under-a-file"])
+def test_a_cache_dir_that_is_a_file_is_a_usage_error_naming_where_it_came_from(
+    tmp_path: Path, command: list[str], from_env: bool, under: bool
+) -> None:
+    blocker = _file(tmp_path)
+    cache = blocker / "cache" if under else blocker
+    args = [*command, "--tasks", str(TINY_TASKS), "--runs-dir", str(tmp_path / "runs")]
+    args = args if command[0] == "evolve" else args[:-2]
+    env = {"MINACT_CACHE_DIR": str(cache)} if from_env else {}
+    result = runner.invoke(app, args + ([] if from_env else ["--cache-dir", str(cache)]), env=env)
+    assert result.exit_code == 2, result.output
+    tight = "".join(_flat(result.stderr).split())  # a long path wraps anywhere in the box
+    named = "MINACT_CACHE_DIR" if from_env else "'--cache-dir'"
+    said = f"{cache}: {blocker}" if under else str(cache)
+    told = f"Invalid value for {named}: {said} is a file, not a directory"
+    assert "".join(told.split()) in tight, result.stderr
+    assert "Errno" not in result.output
+    assert sorted(tmp_path.iterdir()) == [blocker]  # no runs folder: refused before any work
+
+
+def test_a_file_called_cache_where_the_default_cache_goes_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MINACT_CACHE_DIR", raising=False)
+    (tmp_path / "cache").write_text("")
+    result = runner.invoke(app, ["score", "relu", "--tasks", str(TINY_TASKS)])
+    assert result.exit_code == 2, result.output
+    flat = _flat(result.stderr)
+    assert "Invalid value for '--cache-dir': cache is a file, not a directory" in flat, flat
+    assert "./cache is the default cache folder" in flat
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_a_cache_dir_that_cannot_be_made_says_why_without_an_errno(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        args = ["score", "relu", "--tasks", str(TINY_TASKS), "--cache-dir", str(locked / "c")]
+        result = runner.invoke(app, args)
+    finally:
+        locked.chmod(0o755)
+    assert result.exit_code == 1, result.output
+    flat = " ".join(result.stderr.split())
+    assert f"cannot open the cache at {locked / 'c'}: Permission denied;" in flat, flat
+    assert "Errno" not in flat

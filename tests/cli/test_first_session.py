@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -54,9 +55,10 @@ def test_a_name_from_the_ranking_table_is_answered_with_its_hash(
     best = _new(session)
     for command in ("show", "export"):
         result = _invoke(session, command, best["name"])
-        assert result.exit_code == 1
-        assert "not a hash prefix" in result.stderr
-        assert f"{best['name']} is {best['code_hash'][:10]} in run" in result.stderr
+        assert result.exit_code == 2  # a usage error: a name is no hash prefix
+        flat = " ".join(re.sub("[│╭╮╰╯─]", " ", result.stderr).split())  # the box wraps lines
+        assert "not a hash prefix" in flat
+        assert f"{best['name']} is {best['code_hash'][:10]} in run" in flat
     shown = _invoke(session, "show", best["code_hash"][:10])
     assert shown.exit_code == 0, shown.stderr
 

@@ -97,7 +97,7 @@ def test_show_unknown_and_bad_prefixes_are_clear(finished_run: dict[str, Path]) 
     result = _invoke(finished_run, "show", "ffffffffffff")
     assert result.exit_code == 1 and "no candidate's hash starts with" in result.stderr
     result = _invoke(finished_run, "show", "xyz")
-    assert result.exit_code == 1 and "not a hash prefix" in result.stderr
+    assert result.exit_code == 2 and "not a hash prefix" in result.stderr
 
 
 def test_an_ambiguous_prefix_lists_the_matches() -> None:

@@ -112,6 +112,28 @@ def test_score_files_reformatted_and_equivalent(tmp_path: Path) -> None:
     assert sorted([by["silu_file"]["cached"], by["xsig"]["cached"]]) == [False, True]
 
 
+def test_a_source_given_twice_is_scored_once_and_said_so_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_candidate(tmp_path, "f", "torch.tanh(x) * 0.9")
+    (tmp_path / "bad.py").write_text("import os\ndef activation(x):\n    return x\n")
+    for folder in ("a", "b"):  # two files of one name and one code
+        (tmp_path / folder).mkdir()
+        write_candidate(tmp_path / folder, "g", "torch.tanh(x) * 0.8")
+    srcs = ["f.py", "f.py", "relu", "bad.py", "./f.py", "RELU", "bad.py", "a/g.py", "b/g.py"]
+    code, out, err = _score(*srcs, "--json", cache=tmp_path / "c")
+    assert code == 0, err
+    names = [c["name"] for c in json.loads(out)["candidates"]]
+    assert sorted(names) == ["bad", "f", "g", "relu"]  # one row each, the refused file too
+    assert "warning: f.py and ./f.py name the same file, given 3 times: scored once" in err
+    assert "warning: relu and RELU name the same built-in, given 2 times: scored once" in err
+    assert "warning: bad.py was given 2 times: scored once" in err
+    # Not "g is the same code as g": the names are the same, so the files are named.
+    assert "warning: b/g.py is the same code as a/g.py: scored once" in err
+    assert "same code as f" not in err and "same code as relu" not in err
+
+
 def test_hostile_files_are_results_not_crashes(tmp_path: Path) -> None:
     (tmp_path / "escape.py").write_text(
         "import os\ndef activation(x):\n    os.system('touch pwned')\n    return x\n"

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from minact.cli import app
 from minact.jobs.options import EvolveOptions
 from minact.runs.rundir import RunLog
+from minact.search import server
 from tests.conftest import TINY_TASKS
 
 runner = CliRunner()
@@ -59,6 +60,8 @@ BAD_RUN_JSON: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     # A list per island: 10**30 of them would take the machine's memory.
     "islands_huge": (_option("islands", 10**30), "key 'options.islands' has a bad value (1000"),
     "temperature_inf": (_option("temperature", 1e999), "key 'options.temperature' has a bad"),
+    "max_tokens_huge": (_option("max_tokens", 10**30), "key 'options.max_tokens' has a bad"),
+    "context_huge": (_option("context_tokens", 10**30), "key 'options.context_tokens' has a"),
     "tasks_5": (_option("tasks", 5), "key 'options.tasks' has a bad value (5: "),
     "concurrency_0": (_option("concurrency", 0), "key 'options.concurrency' has a bad value"),
     "seed_string": (_option("seed", "1"), "key 'options.seed' has a bad value ('1': "),
@@ -89,6 +92,36 @@ def test_a_resume_names_a_bad_value_in_run_json(
     assert result.stderr.startswith(f"error: {run / 'run.json'}: {message}"), result.stderr
     assert "Traceback" not in result.output
     assert (run / "events.jsonl").read_text() == before  # nothing ran
+
+
+SECRET = "s3cr3t-pw"
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["llm", "offline"])
+@pytest.mark.parametrize(
+    "url", [f"http://user:{SECRET}@127.0.0.1:9/v1", f"http://{SECRET}@127.0.0.1:9/v1"]
+)
+def test_a_resume_refuses_credentials_an_older_run_json_kept_without_showing_them(
+    finished: dict[str, Path], tmp_path: Path, url: str, offline: bool
+) -> None:
+    # An older minact wrote the URL as given; --llm-url now refuses it, and so does a resume
+    # (one with a model used to print it in "cannot reach the LLM server: GET <url>").
+    run = _copy(finished, tmp_path)
+    data = _run_json(run)
+    data["options"].update(llm_url=url, model="m", offline=offline)
+    (run / "run.json").write_text(json.dumps(data))
+    before = (run / "events.jsonl").read_text()
+    result = _resume(finished, run, "--budget", "3")
+    assert result.exit_code == 1, result.output
+    assert SECRET not in result.output
+    flat = " ".join(result.stderr.split())
+    assert flat.startswith(f"error: {run / 'run.json'}: key 'options.llm_url' is a URL with a ")
+    assert "minact keeps no credentials in run.json" in flat and "--llm-url URL" in flat
+    assert (run / "events.jsonl").read_text() == before  # nothing ran
+    if offline:  # another address replaces it, and the secret leaves run.json
+        result = _resume(finished, run, "--budget", "3", "--llm-url", "http://127.0.0.1:9/v1")
+        assert result.exit_code == 0, result.output
+        assert not [p for p in run.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
 
 
 def test_a_bad_value_the_flags_replace_does_not_stop_a_resume(
@@ -159,6 +192,8 @@ def test_the_limits_of_run_json_settings_are_the_flags_limits() -> None:
         n for n, f in EvolveOptions.__dataclass_fields__.items() if f.type in ("int", "float")
     }
     assert numbers == set(LIMITS)
+    # A context a server reports is believed up to what --context-tokens takes.
+    assert LIMITS["context_tokens"][1] == server.MAX_CONTEXT
     assert set(CHOICES) == {"device", "compile", "backend", "follow_up_rule"}
     for name, words in CHOICES.items():
         flag = flags["compile_" if name == "compile" else name]
