@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from minact.cli._conflicts import check_models, refuse_conflicts
 from minact.cli._live import search_progress
 from minact.cli._shared import (
     BACKEND_HELP,
@@ -71,30 +72,8 @@ def _joined(text: str | None) -> str | None:
     return ",".join(split(text)) or None
 
 
-def _check_models(
-    model: str | None, weights: str | None, url: str | None, whole: bool, offline: bool
-) -> None:
-    """Raises a usage error naming the flag when the weights, models and URLs do not fit.
-
-    `whole`: the flags describe the whole ensemble (not a resume, which keeps its own).
-    `offline`: no server is asked, so a MINACT_LLM_URL left in the environment is not judged.
-    """
-    from minact.search.ensemble import PlanError, check_list, check_urls, parse_weights, plan
-
-    try:
-        for flag, text in (("--model", model), ("--model-weights", weights), ("--llm-url", url)):
-            check_list(text, flag)
-        if url:  # a resume may give another address: checked all the same
-            check_urls(url, form=not offline)
-        if weights:
-            parse_weights(weights)
-        if whole and url:
-            plan(model, weights, url)
-    except PlanError as e:
-        raise typer.BadParameter(e.message, param_hint=e.flag) from None
-
-
 def evolve(
+    ctx: typer.Context,
     budget: Annotated[
         int | None,
         typer.Option(min=1, show_default="100", help="Distinct candidates to evaluate."),
@@ -172,7 +151,7 @@ def evolve(
         ),
     ] = None,
     offline: Annotated[
-        bool, typer.Option(help="Use the offline mutator even if an LLM is configured.")
+        bool, typer.Option(help="Use the offline mutator even if the environment names an LLM.")
     ] = False,
     concurrency: Annotated[
         int | None, typer.Option(min=1, show_default="4", help="Proposals in flight at once.")
@@ -327,7 +306,8 @@ def evolve(
     whole = resume is None and not offline and replay is None
     if run_id is not None and not usable_run_id(run_id):
         raise typer.BadParameter(f"{run_id!r}: {RUN_ID_RULE}", param_hint="--run-id")
-    _check_models(model, model_weights, llm_url, whole, offline)
+    check_models(model, model_weights, llm_url, whole, offline)
+    refuse_conflicts(ctx)
     given: dict[str, Any] = {
         "budget": budget,
         "tasks": str(tasks) if tasks is not None else None,
@@ -378,6 +358,9 @@ def evolve(
         )
     except MinactError as e:
         fail(e)
+    except job.RunStopped as e:  # run.json says what is missing and how to write it
+        note(f"interrupted: {e}")
+        raise typer.Exit(code=EXIT_INTERRUPTED) from None
     for warning in result.warnings:
         note(f"note: {warning}")
     if as_json:
@@ -389,7 +372,9 @@ def evolve(
     summary = result.summary
     note(f"run {result.directory.name}: {summary.status} — {summary.message}")
     note(f"  {result.directory}/report.html\n  {result.directory}/report.md")
-    if summary.status == "interrupted":
+    if result.stopped:
+        note("stopped once the run had ended and its report was written")
+    if summary.status == "interrupted" or result.stopped:
         raise typer.Exit(code=EXIT_INTERRUPTED)
     if summary.status != "finished":
         raise typer.Exit(code=1)

@@ -129,7 +129,7 @@ def export(
             "-o",
             "--output",
             parser=path_value,
-            help="File to write (default: <function name>.py in the current folder).",
+            help="File to write, or folder to write <function name>.py in (default: .).",
         ),
     ] = None,
     name: Annotated[

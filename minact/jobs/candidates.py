@@ -52,7 +52,9 @@ def export(
 ) -> Exported:
     """Writes `found` as a standalone module.
 
-    An existing file (a lab file, a run's run.json, ...) is replaced only with `force`.
+    `output` is the file, or a folder to write `<name>.py` into (default: the current
+    folder). An existing file (a lab file, a run's run.json, ...) is replaced only with
+    `force`.
 
     Refuses code that no longer passes static validation, and code whose last evaluation
     crashed (in the run, or as recorded in the cache at `cache_dir`): a module that kills
@@ -79,6 +81,8 @@ def export(
         )
     failure = next(((s, r) for s, r in verdicts if s not in _PASSED), None)
     target = output or Path(f"{fname}.py")
+    if target.is_dir():  # as cp does: the module goes into the folder
+        target = target / f"{fname}.py"
     text = module_text(found.source, fname, _docstring(found, fname, verdicts))
     try:
         # "x" creates the file or fails if it is there, in one step: no race with a check.
@@ -86,6 +90,8 @@ def export(
             f.write(text)
     except FileExistsError:
         raise ConfigError(f"{target} exists; --force replaces it") from None
+    except IsADirectoryError:  # made meanwhile, or a folder named <name>.py
+        raise ConfigError(f"cannot write {target}: a folder is there; give another -o") from None
     except OSError as e:
         raise ConfigError(f"cannot write {target}: {e.strerror or e}") from None
     return Exported(target, fname, f"{failure[0]}: {failure[1]}" if failure else None)

@@ -6,6 +6,9 @@ them with the defaults, or on `--resume` with the settings the run was started w
 differently from the run it continues. `run` sets up the cache, the evaluator, the
 proposer and the run directory, runs the search, and writes the report. Ctrl-C (SIGINT)
 stops the search cleanly: the report is still written and the summary says "interrupted".
+The report is written before run.json says how the run ended; a stop that comes once the
+search has ended waits for both (a second one leaves out the curves not yet drawn, or, once
+they are, the report: run.json then says so).
 """
 
 from __future__ import annotations
@@ -23,16 +26,18 @@ from minact.cache import FitnessCache
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.jobs import checks, preflight, proposing
-from minact.jobs.interrupt import raising_on_stop_signals, until_interrupted
+from minact.jobs.interrupt import (
+    DeferredStop,
+    deferring_stop_signals,
+    raising_on_stop_signals,
+    until_interrupted,
+)
 from minact.jobs.notes import cache_notes
 from minact.jobs.options import EvolveOptions, check_budget, replayed, resolve, started_with
-from minact.jobs.report import evaluator_curves
+from minact.jobs.report import finish
 from minact.lab.cascade import stage_tasks
 from minact.lab.loader import default_tasks_path, lab_with_seeds, load_lab
 from minact.lab.task import Lab
-from minact.report import build as report_build
-from minact.report import files as report_files
-from minact.report.data import ReportData
 from minact.runs.catalog import run_ranking, skipped_warning
 from minact.runs.history import History
 from minact.runs.ranking import RankingDocument, lab_summary
@@ -42,7 +47,7 @@ from minact.search.config import FollowUpRuleName
 from minact.search.loop import Loop, SearchConfig, Summary
 from minact.search.proposers import RecordingProposer
 
-__all__ = ["EvolveResult", "Hooks", "run"]
+__all__ = ["EvolveResult", "Hooks", "RunStopped", "run"]
 
 
 @dataclass(slots=True)
@@ -62,6 +67,7 @@ class EvolveResult:
     ranking: RankingDocument
     directory: Path
     warnings: list[str]
+    stopped: bool = False  # a stop came once the search had ended, and waited for the report
 
 
 async def run(
@@ -75,24 +81,28 @@ async def run(
     hooks: Hooks | None = None,
 ) -> EvolveResult:
     """Runs (or resumes) a search with the settings `given`, and writes its report."""
+    stop = DeferredStop()
     with ExitStack() as holding:  # the run directory, for this process alone
         log = RunLog.open(resume) if resume is not None else None
         if log is not None:
             holding.enter_context(log.held())
-        return await _run(given, log, holding, cache_dir, runs_dir, run_id, api_key, hooks)
+        done = await _run(given, log, holding, stop, cache_dir, runs_dir, run_id, api_key, hooks)
+    return replace(done, stopped=stop.deferred)
 
 
 async def _run(
     given: Mapping[str, Any],
     log: RunLog | None,
     holding: ExitStack,
+    stop: DeferredStop,
     cache_dir: Path,
     runs_dir: Path,
     run_id: str | None,
     api_key: str | None,
     hooks: Hooks | None,
 ) -> EvolveResult:
-    """`run`, with the resumed run's directory held (a new one is held in `holding`)."""
+    """`run`, with the resumed run's directory held (a new one is held in `holding`, and
+    so is the deferral of a stop that comes once the search has ended: see `stop`)."""
     hooks = hooks or Hooks()
     resume = log is not None
     previous = log.read_run() if log is not None else {}
@@ -139,11 +149,12 @@ async def _run(
                 meta = _meta(log, previous, options, config, lab)
                 log.write_run(meta)
                 finished = False  # run.json says how the run ended
+                ended: Summary | None = None  # the search's outcome, once known
                 try:
                     with Evaluator(lab, cache, _evaluator_config(options)) as evaluator:
                         config = proposing.fitted(config, options, described)
                         meta.update(described)
-                        hooks.say(proposing.describe(described))
+                        hooks.say(proposing.describe(described, given.get("offline") is True))
                         event = "resume" if resume else "start"
                         opening = {"event": event, "time": time.time(), **described}
                         events = _Events(log, opening, wait=history.ended is not None)
@@ -193,22 +204,32 @@ async def _run(
                                 events.append({"event": "end", "time": time.time(),
                                                "status": summary.status})  # fmt: skip
                             log.close()
-                            log.write_run(meta)
-                            finished = True
-                            data = _report(log, evaluator)
+                        # The outcome is known: a stop now waits for the report and run.json
+                        # (and, once they are written, for the workers to end); a second one
+                        # stops sooner (jobs.report.finish), run.json saying what is missing.
+                        ended = summary
+                        stop.requested = summary.status == "interrupted"
+                        holding.enter_context(
+                            deferring_stop_signals(stop, lambda: hooks.say(_FINISHING))
+                        )
+                        data = finish(log, meta, evaluator, cache)
+                        finished = True
                 except BaseException as e:
                     if not finished:  # never leave it looking alive
                         stopped = isinstance(e, (KeyboardInterrupt, asyncio.CancelledError))
                         status = "interrupted" if stopped else "failed"
                         message = str(e)[:500] or f"{status} ({type(e).__name__})"
+                        if ended is not None:  # the report is missing, or stale
+                            message = _unreported(log, ended, None if stopped else message)
                         # A run folder that is gone or full fails these too; the error that
                         # stopped the run says more than theirs, so it is the one raised.
                         with suppress(ConfigError):
                             log.close()
                         with suppress(ConfigError):
                             log.write_end({**meta, "status": status, "message": message})
+                        if stopped and ended is not None:
+                            raise RunStopped(message) from None
                     raise
-    report_files.write(log.directory, data)
     warnings = data.warnings + cache_notes(cache.warnings)
     return EvolveResult(summary, data.ranking, log.directory, warnings)
 
@@ -216,15 +237,22 @@ async def _run(
 _CHECKS_STOPPED = "interrupted during the checks after the search; its candidates are kept"
 
 
-def _report(log: RunLog, evaluator: Evaluator) -> ReportData:
-    """Returns the run's report, its curves from the workers that are already warm; when a
-    signal stops that, the report without the curves the cache lacks (`minact report`
-    draws them later)."""
-    try:
-        return report_build.build(log.directory, evaluator_curves(evaluator), warn=None)
-    except KeyboardInterrupt:
-        evaluator.interrupt()
-        return report_build.build(log.directory, evaluator_curves(evaluator), warn=None)
+class RunStopped(KeyboardInterrupt):
+    """A second stop while the report of a run whose search had ended was written: what
+    run.json now says (the CLI prints it)."""
+
+
+_FINISHING = "stopping once the run's report is written; Ctrl-C again stops sooner"
+
+
+def _unreported(log: RunLog, ended: Summary, error: str | None) -> str:
+    """Returns run.json's message for a run whose report was stopped (`error` None) or
+    failed once its search had ended."""
+    how = "stopped while its report was written" if error is None else error
+    return (
+        f"{how}, after the search ended ({ended.status}: {ended.message}); its candidates "
+        f"are kept: `minact report {log.directory}` writes the report"
+    )
 
 
 def _meta(

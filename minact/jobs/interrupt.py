@@ -9,9 +9,14 @@ work had done. `until_interrupted` installs its own SIGINT handler for the time 
 runs, so every version behaves the same: the work is cancelled (its `finally` blocks and
 `CancelledError` handlers run), and the caller gets the value it chose for an interruption.
 
-Work that runs on the loop's thread without awaiting (the checks after a search, the
-report) gives asyncio's handlers no chance to run: `raising_on_stop_signals` makes both
-signals raise KeyboardInterrupt there instead, as SIGINT does in plain Python.
+Work that runs on the loop's thread without awaiting (the checks after a search) gives
+asyncio's handlers no chance to run: `raising_on_stop_signals` makes both signals raise
+KeyboardInterrupt there instead, as SIGINT does in plain Python.
+
+Writing what a job has done (a run's report, then run.json saying how it ended) is short,
+and a stop in the middle of it would leave the files disagreeing: `deferring_stop_signals`
+lets the first signal wait for it (the job then exits as stopped), and a second one stop
+it at once.
 
 This module imports nothing but the standard library, so tests can drive it under every
 Python version minact supports.
@@ -25,7 +30,7 @@ import signal
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["raising_on_stop_signals", "until_interrupted"]
+__all__ = ["DeferredStop", "deferring_stop_signals", "raising_on_stop_signals", "until_interrupted"]
 
 T = TypeVar("T")
 
@@ -79,14 +84,47 @@ def raising_on_stop_signals() -> Iterator[None]:
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    with _handling(stop):
+        yield
+
+
+@contextlib.contextmanager
+def _handling(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """Makes `handler` the handler of SIGINT and SIGTERM while the block runs."""
     previous: dict[signal.Signals, Any] = {}
     for sig in _SIGNALS:
         try:
-            previous[sig] = signal.signal(sig, stop)
+            previous[sig] = signal.signal(sig, handler)
         except ValueError:  # not the main thread: the caller's own handling stands
             break
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
+
+
+class DeferredStop:
+    """What `deferring_stop_signals` saw: `requested` once a signal came (or the caller
+    set it: one had come before the block), `deferred` when a signal was made to wait."""
+
+    def __init__(self, requested: bool = False) -> None:
+        self.requested = requested
+        self.deferred = False
+
+
+@contextlib.contextmanager
+def deferring_stop_signals(stop: DeferredStop, on_first: Callable[[], None]) -> Iterator[None]:
+    """Makes the first SIGINT or SIGTERM while the block runs wait: it is noted in `stop`
+    and `on_first` is called (from the signal handler: it must be short). Any further one,
+    or the first when `stop.requested` already, raises KeyboardInterrupt."""
+
+    def defer(signum: int, frame: object) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = stop.deferred = True
+        with contextlib.suppress(Exception):  # e.g. a write to stderr that it interrupted
+            on_first()
+
+    with _handling(defer):
+        yield

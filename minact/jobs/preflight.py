@@ -36,6 +36,13 @@ def writable(folder: Path, flag: str) -> list[Path]:
             os.unlink(name)
     except OSError as e:
         remove_empty(missing)  # a full disk lets the folder be made, then refuses the byte
+        file = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        if file is not None:  # "File exists" would not say which, nor that it is no folder
+            what = "it" if file == folder else str(file)
+            raise ConfigError(
+                f"{flag} {folder}: cannot write there ({what} is a file, not a folder); "
+                "choose a folder"
+            ) from None
         why = e.strerror or type(e).__name__
         raise ConfigError(
             f"{flag} {folder}: cannot write there ({why}); choose a folder you can write to"

@@ -162,9 +162,12 @@ def fitted(config: SearchConfig, options: EvolveOptions, described: dict[str, An
     return replace(config, prompt_chars=chars, context_chars=room)
 
 
-def describe(described: Mapping[str, Any]) -> str:
-    """Returns the one line that says where a run's candidates come from."""
+def describe(described: Mapping[str, Any], chosen: bool = False) -> str:
+    """Returns the one line that says where a run's candidates come from (`chosen`: the
+    offline mutator was asked for, by --offline, over any LLM the environment names)."""
     kind = described["proposer"]
+    if kind == "offline" and chosen:
+        return "proposer: the offline mutator (--offline: no LLM is asked)"
     if kind == "offline":
         return (
             "proposer: the offline mutator (no LLM configured; set --llm-url or "

@@ -1,9 +1,16 @@
-"""`minact report` as a job: (re)write a run's report, with curves from the cache or the worker."""
+"""`minact report` as a job: (re)write a run's report, with curves from the cache or the worker.
+
+`finish` is the end of `minact evolve`: the report of a run whose search has ended, then
+run.json saying how it ended, in that order, so that a run.json that says how the run
+ended always has that run's report beside it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from minact.cache import FitnessCache
 from minact.candidate import Candidate, Hash
@@ -11,16 +18,30 @@ from minact.curves import Curve
 from minact.errors import MinactError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.lab.loader import default_tasks_path, load_lab
+from minact.lab.task import Lab
 from minact.report import build, files
 from minact.report.build import CurveSource
+from minact.report.data import ReportData
+from minact.runs import index
 from minact.runs.rundir import RunLog
 
-__all__ = ["evaluator_curves", "write_report"]
+__all__ = ["evaluator_curves", "finish", "lab_curves", "write_report"]
 
 
 def evaluator_curves(evaluator: Evaluator) -> CurveSource:
     """Returns a curve source that asks `evaluator` (its cache first, then its worker)."""
     return evaluator.curves
+
+
+def lab_curves(lab: Lab, cache: FitnessCache, device: str = "cpu") -> CurveSource:
+    """Returns a curve source that asks the cache first, then a worker of its own, started
+    only if the cache lacks a curve."""
+
+    def curves(cands: Sequence[Candidate]) -> Mapping[Hash, Curve | None]:
+        with Evaluator(lab, cache, EvaluatorConfig(device=device)) as evaluator:
+            return evaluator.curves(cands)
+
+    return curves
 
 
 def write_report(run_dir: Path, cache_dir: Path, device: str = "cpu") -> list[Path]:
@@ -37,7 +58,37 @@ def write_report(run_dir: Path, cache_dir: Path, device: str = "cpu") -> list[Pa
         except MinactError:
             lab = load_lab(default_tasks_path())
         with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
-            with Evaluator(lab, cache, EvaluatorConfig(device=device)) as evaluator:
-                return evaluator.curves(cands)
+            return lab_curves(lab, cache, device)(cands)
 
     return files.write(run_dir, build.build(run_dir, curves))
+
+
+def finish(
+    log: RunLog, meta: dict[str, Any], evaluator: Evaluator, cache: FitnessCache
+) -> ReportData:
+    """Writes the report of a run whose search has ended (its log closed), then run.json
+    (`meta`: how the run ended); returns the report's data.
+
+    Curves come from the run's evaluator, or, where a stop ended its workers (the run is
+    interrupted), from a worker of its own, as `minact report` draws them. A
+    KeyboardInterrupt while they are drawn (a second stop) leaves out those the cache
+    lacks; one while the files are written goes on to the caller, run.json not yet
+    rewritten.
+    """
+    stopped = meta.get("status") == "interrupted"
+    curves = lab_curves(evaluator.lab, cache) if stopped else evaluator.curves
+    try:
+        data = build.build(log.directory, curves, warn=None, meta=meta)
+    except KeyboardInterrupt:
+        evaluator.interrupt()  # its curves now come from the cache alone
+        data = build.build(log.directory, evaluator.curves, warn=None, meta=meta)
+        if any(w.startswith("no curve for") for w in data.warnings):
+            data.warnings.append(
+                f"a stop came before every curve was drawn: `minact report {log.directory}` "
+                "draws the rest"
+            )
+    # The index is written once run.json says what the ranking's "run" says.
+    files.write(log.directory, replace(data, stamp=None))
+    log.write_run(meta)
+    index.write(log.directory, data.ranking, index.stamp(log.directory), data.skipped)
+    return data

@@ -19,7 +19,7 @@ from minact.runs.ranking import RankingDocument, ranking_document, rejection_sco
 from minact.score import Score
 from minact.validate import MAX_TEXT_CHARS, decode_source, validate
 
-__all__ = ["MAX_SOURCE_BYTES", "agreement", "given_once", "read_sources", "score"]
+__all__ = ["MAX_SOURCE_BYTES", "agreement", "given_once", "read_sources", "score", "shadowed"]
 
 # The most bytes a candidate file may hold: what decode_source accepts (4 bytes per character
 # at most in UTF-8). Only this much (+ 1) is read, so a huge file or /dev/zero costs nothing.
@@ -29,13 +29,17 @@ MAX_SOURCE_BYTES = 4 * MAX_TEXT_CHARS
 def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
     """Returns validated candidates and the rejections (as scores) for SRC arguments.
 
-    A SRC is a .py file (or any existing file) defining `activation`, or a built-in name
-    (which a folder of that name does not hide).
+    A SRC that is a built-in's name (`gelu`: no folder, no `.py`) is that built-in, even
+    where a file of that name is in the current folder (`./gelu` names the file; `score`
+    says so). Any other SRC is a .py file (or any existing file) defining `activation`.
+    A file is shown by its stem (`relu2.py`: relu2), unless that is a built-in's name or
+    another SRC's: then by its file name (relu.py), or, shared too, by the path as given.
     Raises ConfigError for a file that cannot be read, is not a regular file (after
     symlinks: a FIFO, a device) or is over MAX_SOURCE_BYTES, and for a name that is neither.
     """
     candidates: list[Candidate] = []
     rejected: list[Score] = []
+    names = _file_names([src for src in srcs if _builtin(src) is None])
     for src in srcs:
         path = Path(src)
         seed = _builtin(src)
@@ -46,7 +50,7 @@ def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
                 raise ConfigError(f"cannot read candidate file {src}: it {e}") from None
             except OSError as e:
                 raise ConfigError(f"cannot read candidate file {src}: {e.strerror or e}") from None
-            name, text = path.stem, decode_source(data)
+            name, text = names[src], decode_source(data)
         elif seed is not None:
             name, text = seed.name, seeds.seed_source(seed.name)
         else:
@@ -64,8 +68,8 @@ def read_sources(srcs: Sequence[str]) -> tuple[list[Candidate], list[Score]]:
 
 def _is_file(path: Path, seed: seeds.Seed | None) -> bool:
     """Returns whether a SRC is read as a file rather than as the built-in `seed`."""
-    # A folder that happens to share a built-in's name (`./gelu/`) is not a candidate.
-    return (seed is None or path.is_file()) and (path.suffix == ".py" or path.exists())
+    # A built-in's name is the built-in, whatever the current folder holds (see shadowed).
+    return seed is None and (path.suffix == ".py" or path.exists())
 
 
 def given_once(srcs: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -92,7 +96,32 @@ def given_once(srcs: Sequence[str]) -> tuple[list[str], list[str]]:
     return [given[0] for given in spelt.values()], said
 
 
+def _file_names(srcs: Sequence[str]) -> dict[str, str]:
+    """Returns {SRC: the name it is shown by} for file SRCs: its stem, its file name or
+    the path as given, the first that no built-in and no other SRC shares."""
+    distinct = list(dict.fromkeys(srcs))
+    out: dict[str, str] = {}
+    for src in distinct:
+        for name in (Path(src).stem, Path(src).name, src):
+            clash = [o for o in distinct if o != src and name in (Path(o).stem, Path(o).name, o)]
+            if _builtin(name) is None and not clash:
+                break
+        out[src] = name
+    return out
+
+
+def shadowed(srcs: Sequence[str]) -> list[str]:
+    """Says which SRCs were taken for a built-in while a file of that name is in the
+    current folder."""
+    return [
+        f"{src}: the built-in {src} is scored, not the file ./{src} (give ./{src} for it)"
+        for src in dict.fromkeys(srcs)
+        if _builtin(src) is not None and Path(src).is_file()
+    ]
+
+
 def _builtin(name: str) -> seeds.Seed | None:
+    """Returns the built-in a SRC names (never a path: `./gelu`, `gelu.py` are files)."""
     try:
         return seeds.get_seed(name)
     except KeyError:
@@ -110,34 +139,26 @@ def score(
     """Scores SRCs (and the lab's reference) on a lab; returns the ranking and cache warnings."""
     lab = load_lab(tasks if tasks is not None else default_tasks_path())
     once, repeated = given_once(srcs)
-    given: list[tuple[str, Candidate]] = []
-    rejected: list[Score] = []
-    for src in once:
-        found, refused = read_sources([src])
-        given += [(src, c) for c in found]
-        rejected += refused
-    candidates = [c for _, c in given]
+    candidates, rejected = read_sources(once)
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
         with Evaluator(lab, cache, config, progress=progress) as evaluator:
             scores = evaluator.score(candidates)
-        warnings = repeated + _same_code(given) + cache_notes(cache.warnings)
+        warnings = repeated + shadowed(once) + _same_code(candidates) + cache_notes(cache.warnings)
     info = evaluator.info
     run = {"command": "score", "device": info.get("device"), "worker": info or None}
     return ranking_document([*scores, *rejected], lab, run), warnings
 
 
-def _same_code(given: Sequence[tuple[str, Candidate]]) -> list[str]:
-    """Says which SRCs normalise to the code of an earlier one: they are scored once. Each
-    is called by its name, or by the SRC given where both have one name (a/f.py, b/f.py)."""
-    first: dict[str, tuple[str, Candidate]] = {}
+def _same_code(candidates: Sequence[Candidate]) -> list[str]:
+    """Says which SRCs normalise to the code of an earlier one: they are scored once (each
+    is called by its name, which read_sources makes unique)."""
+    first: dict[str, Candidate] = {}
     said = []
-    for src, c in given:
+    for c in candidates:
         if c.code_hash not in first:
-            first[c.code_hash] = (src, c)
-            continue
-        src0, c0 = first[c.code_hash]
-        this, that = (c.name, c0.name) if c.name != c0.name else (src, src0)
-        said.append(f"{this} is the same code as {that}: scored once")
+            first[c.code_hash] = c
+        else:
+            said.append(f"{c.name} is the same code as {first[c.code_hash].name}: scored once")
     return said
 
 

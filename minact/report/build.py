@@ -40,17 +40,19 @@ def build(
     *,
     top: int = TOP,
     warn: Warn | None = log_warning,
+    meta: Mapping[str, Any] | None = None,
 ) -> ReportData:
     """Returns what the report of the run in `run_dir` shows.
 
     Curves come from `curves` (without it there are none). A curve that cannot be had is
     left out with a warning, never an exception. Events of the wrong shape are skipped,
-    and `warn` (None: silence) told how many. Raises ConfigError when `run_dir` is not a
+    and `warn` (None: silence) told how many. `meta`: run.json's content as the caller is
+    about to write it (None: as it is). Raises ConfigError when `run_dir` is not a
     readable run directory.
     """
     taken = index.stamp(run_dir)  # before the log is read: see minact.runs.index
-    ranking, history = run_ranking(run_dir, warn)
-    run = RunLog.open(run_dir).read_run()
+    ranking, history = run_ranking(run_dir, warn, meta=meta)
+    run = dict(meta) if meta is not None else RunLog.open(run_dir).read_run()
     ok = [c for c in ranking["candidates"] if c["status"] == "ok"]
     best = [h for c in ok if not c["baseline"] and (h := c["code_hash"])][:top]
     by_name = {c["name"]: h for c in ok if c["baseline"] and (h := c["code_hash"])}

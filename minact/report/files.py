@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from minact.errors import ConfigError
 from minact.report.data import FIGURES, ReportData
 from minact.report.html import render_run_html
 from minact.report.markdown import render_run_markdown
@@ -23,8 +24,7 @@ def write(run_dir: Path, data: ReportData) -> list[Path]:
     both reports show, and the caller may print): the ranking is written regardless.
     """
     figures, left_out = _figures(data)
-    plots_dir = run_dir / "plots"
-    plots_dir.mkdir(exist_ok=True)
+    plots_dir = _plots_dir(run_dir)
     files: dict[str, str] = {}
     written: list[Path] = []
     for name in FIGURES:
@@ -42,6 +42,22 @@ def write(run_dir: Path, data: ReportData) -> list[Path]:
     written.append(log.write_text("report.md", render_run_markdown(data, files)))
     written.append(log.write_text("report.html", render_run_html(data, figures, left_out)))
     return written
+
+
+def _plots_dir(run_dir: Path) -> Path:
+    """Returns the run's plots folder, made if missing; raises ConfigError (one line that
+    names it) when it cannot be, a file in its place included."""
+    path = run_dir / "plots"
+    try:
+        path.mkdir(exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(
+            f"{path} is a file, not a folder; the report puts its figures there: move the "
+            "file away and write the report again"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"cannot create {path}: {e.strerror or e}") from None
+    return path
 
 
 def _figures(data: ReportData) -> tuple[dict[str, str], list[str]]:

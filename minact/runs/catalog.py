@@ -17,7 +17,7 @@ nothing configured logging.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,16 +88,20 @@ def _summary(log: RunLog, meta: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def run_ranking(run: Path, warn: Warn | None = log_warning) -> tuple[RankingDocument, History]:
+def run_ranking(
+    run: Path, warn: Warn | None = log_warning, *, meta: Mapping[str, Any] | None = None
+) -> tuple[RankingDocument, History]:
     """Returns a run's ranking document, rebuilt from its event log, and its history.
 
     The event log is the source of truth: ranking.json may be stale or missing (a killed
     run), so `show`, `export`, `rescore` and the report all rank from the log. Events of
     the wrong shape are skipped, and `warn` (None: silence) is told how many, once.
+    `meta`: run.json's content as the caller is about to write it (a run writes its
+    report before it marks how it ended); None: run.json as it is.
     Raises ConfigError when `run` is not a readable run directory.
     """
     log = RunLog.open(run)
-    meta = _as_ended(log, log.read_run())
+    meta = dict(meta) if meta is not None else _as_ended(log, log.read_run())
     summary = _summary(log, meta)
     events = list(log.events())
     history = History.from_events(events)

@@ -120,6 +120,11 @@ class RunLog:
         try:
             directory.mkdir(parents=True, exist_ok=False)
         except FileExistsError:
+            if not directory.is_dir():  # --resume would say the same: no run is there
+                raise ConfigError(
+                    f"{directory} is a file, not a run directory; give another --run-id "
+                    "(or --runs-dir), or move the file away"
+                ) from None
             raise RunExistsError(
                 f"run directory {directory} exists; pass --resume {directory} to continue it "
                 "or another --run-id"

@@ -269,7 +269,7 @@ def test_a_run_directory_that_cannot_be_made_gives_the_reason(tmp_path: Path) ->
     result = _evolve(tmp_path, "--budget", "1")
     assert result.exit_code == 1
     assert f"--runs-dir {tmp_path / 'runs'}: cannot write there" in result.stderr
-    assert "File exists" in result.stderr
+    assert "(it is a file, not a folder)" in result.stderr  # not "File exists"
 
 
 def _start(tmp: Path, run_id: str, cache: Path | None = None) -> subprocess.Popen[bytes]:

@@ -50,7 +50,7 @@ def _one_error_line(result: Any) -> str:
 def test_report_where_plots_is_a_file(run_dir: Path) -> None:
     (run_dir / "plots").write_text("not a folder")
     line = _one_error_line(_report(run_dir))
-    assert line == f"error: File exists: {run_dir / 'plots'}"
+    assert line.startswith(f"error: {run_dir / 'plots'} is a file, not a folder; ")
 
 
 def test_report_where_events_jsonl_is_a_folder(run_dir: Path) -> None:

@@ -125,11 +125,12 @@ def test_a_source_given_twice_is_scored_once_and_said_so_plainly(
     code, out, err = _score(*srcs, "--json", cache=tmp_path / "c")
     assert code == 0, err
     names = [c["name"] for c in json.loads(out)["candidates"]]
-    assert sorted(names) == ["bad", "f", "g", "relu"]  # one row each, the refused file too
+    # One row each, the refused file too; the two g.py files by their paths (one name).
+    assert sorted(names) == ["a/g.py", "bad", "f", "relu"]
     assert "warning: f.py and ./f.py name the same file, given 3 times: scored once" in err
     assert "warning: relu and RELU name the same built-in, given 2 times: scored once" in err
     assert "warning: bad.py was given 2 times: scored once" in err
-    # Not "g is the same code as g": the names are the same, so the files are named.
+    # Not "g is the same code as g": each file is called by the name it is shown by.
     assert "warning: b/g.py is the same code as a/g.py: scored once" in err
     assert "same code as f" not in err and "same code as relu" not in err
 

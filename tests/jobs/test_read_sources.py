@@ -15,7 +15,7 @@ import pytest
 
 from minact.candidate import Candidate
 from minact.errors import ConfigError
-from minact.jobs.score import MAX_SOURCE_BYTES, read_sources
+from minact.jobs.score import MAX_SOURCE_BYTES, read_sources, shadowed
 from tests.conftest import raised_on_fifo
 
 SOURCE = "import torch\n\ndef activation(x):\n    return torch.tanh(x)\n"
@@ -87,13 +87,34 @@ def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     assert "pipe.py: it is not a regular file (a FIFO (named pipe))" in str(exc)
 
 
-def test_a_folder_named_like_a_built_in_does_not_hide_it(
+def test_a_folder_or_file_named_like_a_built_in_does_not_hide_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "gelu").mkdir()
     (tmp_path / "tanh").write_text(SOURCE.replace("tanh(x)", "tanh(x) * 0.5"))
-    candidates, rejected = read_sources(["gelu", "tanh"])
+    candidates, rejected = read_sources(["gelu", "tanh", "./tanh"])
     assert rejected == []
     assert candidates[0].name == "gelu" and "F.gelu" in candidates[0].source
-    assert "0.5" in candidates[1].source  # a file of that name is the user's candidate
+    # A built-in's name is the built-in, whatever the folder holds; a path names the file,
+    # shown by that path (its stem and file name are the built-in's), and score says so.
+    assert candidates[1].name == "tanh" and "0.5" not in candidates[1].source
+    assert candidates[2].name == "./tanh" and "0.5" in candidates[2].source
+    assert shadowed(["gelu", "tanh", "./tanh"]) == [
+        "tanh: the built-in tanh is scored, not the file ./tanh (give ./tanh for it)"
+    ]
+
+
+def test_files_are_shown_by_names_no_built_in_and_no_other_file_shares(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    for path, k in (("relu.py", 1), ("sub/relu.py", 2), ("mine.py", 3), ("GELU.py", 4)):
+        (tmp_path / path).write_text(SOURCE.replace("tanh(x)", f"tanh(x) * 0.{k}"))
+    absolute = str(tmp_path / "relu.py")
+    candidates, _ = read_sources([absolute, "mine.py", "GELU.py", "relu"])
+    # relu.py's stem is the built-in's (and the lab's reference's) name: its file name shows.
+    assert [c.name for c in candidates] == ["relu.py", "mine", "GELU.py", "relu"]
+    candidates, _ = read_sources(["sub/relu.py", "relu.py"])
+    assert [c.name for c in candidates] == ["sub/relu.py", "relu.py"]

@@ -1,0 +1,65 @@
+"""Flags of `minact evolve` that contradict each other, or lists (models, weights, URLs)
+that do not fit together: a usage error naming the flags.
+
+Only flags given on the command line conflict. A setting from the environment is a
+default that a flag overrides: MINACT_LLM_URL or MINACT_MODEL left set while
+`--offline` is given is not an error, `--offline` wins.
+"""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["check_models", "refuse_conflicts"]
+
+# Flags that pick where candidates come from, which --offline replaces by the mutator.
+_PROPOSER_FLAGS = (("llm_url", "--llm-url"), ("model", "--model"),
+                   ("model_weights", "--model-weights"), ("replay", "--replay"))  # fmt: skip
+
+
+def refuse_conflicts(ctx: typer.Context) -> None:
+    """Fails with a usage error (exit code 2) naming the first two flags given on the
+    command line that do not go together."""
+    given = {name: value for name, value in ctx.params.items() if _typed(ctx, name)}
+    if given.get("offline"):
+        for name, flag in _PROPOSER_FLAGS:
+            if name in given:
+                ctx.fail(
+                    f"--offline and {flag} do not go together: --offline proposes with the "
+                    "offline mutator and asks no model; give one of them"
+                )
+    if given.get("resume") is not None and "run_id" in given:
+        ctx.fail(
+            "--resume and --run-id do not go together: a resumed run keeps its folder and "
+            "its id; leave --run-id out, or start a new run without --resume"
+        )
+
+
+def _typed(ctx: typer.Context, name: str) -> bool:
+    """Returns whether the parameter `name` was given on the command line (typer's own
+    copy of click names its sources; an environment variable or a default is not)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def check_models(
+    model: str | None, weights: str | None, url: str | None, whole: bool, offline: bool
+) -> None:
+    """Raises a usage error naming the flag when the weights, models and URLs do not fit.
+
+    `whole`: the flags describe the whole ensemble (not a resume, which keeps its own).
+    `offline`: no server is asked, so a MINACT_LLM_URL left in the environment is not judged.
+    """
+    from minact.search.ensemble import PlanError, check_list, check_urls, parse_weights, plan
+
+    try:
+        for flag, text in (("--model", model), ("--model-weights", weights), ("--llm-url", url)):
+            check_list(text, flag)
+        if url:  # a resume may give another address: checked all the same
+            check_urls(url, form=not offline)
+        if weights:
+            parse_weights(weights)
+        if whole and url:
+            plan(model, weights, url)
+    except PlanError as e:
+        raise typer.BadParameter(e.message, param_hint=e.flag) from None

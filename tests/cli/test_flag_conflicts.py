@@ -1,0 +1,53 @@
+"""Flags of `minact evolve` that contradict each other are a usage error (exit code 2) that
+names both; a setting from the environment is overridden by a flag, never a conflict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from minact.cli import app
+from minact.jobs.proposing import describe
+
+runner = CliRunner()
+
+
+def _flat(text: str) -> str:
+    """Returns a usage error's text without its box and line breaks."""
+    return " ".join(text.replace("│", " ").split())
+
+
+@pytest.mark.parametrize(
+    ("more", "flag"),
+    [
+        (["--llm-url", "http://127.0.0.1:1/v1"], "--llm-url"),
+        (["--model", "big"], "--model"),
+        (["--model-weights", "1"], "--model-weights"),
+        (["--replay", "llm.jsonl"], "--replay"),
+    ],
+)
+def test_offline_and_a_model_flag_are_refused(tmp_path: Path, more: list[str], flag: str) -> None:
+    args = ["evolve", "--offline", *more, "--budget", "1", "--runs-dir", str(tmp_path / "runs")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"--offline and {flag} do not go together" in _flat(result.stderr)
+    assert not (tmp_path / "runs").exists()  # refused before anything is made
+
+
+def test_offline_overrides_a_url_and_model_from_the_environment(tmp_path: Path) -> None:
+    env = {"MINACT_LLM_URL": "http://127.0.0.1:1/v1", "MINACT_MODEL": "big"}
+    missing = tmp_path / "none.toml"
+    args = ["evolve", "--offline", "--budget", "1", "--tasks", str(missing)]
+    result = runner.invoke(app, args, env=env)
+    # No usage error: the run goes on to its lab (missing here), with no server asked.
+    assert result.exit_code == 1 and "no such tasks file" in result.stderr, result.output
+    line = describe({"proposer": "offline"}, chosen=True)
+    assert "no LLM configured" not in line and "--offline" in line
+
+
+def test_resume_and_run_id_are_refused(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["evolve", "--resume", str(tmp_path / "r1"), "--run-id", "zz"])
+    assert result.exit_code == 2, result.output
+    assert "--resume and --run-id do not go together" in _flat(result.stderr)
