@@ -2,9 +2,9 @@
 
 Entries are JSON text (never pickles written by minact):
 
-* `adm/{version}/{lab}/{code_hash}`: the worker's admission verdict for normalised
-  code: behaviour hash and cost, or a failure with its reason (and, for a timeout or a
-  crash, the conditions it happened under). Known code is answered without the worker.
+* `adm/{version}/{lab}/{code_hash}`: the worker's admission verdict for normalised code
+  (ADMISSION_REVISION): behaviour hash and cost, or a failure with its reason (and, for a
+  timeout or a crash, its conditions). Known code is answered without the worker.
 * `res/{version}/{lab}/{task}/{key}`: results on one task (losses per seed, or a
   deterministic failure), with the code hash that produced them and its trace. The key is
   a behaviour hash, so equal functions share the entry, or a code hash, for code whose
@@ -26,12 +26,11 @@ Each entry names the key it was written under and, but for sources, the torch ve
 nodes must run the same one). An entry under another key (copied or edited by hand) is
 unreadable; one written under another torch, or before entries named it, is a miss.
 
-diskcache keeps each entry in SQLite (a large one in a file beside it), which is safe for
-several processes at once. A corrupt or unreadable entry is a miss; a cache that cannot be
-opened is a CacheError. diskcache would load a pickled key or value, and a pickle can run any
-code it names; minact never writes one, so it reads the store through `_TextDisk`, which
-treats a pickle as unreadable without loading it: a cache folder from elsewhere (copied,
-shared, or written by another program) cannot run code in minact.
+diskcache keeps entries in SQLite (large ones in files beside it), safe for several
+processes at once. A corrupt or unreadable entry is a miss; a cache that cannot be opened is
+a CacheError. A pickle can run any code it names and diskcache would load one; minact
+writes none and reads through `_TextDisk`, which treats a pickle as unreadable without
+loading it: a cache folder from elsewhere cannot run code in minact.
 """
 
 from __future__ import annotations
@@ -53,10 +52,13 @@ from minact.candidate import Hash
 from minact.errors import CacheError
 from minact.score import Admission, Conditions, TaskResult
 
-__all__ = ["FitnessCache", "Stored"]
+__all__ = ["ADMISSION_REVISION", "FitnessCache", "Stored"]
 
 T = TypeVar("T")
 _SALT = "meta/salt"
+# Admissions of an older revision are misses (2: the flat note), so a verdict never depends
+# on when the cache was written; training results stay valid.
+ADMISSION_REVISION = 2
 
 
 class _Pickled:
@@ -206,8 +208,10 @@ class FitnessCache:
     # admissions ---------------------------------------------------------------------
 
     def get_admission(self, code_hash: Hash, lab_digest: str) -> Admission | None:
-        """Returns the cached admission of `code_hash`, or None."""
-        return self._get(f"adm/{self.version}/{lab_digest}/{code_hash}", Admission.from_dict)
+        """Returns the cached admission of `code_hash` (of ADMISSION_REVISION), or None."""
+        key = f"adm/{self.version}/{lab_digest}/{code_hash}"
+        stored = self._get(key, lambda d: (d.get("revision"), Admission.from_dict(d)))
+        return stored[1] if stored is not None and stored[0] == ADMISSION_REVISION else None
 
     def get_admission_conditions(self, code_hash: Hash, lab_digest: str) -> Conditions | None:
         """Returns the conditions of a cached transient admission failure, or None."""
@@ -222,7 +226,7 @@ class FitnessCache:
         conditions: Conditions | None = None,
     ) -> None:
         """Stores an admission verdict (a transient one with its conditions)."""
-        value = admission.to_dict()
+        value = {**admission.to_dict(), "revision": ADMISSION_REVISION}
         if conditions is not None:
             value["conditions"] = conditions.to_dict()
         self._put(f"adm/{self.version}/{lab_digest}/{code_hash}", value)

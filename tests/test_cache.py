@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from minact import seeds
-from minact.cache import FitnessCache, Stored
+from minact.cache import ADMISSION_REVISION, FitnessCache, Stored
 from minact.candidate import Hash
 from minact.cli import app
 from minact.errors import CacheError
@@ -195,6 +195,21 @@ def test_results_of_another_torch_are_a_miss(tmp_path: Path) -> None:
         assert new.warnings == []
     with FitnessCache(tmp_path / "c", "1") as installed:  # the installed torch by default
         assert installed.torch not in ("", "2.4.0")
+
+
+def test_admissions_of_an_older_revision_are_a_miss(tmp_path: Path) -> None:
+    # An admission written before the flat note: served, `torch.sign` would read "ok" with
+    # no note against an old cache and "ok: flat: ..." against a new one.
+    with FitnessCache(tmp_path / "c", "1") as cache:
+        cache.put_admission(H, "lab", Admission("ok", "", B, 2.0))
+        assert cache.get_admission(H, "lab") == Admission("ok", "", B, 2.0)
+    with diskcache.Cache(str(tmp_path / "c")) as raw:
+        entry = json.loads(raw.get(f"adm/1/lab/{H}"))
+        assert entry.pop("revision") == ADMISSION_REVISION
+        raw.set(f"adm/1/lab/{H}", json.dumps(entry))  # as the revision before wrote it
+    with FitnessCache(tmp_path / "c", "1") as cache:
+        assert cache.get_admission(H, "lab") is None
+        assert cache.warnings == []
 
 
 def test_commands_run_on_a_cache_holding_hostile_pickles(tmp_path: Path) -> None:

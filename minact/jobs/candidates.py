@@ -104,13 +104,17 @@ _PASSED = frozenset({"ok", "screened"})
 
 def _verdicts(found: Found, cache_dir: Path | None) -> list[tuple[str, str]]:
     """Returns (status, reason) of `found`'s evaluation: its run entry's, else what the cache
-    at `cache_dir` recorded of it (admissions, transient failures; empty when nothing)."""
-    if found.entry is not None:
-        return [(found.entry["status"], found.entry["reason"])]
-    if cache_dir is None or not cache_dir.exists():
-        return []
-    with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
-        return cache.verdicts(Hash(found.code_hash))
+    at `cache_dir` recorded of it (admissions, transient failures; empty when nothing).
+    A crash the cache recorded counts beside a run entry too: it may come from a later
+    command (a rescore on another lab), and crashing code is never exported."""
+    cached: list[tuple[str, str]] = []
+    if cache_dir is not None and cache_dir.exists():
+        with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
+            cached = cache.verdicts(Hash(found.code_hash))
+    if found.entry is None:
+        return cached
+    entry = (found.entry["status"], found.entry["reason"])
+    return [entry, *(v for v in cached if v[0] == "crashed")]
 
 
 _ADMITTED = (

@@ -84,6 +84,19 @@ def test_code_whose_evaluation_crashed_is_not_exported(tmp_path: Path) -> None:
     assert not (tmp_path / "out.py").exists()
 
 
+def test_a_crash_recorded_after_the_run_refuses_the_export_of_its_entry(tmp_path: Path) -> None:
+    # Scored ok in a run, then crashed the worker in a later command (a rescore on another
+    # lab): the run's entry alone would call it ok and export it.
+    found = _found(seeds.seed_candidate("gelu").source)
+    found = Found(found.code_hash, found.source, entry=_entry("ok", ""))
+    with FitnessCache(tmp_path / "cache", EVALUATOR_VERSION) as cache:
+        crash = TaskResult("crashed", "training: the worker died (signal 8)")
+        cache.put_transient(Hash(found.code_hash), "task", "lab", crash, Conditions(120.0, "cpu"))
+    with pytest.raises(ConfigError, match=r"crashed the evaluation worker.*signal 8"):
+        export(found, tmp_path / "out.py", None, tmp_path / "cache")
+    assert not (tmp_path / "out.py").exists()
+
+
 def test_code_that_no_longer_validates_is_not_exported(tmp_path: Path) -> None:
     source = "def activation(x):\n    return x * (x > 0)\n"  # cached before the float-only rule
     with pytest.raises(ConfigError, match=r"does not pass minact's validation.*comparison"):
