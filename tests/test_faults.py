@@ -88,7 +88,6 @@ TRANSIENT = {
     "502 plain text": Status(502, body="Bad Gateway"),
     "503": Status(503),
     "stream cut mid-reply": Truncate("```python\nimport torch\ndef activation(x):\n", 30),
-    "wrong content type": WrongContentType(),
 }
 
 
@@ -104,6 +103,24 @@ def test_transient_faults_are_retried_and_the_run_finishes(tmp_path: Path, fault
     assert c["retries"] >= 1 and c["llm_errors"] == 0
     new = [x for x in ranking["candidates"] if not x["baseline"]]
     assert len(new) == 2  # nothing evaluated is lost
+
+
+def test_a_web_page_in_place_of_a_reply_is_one_llm_error_not_retried(tmp_path: Path) -> None:
+    # A 200 carrying a page (a web UI, a portal) gets the same page when asked again: that
+    # request fails at once, and the run goes on with the next.
+    with LLMServer(numbered_replies(_tanh, start=1), models=serving("m")) as server:
+        server.push(WrongContentType())
+        result = _evolve(tmp_path, server.url)
+    assert result.exit_code == 0, result.stderr
+    meta, ranking = _run_meta(tmp_path)
+    c = meta["counters"]
+    assert meta["status"] == "finished" and c["evaluated"] == 2
+    assert c["retries"] == 0 and c["llm_errors"] == 1
+    (run,) = list((tmp_path / "runs").iterdir())
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    (error,) = [e for e in events if e["event"] == "outcome" and e["kind"] == "llm_error"]
+    assert "Welcome to nginx" in error["reason"] and "/v1" in error["reason"]
+    assert len([x for x in ranking["candidates"] if not x["baseline"]]) == 2
 
 
 def test_a_reply_that_trickles_past_the_deadline_is_one_llm_error(tmp_path: Path) -> None:

@@ -130,8 +130,8 @@ def test_without_scikit_learn_the_suite_says_how_to_install_it(
     _hide_sklearn(monkeypatch)
     with pytest.raises(ConfigError, match=r"pip install 'minact\[suites\]'"):
         suites.suite_path("real")
-    result = CliRunner().invoke(
-        app, ["rescore", "--suite", "real", "gelu", "--cache-dir", str(tmp_path / "c")]
+    result = CliRunner().invoke(  # a well-formed hash: the suite is what fails
+        app, ["rescore", "--suite", "real", "abcd1234", "--cache-dir", str(tmp_path / "c")]
     )
     assert result.exit_code == 1
     assert "--suite 'real': the 'real' suite needs sklearn" in result.stderr
