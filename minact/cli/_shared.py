@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from minact.errors import MinactError, UsageError
+from minact.jobs.preflight import in_the_way
 from minact.untrusted import printable, printable_text
 
 if TYPE_CHECKING:
@@ -105,13 +106,11 @@ CompileOpt = Annotated[
 def not_a_folder(path: Path) -> str | None:
     """Returns why `path` can never be a folder (it, or a folder above it, is a file or
     another thing that is not a directory), else None; permissions are not judged here."""
-    for p in (path, *path.parents):
-        if p.is_dir():
-            return None
-        if os.path.lexists(p):  # a file, a FIFO, a link to nothing
-            what = "is a file, not a directory" if p.is_file() else "is not a directory"
-            return f"{path} {what}" if p == path else f"{path}: {p} {what}"
-    return None
+    p = in_the_way(path)
+    if p is None:
+        return None
+    what = "is a file, not a directory" if p.is_file() else "is not a directory"
+    return f"{path} {what}" if p == path else f"{path}: {p} {what}"
 
 
 def cache_value(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:

@@ -79,7 +79,7 @@ def export(
             f"{found.code_hash[:12]} crashed the evaluation worker when last evaluated "
             f"({crashes[0]}); code that crashes is not exported"
         )
-    failure = next(((s, r) for s, r in verdicts if s not in _PASSED), None)
+    failure = _failure(verdicts)
     target = output or Path(f"{fname}.py")
     if target.is_dir():  # as cp does: the module goes into the folder
         target = target / f"{fname}.py"
@@ -100,6 +100,11 @@ def export(
 # Statuses under which the worker admitted the code (a screened candidate trained on part
 # of the lab); every other one is a failure of some check.
 _PASSED = frozenset({"ok", "screened"})
+
+
+def _failure(verdicts: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """Returns the first (status, reason) of `verdicts` that is a failed check, if any."""
+    return next(((s, r) for s, r in verdicts if s not in _PASSED), None)
 
 
 def _verdicts(found: Found, cache_dir: Path | None) -> list[tuple[str, str]]:
@@ -126,7 +131,7 @@ _ADMITTED = (
 
 def _evaluation(found: Found, verdicts: list[tuple[str, str]]) -> str:
     """Returns what the docstring says of the evaluation: only the checks it passed."""
-    failure = next(((s, r) for s, r in verdicts if s not in _PASSED), None)
+    failure = _failure(verdicts)
     if failure is not None:
         status, reason = failure
         return (

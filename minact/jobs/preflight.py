@@ -17,7 +17,7 @@ from pathlib import Path
 
 from minact.errors import ConfigError
 
-__all__ = ["folders", "remove_empty", "writable"]
+__all__ = ["folders", "in_the_way", "remove_empty", "writable"]
 
 
 def writable(folder: Path, flag: str) -> list[Path]:
@@ -36,7 +36,7 @@ def writable(folder: Path, flag: str) -> list[Path]:
             os.unlink(name)
     except OSError as e:
         remove_empty(missing)  # a full disk lets the folder be made, then refuses the byte
-        file = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        file = in_the_way(folder)
         if file is not None:  # "File exists" would not say which, nor that it is no folder
             what = "it" if file == folder else str(file)
             raise ConfigError(
@@ -48,6 +48,18 @@ def writable(folder: Path, flag: str) -> list[Path]:
             f"{flag} {folder}: cannot write there ({why}); choose a folder you can write to"
         ) from None
     return missing
+
+
+def in_the_way(path: Path) -> Path | None:
+    """Returns the first of `path` and the folders above it that exists and is no folder (a
+    file, a FIFO, a dangling link): what keeps `path` from ever being a folder; None when
+    nothing does (permissions are not judged here)."""
+    for p in (path, *path.parents):
+        if p.is_dir():
+            return None
+        if os.path.lexists(p):
+            return p
+    return None
 
 
 def remove_empty(folders: list[Path]) -> None:

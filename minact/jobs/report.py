@@ -25,15 +25,10 @@ from minact.report.data import ReportData
 from minact.runs import index
 from minact.runs.rundir import RunLog
 
-__all__ = ["evaluator_curves", "finish", "lab_curves", "write_report"]
+__all__ = ["finish", "write_report"]
 
 
-def evaluator_curves(evaluator: Evaluator) -> CurveSource:
-    """Returns a curve source that asks `evaluator` (its cache first, then its worker)."""
-    return evaluator.curves
-
-
-def lab_curves(lab: Lab, cache: FitnessCache, device: str = "cpu") -> CurveSource:
+def _lab_curves(lab: Lab, cache: FitnessCache, device: str = "cpu") -> CurveSource:
     """Returns a curve source that asks the cache first, then a worker of its own, started
     only if the cache lacks a curve."""
 
@@ -58,7 +53,7 @@ def write_report(run_dir: Path, cache_dir: Path, device: str = "cpu") -> list[Pa
         except MinactError:
             lab = load_lab(default_tasks_path())
         with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
-            return lab_curves(lab, cache, device)(cands)
+            return _lab_curves(lab, cache, device)(cands)
 
     return files.write(run_dir, build.build(run_dir, curves))
 
@@ -76,7 +71,7 @@ def finish(
     rewritten.
     """
     stopped = meta.get("status") == "interrupted"
-    curves = lab_curves(evaluator.lab, cache) if stopped else evaluator.curves
+    curves = _lab_curves(evaluator.lab, cache) if stopped else evaluator.curves
     try:
         data = build.build(log.directory, curves, warn=None, meta=meta)
     except KeyboardInterrupt:

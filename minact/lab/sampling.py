@@ -16,8 +16,15 @@ import numpy.typing as npt
 from minact.lab.expression import ExpressionError
 from minact.lab.task import AGGREGATES, Box, SetSpec, Task, sha256_json
 
-__all__ = ["FloatArray", "TargetError", "TaskData", "check_edges", "check_poles", "ood_fraction"]
-__all__ += ["sample"]
+__all__ = [
+    "FloatArray",
+    "TargetError",
+    "TaskData",
+    "check_edges",
+    "check_poles",
+    "ood_fraction",
+    "sample",
+]
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -74,21 +74,12 @@ def test_a_failed_candidate_is_exported_with_its_real_status_and_no_claim_it_pas
     assert "finite losses" not in text and "status ok" not in text
 
 
-def test_code_whose_evaluation_crashed_is_not_exported(tmp_path: Path) -> None:
-    found = _found(seeds.seed_candidate("gelu").source)
-    with FitnessCache(tmp_path / "cache", EVALUATOR_VERSION) as cache:
-        crash = TaskResult("crashed", "training: the worker died (signal 8)")
-        cache.put_transient(Hash(found.code_hash), "task", "lab", crash, Conditions(120.0, "cpu"))
-    with pytest.raises(ConfigError, match=r"crashed the evaluation worker.*signal 8"):
-        export(found, tmp_path / "out.py", None, tmp_path / "cache")
-    assert not (tmp_path / "out.py").exists()
-
-
-def test_a_crash_recorded_after_the_run_refuses_the_export_of_its_entry(tmp_path: Path) -> None:
-    # Scored ok in a run, then crashed the worker in a later command (a rescore on another
-    # lab): the run's entry alone would call it ok and export it.
-    found = _found(seeds.seed_candidate("gelu").source)
-    found = Found(found.code_hash, found.source, entry=_entry("ok", ""))
+@pytest.mark.parametrize("entry", [None, "ok"], ids=["cache only", "ok in a run"])
+def test_code_whose_evaluation_crashed_is_not_exported(tmp_path: Path, entry: str | None) -> None:
+    # "ok in a run": scored ok in a run, then crashed the worker in a later command (a
+    # rescore on another lab): the run's entry alone would call it ok and export it.
+    gelu = seeds.seed_candidate("gelu")
+    found = Found("ab12" * 16, gelu.source, entry=_entry(entry, "") if entry else None)
     with FitnessCache(tmp_path / "cache", EVALUATOR_VERSION) as cache:
         crash = TaskResult("crashed", "training: the worker died (signal 8)")
         cache.put_transient(Hash(found.code_hash), "task", "lab", crash, Conditions(120.0, "cpu"))
