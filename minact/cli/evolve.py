@@ -33,6 +33,7 @@ from minact.cli._shared import (
 )
 from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
+from minact.search.config import MAX_CONCURRENCY, MAX_CONTEXT_TOKENS
 
 MAX_SEED = 2**63 - 1  # what every generator minact seeds accepts
 MAX_ISLANDS = 1024  # each island is a list the search keeps; more than a run can fill
@@ -40,10 +41,8 @@ MAX_TEMPERATURE = 100.0  # servers cap it near 2; a bound keeps inf out of the J
 # A day: a request still streaming after it is a hung server, and a bound keeps inf (no
 # timeout at all, and no JSON number) out of run.json and ranking.json.
 MAX_LLM_TIMEOUT = 86400.0
-# Tokens: the longest context any model is served with (10M, Llama 4 Scout; the most
-# minact.search.server.MAX_CONTEXT believes a server about), and a reply of 1M, far past
-# what servers let one reply be. Without bounds, 10**30 reached run.json and each request.
-MAX_CONTEXT_TOKENS = 10_000_000
+# Tokens: a reply of 1M, far past what servers let one reply be (the context's bound is
+# search.config's). Without bounds, 10**30 reached run.json and each request.
 MAX_REPLY_TOKENS = 1_000_000
 
 __all__ = ["evolve"]
@@ -154,7 +153,10 @@ def evolve(
         bool, typer.Option(help="Use the offline mutator even if the environment names an LLM.")
     ] = False,
     concurrency: Annotated[
-        int | None, typer.Option(min=1, show_default="4", help="Proposals in flight at once.")
+        int | None,
+        typer.Option(
+            min=1, max=MAX_CONCURRENCY, show_default="4", help="Proposals in flight at once."
+        ),
     ] = None,
     seed: Annotated[
         int | None,

@@ -21,7 +21,7 @@ from minact.lab.checks import INT_RULES
 from minact.runs.history import History
 from minact.runs.rundir import RunLog
 from minact.runs.schema import BadValue
-from minact.search.config import FOLLOW_UP_RULES
+from minact.search.config import FOLLOW_UP_RULES, MAX_CONCURRENCY, MAX_CONTEXT_TOKENS
 from minact.search.ensemble import has_credentials
 
 __all__ = [
@@ -148,13 +148,13 @@ class EvolveOptions:
 # (max_calls, workers). A resume reads the settings back from run.json, which users edit.
 LIMITS: dict[str, tuple[float, float | None]] = {
     "budget": (1, None),
-    "concurrency": (1, None),
+    "concurrency": (1, MAX_CONCURRENCY),
     "seed": (0, 2**63 - 1),  # what every generator minact seeds accepts
     "islands": (1, 1024),  # each a list the search keeps
     "max_calls": (0, None),  # 0: 4 x budget + concurrency
     "prompt_chars": (500, None),
     "follow_ups": (0, None),
-    "context_tokens": (0, 10_000_000),  # cli.evolve.MAX_CONTEXT_TOKENS, search.server's
+    "context_tokens": (0, MAX_CONTEXT_TOKENS),
     "temperature": (0.0, 100.0),  # finite: JSON has no inf
     "max_tokens": (16, 1_000_000),  # cli.evolve.MAX_REPLY_TOKENS
     "llm_retries": (0, None),

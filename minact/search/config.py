@@ -10,10 +10,23 @@ from minact import seeds as seeds_lib
 from minact.candidate import Candidate
 from minact.score import Score
 
-__all__ = ["FOLLOW_UP_RULES", "Evaluator", "FollowUpRuleName", "SearchConfig"]
+__all__ = [
+    "FOLLOW_UP_RULES",
+    "MAX_CONCURRENCY",
+    "MAX_CONTEXT_TOKENS",
+    "Evaluator",
+    "FollowUpRuleName",
+    "SearchConfig",
+]
 
 FollowUpRuleName = Literal["paying", "always"]  # when follow-ups are sent (search.followups)
 FOLLOW_UP_RULES: tuple[FollowUpRuleName, ...] = ("paying", "always")
+# Tokens: the longest context any model is served with (Llama 4 Scout's 10M). A server
+# that reports more reports no length (search.server), and --context-tokens takes no more.
+MAX_CONTEXT_TOKENS = 10_000_000
+# Requests in flight: the HTTP pool holds 100 connections, so more only queue there; the
+# bound keeps a slip of the keys (10**9) from building that many opening proposals.
+MAX_CONCURRENCY = 1024
 
 
 class Evaluator(Protocol):

@@ -18,6 +18,7 @@ import httpx
 
 from minact.errors import ConfigError, LLMError
 from minact.search import inflate, sse, webpage
+from minact.search.config import MAX_CONTEXT_TOKENS
 from minact.untrusted import clip, printable, scrub
 
 if TYPE_CHECKING:
@@ -162,9 +163,7 @@ async def server_model(
     return listed[0]
 
 
-# Tokens: the longest context any model is served with (Llama 4 Scout's 10M); a larger
-# "length" is no length. --context-tokens takes as much (minact.jobs.options.LIMITS).
-MAX_CONTEXT = 10_000_000
+MAX_CONTEXT = MAX_CONTEXT_TOKENS  # a larger "length" is no length
 
 
 def _positive(value: Any) -> int | None:

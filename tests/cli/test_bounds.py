@@ -113,6 +113,12 @@ def _flat(text: str) -> str:
             "--context-tokens",
             "less than or equal to 10000000",
         ),
+        # An ensemble with the mutator drew a model for each of 2 x 10**9 openings.
+        (
+            ["evolve", "--model", "a,offline", "--concurrency", str(10**9), *DEAD[2:]],
+            "--concurrency",
+            "less than or equal to 1024",
+        ),
         (["score", "relu", "--threads", "100000"], "--threads", "less than or equal to 256"),
         (
             ["rescore", "--suite", "classic", "--threads", "257"],
@@ -138,6 +144,7 @@ def _flat(text: str) -> str:
         "threads",
         "max-tokens",
         "context-tokens",
+        "concurrency",
         "score-threads",
         "rescore-threads",
         "weights-sum",
