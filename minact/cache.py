@@ -1,4 +1,5 @@
-"""The fitness cache on disk: the only module that imports diskcache.
+"""The fitness cache on disk: with its disk format (minact.textdisk), the only module that
+imports diskcache.
 
 Entries are JSON text (never pickles written by minact):
 
@@ -29,8 +30,9 @@ unreadable; one written under another torch, or before entries named it, is a mi
 diskcache keeps entries in SQLite (large ones in files beside it), safe for several
 processes at once. A corrupt or unreadable entry is a miss; a cache that cannot be opened is
 a CacheError. A pickle can run any code it names and diskcache would load one; minact
-writes none and reads through `_TextDisk`, which treats a pickle as unreadable without
-loading it: a cache folder from elsewhere cannot run code in minact.
+writes none and reads through `TextDisk`, which treats a pickle as unreadable without
+loading it, and reads or removes no file but the cache's own: a cache folder from elsewhere
+cannot run code in minact, nor make it read or delete files outside the folder.
 """
 
 from __future__ import annotations
@@ -46,11 +48,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import diskcache
-from diskcache.core import MODE_PICKLE
 
 from minact.candidate import Hash
 from minact.errors import CacheError
 from minact.score import Admission, Conditions, TaskResult
+from minact.textdisk import PICKLED, TextDisk
 
 __all__ = ["ADMISSION_REVISION", "FitnessCache", "Stored"]
 
@@ -59,49 +61,6 @@ _SALT = "meta/salt"
 # Admissions of an older revision are misses (2: the flat note), so a verdict never depends
 # on when the cache was written; training results stay valid.
 ADMISSION_REVISION = 2
-
-
-class _Pickled:
-    """What `_TextDisk` returns for a pickled key or value, in place of loading it."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<a pickle, not loaded>"
-
-
-_PICKLED = _Pickled()
-
-
-class _TextDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache is untyped
-    """diskcache's own format on disk, without pickle: a pickled key or value is never
-    loaded (it reads back as _PICKLED), and a value that would be pickled is refused.
-
-    Only how entries are decoded changes: the settings (file size threshold, pickle
-    protocol) still come from the cache's Settings table, and keys, modes and files are
-    diskcache's, so a cache written by plain diskcache.Cache reads back as before, text
-    kept in files (large values) included.
-    """
-
-    def get(self, key: Any, raw: bool) -> Any:
-        """Returns a key from the Cache table; a pickled one (not minact's) as _PICKLED."""
-        return super().get(key, raw) if raw else _PICKLED
-
-    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
-        """Returns a value from the Cache table or its file; a pickled one as _PICKLED."""
-        if mode == MODE_PICKLE:
-            return _PICKLED
-        return super().fetch(mode, filename, value, read)
-
-    def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
-        """Stores text, bytes or a number as diskcache does; refuses what it would pickle."""
-        if not (read or type(value) in (str, bytes, float) or _is_int64(value)):
-            raise TypeError(f"the cache stores JSON text, never a pickle (got {type(value)})")
-        return super().store(value, read, key=key)
-
-
-def _is_int64(value: Any) -> bool:
-    return type(value) is int and -(2**63) <= value < 2**63
 
 
 def torch_version() -> str:
@@ -141,7 +100,7 @@ class FitnessCache:
             # No eviction: a result is never dropped to make room; entries are small.
             return diskcache.Cache(
                 str(self.directory),
-                disk=_TextDisk,
+                disk=TextDisk,
                 eviction_policy="none",
                 timeout=60,
                 statistics=False,
@@ -368,7 +327,7 @@ class FitnessCache:
             raw = self._cache.get(key)
             if raw is None:
                 return None
-            if raw is _PICKLED:
+            if raw is PICKLED:
                 self.warnings.append(
                     f"cache entry {key} unreadable (a pickle, which minact never writes; "
                     "not loaded); re-evaluating"

@@ -57,12 +57,17 @@ class Admission:
         """Builds an Admission from `to_dict` output; raises ValueError/KeyError/TypeError."""
         verdict = parse_status(str(d["status"]))
         bh = d.get("behaviour_hash")
-        cost = d.get("cost")
+        cost = float(d["cost"]) if d.get("cost") is not None else None
+        # A cost is a count of operations: never negative nor NaN, even in an edited cache.
+        if cost is not None and not 0 <= cost < math.inf:
+            raise ValueError(f"a cost of {cost!r}")
+        if verdict == "ok" and not bh:
+            raise ValueError("an admitted candidate needs a behaviour hash")
         return cls(
             status=verdict,
             reason=str(d.get("reason", "")),
             behaviour_hash=Hash(str(bh)) if bh is not None else None,
-            cost=float(cost) if cost is not None else None,
+            cost=cost,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -159,6 +160,68 @@ def test_entries_written_before_read_back_large_ones_from_files_too(tmp_path: Pa
         assert stored["source"] == big and stored["key"] == "src/" + "f" * 64
         assert raw.get("meta/salt") == "5a" * 32
     assert len(list((tmp_path / "c").rglob("*.val"))) == 2  # both large sources in files
+
+
+def _name_file(cache_dir: Path, key: str, filename: str, expired: bool = False) -> None:
+    """Edits the row of `key` to keep its value in `filename` (as diskcache does for large
+    values), as someone editing cache.db could; `expired` rows are dropped on the next write."""
+    with sqlite3.connect(cache_dir / "cache.db") as db:
+        db.execute(
+            "UPDATE Cache SET mode = 3, filename = ?, value = NULL, expire_time = ? WHERE key = ?",
+            (filename, 1.0 if expired else None, key),
+        )
+
+
+@pytest.mark.parametrize("where", ["absolute", "relative", "a link"])
+def test_a_file_outside_the_cache_is_never_read_nor_deleted(tmp_path: Path, where: str) -> None:
+    # A row naming a file elsewhere: diskcache would read it for a get, and delete it (and
+    # its folder, once empty) when the entry is replaced or expires.
+    victim = tmp_path / "home" / "thesis.tex"
+    victim.parent.mkdir()
+    victim.write_text(json.dumps({"source": "def activation(x):\n    return -x"}))
+    cache_dir = tmp_path / "c"
+    own = "ab/cd/" + "e" * 28 + ".val"  # a name diskcache could have made
+    name = {"absolute": str(victim), "relative": "../home/thesis.tex", "a link": own}[where]
+    with FitnessCache(cache_dir, "1") as cache:
+        cache.put_source(B, "def activation(x):\n    return x")
+        cache.put_source(H, "def activation(x):\n    return x")
+    if where == "a link":
+        (cache_dir / "ab" / "cd").mkdir(parents=True)
+        (cache_dir / own).symlink_to(victim)
+    _name_file(cache_dir, f"src/{B}", name)
+    _name_file(cache_dir, f"src/{H}", name, expired=True)
+    with FitnessCache(cache_dir, "1") as cache:
+        assert cache.get_source(B) is None
+        assert cache.warnings and "not the cache's own" in cache.warnings[0]
+        cache.put_source(B, "def activation(x):\n    return x")  # replaces the row
+        cache.put_result(B, "task", "lab", TaskResult("ok", "", (1.0,), (2.0,)), H)
+        assert cache.get_source(B) == "def activation(x):\n    return x"
+    assert victim.exists()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"status": "ok", "behaviour_hash": B, "cost": float("nan")},
+        {"status": "ok", "behaviour_hash": B, "cost": -2.0},
+        {"status": "ok", "behaviour_hash": B, "cost": float("inf")},
+        {"status": "too_costly", "cost": float("nan")},
+        {"status": "ok", "behaviour_hash": None, "cost": 1.0},
+    ],
+    ids=["nan", "negative", "infinite", "nan-failure", "no-behaviour"],
+)
+def test_an_admission_with_an_impossible_cost_is_a_miss(
+    tmp_path: Path, entry: dict[str, Any]
+) -> None:
+    # Served, `minact score` printed the edited cost as the candidate's own.
+    with FitnessCache(tmp_path / "c", "1") as cache:
+        cache.put_admission(H, "lab", Admission("ok", "", B, 2.0))
+    with diskcache.Cache(str(tmp_path / "c")) as raw:
+        stored = json.loads(raw.get(f"adm/1/lab/{H}"))
+        raw.set(f"adm/1/lab/{H}", json.dumps({**stored, **entry}))
+    with FitnessCache(tmp_path / "c", "1") as cache:
+        assert cache.get_admission(H, "lab") is None
+        assert cache.warnings and "unreadable (ValueError" in cache.warnings[0]
 
 
 def test_an_entry_under_another_key_is_a_miss(tmp_path: Path) -> None:
