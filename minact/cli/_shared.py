@@ -234,8 +234,9 @@ def _stdout_broken() -> bool:
 
 def note(text: str) -> None:
     """Prints one line to stderr, as plain text: what it quotes from files and servers (a
-    path, a run's name) with its control, bidi and zero-width characters escaped."""
-    err.print(printable_text(text))
+    path, a run's name) with its control, bidi and zero-width characters escaped, line
+    breaks included (a file named `x\nagreement: strong.toml` must not forge a line)."""
+    err.print(printable(text))
 
 
 def cache_dir(flag: Path | None) -> Path:

@@ -373,7 +373,8 @@ def evolve(
         note(line)
     summary = result.summary
     note(f"run {result.directory.name}: {summary.status} — {summary.message}")
-    note(f"  {result.directory}/report.html\n  {result.directory}/report.md")
+    note(f"  {result.directory}/report.html")
+    note(f"  {result.directory}/report.md")
     if result.stopped:
         note("stopped once the run had ended and its report was written")
     if summary.status == "interrupted" or result.stopped:

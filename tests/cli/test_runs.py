@@ -261,6 +261,20 @@ def test_rescore_prints_a_hostile_tasks_path_escaped(
     assert "rescore report: " in result.stderr
 
 
+def test_a_line_break_in_a_lab_name_prints_no_line_of_its_own(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    # The report's folder is named after the lab (rescore-<stem>), and its path is printed.
+    lab = tmp_path / "odd\nagreement: strong.toml"
+    shutil.copyfile(TINY_TASKS, lab)
+    result = _invoke(finished_run, "rescore", "--tasks", str(lab), "--top", "1")
+    shutil.rmtree(finished_run["run"] / "rescore-odd\nagreement: strong")  # the run is shared
+    assert result.exit_code == 0, result.stderr
+    assert "rescore-odd\\nagreement: strong/report.md" in result.stderr
+    for text in (result.stdout, result.stderr):
+        assert not re.search("^agreement: strong", text, re.M), text
+
+
 def test_rescore_measures_agreement_and_draws_it(
     finished_run: dict[str, Path], tmp_path: Path
 ) -> None:
