@@ -51,6 +51,7 @@ import diskcache
 
 from minact.candidate import Hash
 from minact.errors import CacheError
+from minact.folders import reason
 from minact.score import Admission, Conditions, TaskResult
 from minact.textdisk import PICKLED, TextDisk
 
@@ -98,20 +99,15 @@ class FitnessCache:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             # No eviction: a result is never dropped to make room; entries are small.
-            return diskcache.Cache(
-                str(self.directory),
-                disk=TextDisk,
-                eviction_policy="none",
-                timeout=60,
-                statistics=False,
-            )
+            settings = {"eviction_policy": "none", "timeout": 60, "statistics": False}
+            return diskcache.Cache(str(self.directory), disk=TextDisk, **settings)
         except (sqlite3.Error, OSError) as e:
-            # An OSError's reason alone: "Permission denied", not "[Errno 13] ...: 'cache'".
-            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            # A read-only or full disk is said as such: SQLite's words for them send a user
+            # to delete a cache that is not damaged.
             raise CacheError(
-                f"cannot open the cache at {self.directory}: {why}; pass --cache-dir DIR (or "
-                "set MINACT_CACHE_DIR) or fix its permissions (deleting a damaged cache folder "
-                "is safe: it only costs re-evaluation)"
+                f"cannot open the cache at {self.directory}: {reason(self.directory, e)}; "
+                "pass --cache-dir DIR (or set MINACT_CACHE_DIR) or fix its permissions "
+                "(deleting a damaged cache folder is safe: it only costs re-evaluation)"
             ) from None
 
     def _identity(self) -> tuple[int, int] | None:

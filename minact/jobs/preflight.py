@@ -10,12 +10,12 @@ start leaves the user's folder as it was.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from minact.errors import ConfigError
+from minact.folders import refusal
 
 __all__ = ["folders", "in_the_way", "remove_empty", "writable"]
 
@@ -26,16 +26,11 @@ def writable(folder: Path, flag: str) -> list[Path]:
     missing = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".minact-check-", dir=folder)
-        try:
-            # A byte, not an empty file: an empty file needs no room, so a full disk would
-            # pass the check and fail the run's first write.
-            os.write(fd, b"\n")
-        finally:
-            os.close(fd)
-            os.unlink(name)
+        refused = refusal(folder)  # a file with some room: see minact.folders
+        if refused is not None:
+            raise refused
     except OSError as e:
-        remove_empty(missing)  # a full disk lets the folder be made, then refuses the byte
+        remove_empty(missing)  # a full disk lets the folder be made, then refuses the file
         file = in_the_way(folder)
         if file is not None:  # "File exists" would not say which, nor that it is no folder
             what = "it" if file == folder else str(file)

@@ -23,6 +23,7 @@ from minact.report import build, files
 from minact.report.build import CurveSource
 from minact.report.data import ReportData
 from minact.runs import index
+from minact.runs.catalog import Warn, log_warning
 from minact.runs.rundir import RunLog
 
 __all__ = ["finish", "write_report"]
@@ -44,8 +45,11 @@ def write_report(run_dir: Path, cache_dir: Path, device: str = "cpu") -> list[Pa
 
     Curves the cache lacks are computed by a worker started only if needed, on the run's
     lab (or the built-in one when its file is gone: curves do not depend on the lab).
+    A report of a live run whose run.json is written meanwhile (the run ended, or a resume
+    began) is built again, so that it never replaces the run's own, newer report.
     """
-    run = RunLog.open(run_dir).read_run()
+    log = RunLog.open(run_dir)
+    run = log.read_run()
 
     def curves(cands: Sequence[Candidate]) -> Mapping[Hash, Curve | None]:
         try:
@@ -55,7 +59,17 @@ def write_report(run_dir: Path, cache_dir: Path, device: str = "cpu") -> list[Pa
         with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
             return _lab_curves(lab, cache, device)(cands)
 
-    return files.write(run_dir, build.build(run_dir, curves))
+    warn: Warn | None = log_warning
+    while True:
+        seen = log.version()
+        data = build.build(run_dir, curves, warn=warn)
+        with log.writing():
+            # A run that ended (or was resumed) while this report was built has written
+            # run.json, and its own report before it: this one, of the run as it was, would
+            # replace that report with a stale one. Build it again from what is there now.
+            if log.version() == seen:
+                return files.write(run_dir, data)
+        warn = None  # the log's warnings were said once
 
 
 def finish(
@@ -83,7 +97,8 @@ def finish(
                 "draws the rest"
             )
     # The index is written once run.json says what the ranking's "run" says.
-    files.write(log.directory, replace(data, stamp=None))
-    log.write_run(meta)
-    index.write(log.directory, data.ranking, index.stamp(log.directory), data.skipped)
+    with log.writing():  # a `minact report` of the run writes before or after, not between
+        files.write(log.directory, replace(data, stamp=None))
+        log.write_run(meta)
+        index.write(log.directory, data.ranking, index.stamp(log.directory), data.skipped)
     return data

@@ -294,6 +294,41 @@ class RunLog:
         finally:
             os.close(fd)  # releases the lock
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Holds the run's outputs (its reports, ranking.json, run.json) for this process
+        while the block writes them; waits while another process writes them. The lock is
+        the operating system's, on events.jsonl (the directory's is `held`); where there is
+        none (not POSIX, no log yet, a filesystem without locks), the block runs unguarded."""
+        # `minact report` of a live run must not write its older report over the one the
+        # run writes as it ends: both write under this lock, the report only if run.json
+        # did not change meanwhile (jobs.report.write_report).
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        try:
+            fd = os.open(self.events_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            yield
+            return
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def version(self) -> tuple[int, int, int] | None:
+        """Returns what changes whenever run.json is written (inode, time, size); None when
+        it cannot be read."""
+        try:
+            st = os.stat(self.run_json)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
     def in_use(self) -> bool:
         """Returns whether a process holds the run (`held`); True where that cannot be told
         (not POSIX, a folder it cannot open)."""

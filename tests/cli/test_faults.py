@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -144,6 +147,46 @@ def test_score_where_the_worker_folder_is_a_file(tmp_path: Path) -> None:
     line = _one_error_line(result)
     assert line.startswith(f"error: cannot create the worker's folder {cache / 'worker'}: ")
     assert "a file is in the way" in line
+
+
+def _small_files() -> None:
+    """In the child: no file may grow past 16 KiB (`ulimit -f`), and a write past it fails
+    rather than kill the process, as a full disk refuses what no longer fits."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file size limits")
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["score", "relu"], "cannot open the cache at {cache}: {why};"),
+        (
+            ["evolve", "--offline", "--budget", "1"],
+            "--cache-dir {cache}: cannot write there ({why})",
+        ),
+    ],
+)
+def test_a_cache_that_cannot_grow_is_said_in_the_operating_systems_words(
+    tmp_path: Path, command: list[str], said: str
+) -> None:
+    # SQLite says "disk I/O error" (or "unable to open database file", on a read-only disk),
+    # which hides what is wrong and reads as a damaged cache.
+    cache = tmp_path / "cache"
+    args = [*command, "--tasks", str(TINY_TASKS), "--cache-dir", str(cache)]
+    args += ["--runs-dir", str(tmp_path / "runs")] if command[0] == "evolve" else []
+    proc = subprocess.run(
+        [sys.executable, "-m", "minact", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_small_files,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    expected = "error: " + said.format(cache=cache, why=os.strerror(errno.EFBIG))
+    assert proc.stderr.startswith(expected), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
