@@ -235,7 +235,7 @@ def _stdout_broken() -> bool:
 def note(text: str) -> None:
     """Prints one line to stderr, as plain text: what it quotes from files and servers (a
     path, a run's name) with its control, bidi and zero-width characters escaped, line
-    breaks included (a file named `x\nagreement: strong.toml` must not forge a line)."""
+    breaks included (a line break in a file's name must not print a line of its own)."""
     err.print(printable(text))
 
 
