@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["FileRefused", "read_regular"]
+__all__ = ["FileRefused", "read_regular", "require_regular"]
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -27,6 +27,15 @@ class FileRefused(ValueError):
     """A file that is not a regular file, or is over the size limit (reason in the message)."""
 
 
+def require_regular(fd: int) -> None:
+    """Raises FileRefused ("is not a regular file (a FIFO (named pipe))") unless the open
+    file `fd` is a regular file."""
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
+        raise FileRefused(f"is not a regular file ({kind})")
+
+
 def read_regular(path: Path, limit: int) -> bytes:
     """Returns the bytes of the regular file at `path` (symlinks followed), at most `limit`.
 
@@ -36,10 +45,7 @@ def read_regular(path: Path, limit: int) -> bytes:
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
-            raise FileRefused(f"is not a regular file ({kind})")
+        require_regular(fd)
         chunks: list[bytes] = []
         size = 0
         while size <= limit:

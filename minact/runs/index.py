@@ -28,6 +28,7 @@ from typing import Any, cast
 
 import minact
 from minact.errors import ConfigError
+from minact.lab.files import read_regular
 from minact.runs import schema
 from minact.runs.ranking import RankingDocument, RankingEntry
 from minact.runs.rundir import write_atomic
@@ -36,6 +37,8 @@ __all__ = ["INDEX_NAME", "Index", "Stamp", "candidates", "read", "stamp", "well_
 
 INDEX_NAME = ".ranking-index.json"
 _STAMPED = ("run.json", "events.jsonl")  # the files a ranking is built from
+# Past it a file is not read (a speed-up only); never a FIFO, which would block the read.
+_MAX_BYTES = 1 << 28
 Stamp = dict[str, list[int] | None]  # file name -> [size, mtime_ns], None when absent
 
 
@@ -95,7 +98,7 @@ def read(run: Path) -> Index | None:
     """Returns the index of `run` when ranking.json is current (see the module's docstring);
     None when the run must be ranked from its log."""
     try:
-        data = json.loads((run / INDEX_NAME).read_text(encoding="utf-8"))
+        data = json.loads(read_regular(run / INDEX_NAME, _MAX_BYTES).decode("utf-8"))
         if not isinstance(data, dict):
             return None
         body = {k: v for k, v in data.items() if k != "digest"}
@@ -139,7 +142,7 @@ def candidates(run: Path, index: Index) -> list[RankingEntry] | None:
     changed since. Only the fields a lookup links rows by are checked here: `well_formed`
     checks a row before it is shown."""
     try:
-        doc = json.loads((run / "ranking.json").read_text(encoding="utf-8"))
+        doc = json.loads(read_regular(run / "ranking.json", _MAX_BYTES).decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     rows = doc.get("candidates") if isinstance(doc, dict) else None

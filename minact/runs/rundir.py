@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from minact.errors import ConfigError
+from minact.lab.files import FileRefused, read_regular, require_regular
 from minact.runs.schema import check_run
 
 __all__ = ["RUN_ID_RULE", "RunExistsError", "RunLog", "new_run_id", "usable_run_id", "write_atomic"]
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}\Z")
 RUN_ID_RULE = "use letters, digits, '.', '_' and '-', a letter or digit first (at most 100)"
+MAX_RUN_JSON_BYTES = 1 << 26  # minact writes tens of KB
+MAX_EVENT_CHARS = 1 << 26  # a line past it is damage: a reply is at most 100,000 characters
 
 
 def usable_run_id(run_id: str) -> bool:
@@ -86,6 +89,31 @@ def _rewrite_in_place(path: Path, data: bytes) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def _open_regular(path: Path) -> IO[str]:
+    """Returns `path` (symlinks followed) open for reading text; raises FileRefused when it
+    is not a regular file, or OSError."""
+    # Without O_NONBLOCK the open waits for ever on a FIFO no one writes to, and a link to
+    # /dev/zero is one endless line: neither is a log, so neither is read.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        require_regular(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return open(fd, encoding="utf-8", errors="replace")
+
+
+def _lines(f: IO[str]) -> Iterator[str]:
+    """Yields the lines of `f`; a line longer than MAX_EVENT_CHARS as "" (unreadable), read
+    in pieces, so that a file of one endless line costs no more memory than the limit."""
+    while line := f.readline(MAX_EVENT_CHARS):
+        if len(line) == MAX_EVENT_CHARS and not line.endswith("\n"):
+            while (rest := f.readline(MAX_EVENT_CHARS)) and not rest.endswith("\n"):
+                pass
+            line = ""
+        yield line
 
 
 class RunLog:
@@ -158,7 +186,7 @@ class RunLog:
         """Returns run.json; raises ConfigError if it is missing or malformed, or if a key
         minact reads has a value of the wrong type (runs.schema: the message names it)."""
         try:
-            data = json.loads(self.run_json.read_text(encoding="utf-8"))
+            data = json.loads(read_regular(self.run_json, MAX_RUN_JSON_BYTES).decode("utf-8"))
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
             raise ConfigError(f"{self.run_json}: unreadable ({e})") from None
         return check_run(data, self.run_json)
@@ -238,8 +266,8 @@ class RunLog:
         if not self.events_path.exists():
             return
         try:
-            with self.events_path.open("r", encoding="utf-8", errors="replace") as f:
-                for line in f:
+            with _open_regular(self.events_path) as f:
+                for line in _lines(f):
                     try:
                         event = json.loads(line)
                     except (ValueError, RecursionError):
@@ -249,6 +277,8 @@ class RunLog:
                         yield event
                     else:
                         unreadable += 1
+        except FileRefused as e:
+            raise ConfigError(f"cannot read {self.events_path}: it {e}") from None
         except OSError as e:  # only reading raises here: the caller's errors stay its own
             raise _cannot("read", self.events_path, e) from None
         self.unreadable, self.writers = unreadable, writers

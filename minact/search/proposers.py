@@ -152,6 +152,19 @@ class RecordingProposer:
         self.inner = inner
         self.kind = inner.kind
         self.path = path
+        self._mended = False
+
+    def _mend(self) -> None:
+        """Drops the cut record a killed recording left at the end of the file (if any)."""
+        # The next record would be glued to it, and the file refused by --replay for good.
+        self._mended = True
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        if data and not data.endswith(b"\n"):
+            with self.path.open("r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
 
     async def propose(self, request: ProposalRequest) -> Reply:
         """Returns the inner proposer's reply, after recording it."""
@@ -163,6 +176,8 @@ class RecordingProposer:
             "messages": request.messages,
             "reply": reply.to_dict(),
         }
+        if not self._mended:
+            self._mend()
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
         return reply
@@ -194,14 +209,22 @@ def load_replay(path: Path) -> dict[tuple[int, int], Reply]:
     """
     replies: dict[tuple[int, int], Reply] = {}
     try:
-        lines = read_regular(path, MAX_REPLAY_BYTES).decode("utf-8").splitlines()
+        text = read_regular(path, MAX_REPLAY_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError, FileRefused) as e:
         raise ConfigError(f"--replay {path}: cannot read it ({e})") from None
+    lines = text.split("\n")  # JSON lines: a reply's U+2028 is no line break
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
+        except (ValueError, RecursionError) as e:
+            if n == len(lines) and not isinstance(e, RecursionError):
+                continue  # no newline after it: the record a killed run was cut writing
+            raise ConfigError(
+                f"--replay {path}: line {n} is not a recorded exchange ({e})"
+            ) from None
+        try:
             key = _replay_key(record)
             replies[key] = Reply.from_dict(record["reply"])
         except KeyError as e:

@@ -7,6 +7,7 @@ wrong, before any run directory exists and before anything trains.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from minact.cli import app
 from minact.outcome import Reply
+from minact.search.proposers import RecordingProposer, load_replay
 from tests.conftest import TINY_TASKS, raised_on_fifo
 
 runner = CliRunner()
@@ -104,3 +106,26 @@ def test_a_replay_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path: P
     (result,) = results
     assert result.exit_code == 1, result.output
     assert "is not a regular file (a FIFO (named pipe))" in result.stderr
+
+
+def test_a_record_cut_by_a_kill_then_resumed_with_record_replays(tmp_path: Path) -> None:
+    record = tmp_path / "llm.jsonl"
+    record.write_text(_line() + "\n" + _line(index=1)[:30], encoding="utf-8")  # killed mid-line
+    assert set(load_replay(record)) == {(0, 0)}  # the cut last line is no exchange, skipped
+
+    class Inner:
+        kind = "llm"
+
+        async def propose(self, request: Any) -> Reply:
+            return Reply("resumed")
+
+    request = type("Request", (), {"index": 1, "turn": 0, "sampling_seed": 0, "messages": []})
+    asyncio.run(RecordingProposer(Inner(), record).propose(request()))  # type: ignore[arg-type]
+    assert load_replay(record)[(1, 0)].text == "resumed"  # appended on a line of its own
+
+
+def test_a_reply_holding_a_unicode_line_separator_replays(tmp_path: Path) -> None:
+    record = tmp_path / "llm.jsonl"
+    line = json.dumps(json.loads(_line(text="a\u2028b\x85c")), ensure_ascii=False)
+    record.write_text(line + "\n", encoding="utf-8")
+    assert load_replay(record)[(0, 0)].text == "a\u2028b\x85c"
