@@ -24,6 +24,7 @@ from tests.conftest import TINY_TASKS, write_candidate
 from tests.report.test_report import C0, C4, SEED_FITNESS, put_curves, write_run
 
 runner = CliRunner()
+NO_FILE = "it is not a regular file (a directory)"  # the log is read only from a regular file
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_report_where_events_jsonl_is_a_folder(run_dir: Path) -> None:
     (run_dir / "events.jsonl").unlink()
     (run_dir / "events.jsonl").mkdir()
     line = _one_error_line(_report(run_dir))
-    assert line == f"error: cannot read {run_dir / 'events.jsonl'}: Is a directory"
+    assert line == f"error: cannot read {run_dir / 'events.jsonl'}: {NO_FILE}"
 
 
 def test_resume_where_events_jsonl_is_a_folder(run_dir: Path) -> None:
@@ -69,7 +70,7 @@ def test_resume_where_events_jsonl_is_a_folder(run_dir: Path) -> None:
     cache = run_dir.parents[1] / "cache"
     result = runner.invoke(app, ["evolve", "--resume", str(run_dir), "--cache-dir", str(cache)])
     line = _one_error_line(result)
-    assert line == f"error: cannot read {run_dir / 'events.jsonl'}: Is a directory"
+    assert line == f"error: cannot read {run_dir / 'events.jsonl'}: {NO_FILE}"
 
 
 def test_report_where_report_md_is_a_folder(run_dir: Path) -> None:
@@ -116,7 +117,7 @@ def test_the_run_log_names_the_file_it_cannot_use(tmp_path: Path) -> None:
     log.events_path.mkdir()
     with pytest.raises(ConfigError, match=r"cannot write .*events.jsonl: Is a directory"):
         log.append({"event": "start"})
-    with pytest.raises(ConfigError, match=r"cannot read .*events.jsonl: Is a directory"):
+    with pytest.raises(ConfigError, match=r"cannot read .*events.jsonl: it is not a regular file"):
         list(log.events())
     (tmp_path / "run.json").mkdir()
     with pytest.raises(ConfigError, match=r"cannot write .*run.json: Is a directory"):
