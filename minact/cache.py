@@ -99,8 +99,13 @@ class FitnessCache:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             # No eviction: a result is never dropped to make room; entries are small.
-            settings = {"eviction_policy": "none", "timeout": 60, "statistics": False}
-            return diskcache.Cache(str(self.directory), disk=TextDisk, **settings)
+            return diskcache.Cache(
+                str(self.directory),
+                disk=TextDisk,
+                eviction_policy="none",
+                timeout=60,
+                statistics=False,
+            )
         except (sqlite3.Error, OSError) as e:
             # A read-only or full disk is said as such: SQLite's words for them send a user
             # to delete a cache that is not damaged.

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny lab, a temporary cache, and helpers to write candidate files."""
+"""Shared fixtures: a tiny lab, a temporary cache, helpers to write candidate files, and a
+finished offline run to copy."""
 
 from __future__ import annotations
 
@@ -75,3 +76,18 @@ def raised_on_fifo(fifo: Path, read: Callable[[Path], object]) -> BaseException 
         thread.join(5)
         pytest.fail(f"reading {fifo.name} blocked on a FIFO")
     return outcome[0]
+
+
+def offline_run(base: Path, *, budget: int, seed: int, run_id: str) -> Path:
+    """Returns the directory of a finished `minact evolve --offline` run on the tiny lab,
+    written as a user writes it, to base/runs (its cache: base/cache)."""
+    from typer.testing import CliRunner
+
+    from minact.cli import app
+
+    args = ["evolve", "--offline", "--budget", str(budget), "--tasks", str(TINY_TASKS)]
+    args += ["--seed", str(seed), "--run-id", run_id]
+    args += ["--cache-dir", str(base / "cache"), "--runs-dir", str(base / "runs")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return base / "runs" / run_id

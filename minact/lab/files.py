@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["FileRefused", "read_regular", "require_regular"]
+__all__ = ["FileRefused", "open_regular", "read_regular"]
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -27,13 +27,22 @@ class FileRefused(ValueError):
     """A file that is not a regular file, or is over the size limit (reason in the message)."""
 
 
-def require_regular(fd: int) -> None:
-    """Raises FileRefused ("is not a regular file (a FIFO (named pipe))") unless the open
-    file `fd` is a regular file."""
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
-        raise FileRefused(f"is not a regular file ({kind})")
+def open_regular(path: Path) -> int:
+    """Returns a descriptor of the regular file at `path` (symlinks followed), open for
+    reading; raises FileRefused ("is not a regular file (a FIFO (named pipe))") or OSError
+    as open() does."""
+    # O_NONBLOCK: an open of a FIFO no one writes to would otherwise wait for ever.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
+            raise FileRefused(f"is not a regular file ({kind})")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def read_regular(path: Path, limit: int) -> bytes:
@@ -42,10 +51,8 @@ def read_regular(path: Path, limit: int) -> bytes:
     Raises FileRefused ("is not a regular file (a FIFO (named pipe))", "is larger than the
     limit of N bytes") or OSError (FileNotFoundError, PermissionError, ...) as open() does.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
+    fd = open_regular(path)
     try:
-        require_regular(fd)
         chunks: list[bytes] = []
         size = 0
         while size <= limit:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from minact.errors import ConfigError
-from minact.lab.files import FileRefused, read_regular, require_regular
+from minact.lab.files import FileRefused, open_regular, read_regular
 from minact.runs.schema import check_run
 
 __all__ = ["RUN_ID_RULE", "RunExistsError", "RunLog", "new_run_id", "usable_run_id", "write_atomic"]
@@ -93,16 +93,8 @@ def _rewrite_in_place(path: Path, data: bytes) -> bool:
 
 def _open_regular(path: Path) -> IO[str]:
     """Returns `path` (symlinks followed) open for reading text; raises FileRefused when it
-    is not a regular file, or OSError."""
-    # Without O_NONBLOCK the open waits for ever on a FIFO no one writes to, and a link to
-    # /dev/zero is one endless line: neither is a log, so neither is read.
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        require_regular(fd)
-    except BaseException:
-        os.close(fd)
-        raise
-    return open(fd, encoding="utf-8", errors="replace")
+    is not a regular file (a FIFO, a link to /dev/zero: neither is a log), or OSError."""
+    return open(open_regular(path), encoding="utf-8", errors="replace")
 
 
 def _lines(f: IO[str]) -> Iterator[str]:

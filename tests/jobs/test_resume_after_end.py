@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from minact.cli import app
 from minact.runs.history import History
 from minact.runs.rundir import RunLog
-from tests.conftest import TINY_TASKS
+from tests.conftest import TINY_TASKS, offline_run
 
 runner = CliRunner()
 
@@ -86,11 +86,7 @@ def test_a_resume_after_the_end_line_writes_the_report_and_no_second_end(
 def finished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One finished offline run (2 candidates on the tiny lab); each test copies it."""
     base = tmp_path_factory.mktemp("ended")
-    args = ["evolve", "--offline", "--budget", "2", "--tasks", str(TINY_TASKS), "--seed", "2"]
-    args += ["--cache-dir", str(base / "cache"), "--runs-dir", str(base / "runs")]
-    result = runner.invoke(app, [*args, "--run-id", "r"])
-    assert result.exit_code == 0, result.output
-    return {"run": base / "runs" / "r", "cache": base / "cache"}
+    return {"run": offline_run(base, budget=2, seed=2, run_id="r"), "cache": base / "cache"}
 
 
 # What earlier versions left: a resume of such a run logged "resume" and "end" again.

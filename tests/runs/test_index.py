@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from minact.cli import app
 from minact.errors import ConfigError
 from minact.runs import catalog, index
-from tests.conftest import TINY_TASKS
+from tests.conftest import offline_run
 
 runner = CliRunner()
 
@@ -25,11 +25,7 @@ runner = CliRunner()
 def finished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One finished offline run (3 candidates on the tiny lab); each test copies it."""
     base = tmp_path_factory.mktemp("indexed")
-    args = ["evolve", "--offline", "--budget", "3", "--tasks", str(TINY_TASKS), "--seed", "1"]
-    args += ["--cache-dir", str(base / "cache"), "--runs-dir", str(base / "runs")]
-    result = runner.invoke(app, [*args, "--run-id", "r"])
-    assert result.exit_code == 0, result.output
-    run = base / "runs" / "r"
+    run = offline_run(base, budget=3, seed=1, run_id="r")
     doc = json.loads((run / "ranking.json").read_text())
     new = [c for c in doc["candidates"] if not c["baseline"] and c["status"] == "ok"]
     return {"run": run, "cache": base / "cache", "hash": new[-1]["code_hash"]}

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from minact.cli import app
 from minact.runs.rundir import MAX_EVENT_CHARS, RunLog
-from tests.conftest import TINY_TASKS, raised_on_fifo
+from tests.conftest import offline_run, raised_on_fifo
 
 runner = CliRunner()
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
@@ -28,12 +28,9 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here
 def finished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One finished offline run on the tiny lab, copied by each test."""
     base = tmp_path_factory.mktemp("special")
-    args = ["evolve", "--offline", "--budget", "1", "--tasks", str(TINY_TASKS), "--seed", "2"]
-    args += ["--cache-dir", str(base / "cache"), "--runs-dir", str(base / "runs")]
-    result = runner.invoke(app, [*args, "--run-id", "good"])
-    assert result.exit_code == 0, result.output
-    doc = json.loads((base / "runs" / "good" / "ranking.json").read_text())
-    return {"run": base / "runs" / "good", "cache": base / "cache", "hash": doc["candidates"][0]}
+    run = offline_run(base, budget=1, seed=2, run_id="good")
+    doc = json.loads((run / "ranking.json").read_text())
+    return {"run": run, "cache": base / "cache", "hash": doc["candidates"][0]}
 
 
 def _copy(finished: dict[str, Any], tmp_path: Path) -> Path:
