@@ -198,3 +198,26 @@ def test_a_server_that_keeps_failing_stops_with_a_clear_message(tmp_path: Path) 
     meta, ranking = _run_meta(tmp_path)
     assert meta["status"] == "llm_failed"
     assert all(x["baseline"] for x in ranking["candidates"])  # the seeds are still reported
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ('{"error": {"message": "model not loaded\\u001b[2J"}}', "model not loaded\\x1b[2J"),
+        ('{"object": "list", "data": []}', "a JSON object with no choices"),
+    ],
+)
+def test_json_that_is_no_completion_stops_the_run_without_retries(
+    tmp_path: Path, body: str, said: str
+) -> None:
+    # A 200 with valid JSON that is no chat completion was retried as if transient: every
+    # call spent its retries and backoff on the same answer before the run gave up.
+    with LLMServer(lambda b: WrongContentType(body, "application/json"), models=serving("m")) as s:
+        result = _evolve(tmp_path, s.url)
+        chat = [r for r in s.requests if r.path.endswith("/chat/completions")]
+    assert result.exit_code == 1
+    assert "LLM failed" in result.stderr and said in result.stderr
+    assert "\x1b" not in result.stderr  # the server's text, its control characters escaped
+    meta, ranking = _run_meta(tmp_path)
+    assert meta["status"] == "llm_failed" and len(chat) <= meta["counters"]["llm_errors"]
+    assert all(x["baseline"] for x in ranking["candidates"]) and ranking["candidates"]

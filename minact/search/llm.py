@@ -290,14 +290,14 @@ class LLMClient:
                 except asyncio.TimeoutError:
                     return stream.end(None, reader)
                 for data in reader.feed(chunk):
-                    if (outcome := stream.take(data)) is not None:
+                    if (outcome := stream.take(data, reader)) is not None:
                         return outcome
                 if reader.pending > self._limit:
                     return sse.Failure(f"an SSE event longer than {self._limit} bytes")
                 if reader.received > (most := self._stream_limit):
                     return stream.end(f"more than {most} bytes without the reply's end", reader)
         for data in reader.close():
-            if (outcome := stream.take(data)) is not None:
+            if (outcome := stream.take(data, reader)) is not None:
                 return outcome
         return stream.end(None, reader)
 

@@ -68,6 +68,10 @@ async def _get(
 
     async def read() -> int:
         async with http.stream("GET", url, headers=headers, timeout=timeout) as response:
+            if response.is_redirect:  # never followed: the key would go where it points
+                target = response.request.url.join(response.headers.get("location", ""))
+                why = f"{response.status_code} redirect to {target}, not followed"
+                raise _Unanswered(why, True)
             raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
             # inflate, not httpx, decodes: a compressed answer is inflated a piece at a time.
             chunks = inflate.decoded(raw, response.headers.get("content-encoding", ""))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from minact.search import webpage
-from minact.search.events import EventReader, json_object
+from minact.search.events import BOM, EventReader, json_object
 from minact.search.thinking import Tags
 from minact.untrusted import clip, writable
 
@@ -95,6 +95,50 @@ def error_message(body: bytes, secret: str | None = None) -> str:
             return _error_text(obj[key], secret)
     text = webpage.summary(body, secret) or body.decode("utf-8", "replace").strip()
     return _error_text(text or "(empty body)", secret)
+
+
+_RETRY_CODES = (408, 409, 429)  # and 5xx: the statuses openai-python retries
+
+
+def _error_retryable(obj: dict[str, Any]) -> bool:
+    """Returns whether an error answered with status 200 may go away when asked again: only
+    when its code is one of a status that is retried (llama-server's 503 "Loading model").
+    Any other ("model not loaded" without a code, a 400) is the answer every retry gets."""
+    error = obj.get("error") if isinstance(obj.get("error"), dict) else obj
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, str) and code.strip().isdigit() and len(code.strip()) == 3:
+        code = int(code)
+    return (
+        isinstance(code, int)
+        and not isinstance(code, bool)
+        and (code in _RETRY_CODES or 500 <= code <= 599)
+    )
+
+
+def _no_completion(body: bytes, secret: str | None) -> str | None:
+    """Returns what a body that is whole JSON but no chat completion is, in one line; None
+    when it is no whole JSON (cut, empty or not JSON at all)."""
+    try:
+        value = json.loads(body.decode("utf-8", "replace").removeprefix(BOM))
+    except (ValueError, RecursionError):
+        return None
+    start = clip(" ".join(body[:200].decode("utf-8", "replace").split()), 80, secret)
+    if isinstance(value, dict) and "choices" in value:
+        choices = value["choices"]
+        if not isinstance(choices, list) or not choices:
+            what = "a completion without choices"
+        elif isinstance(first := choices[0], dict) and isinstance(first.get("message"), dict):
+            what = "a completion whose message's content is no text"
+        else:
+            what = "a completion whose first choice has no message"
+        return f"the server answered {what}: '{start}'"
+    if isinstance(value, dict):
+        keys = ", ".join(clip(str(k), 40, secret) for k in list(value)[:6]) or "none"
+        what = f"a JSON object with no choices (its keys: {keys})"
+    else:
+        kinds = {list: "a JSON array", str: "a JSON string", bool: "a JSON boolean"}
+        what = "JSON null" if value is None else kinds.get(type(value), "a JSON number")
+    return f"the server answered {what}, not a chat completion: '{start}' ({webpage.URL_HINT})"
 
 
 def _first_choice(obj: dict[str, Any]) -> dict[str, Any]:
@@ -183,10 +227,11 @@ class Stream:
     def __post_init__(self) -> None:
         self._tags = Tags(self.thinking)
 
-    def take(self, data: str) -> Reply | Failure | None:
-        """Applies one event; returns the attempt's outcome once it is decided."""
+    def take(self, data: str, reader: EventReader | None = None) -> Reply | Failure | None:
+        """Applies one event; returns the attempt's outcome once it is decided. `reader`
+        tells, at a [DONE] before any event, what came instead."""
         if data.strip() == "[DONE]":
-            return self.end()
+            return self.end(None, reader)
         self.events += 1
         obj = json_object(data)
         if obj is None:
@@ -287,14 +332,22 @@ class Stream:
     def plain(self, body: bytes, content_type: str, cut: bool = False) -> Reply | Failure:
         """Returns the outcome of a non-streamed completion (some servers ignore stream=true);
         `cut`: `body` is only the start of a longer one."""
+        # Bytes that are no UTF-8 become U+FFFD, as in a stream: one bad byte in a reply
+        # was the whole reply refused (and the JSON then said to be no completion).
+        body = body.decode("utf-8", "replace").encode()
         obj = json_object(body) or {}
         if obj.get("error") or obj.get("object") == "error":  # nested, or flat (old vLLM)
-            return Failure(f"error from the server: {error_message(body, self.secret)}")
+            why = f"error from the server: {error_message(body, self.secret)}"
+            return Failure(why, _error_retryable(obj))
         choice = _first_choice(obj)
         message = choice.get("message")
         text = message.get("content") if isinstance(message, dict) else None
         if isinstance(message, dict) and text is None:
             text = ""  # all reasoning up to max_tokens, or a tool call: finish_reason says
+        if not isinstance(text, str) and (other := _no_completion(body, self.secret)):
+            # Whole JSON, but no chat completion (a model list, an array, no choices): the
+            # server answered what it will answer again. Cut JSON may yet do better.
+            return Failure(other, retryable=False)
         if not isinstance(text, str):
             kind = clip(content_type or "(none)", 80, self.secret)
             # A page (a web UI's, a portal's) or text that is no JSON: asking again gives

@@ -230,3 +230,32 @@ def test_a_retry_after_date_past_any_calendar_backs_off(server: LLMServer) -> No
     c = ask(server, sleeps)
     assert c.attempts == 2 and len(sleeps.delays) == 1
     assert sleeps.delays[0] <= 1.0  # the first backoff (0.5 s, jittered), not the date
+
+
+def test_a_whole_completion_with_bytes_that_are_no_utf8_is_read(server: LLMServer) -> None:
+    # One invalid byte in a non-streamed reply failed it ("unexpected content type
+    # application/json"), where the same byte in a stream becomes U+FFFD.
+    message = {"role": "assistant", "content": "A gate\udcff:\n" + GOOD_REPLY}
+    body = json.dumps({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+    server.push(Raw(_head(ctype="application/json") + body.encode().replace(b"\\udcff", b"\xff")))
+    c = ask(server, retries=0)
+    assert c.text == "A gate\ufffd:\n" + GOOD_REPLY and c.finish_reason == "stop"
+
+
+@pytest.mark.parametrize(
+    ("before", "said"),
+    [
+        (b"\x00" * 30 + b'data: {"choices": []}\n\n', "the first line: '" + "\\x00" * 20 + "…'"),
+        (b'{"choices": [{"delta": {"content": "hi"}}]}\n\n', """the first line: '{"choices"""),
+    ],
+)
+def test_done_after_lines_that_are_no_events_says_what_came(
+    server: LLMServer, before: bytes, said: str
+) -> None:
+    # It said "the event stream ended empty (no events: prompt too long?)": [DONE] came.
+    server.push(Raw(_head() + before + b"data: [DONE]\n\n"))
+    with pytest.raises(LLMError) as info:
+        ask(server, retries=0)
+    message = str(info.value)
+    cut = f"stream cut before the reply finished: no complete event in {len(before) + 14} bytes"
+    assert cut in message and said in message and "prompt too long" not in message

@@ -207,6 +207,35 @@ def test_a_redirect_to_another_host_warns_about_the_key(server: LLMServer) -> No
     assert "set --llm-url to https://other.invalid/v1 if you trust that host" in str(info.value)
 
 
+@pytest.mark.parametrize("code", [301, 302, 307, 308])
+def test_a_redirect_to_another_port_sends_the_other_server_nothing(code: int) -> None:
+    # The key goes to the configured URL only: neither the chat request nor the start-up
+    # checks (GET /models, GET /props) follow a redirect to another server.
+    key = "sk-redirected-0123456789abcdef"
+    with LLMServer() as other:
+        target = other.url + "/chat/completions"
+        gets = {"/v1/models": Redirect(other.url + "/models", code),
+                "/props": Redirect(other.url.removesuffix("/v1") + "/props", code)}  # fmt: skip
+        with LLMServer(lambda body: Redirect(target, code), gets=gets) as server:
+            config = LLMConfig(server.url, "test-model", api_key=key, retries=2)
+
+            async def main() -> tuple[str, tuple[int, str] | None]:
+                async with llm.http_client() as http:
+                    with pytest.raises(LLMError) as info:
+                        await llm.server_model(http, config)
+                    n_ctx = await llm.context_length(http, config)
+                    with pytest.raises(LLMError) as sent:
+                        await LLMClient(http, config, sleep=Sleeps()).complete(MESSAGES)
+                    return f"{info.value}\n{sent.value}", n_ctx
+
+            said, n_ctx = run(main())
+        assert other.requests == [] and n_ctx is None
+        assert len(server.requests) == 4  # one each: no retry of a redirect either
+    models = other.url + "/models"
+    assert f"GET {server.url}/models usefully: {code} redirect to {models}, not followed" in said
+    assert f"{code} redirect to {target}, not followed" in said and key not in said
+
+
 def test_proxy_variables_never_capture_a_loopback_server(
     server: LLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

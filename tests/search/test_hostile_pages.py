@@ -142,6 +142,54 @@ def test_an_empty_or_cut_answer_with_status_200_is_retried(
     assert "not an API answer" not in c.retry_reasons[0]
 
 
+NO_COMPLETION = (
+    "not a chat completion: '{}' (is --llm-url the API's base URL? It usually ends in /v1)"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"error": {"message": "model not loaded\\u001b[2J"}}',
+         "error from the server: model not loaded\\x1b[2J"),
+        (b'{"object": "error", "message": "bad request", "code": 400}',
+         "error from the server: bad request"),
+        (b'{"error": {"message": "no such model", "code": "404"}}',
+         "error from the server: no such model (code 404)"),
+        (b'{"object":"list","data":[]}', "the server answered a JSON object with no choices (its"
+         " keys: object, data), " + NO_COMPLETION.format('{"object":"list","data":[]}')),
+        (b"[]", "the server answered a JSON array, " + NO_COMPLETION.format("[]")),
+        (b"null", "the server answered JSON null, " + NO_COMPLETION.format("null")),
+        (b'{"choices": []}',
+         "the server answered a completion without choices: '{\"choices\": []}'"),
+        (b'{"choices": [{"message": {"content": [1]}}]}', "the server answered a completion"
+         " whose message's content is no text: '{\"choices\": [{\"message\": {\"content\":"
+         " [1]}}]}'"),
+        (b'{"choices": [{"index": 0, "text": "hi"}]}', "the server answered a completion whose"
+         " first choice has no message: '{\"choices\": [{\"index\": 0, \"text\": \"hi\"}]}'"),
+    ],
+)  # fmt: skip
+def test_whole_json_that_is_no_completion_fails_at_once(body: bytes, said: str) -> None:
+    # Each was retried with backoff as if transient ("unexpected content type
+    # application/json"), though every attempt got the same answer.
+    with LLMServer(lambda request: _answer("200 OK", "application/json", body)) as server:
+        message = _fails(server, retries=3)
+        assert len(server.requests) == 1
+    assert message == f"LLM server {server.url}: {said}"
+
+
+@pytest.mark.parametrize("code", ["503", "429", "500"])
+def test_an_error_with_status_200_and_a_retryable_code_is_retried(
+    server: LLMServer, code: str
+) -> None:
+    # llama-server's "Loading model" error carries code 503: asking again may be answered.
+    body = b'{"error": {"message": "Loading model", "code": %s}}' % code.encode()
+    server.push(_answer("200 OK", "application/json", body), Reply())
+    c = _ask(server, retries=1)
+    assert c.attempts == 2 and c.text == ANSWER
+    assert c.retry_reasons == (f"error from the server: Loading model (code {code})",)
+
+
 def _served_model(url: str, model: str) -> str:
     async def main() -> str:
         async with llm.http_client() as http:
