@@ -247,6 +247,8 @@ class Evaluator:
         before: dict[Hash, Conditions] = {}  # the conditions of a failure probed again
         for c in cands:
             cached = self.cache.get_admission(c.code_hash, self._lab_digest)
+            if cached is not None and cached.ok and not self._within_cost(cached):
+                cached = None  # probed again: the verdict must hold for this lab's max_cost
             if cached is not None and cached.status in TRANSIENT:
                 cond = self.cache.get_admission_conditions(c.code_hash, self._lab_digest)
                 if cond is not None:
@@ -274,6 +276,13 @@ class Evaluator:
                 out[c.code_hash] = adm
         self.progress("admit", len(todo), len(todo))
         return out, {c.code_hash for c in todo}
+
+    def _within_cost(self, adm: Admission) -> bool:
+        """Returns whether an admission's cost is known and within the lab's max_cost."""
+        # The lab digest in the key holds max_cost, so only an entry edited or copied by
+        # hand gets here with another; the worker measures every admitted candidate's cost.
+        # It stores the cost rounded to 3 decimals, and rounding keeps cost <= limit.
+        return adm.cost is not None and adm.cost <= round(self.lab.max_cost, 3)
 
     def _admit_chunk(self, chunk: list[Candidate]) -> list[Admission]:
         deadline = self._admit_deadline()

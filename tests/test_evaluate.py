@@ -12,12 +12,12 @@ import pytest
 
 from minact import seeds
 from minact.cache import FitnessCache
-from minact.candidate import Candidate, Rejection
+from minact.candidate import Candidate, Hash, Rejection
 from minact.errors import EvaluationError
 from minact.evaluate import Evaluator, EvaluatorConfig
 from minact.lab.task import Lab
 from minact.sandbox.process import WorkerProcess, worker_environment
-from minact.score import Score
+from minact.score import Admission, Score
 from minact.validate import code_hash, validate
 from tests.conftest import candidate
 
@@ -213,3 +213,20 @@ def test_cuda_scores_agree_with_cpu(tiny_lab: Lab, tmp_path: Path) -> None:
         assert out["cuda"][name].ok
         for task, score in s.tasks.items():
             assert out["cuda"][name].tasks[task].id_loss == pytest.approx(score.id_loss, rel=0.2)
+
+
+@pytest.mark.parametrize("cost", [1000.0, None])
+def test_a_cached_admission_over_the_labs_max_cost_is_probed_again(
+    tiny_lab: Lab, cache: FitnessCache, cost: float | None
+) -> None:
+    tanh = candidate("torch.tanh(x)", "tanh")
+    # An entry edited by hand (or copied from elsewhere) under this lab's key: admitted, at a
+    # cost far above max_cost, or none at all; its behaviour hash is made up.
+    forged = Admission("ok", "", Hash("f" * 64), cost)
+    cache.put_admission(tanh.code_hash, tiny_lab.digest(), forged)
+    with Evaluator(tiny_lab, cache) as ev:
+        got = _by_name(ev.score([tanh]))["tanh"]
+    assert got.ok and got.cost is not None and got.cost <= tiny_lab.max_cost
+    assert got.behaviour_hash != "f" * 64
+    stored = cache.get_admission(tanh.code_hash, tiny_lab.digest())
+    assert stored is not None and stored.cost == got.cost

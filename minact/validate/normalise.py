@@ -28,6 +28,8 @@ _FORBIDDEN_KEYWORDS = {
     "inplace": "mutates its input",
     "dtype": "changes the dtype",
     "device": "moves tensors between devices",
+    # True fails without an accelerator, works with one: a machine's verdict cached as code's.
+    "pin_memory": "depends on the machine's accelerator",
     "rounding_mode": "divides as integers; write torch.floor(a / b) or torch.trunc(a / b)",
 }
 _STATEMENTS = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.If, ast.For, ast.Expr)

@@ -380,6 +380,7 @@ HOSTILE: list[tuple[str, str, str]] = [
     ("sin-out", fn("return torch.sin(x, out=x)"), "keyword `out=` is not allowed"),
     ("dtype-keyword", fn("return torch.zeros_like(x, dtype=torch.float64)"), "`dtype=`"),
     ("device-keyword", fn("return torch.ones_like(x, device='cuda')"), "`device=`"),
+    ("pin-memory", fn("return torch.ones_like(x, pin_memory=True) * x"), "`pin_memory=`"),
     ("sin_", fn("return x.sin_()"), "method `.sin_()` is not allowed"),
     ("add_", fn("return x.add_(1)"), "method `.add_()` is not allowed"),
     ("float-method", fn("return x.float()"), "method `.float()` is not allowed"),
