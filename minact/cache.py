@@ -174,7 +174,7 @@ class FitnessCache:
         return stored[1] if stored is not None and stored[0] == ADMISSION_REVISION else None
 
     def get_admission_conditions(self, code_hash: Hash, lab_digest: str) -> Conditions | None:
-        """Returns the conditions of a cached transient admission failure, or None."""
+        """Returns the conditions of a cached provisional admission verdict, or None."""
         key = f"adm/{self.version}/{lab_digest}/{code_hash}"
         return self._get(key, lambda d: Conditions.from_dict(d["conditions"]))
 

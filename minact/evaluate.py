@@ -46,7 +46,7 @@ from minact.sandbox.client import WorkerSettings
 from minact.sandbox.pool import local_workers
 from minact.sandbox.ray_workers import RayWorkers
 from minact.sandbox.workers import Workers
-from minact.score import TRANSIENT, Admission, Conditions, Score
+from minact.score import Admission, Conditions, Score
 
 __all__ = [
     "EVALUATOR_VERSION",
@@ -240,7 +240,9 @@ class Evaluator:
     def _admissions(self, cands: list[Candidate]) -> tuple[dict[Hash, Admission], set[Hash]]:
         """Returns {code hash: admission} and the code hashes probed now.
 
-        A cached timeout or crash is probed again unless it is final (Conditions.final).
+        A cached provisional verdict (a timeout, a crash, too_costly by a timing) is probed
+        again unless it is final (Conditions.final): a load spike is never frozen into the
+        cache.
         """
         out: dict[Hash, Admission] = {}
         todo: list[Candidate] = []
@@ -249,7 +251,7 @@ class Evaluator:
             cached = self.cache.get_admission(c.code_hash, self._lab_digest)
             if cached is not None and cached.ok and not self._within_cost(cached):
                 cached = None  # probed again: the verdict must hold for this lab's max_cost
-            if cached is not None and cached.status in TRANSIENT:
+            if cached is not None and cached.provisional:
                 cond = self.cache.get_admission_conditions(c.code_hash, self._lab_digest)
                 if cond is not None:
                     before[c.code_hash] = cond
@@ -265,7 +267,7 @@ class Evaluator:
             self.progress("admit", start, len(todo))
             chunk = todo[start : start + ADMIT_CHUNK]
             for c, adm in zip(chunk, self._admit_chunk(chunk), strict=True):
-                if adm.status in TRANSIENT:
+                if adm.provisional:
                     cond = failure_conditions(
                         before.get(c.code_hash), self._admit_deadline(), self._device(), adm.reason
                     )

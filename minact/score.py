@@ -13,7 +13,7 @@ from typing import Any
 
 from minact.candidate import Hash, Status, parse_status
 
-__all__ = ["TRANSIENT", "Admission", "Conditions", "Score", "TaskResult", "TaskScore"]
+__all__ = ["TIMED_COST", "TRANSIENT", "Admission", "Conditions", "Score", "TaskResult", "TaskScore"]
 __all__ += ["BUSY_LOAD", "MAX_ATTEMPTS", "failed_again"]
 
 # Failures that say more about the machine than about the code: stored under the code hash
@@ -21,6 +21,9 @@ __all__ += ["BUSY_LOAD", "MAX_ATTEMPTS", "failed_again"]
 TRANSIENT: frozenset[Status] = frozenset({"timeout", "crashed"})
 BUSY_LOAD = 1.5  # a 1-minute load average per core above this: the machine was oversubscribed
 MAX_ATTEMPTS = 4  # a failure that recurs in this many calls stands, whatever they ran under
+# How a too_costly reason measured with a clock starts (one counted by operations does not):
+# a load spike can slow a timing, so such a verdict is provisional, as a timeout is.
+TIMED_COST = "takes "
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,14 @@ class Admission:
     def ok(self) -> bool:
         """Returns whether the candidate may be trained."""
         return self.status == "ok"
+
+    @property
+    def provisional(self) -> bool:
+        """Returns whether the verdict may say more about the machine than about the code: a
+        timeout, a crash, or too_costly by a timing. It is stored with its conditions and
+        probed again by later calls until it stands (Conditions.final)."""
+        timed = self.status == "too_costly" and self.reason.startswith(TIMED_COST)
+        return self.status in TRANSIENT or timed
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-safe dict."""

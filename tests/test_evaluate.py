@@ -17,7 +17,7 @@ from minact.errors import EvaluationError
 from minact.evaluate import Evaluator, EvaluatorConfig
 from minact.lab.task import Lab
 from minact.sandbox.process import WorkerProcess, worker_environment
-from minact.score import Admission, Score
+from minact.score import Admission, Conditions, Score
 from minact.validate import code_hash, validate
 from tests.conftest import candidate
 
@@ -230,3 +230,40 @@ def test_a_cached_admission_over_the_labs_max_cost_is_probed_again(
     assert got.behaviour_hash != "f" * 64
     stored = cache.get_admission(tanh.code_hash, tiny_lab.digest())
     assert stored is not None and stored.cost == got.cost
+
+
+_TIMED = "takes 90x GELU's time forward and backward (limit 2 x max_cost = 32x)"
+
+
+def test_a_cached_too_costly_by_a_timing_is_probed_again(
+    tiny_lab: Lab, cache: FitnessCache
+) -> None:
+    tanh = candidate("torch.tanh(x)", "tanh")
+    # What a load spike during the timing leaves (or an older cache, which stored it with no
+    # conditions): too_costly by the clock, seen once.
+    cache.put_admission(tanh.code_hash, tiny_lab.digest(), Admission("too_costly", _TIMED))
+    with Evaluator(tiny_lab, cache) as ev:
+        got = _by_name(ev.score([tanh]))["tanh"]
+    assert got.ok, got.reason
+    stored = cache.get_admission(tanh.code_hash, tiny_lab.digest())
+    assert stored is not None and stored.ok
+
+
+def test_a_too_costly_by_a_timing_seen_again_stands(tiny_lab: Lab, cache: FitnessCache) -> None:
+    tanh = candidate("torch.tanh(x)", "tanh")
+    seen = Conditions(timeout=1e9, device="cpu", load=0.1, attempts=2, clean=2)
+    verdict = Admission("too_costly", _TIMED)
+    cache.put_admission(tanh.code_hash, tiny_lab.digest(), verdict, seen)
+    with Evaluator(tiny_lab, cache) as ev:
+        got = _by_name(ev.score([tanh]))["tanh"]
+    assert got.status == "too_costly" and got.reason.startswith(_TIMED)
+    assert "final after a retry" in got.reason
+
+
+def test_a_too_costly_by_counting_stands_at_once(tiny_lab: Lab, cache: FitnessCache) -> None:
+    tanh = candidate("torch.tanh(x)", "tanh")
+    counted = Admission("too_costly", "costs 40.0x GELU in elementwise operations (limit 16x)")
+    cache.put_admission(tanh.code_hash, tiny_lab.digest(), counted)
+    with Evaluator(tiny_lab, cache) as ev:
+        got = _by_name(ev.score([tanh]))["tanh"]
+    assert got.status == "too_costly" and got.reason == counted.reason

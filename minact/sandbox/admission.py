@@ -22,7 +22,7 @@ from minact.sandbox import cost
 from minact.sandbox.fingerprint import REACH, behaviour_hash, probe_grid, probe_points
 from minact.sandbox.loader import Activation, CandidateError, load_activation
 from minact.sandbox.probe import call, first_bad, value_and_slope
-from minact.score import Admission
+from minact.score import TIMED_COST, Admission
 
 __all__ = ["admit", "probe_grid", "warm_up"]
 
@@ -110,8 +110,8 @@ def _check_cost(fn: Activation, x: torch.Tensor, probe: tuple[float, float], lim
     if ratio > slowest:
         raise CandidateError(
             "too_costly",
-            f"takes {ratio:.0f}x GELU's time forward and backward (limit {cost.TIME_FACTOR:g} x "
-            f"max_cost = {slowest:g}x)",
+            f"{TIMED_COST}{ratio:.0f}x GELU's time forward and backward "
+            f"(limit {cost.TIME_FACTOR:g} x max_cost = {slowest:g}x)",
         )
     return relative
 
