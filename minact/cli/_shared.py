@@ -171,7 +171,9 @@ def workers_count(value: str) -> int:
     text = value.strip().lower()
     if text == "auto":
         return 0
-    if text.isdigit() and 1 <= int(text) <= MAX_WORKERS:
+    # isdecimal, not isdigit: int() refuses the digits that are not decimal ("²"), and a
+    # few characters more than MAX_WORKERS needs keep int() from 4,300-digit numbers.
+    if text.isdecimal() and len(text) <= 8 and 1 <= int(text) <= MAX_WORKERS:
         return int(text)
     raise typer.BadParameter(f"{value!r}: give a number of workers (1 to {MAX_WORKERS}) or auto",
                              param_hint="--workers")  # fmt: skip

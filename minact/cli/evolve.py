@@ -33,7 +33,7 @@ from minact.cli._shared import (
 )
 from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
-from minact.search.config import MAX_CONCURRENCY, MAX_CONTEXT_TOKENS
+from minact.search.config import MAX_BUDGET, MAX_CALLS, MAX_CONCURRENCY, MAX_CONTEXT_TOKENS
 
 MAX_SEED = 2**63 - 1  # what every generator minact seeds accepts
 MAX_ISLANDS = 1024  # each island is a list the search keeps; more than a run can fill
@@ -75,7 +75,12 @@ def evolve(
     ctx: typer.Context,
     budget: Annotated[
         int | None,
-        typer.Option(min=1, show_default="100", help="Distinct candidates to evaluate."),
+        typer.Option(
+            min=1,
+            max=MAX_BUDGET,
+            show_default="100",
+            help=f"Distinct candidates to evaluate (at most {MAX_BUDGET:,}).",
+        ),
     ] = None,
     tasks: Annotated[
         Path | None,
@@ -171,8 +176,10 @@ def evolve(
         int | None,
         typer.Option(
             min=1,
+            max=MAX_CALLS,
             show_default="4 x budget + concurrency",
-            help="Cap on LLM calls, follow-ups included (offline proposals count too).",
+            help="Cap on LLM calls, follow-ups included (offline proposals count too; at most "
+            f"{MAX_CALLS:,}).",
         ),
     ] = None,
     prompt_chars: Annotated[

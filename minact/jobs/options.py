@@ -21,7 +21,13 @@ from minact.lab.checks import INT_RULES
 from minact.runs.history import History
 from minact.runs.rundir import RunLog
 from minact.runs.schema import BadValue
-from minact.search.config import FOLLOW_UP_RULES, MAX_CONCURRENCY, MAX_CONTEXT_TOKENS
+from minact.search.config import (
+    FOLLOW_UP_RULES,
+    MAX_BUDGET,
+    MAX_CALLS,
+    MAX_CONCURRENCY,
+    MAX_CONTEXT_TOKENS,
+)
 from minact.search.ensemble import has_credentials
 
 __all__ = [
@@ -147,11 +153,11 @@ class EvolveOptions:
 # (minact.cli.evolve; a test compares them), except where 0 stands for "auto"
 # (max_calls, workers). A resume reads the settings back from run.json, which users edit.
 LIMITS: dict[str, tuple[float, float | None]] = {
-    "budget": (1, None),
+    "budget": (1, MAX_BUDGET),
     "concurrency": (1, MAX_CONCURRENCY),
     "seed": (0, 2**63 - 1),  # what every generator minact seeds accepts
     "islands": (1, 1024),  # each a list the search keeps
-    "max_calls": (0, None),  # 0: 4 x budget + concurrency
+    "max_calls": (0, MAX_CALLS),  # 0: 4 x budget + concurrency
     "prompt_chars": (500, None),
     "follow_ups": (0, None),
     "context_tokens": (0, MAX_CONTEXT_TOKENS),

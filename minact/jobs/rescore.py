@@ -158,7 +158,11 @@ def rescore(
         write_atomic(directory / "report.md", render_markdown(doc))
         write_atomic(directory / "report.html", render_ranking_html(doc))
     except OSError as e:
-        raise ConfigError(f"cannot write the rescore to {directory}: {e.strerror or e}") from None
+        # The scores are cached: the same command with --out trains nothing again.
+        raise ConfigError(
+            f"cannot write the rescore to {directory}: {e.strerror or e}; its scores are in the "
+            "cache: give --out FOLDER to write the rescore there"
+        ) from None
     return Rescored(doc, directory, warnings)
 
 

@@ -6,6 +6,7 @@ it, the key and the bad value.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import reprlib
@@ -90,12 +91,18 @@ def require(where: str, raw: dict[str, Any], keys: tuple[str, ...]) -> None:
 def check_keys(
     where: str, table: dict[str, Any], known: tuple[str, ...], what: str = "key"
 ) -> None:
-    """Raises ConfigError naming the first key of `table` that is not in `known`."""
+    """Raises ConfigError naming the first key of `table` that is not in `known`, and the
+    known key it is closest to, if any is close ("did you mean 'steps'?")."""
     for key, value in table.items():
         if key not in known:
             known_keys = ", ".join(known)
+            # A typo is the usual cause, and the known list can be 30 keys long. A key of a
+            # megabyte is no typo: not compared.
+            typo = len(key) < 64
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.75) if typo else []
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
-                f"{where}: unknown {what} {shown(key)} = {shown(value)}; known: {known_keys}"
+                f"{where}: unknown {what} {shown(key)} = {shown(value)}; known: {known_keys}{hint}"
             )
 
 

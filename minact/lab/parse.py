@@ -47,7 +47,8 @@ _LAB_KEYS = (*_SETTING_KEYS, "reference", "fitness", "max_cost", "timeout", "pro
 _SPECIFIC_KEYS = tuple(
     dict.fromkeys((*kinds.EXPRESSION_KEYS, *kinds.SET_KEYS, *kinds.GRAPH_KEYS, *kinds.DATASET_KEYS))
 )
-_TASK_KEYS = ("name", "family", "kind", *_SPECIFIC_KEYS, *_SETTING_KEYS)
+# Once each: a kind's keys and the settings share train and test, and an error lists them all.
+_TASK_KEYS = tuple(dict.fromkeys(("name", "family", "kind", *_SPECIFIC_KEYS, *_SETTING_KEYS)))
 _FAMILY_KEYS = ("name", "generator", "count", "seed", *_SETTING_KEYS)
 
 

@@ -12,6 +12,8 @@ from minact.score import Score
 
 __all__ = [
     "FOLLOW_UP_RULES",
+    "MAX_BUDGET",
+    "MAX_CALLS",
     "MAX_CONCURRENCY",
     "MAX_CONTEXT_TOKENS",
     "Evaluator",
@@ -27,6 +29,12 @@ MAX_CONTEXT_TOKENS = 10_000_000
 # Requests in flight: the HTTP pool holds 100 connections, so more only queue there; the
 # bound keeps a slip of the keys (10**9) from building that many opening proposals.
 MAX_CONCURRENCY = 1024
+# Distinct candidates a run may evaluate: a million is months of training at the default lab's
+# seconds per candidate. Without a bound, 10**30 (a slip of the keys) started a run that could
+# never finish and wrote a number past any JSON reader's integers into run.json and ranking.json.
+MAX_BUDGET = 1_000_000
+# LLM calls (the call cap): what the default cap, 4 x budget + concurrency, reaches at the bounds.
+MAX_CALLS = 4 * MAX_BUDGET + MAX_CONCURRENCY
 
 
 class Evaluator(Protocol):

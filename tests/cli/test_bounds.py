@@ -119,7 +119,26 @@ def _flat(text: str) -> str:
             "--concurrency",
             "less than or equal to 1024",
         ),
+        # A run that could never end, and a number past JSON readers' integers in run.json.
+        (
+            ["evolve", "--offline", "--budget", str(10**30)],
+            "--budget",
+            "less than or equal to 1000000",
+        ),
+        (
+            ["evolve", "--offline", "--budget", "99999999999999999999"],
+            "--budget",
+            "less than or equal to 1000000",
+        ),
+        (
+            ["evolve", "--offline", "--budget", "1", "--max-calls", str(10**30)],
+            "--max-calls",
+            "less than or equal to 4001024",
+        ),
         (["score", "relu", "--threads", "100000"], "--threads", "less than or equal to 256"),
+        # Digits int() refuses: a superscript, and more than the 4300 it converts.
+        (["score", "relu", "--workers", "\u00b2"], "--workers", "give a number of workers"),
+        (["score", "relu", "--workers", "9" * 5000], "--workers", "give a number of workers"),
         (
             ["rescore", "--suite", "classic", "--threads", "257"],
             "--threads",
@@ -145,7 +164,12 @@ def _flat(text: str) -> str:
         "max-tokens",
         "context-tokens",
         "concurrency",
+        "budget",
+        "budget-20-digits",
+        "max-calls",
         "score-threads",
+        "workers-superscript",
+        "workers-5000-digits",
         "rescore-threads",
         "weights-sum",
         "model-gap",

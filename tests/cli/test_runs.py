@@ -275,6 +275,22 @@ def test_a_line_break_in_a_lab_name_prints_no_line_of_its_own(
         assert not re.search("^agreement: strong", text, re.M), text
 
 
+def test_a_rescore_it_cannot_write_says_its_scores_are_kept_and_where_to_put_them(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    args = ("rescore", "--tasks", str(TINY_TASKS), "--top", "1", "--json")
+    result = _invoke(finished_run, *args, "--out", str(blocker / "out"))
+    assert result.exit_code == 1, result.output
+    said = f"error: cannot write the rescore to {blocker / 'out'}: Not a directory; its scores"
+    assert " ".join(result.stderr.split()).startswith(said), result.stderr
+    assert "give --out FOLDER to write the rescore there" in " ".join(result.stderr.split())
+    again = _invoke(finished_run, *args, "--out", str(tmp_path / "out"))
+    assert again.exit_code == 0, again.stderr
+    assert all(c["cached"] for c in json.loads(again.stdout)["candidates"])
+
+
 def test_rescore_measures_agreement_and_draws_it(
     finished_run: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -62,6 +62,7 @@ BAD_RUN_JSON: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "temperature_inf": (_option("temperature", 1e999), "key 'options.temperature' has a bad"),
     "max_tokens_huge": (_option("max_tokens", 10**30), "key 'options.max_tokens' has a bad"),
     "context_huge": (_option("context_tokens", 10**30), "key 'options.context_tokens' has a"),
+    "max_calls_huge": (_option("max_calls", 10**30), "key 'options.max_calls' has a bad va"),
     "tasks_5": (_option("tasks", 5), "key 'options.tasks' has a bad value (5: "),
     "concurrency_0": (_option("concurrency", 0), "key 'options.concurrency' has a bad value"),
     "seed_string": (_option("seed", "1"), "key 'options.seed' has a bad value ('1': "),
@@ -153,6 +154,24 @@ def test_a_resume_refuses_a_budget_below_what_the_run_evaluated(
     result = _resume(finished, run)
     assert result.exit_code == 1, result.output
     assert f"{run / 'run.json'}: key 'options.budget' has a bad value (1: " in result.stderr
+
+
+def test_a_resume_refuses_a_budget_in_run_json_past_the_flag_s_bound(
+    finished: dict[str, Path], tmp_path: Path
+) -> None:
+    run = _copy(finished, tmp_path)
+    data = _run_json(run)
+    data["options"]["budget"] = 10**30  # a run that could never finish
+    (run / "run.json").write_text(json.dumps(data))
+    result = _resume(finished, run)
+    assert result.exit_code == 1, result.output
+    said = f"error: {run / 'run.json'}: key 'options.budget' has a bad value (1000"
+    assert result.stderr.startswith(said), result.stderr
+    assert "in 1..1000000, as for --budget" in " ".join(result.stderr.split())
+    # The flag replaces it: the run continues to the budget given.
+    result = _resume(finished, run, "--budget", "2")
+    assert result.exit_code == 0, result.output
+    assert _run_json(run)["options"]["budget"] == 2
 
 
 def test_a_resume_skips_events_of_the_wrong_shape_and_says_so_once(

@@ -53,3 +53,29 @@ def test_nesting_counts_tables_and_arrays_and_stops_past_the_limit() -> None:
 def test_shown_is_repr_for_short_values() -> None:
     for value in ("sin(x)", 3, 1.5, [-1.0, 1.0], [[0, 1], [0, 2]], True):
         assert shown(value) == repr(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("[lab]\nstep = 25\n" + TASK, "[lab]: unknown key 'step' = 25; known: width, "),
+        (TASK + "trian = [-1.0, 1.0]\n", "(#1): unknown key 'trian' = [-1.0, 1.0]; known: name, "),
+        (TASK.replace("[[task]]", "[[tasks]]"), "unknown key 'tasks' = [{"),
+    ],
+    ids=["lab", "task", "table"],
+)
+def test_a_misspelt_key_is_refused_with_the_key_it_is_closest_to(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    message = load_error(tmp_path, text)
+    meant = {"step": "steps", "trian": "train", "tasks": "task"}[said.split("'")[1]]
+    assert said in message and message.endswith(f"; did you mean {meant!r}?"), message
+
+
+def test_a_key_like_none_is_refused_without_a_guess_and_lists_each_key_once(
+    tmp_path: Path,
+) -> None:
+    message = load_error(tmp_path, TASK + "colour = 1\n")
+    assert "did you mean" not in message
+    known = message.split("; known: ")[1].split(", ")
+    assert "train" in known and len(known) == len(set(known)), known
