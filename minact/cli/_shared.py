@@ -152,6 +152,7 @@ WorkersOpt = Annotated[
 # Torch threads per worker: more than any machine's cores only oversubscribes them, and
 # 100000 made the worker fail to start with a bare MemoryError.
 MAX_THREADS = 256
+MAX_BATCH = 4096  # candidates trained together: a GPU's batch is tens; more is a slip of the keys
 ThreadsOpt = Annotated[
     int,
     typer.Option(

@@ -17,6 +17,7 @@ from minact.cli._live import search_progress
 from minact.cli._shared import (
     BACKEND_HELP,
     EXIT_INTERRUPTED,
+    MAX_BATCH,
     MAX_SEEDS,
     MAX_THREADS,
     Backend,
@@ -33,17 +34,7 @@ from minact.cli._shared import (
 )
 from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
-from minact.search.config import MAX_BUDGET, MAX_CALLS, MAX_CONCURRENCY, MAX_CONTEXT_TOKENS
-
-MAX_SEED = 2**63 - 1  # what every generator minact seeds accepts
-MAX_ISLANDS = 1024  # each island is a list the search keeps; more than a run can fill
-MAX_TEMPERATURE = 100.0  # servers cap it near 2; a bound keeps inf out of the JSON sent
-# A day: a request still streaming after it is a hung server, and a bound keeps inf (no
-# timeout at all, and no JSON number) out of run.json and ranking.json.
-MAX_LLM_TIMEOUT = 86400.0
-# Tokens: a reply of 1M, far past what servers let one reply be (the context's bound is
-# search.config's). Without bounds, 10**30 reached run.json and each request.
-MAX_REPLY_TOKENS = 1_000_000
+from minact.search import config as bounds
 
 __all__ = ["evolve"]
 
@@ -77,9 +68,9 @@ def evolve(
         int | None,
         typer.Option(
             min=1,
-            max=MAX_BUDGET,
+            max=bounds.MAX_BUDGET,
             show_default="100",
-            help=f"Distinct candidates to evaluate (at most {MAX_BUDGET:,}).",
+            help=f"Distinct candidates to evaluate (at most {bounds.MAX_BUDGET:,}).",
         ),
     ] = None,
     tasks: Annotated[
@@ -119,6 +110,7 @@ def evolve(
         int | None,
         typer.Option(
             min=0,
+            max=bounds.MAX_FOLLOW_UPS,
             show_default="2",
             help="Times a reply that copies a known function, does not parse or is rejected "
             "is answered, in the same conversation, with the reason; each is an LLM call.",
@@ -148,7 +140,7 @@ def evolve(
         int | None,
         typer.Option(
             min=0,
-            max=MAX_CONTEXT_TOKENS,
+            max=bounds.MAX_CONTEXT_TOKENS,
             show_default="0: ask the server",
             help="The model's context in tokens, for servers that do not report it "
             "(llama-cpp-python, Ollama); the prompt is cut to fit it.",
@@ -160,54 +152,64 @@ def evolve(
     concurrency: Annotated[
         int | None,
         typer.Option(
-            min=1, max=MAX_CONCURRENCY, show_default="4", help="Proposals in flight at once."
+            min=1, max=bounds.MAX_CONCURRENCY, show_default="4", help="Proposals in flight at once."
         ),
     ] = None,
     seed: Annotated[
         int | None,
         typer.Option(
-            min=0, max=MAX_SEED, show_default="0", help="Seed of all selection randomness."
+            min=0, max=bounds.MAX_SEED, show_default="0", help="Seed of all selection randomness."
         ),
     ] = None,
     islands: Annotated[
-        int | None, typer.Option(min=1, max=MAX_ISLANDS, show_default="4", help="Sub-populations.")
+        int | None,
+        typer.Option(min=1, max=bounds.MAX_ISLANDS, show_default="4", help="Sub-populations."),
     ] = None,
     max_calls: Annotated[
         int | None,
         typer.Option(
             min=1,
-            max=MAX_CALLS,
+            max=bounds.MAX_CALLS,
             show_default="4 x budget + concurrency",
             help="Cap on LLM calls, follow-ups included (offline proposals count too; at most "
-            f"{MAX_CALLS:,}).",
+            f"{bounds.MAX_CALLS:,}).",
         ),
     ] = None,
     prompt_chars: Annotated[
-        int | None, typer.Option(min=500, show_default="8000", help="Prompt size limit.")
+        int | None,
+        typer.Option(
+            min=500, max=bounds.MAX_PROMPT_CHARS, show_default="8000", help="Prompt size limit."
+        ),
     ] = None,
     temperature: Annotated[
         float | None,
         typer.Option(
-            min=0.0, max=MAX_TEMPERATURE, show_default="0.8", help="LLM sampling temperature."
+            min=0.0,
+            max=bounds.MAX_TEMPERATURE,
+            show_default="0.8",
+            help="LLM sampling temperature.",
         ),
     ] = None,
     max_tokens: Annotated[
         int | None,
         typer.Option(
-            min=16, max=MAX_REPLY_TOKENS, show_default="1024", help="LLM reply token limit."
+            min=16, max=bounds.MAX_REPLY_TOKENS, show_default="1024", help="LLM reply token limit."
         ),
     ] = None,
     llm_retries: Annotated[
         int | None,
         typer.Option(
-            min=0, show_default="4", help="Retries of a failed LLM request (429, 5xx, timeouts)."
+            min=0,
+            max=bounds.MAX_RETRIES,
+            show_default="4",
+            help="Retries of a failed LLM request (429, 5xx, timeouts).",
         ),
     ] = None,
     llm_timeout: Annotated[
         float | None,
         typer.Option(
             min=1.0,
-            max=MAX_LLM_TIMEOUT,
+            max=bounds.MAX_LLM_TIMEOUT,
             show_default="300",
             help="Seconds one LLM request may take, its retries and waits included.",
         ),
@@ -243,7 +245,8 @@ def evolve(
         typer.Option("--compile", show_default="auto", help="torch.compile the training step."),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(min=0, show_default="0: auto", help="Candidates per batch.")
+        int | None,
+        typer.Option(min=0, max=MAX_BATCH, show_default="0: auto", help="Candidates per batch."),
     ] = None,
     workers: Annotated[
         str | None,
@@ -277,12 +280,18 @@ def evolve(
     ] = None,
     validate_top: Annotated[
         int | None,
-        typer.Option(min=1, show_default="5", help="How many of the best --validate scores."),
+        typer.Option(
+            min=1,
+            max=bounds.MAX_BUDGET,
+            show_default="5",
+            help="How many of the best --validate scores.",
+        ),
     ] = None,
     confirm: Annotated[
         int | None,
         typer.Option(
             min=0,
+            max=bounds.MAX_BUDGET,
             metavar="K",
             show_default="0: none",
             help="After the search, score the top K new candidates and the best 3 baselines "

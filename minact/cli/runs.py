@@ -34,6 +34,7 @@ from minact.cli._shared import (
 )
 from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
+from minact.search.config import MAX_BUDGET
 from minact.untrusted import printable, printable_lines
 
 __all__ = ["export", "report", "rescore", "show"]
@@ -182,7 +183,9 @@ def rescore(
     run: Annotated[
         Path | None, typer.Option(parser=path_value, help="Take candidates from this run.")
     ] = None,
-    top: Annotated[int, typer.Option(min=1, help="How many of the run's best.")] = 5,
+    top: Annotated[
+        int, typer.Option(min=1, max=MAX_BUDGET, help="How many of the run's best.")
+    ] = 5,
     all_cached: Annotated[bool, typer.Option(help="Every candidate in the cache.")] = False,
     runs_dir: RunsOpt = Path("runs"),
     cache: CacheOpt = None,

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from minact.cli._shared import (
+    MAX_BATCH,
     Backend,
     BackendOpt,
     CacheOpt,
@@ -85,7 +86,10 @@ def score(
     compile_: CompileOpt = Compile.auto,
     cache: CacheOpt = None,
     batch_size: Annotated[
-        int, typer.Option(min=0, help="Candidates trained together (0: 1 on CPU, 32 on CUDA).")
+        int,
+        typer.Option(
+            min=0, max=MAX_BATCH, help="Candidates trained together (0: 1 on CPU, 32 on CUDA)."
+        ),
     ] = 0,
     workers: WorkersOpt = "auto",
     threads: ThreadsOpt = 0,

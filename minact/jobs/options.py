@@ -27,6 +27,14 @@ from minact.search.config import (
     MAX_CALLS,
     MAX_CONCURRENCY,
     MAX_CONTEXT_TOKENS,
+    MAX_FOLLOW_UPS,
+    MAX_ISLANDS,
+    MAX_LLM_TIMEOUT,
+    MAX_PROMPT_CHARS,
+    MAX_REPLY_TOKENS,
+    MAX_RETRIES,
+    MAX_SEED,
+    MAX_TEMPERATURE,
 )
 from minact.search.ensemble import has_credentials
 
@@ -155,21 +163,21 @@ class EvolveOptions:
 LIMITS: dict[str, tuple[float, float | None]] = {
     "budget": (1, MAX_BUDGET),
     "concurrency": (1, MAX_CONCURRENCY),
-    "seed": (0, 2**63 - 1),  # what every generator minact seeds accepts
-    "islands": (1, 1024),  # each a list the search keeps
+    "seed": (0, MAX_SEED),
+    "islands": (1, MAX_ISLANDS),
     "max_calls": (0, MAX_CALLS),  # 0: 4 x budget + concurrency
-    "prompt_chars": (500, None),
-    "follow_ups": (0, None),
+    "prompt_chars": (500, MAX_PROMPT_CHARS),
+    "follow_ups": (0, MAX_FOLLOW_UPS),
     "context_tokens": (0, MAX_CONTEXT_TOKENS),
-    "temperature": (0.0, 100.0),  # finite: JSON has no inf
-    "max_tokens": (16, 1_000_000),  # cli.evolve.MAX_REPLY_TOKENS
-    "llm_retries": (0, None),
-    "llm_timeout": (1.0, 86400.0),  # a day (cli.evolve.MAX_LLM_TIMEOUT): finite, for JSON
-    "batch_size": (0, None),
+    "temperature": (0.0, MAX_TEMPERATURE),
+    "max_tokens": (16, MAX_REPLY_TOKENS),
+    "llm_retries": (0, MAX_RETRIES),
+    "llm_timeout": (1.0, MAX_LLM_TIMEOUT),
+    "batch_size": (0, 4096),  # 0: auto; as many as cli._shared.MAX_BATCH
     "workers": (0, 256),  # 0: auto; as many as cli._shared.MAX_WORKERS
     "threads": (0, 256),  # as many as cli._shared.MAX_THREADS
-    "validate_top": (1, None),
-    "confirm": (0, None),
+    "validate_top": (1, MAX_BUDGET),  # no more than a run's candidates
+    "confirm": (0, MAX_BUDGET),
     "confirm_seeds": (1, INT_RULES["seeds"][1]),  # as many networks per task as a lab's
 }
 # The settings that take one of a few words (the CLI's choices).

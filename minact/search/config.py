@@ -16,6 +16,14 @@ __all__ = [
     "MAX_CALLS",
     "MAX_CONCURRENCY",
     "MAX_CONTEXT_TOKENS",
+    "MAX_FOLLOW_UPS",
+    "MAX_ISLANDS",
+    "MAX_LLM_TIMEOUT",
+    "MAX_PROMPT_CHARS",
+    "MAX_REPLY_TOKENS",
+    "MAX_RETRIES",
+    "MAX_SEED",
+    "MAX_TEMPERATURE",
     "Evaluator",
     "FollowUpRuleName",
     "SearchConfig",
@@ -35,6 +43,21 @@ MAX_CONCURRENCY = 1024
 MAX_BUDGET = 1_000_000
 # LLM calls (the call cap): what the default cap, 4 x budget + concurrency, reaches at the bounds.
 MAX_CALLS = 4 * MAX_BUDGET + MAX_CONCURRENCY
+# Prompt characters: what the longest context (MAX_CONTEXT_TOKENS) holds, at about 4 a token.
+MAX_PROMPT_CHARS = 4 * MAX_CONTEXT_TOKENS
+# Answers to one bad reply and retries of one failed request: each is an LLM call, and the
+# number is kept in run.json; more than this is a slip of the keys.
+MAX_FOLLOW_UPS = 100
+MAX_RETRIES = 100
+MAX_SEED = 2**63 - 1  # what every generator minact seeds accepts
+MAX_ISLANDS = 1024  # each island is a list the search keeps; more than a run can fill
+MAX_TEMPERATURE = 100.0  # servers cap it near 2; a bound keeps inf out of the JSON sent
+# A day: a request still streaming after it is a hung server, and a bound keeps inf (no
+# timeout at all, and no JSON number) out of run.json and ranking.json.
+MAX_LLM_TIMEOUT = 86400.0
+# Tokens: a reply of 1M, far past what servers let one reply be (the context's bound is
+# MAX_CONTEXT_TOKENS). Without bounds, 10**30 reached run.json and each request.
+MAX_REPLY_TOKENS = 1_000_000
 
 
 class Evaluator(Protocol):
