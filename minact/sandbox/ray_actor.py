@@ -69,7 +69,8 @@ def _private_home() -> Path:
     parent.mkdir(exist_ok=True)
     for old in parent.glob("worker-*-*"):
         pid = old.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        # isdecimal and a length a pid has: int() refuses "²", os.kill a pid of 30 digits.
+        if pid.isdecimal() and len(pid) <= 10 and not _alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"worker-{os.getpid()}-", dir=parent))
 
@@ -77,7 +78,7 @@ def _private_home() -> Path:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # no such process; no pid of this size
         return False
     except PermissionError:  # another user's process
         return True

@@ -244,10 +244,16 @@ def test_a_new_actor_removes_the_folders_of_gone_actors() -> None:
     (stale / "inductor").mkdir(parents=True, exist_ok=True)
     live = parent / f"worker-{os.getpid()}-test"
     live.mkdir(exist_ok=True)
+    # Names of no pid a folder may have (left by anything): kept, never a crash.
+    odd = [parent / f"worker-{name}-test" for name in ("\u00b2", "9" * 30, "12a")]
+    for folder in odd:
+        folder.mkdir(exist_ok=True)
     try:
         fresh = ray_actor._private_home()
         assert fresh.is_dir() and fresh.name.startswith(f"worker-{os.getpid()}-")
         assert not stale.exists() and live.exists()
+        assert all(folder.exists() for folder in odd)
         fresh.rmdir()
     finally:
-        live.rmdir()
+        for folder in [live, *odd]:
+            folder.rmdir()
