@@ -10,6 +10,7 @@ import difflib
 import math
 import re
 import reprlib
+import struct
 from collections.abc import Collection
 from typing import Any
 
@@ -20,7 +21,7 @@ from minact.lab.task import Box
 __all__ = ["FAMILY", "FLOAT_RULES", "INT_RULES", "MAX_COORDINATE", "MIN_OOD_FRACTION", "NAME"]
 __all__ += ["box", "check_boxes", "check_keys", "float_value", "identifier", "int_value"]
 __all__ += ["MAX_NESTING", "interval", "nesting", "one_of", "require", "settings_fields"]
-__all__ += ["shown"]
+__all__ += ["FLOAT32_TINY", "shown"]
 
 # Rejection sampling of the OOD region needs it to be a fair share of the test box.
 MIN_OOD_FRACTION = 0.01
@@ -29,6 +30,7 @@ MIN_OOD_FRACTION = 0.01
 # losses, the sampled points or the probe overflow, and the failure would blame the target or
 # the activation. The shipped labs use ±2 (boxes) and ±10 (probe).
 MAX_COORDINATE = 1e6
+FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number
 
 # Bounds of the settings keys: (lo, hi) for integers, (lo, hi, lo excluded) for floats.
 INT_RULES: dict[str, tuple[int, int | None]] = {
@@ -41,7 +43,9 @@ INT_RULES: dict[str, tuple[int, int | None]] = {
     "data_seed": (0, None),
 }
 FLOAT_RULES: dict[str, tuple[float, float | None, bool]] = {
-    "lr": (0.0, 10.0, True),
+    # Below float32's smallest normal number the rate is 0 or subnormal where the networks
+    # train: nothing would learn, and every activation would score the same.
+    "lr": (FLOAT32_TINY, 10.0, False),
     # std of the noise on targets of std 1: 100 already buries the target; far more is
     # not finite in float32 once squared in the loss.
     "noise": (0.0, 100.0, False),
@@ -152,8 +156,14 @@ def interval(where: str, key: str, value: object) -> tuple[float, float]:
         lo, hi = value
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi)):
             if math.isfinite(lo) and math.isfinite(hi) and lo < hi:
-                if max(abs(lo), abs(hi)) <= MAX_COORDINATE:
+                if max(abs(lo), abs(hi)) <= MAX_COORDINATE and _float32(lo) < _float32(hi):
                     return float(lo), float(hi)
+                if max(abs(lo), abs(hi)) <= MAX_COORDINATE:
+                    # [0, 1e-300]: one point where the networks train and the probe runs.
+                    raise ConfigError(
+                        f"{where}: key {key!r} must have lo < hi in float32 (the networks "
+                        f"train in float32), got {shown(value)}"
+                    )
                 raise ConfigError(
                     f"{where}: key {key!r} must lie within [{-MAX_COORDINATE:g}, "
                     f"{MAX_COORDINATE:g}] (the networks train in float32), got {shown(value)}"
@@ -161,6 +171,11 @@ def interval(where: str, key: str, value: object) -> tuple[float, float]:
     raise ConfigError(
         f"{where}: key {key!r} must be [lo, hi] with finite lo < hi, got {shown(value)}"
     )
+
+
+def _float32(value: float) -> float:
+    """Returns `value` rounded to float32 (within ±MAX_COORDINATE: no overflow)."""
+    return float(struct.unpack("f", struct.pack("f", value))[0])
 
 
 def one_of(

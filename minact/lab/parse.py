@@ -71,9 +71,12 @@ def parse_lab(where: str, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str
             ) from None
     if "fitness" in raw:
         lab["fitness"] = one_of(where, "fitness", raw["fitness"], FITNESS_KINDS, sep=" or ")
-    for key in ("max_cost", "timeout"):
-        if key in raw:
-            lab[key] = float_value(where, key, raw[key], (0.0, None, True))
+    if "max_cost" in raw:
+        lab["max_cost"] = float_value(where, "max_cost", raw["max_cost"], (0.0, None, True))
+    if "timeout" in raw:
+        # A guard against hangs, not a budget: under a second, starting the work fails every
+        # candidate, and the failures would blame a busy machine.
+        lab["timeout"] = float_value(where, "timeout", raw["timeout"], (1.0, None, False))
     if "probe" in raw:
         lab["probe"] = interval(where, "probe", raw["probe"])
     return defaults, lab

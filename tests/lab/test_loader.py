@@ -261,6 +261,7 @@ TASK_ERRORS = [
     ("lr = 0", "lr", "0"),
     ("lr = 11.0", "lr", "11.0"),
     ("lr = nan", "lr", "nan"),
+    ("lr = 5e-324", "lr", "5e-324"),  # 0 in float32: nothing would learn
     ("seeds = 101", "seeds", "101"),
     ("n_train = 3", "n_train", "3"),
     ("n_test = 2", "n_test", "2"),
@@ -276,6 +277,7 @@ TASK_ERRORS = [
     ('vars = ["x", "x"]', "vars", "['x', 'x']"),
     ("train = { y = [0.0, 1.0] }", "y", "[0.0, 1.0]"),
     ("train = { x = [2.0, 1.0] }", "train.x", "[2.0, 1.0]"),
+    ("train = [0.0, 1e-300]", "train", "lo < hi in float32"),  # one point in float32
 ]
 
 
@@ -328,7 +330,9 @@ LAB_ERRORS = [
     ('reference = ""', "reference", "''"),
     ("max_cost = 0", "max_cost", "0"),
     ("timeout = -1", "timeout", "-1"),
+    ("timeout = 1e-9", "timeout", ">= 1"),  # every candidate would fail, blaming the machine
     ("probe = [1.0, -1.0]", "probe", "[1.0, -1.0]"),
+    ("probe = [0.0, 1e-300]", "probe", "lo < hi in float32"),
     ("train = { x = [0.0, 1.0] }", "train", "{'x': [0.0, 1.0]}"),
     ("train = [-3.0, 1.0]", "train", "[-3, 1]"),
     ("depth = 0", "depth", "0"),
