@@ -92,7 +92,7 @@ def confirmation(
     new = [c for c in ok if not c["baseline"]][:top]
     # The best baselines too: a claim is paired, so both sides need the same seeds.
     baselines = [c for c in ok if c["baseline"]][:BASELINES_CONFIRMED]
-    more = lab.with_seeds(seeds)  # its size was checked before the search (evolve._lab)
+    more = lab.with_seeds(seeds)  # its size was checked before the search (jobs.opening.run_lab)
     if not new:
         # Baselines alone make no claim: training them again would cost minutes for nothing.
         # The event still says the check was asked for and why it made none (the report).

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
-import minact
 from minact.cache import FitnessCache
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
-from minact.jobs import checks, preflight, proposing
+from minact.jobs import checks, opening, preflight, proposing
 from minact.jobs.interrupt import (
     DeferredStop,
     deferring_stop_signals,
@@ -35,13 +34,11 @@ from minact.jobs.interrupt import (
 from minact.jobs.notes import cache_notes
 from minact.jobs.options import EvolveOptions, check_budget, replayed, resolve, started_with
 from minact.jobs.report import finish
-from minact.lab.cascade import stage_tasks
-from minact.lab.loader import default_tasks_path, lab_with_seeds, load_lab
 from minact.lab.task import Lab
 from minact.runs.catalog import run_ranking, skipped_warning
 from minact.runs.history import History
-from minact.runs.ranking import RankingDocument, lab_summary
-from minact.runs.rundir import RunExistsError, RunLog, new_run_id
+from minact.runs.ranking import RankingDocument
+from minact.runs.rundir import RunLog
 from minact.search.cascade import Screen
 from minact.search.config import FollowUpRuleName
 from minact.search.loop import Loop, SearchConfig, Summary
@@ -115,7 +112,7 @@ async def _run(
     history = History.from_events(log.events()) if log is not None else History()
     if log is not None:
         check_budget(options, given, history, log.run_json)
-    lab = _lab(options, previous)
+    lab = opening.run_lab(options, previous)
     if options.validate is not None:
         checks.validation_lab(options.validate)  # a bad --validate fails before the search
     # Keep where the lab was found, so that a resume from another folder finds it again.
@@ -141,23 +138,28 @@ async def _run(
     with preflight.folders(*wanted):  # a start that fails leaves no empty folder behind
         async with proposing.proposer(options, api_key) as (proposer, described):
             with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
+                created = log is None
                 if log is None:
-                    log = _create_log(runs_dir, run_id, options.seed)
-                    holding.enter_context(log.held())
-                if options.record:
-                    proposer = RecordingProposer(proposer, log.directory / "llm.jsonl")
-                meta = _meta(log, previous, options, config, lab)
-                log.write_run(meta)
+                    log = opening.create_log(runs_dir, run_id, options.seed, holding, hooks.say)
+                meta = opening.run_meta(log, previous, options, config, lab)
+                try:
+                    log.write_run(meta)
+                except ConfigError:
+                    if created:  # a full disk: no folder that recorded nothing stays behind
+                        preflight.remove_empty([log.directory])
+                    raise
                 finished = False  # run.json says how the run ended
                 ended: Summary | None = None  # the search's outcome, once known
                 try:
+                    if options.record:  # after run.json: a refusal is said there too
+                        proposer = RecordingProposer(proposer, log.directory / "llm.jsonl")
                     with Evaluator(lab, cache, _evaluator_config(options)) as evaluator:
                         config = proposing.fitted(config, options, described)
                         meta.update(described)
                         hooks.say(proposing.describe(described, given.get("offline") is True))
                         event = "resume" if resume else "start"
-                        opening = {"event": event, "time": time.time(), **described}
-                        events = _Events(log, opening, wait=history.ended is not None)
+                        first_line = {"event": event, "time": time.time(), **described}
+                        events = _Events(log, first_line, wait=history.ended is not None)
                         screen = Screen.of_lab(evaluator, lab, evaluator.on_tasks)
                         loop = Loop(
                             config,
@@ -255,36 +257,6 @@ def _unreported(log: RunLog, ended: Summary, error: str | None) -> str:
     )
 
 
-def _meta(
-    log: RunLog,
-    previous: Mapping[str, Any],
-    options: EvolveOptions,
-    config: SearchConfig,
-    lab: Lab,
-) -> dict[str, Any]:
-    """Returns run.json's content at the start of a run (status "running")."""
-    return {
-        **previous,
-        "run_id": log.directory.name,
-        "directory": str(log.directory),
-        "minact": minact.__version__,
-        "created": previous.get("created", time.time()),
-        "status": "running",
-        "message": "",
-        "options": options.to_dict(),
-        "budget": config.budget,
-        "concurrency": config.concurrency,
-        "seed": config.seed,
-        "islands": config.islands,
-        "max_calls": config.call_cap,
-        "tasks": str(lab.path),
-        "lab_digest": lab.digest(),
-        "task_digests": [t.digest() for t in lab.tasks],
-        "lab_summary": lab_summary(lab),
-        "cascade": _cascade(lab),
-    }
-
-
 def _evaluator_config(options: EvolveOptions) -> EvaluatorConfig:
     return EvaluatorConfig(
         device=options.device,
@@ -344,44 +316,3 @@ def _check(
             ranking, lab, options.confirm, options.confirm_seeds, evaluator, say
         )
         events.append(dict(event))
-
-
-def _lab(options: EvolveOptions, previous: Mapping[str, Any]) -> Lab:
-    """Returns the run's lab; on a resume it must be the lab the run started with."""
-    path = Path(options.tasks) if options.tasks else default_tasks_path()
-    lab = load_lab(path)
-    if options.confirm:  # refused now, not after the search
-        lab_with_seeds(lab, options.confirm_seeds, "--confirm-seeds")
-    if previous and lab.digest() != previous.get("lab_digest"):
-        raise ConfigError(f"{lab.path}: the lab differs from the one the run started with")
-    if previous and [t.digest() for t in lab.tasks] != previous.get("task_digests"):
-        raise ConfigError(f"{lab.path}: the tasks differ from the ones the run started with")
-    if previous and "cascade" not in previous:
-        return replace(lab, cascade=None)  # a run from before cascades goes on without one
-    if previous and _cascade(lab) != previous["cascade"]:
-        raise ConfigError(
-            f"{lab.path}: [lab.cascade] {_cascade(lab)} differs from the run's "
-            f"{previous['cascade']}; the cascade decides which candidates are screened, "
-            "so a resumed run keeps it"
-        )
-    return lab
-
-
-def _cascade(lab: Lab) -> dict[str, Any] | None:
-    """Returns the run.json record of the lab's cascade: its settings and stage-1 tasks."""
-    c = lab.cascade
-    if c is None:
-        return None
-    return {**c.to_dict(), "stage_tasks": [t.name for t in stage_tasks(lab.tasks, c.tasks, c.seed)]}
-
-
-def _create_log(runs_dir: Path, run_id: str | None, seed: int) -> RunLog:
-    if run_id is not None:
-        return RunLog.create(runs_dir, run_id)
-    base = new_run_id(time.time(), seed)
-    for n in range(1, 100):
-        try:
-            return RunLog.create(runs_dir, base if n == 1 else f"{base}-{n}")
-        except RunExistsError:
-            continue  # a run started in the same second: take the next suffix
-    raise ConfigError(f"cannot create a run directory under {runs_dir}: 99 names are taken")

@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["FileRefused", "open_regular", "read_regular"]
+__all__ = ["FileRefused", "kind", "open_regular", "read_regular"]
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -21,6 +21,12 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISSOCK, "a socket"),
 )
+
+
+def kind(mode: int) -> str:
+    """Returns what a file of `st_mode` `mode` is that is not a regular one, in a user's
+    words ("a directory", "a FIFO (named pipe)")."""
+    return next((name for test, name in _KINDS if test(mode)), "not a plain file")
 
 
 class FileRefused(ValueError):
@@ -37,8 +43,7 @@ def open_regular(path: Path) -> int:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
-            raise FileRefused(f"is not a regular file ({kind})")
+            raise FileRefused(f"is not a regular file ({kind(mode)})")
     except BaseException:
         os.close(fd)
         raise

@@ -17,6 +17,7 @@ nothing configured logging.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from minact.errors import ConfigError, UsageError
 from minact.runs import checks, index
 from minact.runs.history import History
 from minact.runs.ranking import RankingDocument, RankingEntry, ranking_document
-from minact.runs.rundir import RunLog
+from minact.runs.rundir import RunLog, recorded_nothing
 
 __all__ = [
     "Found",
@@ -132,9 +133,12 @@ def _as_ended(log: RunLog, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _runs(runs_dir: Path) -> Iterator[Path]:
+    """Yields the folders of `runs_dir` that hold a run, or that a run left: a run.json of
+    any kind (a folder, a FIFO: `_usable` says why it is skipped), or none where its run
+    recorded nothing. Other folders (a rescore's, a user's) are not runs: passed in silence."""
     if runs_dir.is_dir():
         for run in sorted(runs_dir.iterdir()):
-            if (run / "run.json").is_file():
+            if os.path.lexists(run / "run.json") or recorded_nothing(run):
                 yield run
 
 

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import re
-import secrets
+import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +22,20 @@ from typing import IO, Any
 
 from minact.errors import ConfigError
 from minact.lab.files import FileRefused, open_regular, read_regular
+from minact.runs import locks
 from minact.runs.schema import check_run
+from minact.runs.writes import cannot as _cannot
+from minact.runs.writes import left_by_write, rewrite_in_place, write_atomic
 
-__all__ = ["RUN_ID_RULE", "RunExistsError", "RunLog", "new_run_id", "usable_run_id", "write_atomic"]
+__all__ = [
+    "RUN_ID_RULE",
+    "RunExistsError",
+    "RunLog",
+    "new_run_id",
+    "recorded_nothing",
+    "usable_run_id",
+    "write_atomic",
+]
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}\Z")
 RUN_ID_RULE = "use letters, digits, '.', '_' and '-', a letter or digit first (at most 100)"
@@ -41,54 +52,39 @@ class RunExistsError(ConfigError):
     """The run directory to create exists already."""
 
 
+def recorded_nothing(directory: Path) -> bool:
+    """Returns whether `directory` is a folder whose run recorded nothing: no run.json and
+    nothing else but what a cut-short write of it leaves, as a run killed (or refused by a
+    full disk) between the creation of its folder and its first run.json leaves it."""
+    try:
+        names = os.listdir(directory) if directory.is_dir() else None
+    except OSError:
+        return False
+    return names is not None and all(left_by_write(n, "run.json") for n in names)
+
+
+def _nothing_recorded(directory: Path) -> str:
+    """Returns the refusal of a command given `directory` as a run, which recorded nothing
+    (`recorded_nothing`): there is nothing to resume or report, and its settings are lost."""
+    if locks.in_use(directory):  # a start between its folder and its run.json: a moment
+        return f"{directory}: not a run directory yet (no run.json): its run is starting"
+    again = ""
+    if usable_run_id(directory.name):
+        again = (
+            f"`minact evolve --runs-dir {shlex.quote(str(directory.parent))} --run-id "
+            f"{directory.name}` and the settings it was started with start it afresh there, "
+            "or "
+        )
+    return (
+        f"{directory}: not a run directory (no run.json): its run recorded nothing (it stopped "
+        f"before writing run.json), so there is nothing to resume or report; {again}remove "
+        "the folder"
+    )
+
+
 def new_run_id(now: float, seed: int) -> str:
     """Returns a run id from a timestamp and the seed, e.g. 20261128-170501-s0."""
     return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-s{seed}"
-
-
-def _cannot(action: str, path: Path, e: OSError) -> ConfigError:
-    """Returns the error for a file operation that failed: `cannot <action> <path>: <why>`."""
-    return ConfigError(f"cannot {action} {path}: {e.strerror or e}")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename; raises ConfigError
-    (the path and the operating system's reason) when it cannot."""
-    # A name of its own, created exclusively and never through a link: two writers of one
-    # file (two `minact report`s) do not swap each other's halves, and a link planted in
-    # the folder under a predictable name cannot turn the write onto another file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(tmp, flags, 0o666)
-        with open(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)  # no stray temporary file where a write failed
-        raise _cannot("write", path, e) from None
-
-
-def _rewrite_in_place(path: Path, data: bytes) -> bool:
-    """Overwrites `path` with `data` when `data` is no longer than the file; returns whether
-    it did. No new file and no new bytes on the disk are needed."""
-    try:
-        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return False
-    try:
-        if len(data) > os.fstat(fd).st_size:
-            return False
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.ftruncate(fd, len(data))
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return True
 
 
 def _open_regular(path: Path) -> IO[str]:
@@ -145,6 +141,12 @@ class RunLog:
                     f"{directory} is a file, not a run directory; give another --run-id "
                     "(or --runs-dir), or move the file away"
                 ) from None
+            if not os.path.lexists(directory / "run.json") and not recorded_nothing(directory):
+                # --resume would refuse it too: it is no run (a user's folder, a rescore's)
+                raise RunExistsError(
+                    f"{directory} exists and holds no run (no run.json); give another "
+                    "--run-id (or --runs-dir), or move the folder away"
+                ) from None
             raise RunExistsError(
                 f"run directory {directory} exists; pass --resume {directory} to continue it "
                 "or another --run-id"
@@ -169,17 +171,39 @@ class RunLog:
                     f"{directory}: a file, not a run directory; give the run's folder"
                 )
             raise ConfigError(f"{directory}: no such run directory")
-        if not log.run_json.is_file():
+        if not os.path.lexists(log.run_json):  # a run.json of another kind: read_run says
+            if recorded_nothing(directory):
+                raise ConfigError(_nothing_recorded(directory))
             raise ConfigError(f"{directory}: not a run directory (no run.json)")
         log.read_run()
         return log
+
+    def clear_leftovers(self) -> None:
+        """Readies a folder whose run recorded nothing for a run to start afresh in it: removes
+        what a cut-short write of run.json left. Call it while the run is `held`: a start in
+        progress holds its folder. Raises RunExistsError when the folder holds a run by now,
+        ConfigError when a leftover cannot be removed."""
+        if not recorded_nothing(self.directory):
+            raise RunExistsError(
+                f"run directory {self.directory} exists; pass --resume {self.directory} to "
+                "continue it or another --run-id"
+            )
+        for name in os.listdir(self.directory):
+            try:
+                (self.directory / name).unlink(missing_ok=True)
+            except OSError as e:
+                raise _cannot("remove", self.directory / name, e) from None
 
     def read_run(self) -> dict[str, Any]:
         """Returns run.json; raises ConfigError if it is missing or malformed, or if a key
         minact reads has a value of the wrong type (runs.schema: the message names it)."""
         try:
             data = json.loads(read_regular(self.run_json, MAX_RUN_JSON_BYTES).decode("utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        except FileRefused as e:  # a folder, a FIFO: as the other files of a run are refused
+            raise ConfigError(f"cannot read {self.run_json}: it {e}") from None
+        except OSError as e:  # a link loop, no permission: the operating system's words
+            raise _cannot("read", self.run_json, e) from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise ConfigError(f"{self.run_json}: unreadable ({e})") from None
         return check_run(data, self.run_json)
 
@@ -199,7 +223,7 @@ class RunLog:
             # A run stopped by a full disk would otherwise go on saying "running", and be
             # taken for a live run, or for the latest finished one.
             text = json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n"
-            if not _rewrite_in_place(self.run_json, text.encode("utf-8")):
+            if not rewrite_in_place(self.run_json, text.encode("utf-8")):
                 raise
 
     def write_text(self, name: str, text: str) -> Path:
@@ -288,59 +312,20 @@ class RunLog:
             "JSON events: damaged, or not minact's log); what they held is not ranked"
         )
 
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
+    def held(self) -> contextlib.AbstractContextManager[None]:
         """Holds the run for this process while the block runs; raises ConfigError when
-        another process holds it (two searches appending to one log would interleave, each
-        giving the same proposals other candidates). The lock is the operating system's,
-        on the directory itself: a killed process leaves none behind, and no file. Where
-        there is none (not POSIX), the run is not guarded."""
-        try:
-            import fcntl
-        except ImportError:
-            yield
-            return
-        try:
-            fd = os.open(self.directory, os.O_RDONLY)
-        except OSError as e:
-            raise _cannot("read", self.directory, e) from None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                raise ConfigError(
-                    f"{self.directory}: the run is in use by another minact process; wait "
-                    "for it to end, or stop it and resume the run"
-                ) from None
-            yield
-        finally:
-            os.close(fd)  # releases the lock
+        another process holds it (minact.runs.locks.hold)."""
+        return locks.hold(self.directory)
 
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self, wait: float | None = None) -> contextlib.AbstractContextManager[None]:
         """Holds the run's outputs (its reports, ranking.json, run.json) for this process
-        while the block writes them; waits while another process writes them. The lock is
-        the operating system's, on events.jsonl (the directory's is `held`); where there is
-        none (not POSIX, no log yet, a filesystem without locks), the block runs unguarded."""
+        while the block writes them; waits while another process writes them, at most
+        `wait` seconds (None: locks.WRITING_WAIT_S), then raises ConfigError naming the run
+        (minact.runs.locks.writing)."""
         # `minact report` of a live run must not write its older report over the one the
         # run writes as it ends: both write under this lock, the report only if run.json
         # did not change meanwhile (jobs.report.write_report).
-        try:
-            import fcntl
-        except ImportError:
-            yield
-            return
-        try:
-            fd = os.open(self.events_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
-            yield
-            return
-        try:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
+        return locks.writing(self.directory, self.events_path, wait)
 
     def version(self) -> tuple[int, int, int] | None:
         """Returns what changes whenever run.json is written (inode, time, size); None when
@@ -352,23 +337,8 @@ class RunLog:
         return st.st_ino, st.st_mtime_ns, st.st_size
 
     def in_use(self) -> bool:
-        """Returns whether a process holds the run (`held`); True where that cannot be told
-        (not POSIX, a folder it cannot open)."""
-        try:
-            import fcntl
-        except ImportError:
-            return True
-        try:
-            fd = os.open(self.directory, os.O_RDONLY)
-        except OSError:
-            return True
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a look: closing fd lets it go
-        except OSError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        """Returns whether a process holds the run (`held`); True where that cannot be told."""
+        return locks.in_use(self.directory)
 
     def close(self) -> None:
         """Closes the event log; raises ConfigError when what it held cannot be written."""

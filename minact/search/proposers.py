@@ -9,8 +9,11 @@ exceptions: the search counts them.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from minact.errors import ConfigError, LLMError
+from minact.lab import files
 from minact.lab.files import FileRefused, read_regular
 from minact.outcome import Reply
 from minact.search import thinking
@@ -149,22 +153,57 @@ class RecordingProposer:
     """Wraps a proposer and appends every exchange to a JSON-lines file (`--record`)."""
 
     def __init__(self, inner: Proposer, path: Path) -> None:
+        """Raises ConfigError naming `path` when it is there and cannot take records: no
+        regular file (a folder, a FIFO, a link to a device), or not to be opened to append."""
         self.inner = inner
         self.kind = inner.kind
         self.path = path
         self._mended = False
+        if os.path.lexists(path):  # refused now, before a reply is paid for and then lost
+            os.close(self._open())
 
-    def _mend(self) -> None:
+    def _open(self) -> int:
+        """Returns a descriptor of the recording, open to append (and read: `_mend`); raises
+        ConfigError."""
+        # O_NONBLOCK: an open of a FIFO that no one reads would otherwise wait for ever.
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                self._refuse(os.stat(self.path).st_mode)  # a FIFO's open says only ENXIO
+            fd = os.open(self.path, flags, 0o666)
+        except OSError as e:
+            raise ConfigError(f"--record: cannot write {self.path}: {e.strerror or e}") from None
+        try:
+            self._refuse(os.fstat(fd).st_mode)
+        except ConfigError:
+            os.close(fd)
+            raise
+        return fd
+
+    def _refuse(self, mode: int) -> None:
+        """Raises ConfigError when `mode` is not a regular file's."""
+        if not stat.S_ISREG(mode):
+            raise ConfigError(
+                f"--record: cannot write {self.path}: it is not a regular file "
+                f"({files.kind(mode)}); move it away"
+            )
+
+    def _mend(self, fd: int) -> None:
         """Drops the cut record a killed recording left at the end of the file (if any)."""
         # The next record would be glued to it, and the file refused by --replay for good.
+        # Only the end is read: a recording of a long run is large.
         self._mended = True
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
+        size = end = os.fstat(fd).st_size
+        if not size or os.pread(fd, 1, size - 1) == b"\n":
             return
-        if data and not data.endswith(b"\n"):
-            with self.path.open("r+b") as f:
-                f.truncate(data.rfind(b"\n") + 1)
+        while end > 0:
+            start = max(0, end - (1 << 16))
+            cut = os.pread(fd, end - start, start).rfind(b"\n")
+            if cut >= 0:
+                os.ftruncate(fd, start + cut + 1)
+                return
+            end = start
+        os.ftruncate(fd, 0)  # one cut record and nothing else
 
     async def propose(self, request: ProposalRequest) -> Reply:
         """Returns the inner proposer's reply, after recording it."""
@@ -176,9 +215,9 @@ class RecordingProposer:
             "messages": request.messages,
             "reply": reply.to_dict(),
         }
-        if not self._mended:
-            self._mend()
-        with self.path.open("a", encoding="utf-8") as f:
+        with open(self._open(), "a", encoding="utf-8") as f:
+            if not self._mended:
+                self._mend(f.fileno())
             f.write(json.dumps(record, sort_keys=True) + "\n")
         return reply
 
