@@ -70,7 +70,7 @@ def evolve(
             min=1,
             max=bounds.MAX_BUDGET,
             show_default="100",
-            help=f"Distinct candidates to evaluate (at most {bounds.MAX_BUDGET:,}).",
+            help="Distinct candidates to evaluate.",
         ),
     ] = None,
     tasks: Annotated[
@@ -171,8 +171,7 @@ def evolve(
             min=1,
             max=bounds.MAX_CALLS,
             show_default="4 x budget + concurrency",
-            help="Cap on LLM calls, follow-ups included (offline proposals count too; at most "
-            f"{bounds.MAX_CALLS:,}).",
+            help="Cap on LLM calls, follow-ups included (offline proposals count too).",
         ),
     ] = None,
     prompt_chars: Annotated[
