@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["RESAMPLES", "Claim", "best_baseline", "claim_text", "claims", "expanded_tail"]
-__all__ += ["MEASURES", "paired_claim", "selection_note"]
+__all__ += ["MEASURES", "best_claim_sentence", "paired_claim", "selection_note"]
 
 Row = Mapping[str, Any]  # a ranking.json candidate row
 
@@ -183,4 +183,31 @@ def selection_note(claim: Mapping[str, Any] | None) -> str:
     return (
         f"it is the best of {n} candidates on these same tasks, so a yes is optimistic: "
         "check it on tasks it was not picked on (--validate, rescore)"
+    )
+
+
+def best_claim_sentence(rows: Sequence[Row], tasks: int) -> str:
+    """Returns one sentence on whether the best ranked new candidate among ranking rows beats
+    the best baseline beyond noise (or why that is not judged), names as they are; "" when
+    no new candidate was ranked. `tasks`: how many tasks the ranking has."""
+    best = next((c for c in rows if c["rank"] and not c["baseline"]), None)
+    if best is None:
+        return ""
+    claim = best.get("claim")
+    if not claim:
+        # A table of fitness with no verdict beside it reads as if the first row had won.
+        why = (
+            f"a claim needs at least {MIN_TASKS} tasks, this ranking has {tasks}"
+            if tasks < MIN_TASKS
+            else f"there is no baseline, or fewer than {MIN_TASKS} tasks where both have a score"
+        )
+        return (
+            f"whether {best['name']}, the best new candidate, beats the best baseline beyond "
+            f"noise is not judged: {why}"
+        )
+    caveat = selection_note(claim)
+    return (
+        f"does {best['name']}, the best new candidate, beat the best baseline "
+        f"({claim['against']}) beyond noise? {claim_text(claim)}, the interval of its fitness "
+        "minus the baseline's (below 0: better)" + (f"; {caveat}" if caveat else "")
     )

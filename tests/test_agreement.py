@@ -152,7 +152,7 @@ def test_fitness_agreement_of_a_consistent_and_a_reversed_ranking() -> None:
 
 def test_fitness_agreement_over_too_few_tasks_has_no_interval() -> None:
     from minact.agreement import fitness_agreement
-    from minact.report.data import agreement_text
+    from minact.report.agreement import agreement_text
 
     # One task resampled is always that task: an interval [v, v] would look precise.
     got = fitness_agreement([0.1, 0.2, 0.3, 0.4], np.array([[0.3], [0.1], [0.2], [0.5]]))
@@ -163,6 +163,29 @@ def test_fitness_agreement_over_too_few_tasks_has_no_interval() -> None:
     text = agreement_text(got)
     assert "Kendall tau +0.33 and" in text and "no interval: 1 task here" in text
     assert "5-95%" not in text
+
+
+def test_the_agreement_names_shared_tasks_and_gives_it_without_them() -> None:
+    from minact.agreement import fitness_agreement
+    from minact.report.agreement import agreement_text
+
+    rng = np.random.default_rng(3)
+    new = rng.normal(size=(6, 9))
+    original = new[:, :7].mean(axis=1)  # 7 of the 9 tasks here ranked the candidates before
+    got = fitness_agreement(original, new)
+    assert got is not None
+    got["shared_tasks"] = [f"t{i}" for i in range(7)]
+    got["held_out"] = fitness_agreement(original, new[:, 7:])
+    text = agreement_text(got)
+    assert "7 of the 9 tasks here (t0, t1, t2, t3, t4 and 2 more) are tasks of the lab" in text
+    tau = got["held_out"]["kendall_tau"]["value"]
+    assert f"on the other 2 tasks alone: Kendall tau {tau:+.2f} and" in text
+    got["held_out"] = None  # too few candidates with a fitness on the other tasks
+    assert "too few candidates to measure the agreement on the other tasks alone" in (
+        agreement_text(got)
+    )
+    del got["shared_tasks"]  # candidates from hashes: their lab is not known
+    assert "tasks of the lab" not in agreement_text(got)
 
 
 def test_tau_and_rho_match_scipy_with_ties() -> None:

@@ -223,7 +223,7 @@ def rescore(
     """
     from minact.jobs.rescore import SUITES
     from minact.jobs.rescore import rescore as rescore_job
-    from minact.report.data import agreement_text
+    from minact.report.agreement import agreement_text
 
     if (tasks is None) == (suite is None):
         # Which lab to score on is a usage question (exit 2), like any flag typer checks.

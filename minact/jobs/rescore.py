@@ -108,7 +108,7 @@ def rescore(
     if network_seeds is not None:
         lab = lab_with_seeds(lab, network_seeds, "--seeds")
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
-        picks, baseline_fitness, origin, source_run = _choose(
+        picks, baseline_fitness, origin, source_run, home = _choose(
             hashes, run, top, all_cached, runs_dir, cache
         )
         original = dict(baseline_fitness)
@@ -150,7 +150,7 @@ def rescore(
         s.code_hash: {"original_fitness": original.get(s.code_hash)} for s in scores if s.code_hash
     }
     doc = ranking_document(scores, lab, meta, extra)
-    doc["agreement"] = _agreement(doc)
+    doc["agreement"] = _agreement(doc, home)
     directory = out or _folder(source_run or runs_dir, lab.path.stem, doc)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -192,13 +192,26 @@ def _folder(parent: Path, stem: str, doc: RankingDocument) -> Path:
     return parent / f"rescore-{stem}-{_identity(doc)[:8]}"
 
 
-def _agreement(doc: RankingDocument) -> dict[str, Any] | None:
+def _agreement(doc: RankingDocument, home: frozenset[str] | None) -> dict[str, Any] | None:
     """Returns the rank agreement between the original and the new fitness over every scored
-    candidate that has both (baselines included), or None when fewer than 3 have."""
+    candidate that has both (baselines included), or None when fewer than 3 have.
+
+    `home` holds the task digests of the lab the candidates came from (None: not known, as
+    for hashes or the cache). Tasks here with one of those digests are named in
+    `shared_tasks`, and `held_out` is the agreement over the other tasks alone: a shared
+    task counts in both rankings with the same numbers, so it agrees by construction."""
     rows = [c for c in doc["candidates"] if c.get("original_fitness") is not None]
-    _, _, matrix = score_matrix(rows)  # keeps the ok rows with tasks, in order
+    _, tasks, matrix = score_matrix(rows)  # keeps the ok rows with tasks, in order
     kept = [c for c in rows if c["status"] == "ok" and c["tasks"]]
-    return fitness_agreement([float(c.get("original_fitness") or 0.0) for c in kept], matrix)
+    original = [float(c.get("original_fitness") or 0.0) for c in kept]
+    agreement = fitness_agreement(original, matrix)
+    if agreement is None or home is None:
+        return agreement
+    shared = [t["name"] for t in doc["tasks"] if t["digest"] in home]
+    if shared:
+        other = [i for i, t in enumerate(tasks) if t not in shared]
+        agreement["held_out"] = fitness_agreement(original, matrix[:, other]) if other else None
+    return {**agreement, "shared_tasks": shared}
 
 
 def _runs(run: Path | None, runs_dir: Path) -> Iterator[Path]:
@@ -213,9 +226,10 @@ def _choose(
     all_cached: bool,
     runs_dir: Path,
     cache: FitnessCache,
-) -> tuple[list[_Pick], dict[str, float | None], str, Path | None]:
+) -> tuple[list[_Pick], dict[str, float | None], str, Path | None, frozenset[str] | None]:
     """Returns the picks, the baselines' original fitness, a description of where they came
-    from, and the run they came from (None for hashes or the cache)."""
+    from, the run they came from and its lab's task digests (both None for hashes or the
+    cache)."""
     if hashes:
         sources = list(cache.sources())
         runs = [run] if run is not None else all_runs(runs_dir)
@@ -233,9 +247,9 @@ def _choose(
             picks.append(
                 _Pick(f.code_hash, e["name"] if e else "", f.source, e["fitness"] if e else None)
             )
-        return picks, {}, "hashes", None
+        return picks, {}, "hashes", None, None
     if all_cached:
-        return [_Pick(h, "", src, None) for h, src in cache.sources()], {}, "cache", None
+        return [_Pick(h, "", src, None) for h, src in cache.sources()], {}, "cache", None, None
     source_run = run if run is not None else latest_run(runs_dir)
     doc, _ = run_ranking(source_run)
     best = [c for c in doc["candidates"] if c["status"] == "ok" and not c["baseline"]]
@@ -244,8 +258,18 @@ def _choose(
         for c in best[:top]
         if (code := c["code_hash"])
     ]
+    if not picks:  # say why, rather than "no candidates" of a run that made some
+        new = sum(not c["baseline"] for c in doc["candidates"])
+        why = (
+            f"none of its {new} new candidates has a fitness (each failed or was screened "
+            "out; its report.md says why)"
+            if new
+            else "it has no new candidate yet, only the baselines"
+        )
+        raise ConfigError(f"no candidates to rescore from {source_run}: {why}")
     # The baselines' fitness on the run's lab too, so the table shows whether rankings hold.
     baselines = {
         code: c["fitness"] for c in doc["candidates"] if c["baseline"] and (code := c["code_hash"])
     }
-    return picks, baselines, str(source_run), source_run
+    home = frozenset(str(t.get("digest")) for t in doc["tasks"])
+    return picks, baselines, str(source_run), source_run, home

@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from minact.agreement import MIN_INTERVAL_TASKS
 from minact.runs.history import Lineage
 from minact.runs.index import Stamp
 from minact.runs.ranking import RankingDocument, RankingEntry, shown
@@ -17,7 +16,6 @@ __all__ = [
     "FIGURES",
     "LIST_ROWS",
     "ReportData",
-    "agreement_text",
     "ancestry",
     "capped",
     "check_table",
@@ -128,35 +126,6 @@ def screened_text(cascade: Mapping[str, Any], counters: Mapping[str, Any]) -> st
 def fmt(v: Any, spec: str) -> str:
     """Returns `v` formatted with `spec`, or an em dash for a missing number."""
     return "—" if v is None else format(v, spec)
-
-
-def agreement_text(agreement: Mapping[str, Any] | None) -> str:
-    """Returns the rank agreement of a rescore in one sentence (or why there is none)."""
-    if not agreement:
-        return (
-            "not measured: fewer than 3 candidates have a fitness on the lab they came from "
-            "(rescore a run's candidates to see it)"
-        )
-
-    def stat(s: Mapping[str, Any]) -> str:
-        if s["lo"] is None and s["hi"] is None:
-            return fmt(s["value"], "+.2f")
-        return f"{fmt(s['value'], '+.2f')} (5-95%: {fmt(s['lo'], '+.2f')}..{fmt(s['hi'], '+.2f')})"
-
-    tau, rho = stat(agreement["kendall_tau"]), stat(agreement["spearman_rho"])
-    tasks = agreement["tasks"]
-    # Too few tasks to resample has no interval (minact.agreement): say so, not "[v, v]".
-    few = tasks < MIN_INTERVAL_TASKS
-    how = (
-        f"no interval: {tasks} task{'s' if tasks != 1 else ''} here, too few to resample"
-        if few
-        else f"intervals over the {tasks} tasks here, resampled {agreement['resamples']} times"
-    )
-    return (
-        f"over {agreement['candidates']} candidates (baselines included), the ranking by "
-        f"original fitness and the ranking here agree with Kendall tau {tau} and Spearman rho "
-        f"{rho}; {how}"
-    )
 
 
 def check_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:

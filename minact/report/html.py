@@ -18,12 +18,12 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from minact.claims import claim_text
+from minact.claims import best_claim_sentence, claim_text
+from minact.report.agreement import agreement_text
 from minact.report.data import (
     FIGURES,
     MODEL_HEADER,
     ReportData,
-    agreement_text,
     ancestry,
     capped,
     check_table,
@@ -144,6 +144,7 @@ def render_run_html(
         retries=data.retries if uses_llm(run) else [],
         lab_tasks=_lab_rows(data),
         check_lines=check_text(data.ranking.get("checks") or {}),
+        verdict=best_claim_sentence(data.ranking["candidates"], len(data.ranking["tasks"])),
         checks=check_table(data.ranking),
     )
 
@@ -179,5 +180,6 @@ def render_ranking_html(doc: RankingDocument, top: int = 30) -> str:
             header=[*header, "mean OOD MSE", "status"],
             families=families,
             rows=shown,
+            verdict=best_claim_sentence(doc["candidates"], len(doc["tasks"])),
         )
     )

@@ -13,12 +13,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from minact.claims import claim_text
+from minact.claims import best_claim_sentence, claim_text
+from minact.report.agreement import agreement_text
 from minact.report.data import (
     FIGURES,
     MODEL_HEADER,
     ReportData,
-    agreement_text,
     ancestry,
     capped,
     check_table,
@@ -154,7 +154,8 @@ def _ranking_lines(doc: RankingDocument, shown: Sequence[RankingEntry]) -> list[
             (c.get("parent") or "")[:10],
         ]
         lines.append("| " + " | ".join(row) + " |")
-    return lines
+    verdict = best_claim_sentence(doc["candidates"], len(doc["tasks"]))
+    return [*lines, "", _inline(verdict)] if verdict else lines
 
 
 def render_markdown(doc: RankingDocument, top: int = 30) -> str:

@@ -23,6 +23,7 @@ from minact.runs.rundir import RunLog
 from minact.sandbox.loader import load_activation
 from tests.browser import needs_chromium, screenshot
 from tests.conftest import ASSETS, TINY_TASKS, write_candidate
+from tests.llm_server import LLMServer, numbered_replies
 
 runner = CliRunner()
 
@@ -320,6 +321,57 @@ def test_rescore_measures_agreement_and_draws_it(
     assert "<svg" in html and "Spearman rho" in html
     for name in ("relu", "gelu", "gelusine"):  # baselines are named in the scatter plot
         assert f">{name}<" in html
+
+
+def test_rescore_says_which_tasks_it_shares_with_the_runs_lab(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    # other_tasks.toml holds the run's "sine" task as it is: on it the two rankings agree by
+    # construction, so the agreement is also given over the new task ("cube") alone.
+    other = str(ASSETS / "other_tasks.toml")
+    out = tmp_path / "shared"
+    result = _invoke(finished_run, "rescore", "--tasks", other, "--top", "2", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    agreement = json.loads((out / "ranking.json").read_text())["agreement"]
+    assert agreement["shared_tasks"] == ["sine"]
+    held_out = agreement["held_out"]
+    assert held_out["tasks"] == 1 and held_out["candidates"] == agreement["candidates"]
+    said = " ".join(result.stderr.split())
+    assert "1 of the 2 tasks here (sine) is a task of the lab the candidates came from" in said
+    tau = held_out["kendall_tau"]["value"]
+    assert f"on the other task alone: Kendall tau {tau:+.2f} and" in said
+    for report in ("report.md", "report.html"):
+        assert "(sine) is a task of the lab" in " ".join((out / report).read_text().split())
+    # The run's own lab again: every task is shared, and the agreement says nothing.
+    same = tmp_path / "same"
+    result = _invoke(finished_run, "rescore", "--tasks", str(TINY_TASKS), "--out", str(same))
+    assert result.exit_code == 0, result.stderr
+    agreement = json.loads((same / "ranking.json").read_text())["agreement"]
+    assert sorted(agreement["shared_tasks"]) == ["product", "sine"]
+    assert agreement["held_out"] is None
+    said = " ".join(result.stderr.split())
+    assert "this says nothing about how the ranking holds on other tasks" in said
+
+
+def test_rescore_of_a_run_whose_candidates_all_failed_says_why_it_has_nothing(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    # Every reply's function is NaN wherever x is: each candidate fails its evaluation.
+    with LLMServer(numbered_replies(lambda k: f"x * 0.0 / (x - x) + {k}")) as server:
+        args = ["evolve", "--budget", "2", "--tasks", str(TINY_TASKS), "--run-id", "bad"]
+        args += ["--llm-url", server.url, "--llm-retries", "1"]
+        args += ["--cache-dir", str(finished_run["cache"]), "--runs-dir", str(tmp_path)]
+        result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads((tmp_path / "bad" / "ranking.json").read_text())
+    new = [c for c in doc["candidates"] if not c["baseline"]]
+    assert new and not any(c["status"] == "ok" for c in new)
+    args = ["rescore", "--tasks", str(ASSETS / "other_tasks.toml"), "--run", str(tmp_path / "bad")]
+    result = runner.invoke(app, [*args, "--cache-dir", str(finished_run["cache"])])
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.stderr.split())
+    assert f"no candidates to rescore from {tmp_path / 'bad'}: none of its {len(new)} new" in said
+    assert "(each failed or was screened out; its report.md says why)" in said
 
 
 @needs_chromium

@@ -107,6 +107,23 @@ def test_confirmation_rescores_with_more_seeds_under_their_own_key(
     assert best["claim"]["compared"] == len(pool) > 1 and "so a yes is optimistic" in said
 
 
+def test_reports_say_whether_the_best_beats_the_best_baseline_and_that_a_yes_is_optimistic(
+    checked: dict[str, Any],
+) -> None:
+    run, doc = checked["run"], checked["doc"]
+    best = next(c for c in doc["candidates"] if c["rank"] and not c["baseline"])
+    claim = best["claim"]
+    assert claim is not None and claim["compared"] > 1
+    said = (
+        f"does {best['name']}, the best new candidate, beat the best baseline "
+        f"({claim['against']}) beyond noise? {claim['verdict']} (95% CI ["
+    )
+    for report in ("report.md", "report.html"):
+        text = " ".join((run / report).read_text().split())
+        assert said in text, report
+        assert f"best of {claim['compared']} candidates on these same tasks" in text, report
+
+
 def test_reports_show_both_fitnesses_and_report_rebuilds_them(checked: dict[str, Any]) -> None:
     run, doc = checked["run"], checked["doc"]
     md = (run / "report.md").read_text()

@@ -278,6 +278,20 @@ def test_markdown_reads_as_text_and_links_plot_files_that_exist(
     assert "<" not in md.replace(HOSTILE, "")  # only inside the reply's fence
 
 
+def test_reports_say_the_best_is_not_judged_against_the_baselines_over_two_tasks(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    # A ranking table alone reads as if its first row had won: the reports say whether it
+    # beat the best baseline beyond noise, and here that 2 tasks are too few to tell.
+    files.write(run_dir, build(run_dir, _from_cache(tmp_path / "cache")))
+    said = (
+        "whether c4, the best new candidate, beats the best baseline beyond noise is not "
+        "judged: a claim needs at least 6 tasks, this ranking has 2"
+    )
+    for report in ("report.md", "report.html"):
+        assert said in " ".join((run_dir / report).read_text().split()), report
+
+
 def test_ranking_is_rederived_with_lineage_fields(run_dir: Path) -> None:
     data = build(run_dir)
     files.write(run_dir, data)
