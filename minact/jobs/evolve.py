@@ -42,7 +42,7 @@ from minact.runs.rundir import RunLog
 from minact.search.cascade import Screen
 from minact.search.config import FollowUpRuleName
 from minact.search.loop import Loop, SearchConfig, Summary
-from minact.search.proposers import RecordingProposer
+from minact.search.proposers import RecordingProposer, ReplayProposer
 
 __all__ = ["EvolveResult", "Hooks", "RunStopped", "run"]
 
@@ -136,7 +136,8 @@ async def _run(
     # run end it in seconds, and leave no run directory behind.
     wanted = [(cache_dir, "--cache-dir")] + ([(runs_dir, "--runs-dir")] if log is None else [])
     with preflight.folders(*wanted):  # a start that fails leaves no empty folder behind
-        async with proposing.proposer(options, api_key) as (proposer, described):
+        async with proposing.proposer(options, api_key, hooks.say) as (proposer, described):
+            replaying = proposer if isinstance(proposer, ReplayProposer) else None
             with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
                 created = log is None
                 if log is None:
@@ -233,6 +234,8 @@ async def _run(
                             raise RunStopped(message) from None
                     raise
     warnings = data.warnings + cache_notes(cache.warnings)
+    if replaying is not None and replaying.diverged is not None:  # said again at the end
+        warnings.append(replaying.diverged)
     return EvolveResult(summary, data.ranking, log.directory, warnings)
 
 

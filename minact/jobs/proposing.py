@@ -8,7 +8,7 @@ sets the search's models and a prompt budget that fits the smallest context, and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +23,7 @@ from minact.search.proposers import (
     OfflineProposer,
     Proposer,
     ReplayProposer,
-    load_replay,
+    load_recording,
 )
 
 if TYPE_CHECKING:
@@ -34,17 +34,19 @@ __all__ = ["describe", "fitted", "proposer"]
 
 @asynccontextmanager
 async def proposer(
-    options: EvolveOptions, api_key: str | None
+    options: EvolveOptions, api_key: str | None, say: Callable[[str], None] = lambda _: None
 ) -> AsyncIterator[tuple[Proposer, dict[str, Any]]]:
     """Yields the proposer and its description for run.json; closes its HTTP client after.
 
     Each server is asked first, with a short timeout, whether it serves its model; the
     LLMError of one that does not (or the ConfigError of a URL that answers with a web page)
-    ends the run before any training.
+    ends the run before any training. `say` tells the user, during the run, that a replay
+    no longer repeats its recording.
     """
     if options.replay is not None:
-        replies = load_replay(Path(options.replay))
-        yield ReplayProposer(replies), _replayed(options)
+        replies, asked = load_recording(Path(options.replay))
+        name = f"--replay {options.replay}"
+        yield ReplayProposer(replies, asked, say, name), _replayed(options)
         return
     if options.offline or not options.llm_url:
         yield OfflineProposer(), {"proposer": "offline"}

@@ -97,24 +97,28 @@ def _lab_text(lab: Lab) -> str:
     )
 
 
-def _scores(m: Member) -> str:
+def _scores(m: Member, lab: Lab) -> str:
     s = m.score
     if s.ok and s.fitness is None:  # a proposal built before the scores (search.opening)
         return "a built-in activation (its scores are not known yet)"
     if not s.ok or s.fitness is None:
         return f"failed: {s.status}: {s.reason}"
-    if len(s.tasks) > _LISTED:
-        by_ratio = sorted(s.tasks.items(), key=lambda kv: kv[1].log_ratio)
+    # In the lab's order, not the order the scores were stored in: a score read back from
+    # the event log (a resume) lists its tasks by name, and the prompt, so the reply, differed.
+    place = {t.name: i for i, t in enumerate(lab.tasks)}
+    tasks = sorted(s.tasks.items(), key=lambda kv: (place.get(kv[0], len(place)), kv[0]))
+    if len(tasks) > _LISTED:
+        by_ratio = sorted(tasks, key=lambda kv: kv[1].log_ratio)
         best, worst = by_ratio[:_EXAMPLES], by_ratio[::-1][:_EXAMPLES]
         text = ", ".join(f"{name} {t.log_ratio:+.2f}" for name, t in worst)
         text += "; best: " + ", ".join(f"{name} {t.log_ratio:+.2f}" for name, t in best)
-        return f"fitness {s.fitness:+.3f} (log-ratio over {len(s.tasks)} tasks; worst: {text})"
-    per_task = ", ".join(f"{name} {t.log_ratio:+.2f}" for name, t in s.tasks.items())
+        return f"fitness {s.fitness:+.3f} (log-ratio over {len(tasks)} tasks; worst: {text})"
+    per_task = ", ".join(f"{name} {t.log_ratio:+.2f}" for name, t in tasks)
     return f"fitness {s.fitness:+.3f} (per task log-ratio: {per_task})"
 
 
-def _block(title: str, m: Member) -> str:
-    return f"{title} — {_scores(m)}\n```python\n{m.score.source}\n```"
+def _block(title: str, m: Member, lab: Lab) -> str:
+    return f"{title} — {_scores(m, lab)}\n```python\n{m.score.source}\n```"
 
 
 CHARS_PER_TOKEN = 3.2  # measured 3.4-3.5 on these prompts (SmolLM2, Qwen); a little margin
@@ -212,7 +216,7 @@ def build_prompt(
         "You are an expert in neural network design who invents activation functions as "
         "short, correct PyTorch code.\n\n" + _lab_text(lab) + "\n\n" + _contract(lab)
     )
-    head = _block("PARENT (improve this one)", parent)
+    head = _block("PARENT (improve this one)", parent, lab)
     # Naming the parent's expression here was measured (bench/llm.py, 3 seeds): a 0.5B model
     # then copied the parent in most replies, and its yield fell from 0.53 to 0.26 per call.
     ask = (
@@ -238,17 +242,17 @@ def build_prompt(
     # Sections, most useful first; each is trimmed item by item from its end. A section is
     # (name, its items, how many, header): the scored list's items are written as read.
     sections: list[tuple[str, Iterable[str], int, str]] = [
-        ("top", [_block(f"TOP #{i + 1}", m) for i, m in enumerate(top)], len(top), "")
+        ("top", [_block(f"TOP #{i + 1}", m, lab) for i, m in enumerate(top)], len(top), "")
     ]
     if catalogue:
         header = "ALREADY SCORED in this run (do not write any of these again):"
         sections.append(("scored list", _scored_list(catalogue), len(catalogue), header))
     if inspiration is not None:
-        sections.append(("inspiration", [_block("INSPIRATION", inspiration)], 1, ""))
+        sections.append(("inspiration", [_block("INSPIRATION", inspiration, lab)], 1, ""))
     # One line each: small models copy whatever code they are shown, broken code included.
     failed = [_failure_line(f) for f in reversed(failures)]
     sections.append(("failures", failed, len(failed), ""))
-    others = [_block("ANOTHER CANDIDATE", m) for m in diverse]
+    others = [_block("ANOTHER CANDIDATE", m, lab) for m in diverse]
     sections.append(("other candidates", others, len(others), ""))
     budget = max_chars - len(system) - len(head) - len(ask) - 4
     kept: list[str] = []

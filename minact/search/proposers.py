@@ -15,7 +15,7 @@ import os
 import random
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ __all__ = [
     "Proposer",
     "RecordingProposer",
     "ReplayProposer",
+    "load_recording",
     "load_replay",
 ]
 
@@ -223,30 +224,79 @@ class RecordingProposer:
 
 
 class ReplayProposer:
-    """Serves the replies of a recorded run by proposal index and turn (`--replay`)."""
+    """Serves the replies of a recorded run by proposal index and turn (`--replay`).
+
+    With what each exchange asked (`asked`: its messages and sampling seed, as recorded),
+    a request that asks something else is found: the replay no longer repeats the recorded
+    run (another seed, concurrency or lab, an edited or reordered file). Its reply is still
+    served, but the first such request is said through `say` and kept in `diverged`.
+    """
 
     kind = "replay"
 
-    def __init__(self, replies: dict[tuple[int, int], Reply]) -> None:
+    def __init__(
+        self,
+        replies: dict[tuple[int, int], Reply],
+        asked: dict[tuple[int, int], Asked] | None = None,
+        say: Callable[[str], None] = lambda _: None,
+        name: str = "the replay file",
+    ) -> None:
         self.replies = replies
+        self.asked = asked or {}
+        self.say = say
+        self.name = name
+        self.diverged: str | None = None  # the first request that differs from the recording
 
     async def propose(self, request: ProposalRequest) -> Reply:
         """Returns the recorded reply for the request's index and turn."""
+        where = f"proposal {request.index}"
+        where += f", follow-up {request.turn}" if request.turn else ""
         reply = self.replies.get((request.index, request.turn))
         if reply is None:
-            where = f"proposal {request.index}"
-            where += f", follow-up {request.turn}" if request.turn else ""
             return Reply("", error=f"the replay file has no reply for {where}")
+        recorded = self.asked.get((request.index, request.turn))
+        if self.diverged is None and recorded is not None:
+            what = _difference(recorded, (request.messages, request.sampling_seed))
+            if what is not None:
+                # Replies are served by number: past this, they answer other questions.
+                self.diverged = (
+                    f"{self.name} is not repeated from {where} on: it asks {what} than the"
+                    " recorded run did (another --seed, --concurrency, --islands or lab, or"
+                    " an edited file?); the recorded replies are served by proposal number,"
+                    " so the candidates and ranking may differ from the recorded run's"
+                )
+                self.say(f"warning: {self.diverged}")
         return reply
 
 
+Asked = tuple[list[Message], int | None]  # a recorded exchange's messages and sampling seed
+
+
+def _difference(recorded: Asked, asked: Asked) -> str | None:
+    """Returns what a request asks otherwise than the recorded one (None: the same)."""
+    if recorded[0] != asked[0]:
+        return "another prompt"
+    if recorded[1] != asked[1]:
+        return "another sampling seed"
+    return None
+
+
 def load_replay(path: Path) -> dict[tuple[int, int], Reply]:
-    """Returns {(proposal index, turn): reply} from a `--record` file; raises ConfigError.
+    """Returns {(proposal index, turn): reply} from a `--record` file; raises ConfigError."""
+    return load_recording(path)[0]
+
+
+def load_recording(
+    path: Path,
+) -> tuple[dict[tuple[int, int], Reply], dict[tuple[int, int], Asked]]:
+    """Returns the replies of a `--record` file by (proposal index, turn), and what each
+    exchange asked (where the record holds its messages); raises ConfigError.
 
     Every line is checked before the run starts (Reply.from_dict checks each field), so a
     line of the wrong shape is refused with its number and what is wrong with it.
     """
     replies: dict[tuple[int, int], Reply] = {}
+    asked: dict[tuple[int, int], Asked] = {}
     try:
         text = read_regular(path, MAX_REPLAY_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError, FileRefused) as e:
@@ -266,6 +316,9 @@ def load_replay(path: Path) -> dict[tuple[int, int], Reply]:
         try:
             key = _replay_key(record)
             replies[key] = Reply.from_dict(record["reply"])
+            messages, seed = record.get("messages"), record.get("sampling_seed")
+            if isinstance(messages, list) and (seed is None or type(seed) is int):
+                asked[key] = (messages, seed)
         except KeyError as e:
             raise ConfigError(
                 f"--replay {path}: line {n} is not a recorded exchange (it has no {e})"
@@ -276,7 +329,7 @@ def load_replay(path: Path) -> dict[tuple[int, int], Reply]:
             ) from None
     if not replies:
         raise ConfigError(f"--replay {path}: no recorded exchanges")
-    return replies
+    return replies, asked
 
 
 def _replay_key(record: object) -> tuple[int, int]:
