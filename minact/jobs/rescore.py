@@ -120,6 +120,11 @@ def rescore(
                 original[c.code_hash] = p.fitness
         if not chosen and not all_cached:
             raise ConfigError(f"no candidates to rescore from {origin}")
+        if source_run is not None and len(picks) < top:  # fewer than asked: said, not silent
+            say(
+                f"--top {top}: {source_run} has {len(picks)} new candidates with a fitness; "
+                "rescoring those"
+            )
         if all_cached:  # every run's and lab's candidates: the user cannot know how many
             builtins = seeds.seed_candidates()
             n = len({c.code_hash for c in chosen} - {c.code_hash for c in builtins})

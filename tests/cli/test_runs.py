@@ -482,3 +482,18 @@ def test_a_run_left_marked_running_by_a_killed_process_is_reported_interrupted(
     assert gone["status"] == "interrupted" and "--resume" in gone["message"]
     assert "status: **interrupted**" in (run / "report.md").read_text()
     assert json.loads((run / "run.json").read_text())["status"] == "running"  # only shown
+
+
+def test_rescore_says_when_the_run_has_fewer_candidates_than_top(
+    finished_run: dict[str, Path],
+) -> None:
+    ranking = json.loads((finished_run["run"] / "ranking.json").read_text())
+    scored = [c for c in ranking["candidates"] if not c["baseline"] and c["status"] == "ok"]
+    other = str(ASSETS / "other_tasks.toml")
+    result = _invoke(finished_run, "rescore", "--tasks", other, "--top", "50", "--json")
+    assert result.exit_code == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    assert f"--top 50: {finished_run['run']} has {len(scored)} new candidates with a" in said
+    assert len([c for c in json.loads(result.stdout)["candidates"] if not c["baseline"]]) == len(
+        scored
+    )
