@@ -33,17 +33,26 @@ class FileRefused(ValueError):
     """A file that is not a regular file, or is over the size limit (reason in the message)."""
 
 
-def open_regular(path: Path) -> int:
+def _require_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise FileRefused(f"is not a regular file ({kind(mode)})")
+
+
+def open_regular(path: Path, append: bool = False) -> int:
     """Returns a descriptor of the regular file at `path` (symlinks followed), open for
-    reading; raises FileRefused ("is not a regular file (a FIFO (named pipe))") or OSError
-    as open() does."""
+    reading, or with `append` for reading and appending (created if missing); raises
+    FileRefused ("is not a regular file (a FIFO (named pipe))") or OSError as open() does."""
     # O_NONBLOCK: an open of a FIFO no one writes to would otherwise wait for ever.
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
+    access = os.O_RDWR | os.O_APPEND | os.O_CREAT if append else os.O_RDONLY
+    flags = access | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if append:
+        try:  # a folder cannot be opened to write: refused as one, not as EISDIR
+            _require_regular(os.stat(path).st_mode)
+        except FileNotFoundError:
+            pass
+    fd = os.open(path, flags, 0o666)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise FileRefused(f"is not a regular file ({kind(mode)})")
+        _require_regular(os.fstat(fd).st_mode)
     except BaseException:
         os.close(fd)
         raise

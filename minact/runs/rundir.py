@@ -52,6 +52,14 @@ class RunExistsError(ConfigError):
     """The run directory to create exists already."""
 
 
+def _exists(directory: Path) -> RunExistsError:
+    """Returns the refusal to start a run in `directory`, which holds one."""
+    return RunExistsError(
+        f"run directory {directory} exists; pass --resume {directory} to continue it "
+        "or another --run-id"
+    )
+
+
 def recorded_nothing(directory: Path) -> bool:
     """Returns whether `directory` is a folder whose run recorded nothing: no run.json and
     nothing else but what a cut-short write of it leaves, as a run killed (or refused by a
@@ -147,10 +155,7 @@ class RunLog:
                     f"{directory} exists and holds no run (no run.json); give another "
                     "--run-id (or --runs-dir), or move the folder away"
                 ) from None
-            raise RunExistsError(
-                f"run directory {directory} exists; pass --resume {directory} to continue it "
-                "or another --run-id"
-            ) from None
+            raise _exists(directory) from None
         except OSError as e:
             raise ConfigError(
                 f"cannot create run directory {directory}: {e.strerror or e}"
@@ -184,10 +189,7 @@ class RunLog:
         progress holds its folder. Raises RunExistsError when the folder holds a run by now,
         ConfigError when a leftover cannot be removed."""
         if not recorded_nothing(self.directory):
-            raise RunExistsError(
-                f"run directory {self.directory} exists; pass --resume {self.directory} to "
-                "continue it or another --run-id"
-            )
+            raise _exists(self.directory)
         for name in os.listdir(self.directory):
             try:
                 (self.directory / name).unlink(missing_ok=True)

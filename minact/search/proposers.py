@@ -9,11 +9,9 @@ exceptions: the search counts them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
-import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,8 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from minact.errors import ConfigError, LLMError
-from minact.lab import files
-from minact.lab.files import FileRefused, read_regular
+from minact.lab.files import FileRefused, open_regular, read_regular
 from minact.outcome import Reply
 from minact.search import thinking
 from minact.search.mutate import Mutator
@@ -166,28 +163,12 @@ class RecordingProposer:
     def _open(self) -> int:
         """Returns a descriptor of the recording, open to append (and read: `_mend`); raises
         ConfigError."""
-        # O_NONBLOCK: an open of a FIFO that no one reads would otherwise wait for ever.
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
         try:
-            with contextlib.suppress(FileNotFoundError):
-                self._refuse(os.stat(self.path).st_mode)  # a FIFO's open says only ENXIO
-            fd = os.open(self.path, flags, 0o666)
+            return open_regular(self.path, append=True)
+        except FileRefused as e:  # a folder, a FIFO, a link to a device
+            raise ConfigError(f"--record: cannot write {self.path}: it {e}; move it away") from None
         except OSError as e:
             raise ConfigError(f"--record: cannot write {self.path}: {e.strerror or e}") from None
-        try:
-            self._refuse(os.fstat(fd).st_mode)
-        except ConfigError:
-            os.close(fd)
-            raise
-        return fd
-
-    def _refuse(self, mode: int) -> None:
-        """Raises ConfigError when `mode` is not a regular file's."""
-        if not stat.S_ISREG(mode):
-            raise ConfigError(
-                f"--record: cannot write {self.path}: it is not a regular file "
-                f"({files.kind(mode)}); move it away"
-            )
 
     def _mend(self, fd: int) -> None:
         """Drops the cut record a killed recording left at the end of the file (if any)."""
