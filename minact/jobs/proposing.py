@@ -87,6 +87,8 @@ async def proposer(
                 deadline=options.llm_timeout,
             )
             # Before any training: a dead server, a rejected key or a wrong name ends the run.
+            # Each check waits as long as a request may (deadline: --llm-timeout), within
+            # llm.check_seconds's bounds: a slow server is given the time the user gives it.
             answers: llm.Answers = {}  # the start-up checks ask GET /models once
             config = replace(config, model=await llm.server_model(http, config, answers=answers))
             if config.model in members:

@@ -1,4 +1,5 @@
-"""Server-sent events: bytes in, the data of whole events out (the SSE spec's line rules).
+"""Server-sent events: bytes in, the data of whole events out (the SSE spec's line rules);
+and JSON as servers send it, in events or whole bodies.
 
 Pure, like minact.search.sse, which reads the chat-completion chunks in the data and
 re-exports EventReader and json_object.
@@ -7,9 +8,10 @@ re-exports EventReader and json_object.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-__all__ = ["BOM", "EventReader", "json_object"]
+__all__ = ["BOM", "EventReader", "json_object", "json_value", "not_json"]
 
 BOM = "\ufeff"
 
@@ -99,11 +101,47 @@ def _as_error(data: str) -> str:
     return json.dumps({"error": obj or data.strip() or "(an empty error event)"})
 
 
+def json_value(body: bytes | str) -> Any:
+    """Returns `body` parsed as JSON; raises ValueError (json.JSONDecodeError where it is
+    text but no JSON) or RecursionError. A byte order mark before it is ignored (RFC 8259
+    allows that): json.loads refuses one in text. So are control characters inside strings
+    (a line break, \\x01): JSON wants them escaped, but llama.cpp's server, among others,
+    sometimes sends them as they are, and they mean the text they are."""
+    return json.loads(body.removeprefix(BOM) if isinstance(body, str) else body, strict=False)
+
+
 def json_object(body: bytes | str) -> dict[str, Any] | None:
-    """Returns `body` parsed as a JSON object, or None when it is not one. A byte order
-    mark before it is ignored (RFC 8259 allows that): json.loads refuses one in text."""
+    """Returns `body` parsed as a JSON object (json_value), or None when it is not one."""
     try:
-        obj = json.loads(body.removeprefix(BOM) if isinstance(body, str) else body)
+        obj = json_value(body)
     except (ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
+
+
+# What may stand where a JSON text that is cut short stops being JSON: the start of a word
+# (true, NaN...), a number's sign, point or exponent, or a \u escape without its 4 digits.
+_WORDS = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
+_TAIL = re.compile(r"-|\.|[eE][-+]?|u[0-9a-fA-F]{0,4}")
+
+
+def not_json(body: bytes) -> str | None:
+    """Returns why `body` (UTF-8), which starts as JSON, is no JSON text, as json.loads
+    says it with its position, when more of it could not make it JSON; None when it is
+    JSON, or only its start (a body cut short, which a retry may get whole), or when it
+    does not start as JSON ({, [ or ") at all."""
+    text = body.decode("utf-8", "replace").removeprefix(BOM)
+    if not text.lstrip(" \t\r\n").startswith(("{", "[", '"')):
+        return None
+    try:
+        json_value(text)
+    except json.JSONDecodeError as e:
+        rest = text[e.pos :].rstrip(" \t\r\n")  # where it stopped being JSON, to the end
+        if not rest or e.msg.startswith("Unterminated string"):  # cut at or inside a string
+            return None
+        if any(w.startswith(rest) for w in _WORDS) or _TAIL.fullmatch(rest):
+            return None
+        return f"{e.msg} at character {e.pos}"
+    except (ValueError, RecursionError):
+        return None  # nested past Python's limit: JSON, if an unusual one
+    return None

@@ -21,7 +21,13 @@ import httpx
 
 from minact.errors import LLMError
 from minact.search import inflate, loopback, sse, thinking
-from minact.search.server import CHECK_SECONDS, Answers, context_length, server_model
+from minact.search.server import (
+    CHECK_SECONDS,
+    Answers,
+    check_seconds,
+    context_length,
+    server_model,
+)
 from minact.search.status import failure as status_failure
 from minact.untrusted import clip, printable, scrub
 
@@ -32,6 +38,7 @@ __all__ = [
     "LLMClient",
     "LLMConfig",
     "Message",
+    "check_seconds",
     "context_length",
     "http_client",
     "server_model",

@@ -45,9 +45,9 @@ from minact.search.conversation import Conversation, open_conversation, sampling
 from minact.search.followups import FollowUpRule
 from minact.search.opening import Openings
 from minact.search.population import Member, Population
-from minact.search.proposers import ProposalRequest, Proposer
+from minact.search.proposers import ProposalRequest, Proposer, replay_end
 from minact.search.seeding import score_seeds
-from minact.search.summary import Summary, summarise
+from minact.search.summary import Stop, Summary, summarise
 
 __all__ = ["Counters", "Evaluator", "History", "Loop", "SearchConfig", "Summary", "run"]
 
@@ -105,7 +105,7 @@ class Loop:
         self.queue: dict[int, Candidate] = {}  # validated, waiting for the evaluator
         self.evaluating: Batch | None = None
         self.seeding: tuple[int, int] | None = None  # built-ins scored, of how many
-        self.stop: tuple[str, str] | None = None
+        self.stop: Stop | None = None
         self.errors_in_a_row = 0  # LLM errors in a row, among the outcomes applied
         self.granted: dict[int, int] = {}  # exchanges granted to each pending proposal
         self.committed = 0  # exchanges used by applied proposals + granted to pending ones
@@ -202,6 +202,9 @@ class Loop:
     def _issue(self) -> None:
         while self._can_issue():
             k = self.next_index
+            if k not in self.history.outcomes and (end := replay_end(self.proposer, k)):
+                self.stop = end  # the proposals before it still end, and are applied
+                return
             grant = min(1 + self.rule.grant(k), self.config.call_cap - self.committed)
             if grant < 1:
                 if self.next_index == self.applied:  # nothing pending will give calls back
@@ -292,11 +295,8 @@ class Loop:
         """Answers a reply that gave nothing new, or ends the proposal with its verdict."""
         k = talk.index
         if not talk.can_follow_up():
-            meta = self.meta[k]
-            self._done(
-                replace(meta, kind=verdict.kind, reason=verdict.reason, source=verdict.source)
-            )
-            return
+            m, v = self.meta[k], verdict
+            return self._done(replace(m, kind=v.kind, reason=v.reason, source=v.source))
         if (k, talk.turn) not in self.history.follow_ups:  # a resume logged it already
             self.record({"event": "follow_up", "index": k, "turn": talk.turn, "kind": verdict.kind,
                          "reason": verdict.reason, "source": verdict.source})  # fmt: skip
@@ -382,7 +382,7 @@ class Loop:
                 if (k, self.talks[k].turn) not in self.history.turns:
                     task.cancel()
 
-    def summary(self, forced: tuple[str, str] | None = None) -> Summary:
+    def summary(self, forced: Stop | None = None) -> Summary:
         """Returns how the run stands: finished, stopped by a cap, or `forced` (status, message)."""
         c, seconds = self.counters, time.monotonic() - self.started
         return summarise(c, self.population, self.config.budget, self.stop, seconds, forced)

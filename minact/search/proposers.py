@@ -24,6 +24,7 @@ from minact.outcome import Reply
 from minact.search import thinking
 from minact.search.mutate import Mutator
 from minact.search.population import Member
+from minact.search.summary import Stop
 
 __all__ = [
     "LLMProposer",
@@ -34,6 +35,7 @@ __all__ = [
     "ReplayProposer",
     "load_recording",
     "load_replay",
+    "replay_end",
 ]
 
 MAX_REPLAY_BYTES = 1 << 28  # a record of thousands of exchanges is a few tens of MB
@@ -227,6 +229,7 @@ class ReplayProposer:
         self.say = say
         self.name = name
         self.diverged: str | None = None  # the first request that differs from the recording
+        self.last = max((index for index, _ in replies), default=-1)  # its last proposal
 
     async def propose(self, request: ProposalRequest) -> Reply:
         """Returns the recorded reply for the request's index and turn."""
@@ -251,6 +254,17 @@ class ReplayProposer:
 
 
 Asked = tuple[list[Message], int | None]  # a recorded exchange's messages and sampling seed
+
+
+def replay_end(proposer: Proposer, index: int) -> Stop | None:
+    """Returns the stop of a replay (`--replay`, recorded again or not) whose recording
+    holds no proposal `index` nor any later one: the recorded run asked no more, and each
+    proposal after it would fail for want of a reply. None for any other proposer or index."""
+    inner = proposer.inner if isinstance(proposer, RecordingProposer) else proposer
+    if not isinstance(inner, ReplayProposer) or index <= inner.last:
+        return None
+    why = f"{inner.name} ends after proposal {inner.last}: the recorded run asked no more"
+    return "replay_ended", why + "; its candidates are scored"
 
 
 def _difference(recorded: Asked, asked: Asked) -> str | None:

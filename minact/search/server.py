@@ -26,14 +26,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECK_BYTES",
+    "CHECK_MOST",
     "CHECK_SECONDS",
     "MAX_CONTEXT",
     "Answers",
+    "check_seconds",
     "context_length",
     "server_model",
 ]
 
-CHECK_SECONDS = 5.0  # the whole of one check's GET: a server answers GET /models at once
+CHECK_SECONDS = 5.0  # the least one check's GET is given: a free server answers at once
+CHECK_MOST = 60.0  # the most it is given, whatever --llm-timeout says (check_seconds)
 CHECK_BYTES = 8 * 2**20  # the longest answer read (a hosted API may list hundreds of models)
 _MAX_ID = 512  # characters of a model id (llama-cpp-python's default id is the model's path)
 
@@ -89,11 +92,26 @@ async def _get(
         return answer
     except asyncio.TimeoutError:
         got = f"{len(body)} bytes of the body arrived" if body else "nothing arrived"
-        raise _Unanswered(f"no whole answer within {seconds:g} s ({got})", True) from None
+        why = f"no whole answer within {seconds:g} s ({got})"
+        if seconds < CHECK_MOST:  # check_seconds: the user's timeout gives it longer
+            why += f"; --llm-timeout gives a slow server up to {CHECK_MOST:g} s"
+        raise _Unanswered(why, True) from None
     except (httpx.DecodingError, inflate.DecodeError) as e:
         raise _Unanswered(f"its body does not decode ({e})", True) from None
     except (httpx.HTTPError, httpx.InvalidURL) as e:
         raise _Unanswered(f"{type(e).__name__}: {e}", False) from None
+
+
+def check_seconds(deadline: float) -> float:
+    """Returns how long one check's GET may take where a request may take `deadline`
+    seconds (--llm-timeout): as long, but no less than CHECK_SECONDS nor more than
+    CHECK_MOST."""
+    # A busy server answers GET /models only as late as a request: llama-cpp-python between
+    # two completions (the model's lock covers the route), a hosted API's list of megabytes
+    # over a slow link; a user who waits longer for a slow server says so with --llm-timeout.
+    # A minute at most: a server that never answers is still said before any training, not
+    # after the whole deadline (300 s by default); 5 s at least, what a free server needs.
+    return max(CHECK_SECONDS, min(deadline, CHECK_MOST))
 
 
 def _usable_id(name: str) -> bool:
@@ -105,21 +123,23 @@ async def server_model(
     http: httpx.AsyncClient,
     config: LLMConfig,
     *,
-    seconds: float = CHECK_SECONDS,
+    seconds: float | None = None,
     cap: int = CHECK_BYTES,
     answers: Answers | None = None,
 ) -> str:
     """Returns the model a run will ask: config.model once the server has shown it serves
-    it, else the first model it lists. Raises LLMError, in one line, within `seconds`, when
-    the server cannot be reached, does not answer in time or in `cap` bytes, rejects the
-    key, does not serve the model, or names none that can be used; ConfigError when it
-    answers with a web page or other text that is no API's (--llm-url names no API).
+    it, else the first model it lists. Raises LLMError, in one line, within `seconds`
+    (None: check_seconds of config.deadline, --llm-timeout), when the server cannot be
+    reached, does not answer in time or in `cap` bytes, rejects the key, does not serve
+    the model, or names none that can be used; ConfigError when it answers with a web
+    page or other text that is no API's (--llm-url names no API).
 
     The check is GET {url}/models, made before any training, so that a dead server or a
     typo ends the run at once (a server without that route is let be). `answers`: shared
     with context_length, which then reads the same list without asking again.
     """
     key, url = config.api_key, config.url.rstrip("/") + "/models"
+    seconds = check_seconds(config.deadline) if seconds is None else seconds
     try:
         status, content = await _get(http, url, config, seconds, cap, answers)
     except _Unanswered as e:
@@ -197,7 +217,7 @@ async def context_length(
     http: httpx.AsyncClient,
     config: LLMConfig,
     *,
-    seconds: float = CHECK_SECONDS,
+    seconds: float | None = None,
     cap: int = CHECK_BYTES,
     answers: Answers | None = None,
 ) -> tuple[int, str] | None:
@@ -206,9 +226,10 @@ async def context_length(
     llama.cpp's server answers GET /props with the context of one slot (what a request
     may use); vLLM lists `max_model_len` in GET /v1/models, llama-server its training
     context in `meta`. Servers that say nothing (llama-cpp-python, Ollama's /v1) give None,
-    and so does one that answers neither within `seconds` and `cap` bytes each. A URL in
-    `answers` (server_model's GET /models) is read from there.
+    and so does one that answers neither within `seconds` (None: as server_model) and
+    `cap` bytes each. A URL in `answers` (server_model's GET /models) is read from there.
     """
+    seconds = check_seconds(config.deadline) if seconds is None else seconds
     base = config.url.rstrip("/")
     root = base.removesuffix("/v1")
     for url in (root + "/props", base + "/models"):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from minact.search import webpage
-from minact.search.events import BOM, EventReader, json_object
+from minact.search.events import EventReader, json_object, json_value, not_json
 from minact.search.thinking import Tags
 from minact.untrusted import clip, writable
 
@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 CUT = "stream cut before the reply finished"
+_CHUNK = "chat.completion.chunk"  # a chunk's `object`
 
 # A fence (```python, ```py or bare ```) whose body holds the activation, then a closing fence.
 _CODE_BLOCK = re.compile(
@@ -119,7 +120,7 @@ def _no_completion(body: bytes, secret: str | None) -> str | None:
     """Returns what a body that is whole JSON but no chat completion is, in one line; None
     when it is no whole JSON (cut, empty or not JSON at all)."""
     try:
-        value = json.loads(body.decode("utf-8", "replace").removeprefix(BOM))
+        value = json_value(body.decode("utf-8", "replace"))
     except (ValueError, RecursionError):
         return None
     start = clip(" ".join(body[:200].decode("utf-8", "replace").split()), 80, secret)
@@ -211,6 +212,8 @@ class Stream:
     events: int = 0  # before [DONE]
     invalid: int = 0  # events whose data was not a JSON object
     bad_data: str | None = None  # the first of them
+    chunks: int = 0  # events that are chat-completion chunks (choices, usage or the type)
+    other: tuple[str, list[str]] | None = None  # the first object that is none: data, keys
     parts: list[str] = field(default_factory=list)
     length: int = 0
     reasoning: int = 0  # characters of reasoning_content (or reasoning), not in the reply
@@ -238,9 +241,16 @@ class Stream:
             self.invalid += 1
             self.bad_data = self.bad_data or data[:200]
             return None
-        if obj.get("error"):
-            why = _error_text(obj["error"], self.secret)
-            return Failure(f"error event in the stream: {why}")
+        if obj.get("error") or obj.get("object") == "error":  # nested, or flat (old vLLM)
+            why = _error_text(obj.get("error") or obj, self.secret)
+            # In place of the reply, it is the server's answer, as a 200 with an error body
+            # is; a reply that breaks off with one (a crash, memory) may do better again.
+            again = _error_retryable(obj) if not self.chunks else True
+            return Failure(f"error event in the stream: {why}", again)
+        if not ("choices" in obj or "usage" in obj or obj.get("object") == _CHUNK):
+            self.other = self.other or (data[:200], [str(k) for k in list(obj)[:6]])
+            return None
+        self.chunks += 1
         self.usage = _usage(obj) or self.usage
         choice = _first_choice(obj)
         if isinstance(finish := choice.get("finish_reason"), str) and finish:
@@ -314,6 +324,8 @@ class Stream:
         # No finish_reason means truncated, even after [DONE] (llama-cpp-python's interrupt).
         if _CODE_BLOCK.search(text):
             return self._reply(text, "truncated")
+        if not self.chunks and self.other is not None:  # objects, none a chunk
+            return self._foreign(self.other, why)
         if self.events:
             return Failure(f"{CUT}: {why}" if why else CUT)
         if reader is None or not reader.received:
@@ -328,6 +340,16 @@ class Stream:
                 return self.plain(bytes(reader.head), "text/event-stream")
         got = _received(reader, self.secret)
         return replace(got, reason=f"{why}; {got.reason}" if why else f"{CUT}: {got.reason}")
+
+    def _foreign(self, first: tuple[str, list[str]], why: str | None) -> Failure:
+        """Says what a stream of JSON objects that are no chat-completion chunks brought:
+        a server (or a route) of another protocol, which sends them again when asked again."""
+        n, keys = self.events, ", ".join(clip(k, 40, self.secret) for k in first[1])
+        said = clip(" ".join(first[0].split()), 80, self.secret)
+        what = f"{n} event{'s' if n > 1 else ''} but no chat-completion chunk: the first is a"
+        what += f" JSON object with no choices (its keys: {keys or 'none'}): '{said}'"
+        what = f"the server streamed {what} ({webpage.URL_HINT})"
+        return Failure(f"{why}; {what}" if why else what, retryable=False)
 
     def plain(self, body: bytes, content_type: str, cut: bool = False) -> Reply | Failure:
         """Returns the outcome of a non-streamed completion (some servers ignore stream=true);
@@ -350,14 +372,17 @@ class Stream:
             return Failure(other, retryable=False)
         if not isinstance(text, str):
             kind = clip(content_type or "(none)", 80, self.secret)
-            # A page (a web UI's, a portal's) or text that is no JSON: asking again gives
-            # the same; an empty body or a cut JSON may do better.
+            # A page (a web UI's, a portal's), text that is no JSON, or JSON broken before
+            # its end (as the server wrote it): asking again gives the same; an empty body
+            # or a cut JSON may do better.
             if (other := webpage.not_an_answer(body, content_type, self.secret)) is not None:
                 why = f"unexpected content type {kind}: {other}, not an API answer"
                 return Failure(f"{why} ({webpage.URL_HINT})", retryable=False)
             if cut:  # its JSON does not end within the limit
                 return Failure(f"a non-streamed reply longer than {len(body)} bytes, not read")
             start = clip(body[:200].decode("utf-8", "replace").strip(), 80, self.secret)
+            if (broken := not_json(body)) is not None:
+                return Failure(f"the server answered broken JSON ({broken}): '{start}'", False)
             return Failure(f"unexpected content type {kind}: '{start}'")
         text = writable(text)
         finish = choice.get("finish_reason")

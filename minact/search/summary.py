@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from minact.outcome import Counters
 from minact.search.population import Population
 
-__all__ = ["Summary", "summarise"]
+__all__ = ["Status", "Stop", "Summary", "summarise"]
+
+# How a run ended, as run.json's "status" says it (and the terminal and the report show it):
+# its budget reached; stopped before it by the call cap, by an LLM that kept failing, or by
+# the end of a replay's recording; stopped by the user; or failed.
+Status = Literal["finished", "call_cap", "llm_failed", "replay_ended", "interrupted", "failed"]
+Stop = tuple[Status, str]  # a status and the message that says why
 
 
 @dataclass(slots=True)
 class Summary:
     """How a run ended, with its population and counters."""
 
-    status: str  # finished | call_cap | llm_failed | interrupted | failed
+    status: Status
     message: str
     counters: Counters
     population: Population
@@ -25,9 +32,9 @@ def summarise(
     counters: Counters,
     population: Population,
     budget: int,
-    stop: tuple[str, str] | None,
+    stop: Stop | None,
     seconds: float,
-    forced: tuple[str, str] | None = None,
+    forced: Stop | None = None,
 ) -> Summary:
     """Returns the Summary of a run: finished, stopped by `stop` (status, message) before its
     budget, or `forced`."""

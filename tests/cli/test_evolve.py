@@ -211,6 +211,44 @@ def test_a_recorded_run_replays_identically_without_a_server(tmp_path: Path) -> 
     assert picks(first.stdout) == picks(again.stdout)
 
 
+def test_a_replay_past_its_recording_ends_there_with_its_candidates_ranked(
+    tmp_path: Path,
+) -> None:
+    # Each proposal past the recording failed ("the replay file has no reply for proposal
+    # N"), and the run ended as if the LLM had failed 8 times in a row (exit code 1).
+    with LLMServer(numbered_replies(lambda k: f"torch.tanh(x) * {2 + k}")) as server:
+        first = _evolve(
+            tmp_path / "a", "--budget", "3", "--llm-url", server.url, "--record", "--json"
+        )
+    assert first.exit_code == 0, first.stderr
+    record = _run_dir(tmp_path / "a") / "llm.jsonl"
+    last = max(json.loads(line)["index"] for line in record.read_text().splitlines())
+    again = _evolve(tmp_path / "b", "--budget", "8", "--replay", str(record), "--json")
+    assert again.exit_code == 0, again.stderr
+    assert "replay_ended" in again.stderr
+    run = _run_dir(tmp_path / "b")
+    ended = f"--replay {record} ends after proposal {last}: the recorded run asked no more;"
+    ended += " its candidates are scored; evaluated 3 of "
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "replay_ended" and meta["message"].startswith(ended + "8 (")
+    assert meta["counters"]["llm_errors"] == 0 and meta["counters"]["proposals"] == last + 1
+    assert max(e["index"] for e in _events(run) if e["event"] == "proposal") == last
+
+    def picks(out: str) -> list[tuple[str, float | None]]:
+        return [(x["code_hash"], x["fitness"]) for x in json.loads(out)["candidates"]]
+
+    assert picks(again.stdout) == picks(first.stdout)  # nothing computed is lost
+    assert "replay_ended" in (run / "report.md").read_text()
+    # A resume (with a larger budget) asks nothing more, and ends alike.
+    lines = (run / "events.jsonl").read_text()
+    resumed = _evolve(tmp_path / "b", "--resume", str(run), "--budget", "9", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "replay_ended" and meta["message"].startswith(ended + "9 (")
+    assert (run / "events.jsonl").read_text() == lines
+    assert picks(resumed.stdout) == picks(first.stdout)
+
+
 NO_LLM_ENV: dict[str, str | None] = {"MINACT_LLM_URL": None, "MINACT_MODEL": None}
 
 

@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 
 from minact.cli import app
 from minact.runs.rundir import RunLog
+from minact.search import server as server_checks
 from tests.conftest import TINY_TASKS
-from tests.llm_server import LLMServer, Raw, numbered_replies, serving
+from tests.llm_server import Drip, LLMServer, Raw, numbered_replies, serving
 
 runner = CliRunner()
 NO_LLM_ENV = {"MINACT_LLM_URL": None, "MINACT_MODEL": None, "MINACT_API_KEY": None,
@@ -121,6 +122,27 @@ def test_a_key_no_header_can_carry_ends_the_run_and_is_never_shown(
     (line,) = _error_lines(result.stderr)
     assert "the API key (MINACT_API_KEY or OPENAI_API_KEY) holds a character" in line
     assert "0123456789" not in result.output + result.stderr and requests == []
+    _nothing_started(tmp_path)
+
+
+@pytest.mark.parametrize(("timeout", "given"), [("1", "1.2"), ("1.5", "1.5"), ("100", "1.8")])
+def test_the_check_of_the_server_is_given_as_long_as_llm_timeout_within_bounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, timeout: str, given: str
+) -> None:
+    # A slow server (busy, or answering a list of megabytes): GET /models was cut at 5 s
+    # whatever --llm-timeout said. The bounds (5 s to 60 s) are made small here, so that
+    # the check of a server that never finishes its answer ends within seconds.
+    monkeypatch.setattr(server_checks, "CHECK_SECONDS", 1.2)
+    monkeypatch.setattr(server_checks, "CHECK_MOST", 1.8)
+    with LLMServer(gets={"/v1/models": Drip(every=0.1)}) as s:
+        result = _evolve(tmp_path, "--model", "m", "--llm-url", s.url, "--llm-timeout", timeout)
+    assert result.exit_code == 1
+    (line,) = _error_lines(result.stderr)
+    assert line.startswith(f"error: the LLM server did not answer GET {s.url}/models usefully:")
+    assert f": no whole answer within {given} s (" in line
+    # Where the user's timeout could give it longer, the message says how.
+    hint = "; --llm-timeout gives a slow server up to 1.8 s; is --llm-url right?"
+    assert line.endswith(hint) == (given != "1.8")
     _nothing_started(tmp_path)
 
 

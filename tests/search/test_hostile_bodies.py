@@ -17,6 +17,7 @@ import pytest
 
 from minact.errors import LLMError
 from minact.search import llm
+from minact.search.events import not_json
 from minact.search.inflate import PIECE, DecodeError, decoded
 from minact.search.llm import Completion, LLMClient, LLMConfig, Message
 from minact.untrusted import clip, writable
@@ -41,8 +42,8 @@ def ask(server: LLMServer, sleep: Sleeps | None = None, **overrides: Any) -> Com
     return run(main())
 
 
-def _head(*extra: str, ctype: str = "text/event-stream") -> bytes:
-    lines = ["HTTP/1.1 200 OK", f"Content-Type: {ctype}", *extra, "Connection: close"]
+def _head(*extra: str, ctype: str = "text/event-stream", status: str = "200 OK") -> bytes:
+    lines = [f"HTTP/1.1 {status}", f"Content-Type: {ctype}", *extra, "Connection: close"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
@@ -259,3 +260,136 @@ def test_done_after_lines_that_are_no_events_says_what_came(
     message = str(info.value)
     cut = f"stream cut before the reply finished: no complete event in {len(before) + 14} bytes"
     assert cut in message and said in message and "prompt too long" not in message
+
+
+# --- control characters, broken JSON, and events of another protocol ------------------------
+
+
+def _fails(server: LLMServer, **overrides: Any) -> str:
+    with pytest.raises(LLMError) as info:
+        ask(server, **overrides)
+    return str(info.value)
+
+
+def test_a_whole_reply_with_raw_control_characters_in_its_strings_is_read(
+    server: LLMServer,
+) -> None:
+    # JSON wants a line break or \x01 in a string escaped; llama.cpp's server sometimes sends
+    # them raw. The reply was taken for cut JSON and retried until the retries ran out.
+    message = {"role": "assistant", "content": "A\x01gate:\n" + GOOD_REPLY}
+    body = json.dumps({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+    raw = body.replace("\\u0001", "\x01").replace("\\n", "\n").encode()
+    assert b"\n" in raw and b"\x01" in raw
+    server.push(Raw(_head(ctype="application/json") + raw))
+    c = ask(server, retries=0)
+    assert (c.text, c.finish_reason, c.attempts) == ("A\x01gate:\n" + GOOD_REPLY, "stop", 1)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "said", "requests"),
+    [
+        ("400 Bad Request", b'{"error": {"message": "bad\n\x01thing"}}',
+         "400 Bad Request: bad\\n\\x01thing", 1),
+        ("200 OK", b'{"error": {"message": "no such\nmodel", "code": 400}}',
+         "error from the server: no such\\nmodel (code 400)", 1),
+        ("200 OK", b'{"error": {"message": "Loading\nmodel", "code": 503}}',
+         "error from the server: Loading\\nmodel (code 503)", 3),
+    ],
+)  # fmt: skip
+def test_an_error_body_with_raw_control_characters_gives_its_message(
+    status: str, body: bytes, said: str, requests: int
+) -> None:
+    # Its message was not read: the whole body was quoted, and an error with status 200
+    # was retried as cut JSON whatever its code said.
+    with LLMServer(lambda request: Raw(_head(ctype="application/json", status=status) + body)) as s:
+        message = _fails(s, retries=2)
+        assert len(s.requests) == requests
+    assert message.endswith(said)
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"choices": [oops]}', "Expecting value at character 13"),
+        (b'{"a": 1}\n{"a": 2}\n', "Extra data at character 9"),  # JSON lines, not one answer
+        (b'{"choices": []} <!-- cached -->', "Extra data at character 16"),
+        (b'{"a": "\\q"}', "Invalid \\escape at character 7"),
+    ],
+)
+def test_broken_json_with_status_200_fails_at_once_saying_what_came(body: bytes, why: str) -> None:
+    # Retried with backoff as if the connection had dropped, though every attempt got it.
+    with LLMServer(lambda request: Raw(_head(ctype="application/json") + body)) as s:
+        message = _fails(s, retries=3)
+        assert len(s.requests) == 1
+    start = clip(body.decode().strip(), 80)
+    assert message == f"LLM server {s.url}: the server answered broken JSON ({why}): '{start}'"
+
+
+COMPLETION = (
+    '{"id": "c-1", "choices": [{"index": 0, "message": {"role": "assistant", "content": '
+    '"a\\u00e9\\ud83d\\ude00 \\"q\\" \\\\ b\\n"}, "finish_reason": "stop", "logprobs": null}], '
+    '"usage": {"prompt_tokens": 12, "completion_tokens": -3.5e+2}, "ok": true, "no": false, '
+    '"x": [1.25E-3, -0, NaN, -Infinity, Infinity], "t": "\\ud800"}'
+)
+
+
+def test_json_cut_anywhere_is_the_start_of_json_and_not_broken() -> None:
+    # A body cut short (a dropped connection) may come whole when asked again.
+    json.loads(COMPLETION)
+    for n in range(len(COMPLETION) + 1):
+        assert not_json(COMPLETION[:n].encode()) is None, COMPLETION[:n]
+    assert not_json(b"data: {nope") is None  # no JSON start: an event stream, mislabelled
+    assert not_json(COMPLETION.replace("true", "tru").encode()) is not None
+
+
+def _events(*data: str, done: bool = True) -> bytes:
+    return "".join(f"data: {d}\n\n" for d in (*data, *(["[DONE]"] if done else []))).encode()
+
+
+@pytest.mark.parametrize(
+    ("events", "n", "first", "keys"),
+    [
+        (_events('{"foo": 1}', '{"foo": 2}', '{"foo": 3}'), 3, '{"foo": 1}', "foo"),
+        (b'event: message_start\ndata: {"type": "message_start", "message": {}}\n\n'
+         b'data: {"type": "content_block_delta", "delta": {"text": "hi"}}\n\n',
+         2, '{"type": "message_start", "message": {}}', "type, message"),
+    ],
+)  # fmt: skip
+def test_a_stream_of_objects_that_are_no_chunks_fails_at_once_saying_what_came(
+    events: bytes, n: int, first: str, keys: str
+) -> None:
+    # Valid JSON, but no chat-completion chunk: retried as a cut stream, though a server of
+    # another protocol sends the same events again.
+    with LLMServer(lambda request: Raw(_head() + events)) as s:
+        message = _fails(s, retries=3)
+        assert len(s.requests) == 1
+    assert message == (
+        f"LLM server {s.url}: the server streamed {n} events but no chat-completion chunk: the"
+        f" first is a JSON object with no choices (its keys: {keys}): '{first}' (is --llm-url"
+        " the API's base URL? It usually ends in /v1)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("event", "said", "retried"),
+    [
+        ('{"error": {"message": "bad request", "code": 400}}', "bad request (code 400)", False),
+        ('{"object": "error", "message": "too long", "code": 400}', "too long (code 400)", False),
+        ('{"error": {"message": "no such model"}}', "no such model", False),
+        ('{"error": {"message": "Loading model", "code": 503}}', "Loading model (code 503)", True),
+        ('{"error": {"message": "busy", "code": "429"}}', "busy (code 429)", True),
+    ],
+)
+def test_an_error_event_in_place_of_the_reply_is_retried_only_for_a_transient_code(
+    server: LLMServer, event: str, said: str, retried: bool
+) -> None:
+    # As an error answered with status 200 is; an error after the reply began is retried
+    # whatever its code (test_llm). A flat one (old vLLM) was taken for a cut stream.
+    server.push(Raw(_head() + _events(event, done=False)), Reply())
+    if retried:
+        c = ask(server, retries=1)
+        assert c.attempts == 2 and c.retry_reasons == (f"error event in the stream: {said}",)
+    else:
+        message = _fails(server, retries=1)
+        assert message == f"LLM server {server.url}: error event in the stream: {said}"
+        assert len(server.requests) == 1

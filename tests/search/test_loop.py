@@ -8,6 +8,7 @@ import logging
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,12 @@ from minact.outcome import Reply
 from minact.runs.history import History
 from minact.score import Score
 from minact.search.loop import Loop, SearchConfig, Summary, run
-from minact.search.proposers import OfflineProposer, ProposalRequest
+from minact.search.proposers import (
+    OfflineProposer,
+    ProposalRequest,
+    RecordingProposer,
+    ReplayProposer,
+)
 from tests.fakes import FakeEvaluator, ScriptedProposer, fenced
 
 
@@ -127,6 +133,34 @@ def test_an_unreachable_llm_stops_the_run(tiny_lab: Lab) -> None:
     summary, _ = _run(tiny_lab, config, proposer)
     assert summary.status == "llm_failed" and "connection refused" in summary.message
     assert summary.counters.llm_errors >= 4
+
+
+@pytest.mark.parametrize("recorded_again", [False, True])
+def test_a_replay_past_its_recording_stops_where_it_ends(
+    tiny_lab: Lab, tmp_path: Path, recorded_again: bool
+) -> None:
+    # Each proposal past the recording failed ("the replay file has no reply for proposal
+    # N") until the run stopped as an LLM failing 8 times in a row.
+    replies = {(k, 0): Reply(fenced(f"torch.sin({k + 2} * x) + x")) for k in range(5)}
+    replay = ReplayProposer(replies)
+    proposer = RecordingProposer(replay, tmp_path / "llm.jsonl") if recorded_again else replay
+    summary, events = _run(tiny_lab, SearchConfig(budget=12, concurrency=2, seed=4), proposer)
+    assert summary.status == "replay_ended"
+    assert summary.message == (
+        "the replay file ends after proposal 4: the recorded run asked no more; its candidates"
+        " are scored; evaluated 5 of 12 (0 unparsable, 0 rejected, 0 duplicates, 0 LLM errors)"
+    )
+    assert [e["index"] for e in events if e["event"] == "proposal"] == list(range(5))
+    # Nothing computed is lost: each recorded reply's candidate joined the population.
+    new = [m.score.source for m in summary.population.members if m.origin != "seed"]
+    assert sorted(s.rsplit("return ", 1)[1] for s in new) == [
+        f"torch.sin({k + 2} * x) + x" for k in range(5)
+    ]
+    # A resume of it asks nothing more, and ends alike.
+    resumed, more = _run(tiny_lab, SearchConfig(budget=12, concurrency=2, seed=4), proposer,
+                         History.from_events(events))  # fmt: skip
+    assert (resumed.status, resumed.message) == (summary.status, summary.message)
+    assert not [e for e in more if e["event"] in ("proposal", "reply", "outcome")]
 
 
 def test_prompts_carry_parent_scores_and_failures(tiny_lab: Lab) -> None:
