@@ -22,8 +22,9 @@ per-seed OOD losses are read back and the statistics computed (minact/agreement.
   same size, with a bootstrap over tasks and a spread over seeds;
 - leave-one-family-out tau of the classic lab and of the pool;
 - the shipped labs (--chosen, default: the default lab and `large`): their split-half and
-  per-family tau, and their agreement with a fresh draw of the same size and settings
-  (seed 2, written as fresh1.toml) and with the classic lab.
+  per-family tau, and their agreement with a fresh draw of --fresh tasks per family with the
+  first chosen lab's settings (seed 2, written as fresh1.toml; as large as the default lab, half
+  as large as `large`) and with the classic lab.
 
 Ranks use the mean over tasks of log(median OOD MSE over seeds), which ranks exactly as the
 lab's fitness does (the reference's log term is the same for every candidate). Candidates

@@ -74,6 +74,32 @@ def test_a_yes_by_chance_is_rare_over_few_tasks() -> None:
         assert yes / trials < 0.05, (n, yes)
 
 
+def test_a_yes_by_chance_comes_no_more_often_than_the_level_allows_at_six_tasks() -> None:
+    # Nothing differs. A "yes" (the 95% interval below 0) should come at most 2.5% of the
+    # time; the expanded percentile interval alone said yes 3.3% of the time at 6 tasks of
+    # normal noise and 3.5% of Laplace noise (its tails stay short over so few tasks).
+    rng = np.random.default_rng(2024)
+    trials = 3000
+    for draw in (rng.standard_normal, rng.laplace):
+        yes = sum(
+            paired_claim(list(draw(size=6)), [0.0] * 6, "x", seed=i).verdict == "yes"  # type: ignore[union-attr]
+            for i in range(trials)
+        )
+        assert yes / trials <= 0.028, (draw.__name__, yes)
+
+
+def test_the_interval_is_at_least_as_wide_as_students_t_interval() -> None:
+    # Better on five of six tasks by a lot, worse on one by a little: every resampled mean
+    # of the expanded percentile interval lies below 0, but the mean, -31/30, is 0.176 short
+    # of Student's t bound: mean + t(0.975, 5) * sd / sqrt(6), sd = 1.1518.
+    diff = [-3.1, -1.4, -1.1, -0.4, -0.3, 0.1]
+    c = paired_claim(diff, [0.0] * 6, "x")
+    assert c is not None and c.verdict == "inconclusive"
+    half = 2.5706 * float(np.std(diff, ddof=1)) / math.sqrt(6)
+    assert c.hi == pytest.approx(-31 / 30 + half, abs=1e-3) and c.hi > 0.17
+    assert c.lo <= -31 / 30 - half + 1e-3
+
+
 def _row(name: str, fitness: float, ratios: list[float], baseline: bool) -> dict[str, Any]:
     return {
         "name": name,

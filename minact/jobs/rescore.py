@@ -22,12 +22,13 @@ from minact import seeds
 from minact.agreement import fitness_agreement, score_matrix
 from minact.cache import FitnessCache
 from minact.candidate import Candidate
+from minact.claims import MEASURES
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig, Progress
 from minact.jobs.notes import cache_notes
 from minact.lab import suites
 from minact.lab.loader import lab_with_seeds, load_lab
-from minact.lab.task import sha256_json
+from minact.lab.task import Lab, sha256_json
 from minact.report.html import render_ranking_html
 from minact.report.markdown import render_markdown
 from minact.runs.catalog import (
@@ -105,6 +106,7 @@ def rescore(
     for h in hashes:  # a HASH of the wrong form is a usage error, before the cache is made
         check_prefix(h, _runs(run, runs_dir))
     lab = load_lab(tasks if tasks is not None else suite_path(str(suite)))
+    written = lab  # as its file has it: --seeds changes every task's digest, not the task
     if network_seeds is not None:
         lab = lab_with_seeds(lab, network_seeds, "--seeds")
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
@@ -155,7 +157,7 @@ def rescore(
         s.code_hash: {"original_fitness": original.get(s.code_hash)} for s in scores if s.code_hash
     }
     doc = ranking_document(scores, lab, meta, extra)
-    doc["agreement"] = _agreement(doc, home)
+    doc["agreement"] = _agreement(doc, _shared(lab, written, home))
     directory = out or _folder(source_run or runs_dir, lab.path.stem, doc)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -197,26 +199,45 @@ def _folder(parent: Path, stem: str, doc: RankingDocument) -> Path:
     return parent / f"rescore-{stem}-{_identity(doc)[:8]}"
 
 
-def _agreement(doc: RankingDocument, home: frozenset[str] | None) -> dict[str, Any] | None:
-    """Returns the rank agreement between the original and the new fitness over every scored
-    candidate that has both (baselines included), or None when fewer than 3 have.
+def _shared(lab: Lab, written: Lab, home: frozenset[str] | None) -> dict[str, bool] | None:
+    """Returns {name: retrained} for the tasks of `lab` that are tasks of the lab the
+    candidates came from (its task digests: `home`; None where not known, as for hashes or
+    the cache): those with one of its digests (retrained False), and those whose digest as
+    their file `written` has it is one of them, trained here with other networks (--seeds)."""
+    if home is None:
+        return None
+    out: dict[str, bool] = {}
+    for task, as_written in zip(lab.tasks, written.tasks, strict=True):
+        if task.digest() in home or as_written.digest() in home:
+            out[task.name] = task.digest() not in home
+    return out
 
-    `home` holds the task digests of the lab the candidates came from (None: not known, as
-    for hashes or the cache). Tasks here with one of those digests are named in
-    `shared_tasks`, and `held_out` is the agreement over the other tasks alone: a shared
-    task counts in both rankings with the same numbers, so it agrees by construction."""
+
+def _agreement(doc: RankingDocument, shared: Mapping[str, bool] | None) -> dict[str, Any] | None:
+    """Returns the rank agreement between the original and the new fitness over every scored
+    candidate that has both (baselines included), or None when fewer than 3 have. The new
+    ranking is by the mean of the per-task measure the new lab's fitness averages.
+
+    `shared` maps the tasks here that are tasks of the lab the candidates came from to
+    whether they were trained here with other networks (_shared; None: that lab is not
+    known). They are named in `shared_tasks` (those retrained in `reseeded_tasks`), and
+    `held_out` is the agreement over the other tasks alone: a shared task counts in both
+    rankings with the same numbers, so it agrees by construction (largely so when retrained:
+    the task decides far more than the networks' seeds)."""
     rows = [c for c in doc["candidates"] if c.get("original_fitness") is not None]
-    _, tasks, matrix = score_matrix(rows)  # keeps the ok rows with tasks, in order
+    measure = MEASURES.get(str(doc["lab"].get("fitness")), "log_ratio")
+    _, tasks, matrix = score_matrix(rows, measure)  # keeps the ok rows with tasks, in order
     kept = [c for c in rows if c["status"] == "ok" and c["tasks"]]
     original = [float(c.get("original_fitness") or 0.0) for c in kept]
     agreement = fitness_agreement(original, matrix)
-    if agreement is None or home is None:
+    if agreement is None or shared is None:
         return agreement
-    shared = [t["name"] for t in doc["tasks"] if t["digest"] in home]
-    if shared:
+    names = [t["name"] for t in doc["tasks"] if t["name"] in shared]
+    if names:
         other = [i for i, t in enumerate(tasks) if t not in shared]
         agreement["held_out"] = fitness_agreement(original, matrix[:, other]) if other else None
-    return {**agreement, "shared_tasks": shared}
+    reseeded = [t for t in names if shared[t]]
+    return {**agreement, "shared_tasks": names, "reseeded_tasks": reseeded}
 
 
 def _runs(run: Path | None, runs_dir: Path) -> Iterator[Path]:

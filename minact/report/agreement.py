@@ -47,10 +47,15 @@ def _shared_text(agreement: Mapping[str, Any]) -> str:
     n = agreement["tasks"]
     # A task of the lab the candidates were ranked (and picked) on counts in both rankings
     # with the very same numbers: it agrees with itself, whatever other tasks would say.
+    # Trained again with other networks (--seeds), it is still that task, which decides
+    # far more than the networks' seeds do.
     are, they = ("is a task", "it agrees") if len(shared) == 1 else ("are tasks", "they agree")
+    how, much = "scored alike there", ""
+    if agreement.get("reseeded_tasks"):
+        how, much = "here trained with other networks (--seeds)", " largely"
     said = (
         f"; {len(shared)} of the {n} tasks here ({_names(shared)}) {are} of the lab the "
-        f"candidates came from, scored alike there, so {they} with it by construction"
+        f"candidates came from, {how}, so {they} with it{much} by construction"
     )
     held_out = agreement.get("held_out")
     if len(shared) >= n:

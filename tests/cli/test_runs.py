@@ -353,6 +353,24 @@ def test_rescore_says_which_tasks_it_shares_with_the_runs_lab(
     assert "this says nothing about how the ranking holds on other tasks" in said
 
 
+def test_rescore_with_other_seeds_still_counts_the_runs_tasks_as_its_own(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    # --seeds 3 changes every task's digest (its networks), not the task: the run's own lab
+    # with more networks per task says nothing about how the ranking holds on other tasks.
+    out = tmp_path / "reseeded"
+    args = ("rescore", "--tasks", str(TINY_TASKS), "--seeds", "3", "--out", str(out))
+    result = _invoke(finished_run, *args)
+    assert result.exit_code == 0, result.stderr
+    agreement = json.loads((out / "ranking.json").read_text())["agreement"]
+    assert sorted(agreement["shared_tasks"]) == ["product", "sine"]
+    assert sorted(agreement["reseeded_tasks"]) == ["product", "sine"]
+    assert agreement["held_out"] is None
+    said = " ".join(result.stderr.split())
+    assert "here trained with other networks (--seeds), so they agree with it largely" in said
+    assert "this says nothing about how the ranking holds on other tasks" in said
+
+
 def test_rescore_of_a_run_whose_candidates_all_failed_says_why_it_has_nothing(
     finished_run: dict[str, Path], tmp_path: Path
 ) -> None:
