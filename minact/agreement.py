@@ -20,7 +20,7 @@ so equal fitness (two names of the same behaviour) is not read as agreement. num
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,8 @@ import numpy.typing as npt
 
 __all__ = ["MIN_CANDIDATES", "MIN_TASKS", "LabAgreement", "Spread", "cross_agreement"]
 __all__ += ["family_agreement", "kendall_tau", "lab_agreement", "score_matrix", "spearman_rho"]
-__all__ += ["MIN_INTERVAL_TASKS", "fitness_agreement", "split_half"]
+__all__ += ["MIN_INTERVAL_TASKS", "fitness_agreement", "shared_tasks", "split_half"]
+__all__ += ["NAMED_TASKS", "task_names"]
 
 Matrix = npt.NDArray[np.float64]  # (candidates, tasks), lower is better
 # Below these, a split-half tau is too coarse to mean anything (5 candidates: tau moves in 0.2
@@ -41,6 +42,7 @@ MIN_TASKS = 6
 MIN_INTERVAL_TASKS = 3
 STABLE, WEAK = 0.6, 0.3  # median split-half tau: stable at or above STABLE, unstable below WEAK
 AGAINST = -0.1  # a family whose tau against the other tasks is below this ranks against them
+NAMED_TASKS = 5  # shared tasks a sentence names; the rest are counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +193,20 @@ def fitness_agreement(
         "resamples": resamples,
         "seed": seed,
     }
+
+
+def shared_tasks(tasks: Sequence[Mapping[str, Any]], home: Collection[str]) -> list[str]:
+    """Returns the names of the tasks (a ranking's `tasks` entries) that are tasks of another
+    lab whose task digests are `home`: the same task is the same digest (its data, target and
+    settings, seeds included), whatever either lab calls it; a name alone makes no task the
+    same."""
+    return [str(t["name"]) for t in tasks if t.get("digest") in home]
+
+
+def task_names(names: Sequence[str]) -> str:
+    """Returns up to NAMED_TASKS task names, comma-separated, with how many more there are."""
+    shown = ", ".join(str(n) for n in names[:NAMED_TASKS])
+    return shown + (f" and {len(names) - NAMED_TASKS} more" if len(names) > NAMED_TASKS else "")
 
 
 def score_matrix(

@@ -353,6 +353,7 @@ class Evaluator:
             "behaviour_hash": got.key,
             "collision": got.collision,
             "cached": not got.trained,
+            "cached_tasks": sum(t.digest() not in got.fresh for t in self.lab.tasks),
             "seconds": sum(r.seconds for _, r in by_task) if got.trained else 0.0,
         }
         bad = first_failure(by_task)

@@ -54,19 +54,25 @@ class Resolved:
         key: where its results live (behaviour hash, or code hash after a collision).
         results: by task digest.
         collision: the behaviour hash it shared with code it does not reproduce, if any.
-        trained: whether it trained anything in this call.
+        fresh: the digests of the tasks it trained in this call (the others came from the
+            cache, or from equal code it was verified against).
     """
 
     candidate: Candidate
     key: Hash
     results: dict[str, TaskResult] = field(default_factory=dict)
     collision: Hash | None = None
-    trained: bool = False
+    fresh: set[str] = field(default_factory=set)
 
     @property
     def code(self) -> Hash:
         """Returns the candidate's code hash."""
         return self.candidate.code_hash
+
+    @property
+    def trained(self) -> bool:
+        """Returns whether it trained anything in this call."""
+        return bool(self.fresh)
 
 
 class Results:
@@ -241,7 +247,7 @@ class Results:
                 lambda n: max(n * per_task, self.lab.timeout),
             )
             for (st, tasks), results in zip(batch, answers, strict=True):
-                st.trained = True
+                st.fresh.update(task.digest() for task in tasks)
                 for task, r in zip(tasks, results, strict=True):
                     st.results[task.digest()] = self._store(st, task.digest(), r)
         self._progress("train", len(units), len(units))

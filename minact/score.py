@@ -245,6 +245,9 @@ class Score:
             (shared by equal functions), or its code hash after a collision or where the
             shared entry was another code's failure (minact.reuse).
         cached: True when no training ran for it in this call.
+        cached_tasks: how many of its tasks' results came from the cache (or from verified
+            equal code) rather than training in this call; None where no task was scored
+            (a failure before training) or not recorded (a log of an older minact).
         collision: set when its behaviour hash matched other code whose results its own code
             did not reproduce (minact.evaluate verifies before reusing): that hash. Its
             results are then its own, trained under its code hash.
@@ -265,6 +268,7 @@ class Score:
     tasks: Mapping[str, TaskScore] = field(default_factory=dict)
     cost: float | None = None
     cached: bool = False
+    cached_tasks: int | None = None
     baseline: bool = False
     parent: Hash | None = None
     seconds: float = 0.0
@@ -294,6 +298,7 @@ class Score:
             },
             "cost": self.cost,
             "cached": self.cached,
+            "cached_tasks": self.cached_tasks,
             "baseline": self.baseline,
             "parent": self.parent,
             "seconds": self.seconds,
@@ -327,6 +332,7 @@ class Score:
             tasks=tasks,
             cost=opt("cost"),
             cached=bool(d.get("cached", False)),
+            cached_tasks=None if d.get("cached_tasks") is None else int(d["cached_tasks"]),
             baseline=bool(d.get("baseline", False)),
             parent=opt_hash("parent"),
             seconds=float(d.get("seconds", 0.0)),

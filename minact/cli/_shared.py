@@ -308,12 +308,13 @@ def print_ranking(doc: RankingDocument) -> None:
     table.add_column("cache", no_wrap=True)
     if wide:
         table.add_column("code", no_wrap=True)
+    from minact.claims import best_claim_sentence
+    from minact.runs.ranking import cache_state, shown
+
     # A run of 2000 candidates printed 2000 rows (3 s of layout) above its summary;
     # ranking.json holds every candidate.
     rows = doc["candidates"]
     if len(rows) > ROWS:
-        from minact.runs.ranking import shown
-
         rows = shown(rows, TOP_ROWS)
     for c in rows:
         # Names and reasons come from run files and replies: no controls reach the terminal.
@@ -327,7 +328,7 @@ def print_ranking(doc: RankingDocument) -> None:
             *(_fmt(c["families"].get(f), "+.3f") for f in families),
             _fmt(c["mean_ood_mse"], ".4g"),
             status,
-            "hit" if c["cached"] else "new",
+            cache_state(c),
         ]
         table.add_row(*row, *([(c["code_hash"] or "")[:10]] if wide else []))
     console.print(table)
@@ -336,18 +337,11 @@ def print_ranking(doc: RankingDocument) -> None:
             f"{len(doc['candidates']) - len(rows)} more candidates not shown (the table holds "
             f"the best {TOP_ROWS} new ones and the baselines); ranking.json lists every one"
         )
-    best = next((c for c in doc["candidates"] if c.get("claim")), None)
-    if best is not None:
-        from minact.claims import claim_text, selection_note
-
-        claim = best.get("claim") or {}
-        caveat = selection_note(claim)
-        console.print(
-            f"does {printable(best['name'])}, the best candidate, beat the best baseline "
-            f"({printable(str(claim['against']))}) beyond noise? {claim_text(claim)}, the "
-            "interval of its "
-            "fitness minus the baseline's (below 0: better)" + (f"; {caveat}" if caveat else "")
-        )
+    # The sentence report.md and report.html write under their ranking, escaped as every
+    # name from a candidate or a run file is before it reaches the terminal.
+    verdict = best_claim_sentence(doc["candidates"], len(doc["tasks"]))
+    if verdict:
+        console.print(printable(verdict))
 
 
 def print_agreement(agreement: LabAgreement) -> None:

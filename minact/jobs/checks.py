@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from minact.agreement import shared_tasks, task_names
 from minact.candidate import Candidate
 from minact.errors import ConfigError
 from minact.evaluate import Evaluator
@@ -65,11 +66,24 @@ def validation(
     the validation lab; returns the event to append."""
     lab = validation_lab(suite_or_file)
     rows = [c for c in ranking["candidates"] if c["status"] == "ok"][:top]
-    say(f"validating the top {len(rows)} on {suite_or_file} ({len(lab.tasks)} tasks)")
+    summary = lab_summary(lab)
+    # Its tasks that are the lab's are scored too (their results are cached): the report
+    # gives the fitness on all of them, and the verdict on the others (runs.checks).
+    shared = shared_tasks(summary["tasks"], {str(t["digest"]) for t in ranking["tasks"]})
+    said = f"validating the top {len(rows)} on {suite_or_file} ({len(lab.tasks)} tasks"
+    if shared:
+        held = len(lab.tasks) - len(shared)
+        other = "the other task" if held == 1 else f"the other {held} tasks"
+        said += (
+            f"; {task_names(shared)} {'is' if len(shared) == 1 else 'are'} also in the "
+            "run's lab, so "
+            + (f"the verdict rests on {other} alone" if held else "none is held out")
+        )
+    say(said + ")")
     scores, seconds = _score(lab, rows, evaluator)
     return check_event(
         "validation",
-        lab_summary(lab),
+        summary,
         scores,
         suite=suite_or_file,
         top=top,

@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from minact.agreement import MIN_INTERVAL_TASKS
+from minact.agreement import MIN_INTERVAL_TASKS, task_names
 from minact.report.data import fmt
 
 __all__ = ["agreement_text"]
-
-NAMED_TASKS = 5  # shared tasks named in the sentence; the rest are counted
 
 
 def _stat(s: Mapping[str, Any]) -> str:
@@ -33,11 +31,6 @@ def _measured(agreement: Mapping[str, Any]) -> str:
     return f"Kendall tau {tau} and Spearman rho {rho}; {how}"
 
 
-def _names(names: Sequence[str]) -> str:
-    shown = ", ".join(str(n) for n in names[:NAMED_TASKS])
-    return shown + (f" and {len(names) - NAMED_TASKS} more" if len(names) > NAMED_TASKS else "")
-
-
 def _shared_text(agreement: Mapping[str, Any]) -> str:
     """Returns what the tasks this lab shares with the candidates' own lab do to the
     agreement ("" when it shares none, or when that lab is not known)."""
@@ -54,7 +47,7 @@ def _shared_text(agreement: Mapping[str, Any]) -> str:
     if agreement.get("reseeded_tasks"):
         how, much = "here trained with other networks (--seeds)", " largely"
     said = (
-        f"; {len(shared)} of the {n} tasks here ({_names(shared)}) {are} of the lab the "
+        f"; {len(shared)} of the {n} tasks here ({task_names(shared)}) {are} of the lab the "
         f"candidates came from, {how}, so {they} with it{much} by construction"
     )
     held_out = agreement.get("held_out")

@@ -138,8 +138,14 @@ def check_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     if confirmation and confirmation.get("skipped"):
         confirmation = None  # it scored nothing: no column to show (check_text says why)
     header = ["#", "name", "lab fitness"]
+    # Beside the fitness on all of the validation tasks, the one the verdict rests on when
+    # some of them are the lab's (runs.checks): on the others alone.
+    held = int(validation.get("held_out_tasks") or 0) if validation else 0
+    split = bool(validation and validation.get("shared_tasks")) and held > 0
     if validation:
-        header += [f"validation ({validation['suite']})", "wins lab, loses validation"]
+        header.append(f"validation ({validation['suite']})")
+        header += [f"held out ({held} task{'s' if held != 1 else ''})"] if split else []
+        header.append("wins lab, loses validation")
     if confirmation:
         header += [f"confirmed ({confirmation['seeds']} seeds)", "beats best baseline"]
     rows: list[list[str]] = []
@@ -150,7 +156,9 @@ def check_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
         row = [str(c["rank"] or "—"), c["name"] + (" (baseline)" if c["baseline"] else "")]
         row.append(fmt(c["fitness"], "+.3f"))
         if validation:
-            row += [fmt(v and v["fitness"], "+.3f"), "yes" if v and v["flag"] else ""]
+            row.append(fmt(v and v["fitness"], "+.3f"))
+            row += [fmt(v and v.get("held_out_fitness"), "+.3f")] if split else []
+            row.append("yes" if v and v["flag"] else "")
         if confirmation:
             row.append(
                 f"{fmt(k['fitness'], '+.3f')} ± {fmt(k['fitness_spread'], '.3f')}" if k else "—"

@@ -9,20 +9,29 @@ rebuilds it from the log like everything else; the latest event of each kind win
 the wrong shape is skipped: runs.events decodes it).
 
 `attach` adds to a ranking document, per candidate that was checked, a `validation` block
-(its fitness there, its rank among the validated, and `flag`: it beats the reference on
-the lab but loses to it on validation) and a `confirmation` block (fitness with more seeds,
-and whether it beats the best confirmed baseline beyond noise), plus a document-level
-`checks` block naming the recommended pick (best validation fitness among the validated
-top K) and the confirmed winner. Pure: events in, JSON data out.
+(its fitness there, its fitness on the held-out tasks there, its rank among the validated
+by that, and `flag`: it beats the reference on the lab but loses to it on the held-out
+tasks) and a `confirmation` block (fitness with more seeds, and whether it beats the best
+confirmed baseline beyond noise), plus a document-level `checks` block naming the
+recommended pick (best held-out fitness among the validated top K) and the confirmed
+winner. Pure: events in, JSON data out.
+
+A validation task that is also a task of the run's lab (the same digest, as `rescore`
+judges it: minact.agreement.shared_tasks) is no held-out task: the search picked its
+candidates on those very numbers. The summary names such tasks (`shared_tasks`), and the
+held-out fitness, the rank, the flags and the pick rest on the other tasks alone; with
+none left, nothing is held out, and there is no pick and no flag.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import statistics
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from minact.claims import claim_text, selection_note
+from minact.agreement import shared_tasks, task_names
+from minact.claims import MEASURES, claim_text, selection_note
 from minact.runs import events as decode
 from minact.runs.ranking import RankingDocument, RankingEntry, ranking_document
 from minact.score import Score
@@ -48,6 +57,8 @@ def check_event(
 class _Check:
     event: Mapping[str, Any]
     ranking: RankingDocument  # of the scores the check made, on its lab
+    scores: Sequence[Score]
+    summary: Mapping[str, Any]  # the check's lab summary
 
 
 def _latest(events: Iterable[Mapping[str, Any]], kind: str) -> _Check | None:
@@ -63,37 +74,80 @@ def _latest(events: Iterable[Mapping[str, Any]], kind: str) -> _Check | None:
     if found is None:
         return None
     event, scores, summary = found
-    return _Check(event, ranking_document(scores, summary))
+    return _Check(event, ranking_document(scores, summary), scores, summary)
+
+
+def _on_tasks(s: Score, names: Collection[str], fitness: str) -> Score:
+    """Returns a successful Score restricted to the tasks `names`, its fitness and mean OOD
+    MSE taken over them (its seed spread is not known there: None); a failure as it is."""
+    if not s.ok:
+        return s
+    tasks = {n: t for n, t in s.tasks.items() if n in names}
+    if not tasks:
+        return replace(s, tasks={}, fitness=None, fitness_spread=None, mean_ood_mse=None)
+    # A fitness is the mean over tasks of a per-task measure (minact.fitness).
+    measure = MEASURES.get(fitness, "log_ratio")
+    return replace(
+        s,
+        tasks=tasks,
+        fitness=statistics.fmean(getattr(t, measure) for t in tasks.values()),
+        fitness_spread=None,
+        mean_ood_mse=statistics.fmean(t.ood_loss for t in tasks.values()),
+    )
+
+
+def _held_out(check: _Check, shared: Sequence[str]) -> RankingDocument | None:
+    """Returns the check's ranking on its tasks that are not `shared` (the whole ranking
+    when none is), or None when every task is shared."""
+    if not shared:
+        return check.ranking
+    tasks = [t for t in check.summary["tasks"] if t["name"] not in shared]
+    if not tasks:
+        return None
+    names = {str(t["name"]) for t in tasks}
+    lab = dict(check.summary["lab"])
+    lab["families"] = list(dict.fromkeys(t["family"] for t in tasks))
+    fitness = str(lab.get("fitness") or "mean_log_ratio")
+    scores = [_on_tasks(s, names, fitness) for s in check.scores]
+    return ranking_document(scores, {"lab": lab, "tasks": tasks})
 
 
 def _validation(doc: RankingDocument, check: _Check) -> tuple[dict[str, Any], RankingDocument]:
     """Returns the validation summary and `doc` with a `validation` block per checked row."""
     event = check.event
+    shared = shared_tasks(check.ranking["tasks"], {str(t["digest"]) for t in doc["tasks"]})
+    held_out = _held_out(check, shared)
     checked = {c["code_hash"]: c for c in check.ranking["candidates"] if c["code_hash"]}
+    held = {c["code_hash"]: c for c in (held_out or {"candidates": []})["candidates"]}
     rows: list[RankingEntry] = []
     for c in doc["candidates"]:
         v = checked.get(c["code_hash"]) if c["code_hash"] else None
         if v is None:
             rows.append(c)
             continue
-        lab, held = c["fitness"], v["fitness"]
+        h = held.get(v["code_hash"])
+        lab, there = c["fitness"], h["fitness"] if h else None
         block = {
             "suite": event.get("suite"),
-            "fitness": held,
+            "fitness": v["fitness"],
             "fitness_spread": v["fitness_spread"],
-            "rank": v["rank"],
+            "held_out_fitness": there,
+            "rank": h["rank"] if h else None,
             "status": v["status"],
-            "flag": lab is not None and lab < 0 and (held is None or held > 0),
+            # Losing on tasks the search was picked on is no held-out verdict: none there.
+            "flag": h is not None and lab is not None and lab < 0 and (there is None or there > 0),
         }
         rows.append(cast(RankingEntry, {**c, "validation": block}))
     doc = cast(RankingDocument, {**doc, "candidates": rows})
     validated = [c for c in rows if "validation" in c and c["status"] == "ok"]
-    scored = [c for c in validated if c["validation"]["fitness"] is not None]
-    pick = min(scored, key=lambda c: c["validation"]["fitness"], default=None)
+    scored = [c for c in validated if c["validation"]["held_out_fitness"] is not None]
+    pick = min(scored, key=lambda c: c["validation"]["held_out_fitness"], default=None)
     return {
         "suite": event.get("suite"),
         "path": check.ranking["lab"]["path"],
         "tasks": len(check.ranking["tasks"]),
+        "shared_tasks": shared,
+        "held_out_tasks": len(check.ranking["tasks"]) - len(shared),
         "top": event.get("top"),
         "seconds": event.get("seconds"),
         "candidates": len(validated),
@@ -105,6 +159,7 @@ def _validation(doc: RankingDocument, check: _Check) -> tuple[dict[str, Any], Ra
             "code_hash": pick["code_hash"],
             "fitness": pick["fitness"],
             "validation_fitness": pick["validation"]["fitness"],
+            "held_out_fitness": pick["validation"]["held_out_fitness"],
         },
     }, doc
 
@@ -183,18 +238,23 @@ def check_text(checks: Mapping[str, Any]) -> list[str]:
     v = checks.get("validation")
     if v:
         pick = v.get("recommended")
-        lines.append(
-            f"validation on {v['suite']} ({v['tasks']} tasks), never shown to the search: "
-            f"{v['candidates']} of the top {v['top']} by lab fitness scored"
-        )
-        if pick:
+        lines.append(_validation_text(v))
+        if pick and v.get("shared_tasks"):
+            lines.append(
+                f"recommended pick: {pick['name']} (best fitness among them on the held-out "
+                f"{_tasks(v['held_out_tasks'])}: {pick['held_out_fitness']:+.3f}; on all of "
+                f"{v['suite']}: {_signed(pick['validation_fitness'])}; lab fitness "
+                f"{pick['fitness']:+.3f})"
+            )
+        elif pick:
             lines.append(
                 f"recommended pick: {pick['name']} (best validation fitness among them: "
                 f"{pick['validation_fitness']:+.3f}; lab fitness {pick['fitness']:+.3f})"
             )
         if v.get("flagged"):
+            lose = "validation's held-out tasks" if v.get("shared_tasks") else "validation"
             lines.append(
-                "win the lab (fitness < 0) but lose validation (fitness > 0): "
+                f"win the lab (fitness < 0) but lose {lose} (fitness > 0): "
                 + ", ".join(v["flagged"])
             )
     c = checks.get("confirmation")
@@ -214,3 +274,35 @@ def check_text(checks: Mapping[str, Any]) -> list[str]:
         else:
             lines.append(f"confirmed with {c['seeds']} seeds per task: no new candidate ranked")
     return lines
+
+
+def _tasks(n: int) -> str:
+    return "task" if n == 1 else f"{n} tasks"
+
+
+def _signed(v: float | None) -> str:
+    return "—" if v is None else f"{v:+.3f}"
+
+
+def _validation_text(v: Mapping[str, Any]) -> str:
+    """Returns what a validation scored, and which of its tasks are the run's lab's."""
+    said = (
+        f"validation on {v['suite']} ({v['tasks']} tasks), never shown to the search: "
+        f"{v['candidates']} of the top {v['top']} by lab fitness scored"
+    )
+    shared: Sequence[str] = v.get("shared_tasks") or []
+    if not shared:
+        return said
+    # A task of the run's lab (the same digest) was scored alike in the search, which
+    # picked the candidates on it: it cannot tell whether the pick holds elsewhere.
+    said = (
+        f"validation on {v['suite']} ({v['tasks']} tasks): {v['candidates']} of the top "
+        f"{v['top']} by lab fitness scored; {len(shared)} of its tasks ({task_names(shared)}) "
+        f"{'is a task' if len(shared) == 1 else 'are tasks'} of the run's lab (the same data "
+        "and settings), which the search picked its candidates on"
+    )
+    held = int(v.get("held_out_tasks") or 0)
+    if held <= 0:
+        return f"{said}, so none is held out: no pick is recommended and none is flagged"
+    other = "the other task" if held == 1 else f"the other {held} tasks"
+    return f"{said}, so the pick and the flags rest on {other} alone, never shown to the search"

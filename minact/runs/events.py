@@ -57,6 +57,7 @@ _SCORE = schema.keys(
         "partial_fitness": optional(number),
         "seconds": number,
         "cached": boolean,
+        "cached_tasks": optional(integer),
         "baseline": boolean,
         "tasks": mapping_of(_four_numbers),
     },

@@ -24,6 +24,7 @@ __all__ = [
     "RankingDocument",
     "RankingEntry",
     "TaskEntry",
+    "cache_state",
     "lab_summary",
     "ranked",
     "ranking_document",
@@ -74,7 +75,9 @@ class RankingEntry(_Entry, total=False):
     `validation` and `confirmation`: its scores on a run's held-out suite
     and with more seeds (minact.runs.checks), when the run made those checks.
     `partial_fitness` is a screened candidate's fitness on the cascade's stage-1 tasks,
-    else null.
+    else null. `cached` is true when no training ran for the candidate in the call that
+    scored it; `cached_tasks` counts its tasks whose results came from the cache (null
+    where no task was scored, or in a log of an older minact): `cache_state` says both.
     """
 
     index: int
@@ -87,6 +90,7 @@ class RankingEntry(_Entry, total=False):
     validation: dict[str, Any]
     confirmation: dict[str, Any]
     partial_fitness: float | None
+    cached_tasks: int | None
 
 
 class _Document(TypedDict):
@@ -150,6 +154,14 @@ def shown(candidates: Sequence[RankingEntry], top: int = 30) -> list[RankingEntr
     return out
 
 
+def cache_state(entry: Mapping[str, Any]) -> str:
+    """Returns where a ranking row's results came from: "hit" (all from the cache, no
+    training), "part" (some tasks from the cache, the others trained) or "new" (all trained)."""
+    if entry.get("cached"):
+        return "hit"
+    return "part" if (entry.get("cached_tasks") or 0) > 0 else "new"
+
+
 def task_value(entry: RankingEntry, task: str, key: str) -> float | None:
     """Returns one number of a candidate's task entry ("ood_loss", ...), None when missing."""
     numbers = cast(Mapping[str, float | None], entry["tasks"].get(task) or {})
@@ -193,6 +205,7 @@ def _entry(rank: int | None, s: Score, families: Mapping[str, str]) -> RankingEn
         "baseline": s.baseline,
         "parent": s.parent,
         "cached": s.cached,
+        "cached_tasks": s.cached_tasks,
         "seconds": round(s.seconds, 3),
         "collision": s.collision,
         "partial_fitness": _num(s.partial_fitness),

@@ -89,6 +89,7 @@ class Screen:
         unique = {c.code_hash: c for c in candidates}
         staged = [c for h, c in unique.items() if highest[h] is not None]
         out: dict[Hash, Score] = {}
+        passed: dict[Hash, Score] = {}  # stage-1 scores of the candidates that go on
         if staged:
             by_code = {s.code_hash: s for s in self.stage.score(staged)}
             for c in staged:
@@ -98,10 +99,14 @@ class Screen:
                     out[c.code_hash] = s  # a failure on a task of the lab is the lab's verdict
                 elif s.fitness is not None and s.fitness > b:
                     out[c.code_hash] = self._screened(s, b)
+                else:
+                    passed[c.code_hash] = s
         rest = [c for h, c in unique.items() if h not in out]
         if rest:
             by_code = {s.code_hash: s for s in self.full.score(rest)}
-            out |= {c.code_hash: by_code[c.code_hash] for c in rest}
+            out |= {
+                c.code_hash: _went_on(by_code[c.code_hash], passed.get(c.code_hash)) for c in rest
+            }
         return [out[h] for h in unique]
 
     def _screened(self, s: Score, bar: float) -> Score:
@@ -121,3 +126,15 @@ class Screen:
             mean_ood_mse=None,
             partial_fitness=s.fitness,
         )
+
+
+def _went_on(full: Score, stage: Score | None) -> Score:
+    """Returns the full Score of a candidate that passed stage 1 (`stage`: its stage-1
+    Score; None: it had no bar) counting what it trained in stage 1 as trained, not cached."""
+    # The full evaluation reads the stage-1 results back from the cache: without this, a
+    # candidate that trained every task in this run would show as partly cached.
+    if stage is None or stage.cached_tasks is None or full.cached_tasks is None:
+        return full
+    trained = len(stage.tasks) - stage.cached_tasks
+    cached_tasks = max(0, full.cached_tasks - trained)
+    return replace(full, cached=full.cached and stage.cached, cached_tasks=cached_tasks)

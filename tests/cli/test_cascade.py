@@ -69,6 +69,16 @@ def test_evolve_screens_candidates_and_reports_them(tmp_path: Path) -> None:
         assert sorted(c["tasks"]) == sorted(meta["cascade"]["stage_tasks"])
     ok = [c for c in doc["candidates"] if c["status"] == "ok"]
     assert all(len(c["tasks"]) == 4 and c["partial_fitness"] is None for c in ok)
+    # A candidate that went on trained its stage-1 tasks in this run too: it reads them back
+    # from the cache for the full lab, yet none of its tasks came from an earlier call.
+    went_on = [c for c in ok if not c["baseline"]]
+    assert went_on and all(c["cached_tasks"] in (0, 4) for c in went_on)
+    cells = {}
+    for line in result.stdout.splitlines():
+        row = [c.strip() for c in line.split("│")][1:-1]
+        if len(row) > 2 and row[0].isdigit():
+            cells[row[1]] = row[-2]  # the "cache" column; the last one is the code
+    assert {cells[c["name"]] for c in went_on} <= {"new", "hit"}
     # Screened rows follow the ranked ones, best stage-1 fitness first.
     statuses = [c["status"] for c in doc["candidates"]]
     assert statuses.index("screened") > max(i for i, s in enumerate(statuses) if s == "ok")

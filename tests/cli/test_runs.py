@@ -22,7 +22,7 @@ from minact.runs.catalog import find
 from minact.runs.rundir import RunLog
 from minact.sandbox.loader import load_activation
 from tests.browser import needs_chromium, screenshot
-from tests.conftest import ASSETS, TINY_TASKS, write_candidate
+from tests.conftest import ASSETS, TINY_TASKS, offline_run, write_candidate
 from tests.llm_server import LLMServer, numbered_replies
 
 runner = CliRunner()
@@ -216,6 +216,50 @@ def test_rescore_reuses_cached_pairs_and_shows_old_fitness(finished_run: dict[st
     assert all(c["cached"] for c in json.loads(again.stdout)["candidates"])
     report = finished_run["run"] / "rescore-other_tasks" / "report.md"
     assert "| was |" in report.read_text()
+
+
+def _cache_cells(table: str) -> dict[str, str]:
+    """Returns the "cache" cell of each row of a printed ranking table, by candidate name."""
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.split("│")][1:-1]
+        if len(cells) > 2 and cells[0].isdigit():
+            rows[cells[1]] = cells[-2]  # the last column is the code
+    return rows
+
+
+def test_the_cache_column_tells_a_part_from_the_cache_from_all_and_none(tmp_path: Path) -> None:
+    run = offline_run(tmp_path, budget=2, seed=3, run_id="r")  # the tiny lab: sine, product
+    paths = {"runs": tmp_path / "runs", "cache": tmp_path / "cache"}
+    # other_tasks.toml: its "sine" is the run's (cached), its "cube" is new (trained).
+    args = ("rescore", "--tasks", str(ASSETS / "other_tasks.toml"), "--run", str(run))
+    result = _invoke(paths, *args, "--top", "2")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads((run / "rescore-other_tasks" / "ranking.json").read_text())
+    ok = [c for c in doc["candidates"] if c["status"] == "ok"]
+    assert len(ok) == 16 and all(not c["cached"] and c["cached_tasks"] == 1 for c in ok)
+    assert set(_cache_cells(result.stdout).values()) == {"part"}
+    # The line under the table is the one report.md writes (2 tasks: no claim is made).
+    md = (run / "rescore-other_tasks" / "report.md").read_text().splitlines()
+    (line,) = [x for x in md if x.startswith("whether ")]
+    assert "the best new candidate" in line and "is not judged" in line
+    assert " ".join(line.split()) in " ".join(result.stdout.split())
+    again = _invoke(paths, *args, "--top", "2", "--json")
+    cands = json.loads(again.stdout)["candidates"]
+    assert all(c["cached"] and c["cached_tasks"] == 2 for c in cands if c["status"] == "ok")
+    # A search whose lab shares tasks with one scored before: the same three states.
+    common = ["--offline", "--budget", "1", "--seed", "3", "--run-id", "six"]
+    common += ["--tasks", str(ASSETS / "six_tasks.toml")]
+    result = _invoke(paths, "evolve", *common)
+    assert result.exit_code == 0, result.stderr
+    six = tmp_path / "runs" / "six"
+    doc = json.loads((six / "ranking.json").read_text())
+    baselines = [c for c in doc["candidates"] if c["baseline"] and c["status"] == "ok"]
+    assert len(baselines) == 14 and all(c["cached_tasks"] == 2 for c in baselines)
+    cells = _cache_cells(result.stdout)
+    assert {cells[c["name"]] for c in baselines} == {"part"}
+    page = (six / "report.html").read_text()
+    assert all(re.search(rf">{c['name']} \(baseline\)<.*?<td>part</td>", page) for c in baselines)
 
 
 def test_rescore_writes_beside_the_runs_never_into_the_current_directory(

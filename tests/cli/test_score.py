@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from minact.cli import app
 from minact.seeds import SEEDS
-from tests.conftest import TINY_TASKS, write_candidate
+from tests.conftest import ASSETS, TINY_TASKS, write_candidate
 
 runner = CliRunner()
 
@@ -165,6 +165,26 @@ def test_table_output_names_status_and_cache(place: Path) -> None:
     rows = _rows(out)
     assert set(rows) == {"gelu", "relu"}
     assert all(r[-3:-1] == ["ok", "hit"] for r in rows.values())
+
+
+def test_the_line_under_the_table_is_the_reports_sentence_with_the_name_escaped(
+    tmp_path: Path,
+) -> None:
+    # A file's name is its candidate's: rich markup and an escape sequence in it reach the
+    # terminal as plain text, and the sentence is the one the reports write (best *new*).
+    path = write_candidate(tmp_path, "[b]x\x1b[2Jy", "torch.tanh(x) * 0.9 + 0.1 * x")
+    six = ASSETS / "six_tasks.toml"  # a claim needs 6 tasks
+    code, out, err = _score(str(path), cache=tmp_path / "c", tasks=six)
+    assert code == 0, err
+    assert "\x1b" not in out
+    said = " ".join(out.split())  # the terminal may wrap it
+    assert (
+        "does [b]x\\x1b[2Jy, the best new candidate, beat the best baseline (relu) beyond "
+        "noise? " in said
+    )
+    code, out, _ = _score(str(path), "--json", cache=tmp_path / "c", tasks=six)
+    claim = next(c for c in json.loads(out)["candidates"] if not c["baseline"])["claim"]
+    assert f"beyond noise? {claim['verdict']} (95% CI [" in said
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ driven through the CLI as a user drives them, with a real cache in a temporary f
 from __future__ import annotations
 
 import json
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from minact.cli import app
-from tests.conftest import ASSETS
+from tests.conftest import ASSETS, TINY_TASKS
 
 runner = CliRunner()
 LAB = ASSETS / "six_tasks.toml"
@@ -47,18 +48,29 @@ def test_validation_scores_the_top_k_by_lab_fitness_and_names_a_pick(
     ok = [c for c in doc["candidates"] if c["status"] == "ok"]
     validated = [c for c in doc["candidates"] if "validation" in c]
     assert [c["code_hash"] for c in validated] == [c["code_hash"] for c in ok[:4]]
+    # OTHER's "sine" is the lab's own task (same digest): the verdict rests on "cube" alone.
+    events = _events(checked["run"])
+    (event,) = [e for e in events if e["event"] == "validation"]
+    cube = {s["code_hash"]: s["tasks"]["cube"][3] for s in event["scores"]}  # its log-ratio
     for c in validated:
         v = c["validation"]
         assert v["suite"] == str(OTHER) and v["status"] == "ok"
-        assert v["flag"] == (c["fitness"] < 0 and v["fitness"] > 0)
+        assert v["held_out_fitness"] == pytest.approx(cube[c["code_hash"]])
+        assert v["flag"] == (c["fitness"] < 0 and v["held_out_fitness"] > 0)
     summary = doc["checks"]["validation"]
     assert summary["tasks"] == 2 and summary["top"] == 4 and summary["candidates"] == 4
-    best = min(validated, key=lambda c: c["validation"]["fitness"])
+    assert summary["shared_tasks"] == ["sine"] and summary["held_out_tasks"] == 1
+    best = min(validated, key=lambda c: c["validation"]["held_out_fitness"])
     assert summary["recommended"]["code_hash"] == best["code_hash"]
+    assert [c["validation"]["rank"] for c in validated if c is best] == [1]
     assert summary["flagged"] == [c["name"] for c in validated if c["validation"]["flag"]]
-    assert f"recommended pick: {best['name']}" in checked["stderr"]
+    said = " ".join(checked["stderr"].split())
+    pick = f"recommended pick: {best['name']} (best fitness among them on the held-out task:"
+    assert pick in said
+    assert f"on {OTHER} (2 tasks; sine is also in the run's lab, so the verdict rests" in said
+    assert "1 of its tasks (sine) is a task of the run's lab (the same data and settings)" in said
+    assert "so the pick and the flags rest on the other task alone" in said
     # Never shown to the search: no prompt or outcome event mentions the validation lab.
-    events = _events(checked["run"])
     kinds = [e["event"] for e in events]
     assert kinds.index("validation") > max(i for i, k in enumerate(kinds) if k == "outcome")
 
@@ -99,10 +111,13 @@ def test_confirmation_rescores_with_more_seeds_under_their_own_key(
     if len(pool) > 1:
         said_err = " ".join(checked["stderr"].split())
         assert f"best of {len(pool)} candidates on these same tasks" in said_err
-    # Under the ranking, the search's own claim for its best candidate, on the lab.
-    best = next(c for c in doc["candidates"] if c.get("claim"))
+    # Under the ranking, the search's own claim for its best candidate, on the lab: the
+    # sentence the reports write under theirs.
+    best = next(c for c in doc["candidates"] if c["rank"] and not c["baseline"])
     said = " ".join(checked["stdout"].split())  # the terminal may wrap it
-    assert f"does {best['name']}, the best candidate, beat the best baseline (" in said
+    (line,) = [x for x in (checked["run"] / "report.md").read_text().splitlines() if "noise?" in x]
+    assert line.startswith(f"does {best['name']}, the best new candidate, beat the best baseline")
+    assert " ".join(line.split()) in said
     assert f"beyond noise? {best['claim']['verdict']} (95% CI [" in said
     assert best["claim"]["compared"] == len(pool) > 1 and "so a yes is optimistic" in said
 
@@ -128,7 +143,8 @@ def test_reports_show_both_fitnesses_and_report_rebuilds_them(checked: dict[str,
     run, doc = checked["run"], checked["doc"]
     md = (run / "report.md").read_text()
     assert "## Checks after the search" in md and "recommended pick:" in md
-    assert f"| validation ({OTHER}) |" in md and "confirmed (3 seeds)" in md
+    assert f"| validation ({OTHER}) | held out (1 task) |" in md and "confirmed (3 seeds)" in md
+    assert "1 of its tasks (sine) is a task of the run's lab" in md
     html = (run / "report.html").read_text()
     assert "Checks after the search" in html and "recommended pick:" in html
     assert "beats best baseline" in html
@@ -157,6 +173,64 @@ def test_without_checks_nothing_changes_and_resume_refuses_another_validation(
     again = ["evolve", "--resume", str(checked["run"]), "--validate", str(LAB)]
     resumed = runner.invoke(app, [*again, "--cache-dir", str(base / "cache")])
     assert resumed.exit_code == 1 and "--validate" in resumed.stderr
+
+
+def test_a_task_of_the_lab_under_another_name_is_not_held_out_and_a_name_alone_is(
+    checked: dict[str, Any], tmp_path: Path
+) -> None:
+    # "wave" is the lab's "sine" renamed (same data and settings: the same digest); "cube"
+    # shares only its name with the lab's "cube" (another target): it is held out.
+    settings = LAB.read_text().split("[[task]]")[0]
+    other = tmp_path / "renamed.toml"
+    other.write_text(
+        settings
+        + '[[task]]\nname = "wave"\nfamily = "waves"\ntarget = "sin(3*x)"\n\n'
+        + '[[task]]\nname = "cube"\nfamily = "polynomial"\ntarget = "x**3 + x"\n'
+    )
+    args = ["--budget", "1", "--validate", str(other), "--validate-top", "2"]
+    result = _evolve(checked["base"], "renamed", *args)
+    assert result.exit_code == 0, result.stderr
+    run = checked["base"] / "runs" / "renamed"
+    doc = json.loads((run / "ranking.json").read_text())
+    summary = doc["checks"]["validation"]
+    assert summary["shared_tasks"] == ["wave"] and summary["held_out_tasks"] == 1
+    (event,) = [e for e in _events(run) if e["event"] == "validation"]
+    cube = {s["code_hash"]: s["tasks"]["cube"][3] for s in event["scores"]}
+    validated = [c for c in doc["candidates"] if "validation" in c]
+    assert len(validated) == 2
+    for c in validated:
+        assert c["validation"]["held_out_fitness"] == pytest.approx(cube[c["code_hash"]])
+    said = " ".join(result.stderr.split())
+    assert "1 of its tasks (wave) is a task of the run's lab" in said
+    assert "rest on the other task alone" in said
+
+
+def test_a_validation_made_of_the_labs_own_tasks_holds_nothing_out(
+    checked: dict[str, Any],
+) -> None:
+    # The tiny lab's two tasks are both tasks of the six-task lab (same digests).
+    args = ["--budget", "1", "--validate", str(TINY_TASKS), "--validate-top", "2"]
+    result = _evolve(checked["base"], "same", *args)
+    assert result.exit_code == 0, result.stderr
+    run = checked["base"] / "runs" / "same"
+    doc = json.loads((run / "ranking.json").read_text())
+    summary = doc["checks"]["validation"]
+    assert summary["shared_tasks"] == ["sine", "product"] and summary["held_out_tasks"] == 0
+    assert summary["recommended"] is None and summary["flagged"] == []
+    validated = [c for c in doc["candidates"] if "validation" in c]
+    assert len(validated) == 2
+    for c in validated:
+        v = c["validation"]
+        assert v["fitness"] is not None  # its fitness there is still given
+        assert v["held_out_fitness"] is None and v["rank"] is None and v["flag"] is False
+    said = " ".join(result.stderr.split())
+    assert "sine, product are also in the run's lab, so none is held out" in said
+    none = "so none is held out: no pick is recommended and none is flagged"
+    assert none in said and "recommended pick" not in said
+    for name in ("report.md", "report.html"):
+        text = unescape(" ".join((run / name).read_text().split()))
+        assert "2 of its tasks (sine, product) are tasks of the run's lab" in text, name
+        assert none in text and "recommended pick" not in text and "held out (" not in text
 
 
 def test_an_unknown_validation_suite_fails_before_the_search(tmp_path: Path) -> None:
