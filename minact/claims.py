@@ -12,12 +12,13 @@ percentile interval is too narrow (its "yes" comes 6-13% of the time at 3-8 task
 differs, not 2.5%), so it is the *expanded* percentile interval (Hesterberg 2015, "What
 teachers should know about the bootstrap"): percentiles moved out by the ratio of Student's t
 to the normal quantile. Even so, the resampled means of a few tasks have short tails (its "yes"
-still came 3.3% of the time at 6 tasks of normal noise, 3.5% of Laplace noise), so each end
-reaches at least as far as Student's t interval, mean -/+ t * sd / sqrt(tasks): with both, a
-"yes" came 2.2-2.3% of the time at 6, 8 and 12 tasks of normal noise and 1-2% of heavier-tailed
-noise. No interval of a mean over few tasks holds its level when a candidate is far worse on a
-few tasks and a little better on the rest (right-skewed differences): at a mean difference of 0,
-such a "yes" came about 16% of the time at 6 tasks and 7% at 100. The claim reads:
+still came 3.3-3.6% of the time at 6 tasks of normal noise, 3.5% of Laplace noise), so each
+end reaches at least as far as Student's t interval, mean -/+ t * sd / sqrt(tasks): with both,
+a "yes" came 2.2-2.6% of the time at 6, 8 and 12 tasks of normal noise and 1.7-2.3% of
+heavier-tailed noise (bench/claims.py). No interval of a mean over few tasks holds its level
+when a candidate is far worse on a few tasks and a little better on the rest (right-skewed
+differences): at a mean difference of 0, such a "yes" came about 16% of the time at 6 tasks
+and 7% at 100. The claim reads:
 
 - "yes": the whole interval is below 0 (the candidate beats the best baseline),
 - "no": the whole interval is above 0 (the best baseline beats it),
