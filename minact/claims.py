@@ -112,6 +112,9 @@ def expanded_tail(n: int) -> float:
     return NormalDist().cdf(-math.sqrt(n / (n - 1)) * t) * 100
 
 
+_SQUARABLE = (1e-150, 1e150)  # magnitudes whose squares and their sums are normal floats
+
+
 def paired_claim(
     candidate: Sequence[float],
     baseline: Sequence[float],
@@ -121,18 +124,31 @@ def paired_claim(
     compared: int = 1,
 ) -> Claim | None:
     """Returns the claim from two equally long per-task score lists (lower is better), or
-    None when fewer than MIN_TASKS tasks are paired or a score is not finite."""
+    None when fewer than MIN_TASKS tasks are paired or a score, the mean difference or an
+    end of its interval is not finite."""
     diff = np.asarray(candidate, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
     if diff.ndim != 1 or diff.size < MIN_TASKS or not np.isfinite(diff).all():
         return None
-    n, mean = int(diff.size), float(diff.mean())
+    # Differences past 1e150 (or within 1e-150 of 0) are scaled to 1 first: the sd squares
+    # them, and an overflow said the interval was [-inf, inf] (ranking.json wrote -Infinity,
+    # which is no JSON), an underflow that it was no wider than the bootstrap's. Others are
+    # not scaled, so that their claims stay what they were to the last digit.
+    n, most = int(diff.size), float(np.abs(diff).max())
+    scale = most if most and not _SQUARABLE[0] < most < _SQUARABLE[1] else 1.0
+    with np.errstate(over="ignore"):
+        mean = float(diff.mean())
+    if not math.isfinite(mean):  # a sum past a float's range: no number to claim about
+        return None
     rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, n, (RESAMPLES, n))].mean(axis=1)
+    means = (diff / scale)[rng.integers(0, n, (RESAMPLES, n))].mean(axis=1) * scale
     lo, hi = (float(v) for v in np.percentile(means, [expanded_tail(n), 100 - expanded_tail(n)]))
     # Over few tasks the resampled means' tails stay short even expanded (a "yes" 3.3% of
     # the time at 6 tasks of normal noise, not 2.5%): no end is nearer the mean than t's.
-    half = _t_quantile((1 + LEVEL) / 2, n - 1) * float(diff.std(ddof=1)) / math.sqrt(n)
+    sd = float((diff / scale).std(ddof=1)) * scale
+    half = _t_quantile((1 + LEVEL) / 2, n - 1) * sd / math.sqrt(n)
     lo, hi = min(lo, mean - half), max(hi, mean + half)
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # an end past a float's range
+        return None
     verdict = "yes" if hi < 0 else "no" if lo > 0 else "inconclusive"
     return Claim(against, mean, lo, hi, n, verdict, compared)
 

@@ -100,6 +100,21 @@ def test_the_interval_is_at_least_as_wide_as_students_t_interval() -> None:
     assert c.lo <= -31 / 30 - half + 1e-3
 
 
+@pytest.mark.parametrize("size", [1e300, 1e308])
+def test_huge_differences_give_a_finite_interval_around_their_mean_or_no_claim(
+    size: float,
+) -> None:
+    # Student's t bound squared the differences (its sd): past 1e154 that overflowed, and
+    # the claim said [-inf, inf] (ranking.json wrote -Infinity, no JSON); a mean that
+    # itself overflows (1e308 six times) is no number to claim about.
+    c = paired_claim([size, size / 2, size, size / 3, size, size / 4], [0.0] * 6, "x")
+    if size == 1e308:
+        assert c is None
+        return
+    assert c is not None and all(map(math.isfinite, (c.lo, c.difference, c.hi)))
+    assert 0 < c.lo <= c.difference <= c.hi and c.verdict == "no"
+
+
 def _row(name: str, fitness: float, ratios: list[float], baseline: bool) -> dict[str, Any]:
     return {
         "name": name,

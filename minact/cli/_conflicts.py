@@ -50,7 +50,15 @@ def check_models(
     `whole`: the flags describe the whole ensemble (not a resume, which keeps its own).
     `offline`: no server is asked, so a MINACT_LLM_URL left in the environment is not judged.
     """
-    from minact.search.ensemble import PlanError, check_list, check_urls, parse_weights, plan
+    from minact.search.ensemble import (
+        PlanError,
+        check_list,
+        check_urls,
+        parse_weights,
+        plan,
+        split,
+        weigh,
+    )
 
     try:
         for flag, text in (("--model", model), ("--model-weights", weights), ("--llm-url", url)):
@@ -61,5 +69,8 @@ def check_models(
             parse_weights(weights)
         if whole and url:
             plan(model, weights, url)
+        elif whole and model and weights:  # no server: the models go unasked, the lists must fit
+            names = split(model)
+            weigh(names, weights, f"--model {','.join(names)}")
     except PlanError as e:
         raise typer.BadParameter(e.message, param_hint=e.flag) from None

@@ -252,7 +252,9 @@ def check_text(checks: Mapping[str, Any]) -> list[str]:
                 f"{pick['validation_fitness']:+.3f}; lab fitness {pick['fitness']:+.3f})"
             )
         if v.get("flagged"):
-            lose = "validation's held-out tasks" if v.get("shared_tasks") else "validation"
+            held = int(v.get("held_out_tasks") or 0)
+            out = "held-out task" if held == 1 else f"{held} held-out tasks"
+            lose = f"validation's {out}" if v.get("shared_tasks") else "validation"
             lines.append(
                 f"win the lab (fitness < 0) but lose {lose} (fitness > 0): "
                 + ", ".join(v["flagged"])

@@ -226,10 +226,13 @@ async def context_length(
     llama.cpp's server answers GET /props with the context of one slot (what a request
     may use); vLLM lists `max_model_len` in GET /v1/models, llama-server its training
     context in `meta`. Servers that say nothing (llama-cpp-python, Ollama's /v1) give None,
-    and so does one that answers neither within `seconds` (None: as server_model) and
-    `cap` bytes each. A URL in `answers` (server_model's GET /models) is read from there.
+    and so does one that answers neither within `seconds` (None: CHECK_SECONDS) and `cap`
+    bytes each. A URL in `answers` (server_model's GET /models) is read from there.
     """
-    seconds = check_seconds(config.deadline) if seconds is None else seconds
+    # Not check_seconds: the length is optional, and the servers that say it at /props
+    # (llama.cpp's) answer it at once even while busy; a route that hangs (a proxy's) held
+    # the start a minute per server where --llm-timeout gave GET /models that long.
+    seconds = CHECK_SECONDS if seconds is None else seconds
     base = config.url.rstrip("/")
     root = base.removesuffix("/v1")
     for url in (root + "/props", base + "/models"):

@@ -245,7 +245,9 @@ class Stream:
             why = _error_text(obj.get("error") or obj, self.secret)
             # In place of the reply, it is the server's answer, as a 200 with an error body
             # is; a reply that breaks off with one (a crash, memory) may do better again.
-            again = _error_retryable(obj) if not self.chunks else True
+            # A chunk of the role alone (vLLM's first) or of empty text began no reply.
+            began = self.length or self.reasoning
+            again = True if began else _error_retryable(obj)
             return Failure(f"error event in the stream: {why}", again)
         if not ("choices" in obj or "usage" in obj or obj.get("object") == _CHUNK):
             self.other = self.other or (data[:200], [str(k) for k in list(obj)[:6]])

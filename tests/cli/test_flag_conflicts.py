@@ -51,3 +51,16 @@ def test_resume_and_run_id_are_refused(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evolve", "--resume", str(tmp_path / "r1"), "--run-id", "zz"])
     assert result.exit_code == 2, result.output
     assert "--resume and --run-id do not go together" in _flat(result.stderr)
+
+
+def test_weights_that_do_not_fit_the_models_are_refused_without_a_url(tmp_path: Path) -> None:
+    # No server configured: the run would go on with the offline mutator, but weights that
+    # are not one per model are a usage error all the same, as "0,0" or "-1" are.
+    args = ["evolve", "--model", "a,offline", "--model-weights", "1", "--budget", "1"]
+    args += ["--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")]
+    unset: dict[str, str | None] = {"MINACT_LLM_URL": None, "MINACT_MODEL_WEIGHTS": None}
+    result = runner.invoke(app, args, env=unset)
+    assert result.exit_code == 2, result.output
+    flat = _flat(result.stderr)
+    assert "--model-weights" in flat and "1 weights for 2 model" in flat, flat
+    assert not (tmp_path / "runs").exists()

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from minact.cli import app
+from minact.runs.checks import check_text
 from tests.conftest import ASSETS, TINY_TASKS
 
 runner = CliRunner()
@@ -269,3 +270,16 @@ def test_confirm_with_no_new_candidate_ranked_in_full_is_skipped(tmp_path: Path)
     result = runner.invoke(app, again)
     assert result.exit_code == 0, result.stderr
     assert (run / "events.jsonl").read_text() == lines
+
+
+@pytest.mark.parametrize(("held", "lose"), [(1, "held-out task"), (3, "3 held-out tasks")])
+def test_the_flag_line_counts_the_held_out_tasks_it_rests_on(held: int, lose: str) -> None:
+    # It said "lose validation's held-out tasks" of a single one, where the lines above it
+    # say "the other task" and "the held-out task".
+    pick = {"name": "c1", "code_hash": "ab" * 32, "fitness": -0.2,
+            "validation_fitness": -0.1, "held_out_fitness": -0.05}  # fmt: skip
+    validation = {"suite": "other.toml", "tasks": held + 1, "top": 2, "candidates": 2,
+                  "shared_tasks": ["sine"], "held_out_tasks": held, "flagged": ["c0"],
+                  "recommended": pick}  # fmt: skip
+    lines = check_text({"validation": validation})
+    assert lines[-1] == f"win the lab (fitness < 0) but lose validation's {lose} (fitness > 0): c0"

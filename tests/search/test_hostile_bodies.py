@@ -393,3 +393,17 @@ def test_an_error_event_in_place_of_the_reply_is_retried_only_for_a_transient_co
         message = _fails(server, retries=1)
         assert message == f"LLM server {server.url}: error event in the stream: {said}"
         assert len(server.requests) == 1
+
+
+def test_an_error_event_after_a_role_chunk_alone_is_still_in_place_of_the_reply(
+    server: LLMServer,
+) -> None:
+    # vLLM, among others, opens each stream with a chunk of the role alone (and llama.cpp
+    # with an empty content); an error after it was taken for a reply that broke off, and
+    # a request the server refuses (400) was asked again.
+    too_long = {"message": "prompt too long", "code": 400}
+    server.push(ErrorEvent(text_before="", error=too_long), Reply())
+    message = _fails(server, retries=1)
+    said = "error event in the stream: prompt too long (code 400)"
+    assert message == f"LLM server {server.url}: {said}"
+    assert len(server.requests) == 1

@@ -166,6 +166,28 @@ def test_the_context_probe_goes_on_to_models_after_a_dripping_props() -> None:
         assert _context(server.url, seconds=0.5) == (4096, "GET /v1/models")
 
 
+def test_a_props_route_that_hangs_costs_the_probe_its_few_seconds_not_llm_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # --llm-timeout gives a busy server's GET /models up to 60 s; GET /props (optional: a
+    # context length) was given as long, so a server that hangs there (a proxy) held the
+    # start a minute. Here its answer comes after 3 s, past the probe's bound (made 0.5 s):
+    # the probe goes on to the model list that the check of GET /models read.
+    monkeypatch.setattr(checks, "CHECK_SECONDS", 0.5)
+    late = Raw(_head("application/json") + b'{"n_ctx": 2048}', hang=3.0)
+    models = {"data": [{"id": "m", "max_model_len": 4096}]}
+
+    async def main() -> tuple[int, str] | None:
+        config, answers = LLMConfig(url, "m", deadline=300.0), dict[str, tuple[int, bytes]]()
+        async with llm.http_client() as http:
+            await llm.server_model(http, config, answers=answers)
+            return await llm.context_length(http, config, answers=answers)
+
+    with LLMServer(models=models, gets={"/props": late}) as server:
+        url = server.url
+        assert run(main()) == (4096, "GET /v1/models")
+
+
 # --- 2. a quote of the prompt's code does not end the stream --------------------------------
 
 ANSWER = "def activation(x):\n    return x * torch.tanh(F.softplus(x))\n"
