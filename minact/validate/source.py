@@ -238,6 +238,13 @@ def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
         stmt = body.pop(0)
         if isinstance(stmt, (ast.Import, ast.ImportFrom)):
             aliases.update(_import_aliases(stmt))
+    # A for loop's `range(...)` is kept as written and runs as the builtin in the worker;
+    # Python would call what an import bound to `range` (`from torch import sigmoid as range`).
+    if "range" in aliases and any(isinstance(n, ast.For) for n in ast.walk(func)):
+        raise ValidationError(
+            f"an import binds `range` (to `{aliases['range']}`), which the function's for "
+            "loop would call; import it under another name"
+        )
     func.body = body or [ast.Pass()]
     return aliases, func
 
@@ -246,22 +253,26 @@ def _check_shadowing(
     aliases: dict[str, str], classes: dict[str, int], func: ast.FunctionDef
 ) -> None:
     """Raises ValidationError where a class, or the def under another name, takes a name
-    the function reads as a module or an imported function.
+    the function reads as a module, an imported function or a builtin (`abs`, `max`).
 
     In Python the function would read the class (or itself) there; the normal form reads
     the module, so minact would score other code than the file's (`class torch: tanh = abs`).
     """
     read = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)}
+    # The builtins the function may call (`abs`, `max`, `range`, ...) are read as the
+    # builtins in the normal form, so a class or def named like one is refused alike.
+    names = {b: f"the builtin `{b}`" for b in primitives.BUILTINS}
+    names.update({name: f"`{path}`" for name, path in aliases.items()})
     for name, line in classes.items():
-        if name in aliases and name in read:
+        if name in names and name in read:
             raise ValidationError(
                 f"line {line}: class `{name}` takes the name the function reads as "
-                f"`{aliases[name]}`; rename the class"
+                f"{names[name]}; rename the class"
             )
-    if func.name in aliases and func.name in read:
+    if func.name in names and func.name in read:
         raise ValidationError(
-            f"line {func.lineno}: `def {func.name}` takes the name of `{aliases[func.name]}`; "
-            "name the function `activation`"
+            f"line {func.lineno}: `def {func.name}` takes the name of "
+            f"{names[func.name]}; name the function `activation`"
         )
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from minact import seeds
 from minact.candidate import Candidate
 from minact.search.mutate import Mutator
-from minact.validate import MAX_NODES, MAX_SOURCE_CHARS, validate
+from minact.validate import MAX_NODES, MAX_SOURCE_CHARS, tidy, validate
 from minact.validate.repair import Repaired, repair
 
 from .test_validate import FRAGMENTS
@@ -368,3 +368,17 @@ def test_arbitrary_text_never_raises(source: str) -> None:
 @example("def activation(x):\n    return ", "9" * 400 + " if x > 0 else x")
 def test_code_fragments_never_raise(prefix: str, fragments: str) -> None:
     _never_raises(prefix + fragments)
+
+
+@pytest.mark.parametrize("blank", ["\n", " \n", "\r\n", "\t\n"])
+def test_the_import_repair_reads_one_line_at_a_time(blank: str) -> None:
+    # A hostile reply runs through repair in the main process. A pattern whose leading
+    # blanks may span lines (`^\s*` under re.M) runs, from each line start, over every
+    # blank line after it: quadratic, seconds for a reply of MAX_TEXT_CHARS newlines. The
+    # match must begin on the line of the import itself, whatever blank lines precede it.
+    text = "def activation(x):\n" + blank * 50 + "    from torch.nn.functional as F\n"
+    matches = list(tidy._FROM_AS.finditer(text))
+    assert [m.group(3) for m in matches] == ["F"]
+    assert "\n" not in matches[0].group(0)
+    repaired = repair(text + "    return F.gelu(x)\n")
+    assert "import torch.nn.functional as F" in repaired.source

@@ -377,6 +377,29 @@ HOSTILE: list[tuple[str, str, str]] = [
         "def torch(x):\n    return torch.tanh(x)\n\nactivation = torch\n",
         "`def torch` takes the name of `torch`",
     ),
+    # ... or a builtin the function calls, which the normal form reads as the builtin
+    (
+        "class-shadows-builtin",
+        "class max:\n    pass\n\ndef activation(x):\n    return max(x, 0.0)\n",
+        "class `max` takes the name the function reads as the builtin `max`",
+    ),
+    (
+        "def-named-like-a-builtin",
+        "def abs(x):\n    return abs(x)\n\nactivation = abs\n",
+        "`def abs` takes the name of the builtin `abs`",
+    ),
+    (
+        "import-binds-range",
+        "from torch import sigmoid as range\n\ndef activation(x):\n"
+        "    for i in range(3):\n        x = x * 2.0\n    return x\n",
+        "an import binds `range`",
+    ),
+    (
+        "body-import-binds-range",
+        "def activation(x):\n    import math as range\n"
+        "    for i in range(3):\n        x = x * 2.0\n    return x\n",
+        "an import binds `range`",
+    ),
     ("sin-out", fn("return torch.sin(x, out=x)"), "keyword `out=` is not allowed"),
     ("dtype-keyword", fn("return torch.zeros_like(x, dtype=torch.float64)"), "`dtype=`"),
     ("device-keyword", fn("return torch.ones_like(x, device='cuda')"), "`device=`"),
