@@ -21,7 +21,7 @@ from minact.lab.task import Box
 __all__ = ["FAMILY", "FLOAT_RULES", "INT_RULES", "MAX_COORDINATE", "MIN_OOD_FRACTION", "NAME"]
 __all__ += ["box", "check_boxes", "check_keys", "float_value", "identifier", "int_value"]
 __all__ += ["MAX_NESTING", "interval", "nesting", "one_of", "require", "settings_fields"]
-__all__ += ["FLOAT32_TINY", "shown"]
+__all__ += ["FLOAT32_TINY", "deep_key", "shown"]
 
 # Rejection sampling of the OOD region needs it to be a fair share of the test box.
 MIN_OOD_FRACTION = 0.01
@@ -68,6 +68,25 @@ def shown(value: object) -> str:
     """Returns repr(value), shortened for a one-line error message: a tasks file of 1 MB
     can hold a 1 MB string or list, which the message would otherwise quote whole."""
     return _SHOWN.repr(value)
+
+
+# A dotted key (`a.b.c = 1`) of thousands of parts costs tomllib time and memory quadratic
+# in them (9 s for a key of 32 KB; a 1 MB file never ends). One of more parts than tables
+# may nest (each part nests one deeper) is refused before the file is parsed. A key starts
+# a line, or follows `{` or `,` in an inline table; its parts are bare, "basic" or
+# 'literal'. A start is tried only where a key may start, and each reads its own line once.
+_DEEP_KEY = re.compile(
+    r"(?:^|[{,])[ \t]*(?:(?:[A-Za-z0-9_-]+|\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*')[ \t]*\.[ \t]*)"
+    + f"{{{MAX_NESTING}}}",
+    re.M,
+)
+
+
+def deep_key(text: str) -> int | None:
+    """Returns the line of the first dotted key of more than MAX_NESTING parts in TOML
+    `text`, or None. (A line of a multi-line string that reads as one counts too.)"""
+    found = _DEEP_KEY.search(text)
+    return None if found is None else text.count("\n", 0, found.end()) + 1
 
 
 def nesting(document: object) -> int:

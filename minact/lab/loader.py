@@ -65,7 +65,7 @@ import numpy.typing as npt
 
 from minact.errors import ConfigError
 from minact.lab import families, suites
-from minact.lab.checks import MAX_NESTING, MIN_OOD_FRACTION, check_keys, nesting
+from minact.lab.checks import MAX_NESTING, MIN_OOD_FRACTION, check_keys, deep_key, nesting
 from minact.lab.expression import parse_expression
 from minact.lab.files import FileRefused, read_regular
 from minact.lab.kinds import MAX_SET_ELEMENTS
@@ -184,9 +184,13 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark, which
         # tomllib reports as an "invalid statement" at line 1, column 1.
-        document: dict[str, Any] = tomllib.loads(
-            read_regular(path, MAX_TASKS_FILE_BYTES).decode("utf-8-sig")
-        )
+        text = read_regular(path, MAX_TASKS_FILE_BYTES).decode("utf-8-sig")
+        if (line := deep_key(text)) is not None:
+            raise ConfigError(
+                f"{path}: line {line}: a dotted key of more than {MAX_NESTING} parts: "
+                f"tables and arrays nest more than {MAX_NESTING} deep"
+            )
+        document: dict[str, Any] = tomllib.loads(text)
         return document
     except FileNotFoundError:
         known = ", ".join(suites.SUITES)

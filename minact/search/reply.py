@@ -20,7 +20,11 @@ __all__ = ["ParseFailure", "parse_reply"]
 
 # The opening line's info string holds no backtick (as in CommonMark): a run of backticks
 # without a newline is then searched once, not once per backtick (a capped reply of them).
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL)
+# The blanks and the language are taken whole ((?![...]) after each): the rest of the line
+# shares their characters, and each split of a line that never ends was tried in turn,
+# quadratic in its length (40 s for ``` and 100,000 letters).
+_INFO = r"```[ \t]*(?![ \t])([A-Za-z0-9_+-]*)(?![A-Za-z0-9_+-])"  # the fence, its language
+_FENCE = re.compile(_INFO + r"[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL)
 # The lines that open, divide and close a SEARCH/REPLACE block (_diff_blocks).
 _SEARCH = re.compile(r"[ \t]*<{5,9} ?SEARCH")
 _DIVIDER = re.compile(r"[ \t]*={5,9}")
@@ -75,14 +79,28 @@ def _diff_blocks(text: str) -> list[tuple[str, str]]:
     return blocks
 
 
+# Lines of the child that the loose matches of one reply may read in all. Each reads the
+# whole child, which an earlier block may have made tens of thousands of lines long: a
+# reply of one such block and a thousand loose ones took seconds, and this is milliseconds.
+# An honest diff reads a few thousand lines at most.
+_LOOSE_LINES = 1 << 18
+
+
 def _apply_diff(parent: str, blocks: list[tuple[str, str]]) -> str | ParseFailure:
     child = parent
+    read = 0  # lines the loose matches have read
     for i, (search, replace) in enumerate(blocks, start=1):
         if search in child:
             child = child.replace(search, replace, 1)
             continue
         # Tolerate differences in trailing spaces and indentation width of whole lines.
         child_lines = child.splitlines()
+        read += len(child_lines)
+        if read > _LOOSE_LINES:
+            return ParseFailure(
+                f"diff block {i}: too many blocks whose SEARCH text differs from the code "
+                "in its spaces, for code this long; copy the SEARCH text exactly"
+            )
         span = _loose_find(child_lines, [ln.strip() for ln in search.splitlines() if ln.strip()])
         if span is None:
             return ParseFailure(f"diff block {i}: the SEARCH text is not in the parent")

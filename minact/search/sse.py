@@ -35,8 +35,10 @@ CUT = "stream cut before the reply finished"
 _CHUNK = "chat.completion.chunk"  # a chunk's `object`
 
 # A fence (```python, ```py or bare ```) whose body holds the activation, then a closing fence.
+# The activation is looked for ahead, once: a body of many of them and no closing fence
+# was otherwise read to its end from each (quadratic: 11 s for a 100,000-character reply).
 _CODE_BLOCK = re.compile(
-    r"```(?i:python3?|py)?[ \t]*\r?\n(?:(?!```).)*?def activation(?:(?!```).)*?```", re.DOTALL
+    r"```(?i:python3?|py)?[ \t]*\r?\n(?=(?:(?!```).)*?def activation)(?:(?!```).)*```", re.DOTALL
 )
 _HEADER = re.compile(r"```(?i:python3?|py)?[ \t]*\r?\n")  # the opening line of such a block
 # A block as the prompt shows code (prompt.py, conversation.py): fences at the start of a line.
@@ -223,6 +225,7 @@ class Stream:
     scanned: int = 0
     _open: int | None = field(default=None, init=False, repr=False)  # the open fence's start
     _block: list[str] = field(default_factory=list, init=False, repr=False)  # text from it on
+    _base: int = field(default=0, init=False, repr=False)  # where the first of _block starts
     _fence_end: int = field(default=0, init=False, repr=False)  # where the last fence ends
     _tail: str = field(default="", init=False, repr=False)  # the last 2 characters of the text
     _tags: Tags = field(init=False, repr=False)  # where thinking blocks open and close
@@ -292,10 +295,11 @@ class Stream:
             at = window.find("```")
             while at >= 0:
                 if self._open is None:
-                    self._open, self._block = base + at, [window[at:]]
+                    # Not window[at:]: a copy of the rest at each fence is quadratic in a piece.
+                    self._open, self._block, self._base = base + at, [window], base
                 else:
                     end, opened = base + at + 3, self._open
-                    block = "".join(self._block)[: end - opened]
+                    block = "".join(self._block)[opened - self._base : end - self._base]
                     self._open, self._block = None, []
                     if self._answers(block) and not self._tags.inside(opened):
                         return end

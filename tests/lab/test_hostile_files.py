@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from minact.lab.checks import MAX_NESTING, nesting, shown
+from minact.lab import loader
+from minact.lab.checks import MAX_NESTING, deep_key, nesting, shown
 from tests.lab import load_error
 
 TASK = '[[task]]\nname = "sine"\nfamily = "harmonic"\ntarget = "sin(3*x)"\n'
@@ -79,3 +80,31 @@ def test_a_key_like_none_is_refused_without_a_guess_and_lists_each_key_once(
     assert "did you mean" not in message
     known = message.split("; known: ")[1].split(", ")
     assert "train" in known and len(known) == len(set(known)), known
+
+
+@pytest.mark.parametrize(
+    "key",
+    [".".join(["a"] * 17), '"a".' * 16 + "'b'", "a . " * 16 + "b", "x = { " + "a." * 16 + "b"],
+    ids=["bare", "quoted", "spaced", "inline"],
+)
+def test_a_dotted_key_past_the_nesting_limit_is_refused_before_tomllib_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    # tomllib takes time and memory quadratic in a dotted key's parts (9 s for a key of
+    # 32 KB; a 1 MB file never ends), and any key of more parts than tables may nest is
+    # refused after the parse anyway.
+    def unread(text: str) -> object:
+        raise AssertionError("tomllib read the file")
+
+    monkeypatch.setattr(loader.tomllib, "loads", unread)
+    message = load_error(tmp_path, TASK + key + " = 1" + (" }" if "{" in key else "") + "\n")
+    assert message.endswith(
+        f"line 5: a dotted key of more than {MAX_NESTING} parts: "
+        f"tables and arrays nest more than {MAX_NESTING} deep"
+    )
+
+
+def test_keys_within_the_nesting_limit_and_dotted_strings_are_left_to_tomllib() -> None:
+    assert deep_key(".".join(["a"] * MAX_NESTING) + " = 1\n") is None
+    assert deep_key('target = "' + "a." * 40 + 'a"\nx = [' + "1.5, " * 40 + "1]\n") is None
+    assert deep_key("x = 1\n\n" + "a." * MAX_NESTING + "a = 1\n") == 3

@@ -3,8 +3,11 @@ escape sequences, echoed keys and malformed streams, all over real HTTP on 127.0
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
+import re
+import sys
 from typing import Any
 
 import httpx
@@ -17,7 +20,7 @@ from minact.errors import LLMError
 from minact.lab.task import Lab
 from minact.outcome import Counters
 from minact.score import Score, TaskScore
-from minact.search import llm, proposers, sse
+from minact.search import llm, proposers, reply, sse
 from minact.search import server as checks
 from minact.search.conversation import Conversation
 from minact.search.llm import Completion, LLMClient, LLMConfig, Message
@@ -324,6 +327,79 @@ def test_a_stream_of_backticks_over_http_ends_at_the_cap(server: LLMServer) -> N
     assert (c.finish_reason, c.text) == ("cap", "`" * 20_000)
     # parse_reply searches a run of backticks once, not once per backtick (quadratic).
     assert isinstance(parse_reply(c.text, GOOD_CODE), ParseFailure)
+
+
+def _consumed(pattern: str) -> str:
+    """Returns the literal characters a regular expression consumes, in order, those in
+    lookarounds left out (what its matching may back-track over)."""
+    parser: Any = importlib.import_module(
+        "re._parser" if sys.version_info >= (3, 11) else "sre_parse"
+    )
+    out: list[str] = []
+
+    def walk(items: Any) -> None:
+        for op, arg in items:
+            name = str(op)
+            if name == "LITERAL":
+                out.append(chr(arg))
+            elif name in ("SUBPATTERN", "MAX_REPEAT", "MIN_REPEAT"):
+                walk(arg[-1])
+            elif name == "BRANCH":
+                for branch in arg[1]:
+                    walk(branch)
+            else:  # ASSERT, ASSERT_NOT, IN, ANY, AT: no literal text consumed
+                out.append("\0")
+
+    walk(parser.parse(pattern))
+    return "".join(out)
+
+
+def test_a_cut_reply_s_code_block_is_told_by_looking_ahead_for_the_activation() -> None:
+    # Were `def activation` consumed, a body of many of them with no closing fence would be
+    # read to its end again from each (quadratic: 11 s for a reply at the cap). Looked for
+    # ahead, it is found once; the body is then read to its first fence once.
+    assert "def activation" not in _consumed(sse._CODE_BLOCK.pattern)
+    assert "def activation" in _consumed("x(?:(?!```).)*?def activation")  # the helper sees it
+    text = "```python\n" + "def activation" * 200
+    assert sse._CODE_BLOCK.search(text) is None
+    assert sse._CODE_BLOCK.search(text + "```") is not None
+
+
+def test_a_fence_s_blanks_and_language_are_read_whole_once() -> None:
+    # The rest of the opening line shares their characters: were they given back when the
+    # line fails (one that never ends), every split of it would be tried: quadratic, 40 s
+    # for ``` and a reply's 100,000 letters. Nothing after them can take back a character.
+    assert re.match(reply._INFO + "[ a-z]", "```  py") is None
+    assert re.match(reply._INFO + " ", "```  ") is None
+    assert re.match(reply._INFO + "[ a-z]", "```  py ") is not None
+    text = "``` py3 extra\ncode\n```\n```\nmore\n```\n```" + "a" * 1000
+    assert reply._FENCE.findall(text) == [("py3", "code\n"), ("", "more\n")]
+
+
+def test_an_open_block_keeps_its_piece_whole_until_it_closes() -> None:
+    # Each fence of one long piece copied the rest of the piece (quadratic in it; a piece
+    # may be a whole event of 465 kB): the block keeps the piece, and is cut once it closes.
+    stream = sse.Stream(cap=100_000, stop_at_code=True)
+    piece = "```\n" * 999 + "tail"
+    assert stream.take(json.dumps(_delta({"content": piece}))) is None
+    assert stream._block == [piece]  # not a copy of its end from the last fence
+    answer = "```python\ndef activation(x):\n    return x\n```"
+    outcome = stream.take(json.dumps(_delta({"content": answer[3:]})))
+    assert isinstance(outcome, sse.Reply) and outcome.text == piece + answer[3:]
+
+
+def test_loose_diff_blocks_read_a_bounded_number_of_lines() -> None:
+    # Each SEARCH text that matches only loosely (its spaces differ) reads the whole child,
+    # which one block may make tens of thousands of lines long: a thousand such blocks after
+    # it took seconds. The lines all of them read are bounded.
+    grow = "\n".join(["    y = x"] * 20_000)
+    first = f"<<<<<<< SEARCH\n    return x\n=======\n{grow}\n    return x\n>>>>>>> REPLACE\n"
+    loose = "<<<<<<< SEARCH\nreturn x  \n=======\nreturn x\n>>>>>>> REPLACE\n"
+    parent = "def activation(x):\n    return x\n"
+    out = parse_reply(first + loose * 40, parent)
+    assert isinstance(out, ParseFailure) and "too many blocks" in out.reason, out
+    small = parse_reply(loose * 200, parent)  # an honest child is read as often as it takes
+    assert isinstance(small, str) and small.strip() == parent.strip()
 
 
 # --- 5. escape sequences from the server never reach a message ------------------------------
