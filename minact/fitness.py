@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from minact.candidate import Status
 from minact.score import TaskResult, TaskScore
 
-__all__ = ["Aggregate", "aggregate", "first_failure"]
+__all__ = ["Aggregate", "aggregate", "family_means", "first_failure", "task_fitness"]
 
 _FLOOR = 1e-12  # keeps log() finite for a perfect fit
 
@@ -73,17 +73,24 @@ def aggregate(
             per_seed.append([_log_ratio(v, ref) for v in r.ood])
         else:
             per_seed.append(list(r.ood))
-    mean_ood = statistics.fmean(t.ood_loss for t in tasks.values())
-    if kind == "mean_log_ratio":
-        fitness = statistics.fmean(t.log_ratio for t in tasks.values())
-    elif kind == "mean_ood_mse":
-        fitness = mean_ood
-    else:
-        raise ValueError(f"unknown fitness kind {kind!r}")
+    fitness, mean_ood = task_fitness(tasks, kind)
     n_seeds = min(len(s) for s in per_seed)
     seed_fitness = [statistics.fmean(s[i] for s in per_seed) for i in range(n_seeds)]
     spread = statistics.stdev(seed_fitness) if n_seeds > 1 else None
     return Aggregate(fitness, spread, mean_ood, tasks)
+
+
+def task_fitness(
+    tasks: Mapping[str, TaskScore], kind: str = "mean_log_ratio"
+) -> tuple[float, float]:
+    """Returns the fitness of (non-empty) per-task scores under fitness `kind`, and their
+    mean OOD MSE; raises ValueError for an unknown kind."""
+    mean_ood = statistics.fmean(t.ood_loss for t in tasks.values())
+    if kind == "mean_log_ratio":
+        return statistics.fmean(t.log_ratio for t in tasks.values()), mean_ood
+    if kind == "mean_ood_mse":
+        return mean_ood, mean_ood
+    raise ValueError(f"unknown fitness kind {kind!r}")
 
 
 def family_means(tasks: Mapping[str, TaskScore], families: Mapping[str, str]) -> dict[str, float]:

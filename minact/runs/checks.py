@@ -16,22 +16,22 @@ confirmed baseline beyond noise), plus a document-level `checks` block naming th
 recommended pick (best held-out fitness among the validated top K) and the confirmed
 winner. Pure: events in, JSON data out.
 
-A validation task that is also a task of the run's lab (the same digest, as `rescore`
-judges it: minact.agreement.shared_tasks) is no held-out task: the search picked its
-candidates on those very numbers. The summary names such tasks (`shared_tasks`), and the
-held-out fitness, the rank, the flags and the pick rest on the other tasks alone; with
-none left, nothing is held out, and there is no pick and no flag.
+A validation task that is also a task of the run's lab (the same digest:
+minact.agreement.shared_tasks, the rule `rescore` starts from) is no held-out task: the
+search picked its candidates on those very numbers. The summary names such tasks
+(`shared_tasks`), and the held-out fitness, the rank, the flags and the pick rest on the
+other tasks alone; with none left, nothing is held out, and there is no pick and no flag.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from minact.agreement import shared_tasks, task_names
 from minact.claims import MEASURES, claim_text, selection_note
+from minact.fitness import task_fitness
 from minact.runs import events as decode
 from minact.runs.ranking import RankingDocument, RankingEntry, ranking_document
 from minact.score import Score
@@ -85,15 +85,9 @@ def _on_tasks(s: Score, names: Collection[str], fitness: str) -> Score:
     tasks = {n: t for n, t in s.tasks.items() if n in names}
     if not tasks:
         return replace(s, tasks={}, fitness=None, fitness_spread=None, mean_ood_mse=None)
-    # A fitness is the mean over tasks of a per-task measure (minact.fitness).
-    measure = MEASURES.get(fitness, "log_ratio")
-    return replace(
-        s,
-        tasks=tasks,
-        fitness=statistics.fmean(getattr(t, measure) for t in tasks.values()),
-        fitness_spread=None,
-        mean_ood_mse=statistics.fmean(t.ood_loss for t in tasks.values()),
-    )
+    kind = fitness if fitness in MEASURES else "mean_log_ratio"
+    value, mean_ood = task_fitness(tasks, kind)
+    return replace(s, tasks=tasks, fitness=value, fitness_spread=None, mean_ood_mse=mean_ood)
 
 
 def _held_out(check: _Check, shared: Sequence[str]) -> RankingDocument | None:

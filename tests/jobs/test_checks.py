@@ -176,6 +176,16 @@ def test_without_checks_nothing_changes_and_resume_refuses_another_validation(
     assert resumed.exit_code == 1 and "--validate" in resumed.stderr
 
 
+def _validated(base: Path, run_id: str, tasks: Path) -> tuple[Path, dict[str, Any], str]:
+    """Runs a one-candidate search validated on `tasks` (its top 2); returns the run's
+    folder, its ranking.json and what it said on stderr, spaces collapsed."""
+    args = ["--budget", "1", "--validate", str(tasks), "--validate-top", "2"]
+    result = _evolve(base, run_id, *args)
+    assert result.exit_code == 0, result.stderr
+    run = base / "runs" / run_id
+    return run, json.loads((run / "ranking.json").read_text()), " ".join(result.stderr.split())
+
+
 def test_a_task_of_the_lab_under_another_name_is_not_held_out_and_a_name_alone_is(
     checked: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -188,11 +198,7 @@ def test_a_task_of_the_lab_under_another_name_is_not_held_out_and_a_name_alone_i
         + '[[task]]\nname = "wave"\nfamily = "waves"\ntarget = "sin(3*x)"\n\n'
         + '[[task]]\nname = "cube"\nfamily = "polynomial"\ntarget = "x**3 + x"\n'
     )
-    args = ["--budget", "1", "--validate", str(other), "--validate-top", "2"]
-    result = _evolve(checked["base"], "renamed", *args)
-    assert result.exit_code == 0, result.stderr
-    run = checked["base"] / "runs" / "renamed"
-    doc = json.loads((run / "ranking.json").read_text())
+    run, doc, said = _validated(checked["base"], "renamed", other)
     summary = doc["checks"]["validation"]
     assert summary["shared_tasks"] == ["wave"] and summary["held_out_tasks"] == 1
     (event,) = [e for e in _events(run) if e["event"] == "validation"]
@@ -201,7 +207,6 @@ def test_a_task_of_the_lab_under_another_name_is_not_held_out_and_a_name_alone_i
     assert len(validated) == 2
     for c in validated:
         assert c["validation"]["held_out_fitness"] == pytest.approx(cube[c["code_hash"]])
-    said = " ".join(result.stderr.split())
     assert "1 of its tasks (wave) is a task of the run's lab" in said
     assert "rest on the other task alone" in said
 
@@ -210,11 +215,7 @@ def test_a_validation_made_of_the_labs_own_tasks_holds_nothing_out(
     checked: dict[str, Any],
 ) -> None:
     # The tiny lab's two tasks are both tasks of the six-task lab (same digests).
-    args = ["--budget", "1", "--validate", str(TINY_TASKS), "--validate-top", "2"]
-    result = _evolve(checked["base"], "same", *args)
-    assert result.exit_code == 0, result.stderr
-    run = checked["base"] / "runs" / "same"
-    doc = json.loads((run / "ranking.json").read_text())
+    run, doc, said = _validated(checked["base"], "same", TINY_TASKS)
     summary = doc["checks"]["validation"]
     assert summary["shared_tasks"] == ["sine", "product"] and summary["held_out_tasks"] == 0
     assert summary["recommended"] is None and summary["flagged"] == []
@@ -224,7 +225,6 @@ def test_a_validation_made_of_the_labs_own_tasks_holds_nothing_out(
         v = c["validation"]
         assert v["fitness"] is not None  # its fitness there is still given
         assert v["held_out_fitness"] is None and v["rank"] is None and v["flag"] is False
-    said = " ".join(result.stderr.split())
     assert "sine, product are also in the run's lab, so none is held out" in said
     none = "so none is held out: no pick is recommended and none is flagged"
     assert none in said and "recommended pick" not in said
