@@ -272,7 +272,8 @@ def lab_agreement(
         return LabAgreement(n, t, None, {}, verdict)
     half = split_half(scores, splits=splits, seed=seed)
     by_family = family_agreement(scores, families) if len(set(families)) > 1 else {}
-    words = f"two random halves of the {t} tasks rank the {n} candidates with Kendall tau"
+    halves = "two random halves" if t % 2 == 0 else f"two random disjoint sets of {t // 2}"
+    words = f"{halves} of the {t} tasks rank the {n} candidates with Kendall tau"
     if half.median >= STABLE:
         verdict = f"stable: {words} {half.text()}"
     elif half.median >= WEAK:

@@ -125,8 +125,12 @@ def paired_claim(
 ) -> Claim | None:
     """Returns the claim from two equally long per-task score lists (lower is better), or
     None when fewer than MIN_TASKS tasks are paired or a score, the mean difference or an
-    end of its interval is not finite."""
-    diff = np.asarray(candidate, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+    end of its interval is not finite. Lists of different lengths are a ValueError (numpy
+    would pair every task with a one-element list's score)."""
+    cand, base = np.asarray(candidate, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if cand.shape != base.shape:
+        raise ValueError(f"per-task scores of different shapes: {cand.shape} and {base.shape}")
+    diff = cand - base
     if diff.ndim != 1 or diff.size < MIN_TASKS or not np.isfinite(diff).all():
         return None
     # Differences past 1e150 (or within 1e-150 of 0) are scaled to 1 first: the sd squares

@@ -136,6 +136,13 @@ def test_lab_agreement_of_a_stable_and_of_a_split_lab() -> None:
     assert "the a, b tasks rank them against the rest" in out.verdict
 
 
+def test_an_odd_lab_is_split_into_two_disjoint_sets_of_the_smaller_half() -> None:
+    even = lab_agreement(_consistent(6, 8), ["f"] * 8, splits=20)
+    assert "two random halves of the 8 tasks rank the 6 candidates" in even.verdict
+    odd = lab_agreement(_consistent(6, 7), ["f"] * 7, splits=20)
+    assert "two random disjoint sets of 3 of the 7 tasks rank the 6 candidates" in odd.verdict
+
+
 def test_fitness_agreement_of_a_consistent_and_a_reversed_ranking() -> None:
     from minact.agreement import fitness_agreement
 

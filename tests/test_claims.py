@@ -46,6 +46,12 @@ def test_the_interval_is_seeded_and_needs_six_finite_tasks() -> None:
     assert claim_text(None) == "—"
 
 
+def test_per_task_lists_of_different_lengths_are_refused() -> None:
+    # numpy would compare each of six tasks with a one-element baseline's score.
+    with pytest.raises(ValueError, match="different shapes"):
+        paired_claim([-1.0] * 6, [0.0], "x")
+
+
 def test_identical_scores_are_inconclusive_and_a_constant_gain_is_a_yes() -> None:
     same = paired_claim([0.1, -0.2, 0.3, 0.0, 0.5, -0.1], [0.1, -0.2, 0.3, 0.0, 0.5, -0.1], "x")
     assert same is not None and same.verdict == "inconclusive" and same.lo == same.hi == 0.0

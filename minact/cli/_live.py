@@ -63,9 +63,12 @@ def _search_line(loop: Loop, elapsed: float) -> str:
     c = loop.counters
     best = loop.population.ranked()
     new = next((m for m in best if m.origin != "seed"), None)
-    rate = c.evaluated / elapsed * 60 if elapsed > 0 else 0.0
+    # This session's rate: a resume's outcomes read back from the log took no time here.
+    rate = (c.evaluated - loop.from_log) / elapsed * 60 if elapsed > 0 else 0.0
     fails = ", ".join(f"{k} {v}" for k, v in sorted(c.failures.items())) or "none"
-    text = f"evaluated {c.evaluated}/{loop.config.budget} ({rate:.1f}/min, {c.cache_hits} cached)"
+    logged = f"{loop.from_log} from the log, " if loop.from_log else ""
+    text = f"evaluated {c.evaluated}/{loop.config.budget} ({logged}{rate:.1f}/min"
+    text += f", {c.cache_hits} cached)"
     if best:
         text += f" · best {best[0].score.fitness:+.3f} ({best[0].score.name})"
     if new is not None and new.score.fitness is not None:

@@ -302,7 +302,8 @@ class LLMClient:
                 if reader.pending > self._limit:
                     return sse.Failure(f"an SSE event longer than {self._limit} bytes")
                 if reader.received > (most := self._stream_limit):
-                    return stream.end(f"more than {most} bytes without the reply's end", reader)
+                    why = f"more than {most} bytes without the reply's end"
+                    return stream.end(why, reader, transient=False)
         for data in reader.close():
             if (outcome := stream.take(data, reader)) is not None:
                 return outcome

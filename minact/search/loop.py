@@ -19,7 +19,7 @@ exchanges when built and gives back the unused ones when applied.
 
 `--budget` counts distinct candidates evaluated (cache hits and screened ones included);
 replies that do not parse, are rejected, or duplicate an earlier candidate do not. A resume
-scores again the built-ins its log lacks (all of them, the logged ones from the cache).
+scores again the built-ins its log lacks (the logged ones from the cache).
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ from minact.search.summary import Stop, Summary, summarise
 
 __all__ = ["Counters", "Evaluator", "History", "Loop", "SearchConfig", "Summary", "run"]
 
-
 Record = Callable[[dict[str, Any]], None]
 Progress = Callable[["Loop"], None]
 Batch = tuple[asyncio.Future[list[Score]], list[int], list[Candidate]]  # scores, indices, code
@@ -75,7 +74,7 @@ class Loop:
     """The state of one run; every method runs on the event loop's thread.
 
     Progress displays read `counters`, `population`, `in_flight`, `waiting_for_evaluation`,
-    `seeding`, `config` and `started`; nothing else is public.
+    `seeding`, `from_log`, `config` and `started`; nothing else is public.
     """
 
     def __init__(
@@ -118,7 +117,7 @@ class Loop:
                                  weights=config.model_weights)  # fmt: skip
         self.seeded = False  # the built-ins' scores have joined the population
         self.deferred: list[int] = []  # the mutator's opening proposals, made once seeded
-        self.seed_members = 0  # the first members of `known`: the built-ins
+        self.seed_members = self.from_log = 0  # built-ins first in `known`; outcomes replayed
 
     async def run(self) -> Summary:
         seeding = asyncio.ensure_future(self._seed())
@@ -345,6 +344,7 @@ class Loop:
             if o.kind == "scored":
                 o = self._classify(o)
             self._count(o)
+            self.from_log += o.logged and o.kind == "evaluated"  # a resume's, read from its log
             self.committed -= self.granted.pop(o.index) - o.turns  # give back what it left
             if not o.logged:
                 self.record(to_event(o))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from minact.search import webpage
-from minact.search.events import EventReader, json_object, json_value, not_json
+from minact.search.events import EventReader, json_object, not_json
 from minact.search.thinking import Tags
 from minact.untrusted import clip, writable
 
@@ -116,32 +116,6 @@ def _error_retryable(obj: dict[str, Any]) -> bool:
         and not isinstance(code, bool)
         and (code in _RETRY_CODES or 500 <= code <= 599)
     )
-
-
-def _no_completion(body: bytes, secret: str | None) -> str | None:
-    """Returns what a body that is whole JSON but no chat completion is, in one line; None
-    when it is no whole JSON (cut, empty or not JSON at all)."""
-    try:
-        value = json_value(body.decode("utf-8", "replace"))
-    except (ValueError, RecursionError):
-        return None
-    start = clip(" ".join(body[:200].decode("utf-8", "replace").split()), 80, secret)
-    if isinstance(value, dict) and "choices" in value:
-        choices = value["choices"]
-        if not isinstance(choices, list) or not choices:
-            what = "a completion without choices"
-        elif isinstance(first := choices[0], dict) and isinstance(first.get("message"), dict):
-            what = "a completion whose message's content is no text"
-        else:
-            what = "a completion whose first choice has no message"
-        return f"the server answered {what}: '{start}'"
-    if isinstance(value, dict):
-        keys = ", ".join(clip(str(k), 40, secret) for k in list(value)[:6]) or "none"
-        what = f"a JSON object with no choices (its keys: {keys})"
-    else:
-        kinds = {list: "a JSON array", str: "a JSON string", bool: "a JSON boolean"}
-        what = "JSON null" if value is None else kinds.get(type(value), "a JSON number")
-    return f"the server answered {what}, not a chat completion: '{start}' ({webpage.URL_HINT})"
 
 
 def _first_choice(obj: dict[str, Any]) -> dict[str, Any]:
@@ -318,9 +292,12 @@ class Stream:
     def _reply(self, text: str, finish: str) -> Reply:
         return Reply(text, finish, self.usage, self.first_token, self.reasoning)
 
-    def end(self, why: str | None = None, reader: EventReader | None = None) -> Reply | Failure:
+    def end(
+        self, why: str | None = None, reader: EventReader | None = None, *, transient: bool = True
+    ) -> Reply | Failure:
         """Returns the outcome once the stream stopped: at [DONE] or EOF (`why` None), or
-        for `why` (a timeout, a cut); `reader` tells what arrived when no event did."""
+        for `why` (a timeout, a cut: `transient`, or the stream's byte limit); `reader` tells
+        what arrived when no event did."""
         text = "".join(self.parts)
         if self.invalid and not text:
             bad = clip(self.bad_data or "", 80, self.secret)
@@ -331,7 +308,7 @@ class Stream:
         if _CODE_BLOCK.search(text):
             return self._reply(text, "truncated")
         if not self.chunks and self.other is not None:  # objects, none a chunk
-            return self._foreign(self.other, why)
+            return self._foreign(self.other, why, transient)
         if self.events:
             return Failure(f"{CUT}: {why}" if why else CUT)
         if reader is None or not reader.received:
@@ -347,15 +324,19 @@ class Stream:
         got = _received(reader, self.secret)
         return replace(got, reason=f"{why}; {got.reason}" if why else f"{CUT}: {got.reason}")
 
-    def _foreign(self, first: tuple[str, list[str]], why: str | None) -> Failure:
+    def _foreign(self, first: tuple[str, list[str]], why: str | None, transient: bool) -> Failure:
         """Says what a stream of JSON objects that are no chat-completion chunks brought:
-        a server (or a route) of another protocol, which sends them again when asked again."""
+        a server (or a route) of another protocol, which sends them again when asked again.
+        One that a timeout or a dropped connection cut (`why`, `transient`) is asked again:
+        the objects may be a proxy's keep-alives or progress before a reply that was late."""
         n, keys = self.events, ", ".join(clip(k, 40, self.secret) for k in first[1])
         said = clip(" ".join(first[0].split()), 80, self.secret)
         what = f"{n} event{'s' if n > 1 else ''} but no chat-completion chunk: the first is a"
         what += f" JSON object with no choices (its keys: {keys or 'none'}): '{said}'"
         what = f"the server streamed {what} ({webpage.URL_HINT})"
-        return Failure(f"{why}; {what}" if why else what, retryable=False)
+        if why is None:
+            return Failure(what, retryable=False)
+        return Failure(f"{why}; {what}", retryable=transient)
 
     def plain(self, body: bytes, content_type: str, cut: bool = False) -> Reply | Failure:
         """Returns the outcome of a non-streamed completion (some servers ignore stream=true);
@@ -372,7 +353,7 @@ class Stream:
         text = message.get("content") if isinstance(message, dict) else None
         if isinstance(message, dict) and text is None:
             text = ""  # all reasoning up to max_tokens, or a tool call: finish_reason says
-        if not isinstance(text, str) and (other := _no_completion(body, self.secret)):
+        if not isinstance(text, str) and (other := webpage.no_completion(body, self.secret)):
             # Whole JSON, but no chat completion (a model list, an array, no choices): the
             # server answered what it will answer again. Cut JSON may yet do better.
             return Failure(other, retryable=False)

@@ -4,7 +4,8 @@ text without the markup, never quoted whole.
 
 With status 200, such a page (or any text that is neither JSON nor an event stream) is
 no answer that a retry could improve: --llm-url names a web UI or a captive portal rather
-than the API (`not_an_answer` says so, and the client gives up at once).
+than the API (`not_an_answer` says so, and the client gives up at once). So is whole JSON
+that is no chat completion (`no_completion`: a model list, an error without a code).
 
 Bodies are untrusted and may be hostile: every step here is linear in the body's length.
 """
@@ -14,9 +15,10 @@ from __future__ import annotations
 import html
 import re
 
+from minact.search.events import json_value
 from minact.untrusted import clip
 
-__all__ = ["URL_HINT", "not_an_answer", "summary"]
+__all__ = ["URL_HINT", "no_completion", "not_an_answer", "summary"]
 
 EXCERPT = 100  # characters of a page's title or text in a reason
 _SCAN = 16_384  # characters of the body searched: a page's title and first words are early
@@ -95,3 +97,29 @@ def _words(text: str) -> str:
             if size > 4 * EXCERPT:
                 break
     return _flat("".join(words))
+
+
+def no_completion(body: bytes, secret: str | None) -> str | None:
+    """Returns what a body that is whole JSON but no chat completion is, in one line; None
+    when it is no whole JSON (cut, empty or not JSON at all)."""
+    try:
+        value = json_value(body.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        return None
+    start = clip(" ".join(body[:200].decode("utf-8", "replace").split()), 80, secret)
+    if isinstance(value, dict) and "choices" in value:
+        choices = value["choices"]
+        if not isinstance(choices, list) or not choices:
+            what = "a completion without choices"
+        elif isinstance(first := choices[0], dict) and isinstance(first.get("message"), dict):
+            what = "a completion whose message's content is no text"
+        else:
+            what = "a completion whose first choice has no message"
+        return f"the server answered {what}: '{start}'"
+    if isinstance(value, dict):
+        keys = ", ".join(clip(str(k), 40, secret) for k in list(value)[:6]) or "none"
+        what = f"a JSON object with no choices (its keys: {keys})"
+    else:
+        kinds = {list: "a JSON array", str: "a JSON string", bool: "a JSON boolean"}
+        what = "JSON null" if value is None else kinds.get(type(value), "a JSON number")
+    return f"the server answered {what}, not a chat completion: '{start}' ({URL_HINT})"

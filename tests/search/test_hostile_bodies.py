@@ -370,6 +370,16 @@ def test_a_stream_of_objects_that_are_no_chunks_fails_at_once_saying_what_came(
     )
 
 
+def test_objects_that_are_no_chunks_then_a_timeout_are_asked_again(server: LLMServer) -> None:
+    # A proxy's keep-alive or progress objects before a reply that came too late: the
+    # timeout may not recur. Without the timeout (above), the same objects fail at once.
+    server.push(Raw(_head() + _events('{"progress": 0.5}', done=False), hang=60.0), Reply())
+    c = ask(server, read_timeout=0.5, retries=1)
+    assert (c.text, c.attempts) == (ANSWER, 2)
+    reason = c.retry_reasons[0]
+    assert reason.startswith("read timeout: no data for 0.5 s; the server streamed 1 event")
+
+
 @pytest.mark.parametrize(
     ("event", "said", "retried"),
     [
