@@ -156,10 +156,13 @@ def shown(candidates: Sequence[RankingEntry], top: int = 30) -> list[RankingEntr
 
 def cache_state(entry: Mapping[str, Any]) -> str:
     """Returns where a ranking row's results came from: "hit" (all from the cache, no
-    training), "part" (some tasks from the cache, the others trained) or "new" (all trained)."""
+    training), "part" (some tasks from the cache, the others trained), "new" (all trained),
+    or "—" when that is not known (no task scored, or a log of an older minact)."""
     if entry.get("cached"):
         return "hit"
-    return "part" if (entry.get("cached_tasks") or 0) > 0 else "new"
+    if not isinstance(n := entry.get("cached_tasks"), int):
+        return "—"
+    return "part" if n > 0 else "new"
 
 
 def task_value(entry: RankingEntry, task: str, key: str) -> float | None:

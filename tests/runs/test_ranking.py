@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from minact.candidate import Hash, Rejection
-from minact.runs.ranking import ranked, ranking_document, rejection_score
+from minact.runs.ranking import cache_state, ranked, ranking_document, rejection_score
 from minact.score import Score, TaskScore
 
 LAB = {
@@ -164,3 +164,12 @@ def test_a_long_ranking_prints_its_best_new_rows_and_every_baseline(
     print_ranking(short)
     out = capsys.readouterr().out
     assert "more candidates" not in out and "timeout" in out  # a short one: every row
+
+
+def test_the_cache_column_says_what_is_known_and_no_more() -> None:
+    assert cache_state({"cached": True, "cached_tasks": 4}) == "hit"
+    assert cache_state({"cached": False, "cached_tasks": 2}) == "part"
+    assert cache_state({"cached": False, "cached_tasks": 0}) == "new"
+    # A log of an older minact has no count: some tasks may have come from the cache.
+    assert cache_state({"cached": False}) == "—"
+    assert cache_state({"cached": False, "cached_tasks": None}) == "—"
