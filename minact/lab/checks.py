@@ -73,11 +73,12 @@ def shown(value: object) -> str:
 # A dotted key (`a.b.c = 1`) of thousands of parts costs tomllib time and memory quadratic
 # in them (9 s for a key of 32 KB; a 1 MB file never ends). One of more parts than tables
 # may nest (each part nests one deeper) is refused before the file is parsed. A key starts
-# a line, or follows `{` or `,` in an inline table; its parts are bare, "basic" or
-# 'literal'. A start is tried only where a key may start, and each reads its own line once.
+# a line (or a table header's `[` or `[[`: tomli, Python 3.10's parser, recurses on each
+# part), or follows `{` or `,` in an inline table; its parts are bare, "basic" or 'literal'.
+# A start is tried only where a key may start, and each reads its own line once.
 _DEEP_KEY = re.compile(
-    r"(?:^|[{,])[ \t]*(?:(?:[A-Za-z0-9_-]+|\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*')[ \t]*\.[ \t]*)"
-    + f"{{{MAX_NESTING}}}",
+    r"(?:^[ \t]*(?:\[\[?[ \t]*)?|[{,][ \t]*)"
+    r"(?:(?:[A-Za-z0-9_-]+|\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*')[ \t]*\.[ \t]*)" + f"{{{MAX_NESTING}}}",
     re.M,
 )
 

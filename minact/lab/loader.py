@@ -204,7 +204,9 @@ def _read(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except ValueError as exc:  # an integer of more than 4300 digits: int() refuses to parse it
-        reason = str(exc).split("; use sys.")[0]  # the advice is for Python code, not for users
+        # In minact's words: Python's differ between versions and advise Python code.
+        most = getattr(sys, "get_int_max_str_digits", lambda: 4300)()  # 3.10.7 and later
+        reason = f"an integer of more than {most} digits" if "digits" in str(exc) else str(exc)
         raise ConfigError(f"{path}: invalid TOML: {reason}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the tasks file: {exc.strerror or exc}") from None
