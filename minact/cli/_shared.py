@@ -287,10 +287,12 @@ def print_ranking(doc: RankingDocument) -> None:
     # On a narrow terminal, columns go (code, then families) so the numbers keep their room.
     wide = console.width >= 120
     families = list(lab["families"]) if console.width >= 100 else []
+    from minact.claims import best_claim_sentence
+    from minact.runs.ranking import cache_state, fitness_words, shown
+
     table = Table(
         title=printable(
-            f"ranking on {lab['path']} ({len(doc['tasks'])} tasks; {lab['fitness']}, "
-            f"lower is better, {lab['reference']} = 0)"
+            f"ranking on {lab['path']} ({len(doc['tasks'])} tasks; {fitness_words(lab)})"
         )
     )
     number: dict[str, Any] = {"justify": "right", "no_wrap": True, "min_width": 6}
@@ -308,9 +310,6 @@ def print_ranking(doc: RankingDocument) -> None:
     table.add_column("cache", no_wrap=True)
     if wide:
         table.add_column("code", no_wrap=True)
-    from minact.claims import best_claim_sentence
-    from minact.runs.ranking import cache_state, shown
-
     # A run of 2000 candidates printed 2000 rows (3 s of layout) above its summary;
     # ranking.json holds every candidate.
     rows = doc["candidates"]
@@ -319,13 +318,17 @@ def print_ranking(doc: RankingDocument) -> None:
     for c in rows:
         # Names and reasons come from run files and replies: no controls reach the terminal.
         status = status_text(c["status"], c["reason"])
+        # A screened row's families are means over its stage-1 tasks alone (5 of a family's
+        # 25 on the default lab), not the family's mean the column names: its status says
+        # its stage-1 fitness instead.
+        ranked = c["status"] == "ok"
         row = [
             str(c["rank"] or "—"),
             printable(c["name"] or "?"),
             _fmt(c["fitness"], "+.3f"),
             *([_fmt(c.get("original_fitness"), "+.3f")] if before else []),
             _fmt(c["fitness_spread"]),
-            *(_fmt(c["families"].get(f), "+.3f") for f in families),
+            *(_fmt(c["families"].get(f) if ranked else None, "+.3f") for f in families),
             _fmt(c["mean_ood_mse"], ".4g"),
             status,
             cache_state(c),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from minact.cache import FitnessCache
 from minact.candidate import Hash, Rejection
@@ -12,6 +13,7 @@ from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION
 from minact.export import NAME_RULE, module_text, valid_name
 from minact.runs.catalog import Found, all_runs, find
+from minact.runs.rundir import RunLog
 from minact.validate import validate
 
 __all__ = ["Exported", "export", "find_candidate"]
@@ -153,16 +155,37 @@ def _evaluation(found: Found, verdicts: list[tuple[str, str]]) -> str:
     return f"{_ADMITTED}; it trained to finite losses on the lab (status ok)."
 
 
+def _fitness_kind(found: Found) -> str:
+    """Returns the fitness kind of the lab of `found`'s run ("mean_log_ratio" without a
+    readable run.json: the default, and what a run without one ranked by)."""
+    lab: Any = {}
+    if found.run is not None:
+        try:
+            lab = RunLog.open(found.run).read_run().get("lab_summary")
+        except ConfigError:
+            pass
+    lab = lab.get("lab") if isinstance(lab, dict) else None
+    kind = lab.get("fitness") if isinstance(lab, dict) else None
+    return kind if isinstance(kind, str) and kind else "mean_log_ratio"
+
+
+_MEANING = {
+    "mean_log_ratio": "mean log OOD-MSE ratio to the reference; lower is better, 0 = reference",
+    "mean_ood_mse": "mean OOD MSE over the lab's tasks; lower is better",
+}
+
+
 def _docstring(found: Found, name: str, verdicts: list[tuple[str, str]]) -> str:
     e = found.entry
     lines = [f"{name}: an activation function found by minact.", ""]
     if e is not None and e["fitness"] is not None:
         # With one network per task there is no spread over seeds: none is claimed.
         spread = e["fitness_spread"]
+        kind = _fitness_kind(found)
         lines.append(
             f"Fitness {e['fitness']:+.4f}"
             + (f" ± {spread:.4f} (sd over seeds)" if spread is not None else "")
-            + " (mean log OOD-MSE ratio to the reference; lower is better, 0 = reference)"
+            + f" ({_MEANING.get(kind, kind + '; lower is better')})"
         )
     if e is not None and found.run is not None:
         note = e.get("note")

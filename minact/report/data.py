@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from minact.runs.history import Lineage
 from minact.runs.index import Stamp
-from minact.runs.ranking import RankingDocument, RankingEntry, shown
+from minact.runs.ranking import RankingDocument, RankingEntry, fitness_words, shown
 
 __all__ = [
     "FIGURES",
@@ -47,7 +47,8 @@ def capped(rows: Sequence[T], limit: int = LIST_ROWS) -> tuple[list[T], int]:
 FIGURES = {
     "activations": "f and f′ of the top candidates (solid) and baselines (grey, dashed)",
     "tasks": "log-ratio of OOD loss to the reference's, per task (blue beats the reference)",
-    "fitness": "fitness over the run: best and median so far (lower is better, reference = 0)",
+    "fitness": "fitness over the run: best and median so far (lower is better; dashed: the "
+    "reference's fitness)",
 }
 
 
@@ -365,7 +366,7 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
             f"{run.get('seed')} / {run.get('concurrency')} / {run.get('islands')}",
         ),
         ("lab", f"{lab['path']} (digest {str(lab['digest'])[:12]})"),
-        ("fitness", f"{lab['fitness']}, lower is better; {lab['reference']} = 0"),
+        ("fitness", fitness_words(lab)),
         ("minact", f"{run.get('minact')} (report by {data.ranking['minact']})"),
     ]
     return facts

@@ -11,7 +11,7 @@ from minact.report.data import FIGURES, ReportData
 from minact.report.html import render_run_html
 from minact.report.markdown import render_run_markdown
 from minact.runs import index
-from minact.runs.ranking import task_value
+from minact.runs.ranking import reference_fitness, task_value
 from minact.runs.rundir import RunLog, write_atomic
 
 __all__ = ["write"]
@@ -81,7 +81,8 @@ def _figures(data: ReportData) -> tuple[dict[str, str], list[str]]:
     if data.progress:
         base = [c["fitness"] for c in data.shown() if c.get("baseline")]
         best = base[0] if base else None
-        draw["fitness"] = lambda: plots.fitness_over_run_svg(data.progress, best)
+        ref = reference_fitness(data.ranking)
+        draw["fitness"] = lambda: plots.fitness_over_run_svg(data.progress, best, ref)
     out: dict[str, str] = {}
     left_out: list[str] = []
     for name, svg in draw.items():

@@ -36,7 +36,7 @@ from minact.report.data import (
     uses_llm,
 )
 from minact.runs.checks import check_text
-from minact.runs.ranking import RankingDocument, cache_state
+from minact.runs.ranking import RankingDocument, cache_state, fitness_words
 from minact.untrusted import printable_text
 
 __all__ = ["render_ranking_html", "render_run_html"]
@@ -83,6 +83,7 @@ def _environment() -> jinja2.Environment:
         claim_text=claim_text,
         cache_state=cache_state,
         capped=capped,
+        fitness_words=fitness_words,
     )
     return env
 

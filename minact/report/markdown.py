@@ -36,7 +36,7 @@ from minact.report.data import (
     wall_time,
 )
 from minact.runs.checks import check_text
-from minact.runs.ranking import RankingDocument, RankingEntry, task_value
+from minact.runs.ranking import RankingDocument, RankingEntry, fitness_words, task_value
 from minact.untrusted import printable, printable_lines, printable_text
 
 __all__ = ["render_markdown", "render_run_markdown"]
@@ -102,7 +102,7 @@ def _header_lines(doc: RankingDocument, counters: Mapping[str, Any] | None) -> l
     lab = doc["lab"]
     lab_line = (
         f"- lab: {_inline(lab['path'])} ({len(doc['tasks'])} tasks; fitness "
-        f"{_inline(lab['fitness'])}, lower is better, {_inline(lab['reference'])} = 0)"
+        f"{_inline(fitness_words(lab))})"
     )
     command = run.get("command")
     if command in ("score", "rescore"):  # a ranking without a search behind it

@@ -96,12 +96,16 @@ def activation_svg(
 
 
 def fitness_over_run_svg(
-    points: Sequence[tuple[int, float | None]], best_baseline: float | None = None
+    points: Sequence[tuple[int, float | None]],
+    best_baseline: float | None = None,
+    reference: float | None = 0.0,
 ) -> str:
     """Returns best-so-far and median-so-far fitness against candidates evaluated.
 
     `points` are (candidates evaluated so far, fitness or None for a failure), in order;
-    failures are skipped. Lower fitness is better; the reference activation is 0.
+    failures are skipped. Lower fitness is better; `reference` is the reference
+    activation's fitness (0 for the mean log-ratio; its own mean OOD MSE under
+    "mean_ood_mse"), dashed, and None draws no reference line.
     """
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(7.0, 3.4))
@@ -112,12 +116,16 @@ def fitness_over_run_svg(
         best = list(itertools.accumulate(values, min))
         median = _running_medians(values)
         # One series: the reference belongs in the limits, whatever size the fitness is.
-        lim = _y_limits([[*values, 0.0]], keep_low=True) if values else None
+        ref = [reference] if reference is not None and math.isfinite(reference) else []
+        lim = _y_limits([[*values, *ref]], keep_low=True) if values else None
         ax.scatter(xs, _clamp(values, lim), s=14, color="#777777", label="each candidate", zorder=3)
         style: dict[str, Any] = {"where": "post", "color": "#1f77b4", "linewidth": 1.8}
         ax.step(xs, _clamp(best, lim), label="best so far", **style)
         ax.plot(xs, _clamp(median, lim), color="#ff7f0e", linewidth=1.4, label="median so far")
-        ax.axhline(0.0, color="black", linewidth=0.8, linestyle="--", label="reference (0)")
+        if ref:
+            (y,) = _clamp(ref, lim)
+            label = f"reference ({ref[0]:.4g})"
+            ax.axhline(y, color="black", linewidth=0.8, linestyle="--", label=label)
         if best_baseline is not None:
             style = {"color": BASELINE_GREY, "linewidth": 0.8, "linestyle": ":"}
             (y,) = _clamp([best_baseline], lim)

@@ -25,9 +25,11 @@ __all__ = [
     "RankingEntry",
     "TaskEntry",
     "cache_state",
+    "fitness_words",
     "lab_summary",
     "ranked",
     "ranking_document",
+    "reference_fitness",
     "rejection_score",
     "shown",
     "task_value",
@@ -163,6 +165,29 @@ def cache_state(entry: Mapping[str, Any]) -> str:
     if not isinstance(n := entry.get("cached_tasks"), int):
         return "—"
     return "part" if n > 0 else "new"
+
+
+def fitness_words(lab: Mapping[str, Any]) -> str:
+    """Returns what a ranking's fitness is, as its headers say it: the kind, that lower is
+    better and, for the mean log-ratio, that the reference scores 0. Under "mean_ood_mse"
+    the reference has no fixed score (relu's is its own mean OOD MSE, 37.7 on a lab where
+    the headers said "relu = 0"), so none is claimed."""
+    kind = str(lab.get("fitness") or "mean_log_ratio")
+    words = f"{kind}, lower is better"
+    return f"{words}, {lab.get('reference')} = 0" if kind == "mean_log_ratio" else words
+
+
+def reference_fitness(doc: Mapping[str, Any]) -> float | None:
+    """Returns the reference activation's fitness in a ranking document: 0 under the mean
+    log-ratio (by definition), else the reference baseline's own fitness, None when the
+    ranking has none."""
+    lab = doc["lab"]
+    if str(lab.get("fitness") or "mean_log_ratio") == "mean_log_ratio":
+        return 0.0
+    ref = lab.get("reference")
+    rows = [c for c in doc["candidates"] if c["baseline"] and c["name"] == ref]
+    fitness = rows[0]["fitness"] if rows else None
+    return float(fitness) if fitness is not None else None
 
 
 def task_value(entry: RankingEntry, task: str, key: str) -> float | None:

@@ -167,3 +167,12 @@ def test_help_and_the_report_modules_do_not_import_matplotlib() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_fitness_over_run_draws_the_reference_at_its_own_fitness() -> None:
+    # Under fitness "mean_ood_mse" the reference scores its mean OOD MSE, not 0.
+    points: list[tuple[int, float | None]] = [(1, 30.5), (2, 41.0), (3, 28.4)]
+    text = " ".join(_check_inline(plots.fitness_over_run_svg(points, 32.8, 37.69)).text)
+    assert "reference (37.69)" in text and "reference (0)" not in text
+    none = " ".join(_check_inline(plots.fitness_over_run_svg(points, None, None)).text)
+    assert "reference" not in none  # no reference in the ranking: no line said to be one
