@@ -104,12 +104,15 @@ def show(
     out.print("\n" + code + "\n")
     if entry is not None and entry["tasks"]:
         table = Table("task", "OOD MSE", "ID MSE", "± OOD", "log-ratio vs reference")
+        # One seed per task has no spread (ranking.json's ood_spread is then 0): "—", as
+        # for the fitness, not a 0 that reads as seeds agreeing.
+        one_seed = entry["fitness_spread"] is None
         for task, t in entry["tasks"].items():
             table.add_row(
                 printable(task),
                 _fmt(t["ood_loss"], ".4g"),
                 _fmt(t["id_loss"], ".4g"),
-                _fmt(t["ood_spread"], ".3g"),
+                _fmt(None if one_seed else t["ood_spread"], ".3g"),
                 _fmt(t["log_ratio"], "+.3f"),
             )
         out.print(table)

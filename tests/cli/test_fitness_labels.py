@@ -81,3 +81,23 @@ def test_the_terminal_shows_no_family_means_for_a_screened_candidate(
     assert "+0.250" in out and "+0.500" in out  # the ranked row keeps its families
     # The screened row's are over its stage-1 tasks only: not the family means of the lab.
     assert "+7.125" not in out and "+8.375" not in out
+
+
+def test_show_gives_no_per_task_spread_over_one_seed(tmp_path: Path) -> None:
+    lab = tmp_path / "one.toml"
+    lab.write_text(TINY_TASKS.read_text().replace("seeds = 2", "seeds = 1"))
+    args = ["score", "gelu", "--tasks", str(lab), "--cache-dir", str(tmp_path / "c"), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    gelu = next(c for c in json.loads(result.stdout)["candidates"] if c["name"] == "gelu")
+    assert gelu["fitness_spread"] is None
+    assert all(t["ood_spread"] == 0 for t in gelu["tasks"].values())  # the document's number
+    run = [str(tmp_path / "runs")]
+    evolve = ["evolve", "--offline", "--budget", "1", "--tasks", str(lab), "--run-id", "r"]
+    result = runner.invoke(app, [*evolve, "--cache-dir", str(tmp_path / "c"), "--runs-dir", *run])
+    assert result.exit_code == 0, result.output
+    shown = runner.invoke(app, ["show", gelu["code_hash"][:12], "--runs-dir", *run])
+    assert shown.exit_code == 0, shown.output
+    rows = [line for line in shown.stdout.splitlines() if line.strip("│ ").startswith("sine")]
+    cells = [c.strip() for c in rows[0].split("│")[1:-1]]
+    assert cells[0] == "sine" and cells[3] == "—", cells
