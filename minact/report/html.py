@@ -164,8 +164,13 @@ def render_ranking_html(doc: RankingDocument, top: int = 30) -> str:
         for c in doc["candidates"]
         if (was := c.get("original_fitness")) is not None and c["fitness"] is not None
     ]
+    # The reference's point: (0, 0) under the mean log-ratio, its own fitnesses otherwise.
+    ref = doc["lab"].get("reference")
+    mark = next(((x, y) for name, x, y, base in points if base and name == ref), None)
     scatter = (
-        plots.agreement_svg(points, "fitness on the original lab", "fitness here") if points else ""
+        plots.agreement_svg(points, "fitness on the original lab", "fitness here", mark)
+        if points
+        else ""
     )
     families = list(doc["lab"]["families"])
     header = ["#", "name", "fitness ± seed sd", "was", "beats best baseline", *families]

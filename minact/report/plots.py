@@ -181,10 +181,14 @@ def heatmap_svg(rows: list[str], cols: list[str], values: list[list[float | None
 
 
 def agreement_svg(
-    points: Sequence[tuple[str, float, float, bool]], xlabel: str, ylabel: str
+    points: Sequence[tuple[str, float, float, bool]],
+    xlabel: str,
+    ylabel: str,
+    reference: tuple[float, float] | None = (0.0, 0.0),
 ) -> str:
     """Returns a scatter of (name, x, y, is_baseline) points: baselines grey and named, new
-    candidates blue (named too when there are few); the reference (0, 0) marked."""
+    candidates blue (named too when there are few); the reference's (x, y) marked with
+    dashed lines ((0, 0) under the mean log-ratio; None marks nothing)."""
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(6.4, 5.0))
         ax = fig.subplots()
@@ -200,8 +204,9 @@ def agreement_svg(
                 ax.annotate(
                     _label(name), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7
                 )
-        ax.axhline(0.0, color="black", linewidth=0.6, linestyle="--")
-        ax.axvline(0.0, color="black", linewidth=0.6, linestyle="--")
+        if reference is not None:
+            ax.axvline(reference[0], color="black", linewidth=0.6, linestyle="--")
+            ax.axhline(reference[1], color="black", linewidth=0.6, linestyle="--")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.legend(frameon=False, fontsize=8)

@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 from matplotlib import colormaps
@@ -176,3 +177,30 @@ def test_fitness_over_run_draws_the_reference_at_its_own_fitness() -> None:
     assert "reference (37.69)" in text and "reference (0)" not in text
     none = " ".join(_check_inline(plots.fitness_over_run_svg(points, None, None)).text)
     assert "reference" not in none  # no reference in the ranking: no line said to be one
+
+
+def test_the_agreement_scatter_marks_the_reference_where_it_scored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Under "mean_ood_mse" the reference's point is its own fitnesses, not (0, 0).
+    from matplotlib.axes import Axes
+
+    lines: list[tuple[str, float]] = []
+
+    def recording(kind: str) -> Any:
+        real = getattr(Axes, kind)
+
+        def record(self: Axes, at: float = 0.0, *args: Any, **kwargs: Any) -> Any:
+            lines.append((kind, at))
+            return real(self, at, *args, **kwargs)
+
+        return record
+
+    for kind in ("axhline", "axvline"):
+        monkeypatch.setattr(Axes, kind, recording(kind))
+    points = [("relu", 37.7, 12.5, True), ("gelu", 30.1, 11.0, True), ("c1", 25.0, 14.0, False)]
+    _check_inline(plots.agreement_svg(points, "was", "here", (37.7, 12.5)))
+    assert sorted(lines) == [("axhline", 12.5), ("axvline", 37.7)]
+    lines.clear()
+    _check_inline(plots.agreement_svg(points, "was", "here", None))
+    assert lines == []
