@@ -81,6 +81,14 @@ class _Session:
         if threads > 0:
             torch.set_num_threads(threads)
         keep_freed_memory()  # training steps reuse their pages (heap.py)
+        # What training imports, before the cap: numpy loads numpy.random lazily, and under
+        # the cap its shared object failed to map mid-training (an ImportError, taken for
+        # the code's error) where the training itself had taken the memory.
+        import numpy.random  # noqa: F401
+
+        import minact.lab.sampling
+        import minact.sandbox.loader  # noqa: F401
+
         if self.device == "cpu":
             _limit_memory(int(req.get("memory_bytes", 0)))
         else:
@@ -248,12 +256,17 @@ def _exit_with_parent(every: float = 1.0) -> None:
     threading.Thread(target=watch, name="minact-parent-watch", daemon=True).start()
 
 
+_NO_MEMORY = ("can't allocate memory", "cannot allocate memory", "out of memory",
+              "failed to map segment")  # fmt: skip
+
+
 def _out_of_memory(e: BaseException) -> bool:
     """Returns whether `e` says memory ran out: MemoryError, torch's OutOfMemoryError (CUDA),
-    or the CPU allocator's refusal under the address-space cap (a RuntimeError)."""
-    text = str(e)
+    the CPU allocator's refusal under the address-space cap (a RuntimeError), or a module
+    whose shared object could not be mapped (an ImportError: ENOMEM from mmap)."""
+    text = str(e).lower()
     named = type(e).__name__ in ("MemoryError", "OutOfMemoryError")
-    return named or "can't allocate memory" in text or "out of memory" in text.lower()
+    return named or any(words in text for words in _NO_MEMORY)
 
 
 def main() -> None:

@@ -130,3 +130,21 @@ def test_a_worker_ends_when_its_parent_is_killed() -> None:
     if alive:
         os.kill(worker, signal.SIGKILL)  # not to leave it on the machine
     assert not alive, "the worker outlived its parent"
+
+
+@pytest.mark.parametrize(
+    ("error", "memory"),
+    [
+        (MemoryError(), True),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate"), True),
+        (OSError(12, "Cannot allocate memory"), True),
+        # A lazy import under the address-space cap: mmap of its shared object fails.
+        (ImportError(".../bit_generator.so: failed to map segment from shared object"), True),
+        (ImportError("No module named 'scipy'"), False),
+        (RuntimeError("mat1 and mat2 shapes cannot be multiplied"), False),
+    ],
+)
+def test_memory_that_ran_out_is_told_from_the_code_s_error(
+    error: BaseException, memory: bool
+) -> None:
+    assert worker._out_of_memory(error) is memory
