@@ -258,6 +258,11 @@ class LabAgreement:
         }
 
 
+def _count(n: int, noun: str) -> str:
+    """Returns "1 candidate", "4 candidates": a score of one activation is common."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def lab_agreement(
     scores: Matrix, families: Sequence[str], *, splits: int = 200, seed: int = 0
 ) -> LabAgreement:
@@ -266,7 +271,8 @@ def lab_agreement(
     n, t = scores.shape if scores.ndim == 2 else (0, 0)
     if n < MIN_CANDIDATES or t < MIN_TASKS:
         verdict = (
-            f"not enough to measure how stable this ranking is ({n} candidates and {t} tasks; "
+            "not enough to measure how stable this ranking is "
+            f"({_count(n, 'candidate')} and {_count(t, 'task')}; "
             f"needs at least {MIN_CANDIDATES} and {MIN_TASKS})"
         )
         return LabAgreement(n, t, None, {}, verdict)

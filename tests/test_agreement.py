@@ -121,6 +121,8 @@ def test_lab_agreement_says_when_there_is_too_little_to_measure() -> None:
     assert out.split_half is None and "not enough" in out.verdict
     assert "4 candidates and 10 tasks" in out.verdict
     assert lab_agreement(_consistent(8, 5), ["f"] * 5).split_half is None
+    # `minact score relu` ranks one activation: "1 candidate", not "1 candidates".
+    assert "(1 candidate and 1 task; " in lab_agreement(_consistent(1, 1), ["f"]).verdict
 
 
 def test_lab_agreement_of_a_stable_and_of_a_split_lab() -> None:

@@ -14,6 +14,7 @@ they are, the report: run.json then says so).
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, ExitStack, nullcontext, suppress
@@ -87,6 +88,15 @@ async def run(
     return replace(done, stopped=stop.deferred)
 
 
+_FILES = ("validate", "replay")  # settings that may name a file (tasks: see run_lab)
+
+
+def _absolute(value: str | None) -> str | None:
+    """Returns `value` as an absolute path where it names something here, else as it is
+    (a built-in suite's name, or a file that is not here: its error names it as given)."""
+    return os.path.abspath(value) if value is not None and os.path.lexists(value) else value
+
+
 async def _run(
     given: Mapping[str, Any],
     log: RunLog | None,
@@ -104,6 +114,13 @@ async def _run(
     resume = log is not None
     previous = log.read_run() if log is not None else {}
     started = started_with(previous, given, log.run_json) if log is not None else None
+    # Files the run reads again on a resume, kept absolute so that a resume from another
+    # folder finds them, and so that one file given as two paths is one setting.
+    given = {k: _absolute(v) if k in _FILES else v for k, v in given.items()}
+    if started is not None:
+        started = replace(
+            started, validate=_absolute(started.validate), replay=_absolute(started.replay)
+        )
     if log is None and "replay" in given:
         given, taken = replayed(given)
         if taken:
@@ -115,8 +132,9 @@ async def _run(
     lab = opening.run_lab(options, previous)
     if options.validate is not None:
         checks.validation_lab(options.validate)  # a bad --validate fails before the search
-    # Keep where the lab was found, so that a resume from another folder finds it again.
-    options = replace(options, tasks=str(lab.path))
+    # Keep where the lab was found, as an absolute path: ./tasks.toml (the default) or a
+    # relative --tasks names another file, or none, once a resume runs from another folder.
+    options = replace(options, tasks=os.path.abspath(lab.path))
     if log is not None and history.skipped:  # said once: the report is built quietly
         hooks.say(skipped_warning(log.events_path, history.skipped))
     if log is not None and (damage := log.damage()) is not None:

@@ -45,7 +45,7 @@ def run_meta(
         "seed": config.seed,
         "islands": config.islands,
         "max_calls": config.call_cap,
-        "tasks": str(lab.path),
+        "tasks": options.tasks or str(lab.path),  # absolute (see minact.jobs.evolve)
         "lab_digest": lab.digest(),
         "task_digests": [t.digest() for t in lab.tasks],
         "lab_summary": lab_summary(lab),

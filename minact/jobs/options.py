@@ -89,8 +89,9 @@ _PROMPT_SETTINGS = {
 class EvolveOptions:
     """Every setting of a search (`minact evolve --help` says what each does).
 
-    Stored in run.json as "options", so that `--resume` restores all of them. Paths are
-    kept as the text the user gave. The API key is never part of it.
+    Stored in run.json as "options", so that `--resume` restores all of them. Paths of
+    files (tasks, validate, replay) are kept absolute, so that a resume from another folder
+    finds them (minact.jobs.evolve). The API key is never part of it.
     """
 
     budget: int = 100

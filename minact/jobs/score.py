@@ -151,14 +151,23 @@ def score(
 
 def _same_code(candidates: Sequence[Candidate]) -> list[str]:
     """Says which SRCs normalise to the code of an earlier one: they are scored once (each
-    is called by its name, which read_sources makes unique)."""
+    is called by its name, which read_sources makes unique); and which files hold a
+    built-in's code: the ranking counts them as that baseline, not as new candidates."""
+    builtin = {c.code_hash: c.name for c in seeds.seed_candidates()}
     first: dict[str, Candidate] = {}
     said = []
     for c in candidates:
-        if c.code_hash not in first:
-            first[c.code_hash] = c
-        else:
+        if c.code_hash in first:
             said.append(f"{c.name} is the same code as {first[c.code_hash].name}: scored once")
+            continue
+        first[c.code_hash] = c
+        seed = builtin.get(c.code_hash)
+        if seed is not None and seed != c.name:
+            # Otherwise "the best new candidate" and its claim would pass it by unexplained.
+            said.append(
+                f"{c.name} is the same code as the built-in {seed}: ranked as a baseline, "
+                "not as a new candidate"
+            )
     return said
 
 

@@ -135,7 +135,14 @@ def _as_ended(log: RunLog, meta: dict[str, Any]) -> dict[str, Any]:
 def _runs(runs_dir: Path) -> Iterator[Path]:
     """Yields the folders of `runs_dir` that hold a run, or that a run left: a run.json of
     any kind (a folder, a FIFO: `_usable` says why it is skipped), or none where its run
-    recorded nothing. Other folders (a rescore's, a user's) are not runs: passed in silence."""
+    recorded nothing. Other folders (a rescore's, a user's) are not runs: passed in silence.
+    Raises ConfigError when `runs_dir` is a file: its runs would otherwise be taken for none,
+    and a lookup would answer from the cache alone."""
+    if os.path.lexists(runs_dir) and not runs_dir.is_dir():
+        raise ConfigError(
+            f"--runs-dir {runs_dir}: a file, not a folder of runs; give the folder the runs "
+            "are in (or --run RUN_DIR)"
+        )
     if runs_dir.is_dir():
         for run in sorted(runs_dir.iterdir()):
             if os.path.lexists(run / "run.json") or recorded_nothing(run):

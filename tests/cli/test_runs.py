@@ -134,6 +134,28 @@ def test_missing_or_corrupt_run_directories_are_clear(tmp_path: Path) -> None:
             assert "a file, not a run directory" in result.stderr, (args, result.stderr)
 
 
+def test_a_runs_dir_that_is_a_file_is_named_as_one_not_passed_by(
+    finished_run: dict[str, Path], tmp_path: Path
+) -> None:
+    # README: a file where minact wants a folder (the runs folder...) is named as a file in
+    # the error. show and export would otherwise answer from the cache alone, as if no run
+    # held the candidate, and rescore would say there are no runs.
+    afile = tmp_path / "runs.txt"
+    afile.write_text("x")
+    prefix = _best(finished_run)["code_hash"][:8]
+    paths = {"runs": afile, "cache": finished_run["cache"]}
+    out = tmp_path / "out.py"
+    for args in (
+        ["show", prefix],
+        ["export", prefix, "-o", str(out)],
+        ["rescore", "--suite", "transfer"],
+    ):
+        result = _invoke(paths, *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert f"--runs-dir {afile}: a file, not a folder of runs" in result.stderr, result.stderr
+    assert not out.exists()
+
+
 def test_export_writes_an_importable_matching_module(
     finished_run: dict[str, Path], tmp_path: Path
 ) -> None:

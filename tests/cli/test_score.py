@@ -112,6 +112,23 @@ def test_score_files_reformatted_and_equivalent(tmp_path: Path) -> None:
     assert sorted([by["silu_file"]["cached"], by["xsig"]["cached"]]) == [False, True]
 
 
+def test_a_file_with_a_built_in_s_code_is_said_to_be_that_baseline(tmp_path: Path) -> None:
+    # The ranking counts code equal to a built-in's as a baseline; the user's file name alone
+    # would leave "the best new candidate" and "best baseline (mine)" unexplained.
+    mine = write_candidate(tmp_path, "mine", "F.gelu(x) + 0.1 * torch.sin(x)")
+    other = write_candidate(tmp_path, "other", "torch.tanh(x) * 0.9")
+    code, out, err = _score(str(mine), str(other), "--json", cache=tmp_path / "c")
+    assert code == 0, err
+    by = {c["name"]: c for c in json.loads(out)["candidates"]}
+    assert by["mine"]["baseline"] and not by["other"]["baseline"]
+    said = "warning: mine is the same code as the built-in gelusine: ranked as a baseline"
+    assert said in err
+    assert "other is the same code" not in err
+    # The built-in under its own name needs no word.
+    code, _, err = _score("gelusine", str(other), cache=tmp_path / "c")
+    assert code == 0 and "same code" not in err, err
+
+
 def test_a_source_given_twice_is_scored_once_and_said_so_plainly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

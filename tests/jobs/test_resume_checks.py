@@ -232,3 +232,34 @@ def test_a_run_another_process_holds_is_not_resumed(
     assert (run / "events.jsonl").read_text() == before
     again = _resume(finished, run, "--budget", "3")
     assert again.exit_code == 0, again.output
+
+
+def test_a_run_on_files_of_the_current_folder_resumes_from_another_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # README: --tasks defaults to ./tasks.toml, and a resume restores every setting, and
+    # keeps --validate. The run keeps where those files are, so a resume run elsewhere (no
+    # tasks.toml there, or another one) still finds the files the run started with.
+    start, elsewhere = tmp_path / "lab", tmp_path / "elsewhere"
+    start.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(TINY_TASKS, start / "tasks.toml")
+    shutil.copy(TINY_TASKS, start / "held.toml")
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    monkeypatch.chdir(start)
+    args = ["evolve", "--offline", "--budget", "1", "--run-id", "r", *cache]
+    first = runner.invoke(app, [*args, "--validate", "held.toml", "--validate-top", "1"])
+    assert first.exit_code == 0, first.output
+    run = start / "runs" / "r"
+    data = _run_json(run)
+    kept = {"tasks": data["tasks"], **{k: data["options"][k] for k in ("tasks", "validate")}}
+    assert all(Path(p).is_absolute() for p in kept.values()), kept
+    assert Path(kept["validate"]).resolve() == (start / "held.toml").resolve()
+    assert Path(kept["tasks"]).resolve() == (start / "tasks.toml").resolve()
+    # The same file by another path is the same setting, not another --validate.
+    again = ["evolve", "--resume", str(run), "--budget", "2", "--validate", "./held.toml"]
+    assert (result := runner.invoke(app, [*again, *cache])).exit_code == 0, result.output
+    monkeypatch.chdir(elsewhere)
+    result = runner.invoke(app, ["evolve", "--resume", str(run), "--budget", "3", *cache])
+    assert result.exit_code == 0, result.output
+    assert _run_json(run)["counters"]["evaluated"] == 3
