@@ -13,6 +13,7 @@ from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION
 from minact.export import NAME_RULE, module_text, valid_name
 from minact.runs.catalog import Found, all_runs, find
+from minact.runs.ranking import fitness_kind
 from minact.runs.rundir import RunLog
 from minact.validate import validate
 
@@ -165,8 +166,7 @@ def _fitness_kind(found: Found) -> str:
         except ConfigError:
             pass
     lab = lab.get("lab") if isinstance(lab, dict) else None
-    kind = lab.get("fitness") if isinstance(lab, dict) else None
-    return kind if isinstance(kind, str) and kind else "mean_log_ratio"
+    return fitness_kind(lab if isinstance(lab, dict) else {})
 
 
 _MEANING = {

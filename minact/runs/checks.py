@@ -33,7 +33,7 @@ from minact.agreement import shared_tasks, task_names
 from minact.claims import MEASURES, claim_text, selection_note
 from minact.fitness import task_fitness
 from minact.runs import events as decode
-from minact.runs.ranking import RankingDocument, RankingEntry, ranking_document
+from minact.runs.ranking import RankingDocument, RankingEntry, fitness_kind, ranking_document
 from minact.score import Score
 
 __all__ = ["BASELINES_CONFIRMED", "attach", "check_event", "check_text"]
@@ -101,8 +101,7 @@ def _held_out(check: _Check, shared: Sequence[str]) -> RankingDocument | None:
     names = {str(t["name"]) for t in tasks}
     lab = dict(check.summary["lab"])
     lab["families"] = list(dict.fromkeys(t["family"] for t in tasks))
-    fitness = str(lab.get("fitness") or "mean_log_ratio")
-    scores = [_on_tasks(s, names, fitness) for s in check.scores]
+    scores = [_on_tasks(s, names, fitness_kind(lab)) for s in check.scores]
     return ranking_document(scores, {"lab": lab, "tasks": tasks})
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "RankingEntry",
     "TaskEntry",
     "cache_state",
+    "fitness_kind",
     "fitness_words",
     "lab_summary",
     "ranked",
@@ -167,12 +168,18 @@ def cache_state(entry: Mapping[str, Any]) -> str:
     return "part" if n > 0 else "new"
 
 
+def fitness_kind(lab: Mapping[str, Any]) -> str:
+    """Returns a lab summary's fitness kind: "mean_log_ratio" where it names none."""
+    kind = lab.get("fitness")
+    return kind if isinstance(kind, str) and kind else "mean_log_ratio"
+
+
 def fitness_words(lab: Mapping[str, Any]) -> str:
     """Returns what a ranking's fitness is, as its headers say it: the kind, that lower is
     better and, for the mean log-ratio, that the reference scores 0. Under "mean_ood_mse"
     the reference has no fixed score (relu's is its own mean OOD MSE, 37.7 on a lab where
     the headers said "relu = 0"), so none is claimed."""
-    kind = str(lab.get("fitness") or "mean_log_ratio")
+    kind = fitness_kind(lab)
     words = f"{kind}, lower is better"
     return f"{words}, {lab.get('reference')} = 0" if kind == "mean_log_ratio" else words
 
@@ -182,7 +189,7 @@ def reference_fitness(doc: Mapping[str, Any]) -> float | None:
     log-ratio (by definition), else the reference baseline's own fitness, None when the
     ranking has none."""
     lab = doc["lab"]
-    if str(lab.get("fitness") or "mean_log_ratio") == "mean_log_ratio":
+    if fitness_kind(lab) == "mean_log_ratio":
         return 0.0
     ref = lab.get("reference")
     rows = [c for c in doc["candidates"] if c["baseline"] and c["name"] == ref]
@@ -293,7 +300,7 @@ def ranking_document(
         for rank, s in ranked(scores)
     ]
     # Every ranking says whether its new candidates beat its best baseline beyond noise.
-    fitness = str(summary["lab"].get("fitness") or "mean_log_ratio")
+    fitness = fitness_kind(summary["lab"])
     found = claims(rows, [t["name"] for t in summary["tasks"]], fitness=fitness)
     for row in rows:  # every row has the key (null: a baseline, a failure, too few tasks)
         c = found.get(row["code_hash"]) if row["code_hash"] else None
