@@ -214,7 +214,7 @@ def selection_note(claim: Mapping[str, Any] | None) -> str:
         return ""
     return (
         f"it is the best of {n} candidates on these same tasks, so a yes is optimistic: "
-        "check it on tasks it was not picked on (--validate, rescore)"
+        "check it on tasks it was not picked on (--validate, or a rescore on other tasks)"
     )
 
 

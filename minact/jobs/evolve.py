@@ -175,7 +175,8 @@ async def _run(
                     with Evaluator(lab, cache, _evaluator_config(options)) as evaluator:
                         config = proposing.fitted(config, options, described)
                         meta.update(described)
-                        hooks.say(proposing.describe(described, given.get("offline") is True))
+                        chosen = given.get("offline") is True
+                        hooks.say(proposing.describe(described, chosen, options.model))
                         event = "resume" if resume else "start"
                         first_line = {"event": event, "time": time.time(), **described}
                         events = _Events(log, first_line, wait=history.ended is not None)

@@ -166,12 +166,19 @@ def fitted(config: SearchConfig, options: EvolveOptions, described: dict[str, An
     return replace(config, prompt_chars=chars, context_chars=room)
 
 
-def describe(described: Mapping[str, Any], chosen: bool = False) -> str:
+def describe(described: Mapping[str, Any], chosen: bool = False, model: str | None = None) -> str:
     """Returns the one line that says where a run's candidates come from (`chosen`: the
-    offline mutator was asked for, by --offline, over any LLM the environment names)."""
+    offline mutator was asked for, by --offline, over any LLM the environment names;
+    `model`: the --model given, unasked when no server is named)."""
     kind = described["proposer"]
     if kind == "offline" and chosen:
         return "proposer: the offline mutator (--offline: no LLM is asked)"
+    if kind == "offline" and model and model.strip() != "offline":
+        # A user who named a model and forgot its server learns why it is not asked.
+        return (
+            f"proposer: the offline mutator (the model {model} is not asked: no server"
+            " is named; set --llm-url or MINACT_LLM_URL)"
+        )
     if kind == "offline":
         return (
             "proposer: the offline mutator (no LLM configured; set --llm-url or "

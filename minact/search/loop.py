@@ -171,7 +171,8 @@ class Loop:
             self.screen.note(k, self.population)
         for k in self.deferred:  # from the built-ins' scores, before any outcome applies
             self._propose(k)
-        self.progress(self)
+        if 0 not in self.history.outcomes:  # a resume's first line: after its log applies
+            self.progress(self)
 
     def _seeding(self, done: int, total: int) -> None:
         self.seeding = (done, total)  # shown until done == total
@@ -181,8 +182,7 @@ class Loop:
         """Cancels the requests in flight and interrupts the evaluation in progress."""
         for task in self.inflight:
             task.cancel()
-        # The batch ends in the pool's thread with the interruption's error; nobody waits.
-        if self.evaluating is not None:
+        if self.evaluating is not None:  # its batch ends in the pool's thread; nobody waits
             self.evaluating[0].cancel()
         # Also while the seeds are scored: the worker thread must not start a new worker.
         self.evaluator.interrupt()

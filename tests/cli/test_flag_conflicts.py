@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from minact.cli import app
 from minact.jobs.proposing import describe
+from tests.conftest import TINY_TASKS
 
 runner = CliRunner()
 
@@ -45,6 +46,20 @@ def test_offline_overrides_a_url_and_model_from_the_environment(tmp_path: Path) 
     assert result.exit_code == 1 and "no such tasks file" in result.stderr, result.output
     line = describe({"proposer": "offline"}, chosen=True)
     assert "no LLM configured" not in line and "--offline" in line
+
+
+def test_a_model_without_a_server_is_said_unasked(tmp_path: Path) -> None:
+    # A user who names a model and forgets its server learns why the mutator runs instead.
+    args = ["evolve", "--budget", "1", "--tasks", str(TINY_TASKS), "--run-id", "r"]
+    args += ["--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs")]
+    env = {"MINACT_LLM_URL": "", "MINACT_MODEL": "qwen-0.5b"}
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("proposer:"))
+    assert "the model qwen-0.5b" in line and "no server is named" in line, line
+    assert "no LLM configured" not in line
+    plain = describe({"proposer": "offline"}, model="offline")  # the mutator: no model unasked
+    assert "no LLM configured" in plain
 
 
 def test_resume_and_run_id_are_refused(tmp_path: Path) -> None:
