@@ -214,6 +214,15 @@ def _known(s: Score, families: Mapping[str, str]) -> Mapping[str, TaskScore]:
     return {name: t for name, t in s.tasks.items() if name in families}
 
 
+def _in_lab_order(
+    tasks: Mapping[str, TaskScore], families: Mapping[str, str]
+) -> list[tuple[str, TaskScore]]:
+    """Returns a score's tasks in the lab's order, those it does not name last: a score read
+    back from the cache holds them in the cache's (alphabetical) order."""
+    where = {name: i for i, name in enumerate(families)}
+    return sorted(tasks.items(), key=lambda item: where.get(item[0], len(where)))
+
+
 def _entry(rank: int | None, s: Score, families: Mapping[str, str]) -> RankingEntry:
     return {
         "rank": rank,
@@ -234,7 +243,7 @@ def _entry(rank: int | None, s: Score, families: Mapping[str, str]) -> RankingEn
                 "ood_spread": _num(t.ood_spread),
                 "log_ratio": _num(t.log_ratio),
             }
-            for name, t in s.tasks.items()
+            for name, t in _in_lab_order(s.tasks, families)
         },
         "cost": s.cost,
         "baseline": s.baseline,

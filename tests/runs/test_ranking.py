@@ -106,6 +106,14 @@ def test_the_document_is_json_with_nulls_for_missing_numbers_and_extra_fields() 
     assert doc["run"] == {"run_id": "r"} and doc["tasks"] == LAB["tasks"]
 
 
+def test_a_candidates_tasks_follow_the_labs_order() -> None:
+    # A score read back from the cache holds its tasks alphabetically; the ranking (and
+    # `minact show`, which prints them) lists them as the lab does, unknown ones last.
+    alphabetical = {n: TaskScore(0.5, 0.1, 0.0, 0.0) for n in ("cube", "extra", "sine")}
+    doc = ranking_document([_ok("a", -0.2, alphabetical)], LAB)
+    assert list(doc["candidates"][0]["tasks"]) == ["sine", "cube", "extra"]
+
+
 def test_every_row_has_a_claim_key() -> None:
     # A consumer reads c["claim"] on every row: null on baselines, failures and screened rows.
     doc = ranking_document(
