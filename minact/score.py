@@ -19,7 +19,7 @@ __all__ += ["BUSY_LOAD", "MAX_ATTEMPTS", "failed_again"]
 # Failures that say more about the machine than about the code: stored under the code hash
 # only, with the conditions they happened under, and retried once by a later call.
 TRANSIENT: frozenset[Status] = frozenset({"timeout", "crashed"})
-BUSY_LOAD = 1.5  # a 1-minute load average per core above this: the machine was oversubscribed
+BUSY_LOAD = 1.5  # a 1-minute load average per usable core above this: oversubscribed
 MAX_ATTEMPTS = 4  # a failure that recurs in this many calls stands, whatever they ran under
 # How a too_costly reason measured with a clock starts (one counted by operations does not):
 # a load spike can slow a timing, so such a verdict is provisional, as a timeout is.

@@ -9,6 +9,7 @@ trains under the code's own key, and timeouts and crashes are the code's own and
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from minact.cache import FitnessCache
 from minact.candidate import Candidate, Rejection
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.lab.task import Lab
-from minact.score import MAX_ATTEMPTS, Score
+from minact.score import BUSY_LOAD, MAX_ATTEMPTS, Score
 from minact.validate import code_hash, validate
 
 CONFIG = EvaluatorConfig(threads=1)
@@ -229,6 +230,29 @@ def test_a_timeout_on_a_busy_machine_is_retried_until_it_recurs_often(
         assert got.status == "timeout" and "the machine was busy" in got.reason
     last = _score(hasty, cache, silu)["silu"]
     assert last.status == "timeout" and f"final after {MAX_ATTEMPTS} calls" in last.reason
+
+
+@pytest.mark.slow
+def test_a_timeout_is_no_verdict_where_the_load_is_high_for_the_cores_it_may_use(
+    tiny_lab: Lab, cache: FitnessCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Confined to one core (as a container's CPU quota confines it) of a machine with more,
+    # a load average of 2.25 oversubscribes the core it may use, though the machine's cores
+    # could take it: a timeout then is no verdict, and two of them are not final.
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        pytest.skip("needs two cores, to be confined to one")
+    _machine_load(monkeypatch, 1.5 * BUSY_LOAD)
+    silu = _cand("F.silu(x)", "silu")
+    _score(_longer(tiny_lab, 600), cache)  # the reference, with the generous timeout
+    hasty = dataclasses.replace(_longer(tiny_lab, 600), timeout=0.05)
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        got = [_score(hasty, cache, silu)["silu"] for _ in range(2)]
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert [g.status for g in got] == ["timeout", "timeout"]
+    assert "the machine was busy" in got[1].reason, got[1].reason
 
 
 def _lab_file(path: Path, test: str = "") -> Lab:

@@ -34,6 +34,7 @@ from typing import IO, Any
 
 import minact
 from minact.errors import EvaluationError
+from minact.sandbox.cores import cpu_cores
 
 __all__ = [
     "OUT_OF_MEMORY",
@@ -129,8 +130,11 @@ def from_outside(reason: str) -> bool:
 
 
 def machine_cores() -> int:
-    """Returns the machine's cores (what its load average is measured against)."""
-    return os.cpu_count() or 1
+    """Returns the cores this process may run on (its affinity, capped by a cgroup CPU
+    quota): what the machine's load average is measured against."""
+    # Not os.cpu_count(): in a container given 2 of a 64-core host's cores, a load of 20
+    # would read as calm, and a timeout that load caused would become final in the cache.
+    return cpu_cores()
 
 
 def load_factor() -> float:

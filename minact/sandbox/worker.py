@@ -256,14 +256,18 @@ def _exit_with_parent(every: float = 1.0) -> None:
     threading.Thread(target=watch, name="minact-parent-watch", daemon=True).start()
 
 
+# "alloc_failed": cuBLAS (CUBLAS_STATUS_ALLOC_FAILED) could not get its handle or workspace
+# on a GPU whose memory other work holds; as an error it would be the code's for good, the
+# reference's too, and every later call would fail on the lab.
 _NO_MEMORY = ("can't allocate memory", "cannot allocate memory", "out of memory",
-              "failed to map segment")  # fmt: skip
+              "failed to map segment", "alloc_failed")  # fmt: skip
 
 
 def _out_of_memory(e: BaseException) -> bool:
     """Returns whether `e` says memory ran out: MemoryError, torch's OutOfMemoryError (CUDA),
-    the CPU allocator's refusal under the address-space cap (a RuntimeError), or a module
-    whose shared object could not be mapped (an ImportError: ENOMEM from mmap)."""
+    a CUDA library's failed allocation (CUBLAS_STATUS_ALLOC_FAILED), the CPU allocator's
+    refusal under the address-space cap (a RuntimeError), or a module whose shared object
+    could not be mapped (an ImportError: ENOMEM from mmap)."""
     text = str(e).lower()
     named = type(e).__name__ in ("MemoryError", "OutOfMemoryError")
     return named or any(words in text for words in _NO_MEMORY)

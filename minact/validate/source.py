@@ -24,6 +24,7 @@ import warnings
 
 from minact.candidate import Candidate, Hash, Rejection
 from minact.validate import primitives
+from minact.validate.inert import check_all, check_annotations, check_class
 from minact.validate.limits import MAX_LOOP_ITERATIONS, ValidationError
 from minact.validate.normalise import Normaliser, is_docstring
 from minact.validate.numeric import check_numeric
@@ -186,8 +187,10 @@ def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
     it, an `__all__` list, and classes. Those never run in the worker (only the normal
     form of the function does), and the function cannot reach them: a name it does not
     define is refused, and so is a class named as a module or import the function reads.
+    What Python would run of them on import must be inert (minact.validate.inert).
     """
     aliases: dict[str, str] = dict(_CANONICAL)
+    class_names = {s.name for s in tree.body if isinstance(s, ast.ClassDef)}
     funcs: list[ast.FunctionDef] = []
     bound: str | None = None  # `activation = name`
     others: dict[str, int] = {}  # names imports and classes bind at top level -> line
@@ -202,9 +205,12 @@ def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
         elif (i == 0 and is_docstring(stmt)) or _is_main_guard(stmt):
             continue
         elif isinstance(stmt, ast.ClassDef) and stmt.name != "activation":
+            check_class(stmt, class_names)
             others[stmt.name] = classes[stmt.name] = stmt.lineno
             continue
         elif _assigns(stmt, "__all__"):
+            assert isinstance(stmt, ast.Assign)
+            check_all(stmt)
             continue
         elif (
             isinstance(stmt, ast.Assign)
@@ -231,6 +237,8 @@ def _split_module(tree: ast.Module) -> tuple[dict[str, str], ast.FunctionDef]:
                 "as by the def; only the function may have that name"
             )
     _check_shadowing(aliases, classes, func)
+    # Evaluated when Python runs the def (defaults are refused with their own reason).
+    check_annotations(func, class_names)
     func.name = "activation"
     # Imports at the top of the body (a common LLM habit) count as module imports.
     body = list(func.body)

@@ -138,6 +138,13 @@ def test_a_worker_ends_when_its_parent_is_killed() -> None:
         (MemoryError(), True),
         (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate"), True),
         (OSError(12, "Cannot allocate memory"), True),
+        # cuBLAS on a GPU whose memory other work holds (torch's words for it).
+        (
+            RuntimeError(
+                "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"
+            ),
+            True,
+        ),
         # A lazy import under the address-space cap: mmap of its shared object fails.
         (ImportError(".../bit_generator.so: failed to map segment from shared object"), True),
         (ImportError("No module named 'scipy'"), False),

@@ -419,6 +419,11 @@ HOSTILE: list[tuple[str, str, str]] = [
     ("lambda", fn("f = lambda t: t", "return f(x)"), "a lambda is not allowed"),
     ("nested-def", fn("def g(t):", "    return t", "return g(x)"), "a nested def"),
     ("decorator", "import torch\n\n@torch.jit.script\ndef activation(x):\n    return x\n", "decor"),
+    (
+        "annotation-evaluated-on-import",  # minact drops it; Python's import would run it
+        "def activation(x: open('f')) -> __import__('os'):\n    return x\n",
+        "runs when Python imports the file",
+    ),
     ("default-argument", "def activation(x, y=open('f')):\n    return x\n", "no defaults"),
     ("varargs", "def activation(*args):\n    return args\n", "exactly one argument"),
     ("x-and-varargs", "def activation(x, *args):\n    return x\n", "exactly one argument"),
@@ -582,8 +587,8 @@ ACCEPTED = {
         fn("y: torch.Tensor = x", "z: int", "return y"),
         "def activation(x):\n    y = x\n    return y",
     ),
-    "annotation-never-evaluated": (
-        "def activation(x: open('f')) -> __import__('os'):\n    return x\n",
+    "inert-annotations": (
+        "def activation(x: torch.Tensor) -> torch.Tensor | None:\n    return x\n",
         "def activation(x):\n    return x",
     ),
     "backslash-in-docstring": (
@@ -616,7 +621,8 @@ def test_the_validator_never_executes_the_source(tmp_path: Path) -> None:
     demo = f"if __name__ == '__main__':\n    {opener}\n"
     assert isinstance(validate(fn("return x") + demo), Candidate)
     assert isinstance(validate(f"def activation(x, y={opener}):\n    return x\n"), Rejection)
-    assert isinstance(validate(f"def activation(x: {opener}):\n    return x\n"), Candidate)
+    assert isinstance(validate(f"def activation(x: {opener}):\n    return x\n"), Rejection)
+    assert isinstance(validate(f"class A:\n    y = {opener}\n\n{fn('return x')}"), Rejection)
     assert not canary.exists()
 
 
