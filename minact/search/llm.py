@@ -3,8 +3,9 @@
 With minact.search.server (the start-up checks, re-exported here) and minact.search.status
 (what an error status says), the only module that imports httpx; minact.sse turns the bytes
 it reads into replies. It never reads the environment, the API key never appears in
-reprs, reasons or errors, and text the server chose reaches them only with its control
-characters escaped. Each rule says, where it is applied, which servers it is for.
+reprs, reasons, errors or replies (a key of MIN_MASKED characters or more), and text the
+server chose reaches them only with its control characters escaped. Each rule says, where
+it is applied, which servers it is for.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ async def _read_some(response: httpx.Response, limit: int) -> bytes:
 
 
 FINISH_GRACE = 5.0  # seconds a stream may stay open after its finish_reason
+MIN_MASKED = 8  # characters of the shortest API key masked in reply text
 
 
 class LLMClient:
@@ -197,6 +199,13 @@ class LLMClient:
     def _clean(self, text: str) -> str:
         """Returns `text` without the API key and with control characters escaped."""
         return printable(scrub(self._config.api_key, text))
+
+    def _masked(self, text: str) -> str:
+        """Returns reply `text` with the API key masked: a server that echoes it in a reply
+        had it written to llm.jsonl, events.jsonl, the reports and the cache."""
+        # A key shorter than MIN_MASKED is left: masking it would rewrite ordinary code.
+        key = self._config.api_key
+        return scrub(key, text) if key and len(key) >= MIN_MASKED else text
 
     def _failed(self, reasons: list[str], *, out_of_time: bool = False) -> str:
         """Returns the message of a request that failed after `reasons`."""
@@ -288,9 +297,14 @@ class LLMClient:
         it held a reply without code until the read timeout)."""
         async with _chunks(response) as chunks:
             pieces = aiter(chunks)
+            grace_end: float | None = None  # when the grace after the finish_reason ends
             while True:
                 try:
-                    wait = None if stream.finish_reason is None else FINISH_GRACE
+                    # The grace runs from the finish_reason, not from the last chunk: pings
+                    # every few seconds after it held the stream to the deadline.
+                    if stream.finish_reason is not None and grace_end is None:
+                        grace_end = time.monotonic() + FINISH_GRACE
+                    wait = None if grace_end is None else max(0.0, grace_end - time.monotonic())
                     chunk = await asyncio.wait_for(anext(pieces), wait)
                 except StopAsyncIteration:
                     break
@@ -347,9 +361,9 @@ class LLMClient:
             chars = sum(len(m.get("content") or "") for m in messages)
             prompt, completion = (chars + 3) // 4, (len(reply.text) + 3) // 4
         return Completion(
-            reply.text, reply.finish_reason, prompt, completion, reply.usage is not None,
-            len(reasons) + 1, time.monotonic() - start, reply.first_token, tuple(reasons),
-            reply.reasoning,
+            self._masked(reply.text), reply.finish_reason, prompt, completion,
+            reply.usage is not None, len(reasons) + 1, time.monotonic() - start,
+            reply.first_token, tuple(reasons), reply.reasoning,
         )  # fmt: skip
 
 
