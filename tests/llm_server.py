@@ -25,6 +25,14 @@ PROMPT_TOKENS = 42  # reported in every usage chunk; completion_tokens = content
 MODELS = {"object": "list", "data": [{"id": "test-model", "object": "model", "owned_by": "me"}]}
 
 
+def finished_without_code(text: str = "No code, sorry.") -> bytes:
+    """Returns SSE events of a reply without code and its finish chunk, neither [DONE] nor
+    anything after: what a server that holds the stream open has sent before it waits."""
+    chunk = {"choices": [{"index": 0, "delta": {"content": text}}]}
+    finish = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    return f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(finish)}\n\n".encode()
+
+
 def serving(*names: str) -> dict[str, Any]:
     """Returns a GET /v1/models body that lists `names`."""
     return {"object": "list", "data": [{"id": n, "object": "model"} for n in names]}

@@ -22,7 +22,16 @@ from minact.search.inflate import PIECE, DecodeError, decoded
 from minact.search.llm import Completion, LLMClient, LLMConfig, Message
 from minact.untrusted import clip, writable
 from tests.fakes import Sleeps, run
-from tests.llm_server import GOOD_REPLY, ErrorEvent, LLMServer, PlainJson, Raw, Reply, Status
+from tests.llm_server import (
+    GOOD_REPLY,
+    ErrorEvent,
+    LLMServer,
+    PlainJson,
+    Raw,
+    Reply,
+    Status,
+    finished_without_code,
+)
 
 MESSAGES: list[Message] = [{"role": "user", "content": "Write one."}]
 ANSWER = GOOD_REPLY[: GOOD_REPLY.rindex("```") + 3]  # a stream is read up to its code's end
@@ -186,9 +195,7 @@ def test_a_stream_held_open_after_its_finish_reason_ends_after_a_grace(
     # A reply without a code block is read to its end; a server that sends the finish chunk
     # and then neither [DONE] nor a close held it until the read timeout, then failed it.
     monkeypatch.setattr(llm, "FINISH_GRACE", 0.2)
-    chunk = {"choices": [{"index": 0, "delta": {"content": "No code, sorry."}}]}
-    finish = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    events = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(finish)}\n\n".encode()
+    events = finished_without_code()
     server.push(Raw(_head() + events, hang=60.0))
     c = ask(server, read_timeout=20.0, deadline=30.0, retries=0)
     assert (c.text, c.finish_reason, c.attempts) == ("No code, sorry.", "stop", 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from minact.search import llm
 from minact.search.llm import Completion, LLMClient, LLMConfig, Message
 from tests.fakes import Sleeps
-from tests.llm_server import Drip, LLMServer, PlainJson, Reply
+from tests.llm_server import Drip, LLMServer, PlainJson, Reply, finished_without_code
 
 KEY = "sk-echoed-s3cret-0123456789"
 MESSAGES: list[Message] = [{"role": "user", "content": "Write one."}]
@@ -49,9 +48,7 @@ def test_pings_after_the_finish_reason_do_not_hold_the_stream_past_the_grace(
     # The grace after the finish chunk restarted at each byte: a server that pings (here
     # a space every 50 ms) and never closes held the call to its deadline.
     monkeypatch.setattr(llm, "FINISH_GRACE", 0.2)
-    chunk = {"choices": [{"index": 0, "delta": {"content": "No code, sorry."}}]}
-    finish = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    events = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(finish)}\n\n".encode()
+    events = finished_without_code()
     server.push(Drip(events, every=0.05, content_type="text/event-stream"))
     c = _complete(server, None, read_timeout=60.0, deadline=120.0, retries=0)
     assert (c.text, c.finish_reason, c.attempts) == ("No code, sorry.", "stop", 1)
