@@ -35,7 +35,8 @@ from minact.candidate import Candidate, Hash
 from minact.errors import EvaluationError
 from minact.lab.task import Lab, Task
 from minact.sandbox.client import TrainItem, VerifyItem
-from minact.sandbox.process import from_outside, load_average, machine_cores
+from minact.sandbox.cores import cpu_cores
+from minact.sandbox.process import from_outside, load_average
 from minact.sandbox.workers import Workers
 from minact.score import TRANSIENT, Conditions, TaskResult, failed_again
 
@@ -272,7 +273,7 @@ def failure_conditions(
     """Returns the conditions of a timeout or crash with `reason` after `previous` (None:
     the first), with the machine's load now and whether the reason names an outside cause."""
     outside = from_outside(reason)
-    return failed_again(previous, timeout, device, load_average(), machine_cores(), outside)
+    return failed_again(previous, timeout, device, load_average(), cpu_cores(), outside)
 
 
 def _not_a_verdict(reason: str) -> bool:

@@ -46,7 +46,6 @@ __all__ = [
     "from_outside",
     "load_average",
     "load_factor",
-    "machine_cores",
     "worker_environment",
 ]
 
@@ -129,19 +128,13 @@ def from_outside(reason: str) -> bool:
     return OUT_OF_MEMORY in reason or any(cause in reason for cause in _OUTSIDE)
 
 
-def machine_cores() -> int:
-    """Returns the cores this process may run on (its affinity, capped by a cgroup CPU
-    quota): what the machine's load average is measured against."""
+def load_factor() -> float:
+    """Returns how many times oversubscribed the cores this process may use are (1.0 at
+    most once per core, or where the system does not say)."""
     # Not os.cpu_count(): in a container given 2 of a 64-core host's cores, a load of 20
     # would read as calm, and a timeout that load caused would become final in the cache.
-    return cpu_cores()
-
-
-def load_factor() -> float:
-    """Returns how many times oversubscribed the machine's cores are (1.0 at most once per
-    core, or where the system does not say)."""
     load = load_average()
-    return 1.0 if load is None else max(1.0, load / machine_cores())
+    return 1.0 if load is None else max(1.0, load / cpu_cores())
 
 
 class WorkerProcess:
