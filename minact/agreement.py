@@ -273,7 +273,7 @@ def lab_agreement(
         verdict = (
             "not enough to measure how stable this ranking is "
             f"({_count(n, 'candidate')} and {_count(t, 'task')}; "
-            f"needs at least {MIN_CANDIDATES} and {MIN_TASKS})"
+            f"needs at least {_count(MIN_CANDIDATES, 'candidate')} and {_count(MIN_TASKS, 'task')})"
         )
         return LabAgreement(n, t, None, {}, verdict)
     half = split_half(scores, splits=splits, seed=seed)

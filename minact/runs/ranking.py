@@ -257,9 +257,10 @@ def _entry(rank: int | None, s: Score, families: Mapping[str, str]) -> RankingEn
 
 
 def rejection_score(r: Rejection, source: str) -> Score:
-    """Returns a Score recording a candidate that static validation refused."""
+    """Returns a Score recording a candidate that static validation refused: nothing of it
+    came from the cache (its cache column is "—", not "hit")."""
     return Score(
-        name=r.name, code_hash=None, source=source, status=r.status, reason=r.reason, cached=True
+        name=r.name, code_hash=None, source=source, status=r.status, reason=r.reason, cached=False
     )
 
 

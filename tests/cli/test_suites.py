@@ -62,7 +62,7 @@ def test_score_on_a_small_lab_says_stability_cannot_be_measured(tmp_path: Path) 
     )
     assert result.exit_code == 0, result.stderr
     assert "ranking stability: not enough to measure how stable this ranking is" in result.stdout
-    assert "(2 candidates and 2 tasks; needs at least 5 and 6)" in result.stdout
+    assert "(2 candidates and 2 tasks; needs at least 5 candidates and 6 tasks)" in result.stdout
 
 
 def _doc(per_task: dict[str, list[float]], families: dict[str, str]) -> Any:

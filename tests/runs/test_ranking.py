@@ -103,6 +103,8 @@ def test_the_document_is_json_with_nulls_for_missing_numbers_and_extra_fields() 
         "calls open",
         None,
     )
+    # A refused file trained nothing and read nothing from the cache: "—", not "hit".
+    assert (bad["cached"], bad["cached_tasks"], cache_state(bad)) == (False, None, "—")
     assert doc["run"] == {"run_id": "r"} and doc["tasks"] == LAB["tasks"]
 
 
