@@ -7,10 +7,17 @@ sample of TRACE_POINTS of them (the EXTREMES largest in magnitude, the rest at r
 kept with the task's result. Another code with the same behaviour hash may reuse that
 result only if it computes the same f and f' at these points, in float32 (verify.py): it
 is checked on what training actually fed the activation, not only on a probe grid.
+
+The task's other networks (seeds 1, 2, ...) start from other weights and may reach further:
+of theirs, the lowest and the highest finite input at the same moments are kept too, where
+they lie beyond seed 0's, so the check (and the dense check's far points, out to the
+trace's largest magnitude) reaches every input any seed's training fed the activation.
+`F.gelu(torch.clamp(x, -40, 40))` does not reuse F.gelu's result where a seed reached 50.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -34,7 +41,8 @@ _Forward = Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]
 
 
 class Tracer:
-    """Records the pre-activations of one network per job (its seed 0) at chosen moments."""
+    """Records the pre-activations of one network per job (its seed 0) at chosen moments,
+    and the span of its other networks' (seeds 1, 2, ...)."""
 
     def __init__(
         self,
@@ -42,33 +50,53 @@ class Tracer:
         fns: Sequence[Activation],
         forward_one: Callable[[Activation], _Forward],
         batched: bool = False,
+        counts: Sequence[int] | None = None,
     ) -> None:
-        """`firsts[j]` is the index of job j's first network; `forward_one(fn)` a forward.
+        """`firsts[j]` is the index of job j's first network, `counts[j]` its number of
+        networks (1 each where not given); `forward_one(fn)` a forward.
 
         With `batched`, the traced networks of consecutive jobs that share an activation
         run as one batch (forward_one must then take any number of networks), where each
         network's block of pre-activations is a multiple of BLOCK elements.
         """
         self._firsts = list(firsts)
+        self._counts = list(counts) if counts is not None else [1] * len(self._firsts)
         self._fns = list(fns)
         self._forward_one = forward_one
         self._batched = batched
         self._seen: list[list[torch.Tensor]] = [[] for _ in self._firsts]
+        # The lowest and highest finite input job j's other networks fed the activation.
+        self._span: list[tuple[float, float]] = [(math.inf, -math.inf) for _ in self._firsts]
+
+    def _widen(self, job: int, z: torch.Tensor) -> None:
+        """Widens job's span of its other networks' inputs by the finite values of `z`."""
+        z = z.reshape(-1)
+        finite = z[torch.isfinite(z)]
+        if finite.numel():
+            lo, hi = self._span[job]
+            self._span[job] = (min(lo, float(finite.min())), max(hi, float(finite.max())))
 
     def snapshot(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> None:
         """Runs each traced network on its inputs `x` and records what its activation sees."""
         with torch.no_grad():
             if self._batched and self._snapshot_batched(params, x):
                 return
-            for n, fn, seen in zip(self._firsts, self._fns, self._seen, strict=True):
+            for j, (first, fn) in enumerate(zip(self._firsts, self._fns, strict=True)):
+                for n in range(first, first + self._counts[j]):
+                    seen: list[torch.Tensor] = []
 
-                def tap(
-                    z: torch.Tensor, fn: Activation = fn, seen: list[torch.Tensor] = seen
-                ) -> torch.Tensor:
-                    seen.append(z.detach().reshape(-1).float().cpu())
-                    return fn(z)
+                    def tap(
+                        z: torch.Tensor, fn: Activation = fn, seen: list[torch.Tensor] = seen
+                    ) -> torch.Tensor:
+                        seen.append(z.detach().reshape(-1).float().cpu())
+                        return fn(z)
 
-                self._forward_one(tap)(x[n : n + 1], [p[n : n + 1] for p in params])
+                    self._forward_one(tap)(x[n : n + 1], [p[n : n + 1] for p in params])
+                    if n == first:
+                        self._seen[j] += seen
+                    else:
+                        for z in seen:
+                            self._widen(j, z)
 
     def _snapshot_batched(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> bool:
         """Records as `snapshot` does, a batch per activation; False (nothing kept) if it can't.
@@ -95,7 +123,8 @@ class Tracer:
                 seen.append(z.detach())
                 return fn(z)
 
-            idx = torch.tensor([self._firsts[j] for j in jobs])
+            nets = [range(self._firsts[j], self._firsts[j] + self._counts[j]) for j in jobs]
+            idx = torch.tensor([n for r in nets for n in r])
             self._forward_one(tap)(x.index_select(0, idx), [p.index_select(0, idx) for p in params])
             if any(z[0].numel() % BLOCK for z in seen):
                 self._batched = False
@@ -103,8 +132,12 @@ class Tracer:
             taps.append((jobs, seen))
         for jobs, seen in taps:
             for z in seen:
-                for k, j in enumerate(jobs):
+                k = 0
+                for j in jobs:
                     self._seen[j].append(z[k].reshape(-1).float().cpu())
+                    if self._counts[j] > 1:
+                        self._widen(j, z[k + 1 : k + self._counts[j]].float())
+                    k += self._counts[j]
         return True
 
     def sample(self, job: int, seed: int) -> tuple[float, ...]:
@@ -119,14 +152,23 @@ class Tracer:
         if not bool(finite.all()):  # a boolean index costs a full pass more; mostly a copy
             z = z[finite]
         del finite
-        if z.numel() > TRACE_POINTS:
+        beyond = self._beyond(job, z)
+        room = TRACE_POINTS - len(beyond)
+        if z.numel() > room:
             # topk, not a full sort: sorting every pre-activation of 100 tasks took 0.7 s
             # of a candidate's 11 s on a loaded CPU (bench/RESULTS.md, overhead).
             top = _extremes(z)
-            rest = _rest(z.numel(), top.numpy(), TRACE_POINTS - EXTREMES, seed)
+            rest = _rest(z.numel(), top.numpy(), room - EXTREMES, seed)
             z = z[torch.cat([top, rest])]
         # 9 significant digits round-trip a float32 exactly and keep the JSON short.
-        return tuple(float(f"{v:.9g}") for v in z.tolist())
+        return tuple(float(f"{v:.9g}") for v in z.tolist() + beyond)
+
+    def _beyond(self, job: int, z: torch.Tensor) -> list[float]:
+        """Returns the ends of job's span of other networks' inputs that lie outside the
+        finite values `z` of its first network, lowest first; the span is let go of."""
+        (lo, hi), self._span[job] = self._span[job], (math.inf, -math.inf)
+        low, high = (float(z.min()), float(z.max())) if z.numel() else (math.inf, -math.inf)
+        return [v for v, out in ((lo, lo < low), (hi, hi > high)) if out and math.isfinite(v)]
 
 
 def _extremes(z: torch.Tensor) -> torch.Tensor:

@@ -25,8 +25,9 @@ Dataset tasks train the MLP of their kind on their feature vectors.
 Initial weights depend only on (task digest, seed index), never on the candidate, so
 every candidate starts from the same networks on a task (common random numbers). Each
 result carries a trace (trace.py): a sample of the pre-activations of the task's first
-network, which lets another code with the same behaviour hash prove it would have computed
-the same activation values before it reuses the result.
+network and the ends of its other networks' range, which lets another code with the same
+behaviour hash prove it would have computed the same activation values before it reuses
+the result.
 """
 
 from __future__ import annotations
@@ -219,7 +220,9 @@ class Trainer:
         firsts = list(itertools.accumulate((j.task.settings.seeds for j in jobs[:-1]), initial=0))
 
         def tracer() -> Tracer:
-            return Tracer(firsts, [j.fn for j in jobs], forward_one, batched=task.graph is None)
+            counts = [j.task.settings.seeds for j in jobs]
+            fns = [j.fn for j in jobs]
+            return Tracer(firsts, fns, forward_one, batched=task.graph is None, counts=counts)
 
         trace = tracer()
         forward = eager

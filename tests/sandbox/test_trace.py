@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
 
 from minact.sandbox import randperm, trace
-from minact.sandbox.trace import EXTREMES, TRACE_POINTS, Tracer
+from minact.sandbox.loader import Activation
+from minact.sandbox.trace import BLOCK, EXTREMES, TRACE_POINTS, Tracer
 
 
 def _full_permutation_sample(z: torch.Tensor, seed: int) -> tuple[float, ...]:
@@ -63,3 +66,25 @@ def test_randperm_head_is_torchs(n: int) -> None:
 def test_randperm_head_declines_what_it_cannot_reproduce() -> None:
     assert randperm.head(randperm.SMALL_N, 224, 0) is None  # torch's 64-bit shuffle
     assert randperm.head(1000, 224, -1) is None
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_other_seeds_add_the_ends_of_their_range_beyond_seed_0s(batched: bool) -> None:
+    # Three jobs of 3, 1 and 2 networks; network n's pre-activations are the inputs, -1 to
+    # 1, times (n + 1), so a later seed reaches further than its job's first.
+    x = torch.linspace(-1.0, 1.0, 3 * BLOCK).reshape(1, -1, 1).repeat(6, 1, 1)
+    x[5, 5, 0] = float("nan")  # a non-finite input is never a bound
+    scale = torch.arange(1.0, 7.0).reshape(6, 1, 1)
+
+    def forward_one(fn: Activation) -> Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]:
+        return lambda x, params: fn(x * params[0])
+
+    tracer = Tracer([0, 3, 4], [torch.tanh] * 3, forward_one, batched, counts=[3, 1, 2])
+    tracer.snapshot([scale], x)
+    first, alone, pair = (tracer.sample(j, 0) for j in range(3))
+    assert len(first) == len(alone) == len(pair) == TRACE_POINTS
+    assert first[-2:] == (-3.0, 3.0) and max(map(abs, first[:-2])) == 1.0
+    assert max(map(abs, alone)) == 4.0 and alone[:2] == (-4.0, 4.0)  # a seed alone: its own
+    assert pair[-2:] == (-6.0, 6.0) and max(map(abs, pair[:-2])) == 5.0
+    tracer.snapshot([scale], x)  # the ranges are let go of with the sample, and found again
+    assert tracer.sample(0, 0)[-2:] == (-3.0, 3.0)
