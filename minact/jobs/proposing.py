@@ -90,11 +90,15 @@ async def proposer(
             # Each check waits as long as a request may (deadline: --llm-timeout), within
             # llm.check_seconds's bounds: a slow server is given the time the user gives it.
             answers: llm.Answers = {}  # the start-up checks ask GET /models once
-            config = replace(config, model=await llm.server_model(http, config, answers=answers))
+            unknown: list[str] = []  # what the checks could not learn of a model named
+            model = await llm.server_model(http, config, answers=answers, unknown=unknown)
+            config = replace(config, model=model)
             if config.model in members:
                 raise ConfigError(f"--llm-url: two servers both serve {config.model!r}; name them")
             members[config.model] = LLMProposer(llm.LLMClient(http, config))
             described = {"name": config.model, "url": config.url, "weight": spec.weight}
+            if unknown:
+                described["unchecked"] = "; ".join(unknown)
             if options.context_tokens:
                 described["context"] = [options.context_tokens, "--context-tokens"]
             elif (found := await llm.context_length(http, config, answers=answers)) is not None:
@@ -197,12 +201,15 @@ def describe(described: Mapping[str, Any], chosen: bool = False, model: str | No
 
 def _members(models: list[dict[str, Any]]) -> str:
     """Returns the start line's account of a run's model (or ensemble's members)."""
+    # A model used without the server's check says so: a typo shows at its first request.
+    unchecked = {m["name"]: f" (unchecked: {m['unchecked']})" for m in models if "unchecked" in m}
     if len(models) == 1:
-        return f"proposer: LLM {models[0]['name']} at {models[0]['url']}"
+        name = models[0]["name"]
+        return f"proposer: LLM {name} at {models[0]['url']}{unchecked.get(name, '')}"
     total = sum(m["weight"] for m in models)
     each = ", ".join(
         (f"{m['name']} at {m['url']}" if m["url"] else "the offline mutator")
-        + f" ({m['weight'] / total:.0%})"
+        + f" ({m['weight'] / total:.0%}){unchecked.get(m['name'], '')}"
         for m in models
     )
     return f"proposer: an ensemble of {len(models)} models: {each}"

@@ -1,7 +1,7 @@
 """Streaming chat client for OpenAI-compatible servers: retries, deadlines, early stop.
 
-With minact.search.server (the start-up checks, re-exported here) and minact.search.status
-(what an error status says), the only module that imports httpx; minact.sse turns the bytes
+With minact.search.server (the start-up checks, re-exported here), .status (what an error
+status says) and .redirects, the only module that imports httpx; minact.sse turns the bytes
 it reads into replies. It never reads the environment, the API key never appears in
 reprs, reasons, errors or replies (a key of MIN_MASKED characters or more), and text the
 server chose reaches them only with its control characters escaped. Each rule says, where
@@ -21,7 +21,7 @@ from typing import Any, cast
 import httpx
 
 from minact.errors import LLMError
-from minact.search import inflate, loopback, sse, thinking
+from minact.search import inflate, loopback, redirects, sse, thinking
 from minact.search.server import (
     CHECK_SECONDS,
     Answers,
@@ -128,11 +128,13 @@ class LLMClient:
         thinks_first: bool | None = None,
     ) -> None:
         self._http, self._config, self._sleep = http, config, sleep
+        redirects.watch(http)  # a Location that is no URL is refused, not retried
         self._rng = rng if rng is not None else random.Random()
         self._endpoint = config.url.rstrip("/") + "/chat/completions"
         self.seeded = True  # False once the server refused a request for its `seed` field
         # Whether the chat template opens a thinking block (replies start inside one). Until
         # a reply shows it (None), streams are read whole: a </think> may follow their code.
+        # A later reply may unlearn it (thinking.revised).
         self.thinks_first = thinks_first
         self._headers = {"Accept": "text/event-stream, application/json"}
         if config.api_key:
@@ -176,9 +178,9 @@ class LLMClient:
                     )
                 outcome = retried
             if isinstance(outcome, sse.Reply):
-                inside = self.thinks_first is True  # as this attempt's stream was read
-                if self.thinks_first is None:
-                    self.thinks_first = thinking.template_opens(outcome.text, outcome.finish_reason)
+                inside, self.thinks_first = thinking.revised(
+                    self.thinks_first, outcome.text, outcome.finish_reason
+                )
                 outcome = replace(outcome, text=thinking.made_explicit(outcome.text, inside))
                 return self._completion(outcome, messages, start, reasons)
             reasons.append(self._clean(outcome.reason))
@@ -244,6 +246,9 @@ class LLMClient:
             why = f"connect timeout after {cfg.connect_timeout:g} s"
         except httpx.ReadTimeout:
             why = f"read timeout: no data for {cfg.read_timeout:g} s"
+        except redirects.NoURL as e:
+            why = e.reason(cfg.api_key) + "; is a proxy or a login page in front of it?"
+            return sse.Failure(why, retryable=False)
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:
             return sse.Failure(f"invalid URL {self._endpoint!r}: {e}", retryable=False)
         except httpx.ConnectError as e:
@@ -276,8 +281,8 @@ class LLMClient:
             timeout=self._timeout, follow_redirects=False,
         ) as response:  # fmt: skip
             status, content_type = response.status_code, response.headers.get("content-type", "")
-            if 300 <= status < 400:
-                return self._redirect(response)
+            if 300 <= status < 400:  # refused (a NoURL raised here, _attempt says)
+                return sse.Failure(redirects.refusal(response, self._config.api_key), False)
             if not 200 <= status < 300:
                 body_start = await _read_some(response, 65536)
                 return status_failure(status, response.headers, body_start, self._config.api_key)
@@ -322,21 +327,6 @@ class LLMClient:
             if (outcome := stream.take(data, reader)) is not None:
                 return outcome
         return stream.end(None, reader)
-
-    def _redirect(self, response: httpx.Response) -> sse.Failure:
-        """Refuses a redirect: following one could send the prompt and key to another host."""
-        target = response.request.url.join(response.headers.get("location", ""))
-        shown = clip(str(target), 300, self._config.api_key)
-        why = f"{response.status_code} redirect to {shown}, not followed: "
-        if target == response.request.url:
-            why += "it redirects to the URL asked; is a proxy or a login page in front of it?"
-        elif shown.endswith("/chat/completions"):
-            why += f"set --llm-url to {shown.removesuffix('/chat/completions')}"
-            if target.host != response.request.url.host:  # the key would go there
-                why += " if you trust that host with the API key"
-        else:
-            why += "not an API endpoint; is a proxy or a login page in front of it?"
-        return sse.Failure(why, False)
 
     def _delay(self, failure: sse.Failure, attempt: int) -> float:
         """Returns how long to wait before the next attempt."""

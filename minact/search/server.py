@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx
 
 from minact.errors import ConfigError, LLMError
-from minact.search import inflate, sse, webpage
+from minact.search import inflate, redirects, sse, webpage
 from minact.search.config import MAX_CONTEXT_TOKENS
 from minact.untrusted import clip, printable, scrub
 
@@ -42,14 +42,16 @@ _MAX_ID = 512  # characters of a model id (llama-cpp-python's default id is the 
 
 
 class _Unanswered(Exception):
-    """Why a check's GET got no whole answer; `reached` when the server did answer."""
+    """Why a check's GET got no whole answer; `reached` when the server did answer, and
+    `unusable` when its answer came but cannot be read (too long, or not decoded)."""
 
-    def __init__(self, why: str, reached: bool) -> None:
+    def __init__(self, why: str, reached: bool, unusable: bool = False) -> None:
         super().__init__(why)
-        self.reached = reached
+        self.reached, self.unusable = reached, unusable
 
 
-Answers = dict[str, tuple[int, bytes]]  # GET answers by URL, shared by one server's checks
+# GET answers by URL, shared by one server's checks; a GET that got none keeps why.
+Answers = dict[str, "tuple[int, bytes] | _Unanswered"]
 
 
 async def _get(
@@ -62,17 +64,36 @@ async def _get(
 ) -> tuple[int, bytes]:
     """Returns the status and body of GET `url`, read within `seconds` and `cap` bytes;
     raises _Unanswered saying why not. With `answers`, a URL already asked is not asked
-    again (a hosted API's model list may be megabytes), and a new answer is kept there."""
+    again (a hosted API's model list may be megabytes), and a new answer (or why none
+    came) is kept there."""
     if answers is not None and url in answers:
-        return answers[url]
+        if isinstance(known := answers[url], _Unanswered):  # not asked again either
+            raise _Unanswered(str(known), known.reached, known.unusable)
+        return known
+    try:
+        answer = await _ask(http, url, config, seconds, cap)
+    except _Unanswered as e:
+        if answers is not None:
+            answers[url] = e
+        raise
+    if answers is not None:
+        answers[url] = answer
+    return answer
+
+
+async def _ask(
+    http: httpx.AsyncClient, url: str, config: LLMConfig, seconds: float, cap: int
+) -> tuple[int, bytes]:
+    """Returns the status and body of GET `url`, as _get says."""
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     timeout = httpx.Timeout(seconds, connect=min(seconds, config.connect_timeout))
     body = bytearray()
+    redirects.watch(http)  # a Location that is no URL is said, not taken for no connection
 
     async def read() -> int:
         async with http.stream("GET", url, headers=headers, timeout=timeout) as response:
             if response.is_redirect:  # never followed: the key would go where it points
-                target = response.request.url.join(response.headers.get("location", ""))
+                target = redirects.target(response)
                 why = f"{response.status_code} redirect to {target}, not followed"
                 raise _Unanswered(why, True)
             raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
@@ -82,22 +103,21 @@ async def _get(
                 async for chunk in chunks:
                     body.extend(chunk)
                     if len(body) > cap:
-                        raise _Unanswered(f"its answer is longer than {cap} bytes", True)
+                        raise _Unanswered(f"its answer is longer than {cap} bytes", True, True)
             return response.status_code
 
     try:
-        answer = await asyncio.wait_for(read(), seconds), bytes(body)
-        if answers is not None:
-            answers[url] = answer
-        return answer
+        return await asyncio.wait_for(read(), seconds), bytes(body)
     except asyncio.TimeoutError:
         got = f"{len(body)} bytes of the body arrived" if body else "nothing arrived"
         why = f"no whole answer within {seconds:g} s ({got})"
         if seconds < CHECK_MOST:  # check_seconds: the user's timeout gives it longer
             why += f"; --llm-timeout gives a slow server up to {CHECK_MOST:g} s"
         raise _Unanswered(why, True) from None
+    except redirects.NoURL as e:
+        raise _Unanswered(e.reason(config.api_key), True) from None
     except (httpx.DecodingError, inflate.DecodeError) as e:
-        raise _Unanswered(f"its body does not decode ({e})", True) from None
+        raise _Unanswered(f"its body does not decode ({e})", True, True) from None
     except (httpx.HTTPError, httpx.InvalidURL) as e:
         raise _Unanswered(f"{type(e).__name__}: {e}", False) from None
 
@@ -126,17 +146,21 @@ async def server_model(
     seconds: float | None = None,
     cap: int = CHECK_BYTES,
     answers: Answers | None = None,
+    unknown: list[str] | None = None,
 ) -> str:
     """Returns the model a run will ask: config.model once the server has shown it serves
     it, else the first model it lists. Raises LLMError, in one line, within `seconds`
     (None: check_seconds of config.deadline, --llm-timeout), when the server cannot be
-    reached, does not answer in time or in `cap` bytes, rejects the key, does not serve
-    the model, or names none that can be used; ConfigError when it answers with a web
-    page or other text that is no API's (--llm-url names no API).
+    reached, does not answer in time (or, where no model is named, in `cap` bytes),
+    rejects the key, does not serve the model, or names none that can be used;
+    ConfigError when it answers with a web page or other text that is no API's
+    (--llm-url names no API).
 
     The check is GET {url}/models, made before any training, so that a dead server or a
     typo ends the run at once (a server without that route is let be). `answers`: shared
-    with context_length, which then reads the same list without asking again.
+    with context_length, which then reads the same list without asking again. A model
+    named whose list answers unusably (over `cap` bytes, not decoded, no list) is used
+    unchecked, and `unknown` gets a line saying what that leaves unknown.
     """
     key, url = config.api_key, config.url.rstrip("/") + "/models"
     seconds = check_seconds(config.deadline) if seconds is None else seconds
@@ -144,6 +168,10 @@ async def server_model(
         status, content = await _get(http, url, config, seconds, cap, answers)
     except _Unanswered as e:
         why = clip(str(e), 300, key)
+        if config.model and e.unusable:
+            # The server is up and answered: a named model needs no list, and the first
+            # request tells whether it is served (a hosted API may list thousands).
+            return _unchecked(config, url, why, unknown)
         if e.reached:
             why = f"the LLM server did not answer GET {url} usefully: {why}; is --llm-url right?"
         else:
@@ -164,8 +192,10 @@ async def server_model(
     entries = data if isinstance(data, list) else []  # `"data": 5` lists nothing either
     listed = [str(m["id"]) for m in entries if isinstance(m, dict) and "id" in m]
     if config.model:
-        if status == 404 or (status == 200 and not isinstance(data, list)):
+        if status == 404:
             return config.model  # it lists no models: the first request will tell
+        if status == 200 and not isinstance(data, list):
+            return _unchecked(config, url, "it holds no list of models", unknown)
         if status != 200:
             why = f"GET {url} answered {status}: {sse.error_message(content, key)}"
             raise LLMError(scrub(key, why))
@@ -185,6 +215,16 @@ async def server_model(
         why += " pass the model name with --model"
         raise LLMError(scrub(key, why))
     return listed[0]
+
+
+def _unchecked(config: LLMConfig, url: str, why: str, unknown: list[str] | None) -> str:
+    """Returns config.model, used without the check of GET `url` (whose answer `why`
+    tells), after noting in `unknown` what the check would have said."""
+    if unknown is not None:
+        said = f"GET {url} gave no usable list of models ({why}): whether the server serves"
+        said += f" {config.model}, and the context length its list may give, are unknown"
+        unknown.append(scrub(config.api_key, said))
+    return config.model
 
 
 MAX_CONTEXT = MAX_CONTEXT_TOKENS  # a larger "length" is no length

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 
-__all__ = ["OPEN", "Tags", "answer", "made_explicit", "template_opens"]
+__all__ = ["OPEN", "Tags", "answer", "made_explicit", "revised", "template_opens"]
 
 OPEN = "<think>"
 _TAG = re.compile(r"<(/?)think(?:ing)?>")
@@ -80,6 +80,22 @@ def template_opens(text: str, finish_reason: str) -> bool | None:
     if first is not None:
         return bool(first.group(1))
     return None if finish_reason in _UNFINISHED else False
+
+
+def revised(known: bool | None, text: str, finish_reason: str) -> tuple[bool, bool | None]:
+    """Returns whether reply `text` is to be read as started inside a block its chat
+    template opened, where earlier replies showed `known` (see template_opens), and what is
+    known of the template after it: learnt from the first reply that tells, and unlearnt
+    by a reply that ended of itself (finish_reason "stop") without any tag."""
+    if known is None:
+        return False, template_opens(text, finish_reason)
+    if known and finish_reason == "stop" and _TAG.search(text) is None:
+        # A template that opens a block gets a </think> in every reply that answers: a
+        # first reply that began with one was odd, not this one, which read as all thinking
+        # gave no code, and so did every later one. It is read as it is, and the next
+        # reply (read whole, as a first one is) tells again.
+        return False, None
+    return known, known
 
 
 def made_explicit(text: str, started_inside: bool) -> str:

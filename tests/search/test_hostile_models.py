@@ -189,6 +189,32 @@ def test_reasoning_sent_under_both_names_is_counted_once(server: LLMServer) -> N
     assert c.reasoning_chars == 4 and GOOD_CODE in c.text
 
 
+def test_a_first_reply_that_closes_a_block_it_never_opened_is_not_believed_for_the_run(
+    server: LLMServer,
+) -> None:
+    # A first reply that starts with </think> showed a template that opens a block; every
+    # later reply without tags was then read as all thinking, and gave no code at all. A
+    # reply that ends of itself without any tag shows otherwise: it is read as it is.
+    other = GOOD_REPLY.replace("sigmoid", "tanh")
+    server.push(Reply(f"</think>\n\n{GOOD_REPLY}"), Reply(other), Reply(other))
+
+    async def main() -> tuple[list[Completion], list[bool | None]]:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            client = LLMClient(http, LLMConfig(server.url, "test-model"), sleep=Sleeps())
+            replies, known = [], []
+            for _ in range(3):
+                replies.append(await client.complete(MESSAGES))
+                known.append(client.thinks_first)
+            return replies, known
+
+    (first, second, third), known = run(main())
+    assert parse_reply(first.text, "") == GOOD_CODE and known[0] is True
+    assert (second.text, second.finish_reason) == (other, "stop")  # read whole, as it is
+    assert parse_reply(second.text, "") == GOOD_CODE.replace("sigmoid", "tanh")
+    assert known[1:] == [None, False]  # the next reply, read whole, told again
+    assert parse_reply(third.text, "") == GOOD_CODE.replace("sigmoid", "tanh")
+
+
 # --- line ends, redirects, proxies -----------------------------------------------------------
 
 
@@ -234,6 +260,33 @@ def test_a_redirect_to_another_port_sends_the_other_server_nothing(code: int) ->
     models = other.url + "/models"
     assert f"GET {server.url}/models usefully: {code} redirect to {models}, not followed" in said
     assert f"{code} redirect to {target}, not followed" in said and key not in said
+
+
+@pytest.mark.parametrize("location", ["http://[::1", "http://{key}:port/v1/chat/completions"])
+def test_a_redirect_to_a_location_that_is_no_url_fails_at_once(location: str) -> None:
+    # httpx cannot join such a Location with the URL asked: the chat request blamed
+    # --llm-url ("invalid URL"), and the start-up check said the server could not be reached.
+    key = "sk-malformed-0123456789abcdef"
+    location = location.format(key=key)
+    gets = {"/v1/models": Redirect(location), "/props": Redirect(location)}
+    with LLMServer(lambda body: Redirect(location, 302), gets=gets) as server:
+        config = LLMConfig(server.url, "test-model", api_key=key, retries=2)
+
+        async def main() -> tuple[str, str]:
+            async with llm.http_client() as http:
+                with pytest.raises(LLMError) as checked:
+                    await llm.server_model(http, config)
+                with pytest.raises(LLMError) as sent:
+                    await LLMClient(http, config, sleep=Sleeps()).complete(MESSAGES)
+                return str(checked.value), str(sent.value)
+
+        checked, sent = run(main())
+        assert len(server.requests) == 2  # one each: neither is retried
+    shown = location.replace(key, "***")
+    assert f"307 redirect to '{shown}', which is not a URL: not followed" in checked
+    assert "did not answer" in checked and "cannot reach" not in checked
+    assert sent.startswith(f"LLM server {server.url}: 302 redirect to '{shown}', which is not")
+    assert "invalid URL" not in sent and key not in checked + sent
 
 
 def test_proxy_variables_never_capture_a_loopback_server(

@@ -34,6 +34,7 @@ from tests.fakes import Sleeps, run
 from tests.llm_server import (
     GOOD_CODE,
     GOOD_REPLY,
+    MODELS,
     Drip,
     EmptyBody,
     Endless,
@@ -138,10 +139,46 @@ def test_a_models_route_that_never_answers_ends_the_check_at_its_deadline() -> N
 
 
 def test_an_endless_models_body_is_cut_at_the_cap() -> None:
+    # No model is named: the list is what names one, and none can be had.
     with LLMServer(gets={"/v1/models": Endless()}) as server:
-        message = _check_fails(server.url, "test-model")  # the default cap, CHECK_BYTES
+        message = _check_fails(server.url)  # the default cap, CHECK_BYTES
     assert f"did not answer GET {server.url}/models usefully" in message
     assert f"its answer is longer than {checks.CHECK_BYTES} bytes" in message
+
+
+GZIP_GARBAGE = _head("application/json", "Content-Encoding: gzip") + b"not gzip at all"
+
+
+@pytest.mark.parametrize(
+    ("gets", "models", "why"),
+    [
+        ({"/v1/models": Endless()}, {}, f"its answer is longer than {checks.CHECK_BYTES} bytes"),
+        ({"/v1/models": Raw(GZIP_GARBAGE)}, {}, "its body does not decode"),
+        ({}, {"data": 5}, "it holds no list of models"),
+    ],
+)
+def test_a_named_model_is_used_unchecked_where_the_list_is_unusable(
+    gets: dict[str, Any], models: dict[str, Any], why: str
+) -> None:
+    # The run ended, though the model was named and the list only checks it: a hosted
+    # API that lists thousands of models could not be used at all.
+    with LLMServer(models=models or MODELS, gets=gets) as server:
+        config = LLMConfig(server.url, "test-model")
+
+        async def main() -> tuple[str, list[str], tuple[int, str] | None]:
+            answers: llm.Answers = {}
+            unknown: list[str] = []
+            async with llm.http_client() as http:
+                model = await llm.server_model(http, config, answers=answers, unknown=unknown)
+                return model, unknown, await llm.context_length(http, config, answers=answers)
+
+        model, unknown, n_ctx = run(main())
+        asked = [r for r in server.requests if r.path == "/v1/models"]
+    assert (model, n_ctx, len(asked)) == ("test-model", None, 1)  # the list is not asked again
+    (said,) = unknown
+    assert said.startswith(f"GET {server.url}/models gave no usable list of models ({why}")
+    assert said.endswith("whether the server serves test-model, and the context length its"
+                         " list may give, are unknown")  # fmt: skip
 
 
 @pytest.mark.parametrize("extra", [0, 1])
