@@ -179,9 +179,18 @@ class Evaluator:
         return self.config.admit_timeout or max(5.0, min(ADMIT_SECONDS, self.lab.timeout))
 
     def _device(self) -> str:
-        """Returns the device evaluations run on ("" while unknown)."""
-        known = str(self.info.get("device") or "")
-        return known or (self.config.device if self.config.device in ("cpu", "cuda") else "")
+        """Returns the device evaluations run on; raises EvaluationError.
+
+        Asked only to judge or record a failure another device might not repeat (a
+        timeout on CPU, retried on CUDA): where --device auto leaves it unknown because no
+        worker has started (every admission came from the cache), one is started to learn
+        it, as a retry would need it anyway; "unknown" would count as the same device.
+        """
+        if known := str(self.info.get("device") or ""):
+            return known
+        if self.config.device in ("cpu", "cuda"):
+            return self.config.device
+        return str(self._worker.start().get("device") or "")
 
     def preferred_batch(self) -> int:
         """Returns how many candidates one `score` call should bring to keep every worker

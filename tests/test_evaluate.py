@@ -260,6 +260,24 @@ def test_a_too_costly_by_a_timing_seen_again_stands(tiny_lab: Lab, cache: Fitnes
     assert "final after a retry" in got.reason
 
 
+def test_a_verdict_final_on_another_device_is_probed_again_here(
+    tiny_lab: Lab, cache: FitnessCache
+) -> None:
+    # Seen twice on another device ("mps": none minact's worker runs on), final there.
+    # With --device auto and nothing else to run, no worker has started when it is
+    # judged; the device is learnt, not taken for the same.
+    tanh = candidate("torch.tanh(x)", "tanh")
+    relu = candidate("F.relu(x)", "relu")
+    with Evaluator(tiny_lab, cache) as ev:
+        ev.score([relu])  # the reference: cached, so the next evaluator starts no worker
+    seen = Conditions(timeout=1e9, device="mps", load=0.1, attempts=2, clean=2)
+    cache.put_admission(tanh.code_hash, tiny_lab.digest(), Admission("too_costly", _TIMED), seen)
+    with Evaluator(tiny_lab, cache, EvaluatorConfig(device="auto")) as ev:
+        got = _by_name(ev.score([tanh]))["tanh"]
+        assert got.ok, got.reason  # probed again, here, where it is cheap
+        assert ev.info["device"] in ("cpu", "cuda")
+
+
 def test_a_too_costly_by_counting_stands_at_once(tiny_lab: Lab, cache: FitnessCache) -> None:
     tanh = candidate("torch.tanh(x)", "tanh")
     counted = Admission("too_costly", "costs 40.0x GELU in elementwise operations (limit 16x)")
