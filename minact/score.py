@@ -174,7 +174,8 @@ class TaskResult:
         id: in-distribution test MSE per seed.
         seconds: training wall time attributed to this (candidate, task).
         trace: a sample of the pre-activations the activation saw in training (float32
-            values, seed 0), against which other code with the same behaviour hash is
+            values, seed 0's, and the other seeds' lowest and highest where they reach
+            further), against which other code with the same behaviour hash is
             verified before it may reuse this result (minact.sandbox.trace).
     """
 
