@@ -36,8 +36,10 @@ async def _check_location(response: httpx.Response) -> None:
     if not response.has_redirect_location or location is None:
         return
     try:
-        httpx.URL(location)
-    except httpx.InvalidURL:  # what httpx would turn into a RemoteProtocolError
+        # Its host too: httpx decodes an IDNA host ('xn--a.com') to read it, and one that
+        # does not decode raised idna's error (a UnicodeError) out of the request.
+        httpx.URL(location).host  # noqa: B018
+    except (httpx.InvalidURL, UnicodeError):  # what httpx would fail on
         raise NoURL(response.status_code, location) from None
 
 
@@ -58,8 +60,10 @@ def target(response: httpx.Response) -> httpx.URL:
     raises NoURL when the Location is not a URL."""
     location = response.headers.get("location", "")
     try:
-        return response.request.url.join(location)
-    except httpx.InvalidURL:
+        url = response.request.url.join(location)
+        url.host  # noqa: B018  (an IDNA host that does not decode, as _check_location)
+        return url
+    except (httpx.InvalidURL, UnicodeError):
         raise NoURL(response.status_code, location) from None
 
 
