@@ -168,6 +168,11 @@ class Results:
             # failure would be final for functions that train well; they train themselves.
             self._collide(st, mismatch=False)
             return False
+        if stored.result.traced < len(stored.result.ood):
+            # Its trace holds seed 0's inputs only (an older minact's): verification could
+            # not see where the other seeds' training went. Nothing says they differ.
+            self._collide(st, mismatch=False)
+            return False
         if (st.code, producer, d) in self._unverified:
             self._collide(st, mismatch=False)  # trains itself; nothing says they differ
             return False

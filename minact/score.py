@@ -177,6 +177,9 @@ class TaskResult:
             values, seed 0's, and the other seeds' lowest and highest where they reach
             further), against which other code with the same behaviour hash is
             verified before it may reuse this result (minact.sandbox.trace).
+        traced: how many seeds' inputs the trace covers: all of them since the trace took
+            the other seeds' ends; 1 in a result an older minact cached (seed 0's only),
+            which other code may not reuse where it trained more seeds (minact.reuse).
     """
 
     status: Status
@@ -185,6 +188,7 @@ class TaskResult:
     id: tuple[float, ...] = ()
     seconds: float = 0.0
     trace: tuple[float, ...] = ()
+    traced: int = 1
 
     @property
     def ok(self) -> bool:
@@ -200,6 +204,7 @@ class TaskResult:
             "id": list(self.id),
             "seconds": self.seconds,
             "trace": list(self.trace),
+            "traced": self.traced,
         }
 
     @classmethod
@@ -214,7 +219,10 @@ class TaskResult:
                 raise ValueError("an ok result has finite losses only")
         trace = _floats(d.get("trace", []))
         seconds = float(d.get("seconds", 0.0))
-        return cls(verdict, str(d.get("reason", "")), ood, id_, seconds, trace)
+        traced = d.get("traced", 1)  # absent: written before the trace took every seed's
+        if isinstance(traced, bool) or not isinstance(traced, int) or traced < 1:
+            raise ValueError(f"traced is a positive number of seeds, not {traced!r}")
+        return cls(verdict, str(d.get("reason", "")), ood, id_, seconds, trace, traced)
 
 
 @dataclass(frozen=True, slots=True)

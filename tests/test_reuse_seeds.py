@@ -13,7 +13,7 @@ from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.lab.loader import load_lab
 from minact.lab.task import Lab
 from minact.sandbox.fingerprint import REACH
-from minact.score import Score
+from minact.score import Score, TaskResult
 from minact.validate import validate
 
 CONFIG = EvaluatorConfig(threads=1)
@@ -72,3 +72,25 @@ def test_code_that_differs_only_where_another_seed_reached_trains_itself(
     assert got["wide"].tasks == honest.tasks and got["wide"].fitness == honest.fitness
     assert got["wide"].tasks != got["relu"].tasks  # the seed that reached it trained otherwise
     assert got["wide"].collision is not None and not got["wide"].cached
+
+
+def test_a_result_traced_on_seed_0_alone_is_not_shared(cache: FitnessCache, tmp_path: Path) -> None:
+    # What an older minact cached: the trace of seed 0 only (no "traced" field). Another
+    # code may not reuse it on a lab of 3 seeds; it trains itself (no collision: nothing
+    # says they differ), and the producer keeps its own result.
+    lab = _lab(tmp_path / "tasks.toml")
+    relu = _cand("F.relu(x)", "relu")
+    first = _score(lab, cache, relu)["relu"]
+    assert first.behaviour_hash is not None
+    key, task, digest = first.behaviour_hash, lab.tasks[0].digest(), lab.digest()
+    stored = cache.get_result(key, task, digest)
+    assert stored is not None and stored.producer is not None
+    assert stored.result.traced == 3 == len(stored.result.ood)
+    old = {k: v for k, v in stored.result.to_dict().items() if k != "traced"}
+    old["trace"] = [v for v in old["trace"] if abs(v) < BEYOND]  # seed 0's reach: < BEYOND
+    cache.put_result(key, task, digest, TaskResult.from_dict(old), stored.producer)
+    wide = _cand(f"torch.where(x.abs() > {BEYOND}, 2.0 * x, F.relu(x))", "wide")
+    got = _score(lab, cache, relu, wide)
+    assert got["relu"].cached and got["relu"].tasks == first.tasks
+    assert not got["wide"].cached and got["wide"].collision is None
+    assert got["wide"].tasks != first.tasks

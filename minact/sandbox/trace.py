@@ -17,6 +17,7 @@ trace's largest magnitude) reaches every input any seed's training fed the activ
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -66,15 +67,18 @@ class Tracer:
         self._batched = batched
         self._seen: list[list[torch.Tensor]] = [[] for _ in self._firsts]
         # The lowest and highest finite input job j's other networks fed the activation.
-        self._span: list[tuple[float, float]] = [(math.inf, -math.inf) for _ in self._firsts]
+        # Kept as tensors on the training device: a float() each would wait for the GPU.
+        self._span: list[list[torch.Tensor]] = [[] for _ in self._firsts]
 
     def _widen(self, job: int, z: torch.Tensor) -> None:
-        """Widens job's span of its other networks' inputs by the finite values of `z`."""
-        z = z.reshape(-1)
-        finite = z[torch.isfinite(z)]
-        if finite.numel():
-            lo, hi = self._span[job]
-            self._span[job] = (min(lo, float(finite.min())), max(hi, float(finite.max())))
+        """Widens job's span of its other networks' inputs by the finite values of `z`
+        (an infinite end where it has none)."""
+        z = z.detach().reshape(-1)
+        if z.numel():
+            finite = torch.isfinite(z)
+            lo = torch.where(finite, z, math.inf).amin()
+            hi = torch.where(finite, z, -math.inf).amax()
+            self._span[job].append(torch.stack([lo, hi]).float())
 
     def snapshot(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> None:
         """Runs each traced network on its inputs `x` and records what its activation sees."""
@@ -131,13 +135,18 @@ class Tracer:
                 return False
             taps.append((jobs, seen))
         for jobs, seen in taps:
+            heads = list(itertools.accumulate((self._counts[j] for j in jobs[:-1]), initial=0))
+            others = heads[-1] + self._counts[jobs[-1]] > len(jobs)
+            # The first networks' blocks alone, where the batch held others too: on CPU, a
+            # view kept until `sample` would hold every network's pre-activations.
+            on_cpu = bool(seen) and seen[0].device.type == "cpu"
+            at = torch.tensor(heads) if on_cpu and others else None
             for z in seen:
-                k = 0
-                for j in jobs:
-                    self._seen[j].append(z[k].reshape(-1).float().cpu())
+                first = z if at is None else z.index_select(0, at)
+                for i, (j, k) in enumerate(zip(jobs, heads, strict=True)):
+                    self._seen[j].append(first[i].reshape(-1).float().cpu())
                     if self._counts[j] > 1:
                         self._widen(j, z[k + 1 : k + self._counts[j]].float())
-                    k += self._counts[j]
         return True
 
     def sample(self, job: int, seed: int) -> tuple[float, ...]:
@@ -166,7 +175,11 @@ class Tracer:
     def _beyond(self, job: int, z: torch.Tensor) -> list[float]:
         """Returns the ends of job's span of other networks' inputs that lie outside the
         finite values `z` of its first network, lowest first; the span is let go of."""
-        (lo, hi), self._span[job] = self._span[job], (math.inf, -math.inf)
+        spans, self._span[job] = self._span[job], []
+        if not spans:
+            return []
+        both = torch.stack(spans)
+        lo, hi = float(both[:, 0].amin()), float(both[:, 1].amax())
         low, high = (float(z.min()), float(z.max())) if z.numel() else (math.inf, -math.inf)
         return [v for v, out in ((lo, lo < low), (hi, hi > high)) if out and math.isfinite(v)]
 

@@ -286,8 +286,9 @@ def _result(
         bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
         if bad:
             reason = f"{what} loss is {values[bad[0]]} for seed {bad[0]}"
-            return TaskResult("nonfinite", reason, seconds=seconds, trace=trace)
-    return TaskResult("ok", "", tuple(ood), tuple(id_), seconds, trace)
+            return TaskResult("nonfinite", reason, seconds=seconds, trace=trace, traced=len(ood))
+    # The trace covers every seed's inputs (trace.py): seed 0's sampled, the others' ends.
+    return TaskResult("ok", "", tuple(ood), tuple(id_), seconds, trace, len(ood))
 
 
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

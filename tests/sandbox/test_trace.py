@@ -88,3 +88,19 @@ def test_other_seeds_add_the_ends_of_their_range_beyond_seed_0s(batched: bool) -
     assert pair[-2:] == (-6.0, 6.0) and max(map(abs, pair[:-2])) == 5.0
     tracer.snapshot([scale], x)  # the ranges are let go of with the sample, and found again
     assert tracer.sample(0, 0)[-2:] == (-3.0, 3.0)
+
+
+def test_a_batched_trace_keeps_only_the_first_networks_pre_activations() -> None:
+    # Two jobs of 3 networks: the other networks' pre-activations give only their ends, so
+    # what the tracer keeps until `sample` must not be views holding all six networks'.
+    x = torch.randn(6, BLOCK, 4)
+
+    def forward_one(fn: Activation) -> Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]:
+        return lambda x, params: fn(x * params[0])
+
+    tracer = Tracer([0, 3], [torch.tanh] * 2, forward_one, batched=True, counts=[3, 3])
+    tracer.snapshot([torch.ones(6, 1, 1)], x)
+    kept = [z for seen in tracer._seen for z in seen]
+    held = {z.untyped_storage().data_ptr(): z.untyped_storage().nbytes() for z in kept}
+    assert sum(held.values()) == sum(z.numel() * z.element_size() for z in kept)
+    assert [z.tolist() for z in kept] == [x[0].reshape(-1).tolist(), x[3].reshape(-1).tolist()]
