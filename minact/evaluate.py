@@ -42,6 +42,7 @@ from minact.errors import EvaluationError
 from minact.fitness import aggregate, first_failure
 from minact.lab.task import Lab, Task
 from minact.reuse import Resolved, Results, failure_conditions, noted
+from minact.sandbox import devices
 from minact.sandbox.client import WorkerSettings
 from minact.sandbox.pool import local_workers
 from minact.sandbox.ray_workers import RayWorkers
@@ -183,13 +184,16 @@ class Evaluator:
 
         Asked only to judge or record a failure another device might not repeat (a
         timeout on CPU, retried on CUDA): where --device auto leaves it unknown because no
-        worker has started (every admission came from the cache), one is started to learn
-        it, as a retry would need it anyway; "unknown" would count as the same device.
+        worker has started (every admission came from the cache) and the machine may have
+        a GPU, one is started to learn it, as a retry would need it anyway; "unknown"
+        would count as the same device.
         """
         if known := str(self.info.get("device") or ""):
             return known
         if self.config.device in ("cpu", "cuda"):
             return self.config.device
+        if not devices.gpu_possible():
+            return "cpu"
         return str(self._worker.start().get("device") or "")
 
     def preferred_batch(self) -> int:

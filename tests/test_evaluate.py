@@ -254,18 +254,21 @@ def test_a_too_costly_by_a_timing_seen_again_stands(tiny_lab: Lab, cache: Fitnes
     seen = Conditions(timeout=1e9, device="cpu", load=0.1, attempts=2, clean=2)
     verdict = Admission("too_costly", _TIMED)
     cache.put_admission(tanh.code_hash, tiny_lab.digest(), verdict, seen)
-    with Evaluator(tiny_lab, cache) as ev:
+    with Evaluator(tiny_lab, cache, EvaluatorConfig(device="cpu")) as ev:  # where it was seen
         got = _by_name(ev.score([tanh]))["tanh"]
     assert got.status == "too_costly" and got.reason.startswith(_TIMED)
     assert "final after a retry" in got.reason
 
 
+@pytest.mark.parametrize("gpu", [False, True], ids=["no GPU device node", "a GPU maybe"])
 def test_a_verdict_final_on_another_device_is_probed_again_here(
-    tiny_lab: Lab, cache: FitnessCache
+    tiny_lab: Lab, cache: FitnessCache, monkeypatch: pytest.MonkeyPatch, gpu: bool
 ) -> None:
     # Seen twice on another device ("mps": none minact's worker runs on), final there.
     # With --device auto and nothing else to run, no worker has started when it is
-    # judged; the device is learnt, not taken for the same.
+    # judged: the device is the CPU where the machine has no GPU, else a worker is asked;
+    # it is never taken for the same.
+    monkeypatch.setattr("minact.sandbox.devices.gpu_possible", lambda: gpu)
     tanh = candidate("torch.tanh(x)", "tanh")
     relu = candidate("F.relu(x)", "relu")
     with Evaluator(tiny_lab, cache) as ev:

@@ -21,7 +21,8 @@ from minact.lab.task import Lab
 from minact.score import BUSY_LOAD, MAX_ATTEMPTS, Score
 from minact.validate import code_hash, validate
 
-CONFIG = EvaluatorConfig(threads=1)
+# On the CPU wherever it runs: a cached failure's device is then known without a worker.
+CONFIG = EvaluatorConfig(threads=1, device="cpu")
 U = "u = (x + 10 - 0.0014142135623730952) * 2047 / 20"  # integer on the probe grid
 
 # name: (poisoner lines, victim return expression)
