@@ -12,7 +12,8 @@ The task's other networks (seeds 1, 2, ...) start from other weights and may rea
 of theirs, the lowest and the highest finite input at the same moments are kept too, where
 they lie beyond seed 0's, so the check (and the dense check's far points, out to the
 trace's largest magnitude) reaches every input any seed's training fed the activation.
-`F.gelu(torch.clamp(x, -40, 40))` does not reuse F.gelu's result where a seed reached 50.
+`F.gelu(torch.clamp(x, -100, 100))` does not reuse F.gelu's result where seed 0 reached
+90 and seed 2 reached 150 (the dense check's grid over [-REACH, REACH] stops at 64).
 """
 
 from __future__ import annotations
