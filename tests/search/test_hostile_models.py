@@ -262,10 +262,19 @@ def test_a_redirect_to_another_port_sends_the_other_server_nothing(code: int) ->
     assert f"{code} redirect to {target}, not followed" in said and key not in said
 
 
-@pytest.mark.parametrize("location", ["http://[::1", "http://{key}:port/v1/chat/completions"])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://[::1",
+        "http://{key}:port/v1/chat/completions",
+        "http://xn--a.com/v1",  # parsed, but its IDNA host does not decode
+        "http://xn--ls8h.la/",
+    ],
+)
 def test_a_redirect_to_a_location_that_is_no_url_fails_at_once(location: str) -> None:
     # httpx cannot join such a Location with the URL asked: the chat request blamed
-    # --llm-url ("invalid URL"), and the start-up check said the server could not be reached.
+    # --llm-url ("invalid URL"), and the start-up check said the server could not be reached;
+    # a host that does not decode raised idna's error out of both, as a traceback.
     key = "sk-malformed-0123456789abcdef"
     location = location.format(key=key)
     gets = {"/v1/models": Redirect(location), "/props": Redirect(location)}
