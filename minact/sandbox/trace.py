@@ -88,20 +88,17 @@ class Tracer:
                 return
             for j, (first, fn) in enumerate(zip(self._firsts, self._fns, strict=True)):
                 for n in range(first, first + self._counts[j]):
-                    seen: list[torch.Tensor] = []
 
                     def tap(
-                        z: torch.Tensor, fn: Activation = fn, seen: list[torch.Tensor] = seen
+                        z: torch.Tensor, fn: Activation = fn, j: int = j, n: int = n
                     ) -> torch.Tensor:
-                        seen.append(z.detach().reshape(-1).float().cpu())
+                        if n == self._firsts[j]:
+                            self._seen[j].append(z.detach().reshape(-1).float().cpu())
+                        else:  # only its ends are kept: no copy off the device
+                            self._widen(j, z)
                         return fn(z)
 
                     self._forward_one(tap)(x[n : n + 1], [p[n : n + 1] for p in params])
-                    if n == first:
-                        self._seen[j] += seen
-                    else:
-                        for z in seen:
-                            self._widen(j, z)
 
     def _snapshot_batched(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> bool:
         """Records as `snapshot` does, a batch per activation; False (nothing kept) if it can't.
@@ -147,7 +144,7 @@ class Tracer:
                 for i, (j, k) in enumerate(zip(jobs, heads, strict=True)):
                     self._seen[j].append(first[i].reshape(-1).float().cpu())
                     if self._counts[j] > 1:
-                        self._widen(j, z[k + 1 : k + self._counts[j]].float())
+                        self._widen(j, z[k + 1 : k + self._counts[j]])
         return True
 
     def sample(self, job: int, seed: int) -> tuple[float, ...]:

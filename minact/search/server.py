@@ -68,7 +68,7 @@ async def _get(
     came) is kept there."""
     if answers is not None and url in answers:
         if isinstance(known := answers[url], _Unanswered):  # not asked again either
-            raise _Unanswered(str(known), known.reached, known.unusable)
+            raise known
         return known
     try:
         answer = await _ask(http, url, config, seconds, cap)
