@@ -38,11 +38,13 @@ R = TypeVar("R")
 
 class _Refused(Exception):
     """The worker answered {"ok": false} to a request it should have served; `memory`: it
-    said memory ran out (no verdict on the code, which a later call retries)."""
+    said memory ran out (no verdict on the code, which a later call retries); `broken`: its
+    CUDA context can no longer run anything, and it was replaced."""
 
-    def __init__(self, message: str, memory: bool = False) -> None:
+    def __init__(self, message: str, memory: bool = False, broken: bool = False) -> None:
         super().__init__(message)
         self.memory = memory
+        self.broken = broken
 
 
 # What makes a batch worth asking again item by item.
@@ -209,6 +211,9 @@ class WorkerClient:
                 )
             elif isinstance(e, _Refused) and e.memory:
                 failure = TaskResult("crashed", f"training {OUT_OF_MEMORY}: {e}"[:500])
+            elif isinstance(e, _Refused) and e.broken:
+                # Alone, in a fresh worker, it broke the context again: its own doing.
+                failure = TaskResult("crashed", f"training: {e}"[:500])
             elif isinstance(e, _Refused):
                 failure = TaskResult("error", str(e)[:500])
             else:
@@ -275,8 +280,13 @@ class WorkerClient:
                 raise EvaluationError("evaluation interrupted") from None
             raise
         if not reply.get("ok"):
+            broken = reply.get("broken") is True
+            if broken:
+                # The worker exits after saying so; reaped now, so that the next request
+                # starts a fresh one instead of finding the old one on its way out.
+                self._process.kill()
             error = f"the worker refused the request: {reply.get('error')}"
-            raise _Refused(error, memory=reply.get("memory") is True)
+            raise _Refused(error, memory=reply.get("memory") is True, broken=broken)
         return reply
 
 

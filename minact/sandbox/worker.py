@@ -22,8 +22,10 @@ the training pre-activations `points` and at the dense check its seed places
 non-finite values as null) or {"error": "..."} per item, for the report's plots.
 
 Replies carry {"ok": true, ...}, or {"ok": false, "error": "..."} for a request that is
-malformed or that its handler raised on (the worker then serves the next one). A failure of
-the worker itself (crash, hang) is the parent's to handle.
+malformed or that its handler raised on (the worker then serves the next one). A reply with
+"broken": true says the worker's CUDA context can no longer run anything (a sticky error);
+the worker exits after it. A failure of the worker itself (crash, hang) is the parent's to
+handle.
 """
 
 from __future__ import annotations
@@ -203,6 +205,23 @@ def _curve(source: str, lo: float, hi: float, n: int) -> dict[str, Any]:
     return {"x": x.tolist(), "f": finite(y), "df": finite(dy)}
 
 
+def _device_broken() -> str:
+    """Returns the error of a CUDA context this process can no longer use, or "".
+
+    A device-side assert or an illegal memory access is sticky: the request it happened in
+    fails, and so does every later kernel of the process. The context is checked only where
+    this process initialised CUDA (never on a CPU worker, and never importing torch here).
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return ""
+    try:
+        torch.cuda.synchronize()
+    except Exception as e:  # what synchronize raises on a broken context is a RuntimeError
+        return f"{type(e).__name__}: {e}"
+    return ""
+
+
 def _serve(requests: IO[str], replies: IO[str]) -> None:
     session = _Session()
     handlers = {
@@ -216,8 +235,17 @@ def _serve(requests: IO[str], replies: IO[str]) -> None:
         reply = _answer(handlers, line)
         if reply is None:
             return
+        broken = _device_broken()
+        if broken:
+            # Every later kernel of this process would fail with the same error, and the
+            # parent would take that for the verdict on whatever it asks next: the reply
+            # says so, and the worker ends, so that the parent starts a fresh one.
+            error = f"the CUDA context broke: {broken}"[:500]
+            reply = {"ok": False, "error": error, "retry": True, "broken": True}
         replies.write(json.dumps(reply, allow_nan=True) + "\n")
         replies.flush()
+        if broken:
+            return
 
 
 def _answer(handlers: Mapping[str, _Handler], line: str) -> dict[str, Any] | None:

@@ -25,6 +25,43 @@ for line in sys.stdin:
 
 SOURCE = "def activation(x):\n    return x"
 
+# A worker on a GPU whose CUDA context an item breaks for good (a device-side assert): it
+# says so for that request and for every later one, as a real context would fail them all.
+STICKY = """
+import json, sys
+ok = {"status": "ok", "reason": "", "ood": [1.0], "id": [0.5], "seconds": 0.0}
+broken = False
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["op"] != "train":
+        print(json.dumps({"ok": True, "device": "cuda"}), flush=True)
+        continue
+    broken = broken or any("BREAK" in item["source"] for item in req["items"])
+    if broken:
+        error = "CUDA error: device-side assert triggered"
+        print(json.dumps({"ok": False, "error": error, "broken": True}), flush=True)
+    else:
+        results = [[ok for _ in item["tasks"]] for item in req["items"]]
+        print(json.dumps({"ok": True, "results": results}), flush=True)
+"""
+
+
+def test_a_broken_cuda_context_fails_its_culprit_alone(tiny_lab: Lab, tmp_path: Path) -> None:
+    client = WorkerClient(tmp_path, WorkerSettings(device="cpu"))
+    client._process.argv = [sys.executable, "-c", STICKY]
+    task = tiny_lab.tasks[:1]
+    culprit = SOURCE.replace("return x", "return x  # BREAK")
+    items = [TrainItem(SOURCE, task), TrainItem(culprit, task), TrainItem(SOURCE, task)]
+    try:
+        results = client.train(items, lambda n: 60.0)
+    finally:
+        client.stop()
+    # Its batch-mates were asked again in a fresh worker, not in the broken one.
+    assert [r.status for r in results[0]] == ["ok"]
+    assert [r.status for r in results[2]] == ["ok"]
+    (failure,) = results[1]
+    assert failure.status == "crashed" and "device-side assert" in failure.reason
+
 
 def test_a_missing_task_result_fails_the_item_instead_of_shifting_the_rest(
     tiny_lab: Lab, tmp_path: Path

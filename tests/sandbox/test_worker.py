@@ -155,3 +155,49 @@ def test_memory_that_ran_out_is_told_from_the_code_s_error(
     error: BaseException, memory: bool
 ) -> None:
     assert worker._out_of_memory(error) is memory
+
+
+def test_a_broken_cuda_context_is_said_and_ends_the_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # After a sticky CUDA error every later kernel fails: the worker must not answer the
+    # next request as if the candidate in it had failed.
+    monkeypatch.setattr(
+        worker, "_device_broken", lambda: "RuntimeError: CUDA error: device-side assert"
+    )
+    replies = io.StringIO()
+    worker._serve(io.StringIO(json.dumps(GOOD) + "\n" + json.dumps(GOOD) + "\n"), replies)
+    (reply,) = [json.loads(line) for line in replies.getvalue().splitlines()]
+    assert reply["ok"] is False and reply["broken"] is True
+    assert "device-side assert" in reply["error"]
+
+
+def test_a_cpu_worker_has_no_cuda_context_to_break() -> None:
+    import torch
+
+    torch.ones(3).sum().item()  # torch imported and used, CUDA never initialised
+    assert worker._device_broken() == ""
+
+
+# A device-side assert (an index out of range on the GPU), then what the worker would check.
+BREAK_CUDA = """
+import torch
+from minact.sandbox import worker
+x = torch.zeros(2, device="cuda")
+try:
+    x[torch.tensor([5], device="cuda")].sum().item()
+except RuntimeError:
+    pass
+print("broken:", bool(worker._device_broken()))
+"""
+
+
+@pytest.mark.gpu
+def test_a_device_side_assert_is_seen_as_a_broken_context() -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    done = subprocess.run(
+        [sys.executable, "-c", BREAK_CUDA], capture_output=True, text=True, timeout=300
+    )
+    assert "broken: True" in done.stdout, done.stderr[-2000:]
