@@ -110,7 +110,11 @@ def sample(task: Task) -> TaskData:
             raise TargetError(f"gives labels that are all {share:.0f} on the training box")
         labels = [(y > 0).astype(np.float64) for y in (y_train, y_id, y_ood)]
         return TaskData(x_train, labels[0], x_id, labels[1], x_ood, labels[2], 0.0, 1.0)
-    mean, std = float(np.mean(y_train)), float(np.std(y_train))
+    with np.errstate(over="ignore", invalid="ignore"):  # x * 1e200: std inf, every y 0
+        mean, std = float(np.mean(y_train)), float(np.std(y_train))
+    if not (math.isfinite(mean) and math.isfinite(std)):
+        big = f"reaches {np.max(np.abs(y_train)):.3g} on the training points: too large"
+        raise TargetError(f"{big} to standardise (its variance overflows); rescale the target")
     if not std > 1e-12 * max(1.0, abs(mean)):
         raise TargetError(f"is constant on the training points (value {mean:g})")
     y_train = (y_train - mean) / std
@@ -209,9 +213,10 @@ def check_poles(task: Task, *, bounded: bool = True) -> None:
     line, lo, hi = spikes
     axis = np.argmax(points[line, lo] != points[line, hi], axis=1)  # the line's direction
     peak, at = _zoom(task, c, points[line, lo], points[line, hi], axis)
-    rest = deviation[line].copy()  # (spikes, points): each spike's line, its cells left out
-    cells = np.arange(y.shape[1])
-    rest[(cells >= lo[:, None]) & (cells <= hi[:, None])] = 0.0
+    # Each spike's line without any spike's cells: two poles the grid meets exactly hid each other
+    cells, spiked = np.arange(y.shape[1]), np.zeros(y.shape, dtype=bool)
+    np.logical_or.at(spiked, line, (cells >= lo[:, None]) & (cells <= hi[:, None]))
+    rest = np.where(spiked[line], 0.0, deviation[line])
     scale = np.maximum(rest.max(axis=1), float(np.median(deviation)))
     growth = np.abs(peak - c) / np.where(scale > 0, scale, np.inf)
     k = int(np.argmax(growth))

@@ -31,6 +31,10 @@ def _task(target: str, extra: str = "") -> str:
         ("tan(x)", "grows without bound near x = -1.5708 on the OOD region (value -1.63e+16"),
         ("0.001*tan(x)", "grows without bound near x = -1.5708"),
         ("1/sin(3*x - 0.5)", "not finite at x = 0.166667 on the training box"),
+        # Two poles that the grid meets exactly, finite there (pi is rounded): neither may
+        # count as the rest of the other's line.
+        ("tan(pi*x/2)", "grows without bound near x = -1 on the training box (value -1.63e+16"),
+        ("1/sinc(x)", "grows without bound near x = -2 on the OOD region"),
         # Finite everywhere, but a spike far narrower than the grid's cells and the samples.
         ("1/((x - 0.3)**2 + 1e-12)", "grows without bound near x = 0.3 on the training box"),
         # Two inputs: a pole along a line, met by the lines along either axis.
@@ -52,6 +56,14 @@ def test_a_non_finite_sampled_point_is_named_with_its_value(tmp_path: Path) -> N
     message = load_error(tmp_path, _task("sqrt(x - 0.5)"))
     assert "is not finite on the training box: nan at x = " in message, message
     assert "(a sampled point)" in message
+
+
+@pytest.mark.parametrize("target", ["x*1e200", "exp(x)*1e300"])
+def test_a_target_too_large_to_standardise_is_refused(tmp_path: Path, target: str) -> None:
+    # Its variance overflows float64: the standardised targets were all 0, a task of nothing.
+    message = load_error(tmp_path, _task(target))
+    assert "on the training points: too large to standardise" in message, message
+    assert "[[task]] 'pole' (#1): key 'target' " in message, message
 
 
 def test_a_set_element_with_a_pole_is_refused(tmp_path: Path) -> None:
