@@ -1,5 +1,5 @@
-"""Flags of `minact evolve` that contradict each other, or lists (models, weights, URLs)
-that do not fit together: a usage error naming the flags.
+"""Flags of `minact evolve` and `minact rescore` that contradict each other, or lists
+(models, weights, URLs) that do not fit together: a usage error naming the flags.
 
 Only flags given on the command line conflict. A setting from the environment is a
 default that a flag overrides: MINACT_LLM_URL or MINACT_MODEL left set while
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-__all__ = ["check_models", "refuse_conflicts"]
+__all__ = ["check_models", "refuse_conflicts", "refuse_rescore_conflicts"]
 
 # Flags that pick where candidates come from, which --offline replaces by the mutator.
 _PROPOSER_FLAGS = (("llm_url", "--llm-url"), ("model", "--model"),
@@ -32,6 +32,32 @@ def refuse_conflicts(ctx: typer.Context) -> None:
         ctx.fail(
             "--resume and --run-id do not go together: a resumed run keeps its folder and "
             "its id; leave --run-id out, or start a new run without --resume"
+        )
+
+
+def refuse_rescore_conflicts(ctx: typer.Context) -> None:
+    """Fails with a usage error (exit code 2) naming two ways of choosing `rescore`'s
+    candidates given together: HASH, --all-cached and a run's --top best are one each, and
+    --run only narrows where a HASH is looked for, or whose best are taken. Each was
+    silently dropped for another."""
+    given = {name: value for name, value in ctx.params.items() if _typed(ctx, name)}
+    hashes, every = bool(given.get("hashes")), bool(given.get("all_cached"))
+    if hashes and every:
+        ctx.fail(
+            "HASH and --all-cached do not go together: --all-cached rescores every candidate "
+            "in the cache; give hashes or --all-cached"
+        )
+    chooser = "HASH" if hashes else "--all-cached" if every else None
+    if chooser is not None and "top" in given:
+        what = "the hashes named" if hashes else "every candidate in the cache"
+        ctx.fail(
+            f"{chooser} and --top do not go together: --top takes a run's best candidates, "
+            f"{chooser} {what}; leave one out"
+        )
+    if every and "run" in given:
+        ctx.fail(
+            "--all-cached and --run do not go together: --all-cached takes the candidates of "
+            "every run and of the cache; leave --run out, or give --top instead"
         )
 
 

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from minact.cli._conflicts import refuse_rescore_conflicts
 from minact.cli._shared import (
     MAX_SEEDS,
     Backend,
@@ -171,6 +172,7 @@ def export(
 
 
 def rescore(
+    ctx: typer.Context,
     hashes: Annotated[
         list[str] | None, typer.Argument(metavar="[HASH]...", help="Candidates to rescore.")
     ] = None,
@@ -228,6 +230,7 @@ def rescore(
     from minact.jobs.rescore import rescore as rescore_job
     from minact.report.agreement import agreement_text
 
+    refuse_rescore_conflicts(ctx)
     if (tasks is None) == (suite is None):
         # Which lab to score on is a usage question (exit 2), like any flag typer checks.
         raise typer.BadParameter(

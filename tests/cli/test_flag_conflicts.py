@@ -1,5 +1,6 @@
-"""Flags of `minact evolve` that contradict each other are a usage error (exit code 2) that
-names both; a setting from the environment is overridden by a flag, never a conflict."""
+"""Flags of `minact evolve` and `rescore` that contradict each other are a usage error (exit
+code 2) that names both; a setting from the environment is overridden by a flag, never a
+conflict."""
 
 from __future__ import annotations
 
@@ -79,3 +80,31 @@ def test_weights_that_do_not_fit_the_models_are_refused_without_a_url(tmp_path: 
     flat = _flat(result.stderr)
     assert "--model-weights" in flat and "1 weights for 2 model" in flat, flat
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["abcd1234", "--all-cached"], "HASH and --all-cached do not go together"),
+        (["abcd1234", "--top", "3"], "HASH and --top do not go together"),
+        (["--all-cached", "--top", "3"], "--all-cached and --top do not go together"),
+        (["--all-cached", "--run", "r"], "--all-cached and --run do not go together"),
+    ],
+)
+def test_rescore_refuses_two_ways_of_choosing_candidates(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    # Each was dropped for the other without a word: a rescore of what was not asked for.
+    where = ["--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")]
+    result = runner.invoke(app, ["rescore", *args, "--tasks", str(TINY_TASKS), *where])
+    assert result.exit_code == 2, result.output
+    assert said in _flat(result.stderr), result.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
+
+
+def test_rescore_takes_hashes_from_one_run_and_a_default_top(tmp_path: Path) -> None:
+    # --run narrows where a HASH is looked for; --top left at its default is not "given".
+    where = ["--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")]
+    args = ["rescore", "abcd1234", "--run", str(tmp_path / "none"), "--tasks", str(TINY_TASKS)]
+    result = runner.invoke(app, [*args, *where])
+    assert result.exit_code == 1 and "no such run directory" in result.stderr, result.output
