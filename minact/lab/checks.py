@@ -21,7 +21,7 @@ from minact.lab.task import Box
 __all__ = ["FAMILY", "FLOAT_RULES", "INT_RULES", "MAX_COORDINATE", "MIN_OOD_FRACTION", "NAME"]
 __all__ += ["box", "check_boxes", "check_keys", "float_value", "identifier", "int_value"]
 __all__ += ["MAX_NESTING", "interval", "nesting", "one_of", "require", "settings_fields"]
-__all__ += ["FLOAT32_TINY", "deep_key", "shown"]
+__all__ += ["FLOAT32_TINY", "MAX_INTEGER", "deep_key", "shown"]
 
 # Rejection sampling of the OOD region needs it to be a fair share of the test box.
 MIN_OOD_FRACTION = 0.01
@@ -31,6 +31,7 @@ MIN_OOD_FRACTION = 0.01
 # the activation. The shipped labs use ±2 (boxes) and ±10 (probe).
 MAX_COORDINATE = 1e6
 FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number
+MAX_INTEGER = 2**63 - 1  # the largest TOML integer: the bound of a key with no other
 
 # Bounds of the settings keys: (lo, hi) for integers, (lo, hi, lo excluded) for floats.
 INT_RULES: dict[str, tuple[int, int | None]] = {
@@ -140,12 +141,17 @@ def settings_fields(where: str, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def int_value(where: str, key: str, value: object, rule: tuple[int, int | None]) -> int:
-    """Returns `value` if it is an int (not a bool) within `rule`, else raises ConfigError."""
+    """Returns `value` if it is an int (not a bool) within `rule`, else raises ConfigError.
+
+    An open bound (None) stops at MAX_INTEGER: TOML's integers are 64-bit, tomllib reads any
+    size, and a family's seed of 4,000 digits made task names of 4,000 characters."""
     lo, hi = rule
     if isinstance(value, int) and not isinstance(value, bool):
-        if lo <= value and (hi is None or value <= hi):
+        if lo <= value <= (MAX_INTEGER if hi is None else hi):
             return value
     bounds = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
+    if hi is None and isinstance(value, int) and value > MAX_INTEGER:
+        bounds += f" and at most {MAX_INTEGER} (TOML's 64-bit integers)"
     raise ConfigError(f"{where}: key {key!r} must be an integer {bounds}, got {shown(value)}")
 
 

@@ -26,7 +26,8 @@ Limits, checked before any data is sampled (each refusal names the file, key and
   its [[family]] tables, counted before any task is parsed or drawn (a 100 KB file of
   families could otherwise ask for two million tasks; the largest shipped lab has 200).
 - `train`, `test` and `probe` lie within ±MAX_COORDINATE (1e6; checks.py), `noise` <= 100,
-  and each setting within INT_RULES and FLOAT_RULES (checks.py).
+  and each setting within INT_RULES and FLOAT_RULES (checks.py); an integer with no other
+  bound (a seed) is at most 2**63 - 1, TOML's largest.
 - A regression or set target's values, standardised with the training statistics, stay within
   MAX_OOD_SCALE (1e3) on the OOD region: beyond that a log-ratio measures float32 range, not
   extrapolation. A [[family]] redraws such a target; a [[task]] is refused (and its fresh

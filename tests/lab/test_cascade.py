@@ -63,6 +63,10 @@ def test_the_cascade_changes_no_digest(tmp_path: Path) -> None:
         ("[lab.cascade]\ntasks = 3\n", "[lab.cascade]: key 'tasks' must be an integer in 1..2"),
         ("[lab.cascade]\ntasks = 0\n", "key 'tasks' must be an integer in 1..2, got 0"),
         ("[lab.cascade]\ntasks = 1\ntop = 0\n", "key 'top' must be an integer >= 1, got 0"),
+        (
+            "[lab.cascade]\ntasks = 1\nseed = 1" + "0" * 30 + "\n",
+            "key 'seed' must be an integer >= 0 and at most",
+        ),
         ("[lab.cascade]\ntasks = 1\nmargin = -0.1\n", "key 'margin' must be a number >= 0"),
         ("[lab.cascade]\ntasks = 1\nmargin = 'x'\n", "key 'margin' must be a number"),
         ("[lab.cascade]\ntasks = 1\nstage = 2\n", "unknown key 'stage' = 2; known: tasks, seed"),

@@ -114,6 +114,12 @@ def test_families_and_tasks_mix_in_one_file(tmp_path: Path) -> None:
             "[[family]] 'poly' (#1): key 'count' must be an integer in 1..1000, got 0",
         ),
         (_family(seed=-1), "key 'seed' must be an integer >= 0, got -1"),
+        # Beyond TOML's 64-bit integers (tomllib reads them): a name of the seed's length.
+        (
+            _family(seed=10**40),
+            f"key 'seed' must be an integer >= 0 and at most {2**63 - 1} (TOML's 64-bit",
+        ),
+        (_family(data_seed=2**63), "key 'data_seed' must be an integer >= 0 and at most"),
         (_family(width=2.5), "key 'width' must be an integer"),
         (_family(target="x"), "[[family]] 'poly' (#1): unknown key 'target'"),
         (
