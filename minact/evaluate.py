@@ -231,7 +231,9 @@ class Evaluator:
         admissions, probed = self._admissions(list(unique.values()))
         ref_adm = admissions[self.reference.code_hash]
         if not ref_adm.ok or ref_adm.behaviour_hash is None:
-            raise EvaluationError(f"reference {self.lab.reference} failed: {ref_adm.reason}")
+            # Only the lab can make a built-in fail admission: name its file and key.
+            hint = f": raise max_cost in {self.lab.path}'s [lab]" * (ref_adm.status == "too_costly")
+            raise EvaluationError(f"reference {self.lab.reference} failed: {ref_adm.reason}{hint}")
         admitted = [
             (c, adm.behaviour_hash)
             for c in unique.values()

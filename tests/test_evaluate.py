@@ -288,3 +288,15 @@ def test_a_too_costly_by_counting_stands_at_once(tiny_lab: Lab, cache: FitnessCa
     with Evaluator(tiny_lab, cache) as ev:
         got = _by_name(ev.score([tanh]))["tanh"]
     assert got.status == "too_costly" and got.reason == counted.reason
+
+
+def test_a_max_cost_below_the_references_names_the_lab_and_key(
+    tiny_lab: Lab, cache: FitnessCache
+) -> None:
+    # Every candidate would fail beside it: the error says which setting to change, and where.
+    lab = dataclasses.replace(tiny_lab, max_cost=0.5)
+    with Evaluator(lab, cache) as ev, pytest.raises(EvaluationError) as info:
+        ev.score([seeds.seed_candidate("gelu")])
+    message = str(info.value)
+    assert message.startswith("reference relu failed: costs 1.0x GELU"), message
+    assert message.endswith(f"(limit 0.5x): raise max_cost in {lab.path}'s [lab]"), message
