@@ -80,6 +80,12 @@ def set_spec(where: str, raw: dict[str, Any], settings: Settings) -> SetSpec:
                 f"{where}: key {key!r} {n!r} times {sets} {count} is {n * count} elements per "
                 f"network, above {MAX_SET_ELEMENTS}: lower {key} or {sets}"
             )
+    if test_size == size and "test" not in raw:  # as `test` = `train`, refused by check_boxes
+        raise ConfigError(
+            f"{where}: key 'test_size' {test_size!r} equals size and the task gives no 'test' "
+            f"box: its OOD sets would be drawn as its training sets are (nothing to extrapolate "
+            f"to); raise test_size or give 'test'"
+        )
     return SetSpec(aggregate, size, test_size)
 
 
@@ -96,6 +102,11 @@ def graph_spec(where: str, raw: dict[str, Any], settings: Settings) -> GraphSpec
         raise ConfigError(
             f"{where}: key 'test_nodes' must be >= nodes ({nodes}): the OOD graphs are the "
             f"larger ones, got {test_nodes!r}"
+        )
+    if test_nodes == nodes:
+        raise ConfigError(
+            f"{where}: key 'test_nodes' {test_nodes!r} equals nodes: its OOD graphs would be "
+            f"drawn as its training graphs are (nothing to extrapolate to); raise test_nodes"
         )
     edge_prob = float_value(where, "edge_prob", raw.get("edge_prob", 0.3), (0.0, 1.0, True))
     rounds = int_value(where, "rounds", raw.get("rounds", 4), (1, 64))

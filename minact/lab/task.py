@@ -93,7 +93,7 @@ class SetSpec:
 
     Attributes:
         aggregate: one of AGGREGATES.  size: elements per training (and ID) set.
-        test_size: elements per OOD set (at least `size`: longer sets are the point).
+        test_size: elements per OOD set (more than `size` unless the task has its own `test`).
     """
 
     aggregate: str
@@ -107,8 +107,9 @@ class GraphSpec:
 
     Attributes:
         algorithm: one of GRAPH_ALGORITHMS.  nodes: nodes per training (and ID) graph.
-        test_nodes: nodes per OOD graph.  edge_prob: Erdős–Rényi edge probability, the same at
-        both sizes (as CLRS-30 does), so the OOD graphs are larger and denser.  rounds:
+        test_nodes: nodes per OOD graph, more than `nodes`.  edge_prob: Erdős–Rényi edge
+        probability, the same at both sizes (as CLRS-30 does), so the OOD graphs are larger
+        and denser.  rounds:
         message-passing rounds, with weights shared across rounds.  aggregate: GRAPH_AGGREGATES.
     """
 

@@ -117,6 +117,10 @@ GRAPH = (
             GRAPH.replace("test_nodes = 12", "test_nodes = 4"),
             "key 'test_nodes' must be >= nodes (6)",
         ),
+        (
+            GRAPH.replace("test_nodes = 12", "test_nodes = 6"),
+            "key 'test_nodes' 6 equals nodes: its OOD graphs would be drawn as its training",
+        ),
         (GRAPH + "edge_prob = 0.0\n", "key 'edge_prob' must be a number > 0 and <= 1, got 0.0"),
         (GRAPH + "rounds = 0\n", "key 'rounds' must be an integer in 1..64, got 0"),
         (

@@ -160,7 +160,7 @@ SIZES = {
     # Each pair's messages are elementwise work (loader.PAIR_WORK): 256 nodes, width 1.
     "graph-pairs": (
         "[lab]\nwidth = 1\ndepth = 1\nsteps = 12000\nseeds = 2\nn_train = 4\nn_test = 4\n"
-        + GRAPH.replace("nodes = 8\ntest_nodes = 12", "nodes = 256\ntest_nodes = 256\nrounds = 16"),
+        + GRAPH.replace("nodes = 8\ntest_nodes = 12", "nodes = 255\ntest_nodes = 256\nrounds = 16"),
         "training work",
         "[[task]] 'g'",
     ),

@@ -18,7 +18,7 @@ from tests.lab import load_error
 TASK = '[[task]]\nname = "sine"\nfamily = "harmonic"\ntarget = "sin(3*x)"\n'
 GRAPH = '[[task]]\nname = "g"\nfamily = "graphs"\nkind = "graph"\nalgorithm = "bfs"\n'
 SET = '[[task]]\nname = "s"\nfamily = "sets"\nkind = "set"\nelement = "x"\n'
-SET += 'aggregate = "sum"\nsize = 4\ntest_size = 4\n'
+SET += 'aggregate = "sum"\nsize = 4\ntest_size = 5\n'
 FAMILY = '[[family]]\nname = "poly"\ngenerator = "polynomial"\ncount = 10\n'
 # Within every other limit (training work 1e12 at steps = 1), yet some 480 GiB of activations.
 HUGE = "[lab]\nwidth = 250\ndepth = 16\nsteps = 1\nseeds = 1\nn_train = 1000000\n"
@@ -53,7 +53,7 @@ def _refusal(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> str:
         (
             "[lab]\nwidth = 512\nsteps = 1\nseeds = 1\nn_train = 4\nn_test = 4\n"
             + GRAPH
-            + "nodes = 256\ntest_nodes = 256\nrounds = 64\n",
+            + "nodes = 255\ntest_nodes = 256\nrounds = 64\n",
             "[[task]] 'g' (#1)",
             "n_train, nodes, rounds, width or seeds",
         ),

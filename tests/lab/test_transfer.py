@@ -194,6 +194,8 @@ ERRORS = [
     (SET_TASK.replace("size = 3\n", "size = 0\n"), "size", "0"),
     (SET_TASK.replace("test_size = 7", "test_size = 2"), "test_size", ">= size (3)"),
     (SET_TASK.replace("test_size = 7", "test_size = 1.5"), "test_size", "1.5"),
+    # No `test` and no longer sets: OOD would be drawn as the training sets are.
+    (SET_TASK.replace("test_size = 7", "test_size = 3"), "test_size", "equals size"),
     (SET_TASK.replace("size = 3\n", "size = 30000\n").replace("= 7", "= 30000"), "size", "1110000"),
     (SET_TASK + "n_test = 200000\n", "test_size", "n_test 200000"),
     (SET_TASK.replace('"x"', '"x - x"'), "element", "constant"),
