@@ -35,7 +35,7 @@ from minact.lab.checks import (
     shown,
 )
 from minact.lab.expression import Expression, ExpressionError, parse_expression
-from minact.lab.task import FITNESS_KINDS, KINDS, Settings, Task
+from minact.lab.task import BINARY_ALGORITHMS, FITNESS_KINDS, KINDS, Settings, Task
 
 __all__ = ["MAX_FAMILY_TASKS", "FamilyPlan", "parse_cascade", "parse_lab", "parse_task"]
 __all__ += ["plan_family"]
@@ -129,10 +129,13 @@ def parse_task(path: Path, i: int, raw: object, defaults: dict[str, Any]) -> Tas
     settings = Settings(
         **({k: defaults[k] for k in asdict(Settings())} | settings_fields(named, raw))
     )
-    if kind == "classification" and settings.noise:
+    # A graph task's yes/no algorithm has labels too: its noise was dropped without a word.
+    binary = kind == "graph" and raw.get("algorithm") in BINARY_ALGORITHMS
+    if (kind == "classification" or binary) and settings.noise:
         source = "" if "noise" in raw else " (from [lab])"
+        what = f"algorithm {raw['algorithm']!r}" if binary else "kind 'classification'"
         raise ConfigError(
-            f"{named}: key 'noise' must be 0 for kind 'classification' tasks (labels are not "
+            f"{named}: key 'noise' must be 0 for {what} tasks (labels are not "
             f"noised), got {settings.noise!r}{source}"
         )
     if kind == "graph":

@@ -121,6 +121,10 @@ GRAPH = (
             GRAPH.replace("test_nodes = 12", "test_nodes = 6"),
             "key 'test_nodes' 6 equals nodes: its OOD graphs would be drawn as its training",
         ),
+        (
+            GRAPH.replace('"bfs"', '"reachability"') + "noise = 0.5\n",
+            "key 'noise' must be 0 for algorithm 'reachability' tasks (labels are not noised)",
+        ),
         (GRAPH + "edge_prob = 0.0\n", "key 'edge_prob' must be a number > 0 and <= 1, got 0.0"),
         (GRAPH + "rounds = 0\n", "key 'rounds' must be an integer in 1..64, got 0"),
         (
