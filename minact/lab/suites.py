@@ -83,7 +83,8 @@ def suite_path(name: str) -> Path:
 
 
 def resolve(path: Path) -> Path:
-    """Returns `path`, or the packaged file of the built-in lab it names when no file is there."""
-    if not path.exists() and str(path) in SUITES:
+    """Returns `path`, or the packaged file of the built-in lab it names when no file is there
+    (a folder of that name, as `real/` of data, does not hide the built-in lab)."""
+    if not path.is_file() and str(path) in SUITES:
         return suite_path(str(path))
     return path

@@ -36,6 +36,7 @@ def test_a_builtin_name_works_wherever_a_tasks_file_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "algorithmic").mkdir()  # a folder is no tasks file: the name still works
     assert load_lab(Path("classic")).path == suite_path("classic")
     assert load_lab(Path("algorithmic")).tasks[0].kind == "graph"
     (tmp_path / "classic").write_text(TINY_TASKS.read_text())  # a local file wins
