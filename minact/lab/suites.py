@@ -85,6 +85,10 @@ def suite_path(name: str) -> Path:
 def resolve(path: Path) -> Path:
     """Returns `path`, or the packaged file of the built-in lab it names when no file is there
     (a folder of that name, as `real/` of data, does not hide the built-in lab)."""
-    if not path.is_file() and str(path) in SUITES:
+    try:
+        is_file = path.is_file()
+    except OSError:  # a folder on the way that cannot be searched: reading says so, naming it
+        return path
+    if not is_file and str(path) in SUITES:
         return suite_path(str(path))
     return path

@@ -3,7 +3,9 @@ stability that `minact score` prints."""
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +97,18 @@ def test_agreement_of_a_ranking_document() -> None:
     assert (out.candidates, out.tasks) == (6, 6)
     assert out.families == {"a": -1.0, "b": -1.0}
     assert "the a, b tasks rank them against the rest" in out.verdict
+
+
+def test_a_tasks_path_that_cannot_be_searched_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a user without the right to search a folder on the way sees it (tests may run as root).
+    locked = tmp_path / "locked" / "tasks.toml"
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "stat", refuse)
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(ConfigError, match="cannot read the tasks file: Permission denied"):
+        load_lab(locked)
