@@ -244,7 +244,11 @@ class Evaluator:
         reference = {t.name: ref[t.digest()] for t in self.lab.tasks}
         bad = first_failure(list(reference.items()))
         if bad is not None:
-            raise EvaluationError(f"reference {self.lab.reference} failed on the lab: {bad[1]}")
+            hint = f"; if its tasks need longer, raise timeout in {self.lab.path}'s [lab]"
+            hint *= bad[0] == "timeout"
+            raise EvaluationError(
+                f"reference {self.lab.reference} failed on the lab: {bad[1]}{hint}"
+            )
         return [
             self._score(c, admissions[c.code_hash], resolved.get(c.code_hash), reference, probed)
             for c in unique.values()

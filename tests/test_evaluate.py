@@ -6,6 +6,7 @@ import dataclasses
 import os
 import signal
 import threading
+import types
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from minact.errors import EvaluationError
 from minact.evaluate import Evaluator, EvaluatorConfig
 from minact.lab.task import Lab
 from minact.sandbox.process import WorkerProcess, worker_environment
-from minact.score import Admission, Conditions, Score
+from minact.score import Admission, Conditions, Score, TaskResult
 from minact.validate import code_hash, validate
 from tests.conftest import candidate
 
@@ -300,3 +301,20 @@ def test_a_max_cost_below_the_references_names_the_lab_and_key(
     message = str(info.value)
     assert message.startswith("reference relu failed: costs 1.0x GELU"), message
     assert message.endswith(f"(limit 0.5x): raise max_cost in {lab.path}'s [lab]"), message
+
+
+def test_a_reference_that_times_out_on_the_lab_names_its_timeout_key(
+    tiny_lab: Lab, cache: FitnessCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    late = TaskResult("timeout", "training did not finish within 1 s")
+    with Evaluator(tiny_lab, cache) as ev:
+        ref = ev.reference.code_hash
+        results = {t.digest(): late for t in tiny_lab.tasks}
+        monkeypatch.setattr(
+            ev._results, "gather", lambda admitted: {ref: types.SimpleNamespace(results=results)}
+        )
+        with pytest.raises(EvaluationError) as info:
+            ev.score([])
+    message = str(info.value)
+    assert message.startswith("reference relu failed on the lab: task 'sine': training"), message
+    assert message.endswith(f"raise timeout in {tiny_lab.path}'s [lab]"), message
