@@ -32,6 +32,8 @@ MIN_OOD_FRACTION = 0.01
 MAX_COORDINATE = 1e6
 FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number
 MAX_INTEGER = 2**63 - 1  # the largest TOML integer: the bound of a key with no other
+# A range's bounds lie this many float32 values apart, at least (the shipped ones: 1.6e7).
+MIN_FLOAT32_VALUES = 1024
 
 # Bounds of the settings keys: (lo, hi) for integers, (lo, hi, lo excluded) for floats.
 INT_RULES: dict[str, tuple[int, int | None]] = {
@@ -182,13 +184,16 @@ def interval(where: str, key: str, value: object) -> tuple[float, float]:
         lo, hi = value
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi)):
             if math.isfinite(lo) and math.isfinite(hi) and lo < hi:
-                if max(abs(lo), abs(hi)) <= MAX_COORDINATE and _float32(lo) < _float32(hi):
+                held = _float32_values(lo, hi) if max(abs(lo), abs(hi)) <= MAX_COORDINATE else 0
+                if held >= MIN_FLOAT32_VALUES:
                     return float(lo), float(hi)
                 if max(abs(lo), abs(hi)) <= MAX_COORDINATE:
-                    # [0, 1e-300]: one point where the networks train and the probe runs.
+                    # [0, 1e-300] is one point where the networks train and the probe runs, and
+                    # [999999, 1e6] 16: every activation would fit the same few inputs.
                     raise ConfigError(
-                        f"{where}: key {key!r} must have lo < hi in float32 (the networks "
-                        f"train in float32), got {shown(value)}"
+                        f"{where}: key {key!r} must have lo < hi in float32, {MIN_FLOAT32_VALUES} "
+                        f"float32 values apart or more (the networks train in float32; these "
+                        f"are {held:.0f} apart): widen it or move it nearer 0, got {shown(value)}"
                     )
                 raise ConfigError(
                     f"{where}: key {key!r} must lie within [{-MAX_COORDINATE:g}, "
@@ -202,6 +207,14 @@ def interval(where: str, key: str, value: object) -> tuple[float, float]:
 def _float32(value: float) -> float:
     """Returns `value` rounded to float32 (within ±MAX_COORDINATE: no overflow)."""
     return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def _float32_values(lo: float, hi: float) -> float:
+    """Returns how many float32 steps [lo, hi] spans, at least: each as wide as one at the
+    larger bound (within ±MAX_COORDINATE)."""
+    top = _float32(max(abs(lo), abs(hi)))
+    step = 2.0 ** (math.frexp(top)[1] - 24) if top >= FLOAT32_TINY else 2.0**-149
+    return (_float32(hi) - _float32(lo)) / step
 
 
 def one_of(

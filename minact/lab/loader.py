@@ -25,7 +25,8 @@ Limits, checked before any data is sampled (each refusal names the file, key and
 - The lab holds at most MAX_LAB_TASKS (10,000) tasks: its [[task]] tables plus the counts of
   its [[family]] tables, counted before any task is parsed or drawn (a 100 KB file of
   families could otherwise ask for two million tasks; the largest shipped lab has 200).
-- `train`, `test` and `probe` lie within ±MAX_COORDINATE (1e6; checks.py), `noise` <= 100,
+- `train`, `test` and `probe` lie within ±MAX_COORDINATE (1e6; checks.py) and span at least
+  MIN_FLOAT32_VALUES (1024) float32 values, `noise` <= 100,
   and each setting within INT_RULES and FLOAT_RULES (checks.py); an integer with no other
   bound (a seed) is at most 2**63 - 1, TOML's largest.
 - A regression or set target's values, standardised with the training statistics, stay within

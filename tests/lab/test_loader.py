@@ -278,6 +278,8 @@ TASK_ERRORS = [
     ("train = { y = [0.0, 1.0] }", "y", "[0.0, 1.0]"),
     ("train = { x = [2.0, 1.0] }", "train.x", "[2.0, 1.0]"),
     ("train = [0.0, 1e-300]", "train", "lo < hi in float32"),  # one point in float32
+    # 16 float32 values: the networks would see 16 inputs, whatever the target does between.
+    ("train = [999999.0, 1000000.0]", "train", "(the networks train in float32; these are 16"),
 ]
 
 
