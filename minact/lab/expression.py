@@ -1,9 +1,10 @@
 """A small, safe expression language for the micro-lab's target functions.
 
-A target such as ``sin(3*x) + 0.5*x1**2`` is parsed with :func:`ast.parse` and every node is
-checked against a whitelist: finite numeric constants, variable names, the constants ``pi`` and
-``e`` (``nan`` and ``inf`` are refused, in any case, as numbers and as names),
-unary ``+``/``-``, binary ``+ - * / **`` and calls of a fixed set of numpy functions by bare name.
+A target such as ``sin(3*x) + 0.5*x1**2``, ASCII text, is parsed with :func:`ast.parse` and
+every node is checked against a whitelist: finite numeric constants, variable names, the
+constants ``pi`` and ``e`` (``nan`` and ``inf`` are refused, in any case, as numbers and as
+names), unary ``+``/``-``, binary ``+ - * / **`` and calls of a fixed set of numpy functions
+by bare name.
 Nothing is ever passed to ``eval`` or ``compile``; evaluation walks the checked tree in float64.
 """
 
@@ -132,6 +133,14 @@ def parse_expression(text: str) -> Expression:
         raise ExpressionError(f"expression has {len(text)} characters; the limit is {MAX_CHARS}")
     if not text.strip():
         raise ExpressionError("expression is empty")
+    # Python reads names in NFKC form: fullwidth 'ｘ' would be the variable x ('ｘ + x' one
+    # input, and 'ｘ' in vars or train unknown), and 'ℌ' the ASCII name H.
+    if not text.isascii():
+        column, odd = next((i, c) for i, c in enumerate(text, start=1) if not c.isascii())
+        raise ExpressionError(
+            f"character {odd!r} (U+{ord(odd):04X}, column {column}) is not allowed: an "
+            "expression is ASCII text"
+        )
     try:
         # Warnings (e.g. invalid escapes) must not escape as exceptions under -W error.
         with warnings.catch_warnings():

@@ -127,6 +127,11 @@ def test_expression_is_frozen_and_hashable() -> None:
         ("", "empty"),
         ("x +", "syntax"),
         ("x\0", "invalid"),
+        (
+            "\uff58 + x",
+            "character '\uff58' \\(U\\+FF58, column 1\\) is not allowed: an expression is ASCII",
+        ),
+        ("x * \u210c", "U\\+210C, column 5"),
         ("x" * 2001, "limit"),
         ("(" * 300 + "x" + ")" * 300, "nested"),
         ("-" * 1000 + "x", "nested"),
