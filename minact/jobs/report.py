@@ -17,7 +17,8 @@ from minact.candidate import Candidate, Hash
 from minact.curves import Curve
 from minact.errors import MinactError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
-from minact.lab.loader import default_tasks_path, load_lab
+from minact.lab import suites
+from minact.lab.loader import load_lab
 from minact.lab.task import Lab
 from minact.report import build, files
 from minact.report.build import CurveSource
@@ -54,8 +55,8 @@ def write_report(run_dir: Path, cache_dir: Path, device: str = "cpu") -> list[Pa
     def curves(cands: Sequence[Candidate]) -> Mapping[Hash, Curve | None]:
         try:
             lab = load_lab(Path(str(run.get("tasks"))))
-        except MinactError:
-            lab = load_lab(default_tasks_path())
+        except MinactError:  # the packaged lab: a ./tasks.toml may be anything, or broken
+            lab = load_lab(suites.suite_path("default"))
         with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
             return _lab_curves(lab, cache, device)(cands)
 
