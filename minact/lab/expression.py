@@ -136,9 +136,9 @@ def parse_expression(text: str) -> Expression:
     # Python reads names in NFKC form: fullwidth 'ｘ' would be the variable x ('ｘ + x' one
     # input, and 'ｘ' in vars or train unknown), and 'ℌ' the ASCII name H.
     if not text.isascii():
-        column, odd = next((i, c) for i, c in enumerate(text, start=1) if not c.isascii())
+        at, odd = next((i, c) for i, c in enumerate(text, start=1) if not c.isascii())
         raise ExpressionError(
-            f"character {odd!r} (U+{ord(odd):04X}, column {column}) is not allowed: an "
+            f"character {odd!r} (U+{ord(odd):04X}, column {at}) is not allowed: an "
             "expression is ASCII text"
         )
     try:
