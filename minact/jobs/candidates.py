@@ -9,10 +9,10 @@ from typing import Any
 
 from minact.cache import FitnessCache
 from minact.candidate import Hash, Rejection
-from minact.errors import ConfigError
+from minact.errors import CacheError, ConfigError, UsageError
 from minact.evaluate import EVALUATOR_VERSION
 from minact.export import NAME_RULE, module_text, valid_name
-from minact.runs.catalog import Found, all_runs, find
+from minact.runs.catalog import Found, all_runs, find, log_warning
 from minact.runs.ranking import fitness_kind
 from minact.runs.rundir import RunLog
 from minact.validate import validate
@@ -21,12 +21,28 @@ __all__ = ["Exported", "export", "find_candidate"]
 
 
 def find_candidate(prefix: str, runs_dir: Path, run: Path | None, cache_dir: Path) -> Found:
-    """Returns the candidate whose code hash starts with `prefix`, in the runs or the cache."""
+    """Returns the candidate whose code hash starts with `prefix`, in the runs or the cache.
+
+    A cache that cannot be opened (damaged, read-only, on a full disk) does not hide what
+    the runs record: they are searched alone, with a warning that the cache was not; a
+    prefix no run holds then fails with the cache's error beside its own.
+    """
     runs = [run] if run is not None else all_runs(runs_dir)
     if not cache_dir.exists():
         return find(prefix, runs)
-    with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
-        return find(prefix, runs, list(cache.sources()))
+    try:
+        with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
+            sources = list(cache.sources())
+    except CacheError as unread:
+        try:
+            found = find(prefix, runs)
+        except UsageError:  # no hash prefix at all: the cache has nothing to do with it
+            raise
+        except ConfigError as e:
+            raise ConfigError(f"{e}; the cache was not searched: {unread}") from None
+        log_warning(f"warning: the cache was not searched for {prefix!r}: {unread}")
+        return found
+    return find(prefix, runs, sources)
 
 
 @dataclass(frozen=True, slots=True)

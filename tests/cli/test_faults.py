@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import resource
 import signal
@@ -225,3 +226,38 @@ def test_output_in_an_encoding_without_the_tables_characters(command: str, run_d
     assert proc.returncode == 0, proc.stderr.decode("ascii", "replace")
     assert b"Traceback" not in proc.stderr
     assert (b"relu" if command == "seeds" else b"c0") in proc.stdout
+
+
+def _damaged_cache(tmp_path: Path) -> Path:
+    """Returns a cache folder whose database is no SQLite file: it cannot be opened."""
+    cache = tmp_path / "damaged-cache"
+    cache.mkdir()
+    (cache / "cache.db").write_bytes(b"not a database\n" * 512)
+    return cache
+
+
+def test_show_reads_a_runs_candidate_when_the_cache_cannot_be_opened(
+    run_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The run records the candidate: a damaged (or read-only) cache must not hide it.
+    cache = _damaged_cache(tmp_path)
+    args = ["show", C0.code_hash[:10], "--run", str(run_dir), "--cache-dir", str(cache)]
+    with caplog.at_level(logging.WARNING, logger="minact"):  # printed on stderr as it is
+        result = runner.invoke(app, args)
+    assert result.exit_code == 0, (result.exception, result.stderr)
+    assert C0.code_hash in result.stdout and "def activation(x):" in result.stdout
+    (said,) = caplog.messages
+    assert said.startswith(f"warning: the cache was not searched for '{C0.code_hash[:10]}': ")
+    assert f"cannot open the cache at {cache}" in said
+
+
+def test_a_prefix_no_run_holds_names_the_cache_that_cannot_be_opened(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    cache = _damaged_cache(tmp_path)
+    result = runner.invoke(
+        app, ["show", "ffffffff", "--run", str(run_dir), "--cache-dir", str(cache)]
+    )
+    line = _one_error_line(result)
+    assert "no candidate's hash starts with 'ffffffff'" in line
+    assert f"the cache was not searched: cannot open the cache at {cache}" in line
