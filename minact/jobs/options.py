@@ -140,22 +140,27 @@ class EvolveOptions:
     @classmethod
     def from_run(cls, run: Mapping[str, Any]) -> EvolveOptions:
         """Returns the options a run was started with (from a run.json of any version)."""
+        # What run.json keeps at top level too (each version has): where "options" lacks
+        # one (an edited run.json), the run's own value, never the default (seed 0, ...).
+        kept = {k: run[k] for k in _KEPT_AT_TOP if k in run}
         if isinstance(run.get("options"), dict):
             # Runs from before repairs existed judged replies as the model wrote them, and
             # runs from before the follow-up rule answered every bad reply.
             old = {"repair": False, "follow_up_rule": "always"}
-            return cls.from_dict({**old, **run["options"]})
+            return cls.from_dict({**old, **kept, **run["options"]})
         # run.json before options were stored: what it kept at top level.
-        kept = {k: run[k] for k in ("budget", "concurrency", "seed", "islands") if k in run}
         llm = run.get("llm") or {}
         return cls(
             **kept,
-            tasks=run.get("tasks"),
             offline=run.get("proposer") == "offline",
             llm_url=llm.get("url"),
             model=llm.get("model"),
             replay=run.get("replay"),
         )
+
+
+# The settings run.json keeps at top level as well as in "options", as they were given.
+_KEPT_AT_TOP = ("budget", "concurrency", "seed", "islands", "tasks")
 
 
 # The range of each number setting, (lo, hi or None), as the CLI's flags allow it

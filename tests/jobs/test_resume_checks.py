@@ -125,6 +125,23 @@ def test_a_resume_refuses_credentials_an_older_run_json_kept_without_showing_the
         assert not [p for p in run.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
 
 
+@pytest.mark.parametrize("key", ["seed", "tasks"])
+def test_a_setting_missing_from_run_json_options_is_the_one_the_run_kept_at_top_level(
+    finished: dict[str, Path], tmp_path: Path, key: str
+) -> None:
+    # run.json keeps seed, tasks, budget, concurrency and islands at top level too: a key
+    # edited out of "options" is not replaced by its default (seed 0, ./tasks.toml, ...).
+    run = _copy(finished, tmp_path)
+    data = _run_json(run)
+    kept = data["options"].pop(key)
+    assert data[key] == kept
+    (run / "run.json").write_text(json.dumps(data))
+    result = _resume(finished, run, "--budget", "3")
+    assert result.exit_code == 0, result.output
+    after = _run_json(run)
+    assert after[key] == kept and after["options"][key] == kept
+
+
 def test_a_bad_value_the_flags_replace_does_not_stop_a_resume(
     finished: dict[str, Path], tmp_path: Path
 ) -> None:
