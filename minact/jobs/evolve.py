@@ -129,7 +129,7 @@ async def _run(
     history = History.from_events(log.events()) if log is not None else History()
     if log is not None:
         check_budget(options, given, history, log.run_json)
-    lab = opening.run_lab(options, previous)
+    lab = opening.run_lab(options, previous, "tasks" in given)
     if options.validate is not None:
         checks.validation_lab(options.validate)  # a bad --validate fails before the search
     # Keep where the lab was found, as an absolute path: ./tasks.toml (the default) or a

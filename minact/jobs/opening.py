@@ -53,9 +53,18 @@ def run_meta(
     }
 
 
-def run_lab(options: EvolveOptions, previous: Mapping[str, Any]) -> Lab:
-    """Returns the run's lab; on a resume it must be the lab the run started with."""
+def run_lab(options: EvolveOptions, previous: Mapping[str, Any], tasks_given: bool = True) -> Lab:
+    """Returns the run's lab; on a resume it must be the lab the run started with.
+
+    `tasks_given`: whether --tasks was given; on a resume without it, a tasks file that
+    is gone is said as the run's, with what to give instead.
+    """
     path = Path(options.tasks) if options.tasks else default_tasks_path()
+    if previous and not tasks_given and not path.exists():
+        raise ConfigError(
+            f"{path}: the tasks file the run started with is gone; give the same tasks with "
+            "--tasks (a copy of the file, or the built-in lab's name) to resume it"
+        )
     lab = load_lab(path)
     if options.confirm:  # refused now, not after the search
         lab_with_seeds(lab, options.confirm_seeds, "--confirm-seeds")

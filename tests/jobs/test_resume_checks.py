@@ -142,6 +142,30 @@ def test_a_setting_missing_from_run_json_options_is_the_one_the_run_kept_at_top_
     assert after[key] == kept and after["options"][key] == kept
 
 
+def test_a_resume_whose_tasks_file_is_gone_asks_for_a_copy_with_tasks(tmp_path: Path) -> None:
+    tasks = tmp_path / "lab.toml"
+    shutil.copy(TINY_TASKS, tasks)
+    args = ["evolve", "--offline", "--budget", "1", "--tasks", str(tasks), "--run-id", "r"]
+    args += ["--cache-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs")]
+    assert runner.invoke(app, args).exit_code == 0
+    run = tmp_path / "runs" / "r"
+    tasks.unlink()
+    finished = {"run": run, "cache": tmp_path / "cache"}
+    result = _resume(finished, run, "--budget", "2")
+    assert result.exit_code == 1, result.output
+    assert " ".join(result.stderr.split()) == (
+        f"error: {tasks}: the tasks file the run started with is gone; give the same tasks "
+        "with --tasks (a copy of the file, or the built-in lab's name) to resume it"
+    )
+    copy = tmp_path / "copy.toml"
+    shutil.copy(TINY_TASKS, copy)
+    result = _resume(finished, run, "--budget", "2", "--tasks", str(copy))
+    assert result.exit_code == 0, result.output
+    # A file given with --tasks that is not there is said as such.
+    result = _resume(finished, run, "--budget", "2", "--tasks", str(tasks))
+    assert result.exit_code == 1 and "no such tasks file" in result.stderr, result.stderr
+
+
 def test_a_bad_value_the_flags_replace_does_not_stop_a_resume(
     finished: dict[str, Path], tmp_path: Path
 ) -> None:
