@@ -6,7 +6,7 @@ or on a resume with the settings the run was started with, and refuses a change 
 make the resumed run decide differently from the run it continues. A resume reads those
 settings back from run.json, which users edit: `started_with` checks each against the range
 (LIMITS) or the words (CHOICES) its flag allows, and `check_budget` refuses a budget below
-what the run already evaluated.
+what the run already evaluated, or a call cap below the calls it made.
 """
 
 from __future__ import annotations
@@ -264,8 +264,10 @@ def started_with(run: Mapping[str, Any], given: Mapping[str, Any], where: Path) 
 def check_budget(
     options: EvolveOptions, given: Mapping[str, Any], history: History, where: Path
 ) -> None:
-    """Refuses a resume whose budget is below the candidates the run already evaluated (the
-    budget counts them: it would stop at once, with run.json saying less than the log)."""
+    """Refuses a resume whose budget is below the candidates the run already evaluated, or
+    whose call cap is below the calls it made (each counts them: the run would stop at once,
+    or part-way through its log, with run.json saying less than the log)."""
+    _check_call_cap(options, given, history, where)
     done = len(history.evaluated())
     if options.budget >= done:
         return
@@ -277,6 +279,25 @@ def check_budget(
     raise ConfigError(
         f"{where}: key 'options.budget' has a bad value ({options.budget}: the run already "
         f"evaluated {done} candidates); give --budget {done} or more to continue it"
+    )
+
+
+def _check_call_cap(
+    options: EvolveOptions, given: Mapping[str, Any], history: History, where: Path
+) -> None:
+    """Refuses a call cap (max_calls; 0: the automatic one, which a budget no lower than
+    the run's never lowers) below the calls the run's log made."""
+    made = history.calls()
+    if not options.max_calls or options.max_calls >= made:
+        return
+    if "max_calls" in given:
+        raise ConfigError(
+            f"--max-calls {options.max_calls}: the run already made {made} calls, and the "
+            f"cap counts them; give --max-calls {made} or more to continue it"
+        )
+    raise ConfigError(
+        f"{where}: key 'options.max_calls' has a bad value ({options.max_calls}: the run "
+        f"already made {made} calls); give --max-calls {made} or more to continue it"
     )
 
 

@@ -121,6 +121,11 @@ class History:
         h.outcomes = {k: v for k, v in h.outcomes.items() if k < n}
         return h
 
+    def calls(self) -> int:
+        """Returns the exchanges (opening requests and follow-ups) of the outcomes a resume
+        replays: what the run's call cap already counts."""
+        return sum(o.turns for o in self.outcomes.values())
+
     def evaluated(self) -> list[Outcome]:
         """Returns the evaluated outcomes, in proposal order."""
         return [

@@ -166,6 +166,29 @@ def test_a_resume_whose_tasks_file_is_gone_asks_for_a_copy_with_tasks(tmp_path: 
     assert result.exit_code == 1 and "no such tasks file" in result.stderr, result.stderr
 
 
+def test_a_resume_refuses_a_call_cap_below_the_calls_the_run_made(
+    finished: dict[str, Path], tmp_path: Path
+) -> None:
+    # The cap counts the log's calls: below them, the replay stopped part-way and run.json
+    # said "evaluated 1 of 4" of a run that had evaluated more.
+    run = _copy(finished, tmp_path)
+    made = _run_json(run)["counters"]["calls"]
+    evaluated = _run_json(run)["counters"]["evaluated"]
+    assert made >= 2
+    before = (run / "events.jsonl").read_text()
+    result = _resume(finished, run, "--budget", "4", "--max-calls", "1")
+    assert result.exit_code == 1, result.output
+    assert " ".join(result.stderr.split()) == (
+        f"error: --max-calls 1: the run already made {made} calls, and the cap counts them; "
+        f"give --max-calls {made} or more to continue it"
+    )
+    assert (run / "events.jsonl").read_text() == before  # nothing ran
+    result = _resume(finished, run, "--budget", "4", "--max-calls", str(made))
+    assert "Traceback" not in result.output
+    said = _run_json(run)["message"]
+    assert said.startswith(f"reached the cap of {made} calls; evaluated {evaluated} of 4"), said
+
+
 def test_a_bad_value_the_flags_replace_does_not_stop_a_resume(
     finished: dict[str, Path], tmp_path: Path
 ) -> None:
