@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
+import tokenize
 import warnings
 
 from minact.candidate import Candidate, Hash, Rejection
@@ -58,13 +60,44 @@ def code_hash(normalised_source: str) -> Hash:
 
 
 def decode_source(data: bytes) -> str | Rejection:
-    """Returns `data` decoded as UTF-8, or a Rejection saying why it is not text."""
+    """Returns `data` decoded as UTF-8, or a Rejection saying why it is not text.
+
+    A file may declare its encoding in its first two lines (PEP 263, `# coding: utf-7`),
+    and Python reads it in that encoding on import. Where that reading differs from the
+    UTF-8 text (`# +AAo-return torch.sin(x)` is a comment in UTF-8 and a line of code in
+    UTF-7), minact would validate and score other code than Python runs, so the file is
+    refused; a declaration under which both read alike (`utf-8`, or `latin-1` in an ASCII
+    file) is fine.
+    """
     if len(data) > 4 * MAX_TEXT_CHARS:
         return Rejection(f"source is {len(data)} bytes; the limit is {MAX_TEXT_CHARS} characters")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         return Rejection(f"source is not UTF-8 text ({e.reason} at byte {e.start})")
+    why = _declared_encoding_differs(data, text)
+    return Rejection(why) if why else text
+
+
+def _declared_encoding_differs(data: bytes, text: str) -> str:
+    """Returns why Python would read `data` as other text than `text` (its UTF-8 reading)
+    by the encoding it declares, or "" where it reads the same."""
+    try:  # Python's own rules: a BOM, or a cookie in the first two lines
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as e:  # an unknown encoding, or one that contradicts the BOM
+        return f"Python cannot read the source's encoding declaration: {e.msg}"
+    if encoding in ("utf-8", "utf-8-sig"):
+        return ""
+    try:
+        same = data.decode(encoding) == text
+    except Exception:  # any codec's failure (LookupError, UnicodeError, ...): Python's too
+        same = False
+    if same:
+        return ""
+    return (
+        f"the source declares the encoding {encoding!r}, in which Python reads other text "
+        "than its UTF-8 text; save it as UTF-8 without that declaration"
+    )
 
 
 def validate(source: str, *, name: str = "", parent: Hash | None = None) -> Candidate | Rejection:
