@@ -247,6 +247,7 @@ class Trainer:
             train_loss = loss_fn(eager(tensors.x_train, p), tensors.y_train)
             id_loss = loss_fn(eager(tensors.x_id, p), tensors.y_id)
             ood_loss = loss_fn(eager(tensors.x_ood, p), tensors.y_ood)
+            finite = _finite_networks(p)
         trace.snapshot(p, tensors.x_train)
         trace.snapshot(p, tensors.x_ood)
         if self.device.type == "cuda":
@@ -259,9 +260,10 @@ class Trainer:
             tr = train_loss[pos : pos + n].tolist()
             idl = id_loss[pos : pos + n].tolist()
             ood = ood_loss[pos : pos + n].tolist()
+            weights = finite[pos : pos + n].tolist()
             pos += n
             points = trace.sample(j, _init_seed(job.task, 0))
-            out.append(_result(tr, idl, ood, seconds, points))
+            out.append(_result(tr, idl, ood, seconds, points, weights))
         return out
 
 
@@ -279,14 +281,38 @@ def _segments(jobs: Sequence[Job]) -> list[tuple[int, int, Activation]]:
     return segments
 
 
+def _finite_networks(params: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Returns, per network (the parameters' first axis), whether all its weights are finite."""
+    rows = [p.detach().reshape(p.shape[0], -1).isfinite().all(dim=1) for p in params]
+    return torch.stack(rows).all(dim=0)
+
+
 def _result(
-    train: list[float], id_: list[float], ood: list[float], seconds: float, trace: tuple[float, ...]
+    train: list[float],
+    id_: list[float],
+    ood: list[float],
+    seconds: float,
+    trace: tuple[float, ...],
+    weights: list[bool],
 ) -> TaskResult:
+    """Returns a network group's result; `weights[i]`: seed i's weights are all finite.
+
+    Finite losses alone do not make a result: an activation that maps NaN to numbers
+    (`torch.nan_to_num`, `torch.where(x < c, ..., c)`) hides weights that a non-finite f'
+    turned into NaN, and the network's output is then a constant, not what it learnt.
+    """
     for what, values in (("training", train), ("ID test", id_), ("OOD test", ood)):
         bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
         if bad:
             reason = f"{what} loss is {values[bad[0]]} for seed {bad[0]}"
             return TaskResult("nonfinite", reason, seconds=seconds, trace=trace, traced=len(ood))
+    bad = [i for i, ok in enumerate(weights) if not ok]
+    if bad:
+        reason = (
+            f"training made the weights non-finite for seed {bad[0]} (f' not finite at a "
+            "pre-activation?), though the activation kept the losses finite"
+        )
+        return TaskResult("nonfinite", reason, seconds=seconds, trace=trace, traced=len(ood))
     # The trace covers every seed's inputs (trace.py): seed 0's sampled, the others' ends.
     return TaskResult("ok", "", tuple(ood), tuple(id_), seconds, trace, len(ood))
 

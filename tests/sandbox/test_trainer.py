@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -53,6 +54,49 @@ def test_a_diverging_candidate_fails_alone(tiny_lab: Lab) -> None:
     for i in range(n):
         assert out[n + i].ok
         assert out[n + i].ood == relu_alone[i].ood
+
+
+def _no_gradient(z: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(z) + 0.5  # the hidden layers get no gradient at all (None)
+
+
+def _its_input(z: torch.Tensor) -> torch.Tensor:
+    return z  # the very tensor the trainer passed
+
+
+def _nan_slope_above_zero(z: torch.Tensor) -> torch.Tensor:
+    # f is finite everywhere; above 0, f' is 0 * NaN (the branch where does not take).
+    return torch.where(z < 0.0, z + 0.0 * torch.sqrt(-z), 0.0)
+
+
+@pytest.mark.parametrize("hostile", [_no_gradient, _its_input, _nan_slope_above_zero])
+def test_a_hostile_batch_mate_changes_no_number_of_the_other_or_its_own(
+    tiny_lab: Lab, hostile: Callable[[torch.Tensor], torch.Tensor]
+) -> None:
+    def key(r: TaskResult) -> tuple[object, ...]:
+        return (r.status, r.reason, *map(repr, (*r.ood, *r.id, *r.trace)))
+
+    def train(*fns: Callable[[torch.Tensor], torch.Tensor]) -> list[TaskResult]:
+        return Trainer().train([Job(k, f, t) for k, f in enumerate(fns) for t in tiny_lab.tasks])
+
+    n = len(tiny_lab.tasks)
+    good, bad = train(torch.tanh), train(hostile)
+    first, last = train(hostile, torch.tanh), train(torch.tanh, hostile)
+    for hostiles, goods in ((first[:n], first[n:]), (last[n:], last[:n])):
+        assert [key(r) for r in hostiles] == [key(r) for r in bad]
+        assert [key(r) for r in goods] == [key(r) for r in good]
+    assert good[0].ok
+
+
+def test_weights_a_non_finite_slope_made_nan_fail_though_the_losses_stay_finite(
+    tiny_lab: Lab,
+) -> None:
+    # f' is NaN above 0, so the first step makes the weights NaN; the activation maps NaN
+    # to 0 (NaN < 0 is false), so every network outputs a constant with a finite loss.
+    out = Trainer().train([Job(0, _nan_slope_above_zero, t) for t in tiny_lab.tasks])
+    assert all(math.isfinite(v) for r in out for v in (*r.ood, *r.id))
+    assert [r.status for r in out] == ["nonfinite"] * len(out)
+    assert all("weights non-finite for seed 0" in r.reason for r in out)
 
 
 def test_tasks_with_other_settings_train_in_their_own_group(tiny_lab: Lab) -> None:
