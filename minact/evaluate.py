@@ -61,7 +61,9 @@ __all__ = [
 # 2: behaviour hashes probe float32, beyond the probe range and at salted points; results
 #    record their producer and trace; timeouts and crashes are keyed by code hash. A cache
 #    written by version 1 is not read (its entries would be reused unverified).
-EVALUATOR_VERSION = "2"
+# 3: a network whose weights training made non-finite fails its task (nonfinite), even where
+#    the activation kept its losses finite; version 2 scored such networks ok.
+EVALUATOR_VERSION = "3"
 
 ADMIT_CHUNK = 32
 ADMIT_SECONDS = 60.0  # per admission chunk; probing one candidate takes milliseconds
