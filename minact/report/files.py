@@ -13,6 +13,7 @@ from minact.report.markdown import render_run_markdown
 from minact.runs import index
 from minact.runs.ranking import reference_fitness, task_value
 from minact.runs.rundir import RunLog, write_atomic
+from minact.runs.writes import cannot
 
 __all__ = ["write"]
 
@@ -34,7 +35,10 @@ def write(run_dir: Path, data: ReportData) -> list[Path]:
             files[name] = f"plots/{name}.svg"
             written.append(path)
         else:
-            path.unlink(missing_ok=True)  # a figure of an earlier report, now stale
+            try:
+                path.unlink(missing_ok=True)  # a figure of an earlier report, now stale
+            except OSError as e:
+                raise cannot("remove", path, e) from None
     log = RunLog(run_dir)
     written.append(log.write_text("ranking.json", json.dumps(data.ranking, indent=2) + "\n"))
     if data.stamp is not None:  # lookups then read ranking.json instead of the log

@@ -338,6 +338,14 @@ def test_missing_curves_are_left_out_and_stale_figures_removed(run_dir: Path) ->
     assert "plots/activations.svg" not in (run_dir / "report.md").read_text()
 
 
+def test_a_stale_figure_that_cannot_be_removed_is_one_error_naming_it(run_dir: Path) -> None:
+    # A folder where the stale figure was: the removal fails as it would on a read-only disk.
+    (run_dir / "plots" / "activations.svg").mkdir(parents=True)
+    (run_dir / "plots" / "activations.svg" / "keep").write_text("")
+    with pytest.raises(ConfigError, match=r"cannot remove .*activations\.svg"):
+        files.write(run_dir, build(run_dir))
+
+
 def _put_curve(cache_dir: Path, c: Candidate, f: list[float], df: list[float]) -> None:
     """Stores the curve `c` would have had from the worker: f and f' on the grid."""
     lo, hi, n = GRID
