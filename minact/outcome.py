@@ -22,6 +22,7 @@ __all__ = [
     "Reply",
     "collision_event",
     "from_event",
+    "proposal_event",
     "to_event",
 ]
 
@@ -285,6 +286,20 @@ def to_event(o: Outcome) -> dict[str, Any]:
         "model": o.model,
         "turns": o.turns,
         "repairs": list(o.repairs),
+    }
+
+
+def proposal_event(o: Outcome, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Returns the events.jsonl line of a proposal as it is sent: `o` is its outcome-to-be
+    (index, island, parents, proposer), `extra` what its prompt says (opening, cuts)."""
+    return {
+        "event": "proposal",
+        "index": o.index,
+        "island": o.island,
+        "parent": o.parent,
+        "other": o.other,
+        "proposer": o.origin,
+        **extra,
     }
 
 

@@ -61,6 +61,7 @@ class History:
         turns: every reply, by (proposal index, turn).
         follow_ups: the verdict kind of each reply answered with a follow-up.
         cuts: what the prompt budget left out of each proposal's request.
+        proposed: the proposals whose "proposal" line is logged (a resume logs no second).
         exchanges: the turns logged of each proposal, in order (the keys of `turns`).
         skipped: events of a known kind that were skipped for their shape (a line edited
             by hand, or written by another tool).
@@ -74,6 +75,7 @@ class History:
     turns: dict[tuple[int, int], Reply] = field(default_factory=dict)
     follow_ups: dict[tuple[int, int], str] = field(default_factory=dict)
     cuts: dict[int, dict[str, int]] = field(default_factory=dict)
+    proposed: set[int] = field(default_factory=set)
     exchanges: dict[int, list[int]] = field(default_factory=dict)
     skipped: int = 0
     ended: str | None = None
@@ -97,6 +99,7 @@ class History:
                     h.turns[key] = decode.reply(e.get("reply"))
                 elif kind == "proposal":
                     index, cut = decode.index(e), decode.cut(e)
+                    h.proposed.add(index)
                     if cut:
                         h.cuts[index] = cut
                 elif kind == "follow_up":

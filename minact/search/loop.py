@@ -35,7 +35,7 @@ from minact import seeds as seeds_lib
 from minact.candidate import Candidate
 from minact.errors import EvaluationError
 from minact.lab.task import Lab
-from minact.outcome import Counters, Outcome, Reply, collision_event, to_event
+from minact.outcome import Counters, Outcome, Reply, collision_event, proposal_event, to_event
 from minact.runs.history import History
 from minact.score import Score
 from minact.search import novelty
@@ -132,7 +132,7 @@ class Loop:
                 if self.evaluating is not None:
                     waiting.append(self.evaluating[0])
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                for fut in done:
+                for fut in sorted(done, key=lambda f: self.inflight.get(f, -1)):  # replies by index
                     if fut is seeding:
                         seeding.result()  # every seed failed: an EvaluationError
                         self._issue()
@@ -245,9 +245,8 @@ class Loop:
                        origin=self.proposer.kind)  # fmt: skip
         self.meta[k] = meta
         self.counters.add_prompt_cuts(opening.cut)
-        self.record({"event": "proposal", "index": k, "island": island, "parent": meta.parent,
-                     "other": other, "proposer": meta.origin, **first,
-                     **opening.to_event()})  # fmt: skip
+        if k not in self.history.proposed:  # a resume logged it already
+            self.record(proposal_event(meta, {**first, **opening.to_event()}))
         talk = Conversation(k, request, self.granted[k], known, c.seed, c.context_chars, c.repair)
         self.talks[k] = talk
         self._ask(talk)
