@@ -276,7 +276,7 @@ def prompt_note(run: Mapping[str, Any], c: Mapping[str, Any]) -> str:
 
 def model_rows(data: ReportData) -> list[tuple[str, ...]]:
     """Returns (model, weight, calls, tokens, mean latency, new valid, yield, best new
-    fitness) per model."""
+    fitness) per model; the calls say how many failed (a model whose server is down)."""
     run: Mapping[str, Any] = data.ranking["run"] or {}
     per = data.counters.get("models") or {}
     weights = {m.get("name"): m.get("weight") for m in run.get("models") or []}
@@ -289,7 +289,7 @@ def model_rows(data: ReportData) -> list[tuple[str, ...]]:
             (
                 str(name),
                 f"{float(w) / total:.0%}" if w is not None else "—",
-                str(calls),
+                f"{calls} ({failed} failed)" if (failed := int(m.get("errors", 0))) else str(calls),
                 f"{int(m.get('prompt_tokens', 0))} + {int(m.get('completion_tokens', 0))}",
                 f"{m.get('seconds', 0.0) / calls:.1f} s" if calls else "—",
                 str(int(m.get("new_valid", 0))),
