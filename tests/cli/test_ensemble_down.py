@@ -34,7 +34,7 @@ def test_a_model_whose_server_fails_is_shown_failing_and_the_other_carries_the_r
     rows = {
         line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
         for line in (run / "report.md").read_text().splitlines()
-        if line.startswith("| test-model |") or line.startswith("| other |")
+        if line.startswith(("| test-model |", "| other |"))
     }
     assert rows["other"][1] == f"{failed} ({failed} failed)"
     assert rows["test-model"][1] == str(counters["models"]["test-model"]["calls"])
