@@ -65,9 +65,10 @@ class Claim:
         (negative: the candidate is better).  lo, hi: the 95% interval of that mean (the
         expanded bootstrap percentile interval, no narrower than Student's t interval).
         tasks: how many tasks were paired.  verdict: "yes", "no" or "inconclusive" (does
-        the candidate beat the baseline?).  compared: how many new candidates the ranking
-        compared with the same baseline (the claim of the best of them is optimistic: it was
-        picked on these tasks).
+        the candidate beat the baseline?).  compared: how many new candidates the pick was
+        made among on these tasks: those ranked, and those the evaluation cascade screened
+        out on some of them (the claim of the best of them is optimistic: it was picked on
+        these tasks).
     """
 
     against: str
@@ -186,13 +187,16 @@ def claims(
         for c in rows
         if not c["baseline"] and c["status"] == "ok" and c["fitness"] is not None and c["code_hash"]
     ]
+    # A candidate the cascade screened out lost to the pick on some of these very tasks:
+    # it is one more the pick was chosen from, which its claim is optimistic about.
+    pool = len(new) + sum(1 for c in rows if not c["baseline"] and c["status"] == "screened")
     out: dict[str, Claim | None] = {}
     for c in new:
         pairs = [(_task_value(c, t, measure), _task_value(base, t, measure)) for t in tasks]
         kept = [(a, b) for a, b in pairs if a is not None and b is not None]
         mine, theirs = [a for a, _ in kept], [b for _, b in kept]
         against = str(base["name"])
-        out[c["code_hash"]] = paired_claim(mine, theirs, against, seed=seed, compared=len(new))
+        out[c["code_hash"]] = paired_claim(mine, theirs, against, seed=seed, compared=pool)
     return out
 
 

@@ -163,6 +163,22 @@ def test_each_claim_counts_the_candidates_it_was_picked_from() -> None:
     assert "best of 2 candidates on these same tasks" in selection_note(best.to_dict())
 
 
+def test_candidates_the_cascade_screened_out_count_among_those_picked_from() -> None:
+    # Screened out on stage-1 tasks (some of these very tasks), they lost to the pick there:
+    # "best of 1" would hide the choice among 3.
+    tasks = [f"t{i}" for i in range(6)]
+    screened = {"status": "screened", "fitness": None, "partial_fitness": 0.4}
+    rows = [
+        _row("new", -0.5, [-0.5, -0.6, -0.4, -0.5, -0.55, -0.45], False),
+        _row("gelu", -0.2, [-0.2] * 6, True),
+        _row("cut", 0.4, [0.4] * 2, False) | screened,
+        _row("cut2", 0.5, [0.5] * 2, False) | screened,
+    ]
+    best = claims(rows, tasks)["new" * 8]
+    assert best is not None and best.compared == 3
+    assert "best of 3 candidates on these same tasks" in selection_note(best.to_dict())
+
+
 def test_the_claim_tests_the_measure_the_fitness_averages() -> None:
     # Under fitness "mean_ood_mse" the best baseline is the one with the lowest mean OOD MSE,
     # and the claim pairs OOD MSEs: a candidate better in log-ratio on every task but worse

@@ -162,8 +162,11 @@ def _confirmation(doc: RankingDocument, check: _Check) -> dict[str, Any]:
     `doc` (a copy the caller owns)."""
     event, checked = check.event, check.ranking
     # The confirmed were picked from all of the run's new candidates on these same tasks
-    # (more seeds, same tasks): that is the choice their claims are optimistic about.
-    pool = sum(1 for c in doc["candidates"] if c["status"] == "ok" and not c["baseline"])
+    # (more seeds, same tasks): that is the choice their claims are optimistic about. Those
+    # the cascade screened out lost to them on some of these tasks: they were in it too.
+    pool = sum(
+        1 for c in doc["candidates"] if c["status"] in ("ok", "screened") and not c["baseline"]
+    )
 
     def picked(claim: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if claim is None:
