@@ -11,10 +11,10 @@ the wrong shape is skipped: runs.events decodes it).
 `attach` adds to a ranking document, per candidate that was checked, a `validation` block
 (its fitness there, its fitness on the held-out tasks there, its rank among the validated
 by that, and `flag`: it beats the reference on the lab but loses to it on the held-out
-tasks) and a `confirmation` block (fitness with more seeds, and whether it beats the best
-confirmed baseline beyond noise), plus a document-level `checks` block naming the
-recommended pick (best held-out fitness among the validated top K) and the confirmed
-winner. Pure: events in, JSON data out.
+tasks, each judged against the reference's fitness there) and a `confirmation` block
+(fitness with more seeds, and whether it beats the best confirmed baseline beyond noise),
+plus a document-level `checks` block naming the recommended pick (best held-out fitness
+among the validated top K) and the confirmed winner. Pure: events in, JSON data out.
 
 A validation task that is also a task of the run's lab (the same digest:
 minact.agreement.shared_tasks, the rule `rescore` starts from) is no held-out task: the
@@ -33,7 +33,13 @@ from minact.agreement import shared_tasks, task_names
 from minact.claims import MEASURES, claim_text, selection_note
 from minact.fitness import task_fitness
 from minact.runs import events as decode
-from minact.runs.ranking import RankingDocument, RankingEntry, fitness_kind, ranking_document
+from minact.runs.ranking import (
+    RankingDocument,
+    RankingEntry,
+    fitness_kind,
+    ranking_document,
+    reference_fitness,
+)
 from minact.score import Score
 
 __all__ = ["BASELINES_CONFIRMED", "attach", "check_event", "check_text"]
@@ -105,6 +111,11 @@ def _held_out(check: _Check, shared: Sequence[str]) -> RankingDocument | None:
     return ranking_document(scores, {"lab": lab, "tasks": tasks})
 
 
+def _beats(fitness: float | None, other: float | None) -> bool:
+    """Returns whether `fitness` is known and lower (better) than a known `other`."""
+    return fitness is not None and other is not None and fitness < other
+
+
 def _validation(doc: RankingDocument, check: _Check) -> tuple[dict[str, Any], RankingDocument]:
     """Returns the validation summary and `doc` with a `validation` block per checked row."""
     event = check.event
@@ -112,6 +123,10 @@ def _validation(doc: RankingDocument, check: _Check) -> tuple[dict[str, Any], Ra
     held_out = _held_out(check, shared)
     checked = {c["code_hash"]: c for c in check.ranking["candidates"] if c["code_hash"]}
     held = {c["code_hash"]: c for c in (held_out or {"candidates": []})["candidates"]}
+    # The reference's fitness on each (0 under the mean log-ratio; under the mean OOD MSE its
+    # own, where it was scored): "beats the reference" is "fitness < 0" under the first only.
+    ref_lab = reference_fitness(doc)
+    ref_there = reference_fitness(held_out) if held_out is not None else None
     rows: list[RankingEntry] = []
     for c in doc["candidates"]:
         v = checked.get(c["code_hash"]) if c["code_hash"] else None
@@ -120,6 +135,10 @@ def _validation(doc: RankingDocument, check: _Check) -> tuple[dict[str, Any], Ra
             continue
         h = held.get(v["code_hash"])
         lab, there = c["fitness"], h["fitness"] if h else None
+        # Losing on tasks the search was picked on is no held-out verdict: none there.
+        flag = (
+            h is not None and _beats(lab, ref_lab) and (there is None or _beats(ref_there, there))
+        )
         block = {
             "suite": event.get("suite"),
             "fitness": v["fitness"],
@@ -127,8 +146,7 @@ def _validation(doc: RankingDocument, check: _Check) -> tuple[dict[str, Any], Ra
             "held_out_fitness": there,
             "rank": h["rank"] if h else None,
             "status": v["status"],
-            # Losing on tasks the search was picked on is no held-out verdict: none there.
-            "flag": h is not None and lab is not None and lab < 0 and (there is None or there > 0),
+            "flag": flag,
         }
         rows.append(cast(RankingEntry, {**c, "validation": block}))
     doc = cast(RankingDocument, {**doc, "candidates": rows})
@@ -252,8 +270,8 @@ def check_text(checks: Mapping[str, Any]) -> list[str]:
             out = "held-out task" if held == 1 else f"{held} held-out tasks"
             lose = f"validation's {out}" if v.get("shared_tasks") else "validation"
             lines.append(
-                f"win the lab (fitness < 0) but lose {lose} (fitness > 0): "
-                + ", ".join(v["flagged"])
+                f"win the lab (fitness below the reference's) but lose {lose} (fitness above "
+                "the reference's): " + ", ".join(v["flagged"])
             )
     c = checks.get("confirmation")
     if c:

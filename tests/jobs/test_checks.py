@@ -57,7 +57,7 @@ def test_validation_scores_the_top_k_by_lab_fitness_and_names_a_pick(
         v = c["validation"]
         assert v["suite"] == str(OTHER) and v["status"] == "ok"
         assert v["held_out_fitness"] == pytest.approx(cube[c["code_hash"]])
-        assert v["flag"] == (c["fitness"] < 0 and v["held_out_fitness"] > 0)
+        assert v["flag"] == (c["fitness"] < 0 and v["held_out_fitness"] > 0)  # relu = 0
     summary = doc["checks"]["validation"]
     assert summary["tasks"] == 2 and summary["top"] == 4 and summary["candidates"] == 4
     assert summary["shared_tasks"] == ["sine"] and summary["held_out_tasks"] == 1
@@ -282,4 +282,7 @@ def test_the_flag_line_counts_the_held_out_tasks_it_rests_on(held: int, lose: st
                   "shared_tasks": ["sine"], "held_out_tasks": held, "flagged": ["c0"],
                   "recommended": pick}  # fmt: skip
     lines = check_text({"validation": validation})
-    assert lines[-1] == f"win the lab (fitness < 0) but lose validation's {lose} (fitness > 0): c0"
+    assert lines[-1] == (
+        f"win the lab (fitness below the reference's) but lose validation's {lose} (fitness "
+        "above the reference's): c0"
+    )

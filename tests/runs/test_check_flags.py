@@ -1,0 +1,62 @@
+"""Tests for the validation flag of a run's checks (minact.runs.checks.attach) under each
+fitness kind: "beats the reference" is judged against the reference's own fitness."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from minact.candidate import Hash
+from minact.lab.loader import load_lab
+from minact.runs.checks import attach, check_event, check_text
+from minact.runs.ranking import lab_summary, ranking_document
+from minact.score import Score, TaskScore
+from tests.conftest import ASSETS
+
+
+def _score(name: str, ood: dict[str, float], baseline: bool) -> Score:
+    tasks = {t: TaskScore(v, v, 0.0, 0.0) for t, v in ood.items()}  # log-ratios unused here
+    mean = sum(ood.values()) / len(ood)
+    return Score(
+        name=name,
+        code_hash=Hash(name * 8),
+        source=f"# {name}",
+        status="ok",
+        fitness=mean,
+        mean_ood_mse=mean,
+        tasks=tasks,
+        baseline=baseline,
+    )
+
+
+def _summary(path: str) -> dict[str, Any]:
+    return lab_summary(replace(load_lab(ASSETS / path), fitness="mean_ood_mse"))
+
+
+def test_the_flag_compares_with_the_reference_under_the_mean_ood_mse() -> None:
+    # Under "mean_ood_mse" every fitness is a positive MSE: "fitness < 0" never held, so a
+    # candidate better than relu on the lab and worse on the held-out task went unflagged.
+    lab, other = _summary("tiny_tasks.toml"), _summary("other_tasks.toml")
+    names = [t["name"] for t in lab["tasks"]]
+    on_lab = [
+        _score("relu", dict.fromkeys(names, 2.0), True),
+        _score("newbie", dict.fromkeys(names, 1.0), False),
+    ]
+    doc = ranking_document(on_lab, lab)
+    there = [
+        _score("relu", {"sine": 1.0, "cube": 1.0}, True),
+        _score("newbie", {"sine": 1.0, "cube": 3.0}, False),
+    ]
+    event = check_event("validation", other, there, suite="other", top=2, seconds=0.0)
+    checked = attach(doc, [event])
+    flags = {c["name"]: c["validation"]["flag"] for c in checked["candidates"]}
+    assert flags == {"newbie": True, "relu": False}
+    lines = check_text(checked["checks"])
+    assert (
+        lines[-1].startswith("win the lab (fitness below the reference's)")
+        and "newbie" in (lines[-1])
+    )
+    # With the reference not scored on the held-out tasks, there is nothing to lose to.
+    event = check_event("validation", other, there[1:], suite="other", top=1, seconds=0.0)
+    (row,) = [c for c in attach(doc, [event])["candidates"] if "validation" in c]
+    assert row["validation"]["flag"] is False
