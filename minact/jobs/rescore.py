@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from minact.runs.catalog import (
     run_ranking,
 )
 from minact.runs.ranking import RankingDocument, ranking_document
-from minact.runs.rundir import write_atomic
+from minact.runs.rundir import RunLog, write_atomic
 from minact.validate import validate
 
 __all__ = ["SUITES", "Rescored", "rescore"]
@@ -201,9 +201,10 @@ def _folder(parent: Path, stem: str, doc: RankingDocument) -> Path:
 
 def _shared(lab: Lab, written: Lab, home: frozenset[str] | None) -> dict[str, bool] | None:
     """Returns {name: retrained} for the tasks of `lab` that are tasks of the lab the
-    candidates came from (its task digests: `home`; None where not known, as for hashes or
-    the cache): those with one of its digests (retrained False), and those whose digest as
-    their file `written` has it is one of them, trained here with other networks (--seeds)."""
+    candidates came from (its task digests: `home`; None where not known, as for the cache
+    or hashes from runs on different labs): those with one of its digests (retrained
+    False), and those whose digest as their file `written` has it is one of them, trained
+    here with other networks (--seeds)."""
     if home is None:
         return None
     out: dict[str, bool] = {}
@@ -240,6 +241,22 @@ def _agreement(doc: RankingDocument, shared: Mapping[str, bool] | None) -> dict[
     return {**agreement, "shared_tasks": names, "reseeded_tasks": reseeded}
 
 
+def _lab_key(run: Path) -> tuple[str, frozenset[str]]:
+    """Returns what makes fitness from `run` one measure with another run's (its lab's
+    settings, fitness kind and task digests; the run itself where run.json does not say),
+    and its lab's task digests (empty where not known)."""
+    try:
+        summary = RunLog.open(run).read_run().get("lab_summary") or {}
+    except ConfigError:
+        summary = {}
+    lab = summary.get("lab") or {}
+    digests = [str(t.get("digest")) for t in summary.get("tasks") or []]
+    if not digests:
+        return f"run {run}", frozenset()
+    key = sha256_json({"lab": lab.get("digest"), "fitness": lab.get("fitness"), "tasks": digests})
+    return key, frozenset(digests)
+
+
 def _runs(run: Path | None, runs_dir: Path) -> Iterator[Path]:
     """Yields the runs a HASH is looked for in, listing them only when asked."""
     yield from [run] if run is not None else all_runs(runs_dir)
@@ -254,8 +271,9 @@ def _choose(
     cache: FitnessCache,
 ) -> tuple[list[_Pick], dict[str, float | None], str, Path | None, frozenset[str] | None]:
     """Returns the picks, the baselines' original fitness, a description of where they came
-    from, the run they came from and its lab's task digests (both None for hashes or the
-    cache)."""
+    from, the run they came from (None for hashes or the cache) and its lab's task digests
+    (for hashes, those of the one lab their runs share; None for the cache, or where the
+    hashes' runs are on different labs, whose fitness is then dropped: it is no one measure)."""
     if hashes:
         sources = list(cache.sources())
         runs = [run] if run is not None else all_runs(runs_dir)
@@ -267,13 +285,26 @@ def _choose(
                 log_warning(text)
 
         picks = []
+        labs: dict[str, frozenset[str]] = {}  # the labs the picks' fitness was measured on
         for h in hashes:
             f = find(h, runs, sources, once)
             e = f.entry
+            if e is not None and f.run is not None:
+                key, digests = _lab_key(f.run)
+                labs[key] = digests
             picks.append(
                 _Pick(f.code_hash, e["name"] if e else "", f.source, e["fitness"] if e else None)
             )
-        return picks, {}, "hashes", None, None
+        if len(labs) > 1:
+            # Fitness on different labs is no one measure: neither shown side by side ("was")
+            # nor ranked against the fitness here.
+            once(
+                f"the candidates come from runs on {len(labs)} different labs (or runs whose "
+                "lab is not known): their fitness there is not shown and not compared"
+            )
+            picks = [replace(p, fitness=None) for p in picks]
+        home = next(iter(labs.values())) if len(labs) == 1 else None
+        return picks, {}, "hashes", None, home or None
     if all_cached:
         return [_Pick(h, "", src, None) for h, src in cache.sources()], {}, "cache", None, None
     source_run = run if run is not None else latest_run(runs_dir)
