@@ -93,9 +93,14 @@ def task_fitness(
     raise ValueError(f"unknown fitness kind {kind!r}")
 
 
-def family_means(tasks: Mapping[str, TaskScore], families: Mapping[str, str]) -> dict[str, float]:
-    """Returns the mean log-ratio per family, in the order families first appear."""
+def family_means(
+    tasks: Mapping[str, TaskScore], families: Mapping[str, str], kind: str = "mean_log_ratio"
+) -> dict[str, float]:
+    """Returns, per family in the order families first appear, the mean of the per-task
+    measure whose mean over tasks is the fitness `kind`: the log-ratio, or the OOD MSE
+    under "mean_ood_mse" (so a family's column is in the fitness's own units)."""
     by_family: dict[str, list[float]] = {}
     for name, score in tasks.items():
-        by_family.setdefault(families[name], []).append(score.log_ratio)
+        value = score.ood_loss if kind == "mean_ood_mse" else score.log_ratio
+        by_family.setdefault(families[name], []).append(value)
     return {f: statistics.fmean(v) for f, v in by_family.items()}

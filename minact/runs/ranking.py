@@ -223,7 +223,9 @@ def _in_lab_order(
     return sorted(tasks.items(), key=lambda item: where.get(item[0], len(where)))
 
 
-def _entry(rank: int | None, s: Score, families: Mapping[str, str]) -> RankingEntry:
+def _entry(
+    rank: int | None, s: Score, families: Mapping[str, str], kind: str = "mean_log_ratio"
+) -> RankingEntry:
     return {
         "rank": rank,
         "name": s.name,
@@ -235,7 +237,9 @@ def _entry(rank: int | None, s: Score, families: Mapping[str, str]) -> RankingEn
         "fitness": _num(s.fitness),
         "fitness_spread": _num(s.fitness_spread),
         "mean_ood_mse": _num(s.mean_ood_mse),
-        "families": {f: _num(v) for f, v in family_means(_known(s, families), families).items()},
+        "families": {
+            f: _num(v) for f, v in family_means(_known(s, families), families, kind).items()
+        },
         "tasks": {
             name: {
                 "ood_loss": _num(t.ood_loss),
@@ -302,15 +306,18 @@ def ranking_document(
     summary = lab_summary(lab) if isinstance(lab, Lab) else lab
     families = {t["name"]: t["family"] for t in summary["tasks"]}
     extra = extra or {}
+    fitness = fitness_kind(summary["lab"])
     rows = [
         cast(
             RankingEntry,
-            {**_entry(rank, s, families), **(extra.get(s.code_hash, {}) if s.code_hash else {})},
+            {
+                **_entry(rank, s, families, fitness),
+                **(extra.get(s.code_hash, {}) if s.code_hash else {}),
+            },
         )
         for rank, s in ranked(scores)
     ]
     # Every ranking says whether its new candidates beat its best baseline beyond noise.
-    fitness = fitness_kind(summary["lab"])
     found = claims(rows, [t["name"] for t in summary["tasks"]], fitness=fitness)
     for row in rows:  # every row has the key (null: a baseline, a failure, too few tasks)
         c = found.get(row["code_hash"]) if row["code_hash"] else None

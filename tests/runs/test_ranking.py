@@ -183,3 +183,14 @@ def test_the_cache_column_says_what_is_known_and_no_more() -> None:
     # A log of an older minact has no count: some tasks may have come from the cache.
     assert cache_state({"cached": False}) == "—"
     assert cache_state({"cached": False, "cached_tasks": None}) == "—"
+
+
+def test_a_familys_column_is_the_measure_the_fitness_averages() -> None:
+    # Under "mean_ood_mse" the fitness is a mean OOD MSE: family columns of mean log-ratios
+    # beside it were another measure under the same kind of header.
+    tasks = {"sine": TaskScore(0.5, 0.1, 0.0, -0.7), "cube": TaskScore(4.0, 0.2, 0.0, 0.3)}
+    mse = {**LAB, "lab": {**LAB["lab"], "fitness": "mean_ood_mse"}}
+    (row,) = ranking_document([_ok("a", 2.25, tasks)], mse)["candidates"]
+    assert row["families"] == {"waves": 0.5, "powers": 4.0}
+    (row,) = ranking_document([_ok("a", -0.2, tasks)], LAB)["candidates"]
+    assert row["families"] == {"waves": -0.7, "powers": 0.3}
