@@ -242,8 +242,12 @@ def best_claim_sentence(rows: Sequence[Row], tasks: int) -> str:
             f"noise is not judged: {why}"
         )
     caveat = selection_note(claim)
+    # `score FILE` scores the reference alone beside it: "the best baseline" would read as
+    # the best of all the built-ins.
+    scored = sum(1 for c in rows if c["baseline"] and c["status"] == "ok" and c["rank"])
+    only = ", the only baseline scored here" if scored == 1 else ""
     return (
         f"does {best['name']}, the best new candidate, beat the best baseline "
-        f"({claim['against']}) beyond noise? {claim_text(claim)}, the interval of its fitness "
-        "minus the baseline's (below 0: better)" + (f"; {caveat}" if caveat else "")
+        f"({claim['against']}{only}) beyond noise? {claim_text(claim)}, the interval of its "
+        "fitness minus the baseline's (below 0: better)" + (f"; {caveat}" if caveat else "")
     )

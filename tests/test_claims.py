@@ -12,6 +12,7 @@ from minact.claims import (
     MIN_TASKS,
     _t_quantile,
     best_baseline,
+    best_claim_sentence,
     claim_text,
     claims,
     expanded_tail,
@@ -199,3 +200,19 @@ def test_the_claim_tests_the_measure_the_fitness_averages() -> None:
     assert by_ratio is not None and by_ratio.difference < 0
     assert by_mse is not None and by_mse.difference == pytest.approx((10.0 - 0.4 * 5) / 6)
     assert by_mse.verdict != "yes"
+
+
+def test_the_sentence_says_when_the_best_baseline_is_the_only_one_scored() -> None:
+    # `score FILE` ranks it beside the reference alone: "the best baseline" is not the best
+    # of the built-ins there.
+    tasks = [f"t{i}" for i in range(6)]
+    new = _row("new", -0.5, [-0.5, -0.6, -0.4, -0.5, -0.55, -0.45], False)
+    relu, gelu = _row("relu", 0.0, [0.0] * 6, True), _row("gelu", -0.2, [-0.2] * 6, True)
+    for rows, against, only in (([new, relu], "relu", True), ([new, gelu, relu], "gelu", False)):
+        claim = claims(rows, tasks)["new" * 8]
+        assert claim is not None
+        ranked = [r | {"rank": i + 1} for i, r in enumerate(rows)]
+        ranked[0]["claim"] = claim.to_dict()
+        said = best_claim_sentence(ranked, 6)
+        assert f"beat the best baseline ({against}" in said
+        assert ("the only baseline scored here" in said) == only

@@ -196,8 +196,8 @@ def test_the_line_under_the_table_is_the_reports_sentence_with_the_name_escaped(
     assert "\x1b" not in out
     said = " ".join(out.split())  # the terminal may wrap it
     assert (
-        "does [b]x\\x1b[2Jy, the best new candidate, beat the best baseline (relu) beyond "
-        "noise? " in said
+        "does [b]x\\x1b[2Jy, the best new candidate, beat the best baseline (relu, the only "
+        "baseline scored here) beyond noise? " in said
     )
     code, out, _ = _score(str(path), "--json", cache=tmp_path / "c", tasks=six)
     claim = next(c for c in json.loads(out)["candidates"] if not c["baseline"])["claim"]
