@@ -236,8 +236,8 @@ class LabAgreement:
 
     Attributes:
         candidates, tasks: how many went in.  split_half: None when there are too few
-        candidates or tasks (see `verdict`).  families: leave-one-family-out tau per family.
-        verdict: one plain sentence for users.
+        candidates or tasks, or when they tie on every half (see `verdict`).  families:
+        leave-one-family-out tau per family.  verdict: one plain sentence for users.
     """
 
     candidates: int
@@ -277,6 +277,14 @@ def lab_agreement(
         )
         return LabAgreement(n, t, None, {}, verdict)
     half = split_half(scores, splits=splits, seed=seed)
+    if half.samples == 0:
+        # Every half ties every candidate (equal behaviour, or equal scores): there is no
+        # order to keep or to lose, and a tau of nan read as "unstable".
+        verdict = (
+            f"not measurable: the {n} candidates score alike on every half of the {t} tasks, "
+            "so there is no order whose stability could be measured"
+        )
+        return LabAgreement(n, t, None, {}, verdict)
     by_family = family_agreement(scores, families) if len(set(families)) > 1 else {}
     halves = "two random halves" if t % 2 == 0 else f"two random disjoint sets of {t // 2}"
     words = f"{halves} of the {t} tasks rank the {n} candidates with Kendall tau"

@@ -125,6 +125,16 @@ def test_lab_agreement_says_when_there_is_too_little_to_measure() -> None:
     assert "(1 candidate and 1 task; " in lab_agreement(_consistent(1, 1), ["f"]).verdict
 
 
+def test_candidates_that_all_tie_are_not_called_unstable() -> None:
+    # Five names of one behaviour score alike on every task: every split's tau is nan, which
+    # the verdict read as "unstable ... Kendall tau nan".
+    for scores in (np.zeros((5, 6)), np.tile(np.arange(6.0), (5, 1))):
+        out = lab_agreement(scores, ["a"] * 3 + ["b"] * 3)
+        assert out.split_half is None and out.families == {}
+        assert out.verdict.startswith("not measurable: the 5 candidates score alike")
+        assert "nan" not in out.verdict and "unstable" not in out.verdict
+
+
 def test_lab_agreement_of_a_stable_and_of_a_split_lab() -> None:
     families = ["a"] * 4 + ["b"] * 4
     stable = lab_agreement(_consistent(6, 8), families, splits=50)
