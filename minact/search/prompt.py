@@ -91,9 +91,30 @@ def _lab_text(lab: Lab) -> str:
         f"{t0.settings.steps} steps) that learn these regression tasks:\n{families}\n"
         f"The networks train on an inner box (e.g. {train}) and are scored OUT OF DISTRIBUTION, "
         f"on inputs outside it (e.g. {test}, minus the training box): the activation must help "
-        "them extrapolate. Fitness = mean over tasks of log(OOD error / ReLU's OOD error); "
-        "LOWER is better, 0 equals ReLU, negative beats it. Known good ideas add a periodic "
+        f"them extrapolate. {_fitness_text(lab)} Known good ideas add a periodic "
         "term to a standard activation (e.g. GELU(x) + 0.1*sin(x))."
+    )
+
+
+def _reference_name(lab: Lab) -> str:
+    """Returns the reference as the prompt names it ("ReLU" for the default)."""
+    return "ReLU" if lab.reference == "relu" else lab.reference
+
+
+def _fitness_text(lab: Lab) -> str:
+    """Returns what the lab's fitness is, as a model should read the numbers it is shown:
+    the mean log-ratio against the lab's reference, or under "mean_ood_mse" the mean OOD
+    MSE (told as a log-ratio against ReLU, a model would read 37.2 as far worse than ReLU,
+    which scores about that itself)."""
+    ref = _reference_name(lab)
+    if lab.fitness == "mean_ood_mse":
+        return (
+            "Fitness = mean over tasks of the OOD mean squared error (standardised targets); "
+            f"LOWER is better ({ref} has no fixed score: compare with its own)."
+        )
+    return (
+        f"Fitness = mean over tasks of log(OOD error / {ref}'s OOD error); "
+        f"LOWER is better, 0 equals {ref}, negative beats it."
     )
 
 
@@ -107,14 +128,16 @@ def _scores(m: Member, lab: Lab) -> str:
     # the event log (a resume) lists its tasks by name, and the prompt, so the reply, differed.
     place = {t.name: i for i, t in enumerate(lab.tasks)}
     tasks = sorted(s.tasks.items(), key=lambda kv: (place.get(kv[0], len(place)), kv[0]))
+    # The per-task numbers stay log-ratios (comparable across tasks): said so beside an MSE.
+    mse = f"a mean OOD MSE; against {_reference_name(lab)}, " * (lab.fitness == "mean_ood_mse")
     if len(tasks) > _LISTED:
         by_ratio = sorted(tasks, key=lambda kv: kv[1].log_ratio)
         best, worst = by_ratio[:_EXAMPLES], by_ratio[::-1][:_EXAMPLES]
         text = ", ".join(f"{name} {t.log_ratio:+.2f}" for name, t in worst)
         text += "; best: " + ", ".join(f"{name} {t.log_ratio:+.2f}" for name, t in best)
-        return f"fitness {s.fitness:+.3f} (log-ratio over {len(tasks)} tasks; worst: {text})"
+        return f"fitness {s.fitness:+.3f} ({mse}log-ratio over {len(tasks)} tasks; worst: {text})"
     per_task = ", ".join(f"{name} {t.log_ratio:+.2f}" for name, t in tasks)
-    return f"fitness {s.fitness:+.3f} (per task log-ratio: {per_task})"
+    return f"fitness {s.fitness:+.3f} ({mse}per task log-ratio: {per_task})"
 
 
 def _block(title: str, m: Member, lab: Lab) -> str:

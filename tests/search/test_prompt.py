@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -36,6 +37,17 @@ def test_messages_hold_lab_contract_parent_and_failures(tiny_lab: Lab) -> None:
     assert "16x GELU" in system
     assert PARENT in user and "sine -0.40" in user and "TOP #1" in user
     assert "RECENT FAILURE (invalid): method `.mean()`" in user
+
+
+def test_the_prompt_says_what_the_labs_fitness_is(tiny_lab: Lab) -> None:
+    # Under "mean_ood_mse" the model was told fitness was a log-ratio with ReLU at 0, and
+    # shown mean OOD MSEs (all positive) as if every candidate lost to ReLU.
+    system, _ = (m["content"] for m in build_messages(tiny_lab, _member(), [], [], []))
+    assert "log(OOD error / ReLU's OOD error)" in system and "0 equals ReLU" in system
+    mse = replace(tiny_lab, fitness="mean_ood_mse")
+    system, user = (m["content"] for m in build_messages(mse, _member(fitness=1.5), [], [], []))
+    assert "0 equals" not in system and "OOD mean squared error" in system
+    assert "fitness +1.500 (a mean OOD MSE; against ReLU, per task log-ratio: " in user
 
 
 def test_messages_respect_the_character_budget(tiny_lab: Lab) -> None:
