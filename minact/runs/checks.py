@@ -283,7 +283,7 @@ def check_text(checks: Mapping[str, Any]) -> list[str]:
             against = f" ({claim['against']})" if claim else ""
             caveat = selection_note(claim)
             lines.append(
-                f"confirmed with {c['seeds']} seeds per task: winner {w['name']} at "
+                f"confirmed with {c['seeds']} seeds per task: best new candidate {w['name']} at "
                 f"{w['fitness']:+.3f}; beats best baseline{against}: {claim_text(claim)}"
                 + (f" ({caveat})" if caveat else "")
             )

@@ -1,5 +1,6 @@
-"""Tests for the validation flag of a run's checks (minact.runs.checks.attach) under each
-fitness kind: "beats the reference" is judged against the reference's own fitness."""
+"""Tests for what a run's checks say (minact.runs.checks): the validation flag under each
+fitness kind ("beats the reference" is judged against the reference's own fitness), and the
+confirmation's sentence."""
 
 from __future__ import annotations
 
@@ -60,3 +61,14 @@ def test_the_flag_compares_with_the_reference_under_the_mean_ood_mse() -> None:
     event = check_event("validation", other, there[1:], suite="other", top=1, seconds=0.0)
     (row,) = [c for c in attach(doc, [event])["candidates"] if "validation" in c]
     assert row["validation"]["flag"] is False
+
+
+def test_the_confirmed_best_new_candidate_is_not_called_the_winner() -> None:
+    # The best *new* candidate with more seeds may trail the baselines: "winner c0 at -0.298"
+    # read as the run's winner where gelu scored -0.356.
+    claim = {"against": "gelu", "verdict": "inconclusive", "lo": -0.07, "hi": 0.19, "compared": 1}
+    winner = {"name": "c0", "code_hash": "h", "fitness": -0.298, "fitness_spread": 0.19}
+    checks = {"confirmation": {"seeds": 3, "winner": winner | {"claim": claim}}}
+    (line,) = check_text(checks)
+    assert line.startswith("confirmed with 3 seeds per task: best new candidate c0 at -0.298;")
+    assert "winner" not in line and "beats best baseline (gelu): inconclusive" in line
