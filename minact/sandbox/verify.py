@@ -13,9 +13,12 @@ codes, in float32 on the training device, and requires f and f' to agree
   0.14% off `F.gelu` at x = -3.5); what a narrow window hides and training would feel is a
   jump, a spike or a NaN. The points: CORE_POINTS evenly spaced over the
   central range of the trace (where nearly all of training's inputs fall), DENSE_POINTS over
-  [-REACH, REACH], and FAR_POINTS log-spaced out to the trace's largest magnitude, each grid
-  shifted by a salted fraction of its spacing. A difference confined to a band between
-  the trace's points, which training would still run into, is found there: a band wider
+  [-REACH, REACH], and FAR_POINTS log-spaced out to FAR_MARGIN times the trace's largest
+  magnitude, each grid shifted by a salted fraction of its spacing. The margin covers the
+  steps between the trace's moments, whose inputs can reach a little further: up to 10%
+  beyond the moments' largest (gmtu on the default lab; `bench/trace_reach.py`). A
+  difference confined to a band between the trace's points, which training would still run
+  into, is found there: a band wider
   than the spacing (about 1e-5 in the core, 1.2e-4 out to REACH) always, a narrower one
   with probability width / spacing (minact reports this limit in its README).
 
@@ -41,6 +44,7 @@ __all__ = [
     "DENSE_ATOL",
     "DENSE_POINTS",
     "DENSE_RTOL",
+    "FAR_MARGIN",
     "FAR_POINTS",
     "RTOL",
     "dense_points",
@@ -54,6 +58,7 @@ DENSE_ATOL = 1e-3
 CORE_POINTS = 1 << 19
 DENSE_POINTS = 1 << 20
 FAR_POINTS = 1 << 12
+FAR_MARGIN = 2.0  # the far points reach this many times the trace's largest magnitude
 CORE_QUANTILE = 0.01  # the core spans the trace's 1st to 99th percentile
 _CHUNK = 1 << 18  # points per evaluation: bounds the memory of a long formula's graph
 
@@ -81,7 +86,7 @@ def dense_points(trace: Sequence[float], seed: int) -> torch.Tensor:
         lo, hi = (float(v) for v in z.quantile(q))
         if hi > lo:
             parts.append(_grid(lo, hi, CORE_POINTS, shifts[1]))
-    far = float(z.abs().max()) if z.numel() else 0.0
+    far = FAR_MARGIN * float(z.abs().max()) if z.numel() else 0.0
     if math.isfinite(far) and far > REACH:
         logs = _grid(math.log(REACH), math.log(far), FAR_POINTS, shifts[2]).exp()
         parts += [logs, -logs]

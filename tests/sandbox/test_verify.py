@@ -74,3 +74,15 @@ def test_what_differs_in_training_does_not_verify() -> None:
 def test_a_candidate_that_fails_on_training_inputs_does_not_verify() -> None:
     got = verify(_body("torch.full_like(x, x)"), _body("F.relu(x)"), [0.5, -1.0], "cpu")
     assert not got["match"] and "TypeError" in got["reason"]
+
+
+def test_the_dense_check_reaches_beyond_the_traces_largest_input() -> None:
+    # Training's steps between the trace's moments can feed inputs a little beyond the
+    # largest the trace kept: code that differs only there does not verify.
+    points = [float(v) for v in torch.linspace(-100, 100, 997)]
+    ours = "torch.where(torch.abs(x) > 150, 0.5 * torch.tanh(x), torch.tanh(x))"
+    got = verify(_body(ours), _body("torch.tanh(x)"), points, "cpu", seed=7)
+    assert not got["match"] and "dense check" in got["reason"], got
+    # Beyond the margin it is not looked for (training would not have fed it).
+    far = "torch.where(torch.abs(x) > 250, 0.5 * torch.tanh(x), torch.tanh(x))"
+    assert verify(_body(far), _body("torch.tanh(x)"), points, "cpu", seed=7)["match"]
