@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["RESAMPLES", "Claim", "best_baseline", "claim_text", "claims", "expanded_tail"]
-__all__ += ["MEASURES", "best_claim_sentence", "paired_claim", "selection_note"]
+__all__ += ["MEASURES", "best_claim_sentence", "paired_claim", "picked_among", "selection_note"]
 
 Row = Mapping[str, Any]  # a ranking.json candidate row
 
@@ -172,6 +172,22 @@ def _task_value(row: Row, task: str, measure: str) -> float | None:
     return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
 
+def _ranked_new(c: Row) -> bool:
+    """Returns whether ranking row `c` is a new candidate ranked with a fitness."""
+    return bool(
+        not c["baseline"] and c["status"] == "ok" and c["fitness"] is not None and c["code_hash"]
+    )
+
+
+def picked_among(rows: Sequence[Row]) -> int:
+    """Returns how many new candidates a pick on these rows' tasks was made among: those
+    ranked, and those the evaluation cascade screened out (they lost to the pick on some of
+    these very tasks), which the pick's claim is optimistic about."""
+    return sum(
+        1 for c in rows if _ranked_new(c) or (not c["baseline"] and c["status"] == "screened")
+    )
+
+
 def claims(
     rows: Sequence[Row], tasks: Sequence[str], *, fitness: str = "mean_log_ratio", seed: int = 0
 ) -> dict[str, Claim | None]:
@@ -182,14 +198,8 @@ def claims(
     base = best_baseline(rows)
     if base is None:
         return {}
-    new = [
-        c
-        for c in rows
-        if not c["baseline"] and c["status"] == "ok" and c["fitness"] is not None and c["code_hash"]
-    ]
-    # A candidate the cascade screened out lost to the pick on some of these very tasks:
-    # it is one more the pick was chosen from, which its claim is optimistic about.
-    pool = len(new) + sum(1 for c in rows if not c["baseline"] and c["status"] == "screened")
+    new = [c for c in rows if _ranked_new(c)]
+    pool = picked_among(rows)
     out: dict[str, Claim | None] = {}
     for c in new:
         pairs = [(_task_value(c, t, measure), _task_value(base, t, measure)) for t in tasks]

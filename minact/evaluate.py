@@ -234,7 +234,8 @@ class Evaluator:
         ref_adm = admissions[self.reference.code_hash]
         if not ref_adm.ok or ref_adm.behaviour_hash is None:
             # Only the lab can make a built-in fail admission: name its file and key.
-            hint = f": raise max_cost in {self.lab.path}'s [lab]" * (ref_adm.status == "too_costly")
+            costly = ref_adm.status == "too_costly"
+            hint = f": raise max_cost in {self.lab.path}'s [lab]" if costly else ""
             raise EvaluationError(f"reference {self.lab.reference} failed: {ref_adm.reason}{hint}")
         admitted = [
             (c, adm.behaviour_hash)
@@ -246,8 +247,9 @@ class Evaluator:
         reference = {t.name: ref[t.digest()] for t in self.lab.tasks}
         bad = first_failure(list(reference.items()))
         if bad is not None:
-            hint = f"; if its tasks need longer, raise timeout in {self.lab.path}'s [lab]"
-            hint *= bad[0] == "timeout"
+            hint = ""
+            if bad[0] == "timeout":
+                hint = f"; if its tasks need longer, raise timeout in {self.lab.path}'s [lab]"
             raise EvaluationError(
                 f"reference {self.lab.reference} failed on the lab: {bad[1]}{hint}"
             )

@@ -184,10 +184,11 @@ def interval(where: str, key: str, value: object) -> tuple[float, float]:
         lo, hi = value
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi)):
             if math.isfinite(lo) and math.isfinite(hi) and lo < hi:
-                held = _float32_values(lo, hi) if max(abs(lo), abs(hi)) <= MAX_COORDINATE else 0
+                within = max(abs(lo), abs(hi)) <= MAX_COORDINATE
+                held = _float32_values(lo, hi) if within else 0
                 if held >= MIN_FLOAT32_VALUES:
                     return float(lo), float(hi)
-                if max(abs(lo), abs(hi)) <= MAX_COORDINATE:
+                if within:
                     # [0, 1e-300] is one point where the networks train and the probe runs, and
                     # [999999, 1e6] 16: every activation would fit the same few inputs.
                     raise ConfigError(

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from minact.agreement import shared_tasks, task_names
-from minact.claims import MEASURES, claim_text, selection_note
+from minact.claims import MEASURES, claim_text, picked_among, selection_note
 from minact.fitness import task_fitness
 from minact.runs import events as decode
 from minact.runs.ranking import (
@@ -180,11 +180,8 @@ def _confirmation(doc: RankingDocument, check: _Check) -> dict[str, Any]:
     `doc` (a copy the caller owns)."""
     event, checked = check.event, check.ranking
     # The confirmed were picked from all of the run's new candidates on these same tasks
-    # (more seeds, same tasks): that is the choice their claims are optimistic about. Those
-    # the cascade screened out lost to them on some of these tasks: they were in it too.
-    pool = sum(
-        1 for c in doc["candidates"] if c["status"] in ("ok", "screened") and not c["baseline"]
-    )
+    # (more seeds, same tasks): that is the choice their claims are optimistic about.
+    pool = picked_among(doc["candidates"])
 
     def picked(claim: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if claim is None:

@@ -129,7 +129,9 @@ def _scores(m: Member, lab: Lab) -> str:
     place = {t.name: i for i, t in enumerate(lab.tasks)}
     tasks = sorted(s.tasks.items(), key=lambda kv: (place.get(kv[0], len(place)), kv[0]))
     # The per-task numbers stay log-ratios (comparable across tasks): said so beside an MSE.
-    mse = f"a mean OOD MSE; against {_reference_name(lab)}, " * (lab.fitness == "mean_ood_mse")
+    mse = (
+        f"a mean OOD MSE; against {_reference_name(lab)}, " if lab.fitness == "mean_ood_mse" else ""
+    )
     if len(tasks) > _LISTED:
         by_ratio = sorted(tasks, key=lambda kv: kv[1].log_ratio)
         best, worst = by_ratio[:_EXAMPLES], by_ratio[::-1][:_EXAMPLES]
