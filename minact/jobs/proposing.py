@@ -77,6 +77,11 @@ async def proposer(
                 members[MUTATOR] = OfflineProposer()
                 models.append({"name": MUTATOR, "url": "", "weight": spec.weight})
                 continue
+            if spec.weight == 0:
+                # Never drawn, so never asked: a user may weigh a model out whose server is off.
+                url, never = spec.url.rstrip("/"), "weight 0: never asked, its server not checked"
+                models.append({"name": spec.name, "url": url, "weight": 0.0, "unchecked": never})
+                continue
             config = llm.LLMConfig(
                 url=spec.url.rstrip("/"),
                 model=spec.name,
@@ -105,7 +110,7 @@ async def proposer(
                 described["context"] = list(found)
             models.append(described)
         inner: Proposer = Ensemble(members)
-        first = next(m for m in models if m["url"])
+        first = next(m for m in models if m["url"] and m["weight"] > 0)
         yield (
             inner,
             {

@@ -211,6 +211,25 @@ def test_an_ensemble_on_two_servers_draws_models_reproducibly(tmp_path: Path) ->
     assert seen[0] == seen[1] and set(seen[0]) == {"fast", "strong"}
 
 
+def test_a_model_weighed_out_is_never_asked_and_its_server_never_checked(
+    tmp_path: Path,
+) -> None:
+    dead = "http://127.0.0.1:9/v1"  # nothing listens: a check would end the run
+    with LLMServer(_answer, models=serving("small")) as small:
+        pair = ["--model", "small,off", "--model-weights", "1,0"]
+        result = _evolve(tmp_path, "--budget", "3", "--llm-url", f"{small.url},{dead}", *pair)
+        asked = [r.json["model"] for r in small.requests if r.path.endswith("/completions")]
+    assert result.exit_code == 0, result.stderr
+    flat = " ".join(result.stderr.split())
+    assert "off at http://127.0.0.1:9/v1 (0%) (unchecked: weight 0: never asked" in flat
+    run = _run_dir(tmp_path)
+    assert {e.get("model") for e in _events(run) if e["event"] == "proposal"} == {"small"}
+    assert asked and set(asked) == {"small"}
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["llm"]["model"] == "small"
+    assert [(m["name"], m["weight"]) for m in meta["models"]] == [("small", 1.0), ("off", 0.0)]
+
+
 def test_the_offline_mutator_shares_a_search_with_a_model(tmp_path: Path) -> None:
     with (
         LLMServer(_answer, models=serving("small")) as small,
