@@ -217,7 +217,8 @@ def claim_text(claim: Mapping[str, Any] | None) -> str:
     lo, hi = claim["lo"], claim["hi"]
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return str(claim["verdict"])
-    return f"{claim['verdict']} (95% CI [{lo:+.3f}, {hi:+.3f}])"
+    # "z": an end that rounds to zero reads "+0.000", not "-0.000" (a sign no digit backs).
+    return f"{claim['verdict']} (95% CI [{lo:+z.3f}, {hi:+z.3f}])"
 
 
 def selection_note(claim: Mapping[str, Any] | None) -> str:

@@ -263,7 +263,9 @@ def stdout() -> Console:
 
 
 def _fmt(v: float | None, spec: str = ".3f") -> str:
-    return "—" if v is None else format(v, spec)
+    from minact.runs.ranking import number_text
+
+    return number_text(v, spec)
 
 
 def status_text(status: str, reason: str) -> str:

@@ -45,7 +45,9 @@ RunOpt = Annotated[Path | None, typer.Option(parser=path_value, help="Only look 
 
 
 def _fmt(v: Any, spec: str) -> str:
-    return "—" if v is None else format(v, spec)
+    from minact.runs.ranking import number_text
+
+    return number_text(v, spec)
 
 
 def report(

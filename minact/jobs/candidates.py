@@ -199,7 +199,7 @@ def _docstring(found: Found, name: str, verdicts: list[tuple[str, str]]) -> str:
         spread = e["fitness_spread"]
         kind = _fitness_kind(found)
         lines.append(
-            f"Fitness {e['fitness']:+.4f}"
+            f"Fitness {e['fitness']:+z.4f}"
             + (f" ± {spread:.4f} (sd over seeds)" if spread is not None else "")
             + f" ({_MEANING.get(kind, kind + '; lower is better')})"
         )

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from minact.runs.history import Lineage
 from minact.runs.index import Stamp
-from minact.runs.ranking import RankingDocument, RankingEntry, fitness_words, shown
+from minact.runs.ranking import RankingDocument, RankingEntry, fitness_words, number_text, shown
 
 __all__ = [
     "FIGURES",
@@ -125,8 +125,9 @@ def screened_text(cascade: Mapping[str, Any], counters: Mapping[str, Any]) -> st
 
 
 def fmt(v: Any, spec: str) -> str:
-    """Returns `v` formatted with `spec`, or an em dash for a missing number."""
-    return "—" if v is None else format(v, spec)
+    """Returns `v` formatted with `spec`, or an em dash for a missing or non-finite number
+    (never "-0.000": `number_text`)."""
+    return number_text(v, spec)
 
 
 def check_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -294,7 +295,7 @@ def model_rows(data: ReportData) -> list[tuple[str, ...]]:
                 f"{m.get('seconds', 0.0) / calls:.1f} s" if calls else "—",
                 str(int(m.get("new_valid", 0))),
                 f"{m.get('new_valid', 0) / calls:.2f}" if calls else "—",
-                f"{m['best']:+.3f}" if m.get("best") is not None else "—",
+                f"{m['best']:+z.3f}" if m.get("best") is not None else "—",
             )
         )
     return rows

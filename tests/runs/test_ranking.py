@@ -194,3 +194,21 @@ def test_a_familys_column_is_the_measure_the_fitness_averages() -> None:
     assert row["families"] == {"waves": 0.5, "powers": 4.0}
     (row,) = ranking_document([_ok("a", -0.2, tasks)], LAB)["candidates"]
     assert row["families"] == {"waves": -0.7, "powers": 0.3}
+
+
+def test_a_number_that_rounds_to_zero_is_never_printed_as_negative_zero(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # "-0.000" reads as "better than the reference" with no digit to back it.
+    from minact.cli._shared import print_ranking
+    from minact.report.html import render_ranking_html
+    from minact.report.markdown import render_markdown
+    from minact.runs.ranking import number_text
+
+    assert number_text(-0.0004, "+.3f") == "+0.000" and number_text(-0.0004, ".3f") == "0.000"
+    assert number_text(-0.5, "+.3f") == "-0.500" and number_text(float("nan"), ".3f") == "—"
+    tasks = {"sine": TaskScore(0.5, 0.1, 0.0, -0.0003), "cube": TaskScore(4.0, 0.2, 0.0, -0.0002)}
+    doc = ranking_document([_ok("a", -0.00025, tasks)], LAB, {"command": "score"})
+    print_ranking(doc)
+    for text in (render_markdown(doc), render_ranking_html(doc), capsys.readouterr().out):
+        assert "+0.000" in text and "-0.000" not in text
