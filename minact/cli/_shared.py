@@ -290,7 +290,7 @@ def print_ranking(doc: RankingDocument) -> None:
     wide = console.width >= 120
     families = list(lab["families"]) if console.width >= 100 else []
     from minact.claims import best_claim_sentence
-    from minact.runs.ranking import cache_state, fitness_words, shown
+    from minact.runs.ranking import cache_state, fitness_words, original_lab_text, shown
 
     table = Table(
         title=printable(
@@ -337,6 +337,9 @@ def print_ranking(doc: RankingDocument) -> None:
         ]
         table.add_row(*row, *([(c["code_hash"] or "")[:10]] if wide else []))
     console.print(table)
+    was = original_lab_text(doc)
+    if was:  # a rescore: which lab each fitness column is on
+        console.print(printable(was))
     if len(rows) < len(doc["candidates"]):
         console.print(
             f"{len(doc['candidates']) - len(rows)} more candidates not shown (the table holds "

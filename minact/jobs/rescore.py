@@ -110,7 +110,7 @@ def rescore(
     if network_seeds is not None:
         lab = lab_with_seeds(lab, network_seeds, "--seeds")
     with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
-        picks, baseline_fitness, origin, source_run, home = _choose(
+        picks, baseline_fitness, origin, source_run, home, from_lab = _choose(
             hashes, run, top, all_cached, runs_dir, cache
         )
         original = dict(baseline_fitness)
@@ -152,6 +152,8 @@ def rescore(
         "device": evaluator.info.get("device"),
         "worker": evaluator.info or None,
         **({"seeds": network_seeds} if network_seeds is not None else {}),
+        # The lab "original_fitness" was measured on, so a report can name it.
+        **({"from_lab": from_lab} if from_lab else {}),
     }
     extra = {
         s.code_hash: {"original_fitness": original.get(s.code_hash)} for s in scores if s.code_hash
@@ -241,20 +243,22 @@ def _agreement(doc: RankingDocument, shared: Mapping[str, bool] | None) -> dict[
     return {**agreement, "shared_tasks": names, "reseeded_tasks": reseeded}
 
 
-def _lab_key(run: Path) -> tuple[str, frozenset[str]]:
+def _lab_key(run: Path) -> tuple[str, frozenset[str], dict[str, Any]]:
     """Returns what makes fitness from `run` one measure with another run's (its lab's
     settings, fitness kind and task digests; the run itself where run.json does not say),
-    and its lab's task digests (empty where not known)."""
+    its lab's task digests (empty where not known) and its lab's path, reference and
+    fitness kind (empty where not known)."""
     try:
         summary = RunLog.open(run).read_run().get("lab_summary") or {}
     except ConfigError:
         summary = {}
     lab = summary.get("lab") or {}
     digests = [str(t.get("digest")) for t in summary.get("tasks") or []]
+    named = {k: lab[k] for k in ("path", "reference", "fitness") if k in lab}
     if not digests:
-        return f"run {run}", frozenset()
+        return f"run {run}", frozenset(), named
     key = sha256_json({"lab": lab.get("digest"), "fitness": lab.get("fitness"), "tasks": digests})
-    return key, frozenset(digests)
+    return key, frozenset(digests), named
 
 
 def _runs(run: Path | None, runs_dir: Path) -> Iterator[Path]:
@@ -269,11 +273,19 @@ def _choose(
     all_cached: bool,
     runs_dir: Path,
     cache: FitnessCache,
-) -> tuple[list[_Pick], dict[str, float | None], str, Path | None, frozenset[str] | None]:
+) -> tuple[
+    list[_Pick],
+    dict[str, float | None],
+    str,
+    Path | None,
+    frozenset[str] | None,
+    dict[str, Any] | None,
+]:
     """Returns the picks, the baselines' original fitness, a description of where they came
-    from, the run they came from (None for hashes or the cache) and its lab's task digests
+    from, the run they came from (None for hashes or the cache), its lab's task digests
     (for hashes, those of the one lab their runs share; None for the cache, or where the
-    hashes' runs are on different labs, whose fitness is then dropped: it is no one measure)."""
+    hashes' runs are on different labs, whose fitness is then dropped: it is no one measure)
+    and that lab's path, reference and fitness kind (None where there is no one lab)."""
     if hashes:
         sources = list(cache.sources())
         runs = [run] if run is not None else all_runs(runs_dir)
@@ -286,11 +298,12 @@ def _choose(
 
         picks = []
         labs: dict[str, frozenset[str]] = {}  # the labs the picks' fitness was measured on
+        named: dict[str, dict[str, Any]] = {}
         for h in hashes:
             f = find(h, runs, sources, once)
             e = f.entry
             if e is not None and f.run is not None:
-                key, digests = _lab_key(f.run)
+                key, digests, named[key] = _lab_key(f.run)
                 labs[key] = digests
             picks.append(
                 _Pick(f.code_hash, e["name"] if e else "", f.source, e["fitness"] if e else None)
@@ -304,9 +317,11 @@ def _choose(
             )
             picks = [replace(p, fitness=None) for p in picks]
         home = next(iter(labs.values())) if len(labs) == 1 else None
-        return picks, {}, "hashes", None, home or None
+        one = next(iter(named.values())) if len(named) == 1 else None
+        return picks, {}, "hashes", None, home or None, one or None
     if all_cached:
-        return [_Pick(h, "", src, None) for h, src in cache.sources()], {}, "cache", None, None
+        picks = [_Pick(h, "", src, None) for h, src in cache.sources()]
+        return picks, {}, "cache", None, None, None
     source_run = run if run is not None else latest_run(runs_dir)
     doc, _ = run_ranking(source_run)
     best = [c for c in doc["candidates"] if c["status"] == "ok" and not c["baseline"]]
@@ -329,4 +344,5 @@ def _choose(
         code: c["fitness"] for c in doc["candidates"] if c["baseline"] and (code := c["code_hash"])
     }
     home = frozenset(str(t.get("digest")) for t in doc["tasks"])
-    return picks, baselines, str(source_run), source_run, home
+    named = {k: doc["lab"][k] for k in ("path", "reference", "fitness") if k in doc["lab"]}
+    return picks, baselines, str(source_run), source_run, home, named

@@ -36,7 +36,7 @@ from minact.report.data import (
     uses_llm,
 )
 from minact.runs.checks import check_text
-from minact.runs.ranking import RankingDocument, cache_state, fitness_words
+from minact.runs.ranking import RankingDocument, cache_state, fitness_words, original_lab_text
 from minact.untrusted import printable_text
 
 __all__ = ["render_ranking_html", "render_run_html"]
@@ -188,5 +188,6 @@ def render_ranking_html(doc: RankingDocument, top: int = 30) -> str:
             families=families,
             rows=shown,
             verdict=best_claim_sentence(doc["candidates"], len(doc["tasks"])),
+            was=original_lab_text(doc),
         )
     )

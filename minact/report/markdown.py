@@ -36,7 +36,13 @@ from minact.report.data import (
     wall_time,
 )
 from minact.runs.checks import check_text
-from minact.runs.ranking import RankingDocument, RankingEntry, fitness_words, task_value
+from minact.runs.ranking import (
+    RankingDocument,
+    RankingEntry,
+    fitness_words,
+    original_lab_text,
+    task_value,
+)
 from minact.untrusted import printable, printable_lines, printable_text
 
 __all__ = ["render_markdown", "render_run_markdown"]
@@ -109,7 +115,9 @@ def _header_lines(doc: RankingDocument, counters: Mapping[str, Any] | None) -> l
         lines = [f"# minact {command}", ""]
         if run.get("from"):
             lines.append(f"- candidates from: {_inline(run['from'])}")
-        return [*lines, lab_line, f"- device: {_inline(run_value(run, 'device'))}", ""]
+        was = original_lab_text(doc)
+        lines += [lab_line] + ([f"- {_inline(was)}"] if was else [])
+        return [*lines, f"- device: {_inline(run_value(run, 'device'))}", ""]
     if not run:
         return ["# minact ranking", "", lab_line, ""]
     lines = [

@@ -30,6 +30,7 @@ __all__ = [
     "fitness_words",
     "lab_summary",
     "number_text",
+    "original_lab_text",
     "ranked",
     "ranking_document",
     "reference_fitness",
@@ -184,6 +185,23 @@ def fitness_words(lab: Mapping[str, Any]) -> str:
     kind = fitness_kind(lab)
     words = f"{kind}, lower is better"
     return f"{words}, {lab.get('reference')} = 0" if kind == "mean_log_ratio" else words
+
+
+def original_lab_text(doc: Mapping[str, Any]) -> str | None:
+    """Returns what a rescore's "was" column holds (fitness on the lab the candidates came
+    from, named with its kind) beside the lab every other number is on, or None for a
+    ranking without that column."""
+    if not any("original_fitness" in c for c in doc["candidates"]):
+        return None
+    here = doc["lab"]
+    there = (doc.get("run") or {}).get("from_lab") or {}
+    where = f"{there['path']} ({fitness_words(there)})" if there.get("path") else "not recorded"
+    text = f'"was": fitness on the lab the candidates came from, {where}; every other number: '
+    text += f"on {here['path']} ({fitness_words(here)})"
+    if there.get("path") and fitness_kind(there) != fitness_kind(here):
+        # A log-ratio beside an MSE: the two columns are not one measure.
+        text += "; the two fitness kinds differ, so compare ranks, not values"
+    return text
 
 
 def reference_fitness(doc: Mapping[str, Any]) -> float | None:

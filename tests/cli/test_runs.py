@@ -236,8 +236,13 @@ def test_rescore_reuses_cached_pairs_and_shows_old_fitness(finished_run: dict[st
     assert relu["original_fitness"] == 0.0 and relu["fitness"] == 0.0
     again = _invoke(finished_run, "rescore", "--tasks", other, "--top", "2", "--json")
     assert all(c["cached"] for c in json.loads(again.stdout)["candidates"])
-    report = finished_run["run"] / "rescore-other_tasks" / "report.md"
-    assert "| was |" in report.read_text()
+    report = (finished_run["run"] / "rescore-other_tasks" / "report.md").read_text()
+    assert "| was |" in report
+    # "was" names the lab it is on, and the rest names this one.
+    assert doc["run"]["from_lab"]["fitness"] == "mean_log_ratio"
+    came_from = doc["run"]["from_lab"]["path"]
+    assert f"fitness on the lab the candidates came from, {came_from} (" in report
+    assert "every other number: on " in report and "other_tasks.toml" in report
 
 
 def _cache_cells(table: str) -> dict[str, str]:

@@ -44,9 +44,10 @@ def test_fitness_from_runs_on_different_labs_is_neither_shown_nor_compared(
     # One lab: its fitness is shown beside the new one, and the lab's tasks are named shared.
     doc, _ = _rescore(tmp_path, mine[:1], "one")
     (row,) = [c for c in doc["candidates"] if c["code_hash"] == mine[0]]
-    assert row["original_fitness"] is not None
+    assert row["original_fitness"] is not None and doc["run"]["from_lab"]["path"]
     # Two labs: a "was" column of fitness on one lab beside fitness on another measured nothing.
     doc, _ = _rescore(tmp_path, [mine[0], theirs[0]], "two")
     picked = [c for c in doc["candidates"] if c["code_hash"] in (mine[0], theirs[0])]
     assert len(picked) == 2 and all(c["original_fitness"] is None for c in picked)
+    assert "from_lab" not in doc["run"]  # no one lab to name
     assert "come from runs on 2 different labs" in caplog.text

@@ -212,3 +212,26 @@ def test_a_number_that_rounds_to_zero_is_never_printed_as_negative_zero(
     print_ranking(doc)
     for text in (render_markdown(doc), render_ranking_html(doc), capsys.readouterr().out):
         assert "+0.000" in text and "-0.000" not in text
+
+
+def test_a_rescores_was_column_names_its_lab_and_kind_in_every_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # "was" held a mean log-ratio on the run's lab beside a mean OOD MSE on this one, and
+    # no output said which lab, or which measure, either number came from.
+    from minact.cli._shared import print_ranking
+    from minact.report.html import render_ranking_html
+    from minact.report.markdown import render_markdown
+
+    mse = {**LAB, "lab": {**LAB["lab"], "path": "other.toml", "fitness": "mean_ood_mse"}}
+    came_from = {"path": "home.toml", "reference": "relu", "fitness": "mean_log_ratio"}
+    run = {"command": "rescore", "from": "runs/r1", "from_lab": came_from}
+    doc = ranking_document([_ok("a", 3.0)], mse, run, {Hash("h-a"): {"original_fitness": -0.2}})
+    print_ranking(doc)
+    outputs = (render_markdown(doc), render_ranking_html(doc), capsys.readouterr().out)
+    for text in (" ".join(t.split()).replace("&#34;", '"') for t in outputs):
+        assert "the candidates came from, home.toml (mean_log_ratio" in text
+        assert "every other number: on other.toml (mean_ood_mse" in text
+        assert "the two fitness kinds differ" in text
+    plain = ranking_document([_ok("a", 3.0)], mse, {"command": "score"})
+    assert "came from" not in render_markdown(plain)
