@@ -290,7 +290,13 @@ def print_ranking(doc: RankingDocument) -> None:
     wide = console.width >= 120
     families = list(lab["families"]) if console.width >= 100 else []
     from minact.claims import best_claim_sentence
-    from minact.runs.ranking import cache_state, fitness_words, original_lab_text, shown
+    from minact.runs.ranking import (
+        cache_state,
+        fitness_specs,
+        fitness_words,
+        original_lab_text,
+        shown,
+    )
 
     table = Table(
         title=printable(
@@ -314,6 +320,8 @@ def print_ranking(doc: RankingDocument) -> None:
         table.add_column("code", no_wrap=True)
     # A run of 2000 candidates printed 2000 rows (3 s of layout) above its summary;
     # ranking.json holds every candidate.
+    spec, spread = fitness_specs(lab)
+    was_spec, _ = fitness_specs((doc.get("run") or {}).get("from_lab") or lab)
     rows = doc["candidates"]
     if len(rows) > ROWS:
         rows = shown(rows, TOP_ROWS)
@@ -327,10 +335,10 @@ def print_ranking(doc: RankingDocument) -> None:
         row = [
             str(c["rank"] or "—"),
             printable(c["name"] or "?"),
-            _fmt(c["fitness"], "+.3f"),
-            *([_fmt(c.get("original_fitness"), "+.3f")] if before else []),
-            _fmt(c["fitness_spread"]),
-            *(_fmt(c["families"].get(f) if ranked else None, "+.3f") for f in families),
+            _fmt(c["fitness"], spec),
+            *([_fmt(c.get("original_fitness"), was_spec)] if before else []),
+            _fmt(c["fitness_spread"], spread),
+            *(_fmt(c["families"].get(f) if ranked else None, spec) for f in families),
             _fmt(c["mean_ood_mse"], ".4g"),
             status,
             cache_state(c),

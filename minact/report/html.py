@@ -36,7 +36,13 @@ from minact.report.data import (
     uses_llm,
 )
 from minact.runs.checks import check_text
-from minact.runs.ranking import RankingDocument, cache_state, fitness_words, original_lab_text
+from minact.runs.ranking import (
+    RankingDocument,
+    cache_state,
+    fitness_specs,
+    fitness_words,
+    original_lab_text,
+)
 from minact.untrusted import printable_text
 
 __all__ = ["render_ranking_html", "render_run_html"]
@@ -104,6 +110,14 @@ def _lab_rows(data: ReportData) -> list[tuple[str, ...]]:
     return rows
 
 
+def _specs(doc: RankingDocument) -> dict[str, str]:
+    """Returns the templates' format specs: fitness and family columns (`spec`), their seed
+    spread (`spread`), and a rescore's "was" column, on the lab the candidates came from."""
+    spec, spread = fitness_specs(doc["lab"])
+    was_spec, _ = fitness_specs((doc.get("run") or {}).get("from_lab") or doc["lab"])
+    return {"spec": spec, "spread": spread, "was_spec": was_spec}
+
+
 def render_run_html(
     data: ReportData, figures: Mapping[str, str], left_out: Collection[str] = ()
 ) -> str:
@@ -148,6 +162,7 @@ def render_run_html(
         check_lines=check_text(data.ranking.get("checks") or {}),
         verdict=best_claim_sentence(data.ranking["candidates"], len(data.ranking["tasks"])),
         checks=check_table(data.ranking),
+        **_specs(data.ranking),
     )
 
 
@@ -189,5 +204,6 @@ def render_ranking_html(doc: RankingDocument, top: int = 30) -> str:
             rows=shown,
             verdict=best_claim_sentence(doc["candidates"], len(doc["tasks"])),
             was=original_lab_text(doc),
+            **_specs(doc),
         )
     )

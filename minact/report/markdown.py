@@ -39,6 +39,7 @@ from minact.runs.checks import check_text
 from minact.runs.ranking import (
     RankingDocument,
     RankingEntry,
+    fitness_specs,
     fitness_words,
     original_lab_text,
     task_value,
@@ -139,6 +140,8 @@ def _header_lines(doc: RankingDocument, counters: Mapping[str, Any] | None) -> l
 
 def _ranking_lines(doc: RankingDocument, shown: Sequence[RankingEntry]) -> list[str]:
     families = list(doc["lab"]["families"])
+    spec, spread = fitness_specs(doc["lab"])
+    was_spec, _ = fitness_specs((doc.get("run") or {}).get("from_lab") or doc["lab"])
     # A rescore also shows each candidate's fitness on the lab it came from.
     before = any("original_fitness" in c for c in doc["candidates"])
     claimed = any(c.get("claim") for c in doc["candidates"])  # a column with something in it
@@ -150,10 +153,10 @@ def _ranking_lines(doc: RankingDocument, shown: Sequence[RankingEntry]) -> list[
         row = [
             str(c["rank"] or "—"),
             name,
-            fmt(c["fitness"], "+.3f"),
-            *([fmt(c.get("original_fitness"), "+.3f")] if before else []),
-            fmt(c["fitness_spread"], ".3f"),
-            *(fmt(c["families"].get(f), "+.3f") for f in families),
+            fmt(c["fitness"], spec),
+            *([fmt(c.get("original_fitness"), was_spec)] if before else []),
+            fmt(c["fitness_spread"], spread),
+            *(fmt(c["families"].get(f), spec) for f in families),
             fmt(c["mean_ood_mse"], ".4g"),
             *([_cell("" if c["baseline"] else claim_text(c.get("claim")))] if claimed else []),
             _cell(
@@ -223,6 +226,7 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
     if figures:
         lines += ["", "## Figures", ""]
         lines += [f"- {FIGURES[k]}: [{p}]({p})" for k, p in figures.items() if k in FIGURES]
+    spec, spread = fitness_specs(doc["lab"])
     per_task = [c for h in [*data.top, *data.baselines] if (c := data.candidate(h))]
     if per_task:
         lines += ["", "## OOD MSE per task (median over seeds)", ""]
@@ -236,8 +240,8 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
         lin = data.lineage.get(h)
         lines += [
             "",
-            f"## {i}. {_inline(c['name'])} ({h[:10]}): fitness {fmt(c['fitness'], '+.3f')} ± "
-            f"{fmt(c['fitness_spread'], '.3f')}",
+            f"## {i}. {_inline(c['name'])} ({h[:10]}): fitness {fmt(c['fitness'], spec)} ± "
+            f"{fmt(c['fitness_spread'], spread)}",
             "",
             f"- made by: {_inline(made_by(lin))}",
             f"- parent: {_inline(display_name(data, lin.parent if lin else c.get('parent')))}"

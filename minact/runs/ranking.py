@@ -27,6 +27,7 @@ __all__ = [
     "TaskEntry",
     "cache_state",
     "fitness_kind",
+    "fitness_specs",
     "fitness_words",
     "lab_summary",
     "number_text",
@@ -185,6 +186,16 @@ def fitness_words(lab: Mapping[str, Any]) -> str:
     kind = fitness_kind(lab)
     words = f"{kind}, lower is better"
     return f"{words}, {lab.get('reference')} = 0" if kind == "mean_log_ratio" else words
+
+
+def fitness_specs(lab: Mapping[str, Any]) -> tuple[str, str]:
+    """Returns the format specs of a fitness (and a family's column) and of its seed spread:
+    a signed log-ratio to 3 decimals, or under "mean_ood_mse" an MSE to 4 significant digits,
+    as the mean OOD MSE column prints the same number (its "+.3f" printed 28.384 beside
+    28.38, and an MSE under 0.0005 as "+0.000")."""
+    if fitness_kind(lab) == "mean_ood_mse":
+        return ".4g", ".4g"
+    return "+.3f", ".3f"
 
 
 def original_lab_text(doc: Mapping[str, Any]) -> str | None:

@@ -235,3 +235,22 @@ def test_a_rescores_was_column_names_its_lab_and_kind_in_every_output(
         assert "the two fitness kinds differ" in text
     plain = ranking_document([_ok("a", 3.0)], mse, {"command": "score"})
     assert "came from" not in render_markdown(plain)
+
+
+def test_under_mean_ood_mse_the_fitness_prints_as_the_mean_ood_mse_column_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # "+.3f" printed an MSE of 0.0003 as "+0.000" (every small one tied) beside "0.0003".
+    from minact.cli._shared import print_ranking
+    from minact.report.html import render_ranking_html
+    from minact.report.markdown import render_markdown
+
+    tasks = {"sine": TaskScore(0.0002, 0.1, 0.0, -0.7), "cube": TaskScore(0.0004, 0.2, 0.0, 0.3)}
+    mse = {**LAB, "lab": {**LAB["lab"], "fitness": "mean_ood_mse"}}
+    score = replace(_ok("a", 0.0003, tasks), mean_ood_mse=0.0003, fitness_spread=0.00011)
+    doc = ranking_document([score], mse, {"command": "score"})
+    print_ranking(doc)
+    for text in (render_markdown(doc), render_ranking_html(doc), capsys.readouterr().out):
+        assert "+0.000" not in text and "0.0003" in text and "0.00011" in text
+        assert "0.0002" in text and "0.0004" in text  # the families' columns: MSE too
+    assert "| -0.250 |" in render_markdown(ranking_document([_ok("a", -0.25)], LAB, {}))
