@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from minact.numbers import number_text
+
 __all__ = ["RESAMPLES", "Claim", "best_baseline", "claim_text", "claims", "expanded_tail"]
 __all__ += ["MEASURES", "best_claim_sentence", "paired_claim", "picked_among", "selection_note"]
 
@@ -217,8 +219,8 @@ def claim_text(claim: Mapping[str, Any] | None) -> str:
     lo, hi = claim["lo"], claim["hi"]
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return str(claim["verdict"])
-    # "z": an end that rounds to zero reads "+0.000", not "-0.000" (a sign no digit backs).
-    return f"{claim['verdict']} (95% CI [{lo:+z.3f}, {hi:+z.3f}])"
+    # An end that rounds to zero reads "+0.000", not "-0.000" (a sign no digit backs).
+    return f"{claim['verdict']} (95% CI [{number_text(lo, '+.3f')}, {number_text(hi, '+.3f')}])"
 
 
 def selection_note(claim: Mapping[str, Any] | None) -> str:

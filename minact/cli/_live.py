@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.live import Live
 
 from minact.cli._shared import err, note
+from minact.numbers import number_text
 
 if TYPE_CHECKING:
     from minact.search.loop import Loop
@@ -70,9 +71,9 @@ def _search_line(loop: Loop, elapsed: float) -> str:
     text = f"evaluated {c.evaluated}/{loop.config.budget} ({logged}{rate:.1f}/min"
     text += f", {c.cache_hits} cached)"
     if best:
-        text += f" · best {best[0].score.fitness:+z.3f} ({best[0].score.name})"
+        text += f" · best {number_text(best[0].score.fitness, '+.3f')} ({best[0].score.name})"
     if new is not None and new.score.fitness is not None:
-        text += f" · best new {new.score.fitness:+z.3f}"
+        text += f" · best new {number_text(new.score.fitness, '+.3f')}"
     text += (
         f" · in flight {loop.in_flight}, evaluating {loop.waiting_for_evaluation}"
         f" · unparsable {c.parse_failures}, rejected {c.rejected}, duplicates {c.duplicates},"

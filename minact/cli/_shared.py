@@ -263,7 +263,7 @@ def stdout() -> Console:
 
 
 def _fmt(v: float | None, spec: str = ".3f") -> str:
-    from minact.runs.ranking import number_text
+    from minact.numbers import number_text
 
     return number_text(v, spec)
 

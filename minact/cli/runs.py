@@ -45,7 +45,7 @@ RunOpt = Annotated[Path | None, typer.Option(parser=path_value, help="Only look 
 
 
 def _fmt(v: Any, spec: str) -> str:
-    from minact.runs.ranking import number_text
+    from minact.numbers import number_text
 
     return number_text(v, spec)
 

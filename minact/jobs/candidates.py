@@ -12,6 +12,7 @@ from minact.candidate import Hash, Rejection
 from minact.errors import CacheError, ConfigError, UsageError
 from minact.evaluate import EVALUATOR_VERSION
 from minact.export import NAME_RULE, module_text, valid_name
+from minact.numbers import number_text
 from minact.runs.catalog import Found, all_runs, find, log_warning
 from minact.runs.ranking import fitness_kind
 from minact.runs.rundir import RunLog
@@ -199,7 +200,7 @@ def _docstring(found: Found, name: str, verdicts: list[tuple[str, str]]) -> str:
         spread = e["fitness_spread"]
         kind = _fitness_kind(found)
         lines.append(
-            f"Fitness {e['fitness']:+z.4f}"
+            f"Fitness {number_text(e['fitness'], '+.4f')}"
             + (f" ± {spread:.4f} (sd over seeds)" if spread is not None else "")
             + f" ({_MEANING.get(kind, kind + '; lower is better')})"
         )

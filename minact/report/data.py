@@ -8,9 +8,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from minact.numbers import number_text
 from minact.runs.history import Lineage
 from minact.runs.index import Stamp
-from minact.runs.ranking import RankingDocument, RankingEntry, fitness_words, number_text, shown
+from minact.runs.ranking import RankingDocument, RankingEntry, fitness_words, shown
 
 __all__ = [
     "FIGURES",
@@ -295,7 +296,7 @@ def model_rows(data: ReportData) -> list[tuple[str, ...]]:
                 f"{m.get('seconds', 0.0) / calls:.1f} s" if calls else "—",
                 str(int(m.get("new_valid", 0))),
                 f"{m.get('new_valid', 0) / calls:.2f}" if calls else "—",
-                f"{m['best']:+z.3f}" if m.get("best") is not None else "—",
+                number_text(m.get("best"), "+.3f"),
             )
         )
     return rows

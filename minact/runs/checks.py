@@ -32,6 +32,7 @@ from typing import Any, cast
 from minact.agreement import shared_tasks, task_names
 from minact.claims import MEASURES, claim_text, picked_among, selection_note
 from minact.fitness import task_fitness
+from minact.numbers import number_text
 from minact.runs import events as decode
 from minact.runs.ranking import (
     RankingDocument,
@@ -253,14 +254,14 @@ def check_text(checks: Mapping[str, Any]) -> list[str]:
         if pick and v.get("shared_tasks"):
             lines.append(
                 f"recommended pick: {pick['name']} (best fitness among them on the held-out "
-                f"{_tasks(v['held_out_tasks'])}: {pick['held_out_fitness']:+z.3f}; on all of "
+                f"{_tasks(v['held_out_tasks'])}: {_signed(pick['held_out_fitness'])}; on all of "
                 f"{v['suite']}: {_signed(pick['validation_fitness'])}; lab fitness "
-                f"{pick['fitness']:+z.3f})"
+                f"{_signed(pick['fitness'])})"
             )
         elif pick:
             lines.append(
                 f"recommended pick: {pick['name']} (best validation fitness among them: "
-                f"{pick['validation_fitness']:+z.3f}; lab fitness {pick['fitness']:+z.3f})"
+                f"{_signed(pick['validation_fitness'])}; lab fitness {_signed(pick['fitness'])})"
             )
         if v.get("flagged"):
             held = int(v.get("held_out_tasks") or 0)
@@ -281,7 +282,7 @@ def check_text(checks: Mapping[str, Any]) -> list[str]:
             caveat = selection_note(claim)
             lines.append(
                 f"confirmed with {c['seeds']} seeds per task: best new candidate {w['name']} at "
-                f"{w['fitness']:+z.3f}; beats best baseline{against}: {claim_text(claim)}"
+                f"{_signed(w['fitness'])}; beats best baseline{against}: {claim_text(claim)}"
                 + (f" ({caveat})" if caveat else "")
             )
         else:
@@ -294,7 +295,7 @@ def _tasks(n: int) -> str:
 
 
 def _signed(v: float | None) -> str:
-    return "—" if v is None else f"{v:+z.3f}"
+    return number_text(v, "+.3f")
 
 
 def _validation_text(v: Mapping[str, Any]) -> str:

@@ -10,7 +10,6 @@ stage 1 (`status` "screened", `fitness` null, their stage-1 fitness in `partial_
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict, cast
 
@@ -30,7 +29,6 @@ __all__ = [
     "fitness_specs",
     "fitness_words",
     "lab_summary",
-    "number_text",
     "original_lab_text",
     "ranked",
     "ranking_document",
@@ -226,16 +224,6 @@ def reference_fitness(doc: Mapping[str, Any]) -> float | None:
     rows = [c for c in doc["candidates"] if c["baseline"] and c["name"] == ref]
     fitness = rows[0]["fitness"] if rows else None
     return float(fitness) if fitness is not None else None
-
-
-def number_text(v: float | None, spec: str) -> str:
-    """Returns `v` formatted with `spec` (no fill or alignment), or an em dash for a missing
-    or non-finite number; a value that rounds to zero never reads "-0.000"."""
-    if v is None or not math.isfinite(v):
-        return "—"
-    # A negative value that rounds to zero would print "-0.000", a sign no digit backs
-    # (under the mean log-ratio, "better than the reference"): the "z" option drops it.
-    return format(v, re.sub(r"^([+\- ]?)", r"\1z", spec, count=1))
 
 
 def task_value(entry: RankingEntry, task: str, key: str) -> float | None:

@@ -201,9 +201,9 @@ def test_a_number_that_rounds_to_zero_is_never_printed_as_negative_zero(
 ) -> None:
     # "-0.000" reads as "better than the reference" with no digit to back it.
     from minact.cli._shared import print_ranking
+    from minact.numbers import number_text
     from minact.report.html import render_ranking_html
     from minact.report.markdown import render_markdown
-    from minact.runs.ranking import number_text
 
     assert number_text(-0.0004, "+.3f") == "+0.000" and number_text(-0.0004, ".3f") == "0.000"
     assert number_text(-0.5, "+.3f") == "-0.500" and number_text(float("nan"), ".3f") == "—"
