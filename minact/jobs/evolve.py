@@ -154,7 +154,11 @@ async def _run(
     # run end it in seconds, and leave no run directory behind.
     wanted = [(cache_dir, "--cache-dir")] + ([(runs_dir, "--runs-dir")] if log is None else [])
     with preflight.folders(*wanted):  # a start that fails leaves no empty folder behind
-        async with proposing.proposer(options, api_key, hooks.say) as (proposer, described):
+        # A resume of a search that reached its budget asks no proposal: no server either.
+        done = len(history.evaluated())
+        complete = proposing.search_complete(previous, history.ended, done, options.budget)
+        whose = previous if complete else None
+        async with proposing.proposer(options, api_key, hooks.say, whose) as (proposer, described):
             replaying = proposer if isinstance(proposer, ReplayProposer) else None
             with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
                 created = log is None
@@ -176,7 +180,11 @@ async def _run(
                         config = proposing.fitted(config, options, described)
                         meta.update(described)
                         chosen = given.get("offline") is True
-                        hooks.say(proposing.describe(described, chosen, options.model))
+                        hooks.say(
+                            proposing.complete_line(done, options.budget)
+                            if complete
+                            else proposing.describe(described, chosen, options.model)
+                        )
                         event = "resume" if resume else "start"
                         first_line = {"event": event, "time": time.time(), **described}
                         events = _Events(log, first_line, wait=history.ended is not None)

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from minact.errors import ConfigError
+from minact.outcome import Reply
 from minact.search.loop import SearchConfig
 from minact.search.loopback import is_loopback
 from minact.search.prompt import conversation_room, fit_to_context
 from minact.search.proposers import (
     OfflineProposer,
+    ProposalRequest,
     Proposer,
     ReplayProposer,
     load_recording,
@@ -29,20 +31,33 @@ from minact.search.proposers import (
 if TYPE_CHECKING:
     from minact.jobs.options import EvolveOptions
 
-__all__ = ["describe", "fitted", "proposer"]
+__all__ = ["complete_line", "describe", "fitted", "proposer", "search_complete"]
+
+# run.json's account of where a run's candidates come from (see `proposer`).
+_DESCRIBED = ("proposer", "llm", "models", "replay", "prompt")
 
 
 @asynccontextmanager
 async def proposer(
-    options: EvolveOptions, api_key: str | None, say: Callable[[str], None] = lambda _: None
+    options: EvolveOptions,
+    api_key: str | None,
+    say: Callable[[str], None] = lambda _: None,
+    complete: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[tuple[Proposer, dict[str, Any]]]:
     """Yields the proposer and its description for run.json; closes its HTTP client after.
 
     Each server is asked first, with a short timeout, whether it serves its model; the
     LLMError of one that does not (or the ConfigError of a URL that answers with a web page)
     ends the run before any training. `say` tells the user, during the run, that a replay
-    no longer repeats its recording.
+    no longer repeats its recording. `complete`: the run.json of a resumed run whose search
+    has nothing left to propose; no server is asked, and the description is the run's.
     """
+    if complete is not None:
+        # Its log answers every proposal, so a server that is down (or costs money per
+        # request) must not stand between the user and the run's report.
+        kept = {k: complete[k] for k in _DESCRIBED if k in complete}
+        yield _Complete(str(complete["proposer"])), kept
+        return
     if options.replay is not None:
         replies, asked = load_recording(Path(options.replay))
         name = f"--replay {options.replay}"
@@ -119,6 +134,35 @@ async def proposer(
                 "models": models,
             },
         )
+
+
+class _Complete:
+    """The proposer of a resumed run whose log answers every proposal; never asked."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # the run's: it decides follow-ups and origins as they were
+
+    async def propose(self, request: ProposalRequest) -> Reply:
+        """Raises: the search was complete, so a request means minact itself is wrong."""
+        raise RuntimeError(f"proposal {request.index} asked of a run whose search was complete")
+
+
+def search_complete(
+    previous: Mapping[str, Any], ended: str | None, evaluated: int, budget: int
+) -> bool:
+    """Returns whether a resumed run's search has nothing left to propose: its log ends
+    with the search finished, the budget is not raised, and its run.json says where its
+    candidates came from (an older one may not)."""
+    kind = previous.get("proposer")
+    return ended == "finished" and evaluated >= budget and kind in ("offline", "llm", "replay")
+
+
+def complete_line(evaluated: int, budget: int) -> str:
+    """Returns the start line of a resumed run whose search is complete."""
+    return (
+        f"the search is complete (evaluated {evaluated} of --budget {budget}): no LLM is "
+        "asked; a larger --budget continues it"
+    )
 
 
 def _replayed(options: EvolveOptions) -> dict[str, Any]:
