@@ -25,7 +25,7 @@ from typing import Any, cast
 from minact.cache import FitnessCache
 from minact.errors import ConfigError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
-from minact.jobs import checks, opening, preflight, proposing
+from minact.jobs import checks, opening, preflight, proposing, recorded
 from minact.jobs.interrupt import (
     DeferredStop,
     deferring_stop_signals,
@@ -122,7 +122,10 @@ async def _run(
             started, validate=_absolute(started.validate), replay=_absolute(started.replay)
         )
     if log is None and "replay" in given:
+        renamed = recorded.check_models(given)  # before the recorded list fills the gaps
         given, taken = replayed(given)
+        if renamed:
+            hooks.say(f"note: {renamed}")
         if taken:
             hooks.say(taken)
     options = resolve(given, started)
