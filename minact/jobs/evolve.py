@@ -284,9 +284,9 @@ def _unreported(log: RunLog, ended: Summary, error: str | None) -> str:
     """Returns run.json's message for a run whose report was stopped (`error` None) or
     failed once its search had ended."""
     how = "stopped while its report was written" if error is None else error
-    # The error of a lock held too long gives the advice already: said once.
+    # The errors of a lock held too long and of run.json unwritten give advice: said once.
     advice = f": `minact report {log.directory}` writes the report"
-    advice = "" if "`minact report " in how else advice
+    advice = "" if "`minact report " in how or "`minact evolve " in how else advice
     return (
         f"{how}, after the search ended ({ended.status}: {ended.message}); its candidates "
         f"are kept{advice}"

@@ -15,7 +15,7 @@ from typing import Any
 from minact.cache import FitnessCache
 from minact.candidate import Candidate, Hash
 from minact.curves import Curve
-from minact.errors import MinactError
+from minact.errors import ConfigError, MinactError
 from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
 from minact.lab import suites
 from minact.lab.loader import load_lab
@@ -100,6 +100,13 @@ def finish(
     # The index is written once run.json says what the ranking's "run" says.
     with log.writing():  # a `minact report` of the run writes before or after, not between
         files.write(log.directory, replace(data, stamp=None))
-        log.write_run(meta)
+        try:
+            log.write_run(meta)
+        except ConfigError as e:  # a full disk: the caller marks the run ended as it can
+            raise ConfigError(
+                f"{e}; the run's report is written, but run.json could not record how the "
+                f"run ended ({meta.get('status')}): once it can be written, `minact evolve "
+                f"--resume {log.directory}` records it, asking no LLM"
+            ) from None
         index.write(log.directory, data.ranking, index.stamp(log.directory), data.skipped)
     return data

@@ -218,15 +218,28 @@ class RunLog:
 
         Where the replacement cannot be written but run.json can (a full disk: the new file
         needs room, run.json's own bytes do not), run.json is rewritten in place, without
-        indentation, when that fits in its current size."""
+        indentation, when that fits in its current size; where `data` does not fit, run.json
+        as it is, with `data`'s status and message (every setting a resume needs is kept)."""
         try:
             self.write_run(data)
-        except ConfigError:
+        except ConfigError as error:
             # A run stopped by a full disk would otherwise go on saying "running", and be
             # taken for a live run, or for the latest finished one.
-            text = json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n"
-            if not rewrite_in_place(self.run_json, text.encode("utf-8")):
-                raise
+            if self._rewrite_compact(data):
+                return
+            try:
+                kept = self.read_run()
+            except ConfigError:
+                raise error from None  # the write's reason, not the read's
+            if not self._rewrite_compact(
+                {**kept, "status": data["status"], "message": data["message"]}
+            ):
+                raise error from None
+
+    def _rewrite_compact(self, data: dict[str, Any]) -> bool:
+        """Rewrites run.json in place as `data` without indentation; returns whether it fit."""
+        text = json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n"
+        return rewrite_in_place(self.run_json, text.encode("utf-8"))
 
     def write_text(self, name: str, text: str) -> Path:
         """Replaces a file of the run directory and returns its path; raises ConfigError
