@@ -206,9 +206,7 @@ async def _run(
                             # Ctrl-C cancels the search; what was evaluated is kept and reported.
                             summary = await until_interrupted(
                                 loop.run(),
-                                lambda: loop.summary(
-                                    ("interrupted", "interrupted; evaluated candidates are kept")
-                                ),
+                                lambda: loop.summary(("interrupted", _SEARCH_STOPPED)),
                             )
                         with raising_on_stop_signals():
                             # A resume that added nothing to a log that ends as this session
@@ -269,7 +267,9 @@ async def _run(
     return EvolveResult(summary, data.ranking, log.directory, warnings)
 
 
-_CHECKS_STOPPED = "interrupted during the checks after the search; its candidates are kept"
+# How run.json and the last line say a stop: the status says "interrupted" already.
+_SEARCH_STOPPED = "stopped during the search; evaluated candidates are kept"
+_CHECKS_STOPPED = "stopped during the checks after the search; its candidates are kept"
 
 
 class RunStopped(KeyboardInterrupt):
@@ -283,14 +283,16 @@ _FINISHING = "stopping once the run's report is written; Ctrl-C again stops soon
 def _unreported(log: RunLog, ended: Summary, error: str | None) -> str:
     """Returns run.json's message for a run whose report was stopped (`error` None) or
     failed once its search had ended."""
-    how = "stopped while its report was written" if error is None else error
+    if ended.status == "interrupted":  # its message would say the stop a second time
+        how, search = "stopped again while its report was written", "the search was stopped"
+    else:
+        how = "stopped while its report was written"
+        search = f"the search ended ({ended.status}: {ended.message})"
+    how = how if error is None else error
     # The errors of a lock held too long and of run.json unwritten give advice: said once.
     advice = f": `minact report {log.directory}` writes the report"
     advice = "" if "`minact report " in how or "`minact evolve " in how else advice
-    return (
-        f"{how}, after the search ended ({ended.status}: {ended.message}); its candidates "
-        f"are kept{advice}"
-    )
+    return f"{how}, after {search}; its candidates are kept{advice}"
 
 
 def _evaluator_config(options: EvolveOptions) -> EvaluatorConfig:
