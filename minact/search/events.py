@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["BOM", "EventReader", "json_object", "json_value", "not_json"]
+__all__ = ["BOM", "EventReader", "content_text", "json_object", "json_value", "not_json"]
 
 BOM = "\ufeff"
 
@@ -108,6 +108,17 @@ def json_value(body: bytes | str) -> Any:
     (a line break, \\x01): JSON wants them escaped, but llama.cpp's server, among others,
     sometimes sends them as they are, and they mean the text they are."""
     return json.loads(body.removeprefix(BOM) if isinstance(body, str) else body, strict=False)
+
+
+def content_text(content: Any) -> str | None:
+    """Returns the text of a message's or delta's `content`: a string, or a list of content
+    parts whose text parts are joined (Mistral's API streams them so); else None."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        texts = [p.get("text") for p in content if p.get("type") == "text"]
+        return "".join(t for t in texts if isinstance(t, str))
+    return None
 
 
 def json_object(body: bytes | str) -> dict[str, Any] | None:

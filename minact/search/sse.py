@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from minact.search import webpage
-from minact.search.events import EventReader, json_object, not_json
+from minact.search.events import EventReader, content_text, json_object, json_value, not_json
 from minact.search.thinking import Tags
 from minact.untrusted import clip, writable
 
@@ -188,6 +188,8 @@ class Stream:
     events: int = 0  # before [DONE]
     invalid: int = 0  # events whose data was not a JSON object
     bad_data: str | None = None  # the first of them
+    bad_kind: str = "invalid JSON"  # what it was: no JSON, or JSON but no object
+    odd: str | None = None  # the first `choices`, `delta` or `delta.content` of no text type
     chunks: int = 0  # events that are chat-completion chunks (choices, usage or the type)
     other: tuple[str, list[str]] | None = None  # the first object that is none: data, keys
     parts: list[str] = field(default_factory=list)
@@ -216,7 +218,12 @@ class Stream:
         obj = json_object(data)
         if obj is None:
             self.invalid += 1
-            self.bad_data = self.bad_data or data[:200]
+            if self.bad_data is None:
+                self.bad_data = data[:200]
+                try:  # `[1, 2]` is JSON: said so, not called invalid
+                    self.bad_kind = f"JSON {type(json_value(data)).__name__}, no object,"
+                except (ValueError, RecursionError):
+                    pass
             return None
         if obj.get("error") or obj.get("object") == "error":  # nested, or flat (old vLLM)
             why = _error_text(obj.get("error") or obj, self.secret)
@@ -232,13 +239,24 @@ class Stream:
         self.chunks += 1
         self.usage = _usage(obj) or self.usage
         choice = _first_choice(obj)
+        self._odd("choices", obj.get("choices"), list)
         if isinstance(finish := choice.get("finish_reason"), str) and finish:
             self.finish_reason = clip(finish, 40, self.secret)
         delta = choice.get("delta")
-        delta = delta if isinstance(delta, dict) else {}
+        delta = delta if self._odd("delta", delta, dict) and delta else {}
         self.reasoning += _reasoning(delta)
-        content = delta.get("content")
-        return self._add(writable(content)) if isinstance(content, str) and content else None
+        content = content_text(delta.get("content"))
+        self._odd("delta.content", delta.get("content") if content is None else None, str)
+        return self._add(writable(content)) if content else None
+
+    def _odd(self, name: str, value: Any, kind: type) -> bool:
+        """Returns whether `value` (a chunk's `name`) is a `kind` or null; notes it if not."""
+        if value is None or isinstance(value, kind):
+            return True
+        said = type(value).__name__ + ("" if isinstance(value, (list, dict)) else f" {value!r}")
+        said = clip(said, 60, self.secret)  # a nested value is named, never walked
+        self.odd = self.odd or f"`{name}` is {said}, not a {kind.__name__}"
+        return False
 
     def _add(self, content: str) -> Reply | None:
         """Appends reply text; returns the reply once a code block closes or the cap is hit."""
@@ -301,7 +319,9 @@ class Stream:
         text = "".join(self.parts)
         if self.invalid and not text:
             bad = clip(self.bad_data or "", 80, self.secret)
-            return Failure(f"invalid JSON in stream: '{bad}'")
+            return Failure(f"{self.bad_kind} in stream: '{bad}'")
+        if self.odd is not None and not text and not self.reasoning:
+            return Failure(f"no text in the stream's chunks: {self.odd}", retryable=False)
         if self.finish_reason is not None:
             return self._reply(text, self.finish_reason)
         # No finish_reason means truncated, even after [DONE] (llama-cpp-python's interrupt).

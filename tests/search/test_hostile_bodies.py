@@ -424,3 +424,13 @@ def test_an_error_event_after_a_role_chunk_alone_is_still_in_place_of_the_reply(
     said = "error event in the stream: prompt too long (code 400)"
     assert message == f"LLM server {server.url}: {said}"
     assert len(server.requests) == 1
+
+
+def test_a_stream_whose_content_is_a_number_fails_at_once_saying_so(server: LLMServer) -> None:
+    # It was read as an empty reply, which the search answers with a follow-up for code.
+    chunk = '{"choices": [{"index": 0, "delta": {"content": 7}, "finish_reason": "stop"}]}'
+    server.push(Raw(_head() + _events(chunk)), Reply())
+    message = _fails(server, retries=1)
+    said = "no text in the stream's chunks: `delta.content` is int 7, not a str"
+    assert message == f"LLM server {server.url}: {said}"
+    assert len(server.requests) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from minact.search.sse import EventReader, Failure, Reply, Stream
@@ -166,3 +168,51 @@ def test_reading_stops_once_the_code_block_is_complete() -> None:
 def test_the_cap_cuts_a_long_reply() -> None:
     chunk = b'data: {"choices": [{"delta": {"content": "abcdefghij"}}]}\n\n'
     assert _reply(_read([chunk * 5], cap=25)) == ("abcdefghijabcdefghijabcde", "cap", None)
+
+
+def test_json_that_is_no_object_is_said_so_not_called_invalid() -> None:
+    outcome = _read([b"data: [1, 2]\n\ndata: {nope\n\ndata: [DONE]\n\n"])
+    assert (
+        isinstance(outcome, Failure)
+        and outcome.reason == "JSON list, no object, in stream: '[1, 2]'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("chunk", "said"),
+    [
+        ('[{"delta": {"content": 5}}]', "`delta.content` is int 5, not a str"),
+        ('[{"delta": {"content": {"a": 1}}}]', "`delta.content` is dict, not a str"),
+        ('[{"delta": "hi", "finish_reason": "stop"}]', "`delta` is str 'hi', not a dict"),
+        ('"abc"', "`choices` is str 'abc', not a list"),
+        ('{"0": {"delta": {"content": "x"}}}', "`choices` is dict, not a list"),
+    ],
+)  # fmt: skip
+def test_chunks_whose_text_is_of_no_text_type_fail_saying_what_came(
+    chunk: bytes, said: str
+) -> None:
+    # Taken for an empty reply, such a stream was answered with a follow-up asking the model
+    # for code, though the server sends every reply so; no retry can mend it either.
+    outcome = _read([f'data: {{"choices": {chunk}}}\n\ndata: [DONE]\n\n'.encode()])
+    assert outcome == Failure(f"no text in the stream's chunks: {said}", retryable=False)
+
+
+def test_content_as_a_list_of_parts_gives_the_text_of_its_text_parts() -> None:
+    # Mistral's API streams `content` as parts; a thinking part is no text of the reply.
+    parts = [
+        {"type": "thinking", "thinking": "hm"},
+        {"type": "text", "text": "Hel"},
+        {"type": "text", "text": "lo"},
+    ]
+    chunk = {"choices": [{"delta": {"content": parts}, "finish_reason": "stop"}]}
+    assert _reply(_read([f"data: {json.dumps(chunk)}\n\n".encode()])) == ("Hello", "stop", None)
+
+
+def test_a_null_content_or_delta_is_no_fault() -> None:
+    stream = (
+        b'data: {"choices": [{"delta": {"role": "assistant", "content": null}}]}\n\n'
+        b'data: {"choices": [{"delta": null}]}\n\n'
+        b'data: {"choices": null, "usage": null}\n\n'
+        b'data: {"choices": [{"delta": {"content": "ok"}, "finish_reason": "stop"}]}\n\n'
+    )
+    assert _reply(_read([stream])) == ("ok", "stop", None)
