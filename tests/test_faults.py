@@ -200,6 +200,26 @@ def test_a_server_that_keeps_failing_stops_with_a_clear_message(tmp_path: Path) 
     assert all(x["baseline"] for x in ranking["candidates"])  # the seeds are still reported
 
 
+def test_a_run_stopped_by_a_failing_server_resumes_against_a_mended_one(tmp_path: Path) -> None:
+    # The resumed run replayed the log's errors in a row and stopped again at once with the
+    # old failure, never asking the server it was resumed to ask. (The failed calls count
+    # towards the call cap: it is raised.)
+    with LLMServer(lambda body: Status(401), models=serving("m")) as server:
+        assert _evolve(tmp_path, server.url).exit_code == 1
+    meta, _ = _run_meta(tmp_path)
+    assert meta["status"] == "llm_failed" and meta["counters"]["llm_errors"] >= 8
+    (run,) = list((tmp_path / "runs").iterdir())
+    with LLMServer(numbered_replies(_tanh), models=serving("m")) as server:
+        args = ["evolve", "--resume", str(run), "--llm-url", server.url, "--max-calls", "30"]
+        result = runner.invoke(app, [*args, "--cache-dir", str(CACHE[-1])])
+        asked = [r for r in server.requests if r.path.endswith("/chat/completions")]
+    assert result.exit_code == 0, result.output
+    meta, ranking = _run_meta(tmp_path)
+    assert meta["status"] == "finished" and asked
+    assert meta["counters"]["llm_errors"] >= 8  # the stopped run's errors are kept
+    assert sum(not x["baseline"] for x in ranking["candidates"]) == 2
+
+
 @pytest.mark.parametrize(
     ("body", "said"),
     [

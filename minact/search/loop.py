@@ -372,7 +372,8 @@ class Loop:
             self._join(Member(o.score, o.index, o.island, o.origin, o.note))
         elif o.kind in ("parse_failure", "rejected"):
             self.population.note_failure(o.source, o.kind, o.reason)
-        self.errors_in_a_row = self.errors_in_a_row + 1 if o.kind == "llm_error" else 0
+        fresh = o.kind == "llm_error" and not o.logged  # a resume's old ones: it asks anew
+        self.errors_in_a_row = self.errors_in_a_row + 1 if fresh else 0
         if self.errors_in_a_row >= self.config.max_consecutive_errors and self.stop is None:
             n = self.errors_in_a_row
             self.stop = ("llm_failed", f"the LLM failed {n} times in a row; last error: {o.reason}")
