@@ -285,7 +285,8 @@ class LLMClient:
                 return sse.Failure(redirects.refusal(response, self._config.api_key), False)
             if not 200 <= status < 300:
                 body_start = await _read_some(response, 65536)
-                return status_failure(status, response.headers, body_start, self._config.api_key)
+                cfg = self._config
+                return status_failure(status, response.headers, body_start, cfg.api_key, cfg.model)
             if "text/event-stream" not in content_type.lower():
                 # Some servers ignore stream=true and send the whole completion.
                 whole = await _read_some(response, self._limit + 1)  # one more: was it cut?

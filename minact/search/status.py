@@ -13,6 +13,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from minact.search import sse
+from minact.untrusted import clip
 
 __all__ = ["failure", "retry_after"]
 
@@ -38,11 +39,16 @@ def retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def failure(status: int, headers: httpx.Headers, body: bytes, secret: str | None) -> sse.Failure:
-    """Returns why an HTTP error status failed the attempt, and whether to retry."""
+def failure(
+    status: int, headers: httpx.Headers, body: bytes, secret: str | None, model: str = ""
+) -> sse.Failure:
+    """Returns why an HTTP error status failed the attempt, and whether to retry; a 404
+    names `model`, the name asked for, which is as likely wrong as the URL."""
     message = sse.error_message(body, secret)
     reason = f"{status} {httpx.codes.get_reason_phrase(status)}: {message}"
-    reason += f" ({_HINTS[status]})" if status in _HINTS else ""
+    hint = _HINTS.get(status, "")
+    hint += f" {clip(model, 80, secret)!r}" if status == 404 and model else ""
+    reason += f" ({hint})" if hint else ""
     retryable = status in (408, 409, 429) or status >= 500  # as openai-python does
     flag = headers.get("x-should-retry", "").strip().lower()
     retryable = flag == "true" if flag in ("true", "false") else retryable

@@ -307,6 +307,14 @@ def test_client_errors_fail_at_once(
     assert len(server.requests) == 1 and sleeps.delays == []
 
 
+def test_a_404_names_the_model_asked_for(server: LLMServer) -> None:
+    # Ollama and vLLM answer 404 for a model they do not serve: the name is as likely wrong
+    # as the URL, and the message named neither.
+    server.push(Status(404, {"detail": "Not Found"}))
+    said = "(check the URL (the base, ending in /v1) and the model name 'test-model')"
+    assert str(fails(server)).endswith(said) and len(server.requests) == 1
+
+
 def test_long_error_message_is_clipped(server: LLMServer) -> None:
     server.push(Status(400, {"error": {"message": "x" * 5000}}))
     assert len(str(fails(server))) < 500
