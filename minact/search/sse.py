@@ -370,8 +370,8 @@ class Stream:
             return Failure(why, _error_retryable(obj))
         choice = _first_choice(obj)
         message = choice.get("message")
-        text = message.get("content") if isinstance(message, dict) else None
-        if isinstance(message, dict) and text is None:
+        text = content_text(message.get("content")) if isinstance(message, dict) else None
+        if isinstance(message, dict) and message.get("content") is None:
             text = ""  # all reasoning up to max_tokens, or a tool call: finish_reason says
         if not isinstance(text, str) and (other := webpage.no_completion(body, self.secret)):
             # Whole JSON, but no chat completion (a model list, an array, no choices): the

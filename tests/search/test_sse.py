@@ -216,3 +216,15 @@ def test_a_null_content_or_delta_is_no_fault() -> None:
         b'data: {"choices": [{"delta": {"content": "ok"}, "finish_reason": "stop"}]}\n\n'
     )
     assert _reply(_read([stream])) == ("ok", "stop", None)
+
+
+def test_a_non_streamed_reply_with_content_parts_gives_their_text() -> None:
+    # As in a stream: the reply was refused as "a completion whose content is no text".
+    parts = [
+        {"type": "text", "text": "Hel"},
+        {"type": "image_url", "image_url": {}},
+        {"type": "text", "text": "lo"},
+    ]
+    body = {"choices": [{"message": {"content": parts}, "finish_reason": "stop"}]}
+    outcome = Stream(1000, False).plain(json.dumps(body).encode(), "application/json")
+    assert _reply(outcome) == ("Hello", "stop", None)
