@@ -37,7 +37,11 @@ __all__ = [
 ]
 
 _ASSISTANT_CHARS = 600  # a longer reply is shown back as its code block only
-_CUT = " (the reply was cut at --max-tokens, finish_reason length: write a shorter one)"
+# What a reason adds where the reply was cut, by the finish_reason that says so.
+_CUT = {
+    "length": " (the reply was cut at --max-tokens, finish_reason length: write a shorter one)",
+    "cap": " (minact stopped reading the reply at its length limit: write a shorter one)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +103,15 @@ class Conversation:
         return not self.room or size + FOLLOW_UP_CHARS <= self.room
 
     def verdict(
-        self, text: str, known: novelty.Known, *, cut: bool = False
+        self, text: str, known: novelty.Known, *, finish: str = ""
     ) -> Candidate | novelty.Verdict:
-        """Returns the new candidate in reply `text`, or why there is none. `cut`: the
-        server cut the reply at --max-tokens, which the reason then says."""
+        """Returns the new candidate in reply `text`, or why there is none. `finish`: the
+        reply's finish_reason; where it says the reply was cut (at --max-tokens, or at
+        minact's limit of a reply's characters), the reason says so."""
         parent = self.request.parent.score
         parsed = parse_reply(text, parent.source)
         self.repairs = ()
-        why = _CUT if cut else ""
+        why = _CUT.get(finish, "")
         if isinstance(parsed, ParseFailure):
             return novelty.Verdict("parse_failure", parsed.reason + why, text[:2000])
         if self.repair:

@@ -281,7 +281,7 @@ class Loop:
             self._done(replace(meta, kind="llm_error", reason=reply.error))
             return
         index = self.openings.known if self.openings.covers(k) else self.known
-        verdict = talk.verdict(reply.text, index, cut=reply.note == "llm finish=length")
+        verdict = talk.verdict(reply.text, index, finish=reply.note.removeprefix("llm finish="))
         meta.repairs = talk.repairs
         if isinstance(verdict, Candidate):
             meta.source = verdict.source

@@ -633,7 +633,7 @@ def test_code_cut_at_max_tokens_is_judged_and_its_verdict_says_so(
     parent = _member()
     request = ProposalRequest(0, parent, None, [], random.Random(0))
     talk = Conversation(0, request, allowance=3, known=0, seed=0)
-    verdict = talk.verdict(reply.text, Known(), cut=True)
+    verdict = talk.verdict(reply.text, Known(), finish="length")
     assert isinstance(verdict, Verdict) and verdict.kind == kind
     assert expected in verdict.reason
     assert verdict.reason.endswith(

@@ -306,3 +306,18 @@ def test_the_seeds_are_scored_in_slices_with_visible_progress(tiny_lab: Lab) -> 
         m.score.code_hash for m in whole.population.members
     ][:n]
     assert _ranking(sliced) == _ranking(whole)
+
+
+@pytest.mark.parametrize(
+    ("finish", "said"),
+    [("cap", "stopped reading the reply at its length limit"), ("length", "--max-tokens")],
+)
+def test_a_reply_cut_short_is_judged_with_a_reason_that_says_so(
+    tiny_lab: Lab, finish: str, said: str
+) -> None:
+    # A reply of megabytes was cut at minact's limit and then judged "no ```python block"
+    # alone: neither the log nor the follow-up said that it had been cut.
+    proposer = ScriptedProposer(lambda r: Reply("lorem ipsum " * 50, note=f"llm finish={finish}"))
+    _, events = _run(tiny_lab, SearchConfig(budget=1, concurrency=1, max_calls=3), proposer)
+    reasons = [e["reason"] for e in events if e["event"] in ("outcome", "follow_up")]
+    assert reasons and all("no ```python block" in r and said in r for r in reasons)
