@@ -120,7 +120,6 @@ def _error_retryable(obj: dict[str, Any]) -> bool:
 
 def _first_choice(obj: dict[str, Any]) -> dict[str, Any]:
     """Returns the first choice of a completion or chunk, or {} when it has none."""
-    # The usage chunk has choices [], null or no key at all, depending on the server.
     choices = obj.get("choices")
     first = choices[0] if isinstance(choices, list) and choices else None
     return first if isinstance(first, dict) else {}
@@ -191,6 +190,7 @@ class Stream:
     bad_kind: str = "invalid JSON"  # what it was: no JSON, or JSON but no object
     odd: str | None = None  # the first `choices`, `delta` or `delta.content` of no text type
     chunks: int = 0  # events that are chat-completion chunks (choices, usage or the type)
+    choices: int = 0  # chunks with a choice: a usage chunk's choices are [], null or none
     other: tuple[str, list[str]] | None = None  # the first object that is none: data, keys
     parts: list[str] = field(default_factory=list)
     length: int = 0
@@ -238,7 +238,7 @@ class Stream:
             return None
         self.chunks += 1
         self.usage = _usage(obj) or self.usage
-        choice = _first_choice(obj)
+        self.choices += bool(choice := _first_choice(obj))
         self._odd("choices", obj.get("choices"), list)
         if isinstance(finish := choice.get("finish_reason"), str) and finish:
             self.finish_reason = clip(finish, 40, self.secret)
@@ -329,8 +329,9 @@ class Stream:
             return self._reply(text, "truncated")
         if not self.chunks and self.other is not None:  # objects, none a chunk
             return self._foreign(self.other, why, transient)
-        if self.events:
-            return Failure(f"{CUT}: {why}" if why else CUT)
+        if self.events:  # a stream of usage chunks alone says so
+            said = why or (None if self.choices else "no chunk had a choice")
+            return Failure(f"{CUT}: {said}" if said else CUT)
         if reader is None or not reader.received:
             if why is not None:
                 return Failure(f"{why}, before any byte of the event stream")
@@ -379,9 +380,8 @@ class Stream:
             return Failure(other, retryable=False)
         if not isinstance(text, str):
             kind = clip(content_type or "(none)", 80, self.secret)
-            # A page (a web UI's, a portal's), text that is no JSON, or JSON broken before
-            # its end (as the server wrote it): asking again gives the same; an empty body
-            # or a cut JSON may do better.
+            # A page (a web UI's, a portal's), text that is no JSON, or JSON broken before its
+            # end (as the server wrote it) comes again; an empty body or a cut JSON may not.
             if (other := webpage.not_an_answer(body, content_type, self.secret)) is not None:
                 why = f"unexpected content type {kind}: {other}, not an API answer"
                 return Failure(f"{why} ({webpage.URL_HINT})", retryable=False)

@@ -228,3 +228,14 @@ def test_a_non_streamed_reply_with_content_parts_gives_their_text() -> None:
     body = {"choices": [{"message": {"content": parts}, "finish_reason": "stop"}]}
     outcome = Stream(1000, False).plain(json.dumps(body).encode(), "application/json")
     assert _reply(outcome) == ("Hello", "stop", None)
+
+
+def test_a_stream_of_usage_chunks_alone_says_that_no_chunk_had_a_choice() -> None:
+    usage = b'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 0}}\n\n'
+    outcome = _read([usage + b"data: [DONE]\n\n"])
+    assert outcome == Failure("stream cut before the reply finished: no chunk had a choice")
+    # A choice of the role alone, then [DONE] (llama-cpp-python's interrupt), is a cut.
+    role = b'data: {"choices": [{"delta": {"role": "assistant"}}]}\n\n'
+    assert _read([role + usage + b"data: [DONE]\n\n"]) == Failure(
+        "stream cut before the reply finished"
+    )
