@@ -215,7 +215,9 @@ def fitted(config: SearchConfig, options: EvolveOptions, described: dict[str, An
     tokens, name, where = min(contexts)
     chars, note = fit_to_context(config.prompt_chars, tokens, options.max_tokens, config.follow_ups)
     described["prompt"] = {"chars": chars, "context": tokens, "note": f"{note} ({name}, {where})"}
-    room = conversation_room(tokens, options.max_tokens)
+    # At least 1: context_chars 0 means "unknown, no limit", and a context too small for
+    # the reply (a server that says 16 tokens) holds no follow-up rather than any number.
+    room = max(1, conversation_room(tokens, options.max_tokens))
     return replace(config, prompt_chars=chars, context_chars=room)
 
 

@@ -12,6 +12,7 @@ from minact.errors import LLMError
 from minact.jobs import proposing
 from minact.jobs.options import EvolveOptions
 from minact.search.config import SearchConfig
+from minact.search.prompt import FOLLOW_UP_CHARS
 from minact.search.server import CHECK_BYTES
 from tests.fakes import run
 from tests.llm_server import Endless, LLMServer
@@ -51,3 +52,14 @@ def test_without_a_model_named_a_list_too_long_still_ends_the_run() -> None:
         with pytest.raises(LLMError) as info:
             _start(EvolveOptions(llm_url=server.url))
     assert f"its answer is longer than {CHECK_BYTES} bytes" in str(info.value)
+
+
+@pytest.mark.parametrize("context", [16, 512])
+def test_a_context_too_small_for_the_reply_holds_no_follow_up(context: int) -> None:
+    # conversation_room comes to 0 here, which in SearchConfig means "unknown, no limit".
+    options = EvolveOptions(llm_url="http://127.0.0.1:9/v1", model="m", max_tokens=512)
+    described = {"proposer": "llm", "models": [{"name": "m", "url": "u", "weight": 1.0,
+                                                "context": [context, "the server"]}]}  # fmt: skip
+    config = proposing.fitted(SearchConfig(budget=1, follow_ups=2), options, described)
+    # A room of 0 lets every follow-up through; any room under FOLLOW_UP_CHARS none.
+    assert 0 < config.context_chars < FOLLOW_UP_CHARS
