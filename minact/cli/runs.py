@@ -77,7 +77,8 @@ def show(
     cache: CacheOpt = None,
 ) -> None:
     """Show one candidate: code, scores per task, status, lineage."""
-    from minact.jobs.candidates import find_candidate
+    from minact.jobs.candidates import find_candidate, run_lab
+    from minact.runs.ranking import fitness_specs
 
     try:
         found = find_candidate(hash_prefix, runs_dir, run, cache_dir(cache))
@@ -85,6 +86,9 @@ def show(
         fail(e)
     out = stdout()
     entry = found.entry
+    # The report's digits for the run's fitness kind ("+.3f" printed an MSE of 28.38 as
+    # "+28.384"), and its per-task tables' for a task's MSE.
+    spec, spread = fitness_specs(run_lab(found))
     if found.run:
         where = f"run {found.run}"
     else:  # only the runs searched are known not to hold it
@@ -99,8 +103,8 @@ def show(
         out.print(printable(f"proposal {entry.get('index')}{how}; parent {parent}"))
         status = status_text(entry["status"], entry["reason"])
         out.print(
-            f"status {status}; fitness {_fmt(entry['fitness'], '+.3f')} ± "
-            f"{_fmt(entry['fitness_spread'], '.3f')}; mean OOD MSE "
+            f"status {status}; fitness {_fmt(entry['fitness'], spec)} ± "
+            f"{_fmt(entry['fitness_spread'], spread)}; mean OOD MSE "
             f"{_fmt(entry['mean_ood_mse'], '.4g')}; cost {_fmt(entry['cost'], '.1f')}x GELU"
         )
     code = printable_lines(found.source)
@@ -113,15 +117,15 @@ def show(
         for task, t in entry["tasks"].items():
             table.add_row(
                 printable(task),
-                _fmt(t["ood_loss"], ".4g"),
-                _fmt(t["id_loss"], ".4g"),
+                _fmt(t["ood_loss"], ".3g"),
+                _fmt(t["id_loss"], ".3g"),
                 _fmt(None if one_seed else t["ood_spread"], ".3g"),
                 _fmt(t["log_ratio"], "+.3f"),
             )
         out.print(table)
     if found.lineage:
         chain = " ← ".join(
-            f"{printable(a['name'])} ({_fmt(a['fitness'], '+.3f')})" for a in found.lineage
+            f"{printable(a['name'])} ({_fmt(a['fitness'], spec)})" for a in found.lineage
         )
         out.print(f"lineage: {name} ← {chain}")
     elif entry is None:

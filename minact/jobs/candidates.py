@@ -14,11 +14,11 @@ from minact.evaluate import EVALUATOR_VERSION
 from minact.export import NAME_RULE, module_text, valid_name
 from minact.numbers import number_text
 from minact.runs.catalog import Found, all_runs, find, log_warning
-from minact.runs.ranking import fitness_kind
+from minact.runs.ranking import fitness_kind, fitness_specs
 from minact.runs.rundir import RunLog
 from minact.validate import validate
 
-__all__ = ["Exported", "export", "find_candidate"]
+__all__ = ["Exported", "export", "find_candidate", "run_lab"]
 
 
 def find_candidate(prefix: str, runs_dir: Path, run: Path | None, cache_dir: Path) -> Found:
@@ -173,9 +173,10 @@ def _evaluation(found: Found, verdicts: list[tuple[str, str]]) -> str:
     return f"{_ADMITTED}; it trained to finite losses on the lab (status ok)."
 
 
-def _fitness_kind(found: Found) -> str:
-    """Returns the fitness kind of the lab of `found`'s run ("mean_log_ratio" without a
-    readable run.json: the default, and what a run without one ranked by)."""
+def run_lab(found: Found) -> dict[str, Any]:
+    """Returns the lab summary of `found`'s run, as ranking documents hold it ({} without a
+    readable run.json: its fitness kind is then the default, what a run without one ranked
+    by)."""
     lab: Any = {}
     if found.run is not None:
         try:
@@ -183,7 +184,7 @@ def _fitness_kind(found: Found) -> str:
         except ConfigError:
             pass
     lab = lab.get("lab") if isinstance(lab, dict) else None
-    return fitness_kind(lab if isinstance(lab, dict) else {})
+    return lab if isinstance(lab, dict) else {}
 
 
 _MEANING = {
@@ -198,10 +199,18 @@ def _docstring(found: Found, name: str, verdicts: list[tuple[str, str]]) -> str:
     if e is not None and e["fitness"] is not None:
         # With one network per task there is no spread over seeds: none is claimed.
         spread = e["fitness_spread"]
-        kind = _fitness_kind(found)
+        lab = run_lab(found)
+        kind = fitness_kind(lab)
+        # The digits the run's report gives this fitness kind: a log-ratio's "+.4f" printed
+        # an MSE of 28.38 as "+28.3840".
+        spec, spread_spec = fitness_specs(lab)
         lines.append(
-            f"Fitness {number_text(e['fitness'], '+.4f')}"
-            + (f" ± {spread:.4f} (sd over seeds)" if spread is not None else "")
+            f"Fitness {number_text(e['fitness'], spec)}"
+            + (
+                f" ± {number_text(spread, spread_spec)} (sd over seeds)"
+                if spread is not None
+                else ""
+            )
             + f" ({_MEANING.get(kind, kind + '; lower is better')})"
         )
     if e is not None and found.run is not None:

@@ -53,8 +53,20 @@ def test_a_mean_ood_mse_run_never_says_the_reference_scores_0(tmp_path: Path) ->
     exported = runner.invoke(app, args)
     assert exported.exit_code == 0, exported.output
     head = out.read_text().split('"""')[1]
-    assert f"Fitness {best['fitness']:+.4f}" in head
+    # The report's digits for an MSE (4 significant), not a log-ratio's "+.4f" ("+28.3840").
+    assert f"Fitness {best['fitness']:.4g} " in head and f"{best['fitness']:+.4f}" not in head
     assert "mean OOD MSE over the lab's tasks" in head and "log OOD-MSE ratio" not in head
+
+    args = ["show", best["code_hash"][:12], "--runs-dir", str(tmp_path / "runs")]
+    shown = runner.invoke(app, [*args, "--cache-dir", str(tmp_path / "cache")])
+    assert shown.exit_code == 0, shown.output
+    assert f"fitness {best['fitness']:.4g} ± " in _words(shown.stdout)
+    assert f"{best['fitness']:+.3f}" not in shown.stdout
+    # Per task, report.md's digits (3 significant): the same number in both places.
+    task = doc["tasks"][0]["name"]
+    ood = best["tasks"][task]["ood_loss"]
+    row = next(x for x in shown.stdout.splitlines() if f" {task} " in x)
+    assert f" {ood:.3g} " in row
 
 
 def _row(name: str, rank: int | None, status: str, fitness: float | None) -> dict[str, object]:
