@@ -105,6 +105,23 @@ class ReportData:
         baseline, in rank order."""
         return shown(self.ranking["candidates"], top)
 
+    def per_task(self) -> list[RankingEntry]:
+        """Returns the rows of the per-task tables: the best new candidates, the baselines
+        whose curves are drawn, then the best baseline (the one the claims compare against)
+        and the reference where those are not among them."""
+        from minact.claims import best_baseline
+
+        docs = self.ranking["candidates"]
+        reference = self.ranking["lab"].get("reference")
+        best = best_baseline(docs)
+        # A fixed set of baselines left sigmoid out when it was the best: a claim's other
+        # side, and the reference every log-ratio divides by, are always shown.
+        extra = [best["code_hash"] if best else None]
+        extra += [c["code_hash"] for c in docs if c["baseline"] and c["name"] == reference][:1]
+        hashes = [*self.top, *self.baselines]
+        hashes += [h for h in extra if h and h not in hashes]
+        return [c for h in dict.fromkeys(hashes) if (c := self.candidate(h))]
+
     def failed(self) -> list[RankingEntry]:
         """Returns the ranking rows of candidates that failed."""
         return [c for c in self.ranking["candidates"] if c["status"] not in ("ok", "screened")]

@@ -227,7 +227,7 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
         lines += ["", "## Figures", ""]
         lines += [f"- {FIGURES[k]}: [{p}]({p})" for k, p in figures.items() if k in FIGURES]
     spec, spread = fitness_specs(doc["lab"])
-    per_task = [c for h in [*data.top, *data.baselines] if (c := data.candidate(h))]
+    per_task = data.per_task()
     if per_task:
         lines += ["", "## OOD MSE per task (median over seeds)", ""]
         lines += _task_table(data, "ood_loss", per_task)
