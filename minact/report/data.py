@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from minact.numbers import number_text
 from minact.runs.history import Lineage
 from minact.runs.index import Stamp
-from minact.runs.ranking import RankingDocument, RankingEntry, fitness_words, shown
+from minact.runs.ranking import RankingDocument, RankingEntry, failed, fitness_words, shown
 
 __all__ = [
     "FIGURES",
@@ -124,7 +124,7 @@ class ReportData:
 
     def failed(self) -> list[RankingEntry]:
         """Returns the ranking rows of candidates that failed."""
-        return [c for c in self.ranking["candidates"] if c["status"] not in ("ok", "screened")]
+        return failed(self.ranking["candidates"])
 
     def screened(self) -> list[RankingEntry]:
         """Returns the ranking rows of candidates the cascade screened out, best stage 1 first."""

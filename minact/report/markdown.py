@@ -39,6 +39,7 @@ from minact.runs.checks import check_text
 from minact.runs.ranking import (
     RankingDocument,
     RankingEntry,
+    failed,
     fitness_specs,
     fitness_words,
     original_lab_text,
@@ -169,6 +170,16 @@ def _ranking_lines(doc: RankingDocument, shown: Sequence[RankingEntry]) -> list[
     return [*lines, "", _inline(verdict)] if verdict else lines
 
 
+def _failed_lines(rows: Sequence[RankingEntry]) -> list[str]:
+    """Returns the "Failed candidates" section for failed ranking rows (none: no lines)."""
+    listed, more = capped(rows)
+    if not listed:
+        return []
+    lines = ["", "## Failed candidates", ""]
+    lines += [f"- {_cell(c['name'])}: {c['status']} — {_cell(c['reason'])}" for c in listed]
+    return lines + ([f"- … and {more} more (ranking.json lists every candidate)"] if more else [])
+
+
 def render_markdown(doc: RankingDocument, top: int = 30) -> str:
     """Returns report.md for a ranking document (the shape of ranking.json)."""
     run: Mapping[str, Any] = doc["run"] or {}
@@ -189,6 +200,9 @@ def render_markdown(doc: RankingDocument, top: int = 30) -> str:
             "",
             *_fence(best["source"], "python"),
         ]
+    # A failed candidate had no line at all (the terminal's table shows it), and a failed
+    # baseline's row said its status without the reason.
+    lines += _failed_lines(failed(doc["candidates"]))
     return printable_text("\n".join(lines)) + "\n"
 
 
@@ -264,11 +278,7 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
         for c in screened:
             partial = fmt(c.get("partial_fitness"), "+.3f")
             lines.append(f"| {_cell(c['name'])} | {partial} | {_cell(c['reason'])} |")
-    failed, more = capped(data.failed())
-    if failed:
-        lines += ["", "## Failed candidates", ""]
-        lines += [f"- {_cell(c['name'])}: {c['status']} — {_cell(c['reason'])}" for c in failed]
-        lines += [f"- … and {more} more (ranking.json lists every candidate)"] if more else []
+    lines += _failed_lines(data.failed())
     reasons, more = capped(data.reasons)
     if reasons:
         lines += ["", "## Proposals that did not make a ranked candidate, by reason", ""]

@@ -25,6 +25,7 @@ __all__ = [
     "RankingEntry",
     "TaskEntry",
     "cache_state",
+    "failed",
     "fitness_kind",
     "fitness_specs",
     "fitness_words",
@@ -157,6 +158,11 @@ def shown(candidates: Sequence[RankingEntry], top: int = 30) -> list[RankingEntr
             out.append(c)
             new += not c["baseline"]
     return out
+
+
+def failed(candidates: Sequence[RankingEntry]) -> list[RankingEntry]:
+    """Returns the rows of candidates that failed (neither ranked nor screened), in order."""
+    return [c for c in candidates if c["status"] not in ("ok", "screened")]
 
 
 def cache_state(entry: Mapping[str, Any]) -> str:

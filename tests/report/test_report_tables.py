@@ -7,7 +7,7 @@ from dataclasses import replace
 from minact.candidate import Hash
 from minact.report.data import ReportData
 from minact.report.html import render_run_html
-from minact.report.markdown import render_run_markdown
+from minact.report.markdown import render_markdown, render_run_markdown
 from minact.runs.ranking import RankingDocument, ranking_document
 from minact.score import Score, TaskScore
 
@@ -57,3 +57,19 @@ def test_the_per_task_tables_hold_the_best_baseline_and_the_reference() -> None:
     assert [c["name"] for c in again.per_task()] == ["new", "relu", "sigmoid"]
     assert _section(render_run_markdown(again, {}), "## OOD MSE per task").count("| sigmoid |") == 1
     assert replace(data, top=[]).per_task()[0]["name"] == "gelu"
+
+
+def test_a_score_report_lists_its_failed_candidates_with_their_reasons() -> None:
+    # `score` and `rescore` wrote no line for a failed new candidate (the terminal showed
+    # it), and a failed baseline's row gave its status without the reason.
+    failed = Score("broken", Hash("h-broken"), "src", "nonfinite", "f(x) is nan at x=3")
+    base = replace(failed, name="softsign", code_hash=Hash("h-softsign"), baseline=True)
+    base = replace(base, status="too_costly", reason="cost 40x GELU over budget")
+    scores = [_ok("new", -0.5, 0.25), _ok("relu", 0.0, 0.5, baseline=True), failed, base]
+    for command in ("score", "rescore"):
+        md = render_markdown(ranking_document(scores, LAB, {"command": command}))
+        section = _section(md, "## Failed candidates")
+        assert "- broken: nonfinite — f(x) is nan at x=3" in section
+        assert "- softsign: too_costly — cost 40x GELU over budget" in section
+        assert "new" not in section and "relu" not in section
+    assert "## Failed candidates" not in render_markdown(ranking_document(scores[:2], LAB, {}))
