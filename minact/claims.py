@@ -212,15 +212,16 @@ def claims(
     return out
 
 
-def claim_text(claim: Mapping[str, Any] | None) -> str:
-    """Returns e.g. "yes (95% CI [-0.21, -0.04])" for a claim dict, or "—"."""
+def claim_text(claim: Mapping[str, Any] | None, spec: str = "+.3f") -> str:
+    """Returns e.g. "yes (95% CI [-0.210, -0.040])" for a claim dict, or "—"; `spec` formats
+    the interval's ends (minact.runs.ranking.difference_spec gives a lab's)."""
     if not claim:
         return "—"
     lo, hi = claim["lo"], claim["hi"]
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return str(claim["verdict"])
     # An end that rounds to zero reads "+0.000", not "-0.000" (a sign no digit backs).
-    return f"{claim['verdict']} (95% CI [{number_text(lo, '+.3f')}, {number_text(hi, '+.3f')}])"
+    return f"{claim['verdict']} (95% CI [{number_text(lo, spec)}, {number_text(hi, spec)}])"
 
 
 def selection_note(claim: Mapping[str, Any] | None) -> str:
@@ -235,10 +236,11 @@ def selection_note(claim: Mapping[str, Any] | None) -> str:
     )
 
 
-def best_claim_sentence(rows: Sequence[Row], tasks: int) -> str:
+def best_claim_sentence(rows: Sequence[Row], tasks: int, spec: str = "+.3f") -> str:
     """Returns one sentence on whether the best ranked new candidate among ranking rows beats
     the best baseline beyond noise (or why that is not judged), names as they are; "" when
-    no new candidate was ranked. `tasks`: how many tasks the ranking has."""
+    no new candidate was ranked. `tasks`: how many tasks the ranking has; `spec`: as
+    `claim_text`'s."""
     best = next((c for c in rows if c["rank"] and not c["baseline"]), None)
     if best is None:
         return ""
@@ -261,6 +263,6 @@ def best_claim_sentence(rows: Sequence[Row], tasks: int) -> str:
     only = ", the only baseline scored here" if scored == 1 else ""
     return (
         f"does {best['name']}, the best new candidate, beat the best baseline "
-        f"({claim['against']}{only}) beyond noise? {claim_text(claim)}, the interval of its "
+        f"({claim['against']}{only}) beyond noise? {claim_text(claim, spec)}, the interval of its "
         "fitness minus the baseline's (below 0: better)" + (f"; {caveat}" if caveat else "")
     )

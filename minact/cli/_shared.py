@@ -292,6 +292,7 @@ def print_ranking(doc: RankingDocument) -> None:
     from minact.claims import best_claim_sentence
     from minact.runs.ranking import (
         cache_state,
+        difference_spec,
         fitness_specs,
         fitness_words,
         original_lab_text,
@@ -355,7 +356,7 @@ def print_ranking(doc: RankingDocument) -> None:
         )
     # The sentence report.md and report.html write under their ranking, escaped as every
     # name from a candidate or a run file is before it reaches the terminal.
-    verdict = best_claim_sentence(doc["candidates"], len(doc["tasks"]))
+    verdict = best_claim_sentence(doc["candidates"], len(doc["tasks"]), difference_spec(lab))
     if verdict:
         console.print(printable(verdict))
 

@@ -385,7 +385,7 @@ def evolve(
         sys.stdout.write(json.dumps(result.ranking, indent=2) + "\n")
     else:
         print_ranking(result.ranking)
-    for line in check_text(result.ranking.get("checks") or {}):
+    for line in check_text(result.ranking.get("checks") or {}, result.ranking["lab"]):
         note(line)
     summary = result.summary
     note(f"run {result.directory.name}: {summary.status} — {summary.message}")

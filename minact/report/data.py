@@ -152,7 +152,11 @@ def check_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Returns the header and rows of a run's checks table: lab fitness beside validation
     fitness and confirmed fitness, per checked candidate in lab order."""
     from minact.claims import claim_text
+    from minact.runs.ranking import difference_spec, fitness_specs
 
+    # The digits of the run's fitness kind ("+.3f" printed an MSE of 28.38 as "+28.384").
+    spec, spread = fitness_specs(doc["lab"])
+    diff = difference_spec(doc["lab"])
     checks = doc.get("checks") or {}
     validation, confirmation = checks.get("validation"), checks.get("confirmation")
     if confirmation and confirmation.get("skipped"):
@@ -174,16 +178,16 @@ def check_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
         if v is None and k is None:
             continue
         row = [str(c["rank"] or "—"), c["name"] + (" (baseline)" if c["baseline"] else "")]
-        row.append(fmt(c["fitness"], "+.3f"))
+        row.append(fmt(c["fitness"], spec))
         if validation:
-            row.append(fmt(v and v["fitness"], "+.3f"))
-            row += [fmt(v and v.get("held_out_fitness"), "+.3f")] if split else []
+            row.append(fmt(v and v["fitness"], spec))
+            row += [fmt(v and v.get("held_out_fitness"), spec)] if split else []
             row.append("yes" if v and v["flag"] else "")
         if confirmation:
             row.append(
-                f"{fmt(k['fitness'], '+.3f')} ± {fmt(k['fitness_spread'], '.3f')}" if k else "—"
+                f"{fmt(k['fitness'], spec)} ± {fmt(k['fitness_spread'], spread)}" if k else "—"
             )
-            row.append("" if c["baseline"] or not k else claim_text(k.get("claim")))
+            row.append("" if c["baseline"] or not k else claim_text(k.get("claim"), diff))
         rows.append(row)
     return header, rows
 

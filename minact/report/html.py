@@ -39,6 +39,7 @@ from minact.runs.checks import check_text
 from minact.runs.ranking import (
     RankingDocument,
     cache_state,
+    difference_spec,
     fitness_specs,
     fitness_words,
     original_lab_text,
@@ -112,10 +113,16 @@ def _lab_rows(data: ReportData) -> list[tuple[str, ...]]:
 
 def _specs(doc: RankingDocument) -> dict[str, str]:
     """Returns the templates' format specs: fitness and family columns (`spec`), their seed
-    spread (`spread`), and a rescore's "was" column, on the lab the candidates came from."""
+    spread (`spread`), a rescore's "was" column, on the lab the candidates came from, and a
+    claim's interval ends (`diff`)."""
     spec, spread = fitness_specs(doc["lab"])
     was_spec, _ = fitness_specs((doc.get("run") or {}).get("from_lab") or doc["lab"])
-    return {"spec": spec, "spread": spread, "was_spec": was_spec}
+    return {
+        "spec": spec,
+        "spread": spread,
+        "was_spec": was_spec,
+        "diff": difference_spec(doc["lab"]),
+    }
 
 
 def render_run_html(
@@ -159,8 +166,12 @@ def render_run_html(
         models=model_rows(data),
         retries=data.retries if uses_llm(run) else [],
         lab_tasks=_lab_rows(data),
-        check_lines=check_text(data.ranking.get("checks") or {}),
-        verdict=best_claim_sentence(data.ranking["candidates"], len(data.ranking["tasks"])),
+        check_lines=check_text(data.ranking.get("checks") or {}, data.ranking["lab"]),
+        verdict=best_claim_sentence(
+            data.ranking["candidates"],
+            len(data.ranking["tasks"]),
+            difference_spec(data.ranking["lab"]),
+        ),
         checks=check_table(data.ranking),
         **_specs(data.ranking),
     )
@@ -202,7 +213,9 @@ def render_ranking_html(doc: RankingDocument, top: int = 30) -> str:
             header=[*header, "mean OOD MSE", "status"],
             families=families,
             rows=shown,
-            verdict=best_claim_sentence(doc["candidates"], len(doc["tasks"])),
+            verdict=best_claim_sentence(
+                doc["candidates"], len(doc["tasks"]), difference_spec(doc["lab"])
+            ),
             was=original_lab_text(doc),
             **_specs(doc),
         )

@@ -39,6 +39,7 @@ from minact.runs.checks import check_text
 from minact.runs.ranking import (
     RankingDocument,
     RankingEntry,
+    difference_spec,
     failed,
     fitness_specs,
     fitness_words,
@@ -142,6 +143,7 @@ def _header_lines(doc: RankingDocument, counters: Mapping[str, Any] | None) -> l
 def _ranking_lines(doc: RankingDocument, shown: Sequence[RankingEntry]) -> list[str]:
     families = list(doc["lab"]["families"])
     spec, spread = fitness_specs(doc["lab"])
+    diff = difference_spec(doc["lab"])
     was_spec, _ = fitness_specs((doc.get("run") or {}).get("from_lab") or doc["lab"])
     # A rescore also shows each candidate's fitness on the lab it came from.
     before = any("original_fitness" in c for c in doc["candidates"])
@@ -159,14 +161,18 @@ def _ranking_lines(doc: RankingDocument, shown: Sequence[RankingEntry]) -> list[
             fmt(c["fitness_spread"], spread),
             *(fmt(c["families"].get(f), spec) for f in families),
             fmt(c["mean_ood_mse"], ".4g"),
-            *([_cell("" if c["baseline"] else claim_text(c.get("claim")))] if claimed else []),
+            *(
+                [_cell("" if c["baseline"] else claim_text(c.get("claim"), diff))]
+                if claimed
+                else []
+            ),
             _cell(
                 c["status"] + (f": {c['reason']}" if c["status"] == "ok" and c["reason"] else "")
             ),
             (c.get("parent") or "")[:10],
         ]
         lines.append("| " + " | ".join(row) + " |")
-    verdict = best_claim_sentence(doc["candidates"], len(doc["tasks"]))
+    verdict = best_claim_sentence(doc["candidates"], len(doc["tasks"]), diff)
     return [*lines, "", _inline(verdict)] if verdict else lines
 
 
@@ -233,7 +239,7 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
     if doc.get("checks"):
         header, rows = check_table(doc)
         lines += ["", "## Checks after the search", ""]
-        lines += [f"- {_inline(line)}" for line in check_text(doc.get("checks") or {})]
+        lines += [f"- {_inline(line)}" for line in check_text(doc.get("checks") or {}, doc["lab"])]
         if rows:  # a confirmation skipped for want of new candidates checked no row
             lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
@@ -276,7 +282,7 @@ def render_run_markdown(data: ReportData, figures: Mapping[str, str]) -> str:
         lines += ["", "## Screened by the cascade (stage 1 only; no fitness on the lab)", ""]
         lines += ["| name | stage-1 fitness | reason |", "|---|---|---|"]
         for c in screened:
-            partial = fmt(c.get("partial_fitness"), "+.3f")
+            partial = fmt(c.get("partial_fitness"), spec)
             lines.append(f"| {_cell(c['name'])} | {partial} | {_cell(c['reason'])} |")
     lines += _failed_lines(data.failed())
     reasons, more = capped(data.reasons)

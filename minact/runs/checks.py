@@ -37,7 +37,9 @@ from minact.runs import events as decode
 from minact.runs.ranking import (
     RankingDocument,
     RankingEntry,
+    difference_spec,
     fitness_kind,
+    fitness_specs,
     ranking_document,
     reference_fitness,
 )
@@ -244,9 +246,16 @@ def attach(doc: RankingDocument, events: Iterable[Mapping[str, Any]]) -> Ranking
     return {**doc, "checks": checks}
 
 
-def check_text(checks: Mapping[str, Any]) -> list[str]:
-    """Returns the sentences that say what a run's checks found, for reports and the CLI."""
+def check_text(checks: Mapping[str, Any], lab: Mapping[str, Any]) -> list[str]:
+    """Returns the sentences that say what a run's checks found, for reports and the CLI;
+    numbers take the digits of the fitness kind of `lab` (the run's lab summary)."""
     lines: list[str] = []
+    # Under "mean_ood_mse" a log-ratio's "+.3f" printed an MSE of 28.38 as "+28.384".
+    spec, _ = fitness_specs(lab)
+
+    def _signed(v: float | None) -> str:
+        return number_text(v, spec)
+
     v = checks.get("validation")
     if v:
         pick = v.get("recommended")
@@ -282,8 +291,8 @@ def check_text(checks: Mapping[str, Any]) -> list[str]:
             caveat = selection_note(claim)
             lines.append(
                 f"confirmed with {c['seeds']} seeds per task: best new candidate {w['name']} at "
-                f"{_signed(w['fitness'])}; beats best baseline{against}: {claim_text(claim)}"
-                + (f" ({caveat})" if caveat else "")
+                f"{_signed(w['fitness'])}; beats best baseline{against}: "
+                f"{claim_text(claim, difference_spec(lab))}" + (f" ({caveat})" if caveat else "")
             )
         else:
             lines.append(f"confirmed with {c['seeds']} seeds per task: no new candidate ranked")
@@ -292,10 +301,6 @@ def check_text(checks: Mapping[str, Any]) -> list[str]:
 
 def _tasks(n: int) -> str:
     return "task" if n == 1 else f"{n} tasks"
-
-
-def _signed(v: float | None) -> str:
-    return number_text(v, "+.3f")
 
 
 def _validation_text(v: Mapping[str, Any]) -> str:

@@ -25,6 +25,7 @@ __all__ = [
     "RankingEntry",
     "TaskEntry",
     "cache_state",
+    "difference_spec",
     "failed",
     "fitness_kind",
     "fitness_specs",
@@ -200,6 +201,13 @@ def fitness_specs(lab: Mapping[str, Any]) -> tuple[str, str]:
     if fitness_kind(lab) == "mean_ood_mse":
         return ".4g", ".4g"
     return "+.3f", ".3f"
+
+
+def difference_spec(lab: Mapping[str, Any]) -> str:
+    """Returns the format spec of a difference of two fitnesses (a claim's interval ends):
+    the fitness's own digits, always signed (a difference of MSEs is "+.4g")."""
+    spec, _ = fitness_specs(lab)
+    return spec if spec.startswith("+") else f"+{spec}"
 
 
 def original_lab_text(doc: Mapping[str, Any]) -> str | None:

@@ -281,7 +281,7 @@ def test_the_flag_line_counts_the_held_out_tasks_it_rests_on(held: int, lose: st
     validation = {"suite": "other.toml", "tasks": held + 1, "top": 2, "candidates": 2,
                   "shared_tasks": ["sine"], "held_out_tasks": held, "flagged": ["c0"],
                   "recommended": pick}  # fmt: skip
-    lines = check_text({"validation": validation})
+    lines = check_text({"validation": validation}, {"fitness": "mean_log_ratio"})
     assert lines[-1] == (
         f"win the lab (fitness below the reference's) but lose validation's {lose} (fitness "
         "above the reference's): c0"

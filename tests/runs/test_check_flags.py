@@ -52,7 +52,7 @@ def test_the_flag_compares_with_the_reference_under_the_mean_ood_mse() -> None:
     checked = attach(doc, [event])
     flags = {c["name"]: c["validation"]["flag"] for c in checked["candidates"]}
     assert flags == {"newbie": True, "relu": False}
-    lines = check_text(checked["checks"])
+    lines = check_text(checked["checks"], checked["lab"])
     assert (
         lines[-1].startswith("win the lab (fitness below the reference's)")
         and "newbie" in (lines[-1])
@@ -69,6 +69,30 @@ def test_the_confirmed_best_new_candidate_is_not_called_the_winner() -> None:
     claim = {"against": "gelu", "verdict": "inconclusive", "lo": -0.07, "hi": 0.19, "compared": 1}
     winner = {"name": "c0", "code_hash": "h", "fitness": -0.298, "fitness_spread": 0.19}
     checks = {"confirmation": {"seeds": 3, "winner": winner | {"claim": claim}}}
-    (line,) = check_text(checks)
+    (line,) = check_text(checks, {"fitness": "mean_log_ratio"})
     assert line.startswith("confirmed with 3 seeds per task: best new candidate c0 at -0.298;")
     assert "winner" not in line and "beats best baseline (gelu): inconclusive" in line
+
+
+def test_under_mean_ood_mse_the_checks_print_fitness_as_the_ranking_does() -> None:
+    # The checks' lines and table, and a claim's interval ends, printed an MSE of 28.38 with
+    # a log-ratio's "+.3f": "+28.384" beside the ranking's 28.38.
+    from minact.claims import best_claim_sentence
+    from minact.report.data import check_table
+
+    claim = {"against": "gelu", "verdict": "no", "lo": 0.00012, "hi": 1.5, "compared": 1}
+    winner = {"name": "c0", "code_hash": "h", "fitness": 28.384, "fitness_spread": 0.5604}
+    checks = {"confirmation": {"seeds": 3, "winner": winner | {"claim": claim}}}
+    mse, ratio = {"fitness": "mean_ood_mse"}, {"fitness": "mean_log_ratio"}
+    (line,) = check_text(checks, mse)
+    assert "best new candidate c0 at 28.38;" in line
+    assert "no (95% CI [+0.00012, +1.5])" in line and "+28.384" not in line
+    (line,) = check_text(checks, ratio)  # a log-ratio keeps its digits
+    assert "c0 at +28.384;" in line and "no (95% CI [+0.000, +1.500])" in line
+    confirmed = {"fitness": 27.91, "fitness_spread": 0.5604, "claim": claim}
+    row = {"rank": 2, "name": "c0", "baseline": False, "fitness": 28.384, "confirmation": confirmed}
+    doc = {"lab": mse, "candidates": [row], "checks": {"confirmation": {"seeds": 3}}}
+    _, (cells,) = check_table(doc)
+    assert cells[2:] == ["28.38", "27.91 ± 0.5604", "no (95% CI [+0.00012, +1.5])"]
+    best = {**row, "rank": 1, "claim": claim}
+    assert "no (95% CI [+0.00012, +1.5])" in best_claim_sentence([best], 6, "+.4g")
