@@ -335,7 +335,8 @@ def print_ranking(doc: RankingDocument) -> None:
         ranked = c["status"] == "ok"
         row = [
             str(c["rank"] or "—"),
-            printable(c["name"] or "?"),
+            # Marked as report.md and report.html mark them.
+            printable(c["name"] or "?") + (" (baseline)" if c["baseline"] else ""),
             _fmt(c["fitness"], spec),
             *([_fmt(c.get("original_fitness"), was_spec)] if before else []),
             _fmt(c["fitness_spread"], spread),

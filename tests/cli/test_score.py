@@ -176,11 +176,11 @@ def test_table_output_names_status_and_cache(place: Path) -> None:
     code, out, _ = _score("gelu", cache=place / "c", tasks=place / "lab.toml")
     assert code == 0
     rows = _rows(out)
-    assert set(rows) == {"gelu", "relu"}
+    assert set(rows) == {"gelu (baseline)", "relu (baseline)"}  # as report.md marks them
     assert all(r[-3:-1] == ["ok", "new"] for r in rows.values())
     code, out, _ = _score("gelu", cache=place / "c", tasks=place / "lab.toml")
     rows = _rows(out)
-    assert set(rows) == {"gelu", "relu"}
+    assert set(rows) == {"gelu (baseline)", "relu (baseline)"}  # as report.md marks them
     assert all(r[-3:-1] == ["ok", "hit"] for r in rows.values())
 
 
