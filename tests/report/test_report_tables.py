@@ -73,3 +73,15 @@ def test_a_score_report_lists_its_failed_candidates_with_their_reasons() -> None
         assert "- softsign: too_costly — cost 40x GELU over budget" in section
         assert "new" not in section and "relu" not in section
     assert "## Failed candidates" not in render_markdown(ranking_document(scores[:2], LAB, {}))
+
+
+def test_under_mean_ood_mse_a_screened_candidates_stage_1_fitness_is_an_mse() -> None:
+    # Its stage-1 fitness printed with a log-ratio's "+.3f": "+28.384" beside 28.38 elsewhere.
+    mse = {**LAB, "lab": {**LAB["lab"], "fitness": "mean_ood_mse"}}
+    cut = Score("cut", Hash("h-cut"), "src", "screened", "screened after stage 1")
+    cut = replace(cut, partial_fitness=28.384)
+    doc = ranking_document([_ok("relu", 0.5, 0.5, baseline=True), cut], mse, {"run_id": "r"})
+    data = _data(doc, [], ["h-relu"])
+    assert "| cut | 28.38 | screened after stage 1 |" in render_run_markdown(data, {})
+    page = render_run_html(data, {})
+    assert '<td class="n">28.38</td>' in page and "+28.384" not in page
