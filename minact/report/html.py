@@ -40,6 +40,7 @@ from minact.runs.ranking import (
     RankingDocument,
     cache_state,
     difference_spec,
+    failed,
     fitness_specs,
     fitness_words,
     original_lab_text,
@@ -213,6 +214,8 @@ def render_ranking_html(doc: RankingDocument, top: int = 30) -> str:
             header=[*header, "mean OOD MSE", "status"],
             families=families,
             rows=shown,
+            # A failed new candidate had no row, and a failed baseline no reason.
+            failed=failed(doc["candidates"]),
             verdict=best_claim_sentence(
                 doc["candidates"], len(doc["tasks"]), difference_spec(doc["lab"])
             ),

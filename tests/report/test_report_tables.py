@@ -85,3 +85,19 @@ def test_under_mean_ood_mse_a_screened_candidates_stage_1_fitness_is_an_mse() ->
     assert "| cut | 28.38 | screened after stage 1 |" in render_run_markdown(data, {})
     page = render_run_html(data, {})
     assert '<td class="n">28.38</td>' in page and "+28.384" not in page
+
+
+def test_a_score_page_lists_its_failed_candidates_with_their_reasons() -> None:
+    # report.html of `score` and `rescore` had no row for a failed new candidate, and a
+    # failed baseline's row gave its status without the reason.
+    from minact.report.html import render_ranking_html
+
+    failed = Score("broken", Hash("h-broken"), "src", "nonfinite", "f(x) is nan at x=3")
+    base = Score("softsign", Hash("h-softsign"), "src", "too_costly", "over budget")
+    base = replace(base, baseline=True)
+    doc = ranking_document([_ok("relu", 0.0, 0.5, baseline=True), failed, base], LAB, {})
+    page = render_ranking_html(doc).split("<h3>Failed candidates (2)</h3>", 1)[1]
+    assert '<td>broken</td><td class="bad">nonfinite</td><td>f(x) is nan at x=3</td>' in page
+    assert '<td>softsign</td><td class="bad">too_costly</td><td>over budget</td>' in page
+    none = ranking_document([_ok("a", 0.1, 0.5)], LAB, {})
+    assert "Failed candidates" not in render_ranking_html(none)
