@@ -20,13 +20,13 @@ from markupsafe import Markup
 
 from minact.claims import best_claim_sentence, claim_text
 from minact.report.agreement import agreement_text
+from minact.report.checktable import check_table
 from minact.report.data import (
     FIGURES,
     MODEL_HEADER,
     ReportData,
     ancestry,
     capped,
-    check_table,
     display_name,
     fmt,
     made_by,

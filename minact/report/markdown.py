@@ -15,13 +15,13 @@ from typing import Any
 
 from minact.claims import best_claim_sentence, claim_text
 from minact.report.agreement import agreement_text
+from minact.report.checktable import check_table
 from minact.report.data import (
     FIGURES,
     MODEL_HEADER,
     ReportData,
     ancestry,
     capped,
-    check_table,
     display_name,
     fmt,
     follow_ups,

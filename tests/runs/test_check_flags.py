@@ -78,7 +78,7 @@ def test_under_mean_ood_mse_the_checks_print_fitness_as_the_ranking_does() -> No
     # The checks' lines and table, and a claim's interval ends, printed an MSE of 28.38 with
     # a log-ratio's "+.3f": "+28.384" beside the ranking's 28.38.
     from minact.claims import best_claim_sentence
-    from minact.report.data import check_table
+    from minact.report.checktable import check_table
 
     claim = {"against": "gelu", "verdict": "no", "lo": 0.00012, "hi": 1.5, "compared": 1}
     winner = {"name": "c0", "code_hash": "h", "fitness": 28.384, "fitness_spread": 0.5604}
