@@ -131,11 +131,23 @@ def _verdicts(found: Found, cache_dir: Path | None) -> list[tuple[str, str]]:
     """Returns (status, reason) of `found`'s evaluation: its run entry's, else what the cache
     at `cache_dir` recorded of it (admissions, transient failures; empty when nothing).
     A crash the cache recorded counts beside a run entry too: it may come from a later
-    command (a rescore on another lab), and crashing code is never exported."""
+    command (a rescore on another lab), and crashing code is never exported.
+
+    A cache that cannot be opened (damaged, read-only) does not hide a run's entry, as it
+    does not in `find_candidate`: the run's verdict stands, with a warning that the cache's
+    record was not read; code that only the cache knows then fails with its error."""
     cached: list[tuple[str, str]] = []
     if cache_dir is not None and cache_dir.exists():
-        with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
-            cached = cache.verdicts(Hash(found.code_hash))
+        try:
+            with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
+                cached = cache.verdicts(Hash(found.code_hash))
+        except CacheError as unread:
+            if found.entry is None:
+                raise
+            log_warning(
+                f"warning: the cache's record of {found.code_hash[:12]} was not read "
+                f"(a crash in a later command would not be seen): {unread}"
+            )
     if found.entry is None:
         return cached
     entry = (found.entry["status"], found.entry["reason"])

@@ -261,3 +261,28 @@ def test_a_prefix_no_run_holds_names_the_cache_that_cannot_be_opened(
     line = _one_error_line(result)
     assert "no candidate's hash starts with 'ffffffff'" in line
     assert f"the cache was not searched: cannot open the cache at {cache}" in line
+
+
+def test_export_writes_a_runs_candidate_when_the_cache_cannot_be_opened(
+    run_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As `show` does: the run records the candidate and its verdict; a damaged cache only
+    # means that a crash recorded by a later command cannot be seen, which is said.
+    cache, out = _damaged_cache(tmp_path), tmp_path / "act.py"
+    args = ["export", C0.code_hash[:10], "--run", str(run_dir), "--cache-dir", str(cache)]
+    with caplog.at_level(logging.WARNING, logger="minact"):
+        result = runner.invoke(app, [*args, "-o", str(out)])
+    assert result.exit_code == 0, (result.exception, result.stderr)
+    assert "def act_" in out.read_text()
+    said = [m for m in caplog.messages if "was not read" in m]
+    assert len(said) == 1 and f"cannot open the cache at {cache}" in said[0]
+
+
+def test_export_of_a_candidate_only_the_cache_knows_names_the_damaged_cache(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    cache = _damaged_cache(tmp_path)
+    result = runner.invoke(
+        app, ["export", "ffffffff", "--run", str(run_dir), "--cache-dir", str(cache)]
+    )
+    assert f"cannot open the cache at {cache}" in _one_error_line(result)
