@@ -193,12 +193,19 @@ class FitnessCache:
 
     # per-task results ---------------------------------------------------------------
 
-    def get_result(self, key: Hash, task_digest: str, lab_digest: str) -> Stored | None:
-        """Returns the cached result under `key` (behaviour or code hash) on a task, or None."""
+    def get_result(
+        self, key: Hash, task_digest: str, lab_digest: str, seeds: int | None = None
+    ) -> Stored | None:
+        """Returns the cached result under `key` (behaviour or code hash) on a task, or None;
+        with `seeds` (the task's), a successful result with another number of losses is
+        unreadable (the task digest names its seed count: such an entry was edited)."""
 
         def parse(d: dict[str, Any]) -> Stored:
             producer = d.get("producer")
-            return Stored(TaskResult.from_dict(d), Hash(str(producer)) if producer else None)
+            result = TaskResult.from_dict(d)
+            if seeds is not None and result.ok and len(result.ood) != seeds:
+                raise ValueError(f"{len(result.ood)} losses for a task of {seeds} seeds")
+            return Stored(result, Hash(str(producer)) if producer else None)
 
         return self._get(f"res/{self.version}/{lab_digest}/{task_digest}/{key}", parse)
 

@@ -136,7 +136,7 @@ class Results:
             d = task.digest()
             if d in st.results:
                 continue
-            stored = self.cache.get_result(st.key, d, self._lab)
+            stored = self.cache.get_result(st.key, d, self._lab, task.settings.seeds)
             if stored is not None and stored.result.status not in TRANSIENT:
                 if self._usable(st, stored, d, to_verify):
                     st.results[d] = stored.result

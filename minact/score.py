@@ -159,6 +159,9 @@ def failed_again(
     return Conditions(timeout, device, load, attempts, clean)
 
 
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
 def _floats(values: Any) -> tuple[float, ...]:
     if not isinstance(values, (list, tuple)):
         raise TypeError(f"expected a list of numbers, got {type(values).__name__}")
@@ -217,6 +220,11 @@ class TaskResult:
                 raise ValueError("an ok result needs one OOD and one ID loss per seed")
             if not all(math.isfinite(v) for v in (*ood, *id_)):
                 raise ValueError("an ok result has finite losses only")
+            # Mean squared errors of float32 training: never negative, never past float32's
+            # largest (it would be inf, a failure). Such a loss from an edited cache was
+            # ranked, or broke the fitness's logarithm with a traceback.
+            if not all(0.0 <= v <= _FLOAT32_MAX for v in (*ood, *id_)):
+                raise ValueError("an ok result's losses are squared errors of float32 training")
         trace = _floats(d.get("trace", []))
         seconds = float(d.get("seconds", 0.0))
         traced = d.get("traced", 1)  # absent: written before the trace took every seed's
