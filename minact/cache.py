@@ -62,6 +62,7 @@ _SALT = "meta/salt"
 # Admissions of an older revision are misses (2: the flat note), so a verdict never depends
 # on when the cache was written; training results stay valid.
 ADMISSION_REVISION = 2
+LOCK_WAIT = 60.0  # seconds to wait for another process's write lock on the database
 
 
 def torch_version() -> str:
@@ -103,10 +104,17 @@ class FitnessCache:
                 str(self.directory),
                 disk=TextDisk,
                 eviction_policy="none",
-                timeout=60,
+                timeout=LOCK_WAIT,
                 statistics=False,
             )
         except (sqlite3.Error, OSError) as e:
+            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+                # Not damage: another process holds the database; deleting it loses its work.
+                raise CacheError(
+                    f"cannot open the cache at {self.directory}: another process kept its "
+                    f"database locked for {LOCK_WAIT:g} s; wait for it to finish or pass "
+                    "--cache-dir DIR (or set MINACT_CACHE_DIR)"
+                ) from None
             # A read-only or full disk is said as such: SQLite's words for them send a user
             # to delete a cache that is not damaged.
             raise CacheError(
