@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minact.errors import LLMError, MinactError
@@ -72,8 +72,9 @@ def fails(server: LLMServer, sleep: Sleeps | None = None, **overrides: Any) -> L
     return info.value
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
-    """Polls `condition` until it holds or `timeout` seconds pass."""
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+    """Polls `condition` until it holds or `timeout` seconds pass (long: a loaded machine may
+    take seconds to run the server's thread, and a condition that holds returns at once)."""
     end = time.monotonic() + timeout
     while not condition() and time.monotonic() < end:
         time.sleep(0.01)
@@ -381,16 +382,20 @@ def test_a_web_page_with_status_200_fails_at_once() -> None:
 
 
 def test_hang_hits_the_read_timeout_and_is_retried(server: LLMServer) -> None:
-    server.push(Hang(5))
-    c = complete(server, read_timeout=0.3, deadline=2.0)
-    assert c.attempts == 2 and c.retry_reasons == ("read timeout: no data for 0.3 s",)
+    server.push(Hang(30))
+    # The retry's reply must not stall as long as the read timeout: 1 s, not a fraction, so
+    # that a loaded machine, slow to run the server's thread, cannot time it out too.
+    c = complete(server, read_timeout=1.0, deadline=20.0)
+    assert c.attempts == 2 and c.retry_reasons == ("read timeout: no data for 1 s",)
 
 
 def test_trickle_hits_the_deadline_which_leaves_no_time_to_retry(server: LLMServer) -> None:
     server.push(Trickle(GOOD_REPLY, bytes_per_second=20))  # ~40 s for the whole reply
-    err = fails(server, read_timeout=0.5, deadline=1.0)
+    # A byte every 50 ms never leaves the stream silent for the read timeout, even on a
+    # loaded machine; only the deadline can end it.
+    err = fails(server, read_timeout=1.0, deadline=2.0)
     # The deadline is the request's, retries included: the trickle used it all.
-    assert "failed 1 attempt," in str(err) and "within the 1 s deadline" in str(err)
+    assert "failed 1 attempt," in str(err) and "within the 2 s deadline" in str(err)
     assert "covers the whole request" in str(err) and len(server.requests) == 1
 
 
@@ -430,7 +435,13 @@ def test_cancellation_propagates_promptly_and_closes_the_stream(server: LLMServe
 
     async def main() -> None:
         task = asyncio.create_task(_complete(server.url, None))
-        await asyncio.sleep(0.3)  # the stream is flowing
+        # Until the server has the request and streams its reply (seconds long): cancelled
+        # before it connected, a client on a loaded machine would close no stream at all.
+        for _ in range(6000):
+            if server.requests:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # the stream is flowing
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -483,6 +494,7 @@ def test_event_reader_handles_line_ends_comments_and_fields() -> None:
     assert reader.close() == ["[DONE]"]
 
 
+@settings(deadline=None)  # a loaded machine may take longer than 200 ms for one example
 @given(st.lists(st.integers(min_value=0, max_value=200), max_size=10))
 def test_event_reader_does_not_depend_on_chunking(cuts: list[int]) -> None:
     stream = b'data: {"a": 1}\r\n\r\n: ping\n\ndata: x\ndata: y\n\ndata: z\r\rdata: [DONE]\n\n' * 2
