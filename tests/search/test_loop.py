@@ -211,7 +211,13 @@ def test_cancellation_stops_the_work_in_flight_and_is_not_swallowed(tiny_lab: La
 
     async def main() -> None:
         task = asyncio.ensure_future(loop.run())
-        await asyncio.sleep(0.2)
+        # Once the seeds are scored (however long a loaded machine takes), the proposals
+        # are in flight: each waits 30 s.
+        for _ in range(6000):
+            if loop.seeded:
+                break
+            await asyncio.sleep(0.01)
+        assert loop.seeded, "the seeds were not scored within a minute"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
