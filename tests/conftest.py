@@ -17,6 +17,16 @@ from minact.lab.loader import load_lab
 from minact.lab.task import Lab
 from minact.validate import validate
 
+# CI services ask for colour (GITHUB_ACTIONS, FORCE_COLOR, PY_COLORS, TTY_COMPATIBLE), and
+# Typer and Rich then write escape codes into the output the tests read; a terminal's
+# COLUMNS narrows the boxes of usage errors, which wrap a long value inside a word. The
+# tests, and the commands they start, get what a pipe gets (80 columns) wherever they run;
+# a test that needs another width passes its own COLUMNS.
+os.environ["_TYPER_FORCE_DISABLE_TERMINAL"] = "1"
+os.environ["COLUMNS"] = "80"
+for _name in ("FORCE_COLOR", "PY_COLORS", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "TERMINAL_WIDTH"):
+    os.environ.pop(_name, None)
+
 ASSETS = Path(__file__).parent / "assets"
 TINY_TASKS = ASSETS / "tiny_tasks.toml"
 
