@@ -142,6 +142,11 @@ class WorkerClient:
         }
         try:
             self._process.start()
+            if self._interrupted:
+                # interrupt() came (from another thread) while this process was started,
+                # and may have killed the previous one instead: no process outlives it.
+                self._process.kill()
+                raise EvaluationError("evaluation interrupted")
             reply = self._process.request(hello, START_SECONDS)
         except (WorkerTimeout, WorkerCrashed) as e:
             tail = self._process.stderr_tail()

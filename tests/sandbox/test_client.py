@@ -5,10 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
+from minact.errors import EvaluationError
 from minact.lab.loader import load_lab
 from minact.lab.task import Lab
 from minact.sandbox.client import TrainItem, WorkerClient, WorkerSettings
-from minact.sandbox.process import from_outside
+from minact.sandbox.process import WorkerProcess, from_outside
 
 # A worker that says hello, then answers every train request with one result too few for
 # each item: the first task's result only.
@@ -114,3 +117,23 @@ def test_memory_running_out_in_training_is_a_crash_from_outside(tmp_path: Path) 
     (result,) = results[0]
     assert result.status == "crashed", result.reason
     assert from_outside(result.reason) and "allocate" in result.reason
+
+
+def test_an_interrupt_while_a_worker_starts_leaves_no_process_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # interrupt() runs on another thread than a pool's request; where it comes between the
+    # process's start and its hello, its kill reached the previous process (or none), and
+    # the new one ran on after the evaluation ended.
+    client = WorkerClient(tmp_path, WorkerSettings(device="cpu"))
+    client._process.argv = [sys.executable, "-c", SHORT_ANSWERS]
+    started = WorkerProcess.start
+
+    def start_then_interrupted(process: WorkerProcess) -> None:
+        started(process)
+        client._interrupted = True  # what interrupt() sets before its kill, which came early
+
+    monkeypatch.setattr(WorkerProcess, "start", start_then_interrupted)
+    with pytest.raises(EvaluationError, match="interrupted"):
+        client.start()
+    assert not client.running
