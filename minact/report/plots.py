@@ -135,7 +135,9 @@ def fitness_over_run_svg(
         if lim is not None:
             ax.set_ylim(*lim)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(frameon=False, fontsize=8)
+        # Beside the axes, not loc="best": that search takes seconds over thousands of
+        # points and warns when it does (a load-dependent warning in a user's terminal).
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
         fig.tight_layout()
         return _svg(fig)
 
@@ -209,7 +211,9 @@ def agreement_svg(
             ax.axhline(reference[1], color="black", linewidth=0.6, linestyle="--")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        ax.legend(frameon=False, fontsize=8)
+        # Beside the axes, not loc="best": that search takes seconds over thousands of
+        # points and warns when it does (a load-dependent warning in a user's terminal).
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
         fig.tight_layout()
         return _svg(fig)
 

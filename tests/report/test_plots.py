@@ -204,3 +204,21 @@ def test_the_agreement_scatter_marks_the_reference_where_it_scored(
     lines.clear()
     _check_inline(plots.agreement_svg(points, "was", "here", None))
     assert lines == []
+
+
+def test_no_legend_searches_for_the_best_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    # loc="best" tries every place against every point: over thousands of points on a busy
+    # machine it took seconds and warned "Creating legend with loc='best' can be slow"
+    # (an error under the tests' warning filter, a stray line in a user's terminal).
+    from matplotlib.legend import Legend
+
+    def searched(self: Legend, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a legend searched for the best place")
+
+    monkeypatch.setattr(Legend, "_find_best_position", searched)
+    rng = random.Random(0)
+    points: list[tuple[int, float | None]] = [(i, rng.uniform(-1, 1)) for i in range(1, 3001)]
+    _check_inline(plots.fitness_over_run_svg(points, best_baseline=-0.3))
+    scatter = [(f"c{i}", rng.uniform(-1, 1), rng.uniform(-1, 1), i < 14) for i in range(300)]
+    _check_inline(plots.agreement_svg(scatter, "lab fitness", "new fitness"))
+    _check_inline(plots.activation_svg({"a": _curve(1.0), "relu": _curve(0.5)}, {"relu"}))
