@@ -18,6 +18,7 @@ from rich.text import Text
 
 from minact.errors import MinactError, UsageError
 from minact.jobs.preflight import in_the_way
+from minact.numbers import number_text
 from minact.untrusted import printable, printable_text
 
 if TYPE_CHECKING:
@@ -263,8 +264,6 @@ def stdout() -> Console:
 
 
 def _fmt(v: float | None, spec: str = ".3f") -> str:
-    from minact.numbers import number_text
-
     return number_text(v, spec)
 
 

@@ -35,6 +35,7 @@ from minact.cli._shared import (
 )
 from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
+from minact.numbers import number_text
 from minact.search.config import MAX_BUDGET
 from minact.untrusted import printable, printable_lines
 
@@ -45,8 +46,6 @@ RunOpt = Annotated[Path | None, typer.Option(parser=path_value, help="Only look 
 
 
 def _fmt(v: Any, spec: str) -> str:
-    from minact.numbers import number_text
-
     return number_text(v, spec)
 
 
