@@ -51,6 +51,7 @@ from minact.score import Admission, Conditions, Score
 
 __all__ = [
     "EVALUATOR_VERSION",
+    "NOTHING_TRAINED",
     "Evaluator",
     "EvaluatorConfig",
     "Progress",
@@ -68,6 +69,9 @@ EVALUATOR_VERSION = "3"
 ADMIT_CHUNK = 32
 ADMIT_SECONDS = 60.0  # per admission chunk; probing one candidate takes milliseconds
 CUDA_BATCH = 32  # candidates per batch on CUDA when batch_size is 0
+# The device a run.json or ranking.json records when no worker started: every result came
+# from the cache (or the run ended before training anything). "unknown" read as a failure.
+NOTHING_TRAINED = "none (nothing was trained)"
 
 Progress = Callable[[str, int, int], None]
 

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from minact.cache import FitnessCache
 from minact.errors import ConfigError
-from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig
+from minact.evaluate import EVALUATOR_VERSION, NOTHING_TRAINED, Evaluator, EvaluatorConfig
 from minact.jobs import checks, opening, preflight, proposing, recorded
 from minact.jobs.interrupt import (
     DeferredStop,
@@ -228,7 +228,9 @@ async def _run(
                                 message=summary.message,
                                 counters=summary.counters.to_dict(),
                                 seconds=previous.get("seconds", 0.0) + summary.seconds,
-                                device=evaluator.info.get("device") or previous.get("device"),
+                                device=evaluator.info.get("device")
+                                or previous.get("device")
+                                or NOTHING_TRAINED,
                                 worker=evaluator.info or previous.get("worker"),
                             )
                             if not again:

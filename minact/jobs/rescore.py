@@ -24,7 +24,13 @@ from minact.cache import FitnessCache
 from minact.candidate import Candidate
 from minact.claims import MEASURES
 from minact.errors import ConfigError
-from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig, Progress
+from minact.evaluate import (
+    EVALUATOR_VERSION,
+    NOTHING_TRAINED,
+    Evaluator,
+    EvaluatorConfig,
+    Progress,
+)
 from minact.jobs.notes import cache_notes
 from minact.lab import suites
 from minact.lab.loader import lab_with_seeds, load_lab
@@ -149,7 +155,7 @@ def rescore(
         "command": "rescore",
         "from": origin,
         "time": time.time(),
-        "device": evaluator.info.get("device"),
+        "device": evaluator.info.get("device") or NOTHING_TRAINED,
         "worker": evaluator.info or None,
         **({"seeds": network_seeds} if network_seeds is not None else {}),
         # The lab "original_fitness" was measured on, so a report can name it.

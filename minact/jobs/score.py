@@ -11,7 +11,13 @@ from minact.agreement import LabAgreement, lab_agreement, score_matrix
 from minact.cache import FitnessCache
 from minact.candidate import Candidate, Rejection
 from minact.errors import ConfigError
-from minact.evaluate import EVALUATOR_VERSION, Evaluator, EvaluatorConfig, Progress
+from minact.evaluate import (
+    EVALUATOR_VERSION,
+    NOTHING_TRAINED,
+    Evaluator,
+    EvaluatorConfig,
+    Progress,
+)
 from minact.jobs.notes import cache_notes
 from minact.lab.files import FileRefused, read_regular
 from minact.lab.loader import default_tasks_path, load_lab
@@ -145,7 +151,8 @@ def score(
             scores = evaluator.score(candidates)
         warnings = repeated + shadowed(once) + _same_code(candidates) + cache_notes(cache.warnings)
     info = evaluator.info
-    run = {"command": "score", "device": info.get("device"), "worker": info or None}
+    device = info.get("device") or NOTHING_TRAINED
+    run = {"command": "score", "device": device, "worker": info or None}
     return ranking_document([*scores, *rejected], lab, run), warnings
 
 

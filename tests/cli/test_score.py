@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from minact.cli import app
+from minact.evaluate import NOTHING_TRAINED
 from minact.seeds import SEEDS
 from tests.conftest import ASSETS, TINY_TASKS, write_candidate
 
@@ -87,9 +88,12 @@ def test_score_json_is_a_ranking_and_the_second_run_is_cached(tmp_path: Path) ->
         }
         assert set(c["tasks"]["sine"]) >= {"ood_loss", "id_loss"}
         assert c["cached"] is False
+    assert doc["run"]["device"] == "cpu"
     code, out, _ = _score("gelu", "gsp", "--json", cache=tmp_path / "c")
     again = json.loads(out)
     assert all(c["cached"] for c in again["candidates"])
+    # No worker started: the device says so rather than "unknown".
+    assert again["run"]["device"] == NOTHING_TRAINED and again["run"]["worker"] is None
     assert [c["fitness"] for c in again["candidates"]] == fit
 
 
