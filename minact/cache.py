@@ -81,6 +81,19 @@ class Stored:
     producer: Hash | None
 
 
+def _database_reason(directory: Path, error: Exception) -> str:
+    """Returns why the store in `directory` did not open: what is wrong with its database
+    file where that is the cause (SQLite says only "unable to open database file" of a
+    folder in its place), else the folder's reason (folders.reason)."""
+    database = directory / "cache.db"
+    if database.exists() and not database.is_file():
+        kind = "a folder" if database.is_dir() else "a special file (a FIFO, socket or device)"
+        return f"{database.name} is {kind}, not the cache's database"
+    if isinstance(error, sqlite3.DatabaseError) and "not a database" in str(error):
+        return f"{database.name} is not an SQLite database (damaged, or another program's file)"
+    return reason(directory, error)
+
+
 class FitnessCache:
     """Fitness results on disk, shared by every run that uses the same directory."""
 
@@ -117,8 +130,9 @@ class FitnessCache:
                 ) from None
             # A read-only or full disk is said as such: SQLite's words for them send a user
             # to delete a cache that is not damaged.
+            why = _database_reason(self.directory, e)
             raise CacheError(
-                f"cannot open the cache at {self.directory}: {reason(self.directory, e)}; "
+                f"cannot open the cache at {self.directory}: {why}; "
                 "pass --cache-dir DIR (or set MINACT_CACHE_DIR) or fix its permissions "
                 "(deleting a damaged cache folder is safe: it only costs re-evaluation)"
             ) from None
