@@ -225,7 +225,9 @@ class Evaluator:
         if exc_type is None:
             self.close()
         else:  # interrupted or failed: do not wait for a batch in flight
-            self._worker.kill()
+            # interrupt, not kill: a thread still starting a worker (a search's evaluation
+            # pool) then ends what it started instead of leaving a process behind.
+            self._worker.interrupt()
 
     def score(self, candidates: Sequence[Candidate]) -> list[Score]:
         """Returns a Score for the reference and each distinct candidate, in input order."""

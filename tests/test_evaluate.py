@@ -318,3 +318,15 @@ def test_a_reference_that_times_out_on_the_lab_names_its_timeout_key(
     message = str(info.value)
     assert message.startswith("reference relu failed on the lab: task 'sine': training"), message
     assert message.endswith(f"raise timeout in {tiny_lab.path}'s [lab]"), message
+
+
+def test_leaving_on_an_error_refuses_a_late_worker_start(
+    tiny_lab: Lab, cache: FitnessCache
+) -> None:
+    # A search's evaluation thread may still be starting a worker when the evaluator is left
+    # on an error: the start that comes after must not leave a process behind.
+    with pytest.raises(RuntimeError), Evaluator(tiny_lab, cache) as ev:
+        raise RuntimeError("the run failed")
+    with pytest.raises(EvaluationError, match="interrupted"):
+        ev._worker.start()
+    assert not ev._worker.running
