@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -131,6 +132,16 @@ def show(
         out.print("no scores recorded in a run; `minact score FILE` scores a saved copy")
 
 
+def _output_value(value: str | os.PathLike[str]) -> Path:
+    """Parses export's -o: a value ending in a slash names a folder, which must exist (as
+    for cp); Path() drops that slash, and the module would be written as a file of that name."""
+    path = path_value(value)
+    text = os.fspath(value)
+    if text.endswith(("/", os.sep)) and not path.is_dir():
+        raise typer.BadParameter(f"{text}: no such folder; create it, or give a file name")
+    return path
+
+
 def export(
     hash_prefix: HashArg,
     output: Annotated[
@@ -138,7 +149,7 @@ def export(
         typer.Option(
             "-o",
             "--output",
-            parser=path_value,
+            parser=_output_value,
             help="File to write, or folder to write <function name>.py in (default: .).",
         ),
     ] = None,

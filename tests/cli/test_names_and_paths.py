@@ -10,6 +10,7 @@ named as a file in one line; `export -o FOLDER` writes the module into that fold
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,3 +122,18 @@ def test_export_into_a_folder_writes_the_module_there(tmp_path: Path, run: dict[
     assert best["code_hash"] in target.read_text()
     again = runner.invoke(app, [*args, "-o", str(out)])
     assert again.exit_code == 1 and f"{target} exists; --force replaces it" in again.stderr
+
+
+def test_export_to_a_folder_that_is_not_there_writes_no_file_of_its_name(
+    tmp_path: Path, run: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `-o out/` names a folder: the module is not written as a file called out.
+    monkeypatch.chdir(tmp_path)
+    doc = json.loads((run["run"] / "ranking.json").read_text())
+    best = next(c for c in doc["candidates"] if c["status"] == "ok" and not c["baseline"])
+    args = ["export", best["code_hash"][:10], "--run", str(run["run"])]
+    result = runner.invoke(app, [*args, "--cache-dir", str(run["cache"]), "-o", "out/"])
+    assert result.exit_code == 2
+    flat = " ".join(re.sub("[│╭╮╰╯─]", " ", result.stderr).split())  # the box wraps lines
+    assert "out/: no such folder; create it, or give a file name" in flat
+    assert not (tmp_path / "out").exists()
