@@ -311,12 +311,12 @@ def test_an_unusable_directory_is_a_clear_error(tmp_path: Path) -> None:
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "cache.db").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(CacheError, match="cache.db is not an SQLite database"):
+    with pytest.raises(CacheError, match=r"cache\.db is not an SQLite database"):
         FitnessCache(damaged, "1")
     # SQLite says only "unable to open database file" of a folder where the database goes.
     folder = tmp_path / "folder"
     (folder / "cache.db").mkdir(parents=True)
-    with pytest.raises(CacheError, match="cache.db is a folder, not the cache's database"):
+    with pytest.raises(CacheError, match=r"cache\.db is a folder, not the cache's database"):
         FitnessCache(folder, "1")
 
 
