@@ -171,8 +171,9 @@ def _skipping(run: Path, e: ConfigError) -> str:
 
 
 def latest_run(runs_dir: Path, warn: Warn = log_warning) -> Path:
-    """Returns the most recently created run under `runs_dir` that evaluated candidates
-    (a run that failed before its first proposal has none); raises ConfigError if none.
+    """Returns the latest run under `runs_dir` that evaluated candidates (a run that failed
+    before its first proposal has none): the one whose run.json was written last, so a run
+    just resumed is the latest, whenever it started; raises ConfigError if none.
     A run that cannot be ranked is skipped, and `warn` told why."""
     runs = list(_runs(runs_dir))
     if not runs:
