@@ -112,47 +112,9 @@ async def _run(
     so is the deferral of a stop that comes once the search has ended: see `stop`)."""
     hooks = hooks or Hooks()
     resume = log is not None
-    previous = log.read_run() if log is not None else {}
-    started = started_with(previous, given, log.run_json) if log is not None else None
-    # Files the run reads again on a resume, kept absolute so that a resume from another
-    # folder finds them, and so that one file given as two paths is one setting.
-    given = {k: _absolute(v) if k in _FILES else v for k, v in given.items()}
-    if started is not None:
-        started = replace(
-            started, validate=_absolute(started.validate), replay=_absolute(started.replay)
-        )
-    if log is None and "replay" in given:
-        renamed = recorded.check_models(given)  # before the recorded list fills the gaps
-        given, taken = replayed(given)
-        if renamed:
-            hooks.say(f"note: {renamed}")
-        if taken:
-            hooks.say(taken)
-    options = resolve(given, started)
-    history = History.from_events(log.events()) if log is not None else History()
-    if log is not None:
-        check_budget(options, given, history, log.run_json)
-    lab = opening.run_lab(options, previous, "tasks" in given)
-    if options.validate is not None:
-        checks.validation_lab(options.validate)  # a bad --validate fails before the search
-    # Keep where the lab was found, as an absolute path: ./tasks.toml (the default) or a
-    # relative --tasks names another file, or none, once a resume runs from another folder.
-    options = replace(options, tasks=os.path.abspath(lab.path))
-    if log is not None and history.skipped:  # said once: the report is built quietly
-        hooks.say(skipped_warning(log.events_path, history.skipped))
-    if log is not None and (damage := log.damage()) is not None:
-        hooks.say(damage)
-    config = SearchConfig(
-        budget=options.budget,
-        concurrency=options.concurrency,
-        seed=options.seed,
-        islands=options.islands,
-        max_calls=options.max_calls,
-        prompt_chars=options.prompt_chars,
-        follow_ups=options.follow_ups,
-        follow_up_rule=cast(FollowUpRuleName, options.follow_up_rule),  # checked: CHOICES
-        repair=options.repair,
-    )
+    setup = _setup(given, log, hooks.say)
+    given, previous = setup.given, setup.previous
+    options, history, lab, config = setup.options, setup.history, setup.lab, setup.config
     # Before any work: folders that cannot be written and a server that cannot serve the
     # run end it in seconds, and leave no run directory behind.
     wanted = [(cache_dir, "--cache-dir")] + ([(runs_dir, "--runs-dir")] if log is None else [])
@@ -209,34 +171,8 @@ async def _run(
                                 lambda: loop.summary(("interrupted", _SEARCH_STOPPED)),
                             )
                         with raising_on_stop_signals():
-                            # A resume that added nothing to a log that ends as this session
-                            # does (killed before its report) only writes what is missing.
-                            again = (
-                                not events.added
-                                and history.ended == summary.status
-                                and _checks(options) == _checks(started)
-                            )
-                            if summary.status != "interrupted" and not again:
-                                try:
-                                    _check(log, events, options, lab, evaluator, hooks.say)
-                                except KeyboardInterrupt:
-                                    evaluator.interrupt()  # a batch may be in flight
-                                    summary = replace(summary, status="interrupted",
-                                                      message=_CHECKS_STOPPED)  # fmt: skip
-                            meta.update(
-                                status=summary.status,
-                                message=summary.message,
-                                counters=summary.counters.to_dict(),
-                                seconds=previous.get("seconds", 0.0) + summary.seconds,
-                                device=evaluator.info.get("device")
-                                or previous.get("device")
-                                or NOTHING_TRAINED,
-                                worker=evaluator.info or previous.get("worker"),
-                            )
-                            if not again:
-                                events.append({"event": "end", "time": time.time(),
-                                               "status": summary.status})  # fmt: skip
-                            log.close()
+                            summary = _end_search(summary, setup, log, events, evaluator, meta,
+                                                  hooks.say)  # fmt: skip
                         # The outcome is known: a stop now waits for the report and run.json
                         # (and, once they are written, for the workers to end); a second one
                         # stops sooner (jobs.report.finish), run.json saying what is missing.
@@ -272,6 +208,107 @@ async def _run(
 # How run.json and the last line say a stop: the status says "interrupted" already.
 _SEARCH_STOPPED = "stopped during the search; evaluated candidates are kept"
 _CHECKS_STOPPED = "stopped during the checks after the search; its candidates are kept"
+
+
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    """What a session of a run starts from: the settings given (files made absolute), the
+    run's record and log on a resume, and the options, lab and search settings they make."""
+
+    given: Mapping[str, Any]
+    previous: dict[str, Any]  # run.json of the run resumed ({} for a new run)
+    started: EvolveOptions | None  # the options it was started with
+    options: EvolveOptions
+    history: History
+    lab: Lab
+    config: SearchConfig
+
+
+def _setup(given: Mapping[str, Any], log: RunLog | None, say: Callable[[str], None]) -> _Setup:
+    """Resolves a session's settings before any work; raises ConfigError naming a setting
+    that is wrong, or one that a resume may not change."""
+    previous = log.read_run() if log is not None else {}
+    started = started_with(previous, given, log.run_json) if log is not None else None
+    # Files the run reads again on a resume, kept absolute so that a resume from another
+    # folder finds them, and so that one file given as two paths is one setting.
+    given = {k: _absolute(v) if k in _FILES else v for k, v in given.items()}
+    if started is not None:
+        started = replace(
+            started, validate=_absolute(started.validate), replay=_absolute(started.replay)
+        )
+    if log is None and "replay" in given:
+        renamed = recorded.check_models(given)  # before the recorded list fills the gaps
+        given, taken = replayed(given)
+        if renamed:
+            say(f"note: {renamed}")
+        if taken:
+            say(taken)
+    options = resolve(given, started)
+    history = History.from_events(log.events()) if log is not None else History()
+    if log is not None:
+        check_budget(options, given, history, log.run_json)
+    lab = opening.run_lab(options, previous, "tasks" in given)
+    if options.validate is not None:
+        checks.validation_lab(options.validate)  # a bad --validate fails before the search
+    # Keep where the lab was found, as an absolute path: ./tasks.toml (the default) or a
+    # relative --tasks names another file, or none, once a resume runs from another folder.
+    options = replace(options, tasks=os.path.abspath(lab.path))
+    if log is not None and history.skipped:  # said once: the report is built quietly
+        say(skipped_warning(log.events_path, history.skipped))
+    if log is not None and (damage := log.damage()) is not None:
+        say(damage)
+    config = SearchConfig(
+        budget=options.budget,
+        concurrency=options.concurrency,
+        seed=options.seed,
+        islands=options.islands,
+        max_calls=options.max_calls,
+        prompt_chars=options.prompt_chars,
+        follow_ups=options.follow_ups,
+        follow_up_rule=cast(FollowUpRuleName, options.follow_up_rule),  # checked: CHOICES
+        repair=options.repair,
+    )
+    return _Setup(given, previous, started, options, history, lab, config)
+
+
+def _end_search(
+    summary: Summary,
+    setup: _Setup,
+    log: RunLog,
+    events: _Events,
+    evaluator: Evaluator,
+    meta: dict[str, Any],
+    say: Callable[[str], None],
+) -> Summary:
+    """Runs the checks after a search that was not stopped, records in `meta` how the
+    session ended and closes the log with its end line; returns the summary, interrupted
+    where a stop came during the checks."""
+    options, previous = setup.options, setup.previous
+    # A resume that added nothing to a log that ends as this session does (killed before its
+    # report) only writes what is missing.
+    again = (
+        not events.added
+        and setup.history.ended == summary.status
+        and _checks(options) == _checks(setup.started)
+    )
+    if summary.status != "interrupted" and not again:
+        try:
+            _check(log, events, options, setup.lab, evaluator, say)
+        except KeyboardInterrupt:
+            evaluator.interrupt()  # a batch may be in flight
+            summary = replace(summary, status="interrupted", message=_CHECKS_STOPPED)
+    meta.update(
+        status=summary.status,
+        message=summary.message,
+        counters=summary.counters.to_dict(),
+        seconds=previous.get("seconds", 0.0) + summary.seconds,
+        device=evaluator.info.get("device") or previous.get("device") or NOTHING_TRAINED,
+        worker=evaluator.info or previous.get("worker"),
+    )
+    if not again:
+        events.append({"event": "end", "time": time.time(), "status": summary.status})
+    log.close()
+    return summary
 
 
 class RunStopped(KeyboardInterrupt):
