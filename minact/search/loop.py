@@ -6,10 +6,9 @@ strictly in proposal order, and proposal k is built (parents, prompt) right afte
 k - window has been applied, with its own generator seeded by (seed, k); the window (2 x
 concurrency) lets requests stream while earlier replies are evaluated. With an LLM, the
 first `window` proposals go out while the built-ins are scored, built from their code
-alone (search.opening; those drawn for the offline mutator wait for the scores). So the
-population a proposal sees never depends on timing: a run replayed from its recorded
-replies (or resumed from its log) makes the same choices. The price is head-of-line
-blocking: one slow reply holds back later proposals' application, not their work.
+alone (search.opening; those drawn for the offline mutator wait for the scores). So what a
+proposal sees never depends on timing: a replayed or resumed run makes the same choices, and
+one slow reply holds back the application of later proposals (not their work).
 
 A proposal is a conversation (search.conversation): a reply that does not parse, is
 rejected, copies a function known when the proposal was built, or fails a fixable check,
@@ -17,9 +16,8 @@ is answered with the reason up to `follow_ups` times while follow-ups pay
 (search.followups). The call cap counts every exchange; a proposal is granted its
 exchanges when built and gives back the unused ones when applied.
 
-`--budget` counts distinct candidates evaluated (cache hits and screened ones included);
-replies that do not parse, are rejected, or duplicate an earlier candidate do not. A resume
-scores again the built-ins its log lacks (the logged ones from the cache).
+`--budget` counts distinct candidates evaluated, cache hits and screened ones included (not
+failed or duplicate replies); a resume scores again the built-ins its log lacks (from the cache).
 """
 
 from __future__ import annotations
@@ -338,6 +336,7 @@ class Loop:
     # application, in proposal order ----------------------------------------------------
 
     def _apply(self) -> None:
+        before = self.applied
         while self.seeded and self.applied in self.ready:
             o = self.ready.pop(self.applied)
             if o.kind == "scored":
@@ -353,6 +352,7 @@ class Loop:
             self.applied += 1
             self.meta.pop(o.index, None)
             self._issue()
+        if self.applied > before:  # once per burst: a resume's whole log is one step
             self.progress(self)
 
     def _classify(self, o: Outcome) -> Outcome:

@@ -40,5 +40,6 @@ def test_a_resume_rates_only_what_it_evaluated_and_says_how_many_came_from_the_l
     resumed = _lines(tiny_lab, config, History.from_events(kept), [])
     rate = f"{8 - logged:.1f}/min"
     assert resumed[-1].startswith(f"evaluated 8/8 ({logged} from the log, {rate}, ")
-    # The first line comes after the log's outcomes apply: never "0/8" for a run with some.
-    assert resumed[0].startswith("evaluated 1/8 (1 from the log, "), resumed[0]
+    # The first line comes after the log's outcomes apply: never "0/8" for a run with some,
+    # nor a count of the log's outcomes applied so far.
+    assert resumed[0].startswith(f"evaluated {logged}/8 ({logged} from the log, "), resumed[0]
