@@ -317,6 +317,8 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
         free |= _PROMPT_SETTINGS
     elif started.replay:
         free |= {"llm_url", "temperature"}
+    elif not started.llm_url:  # the mutator's run: a URL would hand the rest of it to a model
+        free.discard("llm_url")
     if started.offline or not (started.llm_url or started.replay):
         free |= {"follow_ups", "follow_up_rule", "repair"}  # the mutator is never answered
     for key, value in given.items():

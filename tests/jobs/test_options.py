@@ -101,3 +101,18 @@ def test_a_replay_names_a_bad_setting_of_the_recorded_run(
     replay = _recorded(tmp_path, run)
     with pytest.raises(ConfigError, match=rf"^--replay .*llm\.jsonl: the recorded run's .*{match}"):
         replayed({"replay": replay})
+
+
+def test_a_resume_of_the_mutators_run_refuses_a_server() -> None:
+    # Started with no server (and no --offline), its proposals came from the mutator: an
+    # --llm-url (or MINACT_LLM_URL) given on the resume put a model to the rest of the run.
+    mutator = EvolveOptions(budget=10)
+    with pytest.raises(
+        ConfigError, match=r"^--llm-url 'http://127.0.0.1:1/v1': the run was started without it"
+    ):
+        resolve({"llm_url": "http://127.0.0.1:1/v1", "budget": 20}, mutator)
+    # Another address for the run's server, or a URL an --offline run ignores, is free.
+    llm = EvolveOptions(budget=10, llm_url="http://127.0.0.1:1/v1")
+    assert resolve({"llm_url": "http://127.0.0.1:2/v1"}, llm).llm_url == "http://127.0.0.1:2/v1"
+    offline = EvolveOptions(budget=10, offline=True)
+    assert resolve({"llm_url": "http://127.0.0.1:2/v1"}, offline).offline is True
