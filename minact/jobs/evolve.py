@@ -33,7 +33,7 @@ from minact.jobs.interrupt import (
     until_interrupted,
 )
 from minact.jobs.notes import cache_notes
-from minact.jobs.options import EvolveOptions, check_budget, replayed, resolve, started_with
+from minact.jobs.options import EvolveOptions, check_budget, resolve, started_with
 from minact.jobs.report import finish
 from minact.lab.task import Lab
 from minact.runs.catalog import run_ranking, skipped_warning
@@ -238,7 +238,7 @@ def _setup(given: Mapping[str, Any], log: RunLog | None, say: Callable[[str], No
         )
     if log is None and "replay" in given:
         renamed = recorded.check_models(given)  # before the recorded list fills the gaps
-        given, taken = replayed(given)
+        given, taken = recorded.replayed(given)
         if renamed:
             say(f"note: {renamed}")
         if taken:

@@ -19,7 +19,6 @@ from typing import Any
 from minact.errors import ConfigError
 from minact.lab.checks import INT_RULES
 from minact.runs.history import History
-from minact.runs.rundir import RunLog
 from minact.runs.schema import BadValue
 from minact.search.config import (
     FOLLOW_UP_RULES,
@@ -44,8 +43,9 @@ __all__ = [
     "LIMITS",
     "EvolveOptions",
     "check_budget",
+    "check_option",
     "check_options",
-    "replayed",
+    "flag_name",
     "resolve",
     "started_with",
 ]
@@ -195,14 +195,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _flag(name: str) -> str:
+def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _check_option(key: str, name: str, value: Any, default: Any) -> None:
+def check_option(key: str, name: str, value: Any, default: Any) -> None:
     """Raises BadValue for `key` unless `value` fits the setting `name`, whose default is
     `default`, as its flag would."""
-    flag = f"as for {_flag(name)}"
+    flag = f"as for {flag_name(name)}"
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise BadValue(key, value, f"true or false, {flag}")
@@ -231,7 +231,7 @@ def check_options(
     or value its flag would refuse."""
     for f in fields(EvolveOptions):
         if f.name not in skip:
-            _check_option(key(f.name), f.name, getattr(options, f.name), f.default)
+            check_option(key(f.name), f.name, getattr(options, f.name), f.default)
 
 
 # Where run.json keeps a setting, for a run from before "options" were stored.
@@ -324,7 +324,7 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
     for key, value in given.items():
         old = getattr(started, key)
         if value != old and key not in free:
-            flag = _flag(key)
+            flag = flag_name(key)
             if isinstance(value, bool):  # a switch: name it as the user typed it
                 given_as = flag if value else f"--no-{flag[2:]}"
                 was = "without it" if value else f"with {flag}"
@@ -337,63 +337,3 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
                 f"leave {given_as.split()[0]} out to continue it, or start a new run"
             )
     return replace(started, **given)
-
-
-# What a replay takes from the recorded run unless given: the settings that decide which
-# proposal is asked what (and so which recorded reply answers it), the context that cut
-# its prompts and follow-ups, and where it stopped (past it, no reply was recorded). The
-# lab stays the user's (--tasks), as in any run.
-_REPLAYED = (
-    "budget",
-    "max_calls",
-    "seed",
-    "concurrency",
-    "islands",
-    "prompt_chars",
-    "model",
-    "model_weights",
-    "follow_ups",
-    "follow_up_rule",
-    "repair",
-    "max_tokens",
-    "context_tokens",
-)
-
-
-def replayed(given: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """Returns `given` with the settings of the run that recorded `given["replay"]` (its
-    run.json, beside the file) where the user gave none, and a line saying what was taken
-    (None when nothing was: no run.json there, or every setting given).
-
-    Raises ConfigError naming the file when that run.json is unreadable or holds a value
-    its flag would refuse.
-    """
-    recorded = Path(given["replay"]).parent / "run.json"
-    if not recorded.is_file():
-        return dict(given), None
-    try:
-        run = RunLog(recorded.parent).read_run()
-        others = {f.name for f in fields(EvolveOptions)} - set(_REPLAYED)
-        # Only the settings a replay takes are checked: the others are not its concern.
-        started = started_with(run, {**dict.fromkeys(others), **given}, recorded)
-        taken = {k: getattr(started, k) for k in _REPLAYED if k not in given}
-        context = (run.get("prompt") or {}).get("context")
-        if "context_tokens" in taken and not taken["context_tokens"] and context is not None:
-            # The server reported the context: the run was fitted to it, so the replay is.
-            _check_option("prompt.context", "context_tokens", context, 0)
-            taken["context_tokens"] = context
-    except BadValue as e:
-        raise ConfigError(
-            f"--replay {given['replay']}: the recorded run's {recorded}: {e}"
-        ) from None
-    except ConfigError as e:
-        raise ConfigError(f"--replay {given['replay']}: the recorded run's {e}") from None
-    default = EvolveOptions()
-    taken = {k: v for k, v in taken.items() if v != getattr(default, k)}
-    if not taken:
-        return dict(given), None
-    said = ", ".join(
-        (_flag(k) if v else f"--no-{k}") if isinstance(v, bool) else f"{_flag(k)} {v}"
-        for k, v in taken.items()
-    )
-    return {**given, **taken}, f"replaying with the recorded run's settings: {said}"

@@ -1,4 +1,5 @@
-"""The models a `--replay` recording was made with, against the `--model` list given.
+"""What a `--replay` recording was made with: the settings a replay takes from its run
+(`replayed`), and the models it drew, against the `--model` list given (`check_models`).
 
 An ensemble draws each proposal's model from its list and weights (reproducibly, from the
 seed), and a proposal drawn for the offline mutator is built otherwise than one drawn for
@@ -10,15 +11,17 @@ it is refused. A single model under another name draws nothing: that is only sai
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from minact.errors import ConfigError
-from minact.jobs.options import EvolveOptions
+from minact.jobs.options import EvolveOptions, check_option, flag_name, started_with
 from minact.runs.rundir import RunLog
+from minact.runs.schema import BadValue
 from minact.search.ensemble import PlanError, split, weigh
 
-__all__ = ["check_models"]
+__all__ = ["check_models", "replayed"]
 
 Plan = tuple[tuple[str, ...], tuple[float, ...]]  # model names, and their shares (an ensemble)
 
@@ -29,7 +32,7 @@ def check_models(given: Mapping[str, Any]) -> str | None:
     ConfigError naming both lists when the given list or weights would draw other models.
 
     A recording with no readable run.json beside it is not judged here (see
-    minact.jobs.options.replayed, which says what is wrong with it).
+    `replayed`, which says what is wrong with it).
     """
     if "model" not in given and "model_weights" not in given:
         return None  # the replay takes the recorded run's list and weights
@@ -84,3 +87,63 @@ def _shown(model: str, weights: str | None, plan: Plan | None) -> str:
     if plan is not None and len(plan[0]) < 2:
         return repr(model)
     return f"{model!r} (weights {','.join(split(weights)) or 'equal'})"
+
+
+# What a replay takes from the recorded run unless given: the settings that decide which
+# proposal is asked what (and so which recorded reply answers it), the context that cut
+# its prompts and follow-ups, and where it stopped (past it, no reply was recorded). The
+# lab stays the user's (--tasks), as in any run.
+_REPLAYED = (
+    "budget",
+    "max_calls",
+    "seed",
+    "concurrency",
+    "islands",
+    "prompt_chars",
+    "model",
+    "model_weights",
+    "follow_ups",
+    "follow_up_rule",
+    "repair",
+    "max_tokens",
+    "context_tokens",
+)
+
+
+def replayed(given: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Returns `given` with the settings of the run that recorded `given["replay"]` (its
+    run.json, beside the file) where the user gave none, and a line saying what was taken
+    (None when nothing was: no run.json there, or every setting given).
+
+    Raises ConfigError naming the file when that run.json is unreadable or holds a value
+    its flag would refuse.
+    """
+    recorded = Path(given["replay"]).parent / "run.json"
+    if not recorded.is_file():
+        return dict(given), None
+    try:
+        run = RunLog(recorded.parent).read_run()
+        others = {f.name for f in fields(EvolveOptions)} - set(_REPLAYED)
+        # Only the settings a replay takes are checked: the others are not its concern.
+        started = started_with(run, {**dict.fromkeys(others), **given}, recorded)
+        taken = {k: getattr(started, k) for k in _REPLAYED if k not in given}
+        context = (run.get("prompt") or {}).get("context")
+        if "context_tokens" in taken and not taken["context_tokens"] and context is not None:
+            # The server reported the context: the run was fitted to it, so the replay is.
+            check_option("prompt.context", "context_tokens", context, 0)
+            taken["context_tokens"] = context
+    except BadValue as e:
+        raise ConfigError(
+            f"--replay {given['replay']}: the recorded run's {recorded}: {e}"
+        ) from None
+    except ConfigError as e:
+        raise ConfigError(f"--replay {given['replay']}: the recorded run's {e}") from None
+    default = EvolveOptions()
+    taken = {k: v for k, v in taken.items() if v != getattr(default, k)}
+    if not taken:
+        return dict(given), None
+    said = ", ".join(
+        (flag_name(k) if v else f"--no-{k}") if isinstance(v, bool) else f"{flag_name(k)} {v}"
+        for k, v in taken.items()
+    )
+    return {**given, **taken}, f"replaying with the recorded run's settings: {said}"

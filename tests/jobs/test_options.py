@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from minact.errors import ConfigError
-from minact.jobs.options import EvolveOptions, replayed, resolve, started_with
+from minact.jobs.options import EvolveOptions, resolve, started_with
+from minact.jobs.recorded import replayed
 
 
 def test_a_run_started_before_repairs_resumes_without_them() -> None:
