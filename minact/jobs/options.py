@@ -34,6 +34,7 @@ from minact.search.config import (
     MAX_RETRIES,
     MAX_SEED,
     MAX_TEMPERATURE,
+    SearchConfig,
 )
 from minact.search.ensemble import has_credentials
 
@@ -267,9 +268,9 @@ def check_budget(
     """Refuses a resume whose budget is below the candidates the run already evaluated, or
     whose call cap is below the calls it made (each counts them: the run would stop at once,
     or part-way through its log, with run.json saying less than the log)."""
-    _check_call_cap(options, given, history, where)
     done = len(history.evaluated())
     if options.budget >= done:
+        _check_call_cap(options, given, history, where)
         return
     if "budget" in given:
         raise ConfigError(
@@ -285,11 +286,20 @@ def check_budget(
 def _check_call_cap(
     options: EvolveOptions, given: Mapping[str, Any], history: History, where: Path
 ) -> None:
-    """Refuses a call cap (max_calls; 0: the automatic one, which a budget no lower than
-    the run's never lowers) below the calls the run's log made."""
+    """Refuses a call cap (max_calls; 0: the automatic one, 4 x budget + concurrency, which
+    a budget lowered on the resume lowers) below the calls the run's log made."""
     made = history.calls()
-    if not options.max_calls or options.max_calls >= made:
+    cap = SearchConfig(options.budget, options.concurrency, max_calls=options.max_calls).call_cap
+    if cap >= made:
         return
+    if not options.max_calls:
+        budget = f"--budget {options.budget}"
+        budget = budget if "budget" in given else f"{where}: key 'options.budget' ({budget[9:]})"
+        raise ConfigError(
+            f"{budget}: its call cap (4 x budget + concurrency: {cap}) is "
+            f"below the {made} calls the run already made, and the cap counts them; give "
+            f"--max-calls {made} or more, or a larger --budget, to continue it"
+        )
     if "max_calls" in given:
         raise ConfigError(
             f"--max-calls {options.max_calls}: the run already made {made} calls, and the "

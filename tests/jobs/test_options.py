@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from minact.errors import ConfigError
-from minact.jobs.options import EvolveOptions, resolve, started_with
+from minact.jobs.options import EvolveOptions, check_budget, resolve, started_with
 from minact.jobs.recorded import replayed
+from minact.outcome import Outcome
+from minact.runs.history import History
 
 
 def test_a_run_started_before_repairs_resumes_without_them() -> None:
@@ -117,3 +119,20 @@ def test_a_resume_of_the_mutators_run_refuses_a_server() -> None:
     assert resolve({"llm_url": "http://127.0.0.1:2/v1"}, llm).llm_url == "http://127.0.0.1:2/v1"
     offline = EvolveOptions(budget=10, offline=True)
     assert resolve({"llm_url": "http://127.0.0.1:2/v1"}, offline).offline is True
+
+
+def test_a_resume_refuses_a_budget_whose_automatic_call_cap_is_below_the_calls_made(
+    tmp_path: Path,
+) -> None:
+    # 13 calls and nothing evaluated (every reply unparsable): --budget 1 passed, and its
+    # automatic cap (4 x 1 + 1 = 5) stopped the resume at once, run.json counting 6 calls.
+    history = History()
+    for k in range(5):
+        history.outcomes[k] = Outcome(k, "parse_failure", turns=3 if k < 4 else 1)
+    assert history.calls() == 13 and not history.evaluated()
+    started = EvolveOptions(budget=3, concurrency=1, llm_url="http://127.0.0.1:1/v1")
+    where = tmp_path / "run.json"
+    with pytest.raises(ConfigError, match=r"^--budget 1: its call cap .*: 5\) is below the 13"):
+        check_budget(resolve({"budget": 1}, started), {"budget": 1}, history, where)
+    check_budget(resolve({"budget": 3}, started), {"budget": 3}, history, where)  # 13: the run's
+    check_budget(resolve({"budget": 1, "max_calls": 13}, started), {"budget": 1}, history, where)
