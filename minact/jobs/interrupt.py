@@ -60,20 +60,25 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 @contextlib.contextmanager
 def _on_stop_signals(handler: Callable[[], None]) -> Iterator[None]:
-    """Calls `handler` on the running loop for each SIGINT or SIGTERM while the block runs."""
+    """Calls `handler` on the running loop for each SIGINT or SIGTERM while the block runs;
+    the handlers from before it are theirs again after it (asyncio's removal leaves SIGTERM
+    ending the process, past the caller's own handling)."""
     loop = asyncio.get_running_loop()
-    installed = []
+    installed: dict[signal.Signals, Any] = {}
     for sig in _SIGNALS:
         try:
+            before = signal.getsignal(sig)
             loop.add_signal_handler(sig, handler)
-            installed.append(sig)
+            installed[sig] = before
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
             break
     try:
         yield
     finally:
-        for sig in installed:
+        for sig, before in installed.items():
             loop.remove_signal_handler(sig)
+            if before is not None:  # None: set outside Python, not to be set back from here
+                signal.signal(sig, before)
 
 
 @contextlib.contextmanager

@@ -84,3 +84,47 @@ def test_python_3_10_is_among_the_interpreters_when_it_runs() -> None:
     versions = [v for v, _ in _interpreters()]
     if "3.10" not in versions:
         pytest.skip("python3.10 is not on PATH (or does not run); its case was not tested")
+
+
+# Work that ends at once, under a SIGTERM handler of the caller's (the CLI's, which takes
+# SIGTERM as Ctrl-C): after the work, SIGTERM must reach that handler again.
+RESTORED = """
+import asyncio, signal, sys
+sys.path.insert(0, sys.argv[1])
+from minact.jobs.interrupt import until_interrupted
+
+def mine(signum, frame):
+    raise KeyboardInterrupt
+
+async def work():
+    return "finished"
+
+async def main():
+    done = await until_interrupted(work(), lambda: "interrupted")
+    print(done, signal.getsignal(signal.SIGTERM) is mine, flush=True)
+    try:
+        signal.raise_signal(signal.SIGTERM)
+    except KeyboardInterrupt:
+        print("taken as Ctrl-C", flush=True)
+
+signal.signal(signal.SIGTERM, mine)
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(
+    ("version", "exe"), [pytest.param(v, exe, id=f"python{v}") for v, exe in _interpreters()]
+)
+def test_the_callers_sigterm_handler_is_back_after_the_work(version: str, exe: str) -> None:
+    # asyncio's removal of its handler left SIGTERM ending the process: `minact evolve`,
+    # stopped by `kill` once its search was over (writing its output), died with no word
+    # and exit status -15 instead of 130.
+    done = subprocess.run(
+        [exe, "-c", RESTORED, PACKAGE_PARENT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert done.returncode == 0, f"python {version}: {done.returncode} {done.stderr}"
+    assert done.stdout == "finished True\ntaken as Ctrl-C\n", f"python {version}: {done.stdout!r}"
