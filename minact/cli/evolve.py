@@ -32,7 +32,6 @@ from minact.cli._shared import (
     print_ranking,
     workers_count,
 )
-from minact.cli._shared import ray_address as check_ray_address
 from minact.errors import MinactError
 from minact.search import config as bounds
 
@@ -352,7 +351,7 @@ def evolve(
         "compile": compile_.value if compile_ is not None else None,
         "batch_size": batch_size,
         "backend": backend.value if backend is not None else None,
-        "ray_address": check_ray_address(backend, ray_address),
+        "ray_address": ray_address,  # checked against the run's backend (jobs.options)
         "workers": workers_count(workers) if workers is not None else None,
         "threads": threads,
         "validate": validate,

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from minact.errors import ConfigError
+from minact.errors import ConfigError, UsageError
 from minact.lab.checks import INT_RULES
 from minact.runs.history import History
 from minact.runs.schema import BadValue
@@ -319,7 +319,7 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
     same run.
     """
     if started is None:
-        return EvolveOptions(**given)
+        return _ray_checked(EvolveOptions(**given), given)
     # Without a model, the prompt and sampling settings steer nothing; a replay's replies
     # are fixed, but its models are drawn and its follow-ups fitted to the context as before.
     free = set(FREE_ON_RESUME)
@@ -346,4 +346,12 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
                 "settings that steer the search (so that the same replies give the same run); "
                 f"leave {given_as.split()[0]} out to continue it, or start a new run"
             )
-    return replace(started, **given)
+    return _ray_checked(replace(started, **given), given)
+
+
+def _ray_checked(options: EvolveOptions, given: Mapping[str, Any]) -> EvolveOptions:
+    """Returns `options`; raises UsageError for a --ray-address given to a run whose workers
+    are not Ray's (on a resume, the run's backend unless --backend is given)."""
+    if "ray_address" in given and options.backend != "ray":
+        raise UsageError("--ray-address", f"needs --backend ray (the run's is {options.backend})")
+    return options

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from minact.errors import ConfigError
+from minact.errors import ConfigError, UsageError
 from minact.jobs.options import EvolveOptions, check_budget, resolve, started_with
 from minact.jobs.recorded import replayed
 from minact.outcome import Outcome
@@ -136,3 +136,17 @@ def test_a_resume_refuses_a_budget_whose_automatic_call_cap_is_below_the_calls_m
         check_budget(resolve({"budget": 1}, started), {"budget": 1}, history, where)
     check_budget(resolve({"budget": 3}, started), {"budget": 3}, history, where)  # 13: the run's
     check_budget(resolve({"budget": 1, "max_calls": 13}, started), {"budget": 1}, history, where)
+
+
+def test_a_resume_checks_a_ray_address_against_the_runs_backend() -> None:
+    # The CLI refused --ray-address without --backend ray before it read run.json: a Ray
+    # run could not be resumed on another cluster without repeating its backend.
+    ray = EvolveOptions(budget=10, backend="ray", ray_address="auto")
+    assert resolve({"ray_address": "10.0.0.1:6379"}, ray).ray_address == "10.0.0.1:6379"
+    local = EvolveOptions(budget=10)
+    with pytest.raises(UsageError, match=r"^needs --backend ray \(the run's is local\)"):
+        resolve({"ray_address": "auto"}, local)
+    assert resolve({"ray_address": "auto", "backend": "ray"}, local).backend == "ray"
+    assert resolve({"backend": "local"}, ray).backend == "local"  # its address goes unused
+    with pytest.raises(UsageError, match=r"^needs --backend ray"):
+        resolve({"ray_address": "auto"})  # a new run's
