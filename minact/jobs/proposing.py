@@ -193,7 +193,9 @@ def fitted(config: SearchConfig, options: EvolveOptions, described: dict[str, An
     models = described.get("models") or []
     if models:
         names = tuple(m["name"] for m in models)
-        weights = tuple(float(m["weight"]) for m in models)
+        # A resumed run's, from its run.json, may not say a weight (None): drawn equally.
+        known = all(m.get("weight") is not None for m in models)
+        weights = tuple(float(m["weight"]) for m in models) if known else ()
         config = replace(config, models=names, model_weights=weights)
     if described["proposer"] == "replay":
         # No server to ask: the recorded run's --context-tokens, given again, cuts the

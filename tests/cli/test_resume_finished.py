@@ -41,3 +41,19 @@ def test_resuming_a_finished_run_asks_the_server_nothing(tmp_path: Path) -> None
     meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == "finished" and meta["llm"]["model"] == "m1"
     assert (run / "events.jsonl").read_text() == events  # nothing new to log
+
+
+def test_resuming_a_finished_run_whose_run_json_names_a_model_without_a_weight(
+    tmp_path: Path,
+) -> None:
+    # run.json may say a model's weight is null (the report shows "—"): the resume of the
+    # finished search read it back with float(None), a traceback, and marked the run failed.
+    run = tmp_path / "runs" / "r"
+    assert _evolve(tmp_path, "--offline", "--budget", "2", "--run-id", "r").exit_code == 0
+    meta = json.loads((run / "run.json").read_text())
+    meta["models"] = [{"name": "offline", "url": "", "weight": None}]
+    (run / "run.json").write_text(json.dumps(meta))
+    resumed = _evolve(tmp_path, "--resume", str(run))
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "the search is complete" in resumed.stderr
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
