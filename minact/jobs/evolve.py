@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from minact.cache import FitnessCache
-from minact.errors import ConfigError
+from minact.errors import ConfigError, MinactError
 from minact.evaluate import EVALUATOR_VERSION, NOTHING_TRAINED, Evaluator, EvaluatorConfig
 from minact.jobs import checks, opening, preflight, proposing, recorded
 from minact.jobs.interrupt import (
@@ -208,6 +208,7 @@ async def _run(
 # How run.json and the last line say a stop: the status says "interrupted" already.
 _SEARCH_STOPPED = "stopped during the search; evaluated candidates are kept"
 _CHECKS_STOPPED = "stopped during the checks after the search; its candidates are kept"
+_CHECKS_FAILED = "the checks after the search failed ({}); --resume runs them again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +298,8 @@ def _end_search(
         except KeyboardInterrupt:
             evaluator.interrupt()  # a batch may be in flight
             summary = replace(summary, status="interrupted", message=_CHECKS_STOPPED)
+        except MinactError as e:  # a check's lab gone, its worker broken: the report stands
+            summary = replace(summary, status="failed", message=_CHECKS_FAILED.format(e))
     meta.update(
         status=summary.status,
         message=summary.message,

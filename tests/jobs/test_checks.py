@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from minact.cli import app
+from minact.jobs import checks
 from minact.runs.checks import check_text
 from tests.conftest import ASSETS, TINY_TASKS
 
@@ -286,3 +287,34 @@ def test_the_flag_line_counts_the_held_out_tasks_it_rests_on(held: int, lose: st
         f"win the lab (fitness below the reference's) but lose validation's {lose} (fitness "
         "above the reference's): c0"
     )
+
+
+def test_a_check_that_fails_after_the_search_keeps_its_report_and_a_resume_runs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The validation file removed during the search: the run ended "failed" with no report
+    # and no ranking.json, and run.json did not say the search had ended.
+    held = tmp_path / "held.toml"
+    held.write_text(TINY_TASKS.read_text())
+    validation = checks.validation
+
+    def gone(*args: Any) -> Any:
+        held.unlink()  # as a user would, while the search runs
+        return validation(*args)
+
+    monkeypatch.setattr(checks, "validation", gone)
+    common = ["--tasks", str(TINY_TASKS), "--cache-dir", str(tmp_path / "cache"), "--offline"]
+    args = [*common, "--runs-dir", str(tmp_path / "runs"), "--run-id", "r", "--budget", "2"]
+    result = runner.invoke(app, ["evolve", *args, "--validate", str(held)])
+    assert result.exit_code == 1, result.stderr
+    run = tmp_path / "runs" / "r"
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "failed" and "the checks after the search failed" in meta["message"]
+    assert "no such tasks file" in meta["message"] and "--resume" in meta["message"]
+    assert (run / "report.md").is_file() and (run / "ranking.json").is_file()
+    monkeypatch.setattr(checks, "validation", validation)
+    held.write_text(TINY_TASKS.read_text())
+    resumed = runner.invoke(app, ["evolve", "--resume", str(run), *common[2:4]])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+    assert [e for e in _events(run) if e["event"] == "validation"]
