@@ -33,6 +33,7 @@ from minact.evaluate import (
 )
 from minact.jobs.notes import cache_notes
 from minact.lab import suites
+from minact.lab.files import read_regular
 from minact.lab.loader import lab_with_seeds, load_lab
 from minact.lab.task import Lab, sha256_json
 from minact.report.html import render_ranking_html
@@ -52,6 +53,7 @@ from minact.validate import validate
 __all__ = ["SUITES", "Rescored", "rescore"]
 
 SUITES = tuple(suites.SUITES)  # the built-in labs and suites (minact/lab/suites.py)
+_MAX_HELD = 1 << 28  # the most bytes of a rescore folder's ranking.json read (runs.index's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +201,11 @@ def _folder(parent: Path, stem: str, doc: RankingDocument) -> Path:
     if not plain.exists():
         return plain
     try:
-        held = json.loads((plain / "ranking.json").read_text(encoding="utf-8"))
+        # A FIFO there blocked the rescore for ever, once its training was done.
+        held = json.loads(read_regular(plain / "ranking.json", _MAX_HELD).decode("utf-8"))
         if _identity(held) == _identity(doc):
             return plain
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError, TypeError, KeyError):
+    except (OSError, ValueError, RecursionError, TypeError, KeyError):  # FileRefused, Unicode...
         pass  # unreadable, or not a ranking: not ours to replace
     return parent / f"rescore-{stem}-{_identity(doc)[:8]}"
 

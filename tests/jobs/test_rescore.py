@@ -3,14 +3,16 @@ as the candidates' own (hand-made ranking documents and the tiny lab; nothing is
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from minact.agreement import kendall_tau
-from minact.jobs.rescore import _agreement, _shared
+from minact.jobs.rescore import _agreement, _folder, _shared
 from minact.lab.loader import load_lab
-from tests.conftest import TINY_TASKS
+from tests.conftest import TINY_TASKS, raised_on_fifo
 
 
 def _doc(fitness: str, rows: list[tuple[str, float, list[float], list[float]]]) -> Any:
@@ -88,3 +90,16 @@ def test_the_agreement_says_how_the_shared_tasks_were_scored(reseeded: bool, sai
     text = agreement_text(got)
     assert "1 of the 3 tasks here (t0) is a task of the lab the candidates came from" in text
     assert said in text
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_where_a_rescore_folder_keeps_its_ranking_is_not_waited_on(tmp_path: Path) -> None:
+    # The folder a rescore would replace is read first: a FIFO there blocked the rescore for
+    # ever once its training was done. It is not a ranking, so the rescore goes beside it.
+    (tmp_path / "rescore-tiny").mkdir()
+    fifo = tmp_path / "rescore-tiny" / "ranking.json"
+    os.mkfifo(fifo)
+    doc: Any = {"lab": {"digest": "d", "fitness": "mean_log_ratio"}, "tasks": []}
+    chosen: list[Path] = []
+    assert raised_on_fifo(fifo, lambda _: chosen.append(_folder(tmp_path, "tiny", doc))) is None
+    assert chosen[0].parent == tmp_path and chosen[0].name.startswith("rescore-tiny-")
