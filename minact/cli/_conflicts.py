@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-__all__ = ["check_models", "refuse_conflicts", "refuse_rescore_conflicts"]
+__all__ = ["check_models", "refuse_conflicts", "refuse_rescore_conflicts", "run_keeps"]
 
 # Flags that pick where candidates come from, which --offline replaces by the mutator.
 _PROPOSER_FLAGS = (("llm_url", "--llm-url"), ("model", "--model"),
@@ -61,11 +61,24 @@ def refuse_rescore_conflicts(ctx: typer.Context) -> None:
         )
 
 
+def run_keeps(ctx: typer.Context) -> set[str]:
+    """Returns the settings of a `--resume` that the environment gave (MINACT_MODEL,
+    MINACT_MODEL_WEIGHTS left set) and the resumed run keeps as it started: a default is
+    not the user's word to change them, and naming the flag in a refusal misled."""
+    if ctx.params.get("resume") is None:
+        return set()
+    return {n for n in ("model", "model_weights") if _source(ctx, n) == "ENVIRONMENT"}
+
+
+def _source(ctx: typer.Context, name: str) -> str | None:
+    source = ctx.get_parameter_source(name)
+    return None if source is None else source.name
+
+
 def _typed(ctx: typer.Context, name: str) -> bool:
     """Returns whether the parameter `name` was given on the command line (typer's own
     copy of click names its sources; an environment variable or a default is not)."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name == "COMMANDLINE"
+    return _source(ctx, name) == "COMMANDLINE"
 
 
 def check_models(

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from minact.cli._conflicts import check_models, refuse_conflicts
+from minact.cli._conflicts import check_models, refuse_conflicts, run_keeps
 from minact.cli._live import search_progress
 from minact.cli._shared import (
     BACKEND_HELP,
@@ -360,17 +360,17 @@ def evolve(
         "confirm_seeds": confirm_seeds,
     }
     show, live = search_progress(sys.stderr.isatty() and not as_json)
-    hooks = job.Hooks(progress=show, say=note, live=live)
+    kept = run_keeps(ctx)
     try:
         result = asyncio.run(
             job.run(
-                {k: v for k, v in given.items() if v is not None},
+                {k: v for k, v in given.items() if v is not None and k not in kept},
                 cache_dir=cache_dir(cache),
                 runs_dir=runs_dir,
                 run_id=run_id,
                 resume=resume,
                 api_key=_api_key(),
-                hooks=hooks,
+                hooks=job.Hooks(progress=show, say=note, live=live),
             )
         )
     except MinactError as e:

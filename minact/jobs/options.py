@@ -327,8 +327,13 @@ def resolve(given: Mapping[str, Any], started: EvolveOptions | None = None) -> E
         free |= _PROMPT_SETTINGS
     elif started.replay:
         free |= {"llm_url", "temperature"}
-    elif not started.llm_url:  # the mutator's run: a URL would hand the rest of it to a model
-        free.discard("llm_url")
+    elif not started.llm_url and given.get("llm_url"):  # the mutator's run: not a model's
+        raise ConfigError(
+            f"--llm-url {given['llm_url']!r}: the run's candidates came from the offline "
+            "mutator (it was started without --llm-url or MINACT_LLM_URL), and a resumed run "
+            "keeps where they come from; leave --llm-url out (and MINACT_LLM_URL unset) to "
+            "continue it, or start a new run"
+        )
     if started.offline or not (started.llm_url or started.replay):
         free |= {"follow_ups", "follow_up_rule", "repair"}  # the mutator is never answered
     for key, value in given.items():

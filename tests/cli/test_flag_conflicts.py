@@ -4,6 +4,7 @@ conflict."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,25 @@ def test_rescore_takes_hashes_from_one_run_and_a_default_top(tmp_path: Path) -> 
     args = ["rescore", "abcd1234", "--run", str(tmp_path / "none"), "--tasks", str(TINY_TASKS)]
     result = runner.invoke(app, [*args, *where])
     assert result.exit_code == 1 and "no such run directory" in result.stderr, result.output
+
+
+def test_a_resume_keeps_its_models_over_the_environments(tmp_path: Path) -> None:
+    # MINACT_MODEL left set was refused as "--model 'm2': ... leave --model out", a flag
+    # the user never gave; the run's own settings are the resume's defaults. MINACT_LLM_URL
+    # is said as such: it would hand the offline mutator's run to a model.
+    where = ["--cache-dir", str(tmp_path / "cache")]
+    args = ["evolve", "--budget", "1", "--tasks", str(TINY_TASKS), "--run-id", "r", *where]
+    bare: dict[str, str | None] = {"MINACT_LLM_URL": None, "MINACT_MODEL": None}
+    started = runner.invoke(app, [*args, "--runs-dir", str(tmp_path / "runs")], env=bare)
+    assert started.exit_code == 0, started.stderr
+    run = tmp_path / "runs" / "r"
+    resume = ["evolve", "--resume", str(run), *where]
+    kept = runner.invoke(app, resume, env={**bare, "MINACT_MODEL": "m2"})
+    assert kept.exit_code == 0, kept.stderr
+    assert json.loads((run / "run.json").read_text())["options"]["model"] is None
+    typed = runner.invoke(app, [*resume, "--model", "m2"], env=bare)
+    assert typed.exit_code == 1 and "--model 'm2': the run was started without it" in typed.stderr
+    url = runner.invoke(app, resume, env={**bare, "MINACT_LLM_URL": "http://127.0.0.1:1/v1"})
+    assert url.exit_code == 1, url.stderr
+    assert "came from the offline mutator" in _flat(url.stderr)
+    assert "MINACT_LLM_URL unset" in _flat(url.stderr)

@@ -111,7 +111,7 @@ def test_a_resume_of_the_mutators_run_refuses_a_server() -> None:
     # --llm-url (or MINACT_LLM_URL) given on the resume put a model to the rest of the run.
     mutator = EvolveOptions(budget=10)
     with pytest.raises(
-        ConfigError, match=r"^--llm-url 'http://127.0.0.1:1/v1': the run was started without it"
+        ConfigError, match=r"^--llm-url 'http://127.0.0.1:1/v1': the run's candidates came from the"
     ):
         resolve({"llm_url": "http://127.0.0.1:1/v1", "budget": 20}, mutator)
     # Another address for the run's server, or a URL an --offline run ignores, is free.
