@@ -47,6 +47,8 @@ def check_models(given: Mapping[str, Any]) -> str | None:
     recorded_model = started.model or (llm or {}).get("model")
     if not isinstance(recorded_model, str) or not split(recorded_model):
         return None
+    if not isinstance(started.model_weights, (str, type(None))):  # `replayed` refuses it
+        return None
     model = given.get("model", recorded_model)
     weights = given.get("model_weights", started.model_weights)
     recorded = _plan(recorded_model, started.model_weights)

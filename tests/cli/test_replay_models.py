@@ -67,3 +67,19 @@ def test_a_replay_under_another_single_model_name_says_so(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.stderr
     said = " ".join(result.stderr.split())
     assert "--model 'm2': the recording was made with --model 'm1'" in said
+
+
+def test_a_recorded_run_json_with_weights_that_are_no_text_is_refused_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    # run.json is the user's to edit: a list of weights there reached split() in the models'
+    # check, an AttributeError traceback; the recorded settings' check says what is wrong.
+    recording = _recording(tmp_path, "m1,offline")
+    meta = json.loads((recording.parent / "run.json").read_text())
+    meta["options"]["model_weights"] = [3, 1]
+    (recording.parent / "run.json").write_text(json.dumps(meta))
+    result = _replay(tmp_path, recording, "--model", "m1,offline", "--budget", "1")
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.stderr.split())
+    assert "'options.model_weights' has a bad value ([3, 1]: expected a string or null" in said
+    assert not (tmp_path / "runs").exists()
