@@ -136,6 +136,19 @@ def keys(required: Mapping[str, Check], present: Mapping[str, Check] | None = No
     return checked
 
 
+def _context(key: str, value: Any) -> None:
+    """Checks a model's context length as run.json records it: [tokens, where it was
+    learnt] (the server, or --context-tokens), or [] where none was."""
+    if value == []:
+        return
+    if not (isinstance(value, list) and len(value) == 2):
+        raise BadValue(key, value, "[tokens, source]")
+    integer(f"{key}[0]", value[0])
+    if value[0] < 1:
+        raise BadValue(f"{key}[0]", value[0], "a positive integer")
+    text(f"{key}[1]", value[1])
+
+
 # What minact.runs.ranking.lab_summary writes, as far as rankings and reports read it.
 _SUMMARY = keys(
     {
@@ -197,7 +210,12 @@ RUN_KEYS: dict[str, Check] = {
     "llm": optional(mapping),
     "worker": optional(mapping),
     "prompt": optional(mapping),
-    "models": list_of(keys({"name": text}, {"weight": optional(number)})),
+    "models": list_of(
+        keys(
+            {"name": text},
+            {"weight": optional(number), "url": optional(text), "context": optional(_context)},
+        )
+    ),
     "counters": optional(_COUNTERS),
     "lab_digest": text,
     "task_digests": list_of(text),

@@ -98,6 +98,11 @@ BROKEN = {
     "bad_summary": (_set("lab_summary", {"lab": 5, "tasks": 7}), "key 'lab_summary.lab'"),
     "bad_counters": (_set("counters", "x"), "key 'counters' has a bad value ('x'"),
     "bad_created": (_set("created", "yesterday"), "key 'created' has a bad value"),
+    # A resume of a finished run reads a model's context to fit its prompt.
+    "bad_context": (
+        _set("models", [{"name": "m", "weight": 1.0, "context": 5}]),
+        "key 'models[0].context' has a bad value (5: expected [tokens, source])",
+    ),
 }
 
 
