@@ -132,7 +132,8 @@ def rescore(
             raise ConfigError(f"no candidates to rescore from {origin}")
         if source_run is not None and len(picks) < top:  # fewer than asked: said, not silent
             say(
-                f"--top {top}: {source_run} has {len(picks)} new candidates with a fitness; "
+                f"{source_run} has {len(picks)} new candidate"
+                f"{'' if len(picks) == 1 else 's'} with a fitness, fewer than --top {top}: "
                 "rescoring those"
             )
         if all_cached:  # every run's and lab's candidates: the user cannot know how many

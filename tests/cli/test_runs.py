@@ -274,6 +274,12 @@ def test_the_cache_column_tells_a_part_from_the_cache_from_all_and_none(tmp_path
     again = _invoke(paths, *args, "--top", "2", "--json")
     cands = json.loads(again.stdout)["candidates"]
     assert all(c["cached"] and c["cached_tasks"] == 2 for c in cands if c["status"] == "ok")
+    # Fewer candidates than the default --top: said, naming the flag the user did not give.
+    fewer = _invoke(paths, *args)
+    new = sum(1 for c in cands if c["status"] == "ok" and not c["baseline"])
+    assert fewer.exit_code == 0, fewer.stderr
+    said = f"has {new} new candidate{'' if new == 1 else 's'} with a fitness, fewer than --top 5"
+    assert said in " ".join(fewer.stderr.split()), fewer.stderr
     # A search whose lab shares tasks with one scored before: the same three states.
     common = ["--offline", "--budget", "1", "--seed", "3", "--run-id", "six"]
     common += ["--tasks", str(ASSETS / "six_tasks.toml")]
