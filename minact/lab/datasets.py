@@ -93,7 +93,7 @@ def sample_dataset(task: Task, rng: np.random.Generator) -> TaskData:
         x_train, x_id = x[train], x[id_]
     else:
         if spec.feature not in names:
-            raise TargetError(f"has no feature {spec.feature!r}; known: {', '.join(names)}")
+            raise TargetError(f"is not a feature of {spec.name!r}; known: {', '.join(names)}")
         column = x[:, names.index(spec.feature)]
         k = max(1, round(spec.amount * len(x)))
         by_feature = np.argsort(column, kind="stable")  # ties keep row order: deterministic

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from minact.errors import ConfigError
-from minact.lab.checks import float_value, int_value, one_of, require
+from minact.lab.checks import float_value, int_value, one_of, require, shown
 from minact.lab.task import (
     AGGREGATES,
     GRAPH_AGGREGATES,
@@ -60,7 +60,9 @@ def misplaced(where: str, kind: str, key: str, value: object) -> ConfigError:
         use = "use kind = 'graph'"
     else:
         use = f"a {kind} task {'with a dataset ' if kind != 'graph' else ''}defines its own inputs"
-    return ConfigError(f"{where}: key {key!r} = {value!r} is not for kind {kind!r} tasks; {use}")
+    return ConfigError(
+        f"{where}: key {key!r} = {shown(value)} is not for kind {kind!r} tasks; {use}"
+    )
 
 
 def set_spec(where: str, raw: dict[str, Any], settings: Settings) -> SetSpec:
@@ -142,6 +144,6 @@ def dataset_spec(where: str, kind: str, raw: dict[str, Any]) -> DatasetSpec:
     feature = raw.get("feature", "")
     if (shift == "top") != bool(feature) or not isinstance(feature, str):
         need = "names the column the 'top' shift sorts by" if shift == "top" else "is for 'top'"
-        raise ConfigError(f"{where}: key 'feature' {need}, got {feature!r}")
+        raise ConfigError(f"{where}: key 'feature' {need}, got {shown(feature)}")
     require_sklearn(f"{where}: key 'dataset' {name!r}")
     return DatasetSpec(name, label, shift, amount, feature)

@@ -67,7 +67,7 @@ import numpy.typing as npt
 
 from minact.errors import ConfigError
 from minact.lab import families, suites
-from minact.lab.checks import MAX_NESTING, MIN_OOD_FRACTION, check_keys, deep_key, nesting
+from minact.lab.checks import MAX_NESTING, MIN_OOD_FRACTION, check_keys, deep_key, nesting, shown
 from minact.lab.expression import parse_expression
 from minact.lab.files import FileRefused, read_regular
 from minact.lab.kinds import MAX_SET_ELEMENTS
@@ -134,13 +134,14 @@ def load_lab(path: Path) -> Lab:
     check_keys(str(path), document, ("lab", "task", "family"))
     raw_lab = document.get("lab", {})
     if not isinstance(raw_lab, dict):
-        raise ConfigError(f"{path}: key 'lab' must be a table ([lab]), got {raw_lab!r}")
+        raise ConfigError(f"{path}: key 'lab' must be a table ([lab]), got {shown(raw_lab)}")
     defaults, lab_wide = parse_lab(f"{path}: [lab]", raw_lab)
     raw_tasks, raw_families = document.get("task", []), document.get("family", [])
     for key, value in (("task", raw_tasks), ("family", raw_families)):
         if not isinstance(value, list):
             raise ConfigError(
-                f"{path}: needs at least one [[task]] or [[family]] table, got {key} = {value!r}"
+                f"{path}: needs at least one [[task]] or [[family]] table, got "
+                f"{key} = {shown(value)}"
             )
     if not raw_tasks and not raw_families:
         raise ConfigError(f"{path}: needs at least one [[task]] or [[family]] table, got none")
@@ -170,7 +171,7 @@ def load_lab(path: Path) -> Lab:
         except TargetError as exc:
             key, value = _data_key(task)
             where = f"{path}: [[task]] {task.name!r} (#{i})"
-            raise ConfigError(f"{where}: key {key!r} {value!r} {exc}") from None
+            raise ConfigError(f"{where}: key {key!r} {shown(value)} {exc}") from None
     for i, plan in enumerate(plans, start=1):
         for task in _expand_family(plan):
             _check_unique(f"{path}: [[family]] #{i}", task.name, seen)

@@ -92,7 +92,7 @@ def parse_cascade(where: str, raw: object, n_tasks: int) -> Cascade | None:
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{where}: key 'cascade' must be a table ([lab.cascade] with tasks, seed, top, "
-            f"margin) or false, got {raw!r}"
+            f"margin) or false, got {shown(raw)}"
         )
     table = f"{where.removesuffix(' [lab]')} [lab.cascade]"
     check_keys(table, raw, CASCADE_KEYS)
@@ -111,7 +111,7 @@ def parse_task(path: Path, i: int, raw: object, defaults: dict[str, Any]) -> Tas
     """Returns the i-th (1-based) [[task]] table as a Task; the data checks are the caller's."""
     where = f"{path}: [[task]] #{i}"
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: must be a table ([[task]]), got {raw!r}")
+        raise ConfigError(f"{where}: must be a table ([[task]]), got {shown(raw)}")
     require(where, raw, ("name", "family"))
     name = identifier(where, "name", raw["name"], NAME)
     named = f"{path}: [[task]] {name!r} (#{i})"
@@ -175,7 +175,7 @@ def plan_family(path: Path, i: int, raw: object, defaults: dict[str, Any]) -> Fa
     """Returns the i-th (1-based) [[family]] table, checked; nothing is drawn or sampled."""
     where = f"{path}: [[family]] #{i}"
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: must be a table ([[family]]), got {raw!r}")
+        raise ConfigError(f"{where}: must be a table ([[family]]), got {shown(raw)}")
     require(where, raw, ("name", "generator", "count"))
     name = identifier(where, "name", raw["name"], FAMILY)
     named = f"{path}: [[family]] {name!r} (#{i})"
@@ -218,6 +218,6 @@ def _variables(where: str, raw: dict[str, Any], variables: tuple[str, ...]) -> t
     ) != list(variables):
         raise ConfigError(
             f"{where}: key 'vars' must list each of the target's variables "
-            f"({', '.join(variables)}) once, got {given!r}"
+            f"({', '.join(variables)}) once, got {shown(given)}"
         )
     return tuple(given)

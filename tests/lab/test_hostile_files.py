@@ -42,6 +42,31 @@ def test_a_long_value_is_shortened_in_the_message(tmp_path: Path) -> None:
     assert len(message) < 1000
 
 
+LONG = "a" * 100_000
+GRAPH = '[[task]]\nname = "g"\nfamily = "f"\nkind = "graph"\nalgorithm = "bfs"\nnodes = 8\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (f'lab = "{LONG}"\n' + TASK, "key 'lab' must be a table ([lab]), got 'aaaa"),
+        (f'task = "{LONG}"\n', "needs at least one [[task]] or [[family]] table, got task = 'aa"),
+        (f'task = ["{LONG}"]\n', "[[task]] #1: must be a table ([[task]]), got 'aaa"),
+        (f'family = ["{LONG}"]\n', "[[family]] #1: must be a table ([[family]]), got 'aa"),
+        (f'[lab]\ncascade = "{LONG}"\n' + TASK, "key 'cascade' must be a table ([lab.cascade]"),
+        (TASK + f'vars = ["{LONG}"]\n', "key 'vars' must list each of the target's variables"),
+        (GRAPH + f'test_nodes = 32\ntarget = "{LONG}"\n', "key 'target' = 'aaaa"),
+    ],
+    ids=["lab", "task-list", "task-table", "family-table", "cascade", "vars", "misplaced"],
+)
+def test_a_long_value_of_the_wrong_type_is_shortened_in_the_message(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    # These messages quoted the whole value: a tasks file of 1 MB gave a message of 1 MB.
+    message = load_error(tmp_path, text)
+    assert said in message and "..." in message and len(message) < 1000, message[:2000]
+
+
 def test_nesting_counts_tables_and_arrays_and_stops_past_the_limit() -> None:
     assert nesting(1.0) == 0
     assert nesting({"task": [{"train": [[-1.0, 1.0]]}]}) == 5

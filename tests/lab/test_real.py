@@ -90,7 +90,7 @@ def test_dataset_errors_name_the_key(tmp_path: Path) -> None:
     cases = [
         (
             base + 'feature = "height"\n',
-            "key 'feature' 'height' has no feature 'height'; known: age",
+            "key 'feature' 'height' is not a feature of 'diabetes'; known: age",
         ),
         (base, "key 'feature' names the column the 'top' shift sorts by"),
         (base.replace('"top"', '"contrast"'), "key 'shift' for 'diabetes' must be one of 'top'"),
