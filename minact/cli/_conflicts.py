@@ -81,10 +81,21 @@ def _typed(ctx: typer.Context, name: str) -> bool:
     return _source(ctx, name) == "COMMANDLINE"
 
 
+# The environment variables that give the lists, by flag: an error names the one it read.
+_ENVIRONMENT = {"--model": "MINACT_MODEL", "--model-weights": "MINACT_MODEL_WEIGHTS",
+                "--llm-url": "MINACT_LLM_URL"}  # fmt: skip
+
+
 def check_models(
-    model: str | None, weights: str | None, url: str | None, whole: bool, offline: bool
+    ctx: typer.Context,
+    model: str | None,
+    weights: str | None,
+    url: str | None,
+    whole: bool,
+    offline: bool,
 ) -> None:
-    """Raises a usage error naming the flag when the weights, models and URLs do not fit.
+    """Raises a usage error naming the flag (or the environment variable that gave the
+    value) when the weights, models and URLs do not fit.
 
     `whole`: the flags describe the whole ensemble (not a resume, which keeps its own).
     `offline`: no server is asked, so a MINACT_LLM_URL left in the environment is not judged.
@@ -112,4 +123,7 @@ def check_models(
             names = split(model)
             weigh(names, weights, f"--model {','.join(names)}")
     except PlanError as e:
-        raise typer.BadParameter(e.message, param_hint=e.flag) from None
+        hint = e.flag
+        if _source(ctx, e.flag.removeprefix("--").replace("-", "_")) == "ENVIRONMENT":
+            hint = f"{_ENVIRONMENT[e.flag]} (the environment's {e.flag})"
+        raise typer.BadParameter(e.message, param_hint=hint) from None

@@ -323,7 +323,7 @@ def evolve(
     whole = resume is None and not offline and replay is None
     if run_id is not None and not usable_run_id(run_id):
         raise typer.BadParameter(f"{run_id!r}: {RUN_ID_RULE}", param_hint="--run-id")
-    check_models(model, model_weights, llm_url, whole, offline)
+    check_models(ctx, model, model_weights, llm_url, whole, offline)
     refuse_conflicts(ctx)
     given: dict[str, Any] = {
         "budget": budget,

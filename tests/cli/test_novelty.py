@@ -331,6 +331,8 @@ def test_bad_model_weights_are_usage_errors_naming_the_flag(
     flag = "--llm-url" if "URLs" in says else "--model" if "beside" in says else "--model-weights"
     flat = " ".join(re.sub("[│╭╮╰╯─]", " ", result.stderr).split())  # the box wraps lines
     assert flag in flat and says in flat
+    if env:  # the value came from the environment: its variable is named, not a flag alone
+        assert "MINACT_MODEL_WEIGHTS (the environment's --model-weights)" in flat, flat
     assert not (tmp_path / "runs").exists()
 
 
