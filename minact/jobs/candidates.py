@@ -29,21 +29,22 @@ def find_candidate(prefix: str, runs_dir: Path, run: Path | None, cache_dir: Pat
     prefix no run holds then fails with the cache's error beside its own.
     """
     runs = [run] if run is not None else all_runs(runs_dir)
+    where = f"run {run}" if run is not None else "the runs"
     if not cache_dir.exists():
-        return find(prefix, runs)
+        return find(prefix, runs, where=where)
     try:
         with FitnessCache(cache_dir, EVALUATOR_VERSION) as cache:
             sources = list(cache.sources())
     except CacheError as unread:
         try:
-            found = find(prefix, runs)
+            found = find(prefix, runs, where=where)
         except UsageError:  # no hash prefix at all: the cache has nothing to do with it
             raise
         except ConfigError as e:
             raise ConfigError(f"{e}; the cache was not searched: {unread}") from None
         log_warning(f"warning: the cache was not searched for {prefix!r}: {unread}")
         return found
-    return find(prefix, runs, sources)
+    return find(prefix, runs, sources, where=where)
 
 
 @dataclass(frozen=True, slots=True)

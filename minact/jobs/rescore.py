@@ -310,7 +310,7 @@ def _choose(
         labs: dict[str, frozenset[str]] = {}  # the labs the picks' fitness was measured on
         named: dict[str, dict[str, Any]] = {}
         for h in hashes:
-            f = find(h, runs, sources, once)
+            f = find(h, runs, sources, once, f"run {run}" if run is not None else "the runs")
             e = f.entry
             if e is not None and f.run is not None:
                 key, digests, named[key] = _lab_key(f.run)

@@ -209,10 +209,12 @@ def find(
     runs: Iterable[Path],
     cached_sources: Iterable[tuple[str, str]] = (),
     warn: Warn | None = log_warning,
+    where: str = "the runs",
 ) -> Found:
     """Returns the candidate whose code hash starts with `prefix`; raises UsageError when
     `prefix` is not of a hash prefix's form (`check_prefix`), else ConfigError, also when
-    one of `runs` cannot be ranked (`all_runs` leaves such runs out)."""
+    one of `runs` cannot be ranked (`all_runs` leaves such runs out). `where`: what
+    `runs` are, as the error for a prefix none holds says."""
     prefix = check_prefix(prefix, runs)
     hits: dict[str, Found] = {}
     for run in runs:
@@ -222,7 +224,7 @@ def find(
         if h.startswith(prefix) and h not in hits:
             hits[h] = Found(h, source)
     if not hits:
-        raise ConfigError(f"no candidate's hash starts with {prefix!r} (in the runs or the cache)")
+        raise ConfigError(f"no candidate's hash starts with {prefix!r} (in {where} or the cache)")
     if len(hits) > 1:
         listed = ", ".join(sorted(h[:12] for h in hits)[:10])
         raise ConfigError(

@@ -97,6 +97,10 @@ def test_show_says_a_candidate_found_in_the_cache_is_not_in_the_run_named(
 def test_show_unknown_and_bad_prefixes_are_clear(finished_run: dict[str, Path]) -> None:
     result = _invoke(finished_run, "show", "ffffffffffff")
     assert result.exit_code == 1 and "no candidate's hash starts with" in result.stderr
+    assert "(in the runs or the cache)" in " ".join(result.stderr.split())
+    # With --run, only that run (and the cache) was searched, and the error says so.
+    result = _invoke(finished_run, "show", "ffffffffffff", "--run", str(finished_run["run"]))
+    assert f"(in run {finished_run['run']} or the cache)" in " ".join(result.stderr.split())
     result = _invoke(finished_run, "show", "xyz")
     assert result.exit_code == 2 and "not a hash prefix" in result.stderr
 
