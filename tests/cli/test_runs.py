@@ -593,7 +593,11 @@ def test_rescore_says_when_the_run_has_fewer_candidates_than_top(
     result = _invoke(finished_run, "rescore", "--tasks", other, "--top", "50", "--json")
     assert result.exit_code == 0, result.stderr
     said = " ".join(result.stderr.split())
-    assert f"--top 50: {finished_run['run']} has {len(scored)} new candidates with a" in said
+    n, s = len(scored), "" if len(scored) == 1 else "s"
+    assert (
+        f"{finished_run['run']} has {n} new candidate{s} with a fitness, fewer than --top 50"
+        in said
+    )
     assert len([c for c in json.loads(result.stdout)["candidates"] if not c["baseline"]]) == len(
         scored
     )
